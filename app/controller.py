@@ -1,0 +1,147 @@
+"""The controller: owns the QThread and the worker, and is the only place that starts or ends them.
+
+Lifecycle: ``start`` makes a worker for a core generator, moves it to a fresh QThread and starts
+it. ``stop`` sets the worker's stop event, then ``quit()`` + ``wait()`` — never ``terminate()``.
+``shutdown`` is ``stop`` and is wired to the main window's ``closeEvent`` and to
+``QApplication.aboutToQuit``. Batches of a worker that has been replaced are dropped (a queued
+signal can still arrive after its worker stopped), so a restart never mixes two races.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Callable, Iterator
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.worker import GeneratorWorker
+
+# Every QThread this app starts, while it exists: tests assert none is left running.
+LIVE_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
+
+
+class RaceController(QObject):
+    """Start / play / pause / step / stop a background generator; re-emit its batches."""
+
+    batch = Signal(object)  # list of records, on the main thread
+    finished = Signal(bool)  # True: ran to the end; False: stopped or failed
+    failed = Signal(str)  # traceback text
+    state_changed = Signal(str)  # "idle" | "playing" | "paused"
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: GeneratorWorker | None = None
+        self._speed = 0.0
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def is_playing(self) -> bool:
+        return self._worker is not None and self._worker.is_playing()
+
+    def state(self) -> str:
+        if self._worker is None:
+            return "idle"
+        return "playing" if self._worker.is_playing() else "paused"
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def start(self, make: Callable[[threading.Event], Iterator], playing: bool = True) -> None:
+        """Run ``make(stop_event)`` on a new thread (stopping any previous one first)."""
+        self.stop()
+        worker = GeneratorWorker(make, playing=playing)
+        worker.set_speed(self._speed)
+        thread = QThread()
+        thread.setObjectName("descent-lab-worker")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.batch_ready.connect(self._on_batch)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+        self._worker, self._thread = worker, thread
+        LIVE_THREADS.add(thread)
+        thread.start()
+        self.state_changed.emit(self.state())
+
+    def play(self) -> None:
+        if self._worker is not None:
+            self._worker.play()
+            self.state_changed.emit(self.state())
+
+    def pause(self) -> None:
+        if self._worker is not None:
+            self._worker.pause()
+            self.state_changed.emit(self.state())
+
+    def step(self, n: int = 1) -> None:
+        if self._worker is not None:
+            self._worker.pause()
+            self._worker.request_steps(n)
+            self.state_changed.emit(self.state())
+
+    def set_speed(self, steps_per_second: float) -> None:
+        """Steps per second; 0 runs as fast as the machine allows."""
+        self._speed = steps_per_second
+        if self._worker is not None:
+            self._worker.set_speed(steps_per_second)
+
+    def stop(self) -> None:
+        """End the worker and its thread; returns when the thread has finished."""
+        worker, thread = self._worker, self._thread
+        if worker is None or thread is None:
+            return
+        self._worker = self._thread = None
+        worker.stop()
+        thread.quit()
+        thread.wait()
+        self._dispose(worker, thread)
+        self.state_changed.emit("idle")
+
+    shutdown = stop
+
+    # -- worker signals (main thread) ------------------------------------------------------------
+
+    @Slot(object)
+    def _on_batch(self, records: list) -> None:
+        worker = self._worker
+        if worker is None or self.sender() is not worker:
+            return  # a batch from a worker that was stopped or replaced
+        worker.batch_consumed()
+        self.batch.emit(records)
+
+    @Slot(str)
+    def _on_failed(self, text: str) -> None:
+        if self.sender() is self._worker:
+            self.failed.emit(text)
+
+    @Slot(bool)
+    def _on_finished(self, completed: bool) -> None:
+        worker = self.sender()
+        if worker is not self._worker or self._thread is None:
+            return
+        thread = self._thread
+        self._worker = self._thread = None
+        thread.quit()
+        thread.wait()
+        self._dispose(worker, thread)
+        self.state_changed.emit("idle")
+        self.finished.emit(completed)
+
+    def _dispose(self, worker: GeneratorWorker, thread: QThread) -> None:
+        for signal, slot in (
+            (worker.batch_ready, self._on_batch),
+            (worker.failed, self._on_failed),
+            (worker.finished, self._on_finished),
+        ):
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass
+        LIVE_THREADS.discard(thread)
+        # Both are Python-owned (no Qt parent): dropping the last reference deletes them, now
+        # that the thread has finished. deleteLater would never run for the worker, whose
+        # thread no longer has an event loop.

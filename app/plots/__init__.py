@@ -1,0 +1,1 @@
+"""Plots: the landscape, loss and lr curves."""

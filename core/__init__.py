@@ -1,0 +1,1 @@
+"""Descent Lab's science: functions, optimizers, schedules, the engine. No Qt here, ever."""

@@ -1,0 +1,76 @@
+"""Descent Lab's entry point: the GUI by default, headless sub-commands for scripts and CI.
+
+    python main.py [LAB]                       open the app (optionally with a lab file)
+    python main.py run LAB --out DIR           run a lab headless: summary.json, metrics.csv, ...
+
+A user's mistake (a bad lab file, a wrong flag) exits with code 2 and one line that names the
+file, the field and what is allowed — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_USER_ERROR = 2
+
+SUBCOMMANDS = ("run",)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from core.lab import load_lab
+    from core.runner import run_to_dir
+
+    lab = load_lab(args.lab)
+    summary = run_to_dir(lab, args.out)
+    for run in summary["runs"]:
+        state = f"diverged at step {run['diverged_at']}" if run["diverged"] else "ok"
+        print(
+            f"{run['label']:<24} final loss {run['final_loss']:.6g}  "
+            f"best {run['best_loss']:.6g}  {state}"
+        )
+    print(f"wrote {args.out}/summary.json, metrics.csv, trajectory.csv")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="descent-lab",
+        description="Descent Lab: watch real PyTorch optimizers race over loss landscapes.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a lab file headless and write its results")
+    run.add_argument("lab", help="a *.lab.json file")
+    run.add_argument("--out", required=True, help="output directory (created if missing)")
+    run.set_defaults(handler=_cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+        from app.main_window import launch
+
+        return launch(argv[0] if argv else None)
+    if argv[0] in ("-h", "--help") or argv[0] in SUBCOMMANDS:
+        args = build_parser().parse_args(argv)
+    else:
+        build_parser().parse_args(argv)  # prints usage and exits 2
+        return EXIT_USER_ERROR
+    from core.errors import LabError
+
+    try:
+        return args.handler(args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; no partial files were left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

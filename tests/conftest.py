@@ -1,0 +1,15 @@
+"""Shared test setup: Qt offscreen unless a real display was asked for; small helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Offscreen by default; OpenGL tests run the suite under xvfb-run with DESCENT_LAB_DISPLAY=1.
+if not os.environ.get("DESCENT_LAB_DISPLAY"):
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
