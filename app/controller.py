@@ -34,6 +34,7 @@ class RaceController(QObject):
         self._thread: QThread | None = None
         self._worker: GeneratorWorker | None = None
         self._speed = 0.0
+        self._generation = 0
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -53,7 +54,8 @@ class RaceController(QObject):
     def start(self, make: Callable[[threading.Event], Iterator], playing: bool = True) -> None:
         """Run ``make(stop_event)`` on a new thread (stopping any previous one first)."""
         self.stop()
-        worker = GeneratorWorker(make, playing=playing)
+        self._generation += 1
+        worker = GeneratorWorker(make, playing=playing, generation=self._generation)
         worker.set_speed(self._speed)
         thread = QThread()
         thread.setObjectName("descent-lab-worker")
@@ -105,25 +107,26 @@ class RaceController(QObject):
 
     # -- worker signals (main thread) ------------------------------------------------------------
 
-    @Slot(object)
-    def _on_batch(self, records: list) -> None:
-        worker = self._worker
-        if worker is None or self.sender() is not worker:
-            return  # a batch from a worker that was stopped or replaced
-        worker.batch_consumed()
+    def _is_current(self, generation: int) -> bool:
+        return self._worker is not None and generation == self._worker.generation
+
+    @Slot(int, object)
+    def _on_batch(self, generation: int, records: list) -> None:
+        if not self._is_current(generation):
+            return  # queued by a worker that was stopped or replaced
+        self._worker.batch_consumed()
         self.batch.emit(records)
 
-    @Slot(str)
-    def _on_failed(self, text: str) -> None:
-        if self.sender() is self._worker:
+    @Slot(int, str)
+    def _on_failed(self, generation: int, text: str) -> None:
+        if self._is_current(generation):
             self.failed.emit(text)
 
-    @Slot(bool)
-    def _on_finished(self, completed: bool) -> None:
-        worker = self.sender()
-        if worker is not self._worker or self._thread is None:
+    @Slot(int, bool)
+    def _on_finished(self, generation: int, completed: bool) -> None:
+        if not self._is_current(generation) or self._thread is None:
             return
-        thread = self._thread
+        worker, thread = self._worker, self._thread
         self._worker = self._thread = None
         thread.quit()
         thread.wait()

@@ -31,13 +31,18 @@ MAX_IN_FLIGHT = 2
 class GeneratorWorker(QObject):
     """Runs ``make(stop)`` to exhaustion (or stop) on whatever thread it is moved to."""
 
-    batch_ready = Signal(object)  # list of records
-    finished = Signal(bool)  # True when the generator ran to its end, False when stopped
-    failed = Signal(str)  # traceback text of an unexpected exception
+    # Every signal carries the worker's generation, so a receiver can drop what a replaced
+    # worker had already queued (QObject.sender() is not reliable across queued connections).
+    batch_ready = Signal(int, object)  # generation, list of records
+    finished = Signal(int, bool)  # generation; True when the generator ran to its end
+    failed = Signal(int, str)  # generation, traceback text of an unexpected exception
 
-    def __init__(self, make: Callable[[threading.Event], Iterator], playing: bool = True):
+    def __init__(
+        self, make: Callable[[threading.Event], Iterator], playing: bool = True, generation: int = 0
+    ):
         super().__init__()
         self._make = make
+        self.generation = generation
         self.stop_event = threading.Event()
         self._playing = threading.Event()
         if playing:
@@ -125,8 +130,8 @@ class GeneratorWorker(QObject):
                 # Finished: deliver everything. (Stopped: the user asked to drop the rest.)
                 self._flush(batch, last_emit, force=True, block=True)
         except Exception:  # noqa: BLE001 - reported to the user, not swallowed
-            self.failed.emit(traceback.format_exc())
-        self.finished.emit(completed)
+            self.failed.emit(self.generation, traceback.format_exc())
+        self.finished.emit(self.generation, completed)
 
     def _flush(self, batch: list, last_emit: float, force: bool, block: bool = False) -> float:
         """Emit the batch if it is time (≤ MAX_EMIT_HZ) and the main thread has room."""
@@ -140,6 +145,6 @@ class GeneratorWorker(QObject):
             self._in_flight.acquire(timeout=1.0)
         elif not self._in_flight.acquire(blocking=False):
             return last_emit
-        self.batch_ready.emit(list(batch))
+        self.batch_ready.emit(self.generation, list(batch))
         batch.clear()
         return now

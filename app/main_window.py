@@ -1,0 +1,500 @@
+"""The main window: problem and runs on the left, the landscape in the middle, curves on the right.
+
+Data flow (DESIGN.md): panels emit edited labs → the document (undo stack) → ``lab_changed`` →
+the window stops any race, resets the history and redraws. Play starts the shared core engine in
+the controller's worker thread; each batch of records is appended to the history once and each
+plot gets ``setData`` once per batch.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.controller import RaceController
+from app.document import LabDocument
+from app.panels.problem_panel import ProblemPanel
+from app.panels.runs_panel import RunsPanel
+from app.plots.curves import LossPlot, LrPlot
+from app.plots.landscape import LandscapePlot
+from core.engine import FunctionRace
+from core.errors import LabError
+from core.functions import get_function
+from core.history import RaceHistory
+from core.lab import Lab, default_lab
+
+APP_NAME = "Descent Lab"
+SETTINGS_ORG = "DescentLab"
+MAX_RECENT = 8
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "labs"
+# Steps per second offered in the speed box; 0 means as fast as the machine allows.
+SPEEDS = (("10 steps/s", 10), ("30 steps/s", 30), ("100 steps/s", 100), ("300 steps/s", 300),
+          ("1000 steps/s", 1000), ("Max", 0))
+DEFAULT_SPEED_INDEX = 2
+
+
+class MainWindow(QMainWindow):
+    race_finished = Signal(bool)  # for tests and scripts: True when the race ran to its end
+
+    def __init__(self, lab: Lab | None = None, settings: QSettings | None = None):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, "descent-lab")
+        self.document = LabDocument(lab if lab is not None else default_lab(), self)
+        self.controller = RaceController(self)
+        self.history: RaceHistory | None = None
+        self._race_labels: tuple[str, ...] = ()
+        self._race_indices: list[int] = []
+        self._objective_key = None
+        self._finished = False
+
+        self._build_plots()
+        self._build_docks()
+        self._build_actions()
+        self._build_toolbar()
+        self.status_label = QLabel()
+        self.statusBar().addWidget(self.status_label, 1)
+        self.step_label = QLabel(objectName="stepLabel")
+        self.statusBar().addPermanentWidget(self.step_label)
+
+        self.document.lab_changed.connect(self._on_lab_changed)
+        self.document.path_changed.connect(self._update_title)
+        self.document.undo_stack.cleanChanged.connect(self._update_title)
+        self.controller.batch.connect(self._on_batch)
+        self.controller.finished.connect(self._on_finished)
+        self.controller.failed.connect(self._on_failed)
+        self.controller.state_changed.connect(self._on_state_changed)
+
+        self.resize(1280, 800)
+        self._on_lab_changed(self.document.lab)
+        self._update_title()
+        self._on_state_changed("idle")
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _build_plots(self) -> None:
+        self.landscape = LandscapePlot()
+        self.landscape.start_moved.connect(self._on_start_moved)
+        self.loss_plot = LossPlot()
+        self.lr_plot = LrPlot()
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.loss_plot)
+        right.addWidget(self.lr_plot)
+        right.setSizes([480, 260])
+        center = QSplitter(Qt.Orientation.Horizontal)
+        center.addWidget(self.landscape)
+        center.addWidget(right)
+        center.setStretchFactor(0, 3)
+        center.setStretchFactor(1, 2)
+        center.setSizes([560, 380])
+        self.setCentralWidget(center)
+
+    def _build_docks(self) -> None:
+        self.problem_panel = ProblemPanel()
+        self.problem_panel.lab_edited.connect(self.document.edit)
+        self.runs_panel = RunsPanel()
+        self.runs_panel.lab_edited.connect(self.document.edit)
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.problem_panel)
+        layout.addWidget(self.runs_panel, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(column)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        dock = QDockWidget("Lab", self, objectName="labDock")
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        dock.setWidget(scroll)
+        dock.setMinimumWidth(370)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", icon=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        sp = QStyle.StandardPixmap
+        self.new_action = self._action("&New", self.new_lab, QKeySequence.StandardKey.New)
+        self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self.save_action = self._action("&Save", self.save, QKeySequence.StandardKey.Save)
+        self.save_as_action = self._action("Save &As…", self.save_as, QKeySequence("Ctrl+Shift+S"))
+        self.quit_action = self._action("&Quit", self.close, QKeySequence("Ctrl+Q"))
+        self.undo_action = self.document.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.document.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcut(QKeySequence("Ctrl+Shift+Z"))
+        self.play_action = self._action(
+            "&Play", self.toggle_play, Qt.Key.Key_Space, "Play / pause the race (Space)",
+            sp.SP_MediaPlay,
+        )
+        self.step_action = self._action(
+            "S&tep", self.step, Qt.Key.Key_Right, "Advance every run by one step (→)",
+            sp.SP_MediaSeekForward,
+        )
+        self.reset_action = self._action(
+            "&Reset", self.reset, Qt.Key.Key_R, "Back to step 0 (R)", sp.SP_MediaSkipBackward
+        )
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for action in (self.new_action, self.open_action):
+            file_menu.addAction(action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.examples_menu = file_menu.addMenu("&Examples")
+        for path in sorted(EXAMPLES_DIR.glob("*.lab.json")):
+            act = self.examples_menu.addAction(path.name.removesuffix(".lab.json"))
+            act.triggered.connect(lambda _=False, p=path: self.open_lab(p))
+        file_menu.addSeparator()
+        for action in (self.save_action, self.save_as_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        race_menu = bar.addMenu("&Race")
+        for action in (self.play_action, self.step_action, self.reset_action):
+            race_menu.addAction(action)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self._action("&About", self._about))
+        self._refresh_recent_menu()
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Playback", self, objectName="playbackBar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.play_action, self.step_action, self.reset_action):
+            bar.addAction(action)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Speed "))
+        self.speed_combo = QComboBox(objectName="speedCombo")
+        for text, value in SPEEDS:
+            self.speed_combo.addItem(text, value)
+        self.speed_combo.setToolTip("How many steps per second the race advances")
+        self.speed_combo.currentIndexChanged.connect(self._on_speed)
+        self.speed_combo.setCurrentIndex(DEFAULT_SPEED_INDEX)
+        self.controller.set_speed(SPEEDS[DEFAULT_SPEED_INDEX][1])
+        bar.addWidget(self.speed_combo)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+    # -- the lab -----------------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_lab_changed(self, lab: Lab) -> None:
+        """Any edit: stop the race, redraw what changed, back to step 0."""
+        self.controller.stop()
+        self.problem_panel.set_lab(lab)
+        self.runs_panel.set_lab(lab)
+        key = repr(lab.problem.function)
+        if key != self._objective_key:
+            objective = get_function(lab.problem.function)
+            self.landscape.set_objective(objective)
+            self.loss_plot.set_minimum(objective.min_value)
+            self._objective_key = key
+        start = ProblemPanel.start_point(lab)
+        self.landscape.set_start(*start)
+        self._reset_views(lab)
+
+    def _reset_views(self, lab: Lab) -> None:
+        self._race_indices = [i for i, r in enumerate(lab.runs) if r.enabled]
+        self._race_labels = tuple(lab.runs[i].label for i in self._race_indices)
+        colors = [lab.run_color(i) for i in self._race_indices]
+        self.history = RaceHistory(self._race_labels)
+        self.landscape.set_runs(colors)
+        self.loss_plot.set_runs(list(self._race_labels), colors)
+        self.lr_plot.set_runs(list(self._race_labels), colors)
+        self._finished = False
+        self._show_step(0)
+        if not self._race_indices:
+            self.status_label.setText("Add a run to start a race.")
+        else:
+            self.status_label.setText(f"Ready: {len(self._race_indices)} runs. Press Space to play.")
+
+    def _on_start_moved(self, x: float, y: float) -> None:
+        from dataclasses import replace
+
+        lab = self.document.lab
+        problem = replace(lab.problem, start=(round(x, 4), round(y, 4)))
+        self.document.edit(replace(lab, problem=problem), "Move start point")
+
+    # -- playback ----------------------------------------------------------------------------
+
+    def _make_race(self):
+        lab = self.document.lab
+
+        def make(stop):
+            return FunctionRace(lab).records(stop)
+
+        return make
+
+    def _can_race(self) -> bool:
+        if not self._race_indices:
+            self.status_label.setText("No enabled runs: add or enable a run first.")
+            return False
+        return True
+
+    def play(self) -> None:
+        if not self._can_race():
+            return
+        if self.controller.is_running():
+            self.controller.play()
+            return
+        if self._finished or (self.history is not None and self.history.last_step >= 0):
+            self._reset_views(self.document.lab)
+        self.controller.start(self._make_race(), playing=True)
+
+    def pause(self) -> None:
+        self.controller.pause()
+
+    def toggle_play(self) -> None:
+        if self.controller.is_playing():
+            self.pause()
+        else:
+            self.play()
+
+    def step(self) -> None:
+        if not self._can_race():
+            return
+        if not self.controller.is_running():
+            if self._finished or (self.history is not None and self.history.last_step >= 0):
+                self._reset_views(self.document.lab)
+            self.controller.start(self._make_race(), playing=False)
+            self.controller.step(2)  # step 0 (the start) and step 1
+        else:
+            self.controller.step(1)
+
+    def reset(self) -> None:
+        self.controller.stop()
+        self._reset_views(self.document.lab)
+
+    def _on_speed(self, index: int) -> None:
+        self.controller.set_speed(self.speed_combo.itemData(index))
+
+    @Slot(object)
+    def _on_batch(self, records: list) -> None:
+        history = self.history
+        if history is None:
+            return
+        history.extend(records)
+        paths, alive = [], []
+        loss, lr = [], []
+        last = records[-1]
+        for i, series in enumerate(history.runs):
+            steps = series.column("step")
+            paths.append((series.column("x"), series.column("y")))
+            loss.append((steps, series.column("loss")))
+            lr.append((steps, series.column("lr")))
+            alive.append(bool(last.alive[i]))
+        self.landscape.update_paths(paths, alive)
+        self.loss_plot.update_series(loss)
+        self.lr_plot.update_series(lr)
+        for record in records:
+            for event in record.diverged:
+                self.status_label.setText(
+                    f"{event.label} diverged at step {event.step}: {event.reason}. "
+                    "The other runs go on."
+                )
+        self._show_step(last.step)
+
+    def _show_step(self, step: int) -> None:
+        self.step_label.setText(f"step {step} / {self.document.lab.steps}")
+
+    @Slot(bool)
+    def _on_finished(self, completed: bool) -> None:
+        if completed:
+            self._finished = True
+            self.status_label.setText(self._summary_text())
+        self.race_finished.emit(completed)
+
+    def _summary_text(self) -> str:
+        if self.history is None:
+            return ""
+        best = []
+        for label, series in zip(self.history.labels, self.history.runs):
+            if len(series):
+                best.append((float(np.min(series.column("loss"))), label))
+        if not best:
+            return "Finished."
+        value, label = min(best)
+        diverged = len(self.history.divergences)
+        extra = f"; {diverged} diverged" if diverged else ""
+        return f"Finished: best loss {value:.4g} by {label}{extra}."
+
+    @Slot(str)
+    def _on_failed(self, details: str) -> None:
+        self.status_label.setText("The race stopped on an error (details in the dialog).")
+        box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME, "The race stopped on an error.", parent=self)
+        box.setInformativeText("The lab is unchanged; you can edit it and press Play again.")
+        box.setDetailedText(details)
+        box.setModal(False)
+        box.show()
+
+    @Slot(str)
+    def _on_state_changed(self, state: str) -> None:
+        playing = state == "playing"
+        self.play_action.setText("&Pause" if playing else "&Play")
+        icon = QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay
+        self.play_action.setIcon(self.style().standardIcon(icon))
+
+    # -- files -------------------------------------------------------------------------------
+
+    def _confirm_discard(self) -> bool:
+        """Ask before throwing away unsaved edits. Tests replace this method."""
+        if not self.document.is_dirty():
+            return True
+        answer = QMessageBox.question(
+            self,
+            APP_NAME,
+            "The lab has unsaved changes. Save them first?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_lab(self) -> None:
+        if self._confirm_discard():
+            self.document.replace(default_lab(), None)
+
+    def open_dialog(self) -> None:
+        if not self._confirm_discard():
+            return
+        start = self.settings.value("last_dir", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open lab", start, "Lab files (*.lab.json *.json)")
+        if path:
+            self.open_lab(path)
+
+    def open_lab(self, path: str | Path) -> bool:
+        """Open a lab file; a bad file is refused with its message and nothing is lost."""
+        try:
+            self.document.open(path)
+        except LabError as exc:
+            self.status_label.setText(f"Could not open {Path(path).name}.")
+            self._error(f"Could not open {Path(path).name}", str(exc))
+            return False
+        self._remember(path)
+        self.status_label.setText(f"Opened {path}.")
+        return True
+
+    def save(self) -> bool:
+        if self.document.path is None:
+            return self.save_as()
+        return self._save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        start = self.settings.value("last_dir", str(Path.home()))
+        name = self.document.lab.name.replace(" ", "_").lower() or "lab"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save lab", str(Path(start) / f"{name}.lab.json"), "Lab files (*.lab.json)"
+        )
+        return bool(path) and self._save_to(Path(path))
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.document.save(path)
+        except OSError as exc:
+            self._error("Could not save", f"{path}: {exc.strerror or exc}")
+            return False
+        self._remember(path)
+        self.status_label.setText(f"Saved {path}.")
+        return True
+
+    def _remember(self, path: str | Path) -> None:
+        path = str(Path(path).resolve())
+        recent = [p for p in self._recent() if p != path]
+        self.settings.setValue("recent_files", [path, *recent][:MAX_RECENT])
+        self.settings.setValue("last_dir", str(Path(path).parent))
+        self._refresh_recent_menu()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self._recent()
+        for path in recent:
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _=False, p=path: self._open_recent(p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _open_recent(self, path: str) -> None:
+        if self._confirm_discard():
+            self.open_lab(path)
+
+    def _error(self, title: str, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, title, parent=self)
+        box.setInformativeText(text)
+        box.setModal(False)
+        box.show()
+        self.last_error = text
+
+    def _update_title(self, *_args) -> None:
+        path = self.document.path
+        name = path.name if path else self.document.lab.name
+        dirty = "*" if self.document.is_dirty() else ""
+        self.setWindowTitle(f"{name}{dirty} — {APP_NAME}")
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            APP_NAME,
+            "Descent Lab: watch real torch.optim optimizers race over loss landscapes.",
+        )
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        self.controller.shutdown()
+        super().closeEvent(event)
+
+
+def launch(lab_path: str | None = None) -> int:
+    """Start the GUI (``python main.py [LAB]``)."""
+    from app.theme import apply_dark_theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(SETTINGS_ORG)
+    apply_dark_theme(app)
+    window = MainWindow()
+    app.aboutToQuit.connect(window.controller.shutdown)
+    window.show()
+    if lab_path:
+        QTimer.singleShot(0, lambda: window.open_lab(lab_path))
+    return app.exec()

@@ -1,0 +1,191 @@
+"""The 2-D landscape: heatmap with a colour bar, contour lines, minima, trajectories, start point.
+
+Drawing choices, measured on these machines (see issue 2's known traps):
+* contours come from contourpy (1–6 ms) rather than pyqtgraph's IsocurveItem (~130 ms), and all
+  levels go into ONE PlotDataItem with a ``connect`` array, so a redraw is one path;
+* pens are 1–2 px without antialiasing (wider antialiased pens cost 5–30× in redraw time);
+* image levels are explicit, so the colour bar does not rescale as trajectories are drawn;
+* functions with a large dynamic range (Rosenbrock, Beale…) are coloured by log10(f − f_min).
+
+The start point is a draggable target: dragging it, or clicking anywhere on the map, emits
+``start_moved(x, y)``; the main window turns that into an undoable lab edit.
+"""
+
+from __future__ import annotations
+
+import contourpy
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor
+
+from core.functions import Objective
+
+GRID_RESOLUTION = 240
+CONTOUR_LEVELS = 14
+COLORMAP = "viridis"
+
+
+def color_values(objective: Objective, z: np.ndarray) -> tuple[np.ndarray, str]:
+    """What the heatmap shows (log10 of the gap to the minimum where the function asks for it)."""
+    if not objective.log_scale:
+        return z, "f(x, y)"
+    floor = float(np.min(z))
+    span = float(np.max(z)) - floor
+    # A floor just below the grid's minimum keeps log finite without hiding the valley.
+    eps = max(span * 1e-7, 1e-12)
+    return np.log10(z - floor + eps), "log₁₀(f − min)"
+
+
+def contour_path(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, levels: np.ndarray):
+    """All contour lines of ``values`` as one (x, y, connect) triple for a single PlotDataItem."""
+    gen = contourpy.contour_generator(xs, ys, values, line_type=contourpy.LineType.Separate)
+    parts_x, parts_y, parts_c = [], [], []
+    for level in levels:
+        for line in gen.lines(level):
+            if len(line) < 2:
+                continue
+            parts_x.append(line[:, 0])
+            parts_y.append(line[:, 1])
+            connect = np.ones(len(line), dtype=bool)
+            connect[-1] = False  # no segment from this line's end to the next line's start
+            parts_c.append(connect)
+    if not parts_x:
+        return np.empty(0), np.empty(0), np.empty(0, dtype=bool)
+    return np.concatenate(parts_x), np.concatenate(parts_y), np.concatenate(parts_c)
+
+
+class LandscapePlot(pg.PlotWidget):
+    """Heatmap + contours + minima + one trajectory and one marker per run."""
+
+    start_moved = Signal(float, float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("landscapePlot")
+        self.setMenuEnabled(False)
+        self.plotItem.setLabel("bottom", "x")
+        self.plotItem.setLabel("left", "y")
+        self.plotItem.setAspectLocked(False)
+        self.plotItem.showGrid(False, False)
+
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(
+            colorMap=pg.colormap.get(COLORMAP), interactive=False, width=14
+        )
+        self.colorbar.setImageItem(self.image, insert_in=self.plotItem)
+
+        self.contours = pg.PlotDataItem(pen=pg.mkPen(255, 255, 255, 70, width=1))
+        self.addItem(self.contours)
+        self.minima = pg.ScatterPlotItem(
+            symbol="star", size=14, pen=pg.mkPen("k", width=1), brush=pg.mkBrush("#ffffff")
+        )
+        self.minima.setToolTip("global minimum")
+        self.addItem(self.minima)
+
+        self.trajectories: list[pg.PlotDataItem] = []
+        self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("k", width=1))
+        self.markers.setZValue(20)
+        self.addItem(self.markers)
+
+        self.start_target = pg.TargetItem(
+            pos=(0, 0), size=16, symbol="crosshair", pen=pg.mkPen("w", width=2), movable=True
+        )
+        self.start_target.setZValue(30)
+        self.start_target.setToolTip("Start point: drag it, or click anywhere on the map")
+        self.start_target.sigPositionChangeFinished.connect(self._on_target_moved)
+        self.addItem(self.start_target)
+        self.scene().sigMouseClicked.connect(self._on_scene_clicked)
+
+        self.objective: Objective | None = None
+        self._colors: list[QColor] = []
+        self._domain = ((-1.0, 1.0), (-1.0, 1.0))
+
+    # -- the function ------------------------------------------------------------------------
+
+    def set_objective(self, objective: Objective) -> None:
+        """Draw a new function: heatmap, colour bar, contours and minima."""
+        self.objective = objective
+        xs, ys, z = objective.grid(GRID_RESOLUTION)
+        values, label = color_values(objective, z)
+        lo, hi = float(np.min(values)), float(np.max(values))
+        if hi <= lo:
+            hi = lo + 1.0
+        (x0, x1), (y0, y1) = objective.domain
+        self._domain = objective.domain
+        self.image.setImage(values, levels=(lo, hi))
+        self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.colorbar.setLevels((lo, hi))
+        self.colorbar.axis.setLabel(label)
+
+        levels = np.linspace(lo, hi, CONTOUR_LEVELS + 2)[1:-1]
+        if not objective.log_scale:
+            # Quantile levels: evenly spaced levels leave flat regions with no lines at all.
+            levels = np.unique(np.quantile(values, np.linspace(0.02, 0.98, CONTOUR_LEVELS)))
+        cx, cy, connect = contour_path(xs, ys, values, levels)
+        self.contours.setData(cx, cy, connect=connect)
+
+        if objective.minima:
+            pts = np.array(objective.minima, dtype=float)
+            self.minima.setData(pts[:, 0], pts[:, 1])
+            tip = ", ".join(f"({x:.4g}, {y:.4g})" for x, y in objective.minima)
+            value = "" if objective.min_value is None else f" = {objective.min_value:.6g}"
+            self.minima.setToolTip(f"global minimum f{value} at {tip}")
+        else:
+            self.minima.setData([], [])
+        self.plotItem.setTitle(f"{objective.title}: {objective.formula}", size="10pt")
+        self.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        self.plotItem.vb.setLimits(
+            xMin=x0 - (x1 - x0), xMax=x1 + (x1 - x0), yMin=y0 - (y1 - y0), yMax=y1 + (y1 - y0)
+        )
+
+    def set_start(self, x: float, y: float) -> None:
+        self.start_target.blockSignals(True)
+        self.start_target.setPos(QPointF(x, y))
+        self.start_target.blockSignals(False)
+
+    # -- the runs ----------------------------------------------------------------------------
+
+    def set_runs(self, colors: list[str]) -> None:
+        """One trajectory item per run, in the runs' colours; clears old paths."""
+        for item in self.trajectories:
+            self.removeItem(item)
+        self._colors = [QColor(c) for c in colors]
+        self.trajectories = []
+        for color in self._colors:
+            item = pg.PlotDataItem(pen=pg.mkPen(color, width=2))
+            item.setZValue(10)
+            self.addItem(item)
+            self.trajectories.append(item)
+        self.markers.setData([], [])
+
+    def update_paths(self, paths: list[tuple[np.ndarray, np.ndarray]], alive: list[bool]) -> None:
+        """Redraw each run's path (x, y arrays) and its current position marker."""
+        xs, ys, brushes, symbols = [], [], [], []
+        for item, color, (x, y), live in zip(self.trajectories, self._colors, paths, alive):
+            item.setData(x, y)
+            if len(x):
+                xs.append(x[-1])
+                ys.append(y[-1])
+                brushes.append(pg.mkBrush(color))
+                symbols.append("o" if live else "x")
+        self.markers.setData(xs, ys, brush=brushes, symbol=symbols)
+
+    # -- start point -------------------------------------------------------------------------
+
+    def _on_target_moved(self) -> None:
+        pos = self.start_target.pos()
+        self.start_moved.emit(float(pos.x()), float(pos.y()))
+
+    def _on_scene_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or event.double():
+            return
+        vb = self.plotItem.vb
+        if not vb.sceneBoundingRect().contains(event.scenePos()):
+            return
+        pos = vb.mapSceneToView(event.scenePos())
+        (x0, x1), (y0, y1) = self._domain
+        if x0 <= pos.x() <= x1 and y0 <= pos.y() <= y1:
+            self.set_start(pos.x(), pos.y())
+            self.start_moved.emit(float(pos.x()), float(pos.y()))
