@@ -29,7 +29,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{run['label']:<24} final loss {run['final_loss']:.6g}  "
             f"best {run['best_loss']:.6g}  {state}"
         )
-    print(f"wrote {args.out}/summary.json, metrics.csv, trajectory.csv")
+    files = "metrics.csv, weights/" if lab.is_network else "metrics.csv, trajectory.csv"
+    print(f"wrote {args.out}/summary.json, {files}")
     return 0
 
 
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         build_parser().parse_args(argv)  # prints usage and exits 2
         return EXIT_USER_ERROR
+    from core.devices import configure_threads
     from core.errors import LabError
 
+    configure_threads()
     try:
         return args.handler(args)
     except LabError as exc:

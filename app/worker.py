@@ -21,8 +21,9 @@ import time
 import traceback
 from typing import Callable, Iterator
 
-import torch
 from PySide6.QtCore import QObject, Signal, Slot
+
+from core.devices import configure_threads
 
 MAX_EMIT_HZ = 60
 MAX_IN_FLIGHT = 2
@@ -96,7 +97,7 @@ class GeneratorWorker(QObject):
     @Slot()
     def run(self) -> None:
         # Per-thread setting: two cores, and the main thread must keep one to paint.
-        torch.set_num_threads(1)
+        configure_threads()
         batch: list = []
         last_emit = 0.0
         next_due = time.perf_counter()

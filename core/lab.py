@@ -55,6 +55,36 @@ class RunSpec:
     schedule: ScheduleSpec | None = None
     enabled: bool = True
     color: str | None = None
+    # Training controls, network problems only (a 2-D function has no data or layers).
+    l1: float = 0.0
+    l2: float = 0.0
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    early_stopping: Mapping[str, Any] | None = None  # {"patience": int, "min_delta": float}
+
+
+NETWORK_RUN_KEYS = ("l1", "l2", "clip_norm", "clip_value", "early_stopping")
+
+
+@dataclass(frozen=True)
+class NetworkProblem:
+    """Train a small network on a data set.
+
+    ``dataset`` and ``model`` are the lab file's mappings, checked by core.datasets and
+    core.models; ``batch_size`` None means full batch.
+    """
+
+    dataset: Mapping[str, Any] = field(default_factory=lambda: {"name": "moons"})
+    model: Mapping[str, Any] = field(
+        default_factory=lambda: {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16},
+                                            {"act": "relu"}, {"linear": 2}]}
+    )
+    loss: str = "cross_entropy"
+    batch_size: int | None = 64
+    eval_every: int = 10
+    device: str = "auto"
+
+    kind = "network"
 
 
 @dataclass(frozen=True)
@@ -77,8 +107,15 @@ class Lab:
     name: str = "Untitled lab"
     seed: int = 0
     steps: int = 500
-    problem: FunctionProblem = field(default_factory=FunctionProblem)
+    problem: FunctionProblem | NetworkProblem = field(default_factory=FunctionProblem)
     runs: tuple[RunSpec, ...] = ()
+    # Where the lab file lives: relative paths in it (a CSV data set) are read from here.
+    # Not part of the lab's identity and never written to the file.
+    base_dir: str | None = field(default=None, compare=False)
+
+    @property
+    def is_network(self) -> bool:
+        return isinstance(self.problem, NetworkProblem)
 
     def enabled_runs(self) -> tuple[RunSpec, ...]:
         return tuple(r for r in self.runs if r.enabled)
@@ -171,19 +208,26 @@ def migrate(data: dict) -> dict:
     return data
 
 
-def lab_from_dict(data: Any) -> Lab:
-    """Check a parsed lab file and build the `Lab` it describes, or raise `LabError`."""
+def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None) -> Lab:
+    """Check a parsed lab file and build the `Lab` it describes, or raise `LabError`.
+
+    ``base_dir`` is the lab file's folder, for relative paths inside it.
+    """
     _expect(data, dict, "", "a JSON object")
     data = migrate(data)
     _check_keys(data, {"format", "name", "seed", "steps", "problem", "runs"}, {"problem", "runs"}, "")
     name = _expect(data.get("name", "Untitled lab"), str, "name", "a string")
     seed = _int_in(data.get("seed", 0), "seed", 0, 2**32 - 1)
     steps = _int_in(data.get("steps", 500), "steps", 1, MAX_STEPS)
-    problem = _problem_from_dict(data["problem"])
+    base = str(base_dir) if base_dir is not None else None
+    problem = _problem_from_dict(data["problem"], seed, base)
     runs_data = _expect(data["runs"], list, "runs", "a list of runs")
     if len(runs_data) > MAX_RUNS:
         raise LabError("runs", f"at most {MAX_RUNS} runs, got {len(runs_data)}")
-    runs = tuple(_run_from_dict(r, f"runs[{i}]", steps) for i, r in enumerate(runs_data))
+    network = isinstance(problem, NetworkProblem)
+    runs = tuple(
+        _run_from_dict(r, f"runs[{i}]", steps, network) for i, r in enumerate(runs_data)
+    )
     seen: dict[str, int] = {}
     for i, run in enumerate(runs):
         if run.label in seen:
@@ -191,18 +235,22 @@ def lab_from_dict(data: Any) -> Lab:
                 f"runs[{i}].label", f"duplicate label {run.label!r} (also runs[{seen[run.label]}])"
             )
         seen[run.label] = i
-    lab = Lab(name=name, seed=seed, steps=steps, problem=problem, runs=runs)
+    lab = Lab(name=name, seed=seed, steps=steps, problem=problem, runs=runs, base_dir=base)
     check_runs_fit_problem(lab)
     return lab
 
 
-def _problem_from_dict(data: Any) -> FunctionProblem:
+def _problem_from_dict(
+    data: Any, seed: int, base_dir: str | None
+) -> FunctionProblem | NetworkProblem:
     from core.functions import get_function
 
     _expect(data, dict, "problem", "a JSON object")
     kind = data.get("kind")
+    if kind == "network":
+        return _network_problem_from_dict(data, seed, base_dir)
     if kind != "function":
-        raise LabError("problem.kind", f'must be "function", got {_show(kind)}')
+        raise LabError("problem.kind", f'must be "function" or "network", got {_show(kind)}')
     _check_keys(data, {"kind", "function", "start"}, {"function"}, "problem")
     function = data["function"]
     get_function(function, field="problem.function")  # raises a precise LabError
@@ -217,14 +265,63 @@ def _problem_from_dict(data: Any) -> FunctionProblem:
     return FunctionProblem(function=function, start=start)
 
 
-def _run_from_dict(data: Any, field_: str, steps: int) -> RunSpec:
+def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> NetworkProblem:
+    from core.datasets import make_dataset
+    from core.devices import DEVICES
+    from core.metrics import loss_function
+    from core.models import validate_model
+
+    _check_keys(
+        data,
+        {"kind", "dataset", "model", "loss", "batch_size", "eval_every", "device"},
+        {"dataset", "model"},
+        "problem",
+    )
+    dataset_spec = _expect(data["dataset"], dict, "problem.dataset", "a JSON object")
+    # Building the data set checks every field of it and tells the model its input shape.
+    dataset = make_dataset(
+        dataset_spec, seed, field="problem.dataset",
+        base_dir=Path(base_dir) if base_dir else None,
+    )
+    model_spec = _expect(data["model"], dict, "problem.model", "a JSON object")
+    validate_model(model_spec, dataset.input_shape, dataset.n_outputs, field="problem.model")
+    default_loss = "cross_entropy" if dataset.task == "classification" else "mse"
+    loss = _expect(data.get("loss", default_loss), str, "problem.loss", "a loss name")
+    loss_function(loss, dataset.task, field="problem.loss")
+    batch_size = data.get("batch_size", 64)
+    if batch_size is not None:
+        batch_size = _int_in(batch_size, "problem.batch_size", 1, 1_000_000)
+    eval_every = _int_in(data.get("eval_every", 10), "problem.eval_every", 1, MAX_STEPS)
+    device = _expect(data.get("device", "auto"), str, "problem.device", "a device name")
+    if device not in DEVICES:
+        raise LabError("problem.device", f"must be one of {', '.join(DEVICES)}, got {_show(device)}")
+    return NetworkProblem(
+        dataset=dict(dataset_spec), model=dict(model_spec), loss=loss, batch_size=batch_size,
+        eval_every=eval_every, device=device,
+    )
+
+
+def _optional_positive(data: dict, key: str, field_: str, high: float) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    value = _finite_float(value, f"{field_}.{key}", high)
+    if value <= 0:
+        raise LabError(f"{field_}.{key}", f"must be > 0 (or left out), got {value}")
+    return value
+
+
+def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) -> RunSpec:
     from core.optimizers import validate_optimizer_params, get_optimizer_info
     from core.schedules import get_schedule_info, validate_schedule_params
 
     _expect(data, dict, field_, "a JSON object")
-    _check_keys(
-        data, {"label", "optimizer", "params", "schedule", "enabled", "color"}, {"optimizer"}, field_
-    )
+    allowed = {"label", "optimizer", "params", "schedule", "enabled", "color"}
+    if not network:
+        for key in NETWORK_RUN_KEYS:
+            if key in data:
+                raise LabError(f"{field_}.{key}", "only network problems have this control")
+    _check_keys(data, allowed | set(NETWORK_RUN_KEYS), {"optimizer"}, field_)
     optimizer = _expect(data["optimizer"], str, f"{field_}.optimizer", "an optimizer name")
     get_optimizer_info(optimizer, field=f"{field_}.optimizer")
     label = _expect(data.get("label", optimizer), str, f"{field_}.label", "a string")
@@ -239,8 +336,10 @@ def _run_from_dict(data: Any, field_: str, steps: int) -> RunSpec:
         sname = _expect(sched["name"], str, f"{field_}.schedule.name", "a schedule name")
         get_schedule_info(sname, field=f"{field_}.schedule.name")
         sparams = _expect(sched.get("params", {}), dict, f"{field_}.schedule.params", "a JSON object")
+        base_lr = params.get("lr", get_optimizer_info(optimizer).defaults().get("lr"))
         sparams = validate_schedule_params(
-            sname, sparams, field=f"{field_}.schedule.params", total_steps=steps
+            sname, sparams, field=f"{field_}.schedule.params", total_steps=steps,
+            base_lr=base_lr,
         )
         schedule = ScheduleSpec(sname, sparams)
     enabled = _expect(data.get("enabled", True), bool, f"{field_}.enabled", "true or false")
@@ -249,13 +348,35 @@ def _run_from_dict(data: Any, field_: str, steps: int) -> RunSpec:
         _expect(color, str, f"{field_}.color", 'a colour like "#1f77b4"')
         if not _COLOR_RE.match(color):
             raise LabError(f"{field_}.color", f'must be a colour like "#1f77b4", got {_show(color)}')
-    return RunSpec(label, optimizer, params, schedule, enabled, color)
+    controls: dict[str, Any] = {}
+    if network:
+        for key in ("l1", "l2"):
+            if key in data:
+                value = _finite_float(data[key], f"{field_}.{key}", 1e3)
+                if value < 0:
+                    raise LabError(f"{field_}.{key}", f"must be in [0, 1000], got {value}")
+                controls[key] = value
+        controls["clip_norm"] = _optional_positive(data, "clip_norm", field_, 1e6)
+        controls["clip_value"] = _optional_positive(data, "clip_value", field_, 1e6)
+        rule = data.get("early_stopping")
+        if rule is not None:
+            where = f"{field_}.early_stopping"
+            _expect(rule, dict, where, 'an object like {"patience": 10}')
+            _check_keys(rule, {"patience", "min_delta"}, {"patience"}, where)
+            patience = _int_in(rule["patience"], f"{where}.patience", 0, MAX_STEPS)
+            min_delta = _finite_float(rule.get("min_delta", 0.0), f"{where}.min_delta", 1e6)
+            if min_delta < 0:
+                raise LabError(f"{where}.min_delta", f"must be >= 0, got {min_delta}")
+            controls["early_stopping"] = {"patience": patience, "min_delta": min_delta}
+    return RunSpec(label, optimizer, params, schedule, enabled, color, **controls)
 
 
 def check_runs_fit_problem(lab: Lab) -> None:
     """Refuse runs whose optimizer cannot work on this problem (e.g. Muon on 2-D points)."""
     from core.optimizers import get_optimizer_info
 
+    if lab.is_network:
+        return
     for i, run in enumerate(lab.runs):
         info = get_optimizer_info(run.optimizer)
         if info.min_param_ndim > 1:
@@ -268,7 +389,7 @@ def check_runs_fit_problem(lab: Lab) -> None:
 
 def validate_lab(lab: Lab) -> Lab:
     """Re-check a `Lab` built in code (the GUI's edits) exactly as a file would be checked."""
-    return lab_from_dict(lab_to_dict(lab))
+    return lab_from_dict(lab_to_dict(lab), base_dir=lab.base_dir)
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,9 +406,17 @@ def _plain(value: Any) -> Any:
 
 
 def lab_to_dict(lab: Lab) -> dict:
-    problem: dict[str, Any] = {"kind": "function", "function": _plain(lab.problem.function)}
-    if lab.problem.start is not None:
-        problem["start"] = list(lab.problem.start)
+    if isinstance(lab.problem, NetworkProblem):
+        p = lab.problem
+        problem: dict[str, Any] = {
+            "kind": "network", "dataset": _plain(p.dataset), "model": _plain(p.model),
+            "loss": p.loss, "batch_size": p.batch_size, "eval_every": p.eval_every,
+            "device": p.device,
+        }
+    else:
+        problem = {"kind": "function", "function": _plain(lab.problem.function)}
+        if lab.problem.start is not None:
+            problem["start"] = list(lab.problem.start)
     runs = []
     for run in lab.runs:
         entry: dict[str, Any] = {
@@ -301,6 +430,14 @@ def lab_to_dict(lab: Lab) -> dict:
             entry["enabled"] = False
         if run.color:
             entry["color"] = run.color
+        for key in ("l1", "l2"):
+            if getattr(run, key):
+                entry[key] = getattr(run, key)
+        for key in ("clip_norm", "clip_value"):
+            if getattr(run, key) is not None:
+                entry[key] = getattr(run, key)
+        if run.early_stopping is not None:
+            entry["early_stopping"] = _plain(run.early_stopping)
         runs.append(entry)
     return {
         "format": FORMAT,
@@ -357,10 +494,10 @@ def load_lab(path: str | os.PathLike) -> Lab:
         raise LabError("", "not UTF-8 text; a lab file is JSON", str(path)) from None
     except OSError as exc:
         raise LabError("", f"cannot read the file ({exc.strerror or exc})", str(path)) from None
-    return lab_from_json(text, source=str(path))
+    return lab_from_json(text, source=str(path), base_dir=path.parent)
 
 
-def lab_from_json(text: str, source: str = "") -> Lab:
+def lab_from_json(text: str, source: str = "", base_dir: str | os.PathLike | None = None) -> Lab:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
@@ -372,7 +509,7 @@ def lab_from_json(text: str, source: str = "") -> Lab:
     except ValueError as exc:
         raise LabError("", str(exc), source) from None
     try:
-        return lab_from_dict(data)
+        return lab_from_dict(data, base_dir=base_dir)
     except LabError as exc:
         raise (exc.from_file(source) if source else exc) from None
 

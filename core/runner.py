@@ -53,6 +53,8 @@ def run_to_dir(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Run ``lab`` to the end and write its results into ``out_dir``; return the summary."""
+    if lab.is_network:
+        return _run_network(lab, Path(out_dir), stop, progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -112,3 +114,112 @@ def run_to_dir(
     }
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _run_network(
+    lab: Lab,
+    out: Path,
+    stop: threading.Event | None,
+    progress: Callable[[int, int], None] | None,
+) -> dict:
+    """Network labs: metrics.csv (with val_loss / val_accuracy where measured), weights/*.pt."""
+    import torch
+
+    from core.network import NetworkRace
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    race = NetworkRace(lab, base_dir=Path(lab.base_dir) if lab.base_dir else None)
+    labels = race.labels
+    classification = race.task == "classification"
+    header = ["run", "step", "epoch", "loss", "lr", "grad_norm", "val_loss"]
+    header += ["val_accuracy"] if classification else ["val_r2"]
+    metrics = _AtomicCsv(out / "metrics.csv", header)
+    best = np.full(len(labels), np.inf)
+    final_val: dict[str, np.ndarray] = {}
+    last = None
+    try:
+        for record in race.records(stop):
+            last = record
+            ev = record.evaluation
+            if ev is not None and ev.val:
+                final_val = {k: np.where(record.alive, v, final_val.get(k, v))
+                             for k, v in ev.val.items()}
+            for i in np.flatnonzero(record.alive):
+                loss = float(record.loss[i])
+                row = [labels[i], record.step, record.epoch, loss, float(record.lr[i]),
+                       float(record.grad_norm[i])]
+                if ev is not None and ev.val:
+                    quality = ev.val["accuracy" if classification else "r2"][i]
+                    row += [float(ev.val["loss"][i]), float(quality)]
+                else:
+                    row += ["", ""]
+                metrics.writer.writerow(row)
+                best[i] = min(best[i], loss)
+            if progress is not None:
+                progress(record.step, lab.steps)
+    except BaseException:
+        metrics.discard()
+        raise
+    metrics.commit()
+
+    weights = out / "weights"
+    weights.mkdir(exist_ok=True)
+    for label, state in race.state_dicts().items():
+        fd, tmp = tempfile.mkstemp(prefix=".w.", suffix=".tmp", dir=weights)
+        os.close(fd)
+        torch.save(state, tmp)
+        os.replace(tmp, weights / f"{_safe_name(label)}.pt")
+
+    runs = []
+    for i, label in enumerate(labels):
+        event = race.diverged[i]
+        stopped = race.stopped[i]
+        entry = {
+            "label": label,
+            "optimizer": race.runs[i].optimizer,
+            "final_loss": float(last.loss[i]) if last is not None else None,
+            "best_loss": float(best[i]) if np.isfinite(best[i]) else None,
+            "steps": (max(0, event.step - 1) if event is not None
+                      else stopped.step if stopped is not None else (last.step if last else 0)),
+            "diverged": event is not None,
+            "diverged_at": event.step if event is not None else None,
+            "divergence_reason": event.reason if event is not None else None,
+            "early_stopped_at": stopped.step if stopped is not None else None,
+            "wall_s": round(float(race.wall_s[i]), 6),
+            "final_val_loss": _value(final_val, "loss", i),
+            "best_val_loss": float(race.best_val[i]) if np.isfinite(race.best_val[i]) else None,
+        }
+        if classification:
+            entry["final_val_accuracy"] = _value(final_val, "accuracy", i)
+            entry["final_val_f1"] = _value(final_val, "f1", i)
+        else:
+            entry["final_val_r2"] = _value(final_val, "r2", i)
+        runs.append(entry)
+    summary = {
+        "lab": lab.name,
+        "problem": "network",
+        "dataset": race.data.name,
+        "task": race.task,
+        "parameters": race.model_spec.n_params,
+        "device": str(race.device),
+        "notices": race.notices,
+        "steps": lab.steps,
+        "seed": lab.seed,
+        "wall_s": round(time.perf_counter() - started, 6),
+        "runs": runs,
+    }
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _value(values: dict[str, np.ndarray], key: str, i: int) -> float | None:
+    if key not in values:
+        return None
+    return float(values[key][i])
+
+
+def _safe_name(label: str) -> str:
+    """A file name for a run label: letters, digits, spaces and -_+.() stay; others become '_'."""
+    name = "".join(c if c.isalnum() or c in " -_+.()" else "_" for c in label).strip(". ")
+    return name or "run"

@@ -13,3 +13,8 @@ if str(ROOT) not in sys.path:
 # Offscreen by default; OpenGL tests run the suite under xvfb-run with DESCENT_LAB_DISPLAY=1.
 if not os.environ.get("DESCENT_LAB_DISPLAY"):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+# As in the app and the CLI: one intra-op thread (tiny models; more threads only contend).
+from core.devices import configure_threads  # noqa: E402
+
+configure_threads()

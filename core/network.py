@@ -1,0 +1,419 @@
+"""The network engine: trains every run of a network lab side by side and yields plain records.
+
+Fairness is the point of a race, so every run starts from the *same* initial weights (one model
+is built from the lab's seed and copied) and sees the *same* mini-batches in the same order (one
+seeded generator draws each epoch's permutation once for all runs). Dropout masks come from a
+per-run RNG stream, so adding or removing a run never changes another run's numbers.
+
+Each step ``t`` (0 … steps), for every live run, in the order a plain PyTorch script uses::
+
+    out = model(x_batch_t); loss = criterion(out, y_batch_t) + l1·Σ|W| + l2·ΣW²
+    opt.zero_grad(); loss.backward(); clip; record; opt.step(); schedule.step(loss)
+
+(no update after the last record). So the record of step t holds the loss of batch t at the
+weights after t updates — the same convention as the function engine. Every ``eval_every`` steps
+(and at the first and last step) the record also carries validation and full-train metrics, the
+per-layer gradient norms and update/weight ratios, and, for 2-D data, each run's decision boundary
+on a grid. Records hold numpy arrays and floats only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.datasets import Dataset, make_dataset
+from core.devices import resolve_device
+from core.engine import EXPLODE_FACTOR, Divergence
+from core.lab import Lab, RunSpec
+from core.metrics import classification_metrics, loss_function, regression_metrics
+from core.models import ModelSpec, build_model, linear_layers, validate_model
+from core.optimizers import build_optimizer, get_optimizer_info
+from core.schedules import Schedule
+
+BOUNDARY_GRID = 64  # decision-boundary resolution (G×G points per run)
+CURVE_POINTS = 200  # fitted-curve resolution for 1-D regression
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    run: int
+    label: str
+    step: int
+    best_step: int
+    best_val_loss: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Full-data metrics of every run at one step (arrays have one row per run)."""
+
+    train: dict[str, np.ndarray]  # "loss", plus "accuracy"/"precision"/... or "mse"/"mae"/"r2"
+    val: dict[str, np.ndarray]  # same keys; empty when there is no validation split
+    layer_grad_norm: np.ndarray  # (R, L)
+    update_ratio: np.ndarray  # (R, L): ‖ΔW‖ / ‖W‖ of this step's update (0 at the last step)
+    confusion: np.ndarray | None  # (R, k, k) on validation (train when no val split)
+    boundary: np.ndarray | None  # (R, G, G) float32: P(class 1) for binary, else confidence
+    boundary_class: np.ndarray | None  # (R, G, G) int8 predicted class (classification)
+    curve: np.ndarray | None  # (R, CURVE_POINTS) predictions of a 1-D regression
+
+
+@dataclass(frozen=True)
+class NetworkRecord:
+    step: int
+    epoch: float  # epochs completed at this step (step × batch / n_train)
+    loss: np.ndarray  # (R,) the mini-batch's data loss (without the L1/L2 penalty)
+    lr: np.ndarray  # (R,) lr of the update from this step to the next
+    grad_norm: np.ndarray  # (R,) total gradient norm before clipping
+    alive: np.ndarray  # (R,) False once a run diverged or stopped early
+    wall_time: float  # seconds since the race started
+    evaluation: Evaluation | None = None
+    diverged: tuple[Divergence, ...] = ()
+    stopped: tuple[EarlyStop, ...] = ()
+
+
+class BatchOrder:
+    """The one mini-batch order every run sees: a fresh seeded permutation per epoch."""
+
+    def __init__(self, n: int, batch_size: int | None, seed: int):
+        self.n = n
+        self.batch_size = n if batch_size is None else min(batch_size, n)
+        self.per_epoch = math.ceil(n / self.batch_size)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._epoch = -1
+        self._perm: torch.Tensor | None = None
+
+    def batch(self, step: int) -> torch.Tensor | None:
+        """Indices of the batch used at ``step`` (None for full batch: use everything)."""
+        if self.batch_size >= self.n:
+            return None
+        epoch, within = divmod(step, self.per_epoch)
+        while self._epoch < epoch:  # steps only move forward
+            self._perm = torch.randperm(self.n, generator=self._generator)
+            self._epoch += 1
+        start = within * self.batch_size
+        return self._perm[start : start + self.batch_size]
+
+
+def _penalized_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The weights L1/L2 act on: linear and conv weight matrices, not biases or batch norm."""
+    return [m.weight for _, m in linear_layers(model)]
+
+
+def _optimizer_for(run: RunSpec, model: nn.Module) -> list[torch.optim.Optimizer]:
+    """The run's optimizer; Muon gets the weight matrices and AdamW the rest (as its docs advise)."""
+    info = get_optimizer_info(run.optimizer)
+    params = list(model.parameters())
+    if info.min_param_ndim <= 1:
+        return [build_optimizer(run.optimizer, run.params, params)]
+    matrices = [p for p in params if p.ndim >= info.min_param_ndim]
+    others = [p for p in params if p.ndim < info.min_param_ndim]
+    optimizers = [build_optimizer(run.optimizer, run.params, matrices)]
+    if others:
+        optimizers.append(build_optimizer("adamw", {"lr": run.params.get("lr", 1e-3)}, others))
+    return optimizers
+
+
+class NetworkRace:
+    """State of a network race; `records()` advances it."""
+
+    def __init__(self, lab: Lab, base_dir: Path | None = None):
+        problem = lab.problem
+        self.lab = lab
+        self.runs = lab.enabled_runs()
+        self.labels = tuple(r.label for r in self.runs)
+        self.device, self.notices = resolve_device(problem.device)
+        self.data: Dataset = make_dataset(problem.dataset, lab.seed, base_dir=base_dir)
+        self.model_spec: ModelSpec = validate_model(
+            problem.model, self.data.input_shape, self.data.n_outputs
+        )
+        self.task = self.data.task
+        self.criterion = loss_function(problem.loss, self.task)
+
+        generator = torch.Generator().manual_seed(lab.seed)
+        initial = build_model(self.model_spec, generator=generator)
+        self.models = [copy.deepcopy(initial).to(self.device) for _ in self.runs]
+        self.optimizers = [_optimizer_for(run, model) for run, model in zip(self.runs, self.models)]
+        self.schedules = [
+            Schedule(opts[0], run.schedule.name, run.schedule.params, lab.steps)
+            if run.schedule is not None
+            else Schedule(opts[0], "constant", {}, lab.steps)
+            for run, opts in zip(self.runs, self.optimizers)
+        ]
+        self.has_dropout = any(isinstance(m, nn.Dropout) for m in initial.modules())
+        # One RNG stream per run for dropout, so runs never share random numbers.
+        self._rng_states = []
+        for i in range(len(self.runs)):
+            torch.manual_seed(lab.seed * 1009 + i + 1)
+            self._rng_states.append(torch.get_rng_state())
+
+        dev = self.device
+        self.x_train = torch.as_tensor(self.data.x_train, device=dev)
+        self.y_train = torch.as_tensor(self.data.y_train, device=dev)
+        self.x_val = torch.as_tensor(self.data.x_val, device=dev)
+        self.y_val = torch.as_tensor(self.data.y_val, device=dev)
+        self.order = BatchOrder(len(self.x_train), problem.batch_size, lab.seed + 1)
+        self._grid = self._boundary_inputs()
+
+        count = len(self.runs)
+        self.step = 0
+        self.alive = np.ones(count, dtype=bool)
+        self.diverged: list[Divergence | None] = [None] * count
+        self.stopped: list[EarlyStop | None] = [None] * count
+        self.best_val = np.full(count, np.inf)
+        self.best_val_step = np.zeros(count, dtype=int)
+        self._evals_since_best = np.zeros(count, dtype=int)
+        self._start_loss: np.ndarray | None = None
+        self.wall_s = np.zeros(count)
+        self._last_loss = np.zeros(count)
+        self._last_grad = np.zeros(count)
+        self._started = time.perf_counter()
+        self.last_evaluation: Evaluation | None = None
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _boundary_inputs(self) -> torch.Tensor | None:
+        """Model inputs for the decision-boundary grid (2-D sets) or the fitted curve (1-D)."""
+        data = self.data
+        if data.plane is not None:
+            (x0, x1), (y0, y1) = data.plane
+            xs = np.linspace(x0, x1, BOUNDARY_GRID)
+            ys = np.linspace(y0, y1, BOUNDARY_GRID)
+            gx, gy = np.meshgrid(xs, ys)  # row j = y, column i = x (row-major images)
+            points = np.column_stack([gx.ravel(), gy.ravel()])
+            return torch.as_tensor(data.features(points), dtype=torch.float32, device=self.device)
+        if data.task == "regression" and data.input_shape == (1,):
+            lo, hi = float(data.x_train.min()), float(data.x_train.max())
+            xs = np.linspace(lo, hi, CURVE_POINTS, dtype=np.float32)[:, None]
+            return torch.as_tensor(xs, device=self.device)
+        return None
+
+    def _penalty(self, run: RunSpec, model: nn.Module) -> torch.Tensor | float:
+        penalty: torch.Tensor | float = 0.0
+        if run.l1:
+            penalty = penalty + run.l1 * sum(w.abs().sum() for w in _penalized_weights(model))
+        if run.l2:
+            penalty = penalty + run.l2 * sum((w * w).sum() for w in _penalized_weights(model))
+        return penalty
+
+    def _train_step(self, i: int, xb, yb) -> tuple[float, float, torch.Tensor]:
+        """Forward + backward (+ clipping) of run i; returns loss, grad norm, penalised loss."""
+        run, model = self.runs[i], self.models[i]
+        model.train()
+        if self.has_dropout:
+            torch.set_rng_state(self._rng_states[i])
+        out = model(xb)
+        data_loss = self.criterion(out, yb)
+        total = data_loss + self._penalty(run, model)
+        for opt in self.optimizers[i]:
+            opt.zero_grad(set_to_none=True)
+        total.backward()
+        if self.has_dropout:
+            self._rng_states[i] = torch.get_rng_state()
+        params = [p for p in model.parameters() if p.grad is not None]
+        grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+        if run.clip_norm is not None:
+            torch.nn.utils.clip_grads_with_norm_(params, run.clip_norm, torch.tensor(grad_norm))
+        if run.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(params, run.clip_value)
+        return data_loss.item(), grad_norm, total
+
+    @torch.no_grad()
+    def _evaluate(self) -> Evaluation:
+        """Metrics of every run at the current weights (update ratios are filled in later)."""
+        count = len(self.runs)
+        train: dict[str, list] = {}
+        val: dict[str, list] = {}
+        confusion, boundary, boundary_class, curve = [], [], [], []
+        layer_grads, ratios = [], []
+        classification = self.task == "classification"
+        k = self.data.n_classes
+        for i, model in enumerate(self.models):
+            model.eval()
+            for split, x, y, out in (("train", self.x_train, self.y_train, train),
+                                     ("val", self.x_val, self.y_val, val)):
+                if len(x) == 0:
+                    continue
+                pred = model(x)
+                out.setdefault("loss", []).append(float(self.criterion(pred, y)))
+                metrics = (classification_metrics(pred, y, k) if classification
+                           else regression_metrics(pred, y))
+                for key, value in metrics.items():
+                    out.setdefault(key, []).append(value)
+                if classification and (split == "val" or len(self.x_val) == 0):
+                    from core.metrics import confusion_matrix
+
+                    confusion.append(confusion_matrix(pred.argmax(1), y, k).cpu().numpy())
+            if self._grid is not None:
+                pred = model(self._grid)
+                if classification:
+                    prob = torch.softmax(pred, dim=1)
+                    g = BOUNDARY_GRID
+                    cls = prob.argmax(dim=1)
+                    shown = prob[:, 1] if k == 2 else prob.max(dim=1).values
+                    boundary.append(shown.reshape(g, g).float().cpu().numpy())
+                    boundary_class.append(cls.reshape(g, g).to(torch.int8).cpu().numpy())
+                else:
+                    curve.append(pred[:, 0].float().cpu().numpy())
+            layers = linear_layers(model)
+            layer_grads.append([
+                float(m.weight.grad.norm()) if m.weight.grad is not None else 0.0
+                for _, m in layers
+            ])
+            ratios.append([0.0] * len(layers))
+        as_arrays = lambda d: {key: np.asarray(v, dtype=np.float64) for key, v in d.items()}  # noqa: E731
+        return Evaluation(
+            train=as_arrays(train),
+            val=as_arrays(val),
+            layer_grad_norm=np.asarray(layer_grads, dtype=np.float64).reshape(count, -1),
+            update_ratio=np.asarray(ratios, dtype=np.float64).reshape(count, -1),
+            confusion=np.stack(confusion) if confusion else None,
+            boundary=np.stack(boundary) if boundary else None,
+            boundary_class=np.stack(boundary_class) if boundary_class else None,
+            curve=np.stack(curve) if curve else None,
+        )
+
+    def _check_divergence(self, i: int, loss: float, grad_norm: float) -> Divergence | None:
+        reason = None
+        if not math.isfinite(loss):
+            reason = "the loss became NaN" if math.isnan(loss) else "the loss became infinite"
+        elif abs(loss) > EXPLODE_FACTOR * (self._start_loss[i] + 1.0):
+            reason = f"the loss exploded to {loss:.3g}"
+        elif not math.isfinite(grad_norm):
+            reason = "the gradient became NaN/Inf"
+        else:
+            for name, p in self.models[i].named_parameters():
+                if not torch.isfinite(p).all():
+                    reason = f"parameter {name} became NaN/Inf"
+                    break
+        if reason is None:
+            return None
+        return Divergence(i, self.labels[i], self.step, reason)
+
+    def _early_stopping(self, evaluation: Evaluation) -> list[EarlyStop]:
+        events = []
+        val_loss = evaluation.val.get("loss")
+        if val_loss is None:
+            return events
+        for i in np.flatnonzero(self.alive):
+            rule = self.runs[i].early_stopping
+            value = float(val_loss[i])
+            min_delta = rule.get("min_delta", 0.0) if rule else 0.0
+            if value < self.best_val[i] - min_delta:
+                self.best_val[i] = value
+                self.best_val_step[i] = self.step
+                self._evals_since_best[i] = 0
+            else:
+                self._evals_since_best[i] += 1
+            if rule and self._evals_since_best[i] > rule["patience"]:
+                self.alive[i] = False
+                event = EarlyStop(int(i), self.labels[i], self.step, int(self.best_val_step[i]),
+                                  float(self.best_val[i]))
+                self.stopped[i] = event
+                events.append(event)
+        return events
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def records(self, stop: threading.Event | None = None) -> Iterator[NetworkRecord]:
+        eval_every = self.lab.problem.eval_every
+        steps = self.lab.steps
+        while True:
+            if stop is not None and stop.is_set():
+                return
+            idx = self.order.batch(self.step)
+            xb = self.x_train if idx is None else self.x_train[idx]
+            yb = self.y_train if idx is None else self.y_train[idx]
+            losses = self._last_loss.copy()
+            grads = self._last_grad.copy()
+            totals: dict[int, torch.Tensor] = {}
+            diverged = []
+            for i in np.flatnonzero(self.alive):
+                t0 = time.perf_counter()
+                loss, grad_norm, total = self._train_step(int(i), xb, yb)
+                self.wall_s[i] += time.perf_counter() - t0
+                if self._start_loss is None:
+                    self._start_loss = np.zeros(len(self.runs))
+                if self.step == 0:
+                    self._start_loss[i] = abs(loss) if math.isfinite(loss) else 0.0
+                event = self._check_divergence(int(i), loss, grad_norm)
+                if event is not None:
+                    self.alive[i] = False
+                    self.diverged[i] = event
+                    diverged.append(event)
+                    continue
+                losses[i], grads[i] = loss, grad_norm
+                totals[int(i)] = total
+            self._last_loss, self._last_grad = losses, grads
+
+            evaluate = self.step % eval_every == 0 or self.step == steps or diverged
+            before = None
+            if evaluate and self.step < steps:
+                before = [[m.weight.detach().clone() for _, m in linear_layers(model)]
+                          for model in self.models]
+            lr = np.array([float(opts[0].param_groups[0]["lr"]) for opts in self.optimizers])
+            # Update after recording lr; the evaluation below sees the weights *before* the
+            # update (the state of step t), plus the update ratio of this step.
+            evaluation = None
+            stopped: list[EarlyStop] = []
+            if evaluate:
+                evaluation = self._evaluate()
+                self.last_evaluation = evaluation
+                stopped = self._early_stopping(evaluation)
+            # A run that stops early at this step still owns this step's numbers.
+            alive = self.alive.copy()
+            for event in stopped:
+                alive[event.run] = True
+            if self.step < steps:
+                for i in np.flatnonzero(self.alive):
+                    t0 = time.perf_counter()
+                    for opt in self.optimizers[i]:
+                        opt.step()
+                    self.schedules[i].step(float(losses[i]))
+                    self.wall_s[i] += time.perf_counter() - t0
+                if before is not None and evaluation is not None:
+                    ratios = self._update_ratios(before)
+                    evaluation = _with_ratios(evaluation, ratios)
+            yield NetworkRecord(
+                step=self.step,
+                epoch=self.step * self.order.batch_size / self.order.n,
+                loss=losses,
+                lr=lr,
+                grad_norm=grads,
+                alive=alive,
+                wall_time=time.perf_counter() - self._started,
+                evaluation=evaluation,
+                diverged=tuple(diverged),
+                stopped=tuple(stopped),
+            )
+            if self.step >= steps or not self.alive.any():
+                return
+            self.step += 1
+
+    @torch.no_grad()
+    def _update_ratios(self, before: list[list[torch.Tensor]]) -> np.ndarray:
+        rows = []
+        for model, weights in zip(self.models, before):
+            rows.append([
+                float((m.weight - w).norm() / w.norm().clamp(min=1e-12))
+                for (_, m), w in zip(linear_layers(model), weights)
+            ])
+        return np.asarray(rows, dtype=np.float64).reshape(len(self.models), -1)
+
+    def state_dicts(self) -> dict[str, dict]:
+        return {label: model.state_dict() for label, model in zip(self.labels, self.models)}
+
+
+def _with_ratios(evaluation: Evaluation, ratios: np.ndarray) -> Evaluation:
+    from dataclasses import replace
+
+    return replace(evaluation, update_ratio=ratios)
