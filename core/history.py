@@ -16,17 +16,27 @@ import numpy as np
 from core.engine import StepRecord
 
 FIELDS = ("step", "x", "y", "loss", "lr", "grad_norm")
-DEFAULT_CAPACITY = 200_000
+DEFAULT_CAPACITY = 100_000
 
 
 class RunSeries:
-    """One run's columns (see `FIELDS`), as one growable 2-D array."""
+    """One run's columns (``fields``, by default `FIELDS`), as one growable 2-D array.
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY):
+    Decimation keeps the extremes of the ``peak_field`` column (the loss).
+    """
+
+    def __init__(
+        self,
+        capacity: int = DEFAULT_CAPACITY,
+        fields: tuple[str, ...] = FIELDS,
+        peak_field: str = "loss",
+    ):
         if capacity < 64 or capacity % 4:
             raise ValueError("capacity must be a multiple of 4 and at least 64")
         self.capacity = capacity
-        self._data = np.empty((len(FIELDS), 1024), dtype=np.float64)
+        self.fields = fields
+        self._peak_row = fields.index(peak_field)
+        self._data = np.empty((len(fields), 1024), dtype=np.float64)
         self._size = 0
 
     def __len__(self) -> int:
@@ -34,22 +44,22 @@ class RunSeries:
 
     def column(self, name: str) -> np.ndarray:
         """A read-only view of one column (no copy)."""
-        view = self._data[FIELDS.index(name), : self._size]
+        view = self._data[self.fields.index(name), : self._size]
         view.flags.writeable = False
         return view
 
     def last(self, name: str) -> float:
-        return float(self._data[FIELDS.index(name), self._size - 1])
+        return float(self._data[self.fields.index(name), self._size - 1])
 
     def extend(self, rows: np.ndarray) -> None:
-        """Append rows shaped (len(FIELDS), n)."""
+        """Append rows shaped (len(fields), n)."""
         n = rows.shape[1]
         if self._size + n > self._data.shape[1]:
             if self._size + n > self.capacity:
                 self._decimate(self._size + n - self.capacity)
             if self._size + n > self._data.shape[1]:
                 grown = max(self._size + n, min(self.capacity, 2 * self._data.shape[1]))
-                data = np.empty((len(FIELDS), grown), dtype=np.float64)
+                data = np.empty((len(self.fields), grown), dtype=np.float64)
                 data[:, : self._size] = self._data[:, : self._size]
                 self._data = data
         self._data[:, self._size : self._size + n] = rows
@@ -57,13 +67,14 @@ class RunSeries:
 
     def _decimate(self, needed: int) -> None:
         """Halve the oldest part until ``needed`` slots are free, keeping min and max loss."""
-        loss_row = FIELDS.index("loss")
+        loss_row = self._peak_row
+        width = len(self.fields)
         while self.capacity - self._size < needed:
             # Thin the older half; keep the newer half at full resolution.
             old = (self._size // 2) // 4 * 4
             if old < 4:
                 raise ValueError("capacity too small for one batch")
-            block = self._data[:, :old].reshape(len(FIELDS), old // 4, 4)
+            block = self._data[:, :old].reshape(width, old // 4, 4)
             losses = block[loss_row]
             lo = np.argmin(losses, axis=1)
             hi = np.argmax(losses, axis=1)
@@ -73,7 +84,7 @@ class RunSeries:
             first = np.where(first == second, 0, first)
             idx = np.arange(old // 4)
             kept = np.stack([block[:, idx, first], block[:, idx, second]], axis=2)
-            kept = kept.reshape(len(FIELDS), old // 2)
+            kept = kept.reshape(width, old // 2)
             rest = self._data[:, old : self._size].copy()
             self._data[:, : old // 2] = kept
             self._data[:, old // 2 : old // 2 + rest.shape[1]] = rest
@@ -117,3 +128,68 @@ class RaceHistory:
             )
             series.extend(rows)
         self.last_step = records[-1].step
+
+
+NETWORK_FIELDS = ("step", "epoch", "wall", "loss", "lr", "grad_norm")
+
+
+class NetworkHistory:
+    """A network race's series: per-step training numbers and per-evaluation metrics.
+
+    ``steps[i]`` has `NETWORK_FIELDS`; ``evals[i]`` has step, epoch, wall and one column per
+    metric ("train_loss", "val_loss", "train_accuracy", "val_f1", ...), created on the first
+    evaluation. ``last_evaluation`` is the newest `Evaluation` (boundaries, confusion matrices,
+    per-layer statistics) for the views that show a snapshot rather than a curve.
+    """
+
+    def __init__(self, labels: Sequence[str], capacity: int = DEFAULT_CAPACITY):
+        self.labels = tuple(labels)
+        self.steps = [RunSeries(capacity, NETWORK_FIELDS) for _ in self.labels]
+        self.evals: list[RunSeries] | None = None
+        self.eval_fields: tuple[str, ...] = ()
+        self.last_evaluation = None
+        self.last_evaluation_step = -1
+        self.last_step = -1
+        self.divergences: dict[int, object] = {}
+        self.stops: dict[int, object] = {}
+
+    def extend(self, records) -> None:
+        records = list(records)
+        if not records:
+            return
+
+        steps = np.array([r.step for r in records], dtype=np.float64)
+        epochs = np.array([r.epoch for r in records], dtype=np.float64)
+        walls = np.array([r.wall_time for r in records], dtype=np.float64)
+        loss = np.stack([r.loss for r in records])
+        lr = np.stack([r.lr for r in records])
+        grad = np.stack([r.grad_norm for r in records])
+        alive = np.stack([r.alive for r in records])
+        for i, series in enumerate(self.steps):
+            keep = alive[:, i]
+            if keep.any():
+                series.extend(np.stack([steps[keep], epochs[keep], walls[keep], loss[keep, i],
+                                        lr[keep, i], grad[keep, i]]))
+        for k, record in enumerate(records):
+            for event in record.diverged:
+                self.divergences[event.run] = event
+            for event in record.stopped:
+                self.stops[event.run] = event
+            if record.evaluation is not None:
+                self._add_evaluation(record, steps[k], epochs[k], walls[k], alive[k])
+        self.last_step = records[-1].step
+
+    def _add_evaluation(self, record, step, epoch, wall, alive) -> None:
+        ev = record.evaluation
+        columns = {f"train_{k}": v for k, v in ev.train.items()}
+        columns.update({f"val_{k}": v for k, v in ev.val.items()})
+        if self.evals is None:
+            self.eval_fields = ("step", "epoch", "wall", *columns)
+            self.evals = [RunSeries(DEFAULT_CAPACITY, self.eval_fields, peak_field=self.eval_fields[3])
+                          for _ in self.labels]
+        for i, series in enumerate(self.evals):
+            if alive[i]:
+                row = [step, epoch, wall] + [float(columns[f][i]) for f in self.eval_fields[3:]]
+                series.extend(np.array(row, dtype=np.float64)[:, None])
+        self.last_evaluation = ev
+        self.last_evaluation_step = record.step
