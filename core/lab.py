@@ -301,14 +301,26 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
     )
 
 
-def _optional_positive(data: dict, key: str, field_: str, high: float) -> float | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    value = _finite_float(value, f"{field_}.{key}", high)
-    if value <= 0:
-        raise LabError(f"{field_}.{key}", f"must be > 0 (or left out), got {value}")
-    return value
+def _controls_from_dict(data: dict, field_: str) -> dict[str, Any]:
+    """A run's training controls, checked against their specs in core.controls."""
+    from core.controls import TRAINING_CONTROLS
+
+    specs = {spec.name: spec for spec in TRAINING_CONTROLS}
+    controls: dict[str, Any] = {}
+    for key in ("l1", "l2", "clip_norm", "clip_value"):
+        if data.get(key) is not None:
+            controls[key] = specs[key].validate(data[key], f"{field_}.{key}")
+    rule = data.get("early_stopping")
+    if rule is not None:
+        where = f"{field_}.early_stopping"
+        _expect(rule, dict, where, 'an object like {"patience": 10}')
+        _check_keys(rule, {"patience", "min_delta"}, {"patience"}, where)
+        patience = specs["early_stopping_patience"].validate(rule["patience"], f"{where}.patience")
+        min_delta = _finite_float(rule.get("min_delta", 0.0), f"{where}.min_delta", 1e6)
+        if min_delta < 0:
+            raise LabError(f"{where}.min_delta", f"must be >= 0, got {min_delta}")
+        controls["early_stopping"] = {"patience": patience, "min_delta": min_delta}
+    return controls
 
 
 def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) -> RunSpec:
@@ -350,24 +362,7 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) ->
             raise LabError(f"{field_}.color", f'must be a colour like "#1f77b4", got {_show(color)}')
     controls: dict[str, Any] = {}
     if network:
-        for key in ("l1", "l2"):
-            if key in data:
-                value = _finite_float(data[key], f"{field_}.{key}", 1e3)
-                if value < 0:
-                    raise LabError(f"{field_}.{key}", f"must be in [0, 1000], got {value}")
-                controls[key] = value
-        controls["clip_norm"] = _optional_positive(data, "clip_norm", field_, 1e6)
-        controls["clip_value"] = _optional_positive(data, "clip_value", field_, 1e6)
-        rule = data.get("early_stopping")
-        if rule is not None:
-            where = f"{field_}.early_stopping"
-            _expect(rule, dict, where, 'an object like {"patience": 10}')
-            _check_keys(rule, {"patience", "min_delta"}, {"patience"}, where)
-            patience = _int_in(rule["patience"], f"{where}.patience", 0, MAX_STEPS)
-            min_delta = _finite_float(rule.get("min_delta", 0.0), f"{where}.min_delta", 1e6)
-            if min_delta < 0:
-                raise LabError(f"{where}.min_delta", f"must be >= 0, got {min_delta}")
-            controls["early_stopping"] = {"patience": patience, "min_delta": min_delta}
+        controls = _controls_from_dict(data, field_)
     return RunSpec(label, optimizer, params, schedule, enabled, color, **controls)
 
 

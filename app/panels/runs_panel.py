@@ -50,7 +50,8 @@ from PySide6.QtWidgets import (
 
 from app.panels.hyperparam_form import HyperParamForm, format_float, same_value
 from core.errors import LabError
-from core.hyperparams import HyperParam
+from core.controls import TRAINING_CONTROLS
+from core.hyperparams import HyperParam, validate_params
 from core.lab import MAX_LABEL_CHARS, MAX_RUNS, RUN_COLORS, Lab, RunSpec, ScheduleSpec
 from core.optimizers import OPTIMIZERS, OptimizerInfo, validate_optimizer_params
 from core.schedules import SCHEDULES, preview, resolve_schedule_params, validate_schedule_params
@@ -79,9 +80,9 @@ _SHORT_NAMES = {"betas": "β", "weight_decay": "wd", "momentum": "mom"}
 _NUMBERED = re.compile(r"^(.*?)(?: (\d+))?$")
 
 
-def usable_optimizers() -> list[OptimizerInfo]:
-    """Optimizers that can step a 2-D point: Muon (matrices only) is left out."""
-    return [info for info in OPTIMIZERS.values() if info.min_param_ndim <= 1]
+def usable_optimizers(network: bool = False) -> list[OptimizerInfo]:
+    """Optimizers the problem can use: Muon (weight matrices only) only on networks."""
+    return [info for info in OPTIMIZERS.values() if network or info.min_param_ndim <= 1]
 
 
 def unique_label(base: str, taken: set[str]) -> str:
@@ -332,6 +333,7 @@ class RunsPanel(QWidget):
 
         layout.addWidget(self._build_optimizer_group())
         layout.addWidget(self._build_schedule_group())
+        layout.addWidget(self._build_controls_group())
         layout.addStretch(1)
         self.editor = editor
         scroll.setWidget(editor)
@@ -344,10 +346,7 @@ class RunsPanel(QWidget):
 
         self.optimizer_combo = QComboBox(objectName="optimizerCombo")
         self.optimizer_combo.setAccessibleName("Optimizer")
-        for info in usable_optimizers():
-            self.optimizer_combo.addItem(info.title, info.name)
-            index = self.optimizer_combo.count() - 1
-            self.optimizer_combo.setItemData(index, info.description, Qt.ItemDataRole.ToolTipRole)
+        self._fill_optimizer_combo(network=False)
         self.optimizer_combo.activated.connect(self._on_optimizer_chosen)
         layout.addWidget(self.optimizer_combo)
 
@@ -379,6 +378,16 @@ class RunsPanel(QWidget):
         self.param_error = self._error_label("paramError")
         layout.addWidget(self.param_error)
         return group
+
+    def _fill_optimizer_combo(self, network: bool) -> None:
+        self._combo_network = network
+        self.optimizer_combo.blockSignals(True)
+        self.optimizer_combo.clear()
+        for info in usable_optimizers(network):
+            self.optimizer_combo.addItem(info.title, info.name)
+            index = self.optimizer_combo.count() - 1
+            self.optimizer_combo.setItemData(index, info.description, Qt.ItemDataRole.ToolTipRole)
+        self.optimizer_combo.blockSignals(False)
 
     def _build_schedule_group(self) -> QGroupBox:
         group = QGroupBox("Learning-rate schedule", objectName="scheduleGroup")
@@ -426,6 +435,60 @@ class RunsPanel(QWidget):
         self.lr_preview_note.hide()
         layout.addWidget(self.lr_preview)
         return group
+
+    def _build_controls_group(self) -> QGroupBox:
+        """Regularization and training controls: network labs only (hidden for 2-D functions)."""
+        group = QGroupBox("Training controls", objectName="controlsGroup")
+        layout = QVBoxLayout(group)
+        layout.setSpacing(4)
+        self.controls_form = HyperParamForm("ctrlParam_", objectName="controlsForm")
+        self.controls_form.value_edited.connect(self._on_control_edited)
+        layout.addWidget(self.controls_form)
+        self.controls_error = self._error_label("controlsError")
+        layout.addWidget(self.controls_error)
+        self.controls_group = group
+        group.hide()
+        return group
+
+    @staticmethod
+    def _run_controls(run: RunSpec) -> dict:
+        """A run's training controls as the form's flat values."""
+        values = {"l1": run.l1, "l2": run.l2}
+        if run.clip_norm is not None:
+            values["clip_norm"] = run.clip_norm
+        if run.clip_value is not None:
+            values["clip_value"] = run.clip_value
+        if run.early_stopping is not None:
+            values["early_stopping_patience"] = run.early_stopping["patience"]
+        return values
+
+    def _on_control_edited(self, name: str, _value: Any) -> None:
+        lab, i = self._lab, self._selected
+        if lab is None or i < 0:
+            return
+        run = lab.runs[i]
+        current = self._run_controls(run)
+        candidate = self._pending(self.controls_form, TRAINING_CONTROLS, current)
+        try:
+            cleaned = validate_params(TRAINING_CONTROLS, candidate, "controls")
+        except LabError as error:
+            self._show_error(self.controls_error, error, "controls")
+            return
+        self.controls_error.hide()
+        patience = cleaned.get("early_stopping_patience")
+        min_delta = (run.early_stopping or {}).get("min_delta", 0.0)
+        updated = replace(
+            run,
+            l1=cleaned.get("l1") or 0.0,
+            l2=cleaned.get("l2") or 0.0,
+            clip_norm=cleaned.get("clip_norm"),
+            clip_value=cleaned.get("clip_value"),
+            early_stopping=None if patience is None else {"patience": patience,
+                                                          "min_delta": min_delta},
+        )
+        description = self._change_text(run.label, TRAINING_CONTROLS, current, cleaned)
+        if description:
+            self._replace_run(i, updated, description)
 
     def _update_tab_order(self) -> None:
         """Table, its buttons, then the editor top to bottom (forms are rebuilt, so redo this)."""
@@ -641,6 +704,8 @@ class RunsPanel(QWidget):
         self.editor_title.setToolTip(f"Editing run {index + 1}: {run.label}")
 
         info = OPTIMIZERS[run.optimizer]
+        if self._combo_network != lab.is_network:
+            self._fill_optimizer_combo(lab.is_network)
         self.optimizer_combo.blockSignals(True)
         position = self.optimizer_combo.findData(info.name)
         if position < 0:  # an optimizer the combo leaves out (Muon): still show what it is
@@ -671,6 +736,10 @@ class RunsPanel(QWidget):
         )
         self.schedule_form.setVisible(bool(schedule.hyperparams))
         self._draw_preview(run, lab.run_color(index))
+        self.controls_group.setVisible(lab.is_network)
+        self.controls_error.hide()
+        if lab.is_network:
+            self.controls_form.set_params(TRAINING_CONTROLS, self._run_controls(run))
         self._update_tab_order()
 
     @staticmethod

@@ -356,3 +356,29 @@ def test_scientific_spin_box_keeps_tiny_values():
     box.setValue(1e-30)
     assert box.value() == 1e-30
     assert box.text() == "1e-30"
+
+
+# --------------------------------------------------------------------------- network labs
+
+
+def _network_lab() -> Lab:
+    from core.lab import NetworkProblem
+
+    return Lab(name="net", steps=100, problem=NetworkProblem(device="cpu"),
+               runs=(RunSpec("Adam", "adam", {"lr": 0.01}),))
+
+
+def test_training_controls_show_only_for_network_labs_and_edit_the_run(panel, recorder, qtbot):
+    from PySide6.QtWidgets import QGroupBox
+
+    group = panel.findChild(QGroupBox, "controlsGroup")
+    assert not group.isVisibleTo(panel)
+    panel.set_lab(_network_lab())
+    panel.select_run(0)
+    assert group.isVisibleTo(panel)
+    type_into(qtbot, panel.findChild(QDoubleSpinBox, "ctrlParam_l2"), "0.001")
+    lab, description = recorder.edits[-1]
+    assert lab.runs[0].l2 == 0.001 and "l2" in description
+    # Muon works on weight matrices, so network labs offer it.
+    combo = panel.findChild(QComboBox, "optimizerCombo")
+    assert combo.findData("muon") >= 0
