@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QStyle,
     QToolBar,
     QVBoxLayout,
@@ -39,8 +40,8 @@ from app.plots.landscape import LandscapePlot
 from core.engine import FunctionRace
 from core.errors import LabError
 from core.functions import get_function
-from core.history import RaceHistory
-from core.lab import Lab, default_lab
+from core.history import NetworkHistory, RaceHistory
+from core.lab import Lab, default_lab, default_network_lab
 
 APP_NAME = "Descent Lab"
 SETTINGS_ORG = "DescentLab"
@@ -61,7 +62,12 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, "descent-lab")
         self.document = LabDocument(lab if lab is not None else default_lab(), self)
         self.controller = RaceController(self)
-        self.history: RaceHistory | None = None
+        self.history: RaceHistory | NetworkHistory | None = None
+        self.network_view = None  # built on the first network lab (keeps startup light)
+        self.network_panel = None
+        self._dataset_key = None
+        self._dataset = None
+        self._notices: list[str] = []
         self._race_labels: tuple[str, ...] = ()
         self._race_indices: list[int] = []
         self._objective_key = None
@@ -100,13 +106,16 @@ class MainWindow(QMainWindow):
         right.addWidget(self.loss_plot)
         right.addWidget(self.lr_plot)
         right.setSizes([480, 260])
-        center = QSplitter(Qt.Orientation.Horizontal)
-        center.addWidget(self.landscape)
-        center.addWidget(right)
-        center.setStretchFactor(0, 3)
-        center.setStretchFactor(1, 2)
-        center.setSizes([560, 380])
-        self.setCentralWidget(center)
+        arena = QSplitter(Qt.Orientation.Horizontal, objectName="arenaView")
+        arena.addWidget(self.landscape)
+        arena.addWidget(right)
+        arena.setStretchFactor(0, 3)
+        arena.setStretchFactor(1, 2)
+        arena.setSizes([560, 380])
+        self.arena_view = arena
+        self.center_stack = QStackedWidget(objectName="centerStack")
+        self.center_stack.addWidget(arena)
+        self.setCentralWidget(self.center_stack)
 
     def _build_docks(self) -> None:
         self.problem_panel = ProblemPanel()
@@ -116,7 +125,9 @@ class MainWindow(QMainWindow):
         column = QWidget()
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.problem_panel)
+        self.problem_stack = QStackedWidget(objectName="problemStack")
+        self.problem_stack.addWidget(self.problem_panel)
+        layout.addWidget(self.problem_stack)
         layout.addWidget(self.runs_panel, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -144,7 +155,14 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         sp = QStyle.StandardPixmap
-        self.new_action = self._action("&New", self.new_lab, QKeySequence.StandardKey.New)
+        self.new_action = self._action(
+            "&New 2-D race", self.new_lab, QKeySequence.StandardKey.New,
+            "A new race of optimizers on a 2-D test function",
+        )
+        self.new_network_action = self._action(
+            "New &network race", self.new_network_lab, QKeySequence("Ctrl+Shift+N"),
+            "A new race of optimizers training a small network on a data set",
+        )
         self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
         self.save_action = self._action("&Save", self.save, QKeySequence.StandardKey.Save)
         self.save_as_action = self._action("Save &As…", self.save_as, QKeySequence("Ctrl+Shift+S"))
@@ -167,7 +185,7 @@ class MainWindow(QMainWindow):
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        for action in (self.new_action, self.open_action):
+        for action in (self.new_action, self.new_network_action, self.open_action):
             file_menu.addAction(action)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.examples_menu = file_menu.addMenu("&Examples")
@@ -213,8 +231,13 @@ class MainWindow(QMainWindow):
     def _on_lab_changed(self, lab: Lab) -> None:
         """Any edit: stop the race, redraw what changed, back to step 0."""
         self.controller.stop()
-        self.problem_panel.set_lab(lab)
         self.runs_panel.set_lab(lab)
+        if lab.is_network:
+            self._show_network_lab(lab)
+            return
+        self.problem_stack.setCurrentWidget(self.problem_panel)
+        self.center_stack.setCurrentWidget(self.arena_view)
+        self.problem_panel.set_lab(lab)
         key = repr(lab.problem.function)
         if key != self._objective_key:
             objective = get_function(lab.problem.function)
@@ -225,14 +248,44 @@ class MainWindow(QMainWindow):
         self.landscape.set_start(*start)
         self._reset_views(lab)
 
+    def _ensure_network_widgets(self) -> None:
+        if self.network_view is not None:
+            return
+        from app.panels.network_panel import NetworkProblemPanel
+        from app.plots.network_views import NetworkView
+
+        self.network_panel = NetworkProblemPanel()
+        self.network_panel.lab_edited.connect(self.document.edit)
+        self.problem_stack.addWidget(self.network_panel)
+        self.network_view = NetworkView()
+        self.center_stack.addWidget(self.network_view)
+
+    def _show_network_lab(self, lab: Lab) -> None:
+        from core.datasets import make_dataset
+
+        self._ensure_network_widgets()
+        self.problem_stack.setCurrentWidget(self.network_panel)
+        self.center_stack.setCurrentWidget(self.network_view)
+        self.network_panel.set_lab(lab)
+        key = (repr(lab.problem.dataset), lab.seed, lab.base_dir)
+        if key != self._dataset_key:
+            base = Path(lab.base_dir) if lab.base_dir else None
+            self._dataset = make_dataset(lab.problem.dataset, lab.seed, base_dir=base)
+            self._dataset_key = key
+        self._reset_views(lab)
+
     def _reset_views(self, lab: Lab) -> None:
         self._race_indices = [i for i, r in enumerate(lab.runs) if r.enabled]
         self._race_labels = tuple(lab.runs[i].label for i in self._race_indices)
         colors = [lab.run_color(i) for i in self._race_indices]
-        self.history = RaceHistory(self._race_labels)
-        self.landscape.set_runs(colors)
-        self.loss_plot.set_runs(list(self._race_labels), colors)
-        self.lr_plot.set_runs(list(self._race_labels), colors)
+        if lab.is_network:
+            self.history = NetworkHistory(self._race_labels)
+            self.network_view.set_runs(list(self._race_labels), colors, self._dataset)
+        else:
+            self.history = RaceHistory(self._race_labels)
+            self.landscape.set_runs(colors)
+            self.loss_plot.set_runs(list(self._race_labels), colors)
+            self.lr_plot.set_runs(list(self._race_labels), colors)
         self._finished = False
         self._show_step(0)
         if not self._race_indices:
@@ -251,6 +304,19 @@ class MainWindow(QMainWindow):
 
     def _make_race(self):
         lab = self.document.lab
+        if lab.is_network:
+            from core.devices import resolve_device
+            from core.network import NetworkRace
+
+            base = Path(lab.base_dir) if lab.base_dir else None
+            # The same device decision the engine makes, said here on the main thread.
+            _device, notices = resolve_device(lab.problem.device)
+            self._notices = notices
+
+            def make(stop):
+                return NetworkRace(lab, base_dir=base).records(stop)
+
+            return make
 
         def make(stop):
             return FunctionRace(lab).records(stop)
@@ -306,6 +372,9 @@ class MainWindow(QMainWindow):
         if history is None:
             return
         history.extend(records)
+        if isinstance(history, NetworkHistory):
+            self._on_network_batch(history, records)
+            return
         paths, alive = [], []
         loss, lr = [], []
         last = records[-1]
@@ -326,6 +395,36 @@ class MainWindow(QMainWindow):
                 )
         self._show_step(last.step)
 
+    def _on_network_batch(self, history: NetworkHistory, records: list) -> None:
+        self.network_view.update_from(history)
+        evaluation = history.last_evaluation
+        if evaluation is not None and evaluation.weights is not None:
+            run = self._diagram_run()
+            if run is not None:
+                self.network_panel.diagram.set_weights(list(evaluation.weights[run]))
+        for record in records:
+            for event in record.diverged:
+                self.status_label.setText(
+                    f"{event.label} diverged at step {event.step}: {event.reason}. "
+                    "The other runs go on."
+                )
+            for event in record.stopped:
+                self.status_label.setText(
+                    f"{event.label} stopped early at step {event.step}: no better validation "
+                    f"loss since step {event.best_step} ({event.best_val_loss:.4g})."
+                )
+        if self._notices:
+            self.status_label.setText(" ".join(self._notices))
+            self._notices = []
+        self._show_step(records[-1].step)
+
+    def _diagram_run(self) -> int | None:
+        """The race index whose weights the diagram shows: the selected run, else the first."""
+        selected = self.runs_panel.selected_run()
+        if selected in self._race_indices:
+            return self._race_indices.index(selected)
+        return 0 if self._race_indices else None
+
     def _show_step(self, step: int) -> None:
         self.step_label.setText(f"step {step} / {self.document.lab.steps}")
 
@@ -339,6 +438,8 @@ class MainWindow(QMainWindow):
     def _summary_text(self) -> str:
         if self.history is None:
             return ""
+        if isinstance(self.history, NetworkHistory):
+            return self._network_summary_text(self.history)
         best = []
         for label, series in zip(self.history.labels, self.history.runs):
             if len(series):
@@ -349,6 +450,20 @@ class MainWindow(QMainWindow):
         diverged = len(self.history.divergences)
         extra = f"; {diverged} diverged" if diverged else ""
         return f"Finished: best loss {value:.4g} by {label}{extra}."
+
+    def _network_summary_text(self, history: NetworkHistory) -> str:
+        if history.evals is None:
+            return "Finished."
+        key = "val_accuracy" if "val_accuracy" in history.eval_fields else "val_loss"
+        if key not in history.eval_fields:
+            key = "train_loss"
+        scores = [(series.last(key), label) for label, series in zip(history.labels, history.evals)
+                  if len(series)]
+        if not scores:
+            return "Finished."
+        best = max(scores) if key.endswith("accuracy") else min(scores)
+        name = key.replace("_", " ")
+        return f"Finished: best {name} {best[0]:.4g} by {best[1]}."
 
     @Slot(str)
     def _on_failed(self, details: str) -> None:
@@ -387,6 +502,10 @@ class MainWindow(QMainWindow):
     def new_lab(self) -> None:
         if self._confirm_discard():
             self.document.replace(default_lab(), None)
+
+    def new_network_lab(self) -> None:
+        if self._confirm_discard():
+            self.document.replace(default_network_lab(), None)
 
     def open_dialog(self) -> None:
         if not self._confirm_discard():

@@ -527,3 +527,23 @@ def default_lab() -> Lab:
             RunSpec("Adam", "adam", {"lr": 0.05}),
         ),
     )
+
+
+def default_network_lab() -> Lab:
+    """A new network race: four optimizers train a 2-16-16-2 MLP on the two moons."""
+    return Lab(
+        name="Moons race",
+        seed=0,
+        steps=1000,
+        problem=NetworkProblem(
+            dataset={"name": "moons", "n": 512, "noise": 0.2, "val_fraction": 0.2},
+            batch_size=64,
+            eval_every=20,
+        ),
+        runs=(
+            RunSpec("SGD", "sgd", {"lr": 0.1}),
+            RunSpec("Momentum", "sgd", {"lr": 0.1, "momentum": 0.9}),
+            RunSpec("RMSprop", "rmsprop", {"lr": 0.003}),
+            RunSpec("Adam", "adam", {"lr": 0.01}),
+        ),
+    )

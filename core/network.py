@@ -42,6 +42,7 @@ from core.schedules import Schedule
 
 BOUNDARY_GRID = 64  # decision-boundary resolution (G×G points per run)
 CURVE_POINTS = 200  # fitted-curve resolution for 1-D regression
+DIAGRAM_MAX_PARAMS = 50_000  # evaluations carry weight copies up to this model size
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Evaluation:
     boundary: np.ndarray | None  # (R, G, G) float32: P(class 1) for binary, else confidence
     boundary_class: np.ndarray | None  # (R, G, G) int8 predicted class (classification)
     curve: np.ndarray | None  # (R, CURVE_POINTS) predictions of a 1-D regression
+    # Per run, each linear/conv layer's weight (copies), for the live network diagram; None for
+    # networks above DIAGRAM_MAX_PARAMS, where copying every evaluation would cost too much.
+    weights: tuple[tuple[np.ndarray, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -270,8 +274,15 @@ class NetworkRace:
                 for _, m in layers
             ])
             ratios.append([0.0] * len(layers))
+        weights = None
+        if self.model_spec.n_params <= DIAGRAM_MAX_PARAMS:
+            weights = tuple(
+                tuple(m.weight.detach().float().cpu().numpy().copy() for _, m in linear_layers(model))
+                for model in self.models
+            )
         as_arrays = lambda d: {key: np.asarray(v, dtype=np.float64) for key, v in d.items()}  # noqa: E731
         return Evaluation(
+            weights=weights,
             train=as_arrays(train),
             val=as_arrays(val),
             layer_grad_norm=np.asarray(layer_grads, dtype=np.float64).reshape(count, -1),
