@@ -114,8 +114,10 @@ class RaceController(QObject):
     def _on_batch(self, generation: int, records: list) -> None:
         if not self._is_current(generation):
             return  # queued by a worker that was stopped or replaced
-        self._worker.batch_consumed()
+        worker = self._worker
         self.batch.emit(records)
+        # Only now may the worker queue the next batch: the window never falls behind a queue.
+        worker.batch_consumed()
 
     @Slot(int, str)
     def _on_failed(self, generation: int, text: str) -> None:

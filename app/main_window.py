@@ -9,6 +9,7 @@ plot gets ``setData`` once per batch.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ from core.history import NetworkHistory, RaceHistory
 from core.lab import Lab, default_lab, default_network_lab
 
 APP_NAME = "Descent Lab"
+MIN_REDRAW_INTERVAL = 1 / 30  # seconds
+ARENA_TURNS = ("landscape", "loss", "landscape", "lr")
 SETTINGS_ORG = "DescentLab"
 MAX_RECENT = 8
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "labs"
@@ -68,6 +71,13 @@ class MainWindow(QMainWindow):
         self._dataset_key = None
         self._dataset = None
         self._notices: list[str] = []
+        self._latest = None  # the newest record, for the throttled redraw
+        self._last_draw_cost = 0.0
+        self._last_draw_end = 0.0
+        self._turn = 0
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.timeout.connect(self._redraw)
         self._race_labels: tuple[str, ...] = ()
         self._race_indices: list[int] = []
         self._objective_key = None
@@ -284,9 +294,11 @@ class MainWindow(QMainWindow):
         else:
             self.history = RaceHistory(self._race_labels)
             self.landscape.set_runs(colors)
-            self.loss_plot.set_runs(list(self._race_labels), colors)
-            self.lr_plot.set_runs(list(self._race_labels), colors)
+            self.loss_plot.set_runs(list(self._race_labels), colors, x_max=lab.steps)
+            self.lr_plot.set_runs(list(self._race_labels), colors, x_max=lab.steps)
         self._finished = False
+        self._latest = None
+        self._redraw_timer.stop()
         self._show_step(0)
         if not self._race_indices:
             self.status_label.setText("Add a run to start a race.")
@@ -368,47 +380,19 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_batch(self, records: list) -> None:
+        """Append a batch to the history (cheap); drawing happens in `_redraw`, throttled."""
         history = self.history
         if history is None:
             return
         history.extend(records)
-        if isinstance(history, NetworkHistory):
-            self._on_network_batch(history, records)
-            return
-        paths, alive = [], []
-        loss, lr = [], []
-        last = records[-1]
-        for i, series in enumerate(history.runs):
-            steps = series.column("step")
-            paths.append((series.column("x"), series.column("y")))
-            loss.append((steps, series.column("loss")))
-            lr.append((steps, series.column("lr")))
-            alive.append(bool(last.alive[i]))
-        self.landscape.update_paths(paths, alive)
-        self.loss_plot.update_series(loss)
-        self.lr_plot.update_series(lr)
+        self._latest = records[-1]
         for record in records:
             for event in record.diverged:
                 self.status_label.setText(
                     f"{event.label} diverged at step {event.step}: {event.reason}. "
                     "The other runs go on."
                 )
-        self._show_step(last.step)
-
-    def _on_network_batch(self, history: NetworkHistory, records: list) -> None:
-        self.network_view.update_from(history)
-        evaluation = history.last_evaluation
-        if evaluation is not None and evaluation.weights is not None:
-            run = self._diagram_run()
-            if run is not None:
-                self.network_panel.diagram.set_weights(list(evaluation.weights[run]))
-        for record in records:
-            for event in record.diverged:
-                self.status_label.setText(
-                    f"{event.label} diverged at step {event.step}: {event.reason}. "
-                    "The other runs go on."
-                )
-            for event in record.stopped:
+            for event in getattr(record, "stopped", ()):
                 self.status_label.setText(
                     f"{event.label} stopped early at step {event.step}: no better validation "
                     f"loss since step {event.best_step} ({event.best_val_loss:.4g})."
@@ -416,7 +400,65 @@ class MainWindow(QMainWindow):
         if self._notices:
             self.status_label.setText(" ".join(self._notices))
             self._notices = []
-        self._show_step(records[-1].step)
+        self._schedule_redraw()
+
+    def _schedule_redraw(self) -> None:
+        """Redraw at most ~30 times a second, and never sooner than 3x the last draw's cost
+        after it: the main thread stays mostly idle, so the window answers at once."""
+        if self._redraw_timer.isActive():
+            return
+        since = time.perf_counter() - self._last_draw_end
+        wait = max(MIN_REDRAW_INTERVAL, 3 * self._last_draw_cost) - since
+        self._redraw_timer.start(max(0, int(wait * 1000)))
+
+    def _redraw(self) -> None:
+        history, last = self.history, self._latest
+        if history is None or last is None:
+            return
+        started = time.perf_counter()
+        if isinstance(history, NetworkHistory):
+            self._redraw_network(history)
+        else:
+            self._redraw_arena(history, last)
+        self._show_step(last.step)
+        self._last_draw_end = time.perf_counter()
+        self._last_draw_cost = self._last_draw_end - started
+
+    def _redraw_arena(self, history: RaceHistory, last, parts: tuple[str, ...] | None = None):
+        """Update the arena's plots. One plot per call by default, in turn: Qt then repaints
+        one view per frame, so no single frame blocks the window for long. The landscape,
+        where the race is watched, gets every other turn."""
+        if parts is None:
+            parts = (ARENA_TURNS[self._turn % len(ARENA_TURNS)],)
+            self._turn += 1
+        if "landscape" in parts:
+            paths = [(s.column("x"), s.column("y")) for s in history.runs]
+            alive = [bool(a) for a in last.alive]
+            self.landscape.update_paths(paths, alive)
+        if "loss" in parts:
+            self.loss_plot.update_series([(s.column("step"), s.column("loss")) for s in history.runs])
+        if "lr" in parts:
+            self.lr_plot.update_series([(s.column("step"), s.column("lr")) for s in history.runs])
+
+    def flush_redraw(self) -> None:
+        """Draw everything now (tests, screenshots, the end of a race)."""
+        self._redraw_timer.stop()
+        history, last = self.history, self._latest
+        if history is None or last is None:
+            return
+        if isinstance(history, NetworkHistory):
+            self._redraw_network(history)
+        else:
+            self._redraw_arena(history, last, parts=("landscape", "loss", "lr"))
+        self._show_step(last.step)
+
+    def _redraw_network(self, history: NetworkHistory) -> None:
+        self.network_view.update_from(history)
+        evaluation = history.last_evaluation
+        if evaluation is not None and evaluation.weights is not None:
+            run = self._diagram_run()
+            if run is not None:
+                self.network_panel.diagram.set_weights(list(evaluation.weights[run]))
 
     def _diagram_run(self) -> int | None:
         """The race index whose weights the diagram shows: the selected run, else the first."""
@@ -430,6 +472,7 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_finished(self, completed: bool) -> None:
+        self.flush_redraw()
         if completed:
             self._finished = True
             self.status_label.setText(self._summary_text())

@@ -16,6 +16,7 @@ Design (after napari / superqt's generator workers and Orange3's throttled parti
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import traceback
@@ -26,7 +27,11 @@ from PySide6.QtCore import QObject, Signal, Slot
 from core.devices import configure_threads
 
 MAX_EMIT_HZ = 60
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 1
+# The engine is Python-heavy and holds the GIL between torch calls. With CPython's default 5 ms
+# switch interval the main thread waits up to 5 ms every time it needs the GIL back (a convoy:
+# a redraw makes hundreds of such handovers). 0.5 ms keeps the window responsive.
+GIL_SWITCH_INTERVAL = 0.0005
 
 
 class GeneratorWorker(QObject):
@@ -98,6 +103,8 @@ class GeneratorWorker(QObject):
     def run(self) -> None:
         # Per-thread setting: two cores, and the main thread must keep one to paint.
         configure_threads()
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         batch: list = []
         last_emit = 0.0
         next_due = time.perf_counter()

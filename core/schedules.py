@@ -576,6 +576,11 @@ def preview(name: str, params: Mapping, steps: int, base_lr: float) -> np.ndarra
     base_lr = float(base_lr)
     if not math.isfinite(base_lr) or base_lr < 0:
         raise LabError("lr", f"must be >= 0, got {base_lr!r}")
+    if name == "constant":
+        # No scheduler at all; and building a first optimizer costs seconds of lazy torch
+        # imports, which a new window's constant-lr preview must not pay on the main thread.
+        get_schedule_info(name)
+        return np.full(steps + 1, base_lr)
     dummy = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([dummy], lr=base_lr)
     schedule = Schedule(optimizer, name, params, steps)

@@ -1,10 +1,15 @@
 """Step-series plots: loss vs step (log y) and learning rate vs step, one curve per run.
 
-Follows pyqtgraph's streaming examples: each curve gets ``setData`` once per batch with views of
-the history's growable buffers; ``setClipToView`` and peak downsampling keep long races cheap.
+Built for streaming (measured on these 2-core machines, see the gui-latency bench): each run is a
+bare ``PlotCurveItem`` fed once per redraw with at most `MAX_POINTS` points (min/max decimation
+keeps spikes visible); the log transform and the view range are computed here in numpy instead of
+by pyqtgraph's per-item log mode and auto-range, which cost several ms per curve per frame. No
+grid lines: replaying the axis' grid picture was the largest paint cost.
+
 On a log axis the loss is shown as the gap to the known minimum, f − f*, so a run that reaches
 the minimum keeps falling on the plot instead of flattening at f* (and negative minima such as
 Styblinski–Tang's −78.3 still work); values are floored at `LOG_FLOOR` so log10 stays finite.
+The view follows the data until the user zooms or pans; a double click follows again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,26 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
 LOG_FLOOR = 1e-16
+MAX_POINTS = 2000
+
+
+def decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS):
+    """At most ~``max_points`` points: per bucket the min and the max of y, in time order."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    buckets = max_points // 2
+    size = n // buckets
+    usable = size * buckets
+    yb = y[:usable].reshape(buckets, size)
+    lo = np.argmin(yb, axis=1)
+    hi = np.argmax(yb, axis=1)
+    first = np.minimum(lo, hi) + np.arange(buckets) * size
+    second = np.maximum(lo, hi) + np.arange(buckets) * size
+    idx = np.empty(2 * buckets, dtype=np.int64)
+    idx[0::2], idx[1::2] = first, second
+    idx = np.concatenate([idx, np.arange(usable, n)])
+    return x[idx], y[idx]
 
 
 class SeriesPlot(pg.PlotWidget):
@@ -28,40 +53,72 @@ class SeriesPlot(pg.PlotWidget):
         self.plotItem.setTitle(title, size="10pt")
         self.plotItem.setLabel("bottom", "step")
         self.plotItem.setLabel("left", y_label)
-        self.plotItem.showGrid(x=True, y=True, alpha=0.2)
-        self.plotItem.setClipToView(True)
-        self.plotItem.setDownsampling(auto=True, mode="peak")
+        self.plotItem.setMenuEnabled(False)
         self.legend = None
         if legend:
             self.legend = self.plotItem.addLegend(offset=(-10, 10), labelTextSize="8pt")
             # Translucent, so the curves behind the legend stay visible.
             self.legend.setBrush(pg.mkBrush(27, 29, 33, 170))
-        self.curves: list[pg.PlotDataItem] = []
+        self.curves: list[pg.PlotCurveItem] = []
+        self.raw: list[tuple[np.ndarray, np.ndarray]] = []  # what was last given, untransformed
         self.offset = 0.0
+        self.x_max = 1.0
+        self.follow = True
+        vb = self.plotItem.vb
+        vb.disableAutoRange()
+        vb.sigRangeChangedManually.connect(self._stop_following)
         self.set_log_y(log_y)
 
     def set_log_y(self, log_y: bool) -> None:
         self.log_y = log_y
+        # Axis ticks only: the data is transformed here (PlotCurveItems ignore log mode).
         self.plotItem.setLogMode(x=False, y=log_y)
 
-    def set_runs(self, labels: list[str], colors: list[str]) -> None:
+    def set_runs(self, labels: list[str], colors: list[str], x_max: float = 1.0) -> None:
         for curve in self.curves:
             self.plotItem.removeItem(curve)
         if self.legend is not None:
             self.legend.clear()
         self.curves = []
+        self.raw = []
+        self.x_max = max(1.0, float(x_max))
         for label, color in zip(labels, colors):
-            curve = pg.PlotDataItem(pen=pg.mkPen(QColor(color), width=1), name=label)
+            curve = pg.PlotCurveItem(pen=pg.mkPen(QColor(color), width=1), skipFiniteCheck=True)
             self.plotItem.addItem(curve)
+            if self.legend is not None:
+                self.legend.addItem(curve, label)
             self.curves.append(curve)
+        self.follow = True
+        self.plotItem.vb.setRange(xRange=(0, self.x_max), yRange=(0, 1), padding=0.02)
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        if self.offset:
+            y = y - self.offset
+        if self.log_y:
+            y = np.log10(np.maximum(y, LOG_FLOOR))
+        return y
 
     def update_series(self, series: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.raw = [(x, y) for x, y in series]
+        lo, hi = np.inf, -np.inf
         for curve, (x, y) in zip(self.curves, series):
-            if self.offset:
-                y = y - self.offset
-            if self.log_y:
-                y = np.maximum(y, LOG_FLOOR)
-            curve.setData(x, y)
+            x, y = decimate(x, y)
+            shown = self.transform(y)
+            curve.setData(x, shown)
+            if len(shown):
+                lo, hi = min(lo, float(shown.min())), max(hi, float(shown.max()))
+        if self.follow and np.isfinite(lo):
+            if hi <= lo:
+                hi = lo + (abs(lo) * 0.1 or 1.0)
+            self.plotItem.vb.setRange(xRange=(0, self.x_max), yRange=(lo, hi), padding=0.03)
+
+    def _stop_following(self, *_args) -> None:
+        self.follow = False
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.follow = True
+        self.update_series(self.raw)
+        super().mouseDoubleClickEvent(event)
 
 
 class LossPlot(SeriesPlot):

@@ -18,10 +18,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGraphicsItem
 
 from core.functions import Objective
 
 GRID_RESOLUTION = 240
+MAX_PATH_POINTS = 3000
 CONTOUR_LEVELS = 14
 COLORMAP = "viridis"
 
@@ -78,13 +80,19 @@ class LandscapePlot(pg.PlotWidget):
 
         self.contours = pg.PlotDataItem(pen=pg.mkPen(255, 255, 255, 70, width=1))
         self.addItem(self.contours)
+        # The heatmap and contours only change with the function or the zoom: cache them as
+        # pixmaps, so a frame repaints the moving trajectories, not a 240×240 image and
+        # thousands of contour vertices.
+        for item in (self.image, self.contours):
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.minima = pg.ScatterPlotItem(
             symbol="star", size=14, pen=pg.mkPen("k", width=1), brush=pg.mkBrush("#ffffff")
         )
         self.minima.setToolTip("global minimum")
         self.addItem(self.minima)
 
-        self.trajectories: list[pg.PlotDataItem] = []
+        self.trajectories: list[pg.PlotCurveItem] = []
+        self._brushes: list = []
         self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("k", width=1))
         self.markers.setZValue(20)
         self.addItem(self.markers)
@@ -154,21 +162,30 @@ class LandscapePlot(pg.PlotWidget):
         self._colors = [QColor(c) for c in colors]
         self.trajectories = []
         for color in self._colors:
-            item = pg.PlotDataItem(pen=pg.mkPen(color, width=2))
+            # Bare curve items: a PlotDataItem's clipping/downsampling/log logic costs ~1 ms per
+            # setData, paid for every run on every frame.
+            item = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
             item.setZValue(10)
             self.addItem(item)
             self.trajectories.append(item)
+        self._brushes = [pg.mkBrush(color) for color in self._colors]
         self.markers.setData([], [])
 
     def update_paths(self, paths: list[tuple[np.ndarray, np.ndarray]], alive: list[bool]) -> None:
         """Redraw each run's path (x, y arrays) and its current position marker."""
         xs, ys, brushes, symbols = [], [], [], []
-        for item, color, (x, y), live in zip(self.trajectories, self._colors, paths, alive):
+        for item, brush, (x, y), live in zip(self.trajectories, self._brushes, paths, alive):
+            if len(x) > MAX_PATH_POINTS:
+                # A long path is drawn thinned (its newest point always kept): beyond a few
+                # thousand points the extra vertices cost paint time but add nothing visible.
+                stride = -(-len(x) // MAX_PATH_POINTS)
+                x = np.append(x[::stride], x[-1])
+                y = np.append(y[::stride], y[-1])
             item.setData(x, y)
             if len(x):
                 xs.append(x[-1])
                 ys.append(y[-1])
-                brushes.append(pg.mkBrush(color))
+                brushes.append(brush)
                 symbols.append("o" if live else "x")
         self.markers.setData(xs, ys, brush=brushes, symbol=symbols)
 

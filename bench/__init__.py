@@ -1,0 +1,15 @@
+"""Descent Lab benchmarks (`make bench` = ``python -m bench [name ...]``).
+
+Every benchmark runs its naive baseline beside ours in the same process and run, and prints one
+line ``BENCH <name>: <value> <unit> (x<ratio> vs <baseline>)``. Absolute times are noisy on the
+shared 2-core build machines; the ratios are what to compare between runs (DESIGN.md).
+
+Results also go to ``bench/results/latest.json`` (git-ignored).
+"""
+
+# name -> module in this package exposing ``run() -> dict`` (the dict of `bench.common.report`).
+BENCHMARKS = {
+    "engine-overhead": "bench.engine_overhead",
+    "gui-latency": "bench.gui_latency",
+    "startup": "bench.startup",
+}
