@@ -12,4 +12,6 @@ BENCHMARKS = {
     "engine-overhead": "bench.engine_overhead",
     "gui-latency": "bench.gui_latency",
     "startup": "bench.startup",
+    "surface-small": "bench.surface_small",
+    "side-by-side": "bench.side_by_side",
 }

@@ -39,6 +39,7 @@ from core.metrics import classification_metrics, loss_function, regression_metri
 from core.models import ModelSpec, build_model, linear_layers, validate_model
 from core.optimizers import build_optimizer, get_optimizer_info
 from core.schedules import Schedule
+from core.stacked import StackedMLP, can_stack
 
 BOUNDARY_GRID = 64  # decision-boundary resolution (G×G points per run)
 CURVE_POINTS = 200  # fitted-curve resolution for 1-D regression
@@ -146,14 +147,25 @@ class NetworkRace:
         generator = torch.Generator().manual_seed(lab.seed)
         initial = build_model(self.model_spec, generator=generator)
         self.models = [copy.deepcopy(initial).to(self.device) for _ in self.runs]
-        self.optimizers = [_optimizer_for(run, model) for run, model in zip(self.runs, self.models)]
+        self.has_dropout = any(isinstance(m, nn.Dropout) for m in initial.modules())
+        # The fast path: every run in one batched pass (see core/stacked.py).
+        self.stack: StackedMLP | None = None
+        if len(self.runs) >= 2 and can_stack(initial, [r.optimizer for r in self.runs]):
+            self.stack = StackedMLP(self.models)
+            self.optimizers = [
+                [build_optimizer(run.optimizer, run.params, [param])]
+                for run, param in zip(self.runs, self.stack.run_params)
+            ]
+        else:
+            self.optimizers = [
+                _optimizer_for(run, model) for run, model in zip(self.runs, self.models)
+            ]
         self.schedules = [
             Schedule(opts[0], run.schedule.name, run.schedule.params, lab.steps)
             if run.schedule is not None
             else Schedule(opts[0], "constant", {}, lab.steps)
             for run, opts in zip(self.runs, self.optimizers)
         ]
-        self.has_dropout = any(isinstance(m, nn.Dropout) for m in initial.modules())
         # One RNG stream per run for dropout, so runs never share random numbers.
         self._rng_states = []
         for i in range(len(self.runs)):
@@ -231,6 +243,36 @@ class NetworkRace:
             torch.nn.utils.clip_grad_value_(params, run.clip_value)
         return data_loss.item(), grad_norm, total
 
+    def _train_all(self, xb, yb) -> list[tuple[int, float, float]]:
+        """Forward + backward (+ clipping) of every live run: (run, loss, grad norm) each."""
+        live = np.flatnonzero(self.alive)
+        if self.stack is None:
+            results = []
+            for i in live:
+                t0 = time.perf_counter()
+                loss, grad_norm, _total = self._train_step(int(i), xb, yb)
+                self.wall_s[i] += time.perf_counter() - t0
+                results.append((int(i), loss, grad_norm))
+            return results
+        t0 = time.perf_counter()
+        stack = self.stack
+        mask = torch.as_tensor(self.alive, device=self.device)
+        l1 = torch.tensor([r.l1 for r in self.runs], device=self.device)
+        l2 = torch.tensor([r.l2 for r in self.runs], device=self.device)
+        losses, norms = stack.train_step(xb, yb, self.criterion, mask, l1, l2)
+        for i in live:
+            run = self.runs[i]
+            if run.clip_norm is not None:
+                # torch.nn.utils.clip_grad_norm_'s own formula, on this run's row.
+                coef = torch.clamp(run.clip_norm / (norms[i] + 1e-6), max=1.0)
+                stack.grad[i].mul_(coef)
+            if run.clip_value is not None:
+                stack.grad[i].clamp_(-run.clip_value, run.clip_value)
+        losses, norms = losses.tolist(), norms.tolist()
+        spent = (time.perf_counter() - t0) / max(1, len(live))
+        self.wall_s[live] += spent
+        return [(int(i), losses[i], norms[i]) for i in live]
+
     @torch.no_grad()
     def _evaluate(self) -> Evaluation:
         """Metrics of every run at the current weights (update ratios are filled in later)."""
@@ -269,10 +311,13 @@ class NetworkRace:
                 else:
                     curve.append(pred[:, 0].float().cpu().numpy())
             layers = linear_layers(model)
-            layer_grads.append([
-                float(m.weight.grad.norm()) if m.weight.grad is not None else 0.0
-                for _, m in layers
-            ])
+            if self.stack is not None:
+                layer_grads.append(self.stack.layer_grad_norms(i))
+            else:
+                layer_grads.append([
+                    float(m.weight.grad.norm()) if m.weight.grad is not None else 0.0
+                    for _, m in layers
+                ])
             ratios.append([0.0] * len(layers))
         weights = None
         if self.model_spec.n_params <= DIAGRAM_MAX_PARAMS:
@@ -294,6 +339,11 @@ class NetworkRace:
         )
 
     def _check_divergence(self, i: int, loss: float, grad_norm: float) -> Divergence | None:
+        """NaN/Inf or an exploding loss or gradient; names the parameter that went bad.
+
+        Parameters are not scanned every step: a non-finite weight makes the next loss
+        non-finite, and only then do we look for the tensor to blame.
+        """
         reason = None
         if not math.isfinite(loss):
             reason = "the loss became NaN" if math.isnan(loss) else "the loss became infinite"
@@ -301,14 +351,24 @@ class NetworkRace:
             reason = f"the loss exploded to {loss:.3g}"
         elif not math.isfinite(grad_norm):
             reason = "the gradient became NaN/Inf"
-        else:
-            for name, p in self.models[i].named_parameters():
-                if not torch.isfinite(p).all():
-                    reason = f"parameter {name} became NaN/Inf"
-                    break
         if reason is None:
             return None
+        culprit = self._blame(i)
+        if culprit:
+            reason = f"{reason}; {culprit}"
         return Divergence(i, self.labels[i], self.step, reason)
+
+    @torch.no_grad()
+    def _blame(self, i: int) -> str:
+        """Which parameter tensor is non-finite (or has the largest entries) in run i."""
+        named = list(self.models[i].named_parameters())
+        for name, p in named:
+            if not torch.isfinite(p).all():
+                return f"parameter {name} became NaN/Inf"
+        if not named:
+            return ""
+        name, p = max(named, key=lambda item: float(item[1].abs().max()))
+        return f"largest weights in {name} (max |w| = {float(p.abs().max()):.3g})"
 
     def _early_stopping(self, evaluation: Evaluation) -> list[EarlyStop]:
         events = []
@@ -346,12 +406,8 @@ class NetworkRace:
             yb = self.y_train if idx is None else self.y_train[idx]
             losses = self._last_loss.copy()
             grads = self._last_grad.copy()
-            totals: dict[int, torch.Tensor] = {}
             diverged = []
-            for i in np.flatnonzero(self.alive):
-                t0 = time.perf_counter()
-                loss, grad_norm, total = self._train_step(int(i), xb, yb)
-                self.wall_s[i] += time.perf_counter() - t0
+            for i, loss, grad_norm in self._train_all(xb, yb):
                 if self._start_loss is None:
                     self._start_loss = np.zeros(len(self.runs))
                 if self.step == 0:
@@ -363,7 +419,6 @@ class NetworkRace:
                     diverged.append(event)
                     continue
                 losses[i], grads[i] = loss, grad_norm
-                totals[int(i)] = total
             self._last_loss, self._last_grad = losses, grads
 
             evaluate = self.step % eval_every == 0 or self.step == steps or diverged
@@ -421,7 +476,12 @@ class NetworkRace:
         return np.asarray(rows, dtype=np.float64).reshape(len(self.models), -1)
 
     def state_dicts(self) -> dict[str, dict]:
-        return {label: model.state_dict() for label, model in zip(self.labels, self.models)}
+        # Clones: with the stacked path the parameters are views of one shared tensor, and
+        # torch.save would write that whole tensor into every run's file.
+        return {
+            label: {k: v.detach().clone() for k, v in model.state_dict().items()}
+            for label, model in zip(self.labels, self.models)
+        }
 
 
 def _with_ratios(evaluation: Evaluation, ratios: np.ndarray) -> Evaluation:
