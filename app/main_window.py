@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.controller import RaceController
 from app.document import LabDocument
+from app.recovery import RecoveryStore
 from app.panels.problem_panel import ProblemPanel
 from app.panels.runs_panel import RunsPanel
 from app.plots.curves import LossPlot, LrPlot
@@ -59,8 +60,14 @@ DEFAULT_SPEED_INDEX = 2
 class MainWindow(QMainWindow):
     race_finished = Signal(bool)  # for tests and scripts: True when the race ran to its end
 
-    def __init__(self, lab: Lab | None = None, settings: QSettings | None = None):
+    def __init__(
+        self,
+        lab: Lab | None = None,
+        settings: QSettings | None = None,
+        recovery: RecoveryStore | None = None,
+    ):
         super().__init__()
+        self.recovery = recovery if recovery is not None else RecoveryStore()
         self.setObjectName("mainWindow")
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, "descent-lab")
         self.document = LabDocument(lab if lab is not None else default_lab(), self)
@@ -93,6 +100,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.step_label)
 
         self.document.lab_changed.connect(self._on_lab_changed)
+        self.document.lab_changed.connect(self._save_recovery)
+        self.document.undo_stack.cleanChanged.connect(self._save_recovery)
         self.document.path_changed.connect(self._update_title)
         self.document.undo_stack.cleanChanged.connect(self._update_title)
         self.controller.batch.connect(self._on_batch)
@@ -638,11 +647,45 @@ class MainWindow(QMainWindow):
             "Descent Lab: watch real torch.optim optimizers race over loss landscapes.",
         )
 
+    # -- crash recovery --------------------------------------------------------------------
+
+    def _save_recovery(self, *_args) -> None:
+        self.recovery.save(self.document.lab, self.document.path, self.document.is_dirty())
+
+    def _ask_restore(self, source: Path | None, dirty: bool) -> bool:
+        """Ask whether to restore the lab a crashed session left. Tests replace this."""
+        name = source.name if source else "an unsaved lab"
+        detail = " with unsaved changes" if dirty else ""
+        answer = QMessageBox.question(
+            self, APP_NAME,
+            f"Descent Lab did not close cleanly last time. Restore {name}{detail}?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def offer_recovery(self) -> bool:
+        """At startup: restore the lab left by a session that crashed, if the user wants it."""
+        found = self.recovery.load()
+        if found is None:
+            self._save_recovery()
+            return False
+        lab, source, dirty = found
+        if not self._ask_restore(source, dirty):
+            self._save_recovery()
+            return False
+        self.document.replace(lab, source)
+        if dirty:
+            # Restored edits are not on disk yet: mark them unsaved.
+            self.document.undo_stack.resetClean()
+            self._update_title()
+        self.status_label.setText(f"Restored {source.name if source else 'the unsaved lab'}.")
+        return True
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not self._confirm_discard():
             event.ignore()
             return
         self.controller.shutdown()
+        self.recovery.clear()  # a clean exit leaves nothing to recover
         super().closeEvent(event)
 
 
@@ -659,4 +702,6 @@ def launch(lab_path: str | None = None) -> int:
     window.show()
     if lab_path:
         QTimer.singleShot(0, lambda: window.open_lab(lab_path))
+    else:
+        QTimer.singleShot(0, window.offer_recovery)
     return app.exec()

@@ -10,6 +10,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# Recovery files of test windows go to a throwaway folder, never the user's.
+import tempfile  # noqa: E402
+
+os.environ.setdefault("DESCENT_LAB_RECOVERY_DIR", tempfile.mkdtemp(prefix="descent-lab-recovery-"))
+
 # Offscreen by default; OpenGL tests run the suite under xvfb-run with DESCENT_LAB_DISPLAY=1.
 if not os.environ.get("DESCENT_LAB_DISPLAY"):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"

@@ -1,0 +1,63 @@
+"""Crash recovery: the open lab is kept in a recovery file, written atomically after every edit.
+
+A clean exit removes the file; finding it at the next start means the app did not exit cleanly
+(a crash, a SIGKILL, a power cut), and the window offers to restore the lab — with the file name
+it belonged to and whether it had unsaved changes. Writing uses core's atomic write, so the
+recovery file itself is never half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QStandardPaths
+
+from core.errors import LabError
+from core.lab import Lab, lab_from_dict, lab_to_dict, write_atomic
+
+RECOVERY_NAME = "recovery.json"
+
+
+def recovery_dir() -> Path:
+    """Where the recovery file lives (``DESCENT_LAB_RECOVERY_DIR`` overrides, for tests)."""
+    override = os.environ.get("DESCENT_LAB_RECOVERY_DIR")
+    if override:
+        return Path(override)
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base or Path.home() / ".descent-lab")
+
+
+class RecoveryStore:
+    def __init__(self, directory: Path | None = None):
+        self.directory = directory if directory is not None else recovery_dir()
+        self.path = self.directory / RECOVERY_NAME
+
+    def save(self, lab: Lab, source: Path | None, dirty: bool) -> None:
+        """Remember the open lab; never raises (recovery must not break editing)."""
+        entry = {"lab": lab_to_dict(lab), "source": str(source) if source else None,
+                 "dirty": dirty, "base_dir": lab.base_dir}
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, json.dumps(entry, indent=1))
+        except OSError:
+            pass
+
+    def load(self) -> tuple[Lab, Path | None, bool] | None:
+        """The lab left behind by a run that did not exit cleanly, or None."""
+        try:
+            entry = json.loads(self.path.read_text(encoding="utf-8"))
+            lab = lab_from_dict(entry["lab"], base_dir=entry.get("base_dir"))
+        except (OSError, ValueError, KeyError, TypeError, LabError):
+            return None
+        source = Path(entry["source"]) if entry.get("source") else None
+        return lab, source, bool(entry.get("dirty"))
+
+    def clear(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass
