@@ -10,10 +10,14 @@ file, the field and what is allowed — never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 EXIT_USER_ERROR = 2
 
+# Sub-commands defined elsewhere: each module has ``register(subparsers)``; its handlers
+# return an exit code. Imported only when a sub-command is asked for, so the GUI starts light.
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
 SUBCOMMANDS = ("run",)
 
 
@@ -44,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("lab", help="a *.lab.json file")
     run.add_argument("--out", required=True, help="output directory (created if missing)")
     run.set_defaults(handler=_cmd_run)
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -299,7 +299,9 @@ class MainWindow(QMainWindow):
         colors = [lab.run_color(i) for i in self._race_indices]
         if lab.is_network:
             self.history = NetworkHistory(self._race_labels)
-            self.network_view.set_runs(list(self._race_labels), colors, self._dataset)
+            self.network_view.set_runs(
+                list(self._race_labels), colors, self._dataset, total_steps=lab.steps
+            )
         else:
             self.history = RaceHistory(self._race_labels)
             self.landscape.set_runs(colors)

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = {
     "arena.png": ROOT / "resources" / "labs" / "banana_race.lab.json",
     "ravine.png": ROOT / "resources" / "labs" / "ravine.lab.json",
+    "network.png": ROOT / "resources" / "labs" / "moons_race.lab.json",
 }
 
 
@@ -47,6 +48,7 @@ def take(out_dir: Path) -> list[Path]:
             while not done and time.monotonic() < deadline:
                 app.processEvents()
                 time.sleep(0.01)
+            window.flush_redraw()
             for _ in range(10):
                 app.processEvents()
             path = out_dir / name

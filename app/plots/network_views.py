@@ -1,0 +1,1345 @@
+"""The central area of a network lab: curves, decision boundaries, confusion matrix, comparison.
+
+`NetworkView` replaces the 2-D arena's landscape + curves when the lab's problem is a network. It
+is a view over `core.history.NetworkHistory`: the main window calls ``update_from(history)`` once
+per batch on the main thread, and every plot calls ``setData`` once with views of the history's
+buffers (pyqtgraph's streaming practice: clip to view, peak downsampling, 1-px pens without
+antialiasing, nothing non-finite ever passed in).
+
+Four tabs:
+
+* **Curves** — loss (log y optional), accuracy or R², learning rate, and per-layer gradient norm
+  and update/weight ratio of one selected run. Solid lines are training, dashed lines validation,
+  one colour per run. The smoothing slider is an exponential moving average of the *per-step*
+  mini-batch series only: that is where batch noise lives. The raw series stays drawn as a faint
+  line of the same colour, so smoothing never hides a spike. Evaluation curves are full-data
+  measurements and are drawn as measured.
+* **Decision boundaries** — small multiples, one per run: the model's P(class 1) (binary, a
+  diverging map with fixed levels 0…1) or its predicted class with alpha by confidence
+  (multiclass, an RGBA image computed in numpy) over the data's plane, with the training points
+  filled and the validation points hollow. A 1-D regression shows each run's fitted curve over
+  the data instead; a 2-D regression shows the predicted surface.
+* **Confusion matrix** — the selected run's validation confusion matrix: counts as text, cells
+  coloured by the row share (recall), so small classes read as well as big ones.
+* **Comparison** — one row per run, sortable by number, exportable to CSV (written atomically).
+
+Snapshots (boundaries, confusion, per-layer statistics) only change when the history's
+``last_evaluation_step`` does. A run that diverged keeps its last finite snapshot: the engine
+still evaluates its frozen model, whose weights may have become NaN.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.plots.curves import SeriesPlot
+from app.theme import BACKGROUND, FOREGROUND
+from core.datasets import Dataset
+from core.history import NetworkHistory
+
+# x-axis choices: combo text → (column in the history series, axis label)
+X_AXES = {
+    "step": ("step", "step"),
+    "epoch": ("epoch", "epoch"),
+    "wall time": ("wall", "wall time (s)"),
+}
+SMOOTHING_MAX = 0.99
+SMOOTHING_TICKS = 99  # slider positions 0 … 99 → smoothing 0.00 … 0.99
+RAW_ALPHA_SMOOTHED = 60  # the raw line under a smoothed one: faint, but visible
+# Categorical class colours (Tableau 10): class 0 blue and class 1 orange match the binary map.
+CLASS_COLORS = (
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
+    "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac",
+)
+MAX_CONFUSION_TEXT = 20  # above this many classes the counts would not fit in their cells
+LAYER_LOG_CAPACITY = 20_000  # per-layer snapshots kept; thinned by two when full
+EMA_BLOCK = 64
+
+
+# -- smoothing -----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _decay_matrix(factor: float, size: int) -> np.ndarray:
+    """Upper-triangular M with M[i, j] = factor**(j - i): one block of a linear recurrence."""
+    k = np.arange(size)
+    matrix = np.triu(factor ** np.clip(k[None, :] - k[:, None], 0, None))
+    matrix.flags.writeable = False
+    return matrix
+
+
+def _linear_scan(u: np.ndarray, factor: float) -> np.ndarray:
+    """y[t] = factor·y[t-1] + u[t] with y[-1] = 0, without a Python loop over the points.
+
+    Blocks of `EMA_BLOCK` points are solved with one matrix product; the state carried from block
+    to block is the same recurrence one level up (factor**EMA_BLOCK), solved recursively.
+    """
+    n = len(u)
+    if n <= EMA_BLOCK:
+        return u @ _decay_matrix(factor, n)
+    blocks = -(-n // EMA_BLOCK)
+    padded = np.zeros(blocks * EMA_BLOCK)
+    padded[:n] = u
+    local = padded.reshape(blocks, EMA_BLOCK) @ _decay_matrix(factor, EMA_BLOCK)
+    carried = _linear_scan(local[:, -1].copy(), factor**EMA_BLOCK)
+    local[1:] += carried[:-1, None] * factor ** np.arange(1, EMA_BLOCK + 1)[None, :]
+    return local.ravel()[:n]
+
+
+def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
+    """Exponential moving average s[t] = a·s[t-1] + (1-a)·x[t], started at s[0] = x[0].
+
+    Starting at the first value (rather than at 0) needs no bias correction: the smoothed line
+    begins where the data begins. ``smoothing`` = a in [0, 1); 0 returns the values unchanged.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if smoothing <= 0 or len(values) < 2:
+        return values
+    u = (1.0 - smoothing) * values
+    u[0] = values[0]
+    return _linear_scan(u, float(smoothing))
+
+
+def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) without non-finite points; the views themselves when all are finite (usual case)."""
+    ok = np.isfinite(y) & np.isfinite(x)
+    if ok.all():
+        return x, y
+    return x[ok], y[ok]
+
+
+# -- curves ---------------------------------------------------------------------------------------
+
+
+class LogAxis(pg.AxisItem):
+    """A y axis whose log-mode ticks come in levels: 1×10ᵏ, then 2 and 5×10ᵏ, then the rest.
+
+    pyqtgraph puts every minor tick of a range under a few decades (0.09, 0.08, 0.07, …) in one
+    level, which is always labelled, so the texts overlap on a short plot. With levels, its
+    text-density check drops the finer labels when they do not fit.
+    """
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        decade_ticks = [(spacing, t) for spacing, t in stdTicks if spacing >= 1.0]
+        if len(decade_ticks) >= 3:  # many decades: whole decades are the ticks (as pyqtgraph)
+            return decade_ticks
+        decades = np.arange(math.floor(minVal), math.ceil(maxVal) + 1)
+
+        def level(multipliers: tuple[int, ...]) -> list[float]:
+            values = (decades[:, None] + np.log10(multipliers)[None, :]).ravel()
+            return [float(v) for v in values if minVal <= v <= maxVal]
+
+        return [(None, level((1,))), (None, level((2, 5))), (None, level((3, 4, 6, 7, 8, 9)))]
+
+
+def _plain_axes(plot: pg.PlotItem) -> None:
+    """A `LogAxis` on the left (keeping label and log mode); plain numbers, no "(x0.001)"."""
+    old = plot.getAxis("left")
+    label, log_y = old.labelText, old.logMode
+    plot.setAxisItems({"left": LogAxis("left")})
+    plot.setLabel("left", label)
+    # PlotItem.setLogMode only acts on a change of its check box: toggle so the new axis hears it.
+    plot.setLogMode(x=False, y=not log_y)
+    plot.setLogMode(x=False, y=log_y)
+    for name in ("left", "bottom"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
+
+
+def _faded(color: QColor, alpha: int) -> QColor:
+    faded = QColor(color)
+    faded.setAlpha(alpha)
+    return faded
+
+
+class RunCurvesPlot(SeriesPlot):
+    """Per run: a solid line (optionally with a smoothed overlay) and a dashed evaluation line.
+
+    ``curves[i]`` is run i's raw solid line (as in `SeriesPlot`), ``smoothed[i]`` its smoothed
+    overlay (empty when smoothing is off), ``dashed[i]`` its validation line.
+    """
+
+    def __init__(self, title: str, y_label: str, log_y: bool, object_name: str,
+                 legend: bool = True, parent=None):
+        super().__init__(title, y_label, log_y, object_name, legend=legend, parent=parent)
+        self.setMenuEnabled(False)
+        _plain_axes(self.plotItem)
+        self.smoothed: list[pg.PlotDataItem] = []
+        self.dashed: list[pg.PlotDataItem] = []
+        self._colors: list[QColor] = []
+        self._faint = False
+        self._drawn: list[tuple | None] = []  # per run: (size, last x, smoothing) last drawn
+
+    def set_runs(self, labels: list[str], colors: list[str]) -> None:
+        for item in self.curves + self.smoothed + self.dashed:
+            self.plotItem.removeItem(item)
+        if self.legend is not None:
+            self.legend.clear()
+        self.curves, self.smoothed, self.dashed = [], [], []
+        self._colors = [QColor(c) for c in colors]
+        self._faint = False
+        for label, color in zip(labels, self._colors):
+            raw = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+            smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+            dashed = pg.PlotDataItem(pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine))
+            smooth.setZValue(2)  # the smoothed line on top of the faint raw one
+            dashed.setZValue(3)
+            for item in (raw, smooth, dashed):
+                self.plotItem.addItem(item)
+            if self.legend is not None:
+                self.legend.addItem(smooth, label)
+            self.curves.append(raw)
+            self.smoothed.append(smooth)
+            self.dashed.append(dashed)
+        self.invalidate()
+        if self.legend is not None:
+            # A key for the line styles, after the runs; two columns once the list gets long.
+            grey = QColor(FOREGROUND)
+            self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(grey, width=1)), "train")
+            self.legend.addItem(
+                pg.PlotDataItem(pen=pg.mkPen(grey, width=1, style=Qt.PenStyle.DashLine)), "val"
+            )
+            self.legend.setColumnCount(2 if len(labels) > 4 else 1)
+
+    def _points(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Finite points; on a log axis also positive ones only.
+
+        A zero (a learning rate annealed to 0, a loss that underflowed) has no place on a log
+        axis; flooring it would stretch the axis down to the floor, so it is left out instead.
+        The history's own views are passed through untouched in the usual all-valid case.
+        """
+        x, y = _finite(x, y)
+        if self.log_y and len(y) and not (y > 0).all():
+            keep = y > 0
+            x, y = x[keep], y[keep]
+        return x, y
+
+    def update_runs(
+        self,
+        solid: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        dashed: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        smoothing: float = 0.0,
+    ) -> None:
+        """``setData`` on the items whose series changed: raw solid lines, their EMA when
+        smoothing > 0, dashed lines. ``None`` leaves that group as it is."""
+        faint = smoothing > 0
+        if faint != self._faint:  # pens only change when smoothing is switched on or off
+            for raw, color in zip(self.curves, self._colors):
+                raw.setPen(pg.mkPen(_faded(color, RAW_ALPHA_SMOOTHED) if faint else color, width=1))
+            self._faint = faint
+        for i, (x, y) in enumerate(solid or []):
+            # A finished or diverged run's series no longer grows: skip its redraw.
+            key = (len(y), float(x[-1]) if len(x) else None, smoothing)
+            if self._drawn[i] == key:
+                continue
+            self._drawn[i] = key
+            x, y = self._points(x, y)
+            self.curves[i].setData(x, y)
+            if faint and len(y):
+                # The EMA of positive numbers stays positive: safe on a log axis too.
+                self.smoothed[i].setData(x, ema(y, smoothing))
+            elif self.smoothed[i].xData is not None and len(self.smoothed[i].xData):
+                self.smoothed[i].setData([], [])
+        for item, (x, y) in zip(self.dashed, dashed or []):
+            item.setData(*self._points(x, y))
+
+    def invalidate(self) -> None:
+        """Forget what was drawn (the x column or the axis mode changed): redraw everything."""
+        self._drawn = [None] * len(self.curves)
+
+    def clear_data(self) -> None:
+        for item in self.curves + self.smoothed + self.dashed:
+            item.setData([], [])
+        self.invalidate()
+
+
+def _layer_colors(count: int) -> list[QColor]:
+    """Layer depth as a sequential colour: shallow = dark purple … deep = yellow (plasma)."""
+    cmap = pg.colormap.get("plasma")
+    positions = np.linspace(0.25, 0.95, max(count, 1))
+    return [cmap.mapToQColor(float(p)) for p in positions[:count]]
+
+
+class _LayerLog:
+    """Per-layer statistics of every run at each evaluation the view has seen (bounded)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.xs = np.empty((0, 3))  # step, epoch, wall
+        self.grad = np.empty((0, 0, 0))  # (n, runs, layers)
+        self.ratio = np.empty((0, 0, 0))
+
+    @property
+    def layers(self) -> int:
+        return self.grad.shape[2] if self.size else 0
+
+    def append(self, xs: tuple[float, float, float], grad: np.ndarray, ratio: np.ndarray) -> None:
+        if self.size == 0 or grad.shape != self.grad.shape[1:]:
+            self.xs = np.empty((64, 3))
+            self.grad = np.empty((64, *grad.shape))
+            self.ratio = np.empty((64, *grad.shape))
+            self.size = 0
+        if self.size == len(self.xs):
+            if self.size >= LAYER_LOG_CAPACITY:
+                # Thin uniformly: the per-layer plot is a trend, every other point is plenty.
+                keep = self.size // 2
+                for name in ("xs", "grad", "ratio"):
+                    arr = getattr(self, name)
+                    arr[:keep] = arr[: 2 * keep : 2]
+                self.size = keep
+            else:
+                grow = lambda a: np.concatenate([a, np.empty_like(a)])  # noqa: E731
+                self.xs, self.grad, self.ratio = grow(self.xs), grow(self.grad), grow(self.ratio)
+        self.xs[self.size] = xs
+        self.grad[self.size] = grad
+        self.ratio[self.size] = ratio
+        self.size += 1
+
+
+class LayerStatsPlot(pg.GraphicsLayoutWidget):
+    """Gradient norm and update/weight ratio per layer (log y), one curve per layer of one run."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("layerStatsPlot")
+        # Side by side: stacked, each plot is too short for a readable log axis at 1280×800.
+        self.grad_plot = self.addPlot(row=0, col=0)
+        self.ratio_plot = self.addPlot(row=0, col=1)
+        self.ratio_plot.setXLink(self.grad_plot)
+        for plot, title, label in (
+            (self.grad_plot, "Gradient norm per layer", "‖∇W‖"),
+            (self.ratio_plot, "Update / weight per layer", "‖ΔW‖/‖W‖"),
+        ):
+            plot.setTitle(title, size="9pt")
+            plot.setLabel("left", label)
+            plot.setLogMode(x=False, y=True)
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setMenuEnabled(False)
+            _plain_axes(plot)
+        self.grad_plot.setLabel("bottom", "step")
+        self.ratio_plot.setLabel("bottom", "step")
+        self.legend = self.grad_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
+        self.legend.setBrush(pg.mkBrush(27, 29, 33, 170))
+        self.grad_curves: list[pg.PlotDataItem] = []
+        self.ratio_curves: list[pg.PlotDataItem] = []
+
+    def set_layers(self, count: int) -> None:
+        """One curve per layer (L1 = the first linear/conv layer), coloured by depth."""
+        if count == len(self.grad_curves):
+            return
+        for item in self.grad_curves:
+            self.grad_plot.removeItem(item)
+        for item in self.ratio_curves:
+            self.ratio_plot.removeItem(item)
+        self.legend.clear()
+        self.grad_curves, self.ratio_curves = [], []
+        for k, color in enumerate(_layer_colors(count)):
+            grad = pg.PlotDataItem(pen=pg.mkPen(color, width=1), name=f"L{k + 1}")
+            ratio = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+            self.grad_plot.addItem(grad)
+            self.ratio_plot.addItem(ratio)
+            self.grad_curves.append(grad)
+            self.ratio_curves.append(ratio)
+        self.legend.setColumnCount(2 if count > 4 else 1)
+
+    def update_layers(self, x: np.ndarray, grad: np.ndarray, ratio: np.ndarray) -> None:
+        """``grad``/``ratio`` are (n, layers); zeros (no update at the last step) are left out."""
+        for items, values in ((self.grad_curves, grad), (self.ratio_curves, ratio)):
+            for k, item in enumerate(items):
+                y = values[:, k]
+                keep = np.isfinite(y) & (y > 0)  # log axis: 0 means "not measured", not −∞
+                if keep.all():
+                    item.setData(x, y)
+                else:
+                    item.setData(x[keep], y[keep])
+
+    def set_x_label(self, label: str) -> None:
+        self.grad_plot.setLabel("bottom", label)
+        self.ratio_plot.setLabel("bottom", label)
+
+    def clear_data(self) -> None:
+        for item in self.grad_curves + self.ratio_curves:
+            item.setData([], [])
+
+
+# -- decision boundaries ---------------------------------------------------------------------------
+
+
+def _binary_colormap() -> pg.ColorMap:
+    """Diverging blue (class 0) … background (undecided) … orange (class 1)."""
+    blue, orange = QColor(CLASS_COLORS[0]).darker(125), QColor(CLASS_COLORS[1]).darker(125)
+    middle = QColor(BACKGROUND).lighter(130)
+    return pg.ColorMap([0.0, 0.5, 1.0], [blue, middle, orange])
+
+
+@functools.lru_cache(maxsize=4)
+def _lookup_table(name: str) -> np.ndarray:
+    """A 256-entry LUT: "binary" (the diverging class map) or a pyqtgraph colormap name."""
+    cmap = _binary_colormap() if name == "binary" else pg.colormap.get(name)
+    return cmap.getLookupTable(nPts=256)
+
+
+def _class_palette(count: int) -> np.ndarray:
+    """(count, 3) uint8 RGB class colours, cycling past ten classes."""
+    rgb = [QColor(CLASS_COLORS[k % len(CLASS_COLORS)]).getRgb()[:3] for k in range(count)]
+    return np.asarray(rgb, dtype=np.uint8).reshape(count, 3)
+
+
+def confidence_rgba(classes: np.ndarray, confidence: np.ndarray, n_classes: int) -> np.ndarray:
+    """(..., G, G, 4) uint8: the predicted class's colour, alpha rising with the confidence.
+
+    The confidence (max probability) runs from 1/k (a guess) to 1 (certain); it is mapped
+    linearly to alpha 20 … 215, so an uncertain region fades into the background.
+    """
+    palette = _class_palette(max(n_classes, 1))
+    cls = np.clip(classes.astype(np.intp), 0, len(palette) - 1)
+    floor = 1.0 / max(n_classes, 1)
+    share = np.clip((np.nan_to_num(confidence, nan=floor) - floor) / (1.0 - floor), 0.0, 1.0)
+    rgba = np.empty((*cls.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = palette[cls]
+    rgba[..., 3] = (20 + 195 * share).astype(np.uint8)
+    return rgba
+
+
+def data_grid_size(values: np.ndarray) -> int:
+    """Side of the square grid a flattened (runs, G·G) prediction array came from (0 if none)."""
+    side = int(round(math.sqrt(values.shape[1])))
+    return side if side * side == values.shape[1] else 0
+
+
+@dataclass
+class _Panel:
+    """One run's small multiple."""
+
+    plot: pg.PlotItem
+    image: pg.ImageItem | None
+    curve: pg.PlotDataItem | None
+    color: str
+    title: str = ""
+
+    def set_title(self, text: str) -> None:
+        if text != self.title:  # re-laying out a title costs more than the image itself
+            self.plot.setTitle(text, color=self.color, size="9pt")
+            self.title = text
+
+
+def _point_styles(labels: np.ndarray | None, count: int, hollow: bool):
+    """Per-point (pens, brushes) as object arrays, indexed once from a per-class table."""
+    colors = [QColor(CLASS_COLORS[k % len(CLASS_COLORS)]) for k in range(max(count, 1))]
+    if hollow:
+        pens = np.array([pg.mkPen(c.lighter(130), width=1) for c in colors], dtype=object)
+        brushes = np.array([pg.mkBrush(0, 0, 0, 0) for _ in colors], dtype=object)
+    else:
+        pens = np.array([pg.mkPen(20, 20, 20, 220, width=1) for _ in colors], dtype=object)
+        brushes = np.array([pg.mkBrush(c.lighter(115)) for c in colors], dtype=object)
+    if labels is None:
+        return pens[0], brushes[0]
+    return pens[labels], brushes[labels]
+
+
+# -- comparison table ------------------------------------------------------------------------------
+
+
+class NumericItem(QTableWidgetItem):
+    """A cell that sorts by the number in its UserRole (missing values sort after all others)."""
+
+    def __init__(self, text: str = "", key: float = math.inf):
+        super().__init__(text)
+        self.setData(Qt.ItemDataRole.UserRole, key)
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def set_value(self, text: str, key: float) -> None:
+        self.setText(text)
+        self.setData(Qt.ItemDataRole.UserRole, key)
+
+    def key(self) -> float:
+        value = self.data(Qt.ItemDataRole.UserRole)
+        return math.inf if value is None else float(value)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        if isinstance(other, NumericItem):
+            return self.key() < other.key()
+        return super().__lt__(other)
+
+
+# Status ranks for sorting: running < finished < stopped early < diverged.
+_STATUS_RANK = {"running": 0, "finished": 1, "stopped": 2, "diverged": 3}
+_STATUS_COLORS = {"diverged": QColor("#ff6b6b"), "stopped": QColor("#e6c35c")}
+
+
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    tooltip: str
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "—" if not math.isfinite(value) else format(value, spec)
+
+
+# -- the view --------------------------------------------------------------------------------------
+
+
+class NetworkView(QWidget):
+    """Tabs of views over a `NetworkHistory`: curves, boundaries, confusion matrix, comparison."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("networkView")
+        # Replaceable in tests: (parent, caption, dir, filter) → (path, selected filter).
+        self.save_dialog: Callable = QFileDialog.getSaveFileName
+        # Replaceable in tests: (parent, title, text) → None.
+        self.report_error: Callable = QMessageBox.warning
+
+        self.labels: list[str] = []
+        self.colors: list[str] = []
+        self.dataset: Dataset | None = None
+        self.total_steps: int | None = None
+        self._history: NetworkHistory | None = None
+        self._drawn_evaluation_step = -1
+        self._layer_log = _LayerLog()
+        self._selected_run = 0
+        self._panels: list[_Panel] = []
+        # Per run: the last snapshot taken while the run was alive (shown after it died).
+        self._confusions: list[np.ndarray | None] = []
+        self._confusion_steps: list[int] = []
+        self._table_items: list[list[QTableWidgetItem]] = []
+
+        self.tabs = QTabWidget(objectName="networkTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self._build_curves_tab(), "Curves")
+        self.tabs.addTab(self._build_boundary_tab(), "Decision boundaries")
+        self.tabs.addTab(self._build_confusion_tab(), "Confusion matrix")
+        self.tabs.addTab(self._build_comparison_tab(), "Comparison")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _build_curves_tab(self) -> QWidget:
+        page = QWidget()
+        controls = QHBoxLayout()
+        controls.setContentsMargins(6, 4, 6, 0)
+
+        controls.addWidget(QLabel("Smoothing"))
+        self.smoothing_slider = QSlider(Qt.Orientation.Horizontal, objectName="smoothingSlider")
+        self.smoothing_slider.setRange(0, SMOOTHING_TICKS)
+        self.smoothing_slider.setValue(0)
+        self.smoothing_slider.setFixedWidth(140)
+        self.smoothing_slider.setToolTip(
+            "Exponential moving average of the per-step training series (0 = off, 0.99 = "
+            "strongest); the raw data stays drawn as a faint line."
+        )
+        self.smoothing_slider.valueChanged.connect(self._on_smoothing)
+        controls.addWidget(self.smoothing_slider)
+        self.smoothing_label = QLabel("0.00", objectName="smoothingLabel")
+        self.smoothing_label.setMinimumWidth(32)
+        controls.addWidget(self.smoothing_label)
+
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("x axis"))
+        self.x_axis_combo = QComboBox(objectName="xAxisCombo")
+        self.x_axis_combo.addItems(list(X_AXES))
+        self.x_axis_combo.setToolTip(
+            "What the curves are plotted against: optimizer steps, epochs (passes over the "
+            "training data) or seconds since the race started."
+        )
+        self.x_axis_combo.currentIndexChanged.connect(self._on_x_axis)
+        controls.addWidget(self.x_axis_combo)
+
+        controls.addSpacing(12)
+        self.log_loss_check = QCheckBox("log loss", objectName="logLossCheck")
+        self.log_loss_check.setChecked(True)
+        self.log_loss_check.setToolTip(
+            "Draw the loss on a logarithmic axis, where steady progress looks like a straight "
+            "line."
+        )
+        self.log_loss_check.toggled.connect(self._on_log_loss)
+        controls.addWidget(self.log_loss_check)
+
+        controls.addStretch(1)
+        controls.addWidget(QLabel("Layers of"))
+        self.layer_run_combo = QComboBox(objectName="layerRunCombo")
+        self.layer_run_combo.setToolTip(
+            "The run whose per-layer gradient norms and update ratios are shown."
+        )
+        self.layer_run_combo.currentIndexChanged.connect(self._on_run_selected)
+        controls.addWidget(self.layer_run_combo)
+
+        self.loss_plot = RunCurvesPlot(
+            "Loss  (solid: mini-batch train, dashed: validation)", "loss", True, "lossCurves"
+        )
+        self.loss_plot.setToolTip("Training loss of each mini-batch and validation loss.")
+        self.accuracy_plot = RunCurvesPlot(
+            "Accuracy  (solid: train, dashed: validation)", "accuracy", False, "accuracyCurves",
+            legend=False,
+        )
+        self.accuracy_plot.setToolTip("Accuracy on the full training and validation sets.")
+        # Log y: the runs' learning rates often differ by decades (SGD 0.1, Adam 0.001).
+        self.lr_plot = RunCurvesPlot("Learning rate", "lr", True, "lrCurves", legend=False)
+        self.lr_plot.setToolTip("The learning rate each run used for its next update.")
+        self.layer_plot = LayerStatsPlot()
+        self.layer_plot.setToolTip(
+            "Per-layer gradient norm and relative update size of the selected run, at each "
+            "evaluation."
+        )
+        # Only plots of equal width are linked: pyqtgraph lines linked views up pixel by pixel
+        # when they overlap on screen, which would crop the narrower ones.
+        self.accuracy_plot.plotItem.setXLink(self.loss_plot.plotItem)
+
+        grid = QGridLayout()
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        # Six columns: loss and accuracy share the top row; below, the learning rate takes a
+        # third and the two per-layer plots two thirds.
+        grid.addWidget(self.loss_plot, 0, 0, 1, 3)
+        grid.addWidget(self.accuracy_plot, 0, 3, 1, 3)
+        grid.addWidget(self.lr_plot, 1, 0, 1, 2)
+        grid.addWidget(self.layer_plot, 1, 2, 1, 4)
+        for column in range(6):
+            grid.setColumnStretch(column, 1)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(controls)
+        layout.addLayout(grid, 1)
+        return page
+
+    def _build_boundary_tab(self) -> QWidget:
+        self.boundary_grid = pg.GraphicsLayoutWidget()
+        self.boundary_grid.setObjectName("boundaryGrid")
+        self.boundary_grid.setToolTip(
+            "Each run's prediction over the data plane: filled dots are training points, "
+            "hollow rings validation points."
+        )
+        return self.boundary_grid
+
+    def _build_confusion_tab(self) -> QWidget:
+        page = QWidget()
+        controls = QHBoxLayout()
+        controls.setContentsMargins(6, 4, 6, 0)
+        controls.addWidget(QLabel("Run"))
+        self.confusion_run_combo = QComboBox(objectName="confusionRunCombo")
+        self.confusion_run_combo.setToolTip("The run whose confusion matrix is shown.")
+        self.confusion_run_combo.currentIndexChanged.connect(self._on_run_selected)
+        controls.addWidget(self.confusion_run_combo)
+        controls.addStretch(1)
+
+        self.confusion_plot = pg.PlotWidget()
+        self.confusion_plot.setObjectName("confusionPlot")
+        self.confusion_plot.setToolTip(
+            "Rows are true classes, columns predictions; numbers are counts and the colour is "
+            "the share of the row (the class's recall on the diagonal)."
+        )
+        self.confusion_plot.setMenuEnabled(False)
+        item = self.confusion_plot.plotItem
+        item.setLabel("bottom", "predicted class")
+        item.setLabel("left", "true class")
+        item.invertY(True)  # true class 0 in the top row, as matrices are written
+        item.setAspectLocked(True)
+        item.hideButtons()
+        self.confusion_image = pg.ImageItem(axisOrder="row-major")
+        self.confusion_image.setLookupTable(
+            pg.ColorMap([0.0, 1.0], [QColor(BACKGROUND).lighter(140), QColor("#3d7fd9")])
+            .getLookupTable(nPts=256)
+        )
+        item.addItem(self.confusion_image)
+        self.confusion_texts: list[pg.TextItem] = []
+
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.confusion_plot, 1)
+        return page
+
+    def _build_comparison_tab(self) -> QWidget:
+        page = QWidget()
+        controls = QHBoxLayout()
+        controls.setContentsMargins(6, 4, 6, 0)
+        controls.addWidget(QLabel("Target loss"))
+        self.target_spin = QDoubleSpinBox(objectName="targetLossSpin")
+        self.target_spin.setDecimals(4)
+        self.target_spin.setRange(1e-4, 1e6)
+        self.target_spin.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+        self.target_spin.setValue(0.1)
+        self.target_spin.setToolTip(
+            "The validation loss a run has to reach; the table shows the first step it did."
+        )
+        self.target_spin.valueChanged.connect(self._refresh_table)
+        controls.addWidget(self.target_spin)
+        controls.addStretch(1)
+        self.export_button = QPushButton("Export CSV…", objectName="exportCsvButton")
+        self.export_button.setToolTip("Save this table, one row per run, as a CSV file.")
+        self.export_button.clicked.connect(self._on_export)
+        controls.addWidget(self.export_button)
+
+        self.table = QTableWidget(0, 0, objectName="comparisonTable")
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setToolTip("One row per run; click a column header to sort by it.")
+        self._set_columns("accuracy")
+
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.table, 1)
+        return page
+
+    def _set_columns(self, metric: str, split: str = "val") -> None:
+        """Headers for a classification ("accuracy") or regression ("r2") lab.
+
+        ``split`` is "val", or "train" when the data set has no validation split (the table then
+        compares full-training-set numbers and says so).
+        """
+        name = "R²" if metric == "r2" else "accuracy"
+        short = "R²" if metric == "r2" else "acc."
+        where = "Validation" if split == "val" else "Full-training-set"
+        self._columns = [
+            _Column("#", "The run's place in the lab (sort by it to restore the lab's order)."),
+            _Column("Run", "The run's label."),
+            _Column(f"{split.capitalize()} loss", f"{where} loss at the latest evaluation."),
+            _Column(f"Best {split} loss", f"Lowest {where.lower()} loss over all evaluations."),
+            _Column(f"{split.capitalize()} {short}", f"{where} {name} at the latest evaluation."),
+            _Column(f"Best {split} {short}",
+                    f"Highest {where.lower()} {name} over all evaluations."),
+            _Column("Step to target", f"First evaluated step whose {where.lower()} loss was at "
+                                      "or below the target loss."),
+            _Column("Wall (s)", "Seconds since the race started when the run last trained."),
+            _Column("Status", "Running, finished, stopped early or diverged (with the step)."),
+        ]
+        self.table.setColumnCount(len(self._columns))
+        for k, column in enumerate(self._columns):
+            item = QTableWidgetItem(column.header)
+            item.setToolTip(column.tooltip)
+            self.table.setHorizontalHeaderItem(k, item)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)  # spare width goes to the status text
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def set_runs(
+        self, labels: list[str], colors: list[str], dataset: Dataset | None,
+        total_steps: int | None = None,
+    ) -> None:
+        """Rebuild every item for these runs and this data set; clears all drawn data.
+
+        ``total_steps`` (the lab's ``steps``) lets the comparison say "finished" rather than
+        "running" once the history reaches it.
+        """
+        self.labels, self.colors = list(labels), list(colors)
+        self.dataset = dataset
+        self.total_steps = total_steps
+        self._history = None
+        self._drawn_evaluation_step = -1
+        self._layer_log = _LayerLog()
+        self._confusions = [None] * len(self.labels)
+        self._confusion_steps = [0] * len(self.labels)
+        self._selected_run = 0
+
+        regression = dataset is not None and dataset.task == "regression"
+        self.accuracy_plot.plotItem.setTitle(
+            f"{'R²' if regression else 'Accuracy'}  (solid: train, dashed: validation)",
+            size="10pt",
+        )
+        self.accuracy_plot.plotItem.setLabel("left", "R²" if regression else "accuracy")
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            plot.set_runs(self.labels, self.colors)
+        self.layer_plot.set_layers(0)
+
+        for combo in (self.layer_run_combo, self.confusion_run_combo):
+            combo.blockSignals(True)
+            combo.clear()
+            for label, color in zip(self.labels, self.colors):
+                combo.addItem(label)
+                combo.setItemData(combo.count() - 1, QColor(color), Qt.ItemDataRole.DecorationRole)
+            combo.blockSignals(False)
+
+        self._build_panels()
+        self._build_confusion()
+        self._build_table(regression)
+        regression_title = "Fitted curves" if self._curve_mode() else "Predictions"
+        self.tabs.setTabText(1, regression_title if regression else "Decision boundaries")
+        self.tabs.setTabEnabled(2, dataset is not None and dataset.task == "classification")
+
+    def update_from(self, history: NetworkHistory) -> None:
+        """Redraw from the history: curves every call, snapshots only after a new evaluation."""
+        self._history = history
+        evaluated = history.last_evaluation is not None and (
+            history.last_evaluation_step != self._drawn_evaluation_step
+        )
+        if evaluated:
+            self._record_evaluation(history)
+            self._draw_panels(history)
+            self._draw_confusion()
+            self._drawn_evaluation_step = history.last_evaluation_step
+        self._draw_curves(evaluations=evaluated)
+        # Every status change (divergence, early stop, last step) comes with an evaluation;
+        # between them only the wall time moves, worth redrawing only while it is on screen.
+        if evaluated or self.table.isVisible():
+            self._refresh_table()
+
+    def clear(self) -> None:
+        """Forget the history: empty curves, blank panels and matrix, empty table cells."""
+        self.set_runs(self.labels, self.colors, self.dataset, self.total_steps)
+
+    # -- state helpers -------------------------------------------------------------------------
+
+    @property
+    def smoothing(self) -> float:
+        return self.smoothing_slider.value() / SMOOTHING_TICKS * SMOOTHING_MAX
+
+    @property
+    def x_column(self) -> str:
+        return X_AXES[self.x_axis_combo.currentText()][0]
+
+    def _metric(self) -> str:
+        regression = self.dataset is not None and self.dataset.task == "regression"
+        return "r2" if regression else "accuracy"
+
+    def _curve_mode(self) -> bool:
+        """1-D regression: fitted curves instead of decision boundaries."""
+        data = self.dataset
+        return data is not None and data.task == "regression" and data.plane is None and (
+            data.input_shape == (1,)
+        )
+
+    def _last_valid_step(self, run: int) -> float:
+        """The last step at which run's numbers are its own: before divergence, at an early stop."""
+        history = self._history
+        if history is None:
+            return math.inf
+        # The evaluation at the divergence step still shows the run's own (exploded) model; a
+        # non-finite snapshot is skipped where it is drawn.
+        if run in history.divergences:
+            return history.divergences[run].step
+        if run in history.stops:
+            return history.stops[run].step
+        return math.inf
+
+    # -- curves --------------------------------------------------------------------------------
+
+    def _draw_curves(self, evaluations: bool = True) -> None:
+        """Per-step curves (cheap when unchanged); evaluation curves only when ``evaluations``."""
+        history = self._history
+        if history is None:
+            return
+        xcol = self.x_column
+        loss_solid, lr_solid = [], []
+        for steps in history.steps:
+            x = steps.column(xcol)
+            loss_solid.append((x, steps.column("loss")))
+            lr_solid.append((x, steps.column("lr")))
+        self.lr_plot.update_runs(lr_solid)
+        if not evaluations:
+            self.loss_plot.update_runs(loss_solid, None, self.smoothing)
+            return
+        metric = self._metric()
+        loss_dashed, metric_solid, metric_dashed = [], [], []
+        empty = (np.empty(0), np.empty(0))
+        for i in range(len(history.steps)):
+            evals = history.evals[i] if history.evals is not None else None
+            fields = history.eval_fields
+            if evals is None or len(evals) == 0:
+                loss_dashed.append(empty)
+                metric_solid.append(empty)
+                metric_dashed.append(empty)
+                continue
+            ex = evals.column(xcol)
+            loss_dashed.append((ex, evals.column("val_loss")) if "val_loss" in fields else empty)
+            train_metric = f"train_{metric}"
+            val_metric = f"val_{metric}"
+            metric_solid.append(
+                (ex, evals.column(train_metric)) if train_metric in fields else empty
+            )
+            metric_dashed.append((ex, evals.column(val_metric)) if val_metric in fields else empty)
+        self.loss_plot.update_runs(loss_solid, loss_dashed, self.smoothing)
+        self.accuracy_plot.update_runs(metric_solid, metric_dashed)
+        self._draw_layers()
+
+    def _record_evaluation(self, history: NetworkHistory) -> None:
+        """Append the newest evaluation's per-layer statistics (the history keeps only the last)."""
+        ev = history.last_evaluation
+        step = float(history.last_evaluation_step)
+        epoch = wall = math.nan
+        for series in history.evals or []:
+            if len(series) and series.last("step") == step:
+                epoch, wall = series.last("epoch"), series.last("wall")
+                break
+        self._layer_log.append((step, epoch, wall), ev.layer_grad_norm, ev.update_ratio)
+        self.layer_plot.set_layers(self._layer_log.layers)
+
+    def _draw_layers(self) -> None:
+        log = self._layer_log
+        run = self._selected_run
+        if log.size == 0 or run >= log.grad.shape[1]:
+            self.layer_plot.clear_data()
+            return
+        xs = log.xs[: log.size]
+        keep = xs[:, 0] <= self._last_valid_step(run)
+        column = ("step", "epoch", "wall").index(self.x_column)
+        self.layer_plot.update_layers(
+            xs[keep, column], log.grad[: log.size, run][keep], log.ratio[: log.size, run][keep]
+        )
+
+    # -- boundary panels -----------------------------------------------------------------------
+
+    def _build_panels(self) -> None:
+        grid = self.boundary_grid
+        grid.clear()
+        self._panels = []
+        data = self.dataset
+        if data is None or not self.labels:
+            return
+        curve_mode = self._curve_mode()
+        if data.plane is None and not curve_mode:
+            grid.addLabel(
+                f"No decision boundaries: the inputs of {data.name!r} are not points of a plane.",
+                row=0, col=0, color=FOREGROUND,
+            )
+            return
+        count = len(self.labels)
+        columns = math.ceil(math.sqrt(count))
+        for i, (label, color) in enumerate(zip(self.labels, self.colors)):
+            plot = grid.addPlot(row=i // columns, col=i % columns)
+            plot.setTitle(label, color=color, size="9pt")
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+            image = curve = None
+            if curve_mode:
+                plot.setLabel("bottom", "x")
+                plot.setLabel("left", "y")
+                plot.showGrid(x=True, y=True, alpha=0.2)
+                self._add_regression_points(plot)
+                curve = pg.PlotDataItem(pen=pg.mkPen(QColor(color), width=2))
+                curve.setZValue(5)
+                plot.addItem(curve)
+            else:
+                plot.hideAxis("left")
+                plot.hideAxis("bottom")
+                plot.setAspectLocked(True)
+                image = pg.ImageItem(axisOrder="row-major")
+                image.setZValue(-10)
+                plot.addItem(image)
+                self._add_plane_points(plot)
+                (x0, x1), (y0, y1) = data.plane
+                plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+            self._panels.append(_Panel(plot, image, curve, color, label))
+        grid.nextRow()
+        key = self._key_text()
+        if key:
+            grid.addLabel(key, row=(count - 1) // columns + 1, col=0, colspan=columns,
+                          color=FOREGROUND, size="8pt")
+
+    def _key_text(self) -> str:
+        data = self.dataset
+        if data is None:
+            return ""
+        points = "filled dots: training" + (" · rings: validation" if len(data.y_val) else "")
+        if data.task == "regression":
+            what = "line: fitted curve" if self._curve_mode() else "colour: predicted value"
+            return f"{what} · {points}"
+        names = data.class_names or tuple(str(k) for k in range(data.n_classes))
+        if data.n_classes == 2:
+            return (f"colour: P(class {names[1]}) from blue (class {names[0]}) to orange "
+                    f"(class {names[1]}) · {points}")
+        return f"colour: predicted class, fainter where the model is less sure · {points}"
+
+    def _add_plane_points(self, plot: pg.PlotItem) -> None:
+        data = self.dataset
+        classification = data.task == "classification"
+        for points, labels, hollow in (
+            (data.points_train, data.y_train, False),
+            (data.points_val, data.y_val, True),
+        ):
+            if points is None or len(points) == 0:
+                continue
+            classes = labels if classification else None
+            pens, brushes = _point_styles(classes, data.n_classes, hollow)
+            if not classification:  # regression on a plane: neutral dots over the surface
+                pens = pg.mkPen(255, 255, 255, 160 if hollow else 60, width=1)
+                brushes = pg.mkBrush(0, 0, 0, 0) if hollow else pg.mkBrush(235, 235, 235, 200)
+            scatter = pg.ScatterPlotItem(
+                points[:, 0], points[:, 1], size=6 if hollow else 5, pen=pens, brush=brushes,
+            )
+            scatter.setZValue(2 if hollow else 1)
+            plot.addItem(scatter)
+
+    def _add_regression_points(self, plot: pg.PlotItem) -> None:
+        data = self.dataset
+        for x, y, hollow in ((data.x_train, data.y_train, False), (data.x_val, data.y_val, True)):
+            if len(x) == 0:
+                continue
+            pen = pg.mkPen(200, 200, 200, 200 if hollow else 60, width=1)
+            brush = pg.mkBrush(0, 0, 0, 0) if hollow else pg.mkBrush(200, 200, 200, 150)
+            scatter = pg.ScatterPlotItem(x[:, 0], y[:, 0], size=5, pen=pen, brush=brush)
+            plot.addItem(scatter)
+
+    def _draw_panels(self, history: NetworkHistory) -> None:
+        ev = history.last_evaluation
+        data = self.dataset
+        if not self._panels or data is None:
+            return
+        step = history.last_evaluation_step
+        scores = ev.val if ev.val else ev.train
+        split = "val" if ev.val else "train"
+        metric = self._metric()
+        score_name = "R²" if metric == "r2" else "acc"
+        rgba = None
+        if ev.boundary is not None and data.n_classes > 2 and ev.boundary_class is not None:
+            rgba = confidence_rgba(ev.boundary_class, ev.boundary, data.n_classes)
+        for i, panel in enumerate(self._panels):
+            label = self.labels[i]
+            event = history.divergences.get(i) or history.stops.get(i)
+            if event is not None and step >= event.step:
+                what = "diverged" if i in history.divergences else "stopped early"
+                panel.set_title(f"{label} · {what} at {event.step}")
+            else:
+                score = scores.get(metric)
+                text = label
+                if score is not None and math.isfinite(float(score[i])):
+                    value = float(score[i])
+                    shown = f"{value:.1%}" if metric == "accuracy" else f"{value:.3f}"
+                    text = f"{label} · {split} {score_name} {shown}"
+                panel.set_title(text)
+            if step > self._last_valid_step(i):
+                continue  # the run is frozen: its last own picture stays
+            if panel.curve is not None and ev.curve is not None:
+                y = ev.curve[i].astype(np.float64)
+                if np.isfinite(y).all():
+                    lo, hi = float(data.x_train.min()), float(data.x_train.max())
+                    panel.curve.setData(np.linspace(lo, hi, len(y)), y)
+            elif panel.image is not None:
+                self._draw_image(panel.image, ev, i, rgba)
+
+    def _draw_image(self, image: pg.ImageItem, ev, run: int, rgba: np.ndarray | None) -> None:
+        """Run's snapshot as an image over the plane; a non-finite one (NaN weights) is skipped."""
+        data = self.dataset
+        if rgba is not None:
+            if not np.isfinite(ev.boundary[run]).all():
+                return
+            picture, levels, lut = rgba[run], (0, 255), None
+        elif ev.boundary is not None:
+            # Binary: P(class 1), fixed levels so the colour means the same at every step.
+            picture = ev.boundary[run]
+            levels, lut = (0.0, 1.0), _lookup_table("binary")
+        elif ev.curve is not None and data_grid_size(ev.curve):
+            # Regression on a plane: the predicted surface, levels = the targets' range.
+            g = data_grid_size(ev.curve)
+            picture = ev.curve[run].reshape(g, g)
+            lo, hi = float(np.min(data.y_train)), float(np.max(data.y_train))
+            levels, lut = (lo, hi if hi > lo else lo + 1.0), _lookup_table("viridis")
+        else:
+            return
+        if rgba is None and not np.isfinite(picture).all():
+            return
+        image.setImage(picture, levels=levels, lut=lut, autoLevels=False)
+        (x0, x1), (y0, y1) = data.plane
+        rows, cols = picture.shape[:2]
+        # The engine's grid points are pixel centres from edge to edge of the plane.
+        dx, dy = (x1 - x0) / max(cols - 1, 1), (y1 - y0) / max(rows - 1, 1)
+        image.setRect(QRectF(x0 - dx / 2, y0 - dy / 2, cols * dx, rows * dy))
+
+    def boundary_images(self) -> list[np.ndarray | None]:
+        """The image each panel shows (for tests and exports)."""
+        return [p.image.image if p.image is not None else None for p in self._panels]
+
+    def fitted_curves(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        return [p.curve.getOriginalDataset() if p.curve is not None else None for p in self._panels]
+
+    # -- confusion -----------------------------------------------------------------------------
+
+    def _build_confusion(self) -> None:
+        plot = self.confusion_plot.plotItem
+        for text in self.confusion_texts:
+            plot.removeItem(text)
+        self.confusion_texts = []
+        self.confusion_image.clear()
+        data = self.dataset
+        if data is None or data.task != "classification":
+            plot.setTitle("")
+            return
+        k = data.n_classes
+        names = data.class_names or tuple(str(c) for c in range(k))
+        ticks = [[(c, str(names[c])) for c in range(k)]]
+        plot.getAxis("bottom").setTicks(ticks)
+        plot.getAxis("left").setTicks(ticks)
+        plot.setRange(xRange=(-0.5, k - 0.5), yRange=(-0.5, k - 0.5), padding=0.02)
+        if k <= MAX_CONFUSION_TEXT:
+            for row in range(k):
+                for col in range(k):
+                    text = pg.TextItem("", anchor=(0.5, 0.5), color=FOREGROUND)
+                    text.setPos(col, row)
+                    plot.addItem(text)
+                    self.confusion_texts.append(text)
+        plot.setTitle("")
+
+    def _draw_confusion(self) -> None:
+        history = self._history
+        ev = history.last_evaluation if history is not None else None
+        if ev is not None and ev.confusion is not None:
+            step = history.last_evaluation_step
+            for i in range(min(len(self._confusions), len(ev.confusion))):
+                if step <= self._last_valid_step(i):
+                    self._confusions[i] = ev.confusion[i]
+                    self._confusion_steps[i] = step
+        run = self._selected_run
+        matrix = self._confusions[run] if run < len(self._confusions) else None
+        if matrix is None:
+            self.confusion_image.clear()
+            for text in self.confusion_texts:
+                text.setText("")
+            return
+        counts = np.asarray(matrix, dtype=np.float64)
+        share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        k = counts.shape[0]
+        self.confusion_image.setImage(share, levels=(0.0, 1.0), autoLevels=False)
+        self.confusion_image.setRect(QRectF(-0.5, -0.5, k, k))
+        if self.confusion_texts:
+            flat_counts = counts.astype(np.int64).ravel()
+            flat_share = share.ravel()
+            for text, count, fraction in zip(self.confusion_texts, flat_counts, flat_share):
+                text.setText(str(count))
+                # Dark text on the bright cells, light text on the dark ones.
+                text.setColor(QColor("#101010") if fraction > 0.6 else QColor(FOREGROUND))
+        total = int(counts.sum())
+        split = "validation" if self.dataset is not None and len(self.dataset.y_val) else "training"
+        self.confusion_plot.plotItem.setTitle(
+            f"{self.labels[run]} · {split} set, {total} samples, "
+            f"step {self._confusion_steps[run]}",
+            color=self.colors[run], size="10pt",
+        )
+
+    def confusion_matrix_shown(self) -> np.ndarray | None:
+        run = self._selected_run
+        return self._confusions[run] if run < len(self._confusions) else None
+
+    # -- comparison table ----------------------------------------------------------------------
+
+    def _build_table(self, regression: bool) -> None:
+        table = self.table
+        table.setSortingEnabled(False)
+        table.clearContents()
+        has_val = self.dataset is not None and len(self.dataset.y_val) > 0
+        self._set_columns("r2" if regression else "accuracy", "val" if has_val else "train")
+        table.setRowCount(len(self.labels))
+        self._table_items = []
+        for i, (label, color) in enumerate(zip(self.labels, self.colors)):
+            run_item = QTableWidgetItem(label)
+            run_item.setData(Qt.ItemDataRole.DecorationRole, QColor(color))
+            row = [NumericItem(str(i + 1), i), run_item]
+            row += [NumericItem("—") for _ in range(len(self._columns) - 3)]
+            row.append(NumericItem("waiting", -1))
+            row[-1].setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            for col, item in enumerate(row):
+                table.setItem(i, col, item)
+            self._table_items.append(row)
+        table.setSortingEnabled(True)
+        table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+
+    def _run_stats(self, i: int) -> list[tuple[str, float]]:
+        """The numeric cells of run i as (text, sort key), in column order after "Run"."""
+        history = self._history
+        metric = self._metric()
+        nan = math.nan
+        values = {"final_loss": nan, "best_loss": nan, "final_m": nan, "best_m": nan,
+                  "target_step": nan}
+        evals = history.evals[i] if history.evals is not None else None
+        fields = history.eval_fields
+        split = "val" if "val_loss" in fields else "train"
+        if evals is not None and len(evals):
+            loss = evals.column(f"{split}_loss")
+            values["final_loss"], values["best_loss"] = float(loss[-1]), float(np.min(loss))
+            if f"{split}_{metric}" in fields:
+                score = evals.column(f"{split}_{metric}")
+                values["final_m"], values["best_m"] = float(score[-1]), float(np.max(score))
+            reached = np.flatnonzero(loss <= self.target_spin.value())
+            if len(reached):
+                values["target_step"] = float(evals.column("step")[reached[0]])
+        steps = history.steps[i]
+        wall = steps.last("wall") if len(steps) else nan
+        metric_spec = ".1%" if metric == "accuracy" else ".3f"
+        return [
+            (_fmt(values["final_loss"], ".4g"), values["final_loss"]),
+            (_fmt(values["best_loss"], ".4g"), values["best_loss"]),
+            (_fmt(values["final_m"], metric_spec), values["final_m"]),
+            (_fmt(values["best_m"], metric_spec), values["best_m"]),
+            (_fmt(values["target_step"], ".0f"), values["target_step"]),
+            (_fmt(wall, ".1f"), wall),
+        ]
+
+    def run_status(self, i: int) -> tuple[str, float]:
+        """(text, sort key) of run i: running / finished / stopped early at N / diverged at N."""
+        history = self._history
+        if history is None:
+            return "waiting", -1.0
+        if i in history.divergences:
+            step = history.divergences[i].step
+            return f"diverged at {step}", _STATUS_RANK["diverged"] * 1e9 + step
+        if i in history.stops:
+            step = history.stops[i].step
+            return f"stopped early at {step}", _STATUS_RANK["stopped"] * 1e9 + step
+        if self.total_steps is not None and history.last_step >= self.total_steps:
+            return "finished", _STATUS_RANK["finished"] * 1e9
+        return "running", 0.0
+
+    def _refresh_table(self) -> None:
+        if self._history is None or not self._table_items:
+            return
+        table = self.table
+        table.setSortingEnabled(False)  # no re-sorting while cells change under it
+        for i, row in enumerate(self._table_items):
+            for item, (text, key) in zip(row[2:-1], self._run_stats(i)):
+                item.set_value(text, key if math.isfinite(key) else math.inf)
+            status, key = self.run_status(i)
+            row[-1].set_value(status, key)
+            row[-1].setForeground(_STATUS_COLORS.get(status.split()[0], QColor(FOREGROUND)))
+            row[-1].setToolTip(self._status_tooltip(i))
+        table.setSortingEnabled(True)  # re-sorts by the current sort column
+
+    def _status_tooltip(self, i: int) -> str:
+        history = self._history
+        if i in history.divergences:
+            return f"Diverged: {history.divergences[i].reason}"
+        if i in history.stops:
+            event = history.stops[i]
+            return (f"Stopped early: best validation loss {event.best_val_loss:.4g} "
+                    f"at step {event.best_step}")
+        return ""
+
+    def table_rows(self) -> list[list[str]]:
+        """The table's rows as shown (sorted), each cell as its text."""
+        table = self.table
+        return [[table.item(r, c).text() for c in range(table.columnCount())]
+                for r in range(table.rowCount())]
+
+    def export_csv(self, path: str | os.PathLike) -> Path:
+        """Write the table (rows in display order, numbers unformatted) atomically to ``path``.
+
+        A temporary file next to the target is written, flushed to disk, then renamed over it,
+        so a crash never leaves a half-written CSV under the user's file name.
+        """
+        path = Path(path)
+        table = self.table
+        headers = [c.header for c in self._columns]
+        measured = range(2, len(headers) - 1)  # the numeric columns between "Run" and "Status"
+        rows = []
+        for r in range(table.rowCount()):
+            cells = []
+            for c in range(table.columnCount()):
+                item = table.item(r, c)
+                if c in measured:
+                    key = item.key()
+                    if not math.isfinite(key):
+                        cells.append("")
+                    else:  # full precision; whole numbers (steps) without a trailing ".0"
+                        cells.append(str(int(key)) if key.is_integer() else repr(key))
+                else:
+                    cells.append(item.text())
+            rows.append(cells)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(headers)
+                writer.writerows(rows)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return path
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def _on_smoothing(self, _value: int) -> None:
+        self.smoothing_label.setText(f"{self.smoothing:.2f}")
+        self._draw_curves(evaluations=False)
+
+    def _on_x_axis(self, _index: int) -> None:
+        label = X_AXES[self.x_axis_combo.currentText()][1]
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            plot.plotItem.setLabel("bottom", label)
+        self.layer_plot.set_x_label(label)
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            plot.invalidate()
+        self._draw_curves()
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            plot.plotItem.enableAutoRange()
+        self.layer_plot.grad_plot.enableAutoRange()
+        self.layer_plot.ratio_plot.enableAutoRange()
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.table.parentWidget():
+            self._refresh_table()  # its wall times were not refreshed while it was hidden
+
+    def _on_log_loss(self, checked: bool) -> None:
+        self.loss_plot.set_log_y(checked)
+        self.loss_plot.invalidate()
+        self._draw_curves()
+
+    def _on_run_selected(self, index: int) -> None:
+        if index < 0:
+            return
+        self._selected_run = index
+        for combo in (self.layer_run_combo, self.confusion_run_combo):
+            if combo.currentIndex() != index:
+                combo.blockSignals(True)
+                combo.setCurrentIndex(index)
+                combo.blockSignals(False)
+        self._draw_layers()
+        self._draw_confusion()
+
+    def _on_export(self) -> None:
+        path, _filter = self.save_dialog(self, "Export comparison", "comparison.csv",
+                                         "CSV files (*.csv)")
+        if not path:
+            return
+        if not path.lower().endswith(".csv"):
+            path += ".csv"
+        try:
+            self.export_csv(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.report_error(self, "Export failed", f"Could not write {path}: {reason}")
+

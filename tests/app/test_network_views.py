@@ -1,0 +1,371 @@
+"""NetworkView against the numbers of a real (tiny) network race.
+
+Every test drives the view with a `NetworkHistory` filled from `NetworkRace(lab).records()`, so
+the curves, images and table are checked against what the engine really produced.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app.plots.network_views import NetworkView, NumericItem, ema
+from core.history import NetworkHistory
+from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
+from core.network import BOUNDARY_GRID, CURVE_POINTS, NetworkRace
+
+MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
+                  {"linear": 2}]}
+MOONS = {"name": "moons", "n": 256, "noise": 0.2, "val_fraction": 0.25}
+COLORS = ["#e69f00", "#56b4e9", "#009e73"]
+
+
+def _lab(runs, steps=40, dataset=MOONS, model=MLP, loss="cross_entropy", eval_every=10,
+         batch_size=32):
+    problem = NetworkProblem(dataset=dataset, model=model, loss=loss, batch_size=batch_size,
+                             eval_every=eval_every, device="cpu")
+    return validate_lab(Lab(name="t", seed=5, steps=steps, problem=problem, runs=tuple(runs)))
+
+
+def _race(lab):
+    race = NetworkRace(lab)
+    return race, list(race.records())
+
+
+@pytest.fixture(scope="module")
+def moons_race():
+    return _race(_lab([RunSpec("SGD", "sgd", {"lr": 0.1, "momentum": 0.9}),
+                       RunSpec("Adam", "adam", {"lr": 0.02})]))
+
+
+@pytest.fixture(scope="module")
+def blobs_race():
+    model = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 3}]}
+    dataset = {"name": "blobs", "n": 240, "classes": 3, "val_fraction": 0.25}
+    return _race(_lab([RunSpec("Adam", "adam", {"lr": 0.02}), RunSpec("SGD", "sgd", {"lr": 0.1})],
+                      dataset=dataset, model=model))
+
+
+@pytest.fixture(scope="module")
+def linear_race():
+    dataset = {"name": "linear", "n": 128, "noise": 0.1, "val_fraction": 0.2}
+    return _race(_lab([RunSpec("GD", "sgd", {"lr": 0.3}), RunSpec("Adam", "adam", {"lr": 0.05})],
+                      dataset=dataset, model={"layers": [{"linear": 1}]}, loss="mse",
+                      batch_size=None))
+
+
+@pytest.fixture(scope="module")
+def diverging_race():
+    return _race(_lab([RunSpec("boom", "sgd", {"lr": 1e4, "momentum": 0.99}),
+                       RunSpec("fine", "adam", {"lr": 0.01})]))
+
+
+def _view(qtbot, race, records=None, history=None) -> tuple[NetworkView, NetworkHistory]:
+    view = NetworkView()
+    qtbot.addWidget(view)
+    labels = list(race.labels)
+    view.set_runs(labels, COLORS[: len(labels)], race.data, total_steps=race.lab.steps)
+    history = history or NetworkHistory(labels)
+    if records is not None:
+        history.extend(records)
+        view.update_from(history)
+    return view, history
+
+
+def test_the_named_widgets_exist_and_explain_themselves(qtbot, moons_race):
+    race, records = moons_race
+    view, _ = _view(qtbot, race, records)
+    assert view.objectName() == "networkView"
+    for name in ("lossCurves", "accuracyCurves", "smoothingSlider", "xAxisCombo", "boundaryGrid",
+                 "confusionPlot", "comparisonTable", "exportCsvButton", "layerStatsPlot"):
+        widget = view.findChild(object, name)
+        assert widget is not None, name
+        assert widget.toolTip(), f"{name} has no tooltip"
+    for name in ("logLossCheck", "layerRunCombo", "confusionRunCombo", "targetLossSpin"):
+        assert view.findChild(object, name).toolTip(), name
+
+
+def test_update_from_puts_the_engine_numbers_in_the_curves(qtbot, moons_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race, records)
+    for i in range(len(race.labels)):
+        steps, evals = history.steps[i], history.evals[i]
+        x, y = view.loss_plot.curves[i].getOriginalDataset()
+        np.testing.assert_array_equal(x, steps.column("step"))
+        np.testing.assert_array_equal(y, steps.column("loss"))
+        assert len(y) == len(records) == 41
+        vx, vy = view.loss_plot.dashed[i].getOriginalDataset()
+        np.testing.assert_array_equal(vx, evals.column("step"))
+        np.testing.assert_array_equal(vy, evals.column("val_loss"))
+        _, acc = view.accuracy_plot.dashed[i].getOriginalDataset()
+        np.testing.assert_array_equal(acc, evals.column("val_accuracy"))
+        _, train_acc = view.accuracy_plot.curves[i].getOriginalDataset()
+        np.testing.assert_array_equal(train_acc, evals.column("train_accuracy"))
+        _, lr = view.lr_plot.curves[i].getOriginalDataset()
+        np.testing.assert_array_equal(lr, steps.column("lr"))
+    # The last record's loss really is the engine's number.
+    assert view.loss_plot.curves[1].getOriginalDataset()[1][-1] == records[-1].loss[1]
+
+
+def test_curves_grow_batch_by_batch(qtbot, moons_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race)
+    for start in range(0, len(records), 7):
+        history.extend(records[start : start + 7])
+        view.update_from(history)
+        assert len(view.loss_plot.curves[0].getOriginalDataset()[1]) == min(start + 7, 41)
+
+
+def test_smoothing_draws_an_ema_over_the_raw_line_which_stays_visible(qtbot, moons_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race, records)
+    raw_before = view.loss_plot.curves[0].getOriginalDataset()[1].copy()
+    view.smoothing_slider.setValue(80)
+    assert view.smoothing == pytest.approx(0.8, abs=0.01)
+    raw = view.loss_plot.curves[0]
+    smooth = view.loss_plot.smoothed[0]
+    _, raw_y = raw.getOriginalDataset()
+    _, smooth_y = smooth.getOriginalDataset()
+    np.testing.assert_array_equal(raw_y, raw_before)  # the data itself is still drawn …
+    assert raw.isVisible() and 0 < raw.opts["pen"].color().alpha() < 255  # … faintly
+    assert smooth.isVisible() and smooth.opts["pen"].color().alpha() == 255
+    assert not np.allclose(smooth_y, raw_y)
+    # s[0] = x[0], s[t] = a s[t-1] + (1-a) x[t]
+    a = view.smoothing
+    expected = [raw_y[0]]
+    for value in raw_y[1:]:
+        expected.append(a * expected[-1] + (1 - a) * value)
+    np.testing.assert_allclose(smooth_y, expected, rtol=1e-12)
+
+    view.smoothing_slider.setValue(0)
+    assert raw.opts["pen"].color().alpha() == 255
+    assert len(view.loss_plot.smoothed[0].getOriginalDataset()[0] or []) == 0
+
+
+@pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 1000, 9000])
+@pytest.mark.parametrize("a", [0.01, 0.5, 0.99])
+def test_ema_matches_the_recurrence(n, a):
+    x = np.random.default_rng(n).lognormal(size=n)
+    expected = np.empty(n)
+    expected[0] = x[0]
+    for t in range(1, n):
+        expected[t] = a * expected[t - 1] + (1 - a) * x[t]
+    np.testing.assert_allclose(ema(x, a), expected, rtol=1e-10)
+    np.testing.assert_array_equal(ema(x, 0.0), x)
+
+
+def test_x_axis_epoch_and_wall_time_use_those_columns(qtbot, moons_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race, records)
+    view.x_axis_combo.setCurrentText("epoch")
+    x, _ = view.loss_plot.curves[0].getOriginalDataset()
+    np.testing.assert_array_equal(x, history.steps[0].column("epoch"))
+    ex, _ = view.accuracy_plot.dashed[0].getOriginalDataset()
+    np.testing.assert_array_equal(ex, history.evals[0].column("epoch"))
+    assert x[-1] == pytest.approx(40 * 32 / len(race.data.y_train))
+    assert view.loss_plot.plotItem.getAxis("bottom").labelText == "epoch"
+    view.x_axis_combo.setCurrentText("wall time")
+    x, _ = view.lr_plot.curves[1].getOriginalDataset()
+    np.testing.assert_array_equal(x, history.steps[1].column("wall"))
+
+
+def test_log_loss_toggle_switches_the_axis(qtbot, moons_race):
+    race, records = moons_race
+    view, _ = _view(qtbot, race, records)
+    assert view.loss_plot.plotItem.getAxis("left").logMode
+    view.log_loss_check.setChecked(False)
+    assert not view.loss_plot.plotItem.getAxis("left").logMode
+    assert len(view.loss_plot.curves[0].getOriginalDataset()[1]) == 41
+
+
+def test_layer_statistics_follow_the_selected_run(qtbot, moons_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race)
+    for record in records:  # one batch per record: the view sees every evaluation
+        history.extend([record])
+        view.update_from(history)
+    evaluations = [r for r in records if r.evaluation is not None]
+    assert len(view.layer_plot.grad_curves) == 3  # three linear layers
+    view.layer_run_combo.setCurrentIndex(1)
+    assert view.confusion_run_combo.currentIndex() == 1  # one selection for both views
+    x, y = view.layer_plot.grad_curves[2].getOriginalDataset()
+    np.testing.assert_array_equal(x, [r.step for r in evaluations])
+    np.testing.assert_allclose(y, [r.evaluation.layer_grad_norm[1, 2] for r in evaluations])
+    # No update after the last step: its ratio is 0, which a log axis leaves out.
+    rx, _ = view.layer_plot.ratio_curves[0].getOriginalDataset()
+    assert rx[-1] < records[-1].step
+
+
+def test_boundary_images_are_one_grid_per_run_and_change_while_training(qtbot, moons_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race, records[:1])  # step 0 is evaluated
+    first = [image.copy() for image in view.boundary_images()]
+    assert len(first) == 2
+    assert all(image.shape == (BOUNDARY_GRID, BOUNDARY_GRID) for image in first)
+    np.testing.assert_array_equal(first[0], records[0].evaluation.boundary[0])
+    history.extend(records[1:])
+    view.update_from(history)
+    last = view.boundary_images()
+    for before, after in zip(first, last):
+        assert after.shape == (64, 64)
+        assert np.abs(after - before).max() > 0.1
+    assert view._panels[0].image.levels is not None
+    assert list(view._panels[0].image.levels) == [0.0, 1.0]  # fixed: colour means P(class 1)
+    assert "val acc" in view._panels[1].title
+
+
+def test_snapshots_are_redrawn_only_after_a_new_evaluation(qtbot, moons_race, monkeypatch):
+    race, records = moons_race
+    view, history = _view(qtbot, race)
+    calls = []
+    original = view._draw_panels
+    monkeypatch.setattr(view, "_draw_panels", lambda h: (calls.append(h.last_evaluation_step),
+                                                         original(h)))
+    history.extend(records[:3])  # step 0 evaluated, steps 1-2 not
+    view.update_from(history)
+    view.update_from(history)
+    history.extend(records[3:5])
+    view.update_from(history)
+    assert calls == [0]
+    history.extend(records[5:11])  # step 10 is evaluated
+    view.update_from(history)
+    assert calls == [0, 10]
+
+
+def test_multiclass_boundaries_are_rgba_images(qtbot, blobs_race):
+    race, records = blobs_race
+    view, _ = _view(qtbot, race, records)
+    images = view.boundary_images()
+    assert len(images) == 2
+    for image in images:
+        assert image.shape == (64, 64, 4) and image.dtype == np.uint8
+        assert image[..., 3].min() < image[..., 3].max()  # alpha follows the confidence
+    classes = records[-1].evaluation.boundary_class[0]
+    colors = {tuple(images[0][r, c, :3]) for r, c in [(0, 0), (32, 32), (63, 63)]}
+    assert len({int(classes[r, c]) for r, c in [(0, 0), (32, 32), (63, 63)]}) <= len(colors)
+    matrix = view.confusion_matrix_shown()
+    assert matrix.shape == (3, 3) and matrix.sum() == len(race.data.y_val)
+
+
+def test_regression_shows_fitted_curves_and_r2(qtbot, linear_race):
+    race, records = linear_race
+    view, history = _view(qtbot, race, records)
+    assert view.tabs.tabText(1) == "Fitted curves"
+    assert not view.tabs.isTabEnabled(2)  # no confusion matrix for regression
+    curves = view.fitted_curves()
+    assert len(curves) == 2
+    for i, (x, y) in enumerate(curves):
+        assert len(x) == len(y) == CURVE_POINTS
+        np.testing.assert_allclose(y, records[-1].evaluation.curve[i])
+        assert x[0] == pytest.approx(float(race.data.x_train.min()))
+    _, r2 = view.accuracy_plot.dashed[0].getOriginalDataset()
+    np.testing.assert_array_equal(r2, history.evals[0].column("val_r2"))
+    assert "R²" in view.table.horizontalHeaderItem(4).text()
+
+
+def test_comparison_table_has_a_row_per_run_and_sorts_by_number(qtbot, moons_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race, records)
+    table = view.table
+    assert table.rowCount() == 2
+    assert [row[1] for row in view.table_rows()] == list(race.labels)
+    final_loss = [float(history.evals[i].column("val_loss")[-1]) for i in range(2)]
+    for row in view.table_rows():
+        assert row[-1] == "finished"
+    table.sortByColumn(2, Qt.SortOrder.AscendingOrder)
+    keys = [table.item(r, 2).key() for r in range(2)]
+    assert keys == sorted(final_loss)
+    table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
+    assert [table.item(r, 2).key() for r in range(2)] == sorted(final_loss, reverse=True)
+    # Numbers, not text: "10" sorts after "9".
+    assert NumericItem("9", 9.0) < NumericItem("10", 10.0)
+    assert not NumericItem("10", 10.0) < NumericItem("9", 9.0)
+    assert NumericItem("1", 1.0) < NumericItem("—")  # missing values sort last
+
+    # The target column: first evaluated step at or below the target validation loss.
+    view.target_spin.setValue(10.0)  # every run is below at its first evaluation
+    table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    assert [row[6] for row in view.table_rows()] == ["0", "0"]
+
+
+def test_export_writes_the_table_atomically(qtbot, moons_race, tmp_path):
+    race, records = moons_race
+    view, history = _view(qtbot, race, records)
+    view.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
+    target = tmp_path / "comparison"
+    view.save_dialog = lambda *args: (str(target), "CSV files (*.csv)")
+    qtbot.mouseClick(view.export_button, Qt.MouseButton.LeftButton)
+    written = tmp_path / "comparison.csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.csv"]  # no temp file left
+    with written.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    assert header[1] == "Run" and header[-1] == "Status"
+    shown = view.table_rows()
+    assert len(body) == len(shown) == 2
+    assert [r[1] for r in body] == [r[1] for r in shown]  # same rows, same (sorted) order
+    for row in body:
+        i = list(race.labels).index(row[1])
+        assert float(row[2]) == history.evals[i].column("val_loss")[-1]  # full precision
+        assert row[-1] == "finished"
+
+
+def test_export_reports_a_failure_instead_of_raising(qtbot, moons_race, tmp_path):
+    race, records = moons_race
+    view, _ = _view(qtbot, race, records)
+    errors = []
+    view.save_dialog = lambda *args: (str(tmp_path / "missing" / "x.csv"), "")
+    view.report_error = lambda parent, title, text: errors.append(text)
+    qtbot.mouseClick(view.export_button, Qt.MouseButton.LeftButton)
+    assert len(errors) == 1 and "x.csv" in errors[0]
+    view.save_dialog = lambda *args: ("", "")  # cancelled: nothing happens
+    qtbot.mouseClick(view.export_button, Qt.MouseButton.LeftButton)
+    assert len(errors) == 1
+
+
+def test_a_diverged_run_is_reported_as_diverged(qtbot, diverging_race):
+    race, records = diverging_race
+    view, history = _view(qtbot, race, records)
+    event = history.divergences[0]
+    status, _ = view.run_status(0)
+    assert status == f"diverged at {event.step}"
+    assert view.table_rows()[0][-1] == status
+    assert view.table_rows()[1][-1] == "finished"
+    assert f"diverged at {event.step}" in view._panels[0].title
+    # Its curve holds only finite numbers and stops where it diverged.
+    x, y = view.loss_plot.curves[0].getOriginalDataset()
+    assert np.isfinite(y).all() and x[-1] < event.step
+    image = view.boundary_images()[0]
+    assert image is None or np.isfinite(image).all()
+
+
+def test_set_runs_rebuilds_and_clear_empties(qtbot, moons_race, blobs_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race, records)
+    item_count = len(view.loss_plot.plotItem.items)
+    view.set_runs(list(race.labels), COLORS[:2], race.data)
+    assert len(view.loss_plot.plotItem.items) == item_count  # old items removed, not piled up
+    view.update_from(history)
+    view.clear()
+    assert len(view.loss_plot.curves[0].getOriginalDataset()[0] or []) == 0
+    assert all(image is None for image in view.boundary_images())
+    assert view.table.rowCount() == 2 and view.table_rows()[0][2] == "—"
+
+    blobs, blob_records = blobs_race
+    view.set_runs(["only"], COLORS[:1], blobs.data)
+    assert view.table.rowCount() == 1 and len(view._panels) == 1
+    assert len(view.confusion_texts) == 9
+
+
+def test_every_tab_paints(qtbot, moons_race):
+    race, records = moons_race
+    view, _ = _view(qtbot, race, records)
+    view.smoothing_slider.setValue(50)
+    view.resize(900, 700)
+    for index in range(view.tabs.count()):
+        view.tabs.setCurrentIndex(index)
+        image = view.grab()
+        assert not image.isNull() and image.width() == 900

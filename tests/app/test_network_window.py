@@ -1,0 +1,49 @@
+"""The window trains a network race: curves fill, decision boundaries change, nothing dangles."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from core.lab import load_lab
+
+ROOT = Path(__file__).resolve().parents[2]
+MOONS = ROOT / "resources" / "labs" / "moons_race.lab.json"
+
+
+def test_two_network_runs_train_and_their_decision_boundaries_change(qtbot, window, tmp_path):
+    lab = load_lab(MOONS)
+    lab = replace(lab, steps=120, runs=lab.runs[2:])  # RMSprop and Adam
+    path = tmp_path / "two.lab.json"
+    from core.lab import save_lab
+
+    save_lab(lab, path)
+    assert window.open_lab(path)
+    assert window.center_stack.currentWidget() is window.network_view
+    assert window.problem_stack.currentWidget() is window.network_panel
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    window.play()
+    qtbot.waitUntil(lambda: window.history.last_evaluation is not None, timeout=30_000)
+    window.flush_redraw()
+    first = window.history.last_evaluation.boundary.copy()
+    with qtbot.waitSignal(window.race_finished, timeout=60_000):
+        pass
+    last = window.history.last_evaluation.boundary
+    assert first.shape == last.shape == (2, 64, 64)
+    assert np.abs(first - last).max() > 0.1, "the boundaries did not move while training"
+    # The loss the view plots is the engine's loss, step by step.
+    steps = window.history.steps[1].column("step")
+    assert steps[-1] == 120 and len(steps) == 121
+    assert "Finished" in window.status_label.text()
+    assert not window.controller.is_running()
+
+
+def test_switching_between_a_network_lab_and_a_function_lab(qtbot, window):
+    window.new_network_lab()
+    assert window.center_stack.currentWidget() is window.network_view
+    window.undo_action.trigger() if window.undo_action.isEnabled() else None
+    window.new_lab()
+    assert window.center_stack.currentWidget() is window.arena_view
+    assert window.problem_stack.currentWidget() is window.problem_panel
