@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self._dataset_key = None
         self._dataset = None
         self._notices: list[str] = []
+        self._first_show = True
         self._latest = None  # the newest record, for the throttled redraw
         self._last_draw_cost = 0.0
         self._last_draw_end = 0.0
@@ -137,26 +138,34 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.center_stack)
 
     def _build_docks(self) -> None:
+        """Left dock: the problem editor (scrolls on its own) above the runs, in a splitter,
+        so the runs stay in view even under the network builder's long form."""
         self.problem_panel = ProblemPanel()
         self.problem_panel.lab_edited.connect(self.document.edit)
         self.runs_panel = RunsPanel()
         self.runs_panel.lab_edited.connect(self.document.edit)
-        column = QWidget()
-        layout = QVBoxLayout(column)
-        layout.setContentsMargins(0, 0, 0, 0)
         self.problem_stack = QStackedWidget(objectName="problemStack")
         self.problem_stack.addWidget(self.problem_panel)
-        layout.addWidget(self.problem_stack)
-        layout.addWidget(self.runs_panel, 1)
-        scroll = QScrollArea()
+        scroll = QScrollArea(objectName="problemScroll")
         scroll.setWidgetResizable(True)
-        scroll.setWidget(column)
+        scroll.setWidget(self.problem_stack)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.dock_splitter = QSplitter(Qt.Orientation.Vertical, objectName="dockSplitter")
+        self.dock_splitter.setChildrenCollapsible(False)
+        self.dock_splitter.addWidget(scroll)
+        self.dock_splitter.addWidget(self.runs_panel)
         dock = QDockWidget("Lab", self, objectName="labDock")
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        dock.setWidget(scroll)
+        dock.setWidget(self.dock_splitter)
         dock.setMinimumWidth(370)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+    def _size_dock_for(self, network: bool) -> None:
+        """The function editor is a few rows; the network builder wants about half the dock."""
+        total = max(self.dock_splitter.height(), 600)
+        top = int(total * 0.48) if network else self.problem_panel.sizeHint().height() + 8
+        self.dock_splitter.setSizes([top, total - top])
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "", icon=None) -> QAction:
         action = QAction(text, self)
@@ -254,7 +263,10 @@ class MainWindow(QMainWindow):
         if lab.is_network:
             self._show_network_lab(lab)
             return
-        self.problem_stack.setCurrentWidget(self.problem_panel)
+        if self.problem_stack.currentWidget() is not self.problem_panel or self._first_show:
+            self.problem_stack.setCurrentWidget(self.problem_panel)
+            self._size_dock_for(network=False)
+            self._first_show = False
         self.center_stack.setCurrentWidget(self.arena_view)
         self.problem_panel.set_lab(lab)
         key = repr(lab.problem.function)
@@ -283,7 +295,9 @@ class MainWindow(QMainWindow):
         from core.datasets import make_dataset
 
         self._ensure_network_widgets()
-        self.problem_stack.setCurrentWidget(self.network_panel)
+        if self.problem_stack.currentWidget() is not self.network_panel:
+            self.problem_stack.setCurrentWidget(self.network_panel)
+            self._size_dock_for(network=True)
         self.center_stack.setCurrentWidget(self.network_view)
         self.network_panel.set_lab(lab)
         key = (repr(lab.problem.dataset), lab.seed, lab.base_dir)

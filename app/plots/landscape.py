@@ -25,7 +25,11 @@ from core.functions import Objective
 GRID_RESOLUTION = 240
 MAX_PATH_POINTS = 3000
 CONTOUR_LEVELS = 14
-COLORMAP = "viridis"
+# A dark blue-grey ramp (low = dark): the runs' saturated colours stand out on it, which they
+# do not on viridis, whose greens and yellows are the runs' own colours.
+COLORMAP = pg.ColorMap(
+    pos=[0.0, 0.5, 1.0], color=[(14, 17, 26), (62, 76, 104), (196, 204, 220)]
+)
 
 
 def color_values(objective: Objective, z: np.ndarray) -> tuple[np.ndarray, str]:
@@ -74,11 +78,11 @@ class LandscapePlot(pg.PlotWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.addItem(self.image)
         self.colorbar = pg.ColorBarItem(
-            colorMap=pg.colormap.get(COLORMAP), interactive=False, width=14
+            colorMap=COLORMAP, interactive=False, width=14
         )
         self.colorbar.setImageItem(self.image, insert_in=self.plotItem)
 
-        self.contours = pg.PlotDataItem(pen=pg.mkPen(255, 255, 255, 70, width=1))
+        self.contours = pg.PlotDataItem(pen=pg.mkPen(255, 255, 255, 45, width=1))
         self.addItem(self.contours)
         # The heatmap and contours only change with the function or the zoom: cache them as
         # pixmaps, so a frame repaints the moving trajectories, not a 240×240 image and
@@ -164,7 +168,7 @@ class LandscapePlot(pg.PlotWidget):
         for color in self._colors:
             # Bare curve items: a PlotDataItem's clipping/downsampling/log logic costs ~1 ms per
             # setData, paid for every run on every frame.
-            item = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
+            item = pg.PlotCurveItem(pen=pg.mkPen(color, width=2), skipFiniteCheck=True)
             item.setZValue(10)
             self.addItem(item)
             self.trajectories.append(item)
