@@ -14,4 +14,6 @@ BENCHMARKS = {
     "startup": "bench.startup",
     "surface-small": "bench.surface_small",
     "side-by-side": "bench.side_by_side",
+    "history-memory": "bench.history_memory",
+    "sweep-throughput": "bench.sweep_throughput",
 }

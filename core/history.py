@@ -36,7 +36,7 @@ class RunSeries:
         self.capacity = capacity
         self.fields = fields
         self._peak_row = fields.index(peak_field)
-        self._data = np.empty((len(fields), 1024), dtype=np.float64)
+        self._data = np.empty((len(fields), min(1024, capacity)), dtype=np.float64)
         self._size = 0
 
     def __len__(self) -> int:
@@ -56,7 +56,7 @@ class RunSeries:
         n = rows.shape[1]
         if self._size + n > self._data.shape[1]:
             if self._size + n > self.capacity:
-                self._decimate(self._size + n - self.capacity)
+                self._decimate(n)
             if self._size + n > self._data.shape[1]:
                 grown = max(self._size + n, min(self.capacity, 2 * self._data.shape[1]))
                 data = np.empty((len(self.fields), grown), dtype=np.float64)
@@ -66,7 +66,7 @@ class RunSeries:
         self._size += n
 
     def _decimate(self, needed: int) -> None:
-        """Halve the oldest part until ``needed`` slots are free, keeping min and max loss."""
+        """Halve the oldest part until ``needed`` more rows fit, keeping min and max loss."""
         loss_row = self._peak_row
         width = len(self.fields)
         while self.capacity - self._size < needed:
