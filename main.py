@@ -2,6 +2,9 @@
 
     python main.py [LAB]                       open the app (optionally with a lab file)
     python main.py run LAB --out DIR           run a lab headless: summary.json, metrics.csv, ...
+    python main.py surface LAB --out DIR       the loss surface around a trained network
+    python main.py sweep LAB [--trials N ...]  tune hyperparameters with Optuna
+    python main.py lr-find LAB                 the LR range test and its suggestions
 
 A user's mistake (a bad lab file, a wrong flag) exits with code 2 and one line that names the
 file, the field and what is allowed — never a traceback.
@@ -17,8 +20,8 @@ EXIT_USER_ERROR = 2
 
 # Sub-commands defined elsewhere: each module has ``register(subparsers)``; its handlers
 # return an exit code. Imported only when a sub-command is asked for, so the GUI starts light.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
-SUBCOMMANDS = ("run",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("core.landscape_cli", "core.sweep_cli")
+SUBCOMMANDS = ("run", "surface", "sweep", "lr-find")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

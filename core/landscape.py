@@ -1,0 +1,980 @@
+"""Loss landscapes of real networks: directions, batched surfaces, projections and curvature.
+
+Everything works on *flat parameter vectors*: one float tensor holding every parameter of a model
+in ``model.parameters()`` order (what ``torch.nn.utils.parameters_to_vector`` gives). A
+`ParamLayout` says which slice of the vector is which parameter, its shape, and whether it is a
+weight matrix/filter bank, a bias, or a normalisation (batch-norm) parameter.
+
+A *plane* is a centre θ and two directions d1, d2; the surface is
+``L(α, β) = loss(θ + α·d1 + β·d2)`` on a grid. Directions come from:
+
+- `random_directions`: Gaussian, filter-normalised (Li et al. 2018, "Visualizing the Loss
+  Landscape of Neural Nets"): each row of a weight (a neuron's incoming weights, a conv filter) is
+  rescaled to the norm of the same row of the model's weights, so α = 1 is "as far as the weights
+  are large", layer by layer, whatever the scale of each layer.
+- `pca_directions`: the top-2 principal components of the training trajectories of *all* runs,
+  one basis shared by the whole race (so the paths can be compared on one picture).
+- `hessian_directions`: the top-2 eigenvectors of the loss Hessian, by Hessian-vector products and
+  power iteration with deflation.
+- `two_point_direction`: from one weight vector to another (init → final, run A → run B).
+
+Surfaces are evaluated in *batched* passes, many weight vectors at once, never one forward pass per
+point (what the loss-landscape scripts do, and what `surface_point_by_point` does as the
+reference). Two engines, picked per model:
+
+- MLPs (``nn.Sequential`` of Linear, element-wise activations, Dropout, Flatten): one ``bmm``
+  per layer for the whole chunk, activations laid out feature-major ``(points, features,
+  samples)`` in two reused buffers. On a plane the first layer is linear in the weights, so
+  ``W(α, β)·x = W_θ·x + α·D1·x + β·D2·x`` comes from three maps precomputed once; with two-class
+  cross entropy the last layer computes only the logit margin z1 − z0 (CE = softplus(±margin)).
+- Anything else (conv, batch norm, ...): ``torch.func.functional_call`` + ``torch.vmap`` over
+  stacked parameter dicts.
+
+Both run on the model's device, in eval mode (dropout off, batch norm uses its running
+statistics), without autograd. Memory is bounded by evaluating *chunks* of points: see
+`default_chunk` for the bound. Losses are computed in float32 like the model and returned as
+float64 numpy arrays; a non-finite loss (a far point of an exploding regression) is returned as it
+is (``nan``/``inf``) for the caller to mask.
+
+Curvature: `sharpness` (the top Hessian eigenvalue, compared with 2/lr in edge-of-stability
+plots) and `hessian_directions` use double backward (``torch.autograd.grad`` with
+``create_graph=True``) for Hessian-vector products.
+
+Two kinds of loss callables appear here, named by their type:
+
+- `Criterion` ``(output, target) -> scalar mean loss``, e.g. ``F.cross_entropy``: the surface
+  functions take the data ``x, y`` and a criterion;
+- `ModelLoss` ``(model) -> scalar loss at its current weights``: the curvature functions, which
+  differentiate through the model; build one with `model_loss(x, y, criterion)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Criterion = Callable[[Tensor, Tensor], Tensor]
+ModelLoss = Callable[[nn.Module], Tensor]
+
+# Per-chunk memory budgets (bytes of the widest activation of a whole chunk). The MLP engine's
+# chunk is sized to stay in the CPU's L3 cache (measured: 32-64 points of a 2-16-16-2 MLP on 512
+# samples are fastest; smaller chunks pay more per-call overhead, larger ones stream from memory);
+# vmap has more per-call overhead, so it gets bigger chunks.
+MLP_CHUNK_BYTES = 2 << 20
+VMAP_CHUNK_BYTES = 8 << 20
+MAX_CHUNK = 256
+PROGRESSIVE_STRIDES = (4, 2, 1)
+DEFAULT_INTERPOLATION = (-0.5, 1.5, 41)  # Goodfellow et al. 2015 plot α from −0.5 to 1.5
+_ROW_EPS = 1e-10  # as in Li et al.'s code: a zero direction row stays zero, never NaN
+
+# Element-wise modules: they act the same on any tensor layout, so the MLP engine can apply them
+# to its (points, features, samples) activations unchanged.
+_ELEMENTWISE = (
+    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity,
+    nn.Softplus, nn.Mish, nn.Hardtanh, nn.ReLU6, nn.CELU, nn.SELU, nn.Hardswish, nn.Hardsigmoid,
+)
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+# --------------------------------------------------------------------------------------------
+# Flat parameter vectors
+
+
+@dataclass(frozen=True)
+class ParamSlot:
+    """One parameter's place in the flat vector."""
+
+    name: str  # as named_parameters() names it: "0.weight"
+    shape: tuple[int, ...]
+    offset: int
+    numel: int
+    kind: str  # "weight" (a matrix / filter bank), "bias", or "norm" (batch/layer/group norm)
+
+    @property
+    def is_bias_or_norm(self) -> bool:
+        return self.kind != "weight"
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """Names, shapes and kinds of a model's parameters, in ``model.parameters()`` order."""
+
+    slots: tuple[ParamSlot, ...]
+    size: int
+
+    @classmethod
+    def of(cls, model: nn.Module) -> "ParamLayout":
+        kinds: dict[str, str] = {}
+        for module_name, module in model.named_modules():
+            for param_name, param in module.named_parameters(recurse=False):
+                full = f"{module_name}.{param_name}" if module_name else param_name
+                if isinstance(module, _NORM_TYPES):
+                    kinds[full] = "norm"
+                else:
+                    # Li et al.: anything with one dimension (biases, per-channel scales) is not
+                    # a filter and gets no filter-normalised direction.
+                    kinds[full] = "bias" if param.ndim <= 1 else "weight"
+        slots, offset = [], 0
+        for name, param in model.named_parameters():
+            slots.append(ParamSlot(name, tuple(param.shape), offset, param.numel(),
+                                   kinds.get(name, "bias" if param.ndim <= 1 else "weight")))
+            offset += param.numel()
+        return cls(tuple(slots), offset)
+
+    def split(self, vector: Tensor) -> dict[str, Tensor]:
+        """Views of ``vector`` (P,) — or a stack (k, P) — shaped as the parameters (k, *shape)."""
+        if vector.shape[-1] != self.size:
+            raise ValueError(f"expected {self.size} parameters, got {vector.shape[-1]}")
+        lead = tuple(vector.shape[:-1])
+        return {
+            s.name: vector[..., s.offset:s.offset + s.numel].reshape(*lead, *s.shape)
+            for s in self.slots
+        }
+
+    def mask(self, kinds: Sequence[str]) -> Tensor:
+        """A bool (P,) mask of the entries whose slot kind is in ``kinds``."""
+        out = torch.zeros(self.size, dtype=torch.bool)
+        for s in self.slots:
+            if s.kind in kinds:
+                out[s.offset:s.offset + s.numel] = True
+        return out
+
+
+def flatten(model: nn.Module) -> Tensor:
+    """A detached copy of all the model's parameters as one (P,) vector."""
+    return nn.utils.parameters_to_vector(model.parameters()).detach().clone()
+
+
+def unflatten_into(model: nn.Module, vector: Tensor) -> None:
+    """Copy a (P,) vector into the model's parameters, in place (the model is left pointing at
+    its own tensors, so optimizers holding them stay valid)."""
+    params = list(model.parameters())
+    size = sum(p.numel() for p in params)
+    if vector.ndim != 1 or vector.numel() != size:
+        raise ValueError(f"expected a vector of {size} parameters, got shape {tuple(vector.shape)}")
+    with torch.no_grad():
+        offset = 0
+        for p in params:
+            p.copy_(vector[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    first = next(model.parameters(), None)
+    if first is None:
+        raise ValueError("the model has no parameters, so it has no loss landscape")
+    return first.device, first.dtype
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    """Dropout off and batch norm on its running statistics, then the caller's mode again."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+# --------------------------------------------------------------------------------------------
+# Directions
+
+
+def _default_generator(generator: torch.Generator | None) -> torch.Generator:
+    # A fixed seed rather than torch's global RNG: the same call gives the same picture, and
+    # drawing directions never disturbs the training's random stream.
+    return generator if generator is not None else torch.Generator().manual_seed(0)
+
+
+def filter_normalize(direction: Tensor, weights: Tensor, layout: ParamLayout,
+                     include_bias_bn: bool = False) -> Tensor:
+    """Li et al.'s filter normalisation of a (P,) direction against the (P,) weights.
+
+    Each row of a weight slot (dimension 0: a neuron's incoming weights, a conv filter) is scaled
+    to the norm of that row of the weights. Biases and norm parameters are zeroed, or, with
+    ``include_bias_bn``, each such vector is scaled as a whole to the norm of the weights' vector
+    (Li et al.'s code copies the weights there instead; a random direction keeps d1 and d2
+    independent).
+    """
+    out = direction.clone()
+    for s in layout.slots:
+        d = out[s.offset:s.offset + s.numel]
+        w = weights[s.offset:s.offset + s.numel]
+        if s.kind == "weight":
+            rows = s.shape[0]
+            d_rows, w_rows = d.view(rows, -1), w.view(rows, -1)
+            scale = w_rows.norm(dim=1, keepdim=True) / (d_rows.norm(dim=1, keepdim=True) + _ROW_EPS)
+            d_rows.mul_(scale)
+        elif include_bias_bn:
+            d.mul_(w.norm() / (d.norm() + _ROW_EPS))
+        else:
+            d.zero_()
+    return out
+
+
+def random_directions(
+    model: nn.Module,
+    generator: torch.Generator | None = None,
+    include_bias_bn: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Two filter-normalised Gaussian directions (P,) around the model's current weights.
+
+    Not orthogonalised: in many dimensions two Gaussian directions are nearly orthogonal already,
+    and `project_trajectory` solves least squares for the rest.
+    """
+    device, dtype = _device_dtype(model)
+    generator = _default_generator(generator)
+    layout = ParamLayout.of(model)
+    weights = flatten(model)
+    directions = []
+    for _ in range(2):
+        raw = torch.randn(layout.size, generator=generator, dtype=torch.float32)
+        raw = raw.to(device=device, dtype=dtype)
+        directions.append(filter_normalize(raw, weights, layout, include_bias_bn))
+    return directions[0], directions[1]
+
+
+def random_direction(model: nn.Module, generator: torch.Generator | None = None,
+                     include_bias_bn: bool = False) -> Tensor:
+    """One filter-normalised Gaussian direction (for 1-D slices)."""
+    return random_directions(model, generator, include_bias_bn)[0]
+
+
+def two_point_direction(a: Tensor, b: Tensor) -> Tensor:
+    """The direction from weights ``a`` to weights ``b``: α = 0 is ``a``, α = 1 is ``b``."""
+    if a.shape != b.shape:
+        raise ValueError(f"the two points differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    return (b - a).detach().clone()
+
+
+def _fix_sign(vector: Tensor) -> Tensor:
+    """Eigen/singular vectors are defined up to sign; make the largest entry positive so the
+    same data always gives the same picture."""
+    index = int(vector.abs().argmax())
+    return -vector if vector[index] < 0 else vector
+
+
+def pca_directions(
+    trajectories: Sequence[Tensor],
+    center: Tensor | None = None,
+) -> tuple[Tensor, Tensor, np.ndarray]:
+    """One PCA basis for the trajectories of all runs: (d1, d2, explained_variance_ratio).
+
+    ``trajectories`` are (T_i, P) stacks of weight vectors, one per run. As in Li et al. 2018, the
+    rows are taken relative to an origin — ``center``, by default run 0's final point (the
+    centre `landscape_cli` draws the surface around) — then, like their sklearn PCA, the rows of
+    all runs together are mean-centred and the top-2 right singular vectors are the directions.
+    d1 and d2 are orthonormal (unit length, so α, β are distances in weight space);
+    ``explained_variance_ratio`` is each one's share of the total variance of those rows.
+    """
+    if not trajectories:
+        raise ValueError("pca_directions needs at least one trajectory")
+    rows = torch.cat([t.detach().reshape(len(t), -1) for t in trajectories]).double()
+    if len(rows) < 2:
+        raise ValueError("pca_directions needs at least two weight vectors")
+    origin = trajectories[0][-1] if center is None else center
+    rows = rows - origin.detach().double()
+    rows = rows - rows.mean(dim=0, keepdim=True)
+    # full_matrices=False: cost O(min(T, P)² · max(T, P)); trajectories are kept to ~100 points
+    # per run, so this is small even for 10⁵ parameters.
+    _, singular, vh = torch.linalg.svd(rows, full_matrices=False)
+    total = float((singular ** 2).sum())
+    ratios = np.zeros(2)
+    if total > 0:
+        ratios[: min(2, len(singular))] = (singular[:2] ** 2).cpu().numpy() / total
+    if vh.shape[0] < 2:  # a single snapshot left after centring: complete the basis
+        extra = torch.zeros_like(vh[0])
+        extra[int(vh[0].abs().argmin())] = 1.0
+        extra = extra - (extra @ vh[0]) * vh[0]
+        vh = torch.stack([vh[0], extra / extra.norm()])
+    dtype = trajectories[0].dtype
+    d1, d2 = (_fix_sign(v).to(dtype) for v in (vh[0], vh[1]))
+    return d1, d2, ratios
+
+
+# --------------------------------------------------------------------------------------------
+# Curvature: Hessian-vector products and power iteration
+
+
+def model_loss(x: Tensor, y: Tensor, criterion: Criterion) -> ModelLoss:
+    """The `ModelLoss` of ``criterion`` on the data ``(x, y)``."""
+    return lambda model: criterion(model(x), y)
+
+
+def _hvp_operator(model: nn.Module, loss_fn: ModelLoss) -> Callable[[Tensor], Tensor]:
+    """v ↦ H·v at the model's current weights, by double backward.
+
+    The gradient graph is built once; each product is one more backward pass through it.
+    """
+    params = list(model.parameters())
+    with torch.enable_grad():
+        loss = loss_fn(model)
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+    flat_grad = torch.cat([g.reshape(-1) for g in grads])
+    if not flat_grad.requires_grad:  # the loss is linear in the weights: H = 0
+        return lambda v: torch.zeros_like(v)
+
+    def hvp(vector: Tensor) -> Tensor:
+        products = torch.autograd.grad(flat_grad, params, grad_outputs=vector, retain_graph=True,
+                                       allow_unused=True, materialize_grads=True)
+        return torch.cat([h.reshape(-1) for h in products]).detach()
+
+    return hvp
+
+
+def _power_iteration(
+    operator: Callable[[Tensor], Tensor],
+    start: Tensor,
+    iters: int,
+    orthogonal_to: Sequence[Tensor] = (),
+    tol: float = 1e-5,
+) -> tuple[float, Tensor]:
+    """Dominant (largest |λ|) eigenpair of a symmetric operator, restricted to the complement
+    of ``orthogonal_to`` (unit vectors) — that restriction is the deflation."""
+
+    def project(v: Tensor) -> Tensor:
+        for u in orthogonal_to:
+            v = v - (u @ v) * u
+        return v
+
+    vector = project(start)
+    norm = vector.norm()
+    if norm == 0:
+        return 0.0, vector
+    vector = vector / norm
+    value = 0.0
+    for i in range(max(1, iters)):
+        image = project(operator(vector))
+        new_value = float(vector @ image)  # Rayleigh quotient
+        norm = image.norm()
+        if norm == 0:
+            return 0.0, vector
+        vector = image / norm
+        converged = i > 0 and abs(new_value - value) <= tol * max(abs(new_value), 1e-12)
+        value = new_value
+        if converged:
+            break
+    return value, vector
+
+
+def _top_eigenpair(operator, start, iters, orthogonal_to=(), tol=1e-5) -> tuple[float, Tensor]:
+    """The *largest* (most positive) eigenpair, not the largest in magnitude.
+
+    Power iteration finds the eigenvalue of largest |λ|. Away from a minimum (at initialisation,
+    say) that can be a negative one; then we iterate on H − λ·I, whose eigenvalues are all ≥ 0 and
+    whose largest is λ_max − λ.
+    """
+    value, vector = _power_iteration(operator, start, iters, orthogonal_to, tol)
+    if value < 0:
+        shift = value
+        shifted, vector = _power_iteration(lambda v: operator(v) - shift * v, vector.clone(),
+                                           iters, orthogonal_to, tol)
+        # Rayleigh quotient of the original operator at the vector found: exact for an eigenvector.
+        value = float(vector @ operator(vector)) if vector.norm() > 0 else shifted + shift
+    return value, vector
+
+
+def _random_start(size: int, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    start = torch.randn(size, generator=_default_generator(generator), dtype=torch.float32)
+    return start.to(device=like.device, dtype=like.dtype)
+
+
+def sharpness(
+    model: nn.Module,
+    loss_fn: ModelLoss,
+    iters: int = 20,
+    generator: torch.Generator | None = None,
+    tol: float = 1e-5,
+) -> float:
+    """The top eigenvalue λ_max of the Hessian of ``loss_fn`` at the model's weights.
+
+    Power iteration on Hessian-vector products (at most ``iters`` of them, fewer when the
+    Rayleigh quotient settles to ``tol``). For gradient descent at learning rate η, λ_max ≈ 2/η
+    is the edge of stability. Evaluated in eval mode (no dropout noise in the Hessian).
+    """
+    with _eval_mode(model):
+        hvp = _hvp_operator(model, loss_fn)
+        start = _random_start(sum(p.numel() for p in model.parameters()),
+                              next(model.parameters()), generator)
+        value, _ = _top_eigenpair(hvp, start, iters, tol=tol)
+    return value
+
+
+def hessian_directions(
+    model: nn.Module,
+    loss_fn: ModelLoss,
+    iters: int = 20,
+    generator: torch.Generator | None = None,
+    tol: float = 1e-5,
+) -> tuple[Tensor, Tensor, np.ndarray]:
+    """The top-2 Hessian eigenvectors (unit length) and their eigenvalues [λ1, λ2].
+
+    Power iteration on Hessian-vector products; the second eigenvector is found in the orthogonal
+    complement of the first (deflation by projection). Each is the largest eigenvalue of its space
+    (see `_top_eigenpair`), so λ1 ≥ λ2.
+    """
+    with _eval_mode(model):
+        hvp = _hvp_operator(model, loss_fn)
+        size = sum(p.numel() for p in model.parameters())
+        like = next(model.parameters())
+        generator = _default_generator(generator)
+        value1, vector1 = _top_eigenpair(hvp, _random_start(size, like, generator), iters, tol=tol)
+        value2, vector2 = _top_eigenpair(hvp, _random_start(size, like, generator), iters,
+                                         orthogonal_to=(vector1,), tol=tol)
+    return (_fix_sign(vector1).detach(), _fix_sign(vector2).detach(),
+            np.array([value1, value2], dtype=np.float64))
+
+
+# --------------------------------------------------------------------------------------------
+# Batched evaluation
+
+
+def _binary_cross_entropy_signs(loss_fn: Criterion, y: Tensor, n: int,
+                                n_out: int) -> Tensor | None:
+    """s_i = +1 for class 0, −1 for class 1 when ``loss_fn`` is two-class cross entropy, else None.
+
+    With two logits, CE = log(1 + e^(z_other − z_true)) = softplus(s·(z1 − z0)): only the margin
+    z1 − z0 matters, so the last layer can compute that one row instead of two.
+    """
+    if (loss_fn is F.cross_entropy and n_out == 2 and y.shape == (n,)
+            and y.dtype in (torch.int64, torch.int32)):
+        return 1.0 - 2.0 * y.to(torch.float32)
+    return None
+
+
+def _reducer(loss_fn: Criterion, y: Tensor, n: int,
+             n_out: int) -> Callable[[Tensor], Tensor] | None:
+    """A fast per-point mean loss for feature-major outputs z (k, n_out, n), or None.
+
+    Only for the criteria core.metrics hands out, called with their defaults (mean reduction),
+    which is how the engine calls them; anything else goes through vmap on the outputs.
+    """
+    signs = _binary_cross_entropy_signs(loss_fn, y, n, n_out)
+    if signs is not None:
+        return lambda z: F.softplus((z[:, 1] - z[:, 0]).mul_(signs.to(z))).mean(dim=1)
+    if loss_fn is F.cross_entropy and y.shape == (n,) and y.dtype in (torch.int64, torch.int32):
+        target = y.long()
+        return lambda z: F.cross_entropy(z, target.expand(len(z), n), reduction="none").mean(1)
+    if y.ndim == 2 and y.shape == (n, n_out) and y.is_floating_point():
+        target_t = y.T.contiguous()  # (n_out, n), broadcast over the points
+        if loss_fn is F.mse_loss:
+            return lambda z: (z - target_t).square_().mean(dim=(1, 2))
+        if loss_fn is F.l1_loss:
+            return lambda z: (z - target_t).abs_().mean(dim=(1, 2))
+        if loss_fn is F.huber_loss:
+            return lambda z: F.huber_loss(z, target_t.expand_as(z), reduction="none").mean((1, 2))
+    return None
+
+
+class _MlpEngine:
+    """Batched matmuls for ``nn.Sequential`` MLPs, activations laid out (points, features, n)."""
+
+    def __init__(self, model: nn.Sequential, layers: list, x: Tensor, y: Tensor,
+                 loss_fn: Criterion, layout: ParamLayout):
+        self.model = model
+        self.layout = layout
+        self.layers = layers  # ("linear", weight_slot, bias_slot | None, out) or ("act", module)
+        self.loss_fn = loss_fn
+        self.y = y
+        self.x_t = x.reshape(len(x), -1).T.contiguous()  # (in, n): one copy shared by all points
+        self.n = len(x)
+        self.n_out = layers[-1][3]
+        self.reduce = _reducer(loss_fn, y, self.n, self.n_out)
+        # Two-class CE after a hidden layer: the last layer computes only the margin row.
+        signs = _binary_cross_entropy_signs(loss_fn, y, self.n, self.n_out)
+        hidden = sum(1 for layer in layers if layer[0] == "linear") > 1
+        self.margin_signs = signs.to(x) if signs is not None and hidden else None
+        self.widest = max(layer[3] for layer in layers if layer[0] == "linear")
+        self.plane: list[Tensor | None] = []
+        self._buffers: list[Tensor | None] = [None, None]
+
+    @classmethod
+    def build(cls, model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion,
+              layout: ParamLayout) -> "_MlpEngine | None":
+        """The engine for ``model``, or None when it is not a plain MLP."""
+        if not isinstance(model, nn.Sequential) or any(True for _ in model.buffers()):
+            return None
+        slots = {s.name: s for s in layout.slots}
+        modules = list(model.named_children())
+        first = next((i for i, (_, m) in enumerate(modules) if isinstance(m, nn.Linear)), None)
+        if first is None:
+            return None
+        head = modules[:first]
+        # Modules before the first Linear see the same input for every point: run them once.
+        if any(any(True for _ in m.parameters()) for _, m in head):
+            return None
+        with torch.no_grad():
+            for _, module in head:
+                x = module(x)
+        if x.ndim != 2:
+            return None
+        layers = []
+        for name, module in modules[first:]:
+            if isinstance(module, nn.Linear):
+                bias = slots.get(f"{name}.bias") if module.bias is not None else None
+                layers.append(("linear", slots[f"{name}.weight"], bias, module.out_features))
+            elif isinstance(module, _ELEMENTWISE):
+                layers.append(("act", module))
+            elif isinstance(module, (nn.Dropout, nn.Flatten)):
+                continue  # eval-mode dropout is the identity; the data is already (n, features)
+            else:
+                return None
+        if layers[-1][0] != "linear":
+            return None
+        return cls(model, layers, x, y, loss_fn, layout)
+
+    def bytes_per_point(self) -> int:
+        return 4 * (self.widest * self.n + self.layout.size)
+
+    def _scratch(self, size: int, linear_index: int) -> Tensor:
+        """One of two reused activation buffers, alternating by linear layer: allocating ~1 MB per
+        layer and chunk costs page faults that measured as much as the arithmetic."""
+        slot = linear_index % 2
+        buffer = self._buffers[slot]
+        if buffer is None or buffer.numel() < size:
+            buffer = torch.empty(size, dtype=self.x_t.dtype, device=self.x_t.device)
+            self._buffers[slot] = buffer
+        return buffer[:size]
+
+    def _linear_params(self, vector: Tensor, layer) -> tuple[Tensor, Tensor | None]:
+        """The (rows, in) weight and (rows,) bias of a linear layer in the (…, P) ``vector``;
+        for the margin layer of two-class CE, the one row z1 − z0."""
+        _, w_slot, b_slot, out = layer
+        lead = vector.shape[:-1]
+        weight = vector[..., w_slot.offset:w_slot.offset + w_slot.numel]
+        weight = weight.reshape(*lead, *w_slot.shape)
+        bias = vector[..., b_slot.offset:b_slot.offset + b_slot.numel] if b_slot else None
+        if layer is self.layers[-1] and self.margin_signs is not None:
+            weight = weight[..., 1:2, :] - weight[..., 0:1, :]
+            bias = bias[..., 1:2] - bias[..., 0:1] if bias is not None else None
+        return weight, bias
+
+    def prepare_plane(self, center: Tensor, d1: Tensor, d2: Tensor) -> None:
+        """Per-layer bases for the plane θ + α·d1 + β·d2, so a chunk never builds (k, P) weights.
+
+        First layer: W(α,β)·x + b(α,β) = M_θ + α·M_1 + β·M_2 with three (rows, n) maps M computed
+        once (the input is the same for every point), so per point it costs two multiply-adds
+        per output instead of a K = in product. Later layers: a (3, rows·in + rows) basis; one
+        small (k, 3) @ basis product gives the whole chunk's weights and biases.
+        """
+        self.plane = []
+        for index, layer in enumerate(self.layers):
+            if layer[0] != "linear":
+                self.plane.append(None)
+                continue
+            parts = [self._linear_params(v, layer) for v in (center, d1, d2)]
+            if index == 0:
+                maps = [w @ self.x_t + (b.view(-1, 1) if b is not None else 0) for w, b in parts]
+                self.plane.append(torch.stack([m.reshape(-1) for m in maps]))
+            else:
+                rows = [torch.cat([w.reshape(-1)] + ([b] if b is not None else []))
+                        for w, b in parts]
+                self.plane.append(torch.stack(rows))
+
+    def plane_losses(self, coords: Tensor) -> Tensor:
+        """Mean loss at each of the k plane points (α, β) of ``coords`` (k, 2)."""
+        k = len(coords)
+        alpha, beta = coords[:, 0:1], coords[:, 1:2]
+        coeffs = torch.cat([torch.ones_like(alpha), coords], dim=1)  # (k, 3): 1, α, β
+
+        def params(index: int, layer) -> tuple[Tensor, Tensor | None]:
+            _, w_slot, b_slot, _ = layer
+            values = coeffs @ self.plane[index]  # (k, rows·in [+ rows])
+            rows = self.plane[index].shape[1] // (w_slot.shape[1] + (1 if b_slot else 0))
+            size = rows * w_slot.shape[1]
+            weight = values[:, :size].view(k, rows, w_slot.shape[1])
+            bias = values[:, size:].view(k, rows, 1) if b_slot is not None else None
+            return weight, bias
+
+        def first(target: Tensor) -> Tensor:
+            maps = self.plane[0]
+            # Two fused multiply-adds over the output measured faster than a K = 3 matmul.
+            torch.addcmul(maps[0], alpha, maps[1], out=target)
+            return target.addcmul_(beta, maps[2])
+
+        return self._forward(k, first, params)
+
+    def losses(self, weights: Tensor) -> Tensor:
+        """Mean loss of each of the k stacked weight vectors (k, P)."""
+        k = len(weights)
+
+        def params(index: int, layer) -> tuple[Tensor, Tensor | None]:
+            weight, bias = self._linear_params(weights, layer)
+            return weight, (bias.unsqueeze(-1) if bias is not None else None)
+
+        def first(target: Tensor) -> Tensor:
+            # Shared input: one (k·rows, in) @ (in, n) product for the whole chunk.
+            weight, bias = params(0, self.layers[0])
+            out = torch.mm(weight.reshape(-1, weight.shape[-1]), self.x_t,
+                           out=target.view(-1, self.n))
+            if bias is not None:
+                out.view(k, -1, self.n).add_(bias)
+            return target
+
+        return self._forward(k, first, params)
+
+    def _forward(self, k: int, first: Callable[[Tensor], Tensor],
+                 params: Callable[[int, tuple], tuple[Tensor, Tensor | None]]) -> Tensor:
+        n = self.n
+        h: Tensor | None = None
+        linear_count = 0  # alternates the scratch buffers, so no layer writes over its input
+        for index, layer in enumerate(self.layers):
+            if layer[0] == "act":
+                module = layer[1]
+                h = h.relu_() if type(module) is nn.ReLU else module(h)
+                continue
+            rows = 1 if (layer is self.layers[-1] and self.margin_signs is not None) else layer[3]
+            target = self._scratch(k * rows * n, linear_count)
+            linear_count += 1
+            if index == 0:
+                h = first(target.view(k, rows * n)).view(k, rows, n)
+                continue
+            weight, bias = params(index, layer)
+            h = torch.bmm(weight, h, out=target.view(k, rows, n))
+            if bias is not None:
+                # bmm + add_ rather than baddbmm: baddbmm first copies the broadcast bias into
+                # the output, which measured ~1.5x slower here.
+                h.add_(bias)
+        if self.margin_signs is not None:
+            return F.softplus(h[:, 0].mul_(self.margin_signs)).mean(dim=1)
+        if self.reduce is not None:
+            return self.reduce(h)
+        # An unknown criterion: call it as the model's output would meet it, (n, out) per point.
+        return torch.vmap(lambda z: self.loss_fn(z, self.y))(h.transpose(1, 2))
+
+
+class _VmapEngine:
+    """Any module: torch.func.functional_call under torch.vmap over stacked parameter dicts."""
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion,
+                 layout: ParamLayout):
+        self.layout = layout
+        self.model = model
+        self.buffers = dict(model.named_buffers())
+        self.x, self.y, self.loss_fn = x, y, loss_fn
+        self.widest = _widest_activation(model, x)
+
+        def one_point(params: dict[str, Tensor]) -> Tensor:
+            output = torch.func.functional_call(model, {**params, **self.buffers}, (self.x,))
+            return self.loss_fn(output, self.y)
+
+        self._batched = torch.vmap(one_point)
+
+    def bytes_per_point(self) -> int:
+        # vmap keeps a few activations alive at once (input, output, a temporary).
+        return 4 * (3 * self.widest + self.layout.size)
+
+    def prepare_plane(self, center: Tensor, d1: Tensor, d2: Tensor) -> None:
+        self.basis = torch.stack([d1, d2])
+        self.center = center
+
+    def plane_losses(self, coords: Tensor) -> Tensor:
+        return self.losses(torch.addmm(self.center, coords, self.basis))
+
+    def losses(self, weights: Tensor) -> Tensor:
+        return self._batched(self.layout.split(weights))
+
+
+def _widest_activation(model: nn.Module, x: Tensor) -> int:
+    """Elements of the largest leaf-module output for the whole batch x (one forward pass)."""
+    sizes = [x.numel()]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+             for m in model.modules() if not any(True for _ in m.children())]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(sizes) * len(x)
+
+
+def _engine(model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion):
+    """The fastest engine that can evaluate ``model`` (built in eval mode, without autograd)."""
+    layout = ParamLayout.of(model)
+    device, dtype = _device_dtype(model)
+    x = torch.as_tensor(x).to(device)
+    x = x.to(dtype) if x.is_floating_point() else x
+    y = torch.as_tensor(y).to(device)
+    with _eval_mode(model), torch.no_grad():
+        engine = _MlpEngine.build(model, x, y, loss_fn, layout)
+        return engine if engine is not None else _VmapEngine(model, x, y, loss_fn, layout)
+
+
+def default_chunk(engine) -> int:
+    """Points per batched pass, so that peak extra memory stays bounded.
+
+    A chunk of k points holds k weight vectors (k·P floats) and, at most, two activations of the
+    widest layer for all samples (MLP engine, 2·k·width·n floats) or about three (vmap engine).
+    k is the largest number (≤ 256) keeping the widest activation of the chunk within 2 MiB (MLP:
+    cache-sized, fastest) or 8 MiB (vmap), and at least 1: peak extra memory ≈ 3 × that budget +
+    k·P·4 bytes — about 6–24 MiB, plus a single point's needs when one point alone is larger.
+    """
+    budget = MLP_CHUNK_BYTES if isinstance(engine, _MlpEngine) else VMAP_CHUNK_BYTES
+    return int(max(1, min(MAX_CHUNK, budget // max(1, engine.bytes_per_point()))))
+
+
+def _chunk_losses(
+    engine,
+    count: int,
+    losses_of: Callable[[int, int], Tensor],
+    chunk: int | None,
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, losses) per chunk of ``count`` points; ``losses_of(a, b)`` evaluates points a..b−1.
+    Checks ``stop`` before each chunk."""
+    size = chunk if chunk is not None else default_chunk(engine)
+    if size < 1:
+        raise ValueError(f"chunk must be at least 1, got {size}")
+    for start in range(0, count, size):
+        if stop is not None and stop.is_set():
+            return
+        end = min(count, start + size)
+        # Eval and inference mode per chunk, never across a yield: while this generator is
+        # suspended the caller (maybe training this very model) must see its own modes.
+        with _eval_mode(engine.model), torch.inference_mode():
+            losses = losses_of(start, end).double().cpu().numpy()
+        yield start, losses
+
+
+def _as_vector(model: nn.Module, vector: Tensor) -> Tensor:
+    device, dtype = _device_dtype(model)
+    return torch.as_tensor(vector).detach().to(device=device, dtype=dtype).reshape(-1)
+
+
+def _plane_losses(model, center, d1, d2, coords: np.ndarray, x, y, loss_fn, chunk=None,
+                  stop=None, engine=None) -> Iterator[tuple[int, np.ndarray]]:
+    device, dtype = _device_dtype(model)
+    center, d1, d2 = (_as_vector(model, v) for v in (center, d1, d2))
+    engine = engine or _engine(model, x, y, loss_fn)
+    with torch.no_grad():
+        engine.prepare_plane(center, d1, d2)
+    coord_t = torch.as_tensor(coords, dtype=dtype, device=device).reshape(-1, 2)
+    yield from _chunk_losses(engine, len(coord_t), lambda a, b: engine.plane_losses(coord_t[a:b]),
+                             chunk, stop)
+
+
+def evaluate_points(model: nn.Module, center: Tensor, d1: Tensor, d2: Tensor,
+                    coords: np.ndarray, x: Tensor, y: Tensor, loss_fn: Criterion,
+                    chunk: int | None = None) -> np.ndarray:
+    """Loss at θ + α·d1 + β·d2 for each row (α, β) of ``coords`` (N, 2), batched."""
+    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    out = np.empty(len(coords))
+    for start, losses in _plane_losses(model, center, d1, d2, coords, x, y, loss_fn, chunk):
+        out[start:start + len(losses)] = losses
+    return out
+
+
+def evaluate_weights(model: nn.Module, weights: Tensor, x: Tensor, y: Tensor,
+                     loss_fn: Criterion, chunk: int | None = None) -> np.ndarray:
+    """Loss of each of the (N, P) weight vectors (a trajectory, say), batched."""
+    device, dtype = _device_dtype(model)
+    weights = torch.as_tensor(weights).detach().to(device=device, dtype=dtype)
+    weights = weights.reshape(len(weights), -1)
+    out = np.empty(len(weights))
+    engine = _engine(model, x, y, loss_fn)
+    for start, losses in _chunk_losses(engine, len(weights),
+                                       lambda a, b: engine.losses(weights[a:b]), chunk):
+        out[start:start + len(losses)] = losses
+    return out
+
+
+def _grid_coords(alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    grid_b, grid_a = np.meshgrid(betas, alphas, indexing="ij")  # row j = β_j, column i = α_i
+    return np.column_stack([grid_a.ravel(), grid_b.ravel()])
+
+
+def evaluate_surface(model: nn.Module, center: Tensor, d1: Tensor, d2: Tensor,
+                     alphas: Sequence[float], betas: Sequence[float], x: Tensor, y: Tensor,
+                     loss_fn: Criterion, chunk: int | None = None) -> np.ndarray:
+    """The loss grid Z[j, i] = loss(center + alphas[i]·d1 + betas[j]·d2), shape (len(betas),
+    len(alphas)) — rows are β, as an image is drawn. Batched and chunked (`default_chunk`)."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    betas = np.asarray(betas, dtype=np.float64)
+    losses = evaluate_points(model, center, d1, d2, _grid_coords(alphas, betas), x, y, loss_fn,
+                             chunk)
+    return losses.reshape(len(betas), len(alphas))
+
+
+def surface_point_by_point(model: nn.Module, center: Tensor, d1: Tensor, d2: Tensor,
+                           alphas: Sequence[float], betas: Sequence[float], x: Tensor, y: Tensor,
+                           loss_fn: Criterion) -> np.ndarray:
+    """The reference: what the loss-landscape scripts do — for each grid point, load the weights
+    into the model, run a forward pass, read the loss. Slow; for tests and benchmarks. The model's
+    weights are restored afterwards."""
+    center, d1, d2 = (_as_vector(model, v) for v in (center, d1, d2))
+    saved = flatten(model)
+    out = np.empty((len(betas), len(alphas)))
+    try:
+        with _eval_mode(model), torch.no_grad():
+            for j, beta in enumerate(betas):
+                for i, alpha in enumerate(alphas):
+                    unflatten_into(model, center + float(alpha) * d1 + float(beta) * d2)
+                    out[j, i] = float(loss_fn(model(x), y))
+    finally:
+        unflatten_into(model, saved)
+    return out
+
+
+def grid_axes(grid: int, span: float | tuple[float, float] = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """α and β axes of ``grid`` points each over [−span, span] (or per-axis half-widths)."""
+    span_a, span_b = (span, span) if np.isscalar(span) else span
+    return (np.linspace(-span_a, span_a, grid), np.linspace(-span_b, span_b, grid))
+
+
+def _level_indices(grid: int, stride: int) -> np.ndarray:
+    # Every stride-th index, plus the last, so even the coarsest level covers the whole extent.
+    return np.union1d(np.arange(0, grid, stride), [grid - 1])
+
+
+def surface_progressive(
+    model: nn.Module,
+    center: Tensor,
+    d1: Tensor,
+    d2: Tensor,
+    x: Tensor,
+    y: Tensor,
+    loss_fn: Criterion,
+    grid: int = 51,
+    span: float | tuple[float, float] = 1.0,
+    strides: Sequence[int] = PROGRESSIVE_STRIDES,
+    chunk: int | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Coarse to fine: yields ``(level, alphas, betas, Z)`` with Z always the full (grid, grid).
+
+    Level 0 computes every ``strides[0]``-th point (and the last row/column); each later level
+    computes only the points it adds; points not computed yet show their nearest computed
+    neighbour. The last level is the full evaluation (== `evaluate_surface`). ``stop`` is checked
+    between chunks: once set, the generator ends without yielding a partial level.
+    """
+    if grid < 2:
+        raise ValueError(f"grid must be at least 2, got {grid}")
+    alphas, betas = grid_axes(grid, span)
+    known = np.zeros((grid, grid), dtype=bool)
+    values = np.full((grid, grid), np.nan)
+    strides = sorted({int(s) for s in strides if s >= 1} | {1}, reverse=True)
+    engine = _engine(model, x, y, loss_fn)
+    level = 0
+    for stride in strides:
+        rows = _level_indices(grid, stride)
+        wanted = np.zeros_like(known)
+        wanted[np.ix_(rows, rows)] = True
+        new = wanted & ~known
+        if not new.any():
+            continue
+        js, is_ = np.nonzero(new)
+        coords = np.column_stack([alphas[is_], betas[js]])
+        finished = 0
+        for start, losses in _plane_losses(model, center, d1, d2, coords, x, y, loss_fn,
+                                           chunk, stop, engine):
+            values[js[start:start + len(losses)], is_[start:start + len(losses)]] = losses
+            finished += len(losses)
+        if finished < len(coords):
+            return  # stopped
+        known |= new
+        nearest = _nearest(rows, grid)
+        yield level, alphas, betas, values[np.ix_(nearest, nearest)].copy()
+        level += 1
+
+
+def _nearest(indices: np.ndarray, grid: int) -> np.ndarray:
+    """For each of 0..grid−1 the nearest of the sorted ``indices``."""
+    positions = np.arange(grid)
+    right = np.clip(np.searchsorted(indices, positions), 0, len(indices) - 1)
+    left = np.clip(right - 1, 0, len(indices) - 1)
+    take_left = np.abs(positions - indices[left]) <= np.abs(indices[right] - positions)
+    return np.where(take_left, indices[left], indices[right])
+
+
+# --------------------------------------------------------------------------------------------
+# 1-D slices
+
+
+def default_interpolation_ts() -> np.ndarray:
+    low, high, count = DEFAULT_INTERPOLATION
+    return np.linspace(low, high, count)
+
+
+def interpolate_1d(model: nn.Module, a: Tensor, b: Tensor, ts: Sequence[float] | None,
+                   x: Tensor, y: Tensor, loss_fn: Criterion,
+                   chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation (Goodfellow et al. 2015): loss((1−t)·a + t·b) for each t.
+
+    ``ts`` None means t from −0.5 to 1.5 (41 points), so the plot shows both minima and beyond.
+    Returns (ts, losses).
+    """
+    ts = default_interpolation_ts() if ts is None else np.asarray(ts, dtype=np.float64)
+    a = _as_vector(model, a)
+    direction = two_point_direction(a, _as_vector(model, b))
+    coords = np.column_stack([ts, np.zeros_like(ts)])
+    losses = evaluate_points(model, a, direction, torch.zeros_like(direction), coords, x, y,
+                             loss_fn, chunk)
+    return ts, losses
+
+
+def random_slice_1d(model: nn.Module, center: Tensor, x: Tensor, y: Tensor, loss_fn: Criterion,
+                    generator: torch.Generator | None = None, span: float = 1.0, count: int = 51,
+                    include_bias_bn: bool = False,
+                    chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, Tensor]:
+    """loss(center + α·d) along one filter-normalised random direction d (normalised against
+    ``center``), α over [−span, span]. Returns (alphas, losses, d)."""
+    center = _as_vector(model, center)
+    layout = ParamLayout.of(model)
+    raw = torch.randn(layout.size, generator=_default_generator(generator), dtype=torch.float32)
+    direction = filter_normalize(raw.to(center), center, layout, include_bias_bn)
+    alphas = np.linspace(-span, span, count)
+    coords = np.column_stack([alphas, np.zeros_like(alphas)])
+    losses = evaluate_points(model, center, direction, torch.zeros_like(direction), coords, x, y,
+                             loss_fn, chunk)
+    return alphas, losses, direction
+
+
+# --------------------------------------------------------------------------------------------
+# Trajectories on the plane
+
+
+def project_trajectory(points: Tensor, center: Tensor, d1: Tensor,
+                       d2: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (T, P) point's plane coordinates (α, β) and its distance from the plane.
+
+    Least squares: (α, β) minimise ‖p − (center + α·d1 + β·d2)‖, which is the orthogonal
+    projection even when d1 and d2 are not orthogonal (random directions); the off-plane
+    distance is the norm of what is left. Computed in float64.
+    """
+    basis = torch.stack([d1.detach().reshape(-1), d2.detach().reshape(-1)]).double()
+    offsets = points.detach().reshape(len(points), -1).double() - center.detach().double()
+    gram = basis @ basis.T
+    # pinv: a degenerate plane (d2 ∥ d1) still gives the least-norm answer instead of failing.
+    coords = (torch.linalg.pinv(gram) @ (basis @ offsets.T)).T  # (T, 2)
+    residual = offsets - coords @ basis
+    off_plane = residual.norm(dim=1)
+    coords = coords.cpu().numpy()
+    return coords[:, 0].copy(), coords[:, 1].copy(), off_plane.cpu().numpy()
+
+
+def true_vs_surface_loss(model: nn.Module, points: Tensor, center: Tensor, d1: Tensor,
+                         d2: Tensor, x: Tensor, y: Tensor, loss_fn: Criterion,
+                         chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(true_loss, surface_loss) of each (T, P) point.
+
+    The true loss is the loss at the point itself; the surface loss is the loss at its projection
+    center + α·d1 + β·d2 — exactly what the surface shows at (α, β), evaluated there rather than
+    read off the grid, so it holds for points outside the grid too. They differ by what the
+    plane leaves out (see the off-plane distance of `project_trajectory`).
+    """
+    alpha, beta, _ = project_trajectory(points, center, d1, d2)
+    true_loss = evaluate_weights(model, points, x, y, loss_fn, chunk)
+    surface_loss = evaluate_points(model, center, d1, d2, np.column_stack([alpha, beta]), x, y,
+                                   loss_fn, chunk)
+    return true_loss, surface_loss
