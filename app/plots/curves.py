@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGraphicsItem
 
 LOG_FLOOR = 1e-16
 MAX_POINTS = 2000
@@ -41,6 +42,30 @@ def decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS):
     return x[idx], y[idx]
 
 
+class FastCurve(pg.PlotCurveItem):
+    """A PlotCurveItem that works out its bounding rect once per setData.
+
+    pyqtgraph recomputes it (min/max over the data plus pen padding) every time the scene asks,
+    several times per frame per curve — measured as the largest Python cost of a streaming
+    frame. The cache is dropped on new data and when the view's transform changes.
+    """
+
+    _rect = None
+
+    def setData(self, *args, **kwargs):  # noqa: N802 - pyqtgraph's name
+        self._rect = None
+        super().setData(*args, **kwargs)
+
+    def viewTransformChanged(self):  # noqa: N802 - pyqtgraph's name
+        self._rect = None
+        super().viewTransformChanged()
+
+    def boundingRect(self):  # noqa: N802 - Qt's name
+        if self._rect is None:
+            self._rect = super().boundingRect()
+        return self._rect
+
+
 class SeriesPlot(pg.PlotWidget):
     """One curve per run over the step axis."""
 
@@ -59,7 +84,10 @@ class SeriesPlot(pg.PlotWidget):
             self.legend = self.plotItem.addLegend(offset=(-10, 10), labelTextSize="8pt")
             # Translucent, so the curves behind the legend stay visible.
             self.legend.setBrush(pg.mkBrush(27, 29, 33, 170))
-        self.curves: list[pg.PlotCurveItem] = []
+            # Its labels never change during a race: blit a cached pixmap instead of laying out
+            # and drawing a dozen text items whenever a curve under it moves.
+            self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.curves: list[FastCurve] = []
         self.raw: list[tuple[np.ndarray, np.ndarray]] = []  # what was last given, untransformed
         self.offset = 0.0
         self.x_max = 1.0
@@ -83,7 +111,7 @@ class SeriesPlot(pg.PlotWidget):
         self.raw = []
         self.x_max = max(1.0, float(x_max))
         for label, color in zip(labels, colors):
-            curve = pg.PlotCurveItem(pen=pg.mkPen(QColor(color), width=1), skipFiniteCheck=True)
+            curve = FastCurve(pen=pg.mkPen(QColor(color), width=1), skipFiniteCheck=True)
             self.plotItem.addItem(curve)
             if self.legend is not None:
                 self.legend.addItem(curve, label)
@@ -101,8 +129,10 @@ class SeriesPlot(pg.PlotWidget):
     def update_series(self, series: list[tuple[np.ndarray, np.ndarray]]) -> None:
         self.raw = [(x, y) for x, y in series]
         lo, hi = np.inf, -np.inf
+        # Two points (min and max) per horizontal pixel are all a screen can show.
+        budget = max(200, min(MAX_POINTS, 2 * int(self.plotItem.vb.width())))
         for curve, (x, y) in zip(self.curves, series):
-            x, y = decimate(x, y)
+            x, y = decimate(x, y, budget)
             shown = self.transform(y)
             curve.setData(x, shown)
             if len(shown):
@@ -110,7 +140,12 @@ class SeriesPlot(pg.PlotWidget):
         if self.follow and np.isfinite(lo):
             if hi <= lo:
                 hi = lo + (abs(lo) * 0.1 or 1.0)
-            self.plotItem.vb.setRange(xRange=(0, self.x_max), yRange=(lo, hi), padding=0.03)
+            # Hysteresis: a new range re-lays out the axis ticks (several ms), so keep the
+            # current one while the data fits and fills most of it.
+            (_, _), (y0, y1) = self.plotItem.vb.viewRange()
+            fits = y0 <= lo and hi <= y1 and (hi - lo) >= 0.7 * (y1 - y0)
+            if not fits:
+                self.plotItem.vb.setRange(xRange=(0, self.x_max), yRange=(lo, hi), padding=0.03)
 
     def _stop_following(self, *_args) -> None:
         self.follow = False

@@ -20,10 +20,10 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsItem
 
+from app.plots.curves import FastCurve
 from core.functions import Objective
 
 GRID_RESOLUTION = 240
-MAX_PATH_POINTS = 3000
 CONTOUR_LEVELS = 14
 # A dark blue-grey ramp (low = dark): the runs' saturated colours stand out on it, which they
 # do not on viridis, whose greens and yellows are the runs' own colours.
@@ -61,6 +61,23 @@ def contour_path(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, levels: np.
     return np.concatenate(parts_x), np.concatenate(parts_y), np.concatenate(parts_c)
 
 
+def thin_to_pixels(x: np.ndarray, y: np.ndarray, pixel: tuple[float, float]):
+    """Drop the points that land on the same screen pixel as the point before them.
+
+    Painting is the cost of a frame, and a converging path piles hundreds of points on a few
+    pixels. Unlike taking every k-th point this never hides a zig-zag: any move of a pixel or
+    more is kept, and so are the first and the newest point.
+    """
+    px, py = pixel
+    if not (px > 0 and py > 0) or len(x) < 3:
+        return x, y
+    cells = np.column_stack([np.floor(x / px), np.floor(y / py)])
+    moved = np.ones(len(x), dtype=bool)
+    moved[1:] = np.any(cells[1:] != cells[:-1], axis=1)
+    moved[-1] = True
+    return x[moved], y[moved]
+
+
 class LandscapePlot(pg.PlotWidget):
     """Heatmap + contours + minima + one trajectory and one marker per run."""
 
@@ -95,7 +112,7 @@ class LandscapePlot(pg.PlotWidget):
         self.minima.setToolTip("global minimum")
         self.addItem(self.minima)
 
-        self.trajectories: list[pg.PlotCurveItem] = []
+        self.trajectories: list[FastCurve] = []
         self._brushes: list = []
         self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("k", width=1))
         self.markers.setZValue(20)
@@ -168,7 +185,7 @@ class LandscapePlot(pg.PlotWidget):
         for color in self._colors:
             # Bare curve items: a PlotDataItem's clipping/downsampling/log logic costs ~1 ms per
             # setData, paid for every run on every frame.
-            item = pg.PlotCurveItem(pen=pg.mkPen(color, width=2), skipFiniteCheck=True)
+            item = FastCurve(pen=pg.mkPen(color, width=2), skipFiniteCheck=True)
             item.setZValue(10)
             self.addItem(item)
             self.trajectories.append(item)
@@ -178,13 +195,10 @@ class LandscapePlot(pg.PlotWidget):
     def update_paths(self, paths: list[tuple[np.ndarray, np.ndarray]], alive: list[bool]) -> None:
         """Redraw each run's path (x, y arrays) and its current position marker."""
         xs, ys, brushes, symbols = [], [], [], []
+        pixel = self.plotItem.vb.viewPixelSize()  # data units per screen pixel (x, y)
         for item, brush, (x, y), live in zip(self.trajectories, self._brushes, paths, alive):
-            if len(x) > MAX_PATH_POINTS:
-                # A long path is drawn thinned (its newest point always kept): beyond a few
-                # thousand points the extra vertices cost paint time but add nothing visible.
-                stride = -(-len(x) // MAX_PATH_POINTS)
-                x = np.append(x[::stride], x[-1])
-                y = np.append(y[::stride], y[-1])
+            if len(x) > 2:
+                x, y = thin_to_pixels(x, y, pixel)
             item.setData(x, y)
             if len(x):
                 xs.append(x[-1])

@@ -29,9 +29,17 @@ def test_a_race_plays_to_the_end_and_the_plots_hold_the_engine_numbers(qtbot, wi
     lab = load_lab(RAVINE)
     records = list(race(lab))
     for i, item in enumerate(window.landscape.trajectories):
-        x, y = item.getData()
         expected = np.stack([r.point[i] for r in records])
-        np.testing.assert_array_equal(np.column_stack([x, y]), expected)
+        series = window.history.runs[i]
+        np.testing.assert_array_equal(
+            np.column_stack([series.column("x"), series.column("y")]), expected
+        )
+        # Drawn: the same path without points that fall on the pixel of the one before.
+        x, y = item.getData()
+        drawn = np.column_stack([x, y])
+        assert drawn[0].tolist() == expected[0].tolist()
+        assert drawn[-1].tolist() == expected[-1].tolist()
+        assert {tuple(p) for p in drawn} <= {tuple(p) for p in expected}
     # The loss plot shows f − f* per step for every run.
     for i, curve in enumerate(window.loss_plot.curves):
         steps, values = window.loss_plot.raw[i]

@@ -34,3 +34,17 @@ def test_painting_hundreds_of_frames_keeps_none_alive(qtbot):
     after = sys.getrefcount(None)
     # With the broken binding this falls by thousands; allow noise from unrelated objects.
     assert after >= before - 50, f"refcount of None fell from {before} to {after}"
+
+
+def test_thinning_keeps_every_move_of_a_pixel_and_the_ends():
+    from app.plots.landscape import thin_to_pixels
+
+    # A zig-zag with an amplitude of 3 pixels must survive whole; a crawl within one pixel
+    # collapses to its ends.
+    x = np.linspace(0, 1, 200)
+    y = np.where(np.arange(200) % 2, 0.03, -0.03)
+    tx, ty = thin_to_pixels(x, y, (0.01, 0.01))
+    assert len(tx) >= 190 and tx[0] == x[0] and tx[-1] == x[-1]
+    cx, cy = thin_to_pixels(np.full(500, 0.5) + np.linspace(0, 0.004, 500), np.zeros(500),
+                            (0.01, 0.01))
+    assert len(cx) == 2
