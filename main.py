@@ -5,6 +5,8 @@
     python main.py surface LAB --out DIR       the loss surface around a trained network
     python main.py sweep LAB [--trials N ...]  tune hyperparameters with Optuna
     python main.py lr-find LAB                 the LR range test and its suggestions
+    python main.py lessons [check [NAME]]      list the lessons / check their claims headless
+    python main.py --lesson NAME               open the app straight into a lesson
 
 A user's mistake (a bad lab file, a wrong flag) exits with code 2 and one line that names the
 file, the field and what is allowed — never a traceback.
@@ -20,8 +22,8 @@ EXIT_USER_ERROR = 2
 
 # Sub-commands defined elsewhere: each module has ``register(subparsers)``; its handlers
 # return an exit code. Imported only when a sub-command is asked for, so the GUI starts light.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("core.landscape_cli", "core.sweep_cli")
-SUBCOMMANDS = ("run", "surface", "sweep", "lr-find")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("core.landscape_cli", "core.sweep_cli", "core.lessons")
+SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -58,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--lesson"]:
+        if len(argv) != 2:
+            print("error: --lesson: give one lesson name (see: main.py lessons)", file=sys.stderr)
+            return EXIT_USER_ERROR
+        from app.main_window import launch
+
+        return launch(lesson=argv[1])
     if not argv or argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
         from app.main_window import launch
 

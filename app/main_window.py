@@ -79,6 +79,9 @@ class MainWindow(QMainWindow):
         self._dataset = None
         self._notices: list[str] = []
         self._first_show = True
+        self.lesson = None
+        self.lesson_dock = None
+        self.lesson_panel = None
         self._latest = None  # the newest record, for the throttled redraw
         self._last_draw_cost = 0.0
         self._last_draw_end = 0.0
@@ -231,9 +234,81 @@ class MainWindow(QMainWindow):
         race_menu = bar.addMenu("&Race")
         for action in (self.play_action, self.step_action, self.reset_action):
             race_menu.addAction(action)
+        self.lessons_menu = bar.addMenu("&Lessons")
+        self._fill_lessons_menu()
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self._action("&About", self._about))
         self._refresh_recent_menu()
+
+    def _fill_lessons_menu(self) -> None:
+        from core.lessons import list_lessons
+
+        try:
+            lessons = list_lessons()
+        except LabError as exc:  # a broken lesson file must not take the window down
+            self.lessons_menu.addAction(f"(lessons unavailable: {exc})").setEnabled(False)
+            return
+        for lesson in lessons:
+            action = self.lessons_menu.addAction(lesson.title)
+            action.setToolTip(lesson.summary)
+            action.triggered.connect(self._lesson_opener(lesson.name))
+
+    def _lesson_opener(self, name: str):
+        def open_it() -> None:
+            if self._confirm_discard():
+                self.open_lesson(name)
+
+        return open_it
+
+    # -- lessons -----------------------------------------------------------------------------
+
+    def open_lesson(self, name: str, autoplay: bool = True) -> bool:
+        """Load a lesson: its lab (unsaved, so Save asks where), its text, and play it."""
+        from app.panels.lesson_panel import LessonPanel
+        from core.lessons import load_lesson
+
+        try:
+            lesson = load_lesson(name)
+        except LabError as exc:
+            self._error(f"Could not open the lesson {name!r}", str(exc))
+            return False
+        if self.lesson_dock is None:
+            self.lesson_panel = LessonPanel()
+            self.lesson_panel.lab_chosen.connect(self._open_lesson_lab)
+            self.lesson_panel.closed.connect(self.close_lesson)
+            self.lesson_dock = QDockWidget("Lesson", self, objectName="lessonDock")
+            self.lesson_dock.setWidget(self.lesson_panel)
+            self.lesson_dock.setMinimumWidth(260)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.lesson_dock)
+        self.lesson = lesson
+        self.lesson_panel.set_lesson(lesson)
+        self.lesson_dock.show()
+        # The race stays the centre of attention: the text gets a narrow column.
+        lab_dock = self.findChild(QDockWidget, "labDock")
+        self.resizeDocks([lab_dock, self.lesson_dock], [370, 320], Qt.Orientation.Horizontal)
+        self._apply_hidden_panels(lesson.hide_panels)
+        self._open_lesson_lab(0, autoplay=autoplay)
+        return True
+
+    def _open_lesson_lab(self, index: int, autoplay: bool = True) -> None:
+        lab = self.lesson.labs[index]
+        self.document.replace(lab, None)
+        self.status_label.setText(f"Lesson: {self.lesson.title}")
+        if autoplay:
+            self.speed_combo.setCurrentIndex(DEFAULT_SPEED_INDEX)
+            self.play()
+
+    def _apply_hidden_panels(self, hidden) -> None:
+        """Focus: a lesson may hide the editing panels it does not need."""
+        self.dock_splitter.widget(0).setVisible("problem" not in hidden)
+        self.runs_panel.setVisible("runs" not in hidden)
+        self.arena_view.widget(1).setVisible("curves" not in hidden)
+
+    def close_lesson(self) -> None:
+        if self.lesson_dock is not None:
+            self.lesson_dock.hide()
+        self._apply_hidden_panels(())
+        self.lesson = None
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Playback", self, objectName="playbackBar")
@@ -705,8 +780,8 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def launch(lab_path: str | None = None) -> int:
-    """Start the GUI (``python main.py [LAB]``)."""
+def launch(lab_path: str | None = None, lesson: str | None = None) -> int:
+    """Start the GUI (``python main.py [LAB]`` or ``python main.py --lesson NAME``)."""
     from app.theme import apply_dark_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -716,7 +791,9 @@ def launch(lab_path: str | None = None) -> int:
     window = MainWindow()
     app.aboutToQuit.connect(window.controller.shutdown)
     window.show()
-    if lab_path:
+    if lesson:
+        QTimer.singleShot(0, lambda: window.open_lesson(lesson))
+    elif lab_path:
         QTimer.singleShot(0, lambda: window.open_lab(lab_path))
     else:
         QTimer.singleShot(0, window.offer_recovery)
