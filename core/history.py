@@ -131,19 +131,25 @@ class RaceHistory:
 
 
 NETWORK_FIELDS = ("step", "epoch", "wall", "loss", "lr", "grad_norm")
+SEED_FIELDS = ("loss_std",)  # added to the step series of a race over several seeds
 
 
 class NetworkHistory:
     """A network race's series: per-step training numbers and per-evaluation metrics.
 
-    ``steps[i]`` has `NETWORK_FIELDS`; ``evals[i]`` has step, epoch, wall and one column per
+    ``steps[i]`` has `NETWORK_FIELDS` (plus ``loss_std`` when the race has several seeds: then
+    ``loss`` is the mean over the seeds); ``evals[i]`` has step, epoch, wall and one column per
     metric ("train_loss", "val_loss", "train_accuracy", "val_f1", ...), created on the first
-    evaluation. ``last_evaluation`` is the newest `Evaluation` (boundaries, confusion matrices,
-    per-layer statistics) for the views that show a snapshot rather than a curve.
+    evaluation, followed by their standard deviations over the seeds ("train_loss_std",
+    "val_accuracy_std", ...) when the race has several seeds. ``last_evaluation`` is the newest
+    `Evaluation` (boundaries, confusion matrices, per-layer statistics) for the views that show a
+    snapshot rather than a curve.
     """
 
     def __init__(self, labels: Sequence[str], capacity: int = DEFAULT_CAPACITY):
         self.labels = tuple(labels)
+        self.capacity = capacity
+        self.step_fields: tuple[str, ...] = NETWORK_FIELDS
         self.steps = [RunSeries(capacity, NETWORK_FIELDS) for _ in self.labels]
         self.evals: list[RunSeries] | None = None
         self.eval_fields: tuple[str, ...] = ()
@@ -152,6 +158,11 @@ class NetworkHistory:
         self.last_step = -1
         self.divergences: dict[int, object] = {}
         self.stops: dict[int, object] = {}
+
+    @property
+    def has_seeds(self) -> bool:
+        """True when the series carry standard deviations over several seeds."""
+        return "loss_std" in self.step_fields
 
     def extend(self, records) -> None:
         records = list(records)
@@ -165,11 +176,18 @@ class NetworkHistory:
         lr = np.stack([r.lr for r in records])
         grad = np.stack([r.grad_norm for r in records])
         alive = np.stack([r.alive for r in records])
+        columns = [steps, epochs, walls, loss, lr, grad]
+        seeded = getattr(records[0], "loss_std", None) is not None
+        if seeded and not self.has_seeds and all(len(s) == 0 for s in self.steps):
+            self.step_fields = NETWORK_FIELDS + SEED_FIELDS
+            self.steps = [RunSeries(self.capacity, self.step_fields) for _ in self.labels]
+        if self.has_seeds:
+            columns.append(np.stack([r.loss_std if r.loss_std is not None
+                                     else np.zeros_like(r.loss) for r in records]))
         for i, series in enumerate(self.steps):
             keep = alive[:, i]
             if keep.any():
-                series.extend(np.stack([steps[keep], epochs[keep], walls[keep], loss[keep, i],
-                                        lr[keep, i], grad[keep, i]]))
+                series.extend(np.stack([c[keep] if c.ndim == 1 else c[keep, i] for c in columns]))
         for k, record in enumerate(records):
             for event in record.diverged:
                 self.divergences[event.run] = event
@@ -183,6 +201,8 @@ class NetworkHistory:
         ev = record.evaluation
         columns = {f"train_{k}": v for k, v in ev.train.items()}
         columns.update({f"val_{k}": v for k, v in ev.val.items()})
+        columns.update({f"train_{k}_std": v for k, v in getattr(ev, "train_std", {}).items()})
+        columns.update({f"val_{k}_std": v for k, v in getattr(ev, "val_std", {}).items()})
         if self.evals is None:
             self.eval_fields = ("step", "epoch", "wall", *columns)
             self.evals = [RunSeries(DEFAULT_CAPACITY, self.eval_fields, peak_field=self.eval_fields[3])

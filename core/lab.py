@@ -28,6 +28,8 @@ MAX_STEPS = 1_000_000
 MAX_RUNS = 32
 MAX_LABEL_CHARS = 60
 MAX_COORD = 1e6
+MAX_SEEDS = 10  # a network problem's "seeds": each run trained from 1 … 10 seeds
+SEED_STRIDE = 1000  # seed s of a network lab uses lab.seed + s·SEED_STRIDE
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 # A colour-blind-friendly cycle (Okabe-Ito, then Tableau) for runs without an explicit colour.
@@ -71,7 +73,10 @@ class NetworkProblem:
     """Train a small network on a data set.
 
     ``dataset`` and ``model`` are the lab file's mappings, checked by core.datasets and
-    core.models; ``batch_size`` None means full batch.
+    core.models; ``batch_size`` None means full batch. ``seeds`` S > 1 trains every run S times:
+    seed s (0 … S−1) draws the shared initial weights, the batch order and the dropout streams
+    from ``lab.seed + s·SEED_STRIDE`` (the data set keeps its own seed), and the curves show the
+    mean ± std over the seeds.
     """
 
     dataset: Mapping[str, Any] = field(default_factory=lambda: {"name": "moons"})
@@ -83,6 +88,7 @@ class NetworkProblem:
     batch_size: int | None = 64
     eval_every: int = 10
     device: str = "auto"
+    seeds: int = 1
 
     kind = "network"
 
@@ -273,7 +279,7 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
 
     _check_keys(
         data,
-        {"kind", "dataset", "model", "loss", "batch_size", "eval_every", "device"},
+        {"kind", "dataset", "model", "loss", "batch_size", "eval_every", "device", "seeds"},
         {"dataset", "model"},
         "problem",
     )
@@ -295,9 +301,10 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
     device = _expect(data.get("device", "auto"), str, "problem.device", "a device name")
     if device not in DEVICES:
         raise LabError("problem.device", f"must be one of {', '.join(DEVICES)}, got {_show(device)}")
+    seeds = _int_in(data.get("seeds", 1), "problem.seeds", 1, MAX_SEEDS)
     return NetworkProblem(
         dataset=dict(dataset_spec), model=dict(model_spec), loss=loss, batch_size=batch_size,
-        eval_every=eval_every, device=device,
+        eval_every=eval_every, device=device, seeds=seeds,
     )
 
 
@@ -408,6 +415,8 @@ def lab_to_dict(lab: Lab) -> dict:
             "loss": p.loss, "batch_size": p.batch_size, "eval_every": p.eval_every,
             "device": p.device,
         }
+        if p.seeds > 1:  # written only when used: older files round-trip unchanged
+            problem["seeds"] = p.seeds
     else:
         problem = {"kind": "function", "function": _plain(lab.problem.function)}
         if lab.problem.start is not None:

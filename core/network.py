@@ -15,6 +15,20 @@ weights after t updates — the same convention as the function engine. Every ``
 (and at the first and last step) the record also carries validation and full-train metrics, the
 per-layer gradient norms and update/weight ratios, and, for 2-D data, each run's decision boundary
 on a grid. Records hold numpy arrays and floats only.
+
+Seeds. A problem with ``"seeds": S`` > 1 trains every run S times, in lockstep: seed s (0 … S−1)
+is a complete race of its own (`_SeedRace`: its models, optimizers, schedules, batch order and
+stacked fast path) whose initial weights, batch order and dropout streams come from
+``lab.seed + s·SEED_STRIDE`` (1000); the data set is the same for all seeds (its own seed). For a
+given seed every run shares the initial weights and the batches, so fairness holds per seed. Each
+step `NetworkRace.records` yields ONE record whose per-run arrays are the mean over the seeds
+still alive for that run, with the standard deviation (numpy's, ddof = 0: 0 when one seed is
+left) in ``loss_std`` and ``Evaluation.train_std`` / ``val_std``; ``seed_loss`` has each seed's
+own loss. Decision boundaries, fitted curves, confusion matrices and weights are seed 0's (the
+first seed still training once seed 0 has ended). A run is alive while any of its seeds is; each
+seed diverges or stops early on its own, and when the last one ends the run's event names every
+seed's fate. `NetworkRace.models`, ``stack`` and `state_dicts` are seed 0's. With S = 1 the race
+is exactly the single-seed race, record for record.
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ from torch import nn
 from core.datasets import Dataset, make_dataset
 from core.devices import resolve_device
 from core.engine import EXPLODE_FACTOR, Divergence
-from core.lab import Lab, RunSpec
+from core.lab import SEED_STRIDE, Lab, RunSpec
 from core.metrics import classification_metrics, loss_function, regression_metrics
 from core.models import ModelSpec, build_model, linear_layers, validate_model
 from core.optimizers import build_optimizer, get_optimizer_info
@@ -53,6 +67,7 @@ class EarlyStop:
     step: int
     best_step: int
     best_val_loss: float
+    reason: str = ""  # with several seeds: which seed stopped when (empty for one seed)
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,10 @@ class Evaluation:
     # Per run, each linear/conv layer's weight (copies), for the live network diagram; None for
     # networks above DIAGRAM_MAX_PARAMS, where copying every evaluation would cost too much.
     weights: tuple[tuple[np.ndarray, ...], ...] | None = None
+    # With several seeds: the standard deviation over the seeds of each train / val metric
+    # (same keys as ``train`` / ``val``, which then hold the means). Empty for one seed.
+    train_std: dict[str, np.ndarray] = field(default_factory=dict)
+    val_std: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,11 @@ class NetworkRecord:
     evaluation: Evaluation | None = None
     diverged: tuple[Divergence, ...] = ()
     stopped: tuple[EarlyStop, ...] = ()
+    # With several seeds (None for one): the std over the live seeds of ``loss`` (R,), each
+    # seed's own loss (S, R) (NaN where that seed's run is not alive) and the live seed count (R,).
+    loss_std: np.ndarray | None = None
+    seed_loss: np.ndarray | None = None
+    seeds_alive: np.ndarray | None = None
 
 
 class BatchOrder:
@@ -128,23 +152,53 @@ def _optimizer_for(run: RunSpec, model: nn.Module) -> list[torch.optim.Optimizer
     return optimizers
 
 
-class NetworkRace:
-    """State of a network race; `records()` advances it."""
+@dataclass
+class _Setup:
+    """What every seed of a race shares: the device, the data and its tensors, the model spec."""
 
-    def __init__(self, lab: Lab, base_dir: Path | None = None):
+    device: torch.device
+    notices: list
+    data: Dataset
+    model_spec: ModelSpec
+    criterion: object
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+    @classmethod
+    def of(cls, lab: Lab, base_dir: Path | None) -> "_Setup":
+        problem = lab.problem
+        device, notices = resolve_device(problem.device)
+        data = make_dataset(problem.dataset, lab.seed, base_dir=base_dir)
+        model_spec = validate_model(problem.model, data.input_shape, data.n_outputs)
+        return cls(
+            device=device, notices=notices, data=data, model_spec=model_spec,
+            criterion=loss_function(problem.loss, data.task),
+            x_train=torch.as_tensor(data.x_train, device=device),
+            y_train=torch.as_tensor(data.y_train, device=device),
+            x_val=torch.as_tensor(data.x_val, device=device),
+            y_val=torch.as_tensor(data.y_val, device=device),
+        )
+
+
+class _SeedRace:
+    """Every run of the lab on ONE seed; `records()` advances it (the whole race when S = 1)."""
+
+    def __init__(self, lab: Lab, setup: _Setup, seed_index: int = 0):
         problem = lab.problem
         self.lab = lab
+        self.seed_index = seed_index
+        self.seed = lab.seed + SEED_STRIDE * seed_index
         self.runs = lab.enabled_runs()
         self.labels = tuple(r.label for r in self.runs)
-        self.device, self.notices = resolve_device(problem.device)
-        self.data: Dataset = make_dataset(problem.dataset, lab.seed, base_dir=base_dir)
-        self.model_spec: ModelSpec = validate_model(
-            problem.model, self.data.input_shape, self.data.n_outputs
-        )
+        self.device, self.notices = setup.device, setup.notices
+        self.data: Dataset = setup.data
+        self.model_spec: ModelSpec = setup.model_spec
         self.task = self.data.task
-        self.criterion = loss_function(problem.loss, self.task)
+        self.criterion = setup.criterion
 
-        generator = torch.Generator().manual_seed(lab.seed)
+        generator = torch.Generator().manual_seed(self.seed)
         initial = build_model(self.model_spec, generator=generator)
         self.models = [copy.deepcopy(initial).to(self.device) for _ in self.runs]
         self.has_dropout = any(isinstance(m, nn.Dropout) for m in initial.modules())
@@ -169,15 +223,12 @@ class NetworkRace:
         # One RNG stream per run for dropout, so runs never share random numbers.
         self._rng_states = []
         for i in range(len(self.runs)):
-            torch.manual_seed(lab.seed * 1009 + i + 1)
+            torch.manual_seed(self.seed * 1009 + i + 1)
             self._rng_states.append(torch.get_rng_state())
 
-        dev = self.device
-        self.x_train = torch.as_tensor(self.data.x_train, device=dev)
-        self.y_train = torch.as_tensor(self.data.y_train, device=dev)
-        self.x_val = torch.as_tensor(self.data.x_val, device=dev)
-        self.y_val = torch.as_tensor(self.data.y_val, device=dev)
-        self.order = BatchOrder(len(self.x_train), problem.batch_size, lab.seed + 1)
+        self.x_train, self.y_train = setup.x_train, setup.y_train
+        self.x_val, self.y_val = setup.x_val, setup.y_val
+        self.order = BatchOrder(len(self.x_train), problem.batch_size, self.seed + 1)
         self._grid = self._boundary_inputs()
 
         count = len(self.runs)
@@ -192,6 +243,7 @@ class NetworkRace:
         self.wall_s = np.zeros(count)
         self._last_loss = np.zeros(count)
         self._last_grad = np.zeros(count)
+        self._pending: tuple[np.ndarray, np.ndarray, list[Divergence]] | None = None
         self._started = time.perf_counter()
         self.last_evaluation: Evaluation | None = None
 
@@ -396,74 +448,86 @@ class NetworkRace:
     # -- the loop ----------------------------------------------------------------------------
 
     def records(self, stop: threading.Event | None = None) -> Iterator[NetworkRecord]:
-        eval_every = self.lab.problem.eval_every
-        steps = self.lab.steps
         while True:
             if stop is not None and stop.is_set():
                 return
-            idx = self.order.batch(self.step)
-            xb = self.x_train if idx is None else self.x_train[idx]
-            yb = self.y_train if idx is None else self.y_train[idx]
-            losses = self._last_loss.copy()
-            grads = self._last_grad.copy()
-            diverged = []
-            for i, loss, grad_norm in self._train_all(xb, yb):
-                if self._start_loss is None:
-                    self._start_loss = np.zeros(len(self.runs))
-                if self.step == 0:
-                    self._start_loss[i] = abs(loss) if math.isfinite(loss) else 0.0
-                event = self._check_divergence(int(i), loss, grad_norm)
-                if event is not None:
-                    self.alive[i] = False
-                    self.diverged[i] = event
-                    diverged.append(event)
-                    continue
-                losses[i], grads[i] = loss, grad_norm
-            self._last_loss, self._last_grad = losses, grads
-
-            evaluate = self.step % eval_every == 0 or self.step == steps or diverged
-            before = None
-            if evaluate and self.step < steps:
-                before = [[m.weight.detach().clone() for _, m in linear_layers(model)]
-                          for model in self.models]
-            lr = np.array([float(opts[0].param_groups[0]["lr"]) for opts in self.optimizers])
-            # Update after recording lr; the evaluation below sees the weights *before* the
-            # update (the state of step t), plus the update ratio of this step.
-            evaluation = None
-            stopped: list[EarlyStop] = []
-            if evaluate:
-                evaluation = self._evaluate()
-                self.last_evaluation = evaluation
-                stopped = self._early_stopping(evaluation)
-            # A run that stops early at this step still owns this step's numbers.
-            alive = self.alive.copy()
-            for event in stopped:
-                alive[event.run] = True
-            if self.step < steps:
-                for i in np.flatnonzero(self.alive):
-                    t0 = time.perf_counter()
-                    for opt in self.optimizers[i]:
-                        opt.step()
-                    self.schedules[i].step(float(losses[i]))
-                    self.wall_s[i] += time.perf_counter() - t0
-                if before is not None and evaluation is not None:
-                    ratios = self._update_ratios(before)
-                    evaluation = _with_ratios(evaluation, ratios)
-            yield NetworkRecord(
-                step=self.step,
-                epoch=self.step * self.order.batch_size / self.order.n,
-                loss=losses,
-                lr=lr,
-                grad_norm=grads,
-                alive=alive,
-                wall_time=time.perf_counter() - self._started,
-                evaluation=evaluation,
-                diverged=tuple(diverged),
-                stopped=tuple(stopped),
-            )
-            if self.step >= steps or not self.alive.any():
+            diverged = self.train_phase()
+            yield self.finish_phase(self.scheduled_evaluation() or bool(diverged))
+            if self.step >= self.lab.steps or not self.alive.any():
                 return
             self.step += 1
+
+    def scheduled_evaluation(self) -> bool:
+        return self.step % self.lab.problem.eval_every == 0 or self.step == self.lab.steps
+
+    def train_phase(self) -> list[Divergence]:
+        """Forward + backward of this step's batch for every live run; returns divergences."""
+        idx = self.order.batch(self.step)
+        xb = self.x_train if idx is None else self.x_train[idx]
+        yb = self.y_train if idx is None else self.y_train[idx]
+        losses = self._last_loss.copy()
+        grads = self._last_grad.copy()
+        diverged = []
+        for i, loss, grad_norm in self._train_all(xb, yb):
+            if self._start_loss is None:
+                self._start_loss = np.zeros(len(self.runs))
+            if self.step == 0:
+                self._start_loss[i] = abs(loss) if math.isfinite(loss) else 0.0
+            event = self._check_divergence(int(i), loss, grad_norm)
+            if event is not None:
+                self.alive[i] = False
+                self.diverged[i] = event
+                diverged.append(event)
+                continue
+            losses[i], grads[i] = loss, grad_norm
+        self._last_loss, self._last_grad = losses, grads
+        self._pending = (losses, grads, diverged)
+        return diverged
+
+    def finish_phase(self, evaluate: bool) -> NetworkRecord:
+        """Record lr, evaluate (when asked), early-stop, update: the record of this step."""
+        losses, grads, diverged = self._pending
+        self._pending = None
+        steps = self.lab.steps
+        before = None
+        if evaluate and self.step < steps:
+            before = [[m.weight.detach().clone() for _, m in linear_layers(model)]
+                      for model in self.models]
+        lr = np.array([float(opts[0].param_groups[0]["lr"]) for opts in self.optimizers])
+        # Update after recording lr; the evaluation below sees the weights *before* the
+        # update (the state of step t), plus the update ratio of this step.
+        evaluation = None
+        stopped: list[EarlyStop] = []
+        if evaluate:
+            evaluation = self._evaluate()
+            self.last_evaluation = evaluation
+            stopped = self._early_stopping(evaluation)
+        # A run that stops early at this step still owns this step's numbers.
+        alive = self.alive.copy()
+        for event in stopped:
+            alive[event.run] = True
+        if self.step < steps:
+            for i in np.flatnonzero(self.alive):
+                t0 = time.perf_counter()
+                for opt in self.optimizers[i]:
+                    opt.step()
+                self.schedules[i].step(float(losses[i]))
+                self.wall_s[i] += time.perf_counter() - t0
+            if before is not None and evaluation is not None:
+                ratios = self._update_ratios(before)
+                evaluation = _with_ratios(evaluation, ratios)
+        return NetworkRecord(
+            step=self.step,
+            epoch=self.step * self.order.batch_size / self.order.n,
+            loss=losses,
+            lr=lr,
+            grad_norm=grads,
+            alive=alive,
+            wall_time=time.perf_counter() - self._started,
+            evaluation=evaluation,
+            diverged=tuple(diverged),
+            stopped=tuple(stopped),
+        )
 
     @torch.no_grad()
     def _update_ratios(self, before: list[list[torch.Tensor]]) -> np.ndarray:
@@ -488,3 +552,260 @@ def _with_ratios(evaluation: Evaluation, ratios: np.ndarray) -> Evaluation:
     from dataclasses import replace
 
     return replace(evaluation, update_ratio=ratios)
+
+
+class NetworkRace:
+    """State of a network race over ``lab.problem.seeds`` seeds; `records()` advances it.
+
+    With one seed this is exactly that seed's `_SeedRace` (the same arrays and records). With S
+    seeds the S races step in lockstep and each record holds per-run means and stds over the
+    seeds still alive (module docstring). ``models``, ``stack``, ``optimizers``, ``order`` and
+    `state_dicts` are seed 0's; ``alive`` / ``diverged`` / ``stopped`` / ``best_val`` /
+    ``wall_s`` are per run over all seeds (``best_val``: the best mean validation loss;
+    ``wall_s``: the compute time of all its seeds). Setting ``alive[i] = False`` between records
+    (core.sweep's pruning) stops run i on every seed.
+    """
+
+    def __init__(self, lab: Lab, base_dir: Path | None = None):
+        self.lab = lab
+        self.seed_count = int(getattr(lab.problem, "seeds", 1))
+        setup = _Setup.of(lab, base_dir)
+        self.seed_races = [_SeedRace(lab, setup, s) for s in range(self.seed_count)]
+        first = self.seed_races[0]
+        self.runs, self.labels = first.runs, first.labels
+        self.device, self.notices = setup.device, setup.notices
+        self.data, self.model_spec, self.task = setup.data, setup.model_spec, first.task
+        self.criterion = setup.criterion
+        self.x_train, self.y_train = setup.x_train, setup.y_train
+        self.x_val, self.y_val = setup.x_val, setup.y_val
+        count = len(self.runs)
+        # Every seed's own events (named by seed), in the order they happened.
+        self.seed_events: list[Divergence | EarlyStop] = []
+        self._fates: list[list[tuple[bool, str]]] = [[] for _ in range(count)]
+        if self.seed_count == 1:
+            # The very same arrays: whoever reads or writes them sees the one race.
+            self.alive, self.diverged, self.stopped = first.alive, first.diverged, first.stopped
+            self.best_val, self.best_val_step = first.best_val, first.best_val_step
+            self.wall_s = first.wall_s
+        else:
+            self.alive = np.ones(count, dtype=bool)
+            self.diverged = [None] * count
+            self.stopped = [None] * count
+            self.best_val = np.full(count, np.inf)
+            self.best_val_step = np.zeros(count, dtype=int)
+            self.wall_s = np.zeros(count)
+        self._step = 0
+        self._last_evaluation: Evaluation | None = None
+        self._last = {name: np.zeros(count) for name in ("loss", "lr", "grad", "loss_std")}
+        self._started = time.perf_counter()
+
+    # Seed 0's pieces, for the code that looks inside one race (landscape, bench, tests).
+    @property
+    def models(self) -> list[nn.Module]:
+        return self.seed_races[0].models
+
+    @property
+    def stack(self) -> StackedMLP | None:
+        return self.seed_races[0].stack
+
+    @property
+    def optimizers(self):
+        return self.seed_races[0].optimizers
+
+    @property
+    def schedules(self):
+        return self.seed_races[0].schedules
+
+    @property
+    def order(self) -> BatchOrder:
+        return self.seed_races[0].order
+
+    @property
+    def has_dropout(self) -> bool:
+        return self.seed_races[0].has_dropout
+
+    @property
+    def step(self) -> int:
+        return self.seed_races[0].step if self.seed_count == 1 else self._step
+
+    @property
+    def last_evaluation(self) -> Evaluation | None:
+        if self.seed_count == 1:
+            return self.seed_races[0].last_evaluation
+        return self._last_evaluation
+
+    def state_dicts(self) -> dict[str, dict]:
+        """Seed 0's weights of every run (``weights/<label>.pt``)."""
+        return self.seed_races[0].state_dicts()
+
+    def records(self, stop: threading.Event | None = None) -> Iterator[NetworkRecord]:
+        if self.seed_count == 1:
+            yield from self.seed_races[0].records(stop)
+            return
+        steps = self.lab.steps
+        while True:
+            if stop is not None and stop.is_set():
+                return
+            active = []
+            for race in self.seed_races:
+                race.alive &= self.alive  # a run pruned from outside stops on every seed
+                if race.alive.any():
+                    active.append(race)
+            if not active:
+                return
+            diverged = [race.train_phase() for race in active]
+            evaluate = (active[0].scheduled_evaluation() or any(diverged))
+            seed_records = [(race.seed_index, race.finish_phase(evaluate)) for race in active]
+            yield self._combine(seed_records)
+            if self._step >= steps or not self.alive.any():
+                return
+            self._step += 1
+            for race in active:
+                race.step += 1
+
+    # -- combining the seeds -----------------------------------------------------------------
+
+    def _combine(self, seed_records: list[tuple[int, NetworkRecord]]) -> NetworkRecord:
+        """One record of per-run means/stds over the seeds whose run is alive in their record."""
+        count = len(self.runs)
+        first = seed_records[0][1]
+        owned = np.stack([rec.alive for _, rec in seed_records])  # (S_active, R)
+        record_alive = owned.any(axis=0)
+        seeds_alive = owned.sum(axis=0)
+
+        def stats(values: np.ndarray, previous: tuple | None = None):
+            mean, std = _masked_mean_std(values, owned)
+            if previous is not None:  # a run no seed owns keeps its last numbers
+                mean = np.where(record_alive, mean, previous[0])
+                std = np.where(record_alive, std, previous[1])
+            return mean, std
+
+        last = self._last
+        loss, loss_std = stats(np.stack([rec.loss for _, rec in seed_records]),
+                               (last["loss"], last["loss_std"]))
+        lr, _ = stats(np.stack([rec.lr for _, rec in seed_records]), (last["lr"], last["lr"]))
+        grad, _ = stats(np.stack([rec.grad_norm for _, rec in seed_records]),
+                        (last["grad"], last["grad"]))
+        self._last = {"loss": loss, "lr": lr, "grad": grad, "loss_std": loss_std}
+        seed_loss = np.full((self.seed_count, count), np.nan)
+        for (s, rec), mask in zip(seed_records, owned):
+            seed_loss[s, mask] = rec.loss[mask]
+
+        evaluation = None
+        if first.evaluation is not None:
+            evaluation = self._combine_evaluations(
+                [rec.evaluation for _, rec in seed_records], owned)
+            self._last_evaluation = evaluation
+            val_loss = evaluation.val.get("loss")
+            if val_loss is not None:
+                better = record_alive & (val_loss < self.best_val)
+                self.best_val[better] = val_loss[better]
+                self.best_val_step[better] = first.step
+
+        # Seed events, then the runs whose last seed ended at this step.
+        for s, rec in seed_records:
+            name = f"seed {s} (seed {self.lab.seed + SEED_STRIDE * s})"
+            for event in rec.diverged:
+                self.seed_events.append(Divergence(event.run, event.label, event.step,
+                                                   f"{name}: {event.reason}"))
+                self._fates[event.run].append(
+                    (True, f"seed {s} diverged at step {event.step} ({event.reason})"))
+            for event in rec.stopped:
+                self.seed_events.append(EarlyStop(
+                    event.run, event.label, event.step, event.best_step, event.best_val_loss,
+                    f"{name} stopped early at step {event.step}"))
+                self._fates[event.run].append(
+                    (False, f"seed {s} stopped early at step {event.step}"))
+        was_alive = self.alive.copy()
+        self.alive[:] = np.any([race.alive for race in self.seed_races], axis=0)
+        self.wall_s[:] = np.sum([race.wall_s for race in self.seed_races], axis=0)
+        diverged, stopped = [], []
+        for i in np.flatnonzero(was_alive & ~self.alive):
+            event = self._run_event(int(i), first.step)
+            if event is None:
+                continue
+            if isinstance(event, Divergence):
+                self.diverged[i] = event
+                diverged.append(event)
+            else:
+                self.stopped[i] = event
+                stopped.append(event)
+        return NetworkRecord(
+            step=first.step,
+            epoch=first.epoch,
+            loss=loss,
+            lr=lr,
+            grad_norm=grad,
+            alive=record_alive,
+            wall_time=time.perf_counter() - self._started,
+            evaluation=evaluation,
+            diverged=tuple(diverged),
+            stopped=tuple(stopped),
+            loss_std=loss_std,
+            seed_loss=seed_loss,
+            seeds_alive=seeds_alive,
+        )
+
+    def _run_event(self, i: int, step: int) -> Divergence | EarlyStop | None:
+        """Run i's last seed ended at ``step``: one event naming every seed's fate.
+
+        A divergence of any seed makes the run "diverged"; otherwise it stopped early (with the
+        best mean validation loss). A run pruned from outside has no event.
+        """
+        fates = self._fates[i]
+        if not fates:
+            return None
+        text = f"all {self.seed_count} seeds ended: " + "; ".join(text for _, text in fates)
+        label = self.labels[i]
+        if any(diverged for diverged, _ in fates):
+            return Divergence(i, label, step, text)
+        return EarlyStop(i, label, step, int(self.best_val_step[i]), float(self.best_val[i]), text)
+
+    def _combine_evaluations(self, evaluations: list[Evaluation], owned: np.ndarray) -> Evaluation:
+        """Means/stds of the metrics and per-layer statistics; pictures from the first seed."""
+        anyone = owned.any(axis=0)
+        # A run no seed owns (already ended everywhere) is averaged over all seeds evaluated.
+        mask = np.where(anyone[None, :], owned, True)
+
+        def split(name: str) -> tuple[dict, dict]:
+            means, stds = {}, {}
+            for key in getattr(evaluations[0], name):
+                values = np.stack([getattr(ev, name)[key] for ev in evaluations])
+                means[key], stds[key] = _masked_mean_std(values, mask)
+            return means, stds
+
+        train, train_std = split("train")
+        val, val_std = split("val")
+
+        def layers(name: str) -> np.ndarray:
+            values = np.stack([getattr(ev, name) for ev in evaluations])  # (S, R, L)
+            weight = mask[:, :, None].astype(np.float64)
+            total = np.where(weight > 0, values, 0.0).sum(axis=0)
+            return total / np.maximum(weight.sum(axis=0), 1.0)
+
+        picture = evaluations[0]
+        return Evaluation(
+            train=train, val=val,
+            layer_grad_norm=layers("layer_grad_norm"),
+            update_ratio=layers("update_ratio"),
+            confusion=picture.confusion, boundary=picture.boundary,
+            boundary_class=picture.boundary_class, curve=picture.curve,
+            weights=picture.weights, train_std=train_std, val_std=val_std,
+        )
+
+
+def _masked_mean_std(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of (S, R) ``values``: mean and std (ddof 0) over the rows where ``mask``.
+
+    Columns without a masked row give NaN (callers replace them)."""
+    n = mask.sum(axis=0)
+    safe = np.maximum(n, 1)
+    picked = np.where(mask, values, 0.0)
+    mean = picked.sum(axis=0) / safe
+    dev = np.where(mask, values - mean[None, :], 0.0)
+    std = np.sqrt((dev * dev).sum(axis=0) / safe)
+    empty = n == 0
+    if empty.any():
+        mean = np.where(empty, np.nan, mean)
+        std = np.where(empty, np.nan, std)
+    return mean, std

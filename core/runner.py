@@ -137,6 +137,7 @@ def _run_network(
     metrics = _AtomicCsv(out / "metrics.csv", header)
     best = np.full(len(labels), np.inf)
     final_val: dict[str, np.ndarray] = {}
+    final_val_std: dict[str, np.ndarray] = {}  # several seeds: std over the seeds
     last = None
     try:
         for record in race.records(stop):
@@ -145,6 +146,8 @@ def _run_network(
             if ev is not None and ev.val:
                 final_val = {k: np.where(record.alive, v, final_val.get(k, v))
                              for k, v in ev.val.items()}
+                final_val_std = {k: np.where(record.alive, v, final_val_std.get(k, v))
+                                 for k, v in ev.val_std.items()}
             for i in np.flatnonzero(record.alive):
                 loss = float(record.loss[i])
                 row = [labels[i], record.step, record.epoch, loss, float(record.lr[i]),
@@ -195,6 +198,13 @@ def _run_network(
             entry["final_val_f1"] = _value(final_val, "f1", i)
         else:
             entry["final_val_r2"] = _value(final_val, "r2", i)
+        # Several seeds: the numbers above are means over the seeds (best_val_loss: the best
+        # mean), these are their standard deviations; weights/<label>.pt is seed 0's.
+        entry["seeds"] = race.seed_count
+        if race.seed_count > 1:
+            entry["final_val_loss_std"] = _value(final_val_std, "loss", i)
+            quality = "accuracy" if classification else "r2"
+            entry[f"final_val_{quality}_std"] = _value(final_val_std, quality, i)
         runs.append(entry)
     summary = {
         "lab": lab.name,

@@ -13,7 +13,9 @@ Four tabs:
   one colour per run. The smoothing slider is an exponential moving average of the *per-step*
   mini-batch series only: that is where batch noise lives. The raw series stays drawn as a faint
   line of the same colour, so smoothing never hides a spike. Evaluation curves are full-data
-  measurements and are drawn as measured.
+  measurements and are drawn as measured. A race over several seeds draws each run's mean with a
+  translucent band of ± one standard deviation over the seeds under it (`RunCurvesPlot` bands;
+  smoothed like its line), and the comparison table shows "mean ± std".
 * **Decision boundaries** — small multiples, one per run: the model's P(class 1) (binary, a
   diverging map with fixed levels 0…1) or its predicted class with alpha by confidence
   (multiclass, an RGBA image computed in numpy) over the data's plane, with the training points
@@ -77,6 +79,8 @@ X_AXES = {
 SMOOTHING_MAX = 0.99
 SMOOTHING_TICKS = 99  # slider positions 0 … 99 → smoothing 0.00 … 0.99
 RAW_ALPHA_SMOOTHED = 60  # the raw line under a smoothed one: faint, but visible
+BAND_ALPHA = 50  # the mean ± std band of a race over several seeds
+BAND_POINTS = 1000  # a band is drawn through at most this many points (its envelope)
 # Categorical class colours (Tableau 10): class 0 blue and class 1 orange match the binary map.
 CLASS_COLORS = (
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
@@ -186,7 +190,10 @@ class RunCurvesPlot(SeriesPlot):
     """Per run: a solid line (optionally with a smoothed overlay) and a dashed evaluation line.
 
     ``curves[i]`` is run i's raw solid line (as in `SeriesPlot`), ``smoothed[i]`` its smoothed
-    overlay (empty when smoothing is off), ``dashed[i]`` its validation line.
+    overlay (empty when smoothing is off), ``dashed[i]`` its validation line. When the series
+    come with standard deviations (a race over several seeds), ``bands[i]`` / ``dashed_bands[i]``
+    are the translucent mean ± std bands under the solid / dashed line (created on first use;
+    None otherwise).
     """
 
     def __init__(self, title: str, y_label: str, log_y: bool, object_name: str,
@@ -199,8 +206,23 @@ class RunCurvesPlot(SeriesPlot):
         self._colors: list[QColor] = []
         self._faint = False
         self._drawn: list[tuple | None] = []  # per run: (size, last x, smoothing) last drawn
+        self.bands: list[_Band | None] = []
+        self.dashed_bands: list[_Band | None] = []
+
+    def _remove_bands(self) -> None:
+        for band in self.bands + self.dashed_bands:
+            if band is not None:
+                band.remove(self.plotItem)
+        self.bands = [None] * len(self.curves)
+        self.dashed_bands = [None] * len(self.curves)
+
+    def _band(self, bands: list, i: int) -> "_Band":
+        if bands[i] is None:
+            bands[i] = _Band(self.plotItem, self._colors[i])
+        return bands[i]
 
     def set_runs(self, labels: list[str], colors: list[str]) -> None:
+        self._remove_bands()
         for item in self.curves + self.smoothed + self.dashed:
             self.plotItem.removeItem(item)
         if self.legend is not None:
@@ -221,6 +243,8 @@ class RunCurvesPlot(SeriesPlot):
             self.curves.append(raw)
             self.smoothed.append(smooth)
             self.dashed.append(dashed)
+        self.bands = [None] * len(self.curves)
+        self.dashed_bands = [None] * len(self.curves)
         self.invalidate()
         if self.legend is not None:
             # A key for the line styles, after the runs; two columns once the list gets long.
@@ -249,9 +273,14 @@ class RunCurvesPlot(SeriesPlot):
         solid: list[tuple[np.ndarray, np.ndarray]] | None = None,
         dashed: list[tuple[np.ndarray, np.ndarray]] | None = None,
         smoothing: float = 0.0,
+        solid_std: list[np.ndarray | None] | None = None,
+        dashed_std: list[np.ndarray | None] | None = None,
     ) -> None:
         """``setData`` on the items whose series changed: raw solid lines, their EMA when
-        smoothing > 0, dashed lines. ``None`` leaves that group as it is."""
+        smoothing > 0, dashed lines. ``None`` leaves that group as it is.
+
+        ``solid_std`` / ``dashed_std`` (per run, the std of each point of its solid / dashed
+        series, or None) draw the mean ± std bands; the solid band is smoothed like its line."""
         faint = smoothing > 0
         if faint != self._faint:  # pens only change when smoothing is switched on or off
             for raw, color in zip(self.curves, self._colors):
@@ -263,6 +292,9 @@ class RunCurvesPlot(SeriesPlot):
             if self._drawn[i] == key:
                 continue
             self._drawn[i] = key
+            std = solid_std[i] if solid_std is not None else None
+            if std is not None:
+                self._band(self.bands, i).update(x, y, std, smoothing, self.log_y)
             x, y = self._points(x, y)
             self.curves[i].setData(x, y)
             if faint and len(y):
@@ -270,8 +302,16 @@ class RunCurvesPlot(SeriesPlot):
                 self.smoothed[i].setData(x, ema(y, smoothing))
             elif self.smoothed[i].xData is not None and len(self.smoothed[i].xData):
                 self.smoothed[i].setData([], [])
-        for item, (x, y) in zip(self.dashed, dashed or []):
+        for i, (item, (x, y)) in enumerate(zip(self.dashed, dashed or [])):
+            std = dashed_std[i] if dashed_std is not None else None
+            if std is not None:
+                self._band(self.dashed_bands, i).update(x, y, std, 0.0, self.log_y)
             item.setData(*self._points(x, y))
+
+    def band_data(self, run: int, dashed: bool = False):
+        """(x, lower, upper) of run's band as drawn, or None (for tests and exports)."""
+        band = (self.dashed_bands if dashed else self.bands)[run]
+        return None if band is None else band.data()
 
     def invalidate(self) -> None:
         """Forget what was drawn (the x column or the axis mode changed): redraw everything."""
@@ -280,7 +320,76 @@ class RunCurvesPlot(SeriesPlot):
     def clear_data(self) -> None:
         for item in self.curves + self.smoothed + self.dashed:
             item.setData([], [])
+        for band in self.bands + self.dashed_bands:
+            if band is not None:
+                band.clear()
         self.invalidate()
+
+
+def _envelope(x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+              max_points: int = BAND_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At most ``max_points`` points: per bucket, min(lower) and max(upper) at the bucket's first
+    and last x (so the band never looks narrower than the data)."""
+    n = len(x)
+    if n <= max_points:
+        return x, lower, upper
+    size = -(-n // (max_points // 2))
+    starts = np.arange(0, n, size)
+    ends = np.minimum(starts + size, n) - 1
+    lo = np.minimum.reduceat(lower, starts)
+    hi = np.maximum.reduceat(upper, starts)
+    xs = np.column_stack([x[starts], x[ends]]).ravel()
+    return xs, np.repeat(lo, 2), np.repeat(hi, 2)
+
+
+class _Band:
+    """A translucent mean ± std band: two invisible edge curves and the fill between them.
+
+    The edges are PlotDataItems in the plot, so they follow its log mode. On a log axis a lower
+    edge at or below zero cannot be drawn; it is floored one decade under the mean instead. A
+    long series is drawn as its envelope through `BAND_POINTS` points (per bucket the lowest
+    lower and highest upper edge): filling a 10⁵-vertex polygon would take seconds per frame.
+    """
+
+    def __init__(self, plot: pg.PlotItem, color: QColor):
+        # Invisible pens, not pen=None: a PlotDataItem without a pen hides its curve, whose
+        # path is what FillBetweenItem fills between.
+        self.lower = pg.PlotDataItem(pen=pg.mkPen(0, 0, 0, 0))
+        self.upper = pg.PlotDataItem(pen=pg.mkPen(0, 0, 0, 0))
+        self.fill = pg.FillBetweenItem(self.lower, self.upper, brush=_faded(color, BAND_ALPHA))
+        for item in (self.lower, self.upper, self.fill):
+            plot.addItem(item)
+        self.fill.setZValue(-5)  # under every line
+
+    def update(self, x: np.ndarray, mean: np.ndarray, std: np.ndarray, smoothing: float,
+               log_y: bool) -> None:
+        lower, upper = mean - std, mean + std
+        keep = np.isfinite(x) & np.isfinite(lower) & np.isfinite(upper)
+        if log_y:
+            keep &= mean > 0
+        if not keep.all():
+            x, mean, lower, upper = x[keep], mean[keep], lower[keep], upper[keep]
+        if smoothing > 0 and len(x) > 1:
+            lower, upper = ema(lower, smoothing), ema(upper, smoothing)
+            mean = ema(mean, smoothing)
+        if log_y:
+            lower = np.where(lower > 0, lower, mean / 10.0)
+        x, lower, upper = _envelope(x, lower, upper)
+        self.lower.setData(x, lower)
+        self.upper.setData(x, upper)
+
+    def data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, lower = self.lower.getOriginalDataset()
+        _, upper = self.upper.getOriginalDataset()
+        return x, lower, upper
+
+    def clear(self) -> None:
+        self.lower.setData([], [])
+        self.upper.setData([], [])
+
+    def remove(self, plot: pg.PlotItem) -> None:
+        for item in (self.fill, self.lower, self.upper):
+            plot.removeItem(item)
 
 
 def _layer_colors(count: int) -> list[QColor]:
@@ -507,6 +616,13 @@ class _Column:
 
 def _fmt(value: float, spec: str) -> str:
     return "—" if not math.isfinite(value) else format(value, spec)
+
+
+def _fmt_pm(value: float, std: float, spec: str, std_spec: str) -> str:
+    """``value`` alone, or "value ± std" when a std over seeds is known ("0.123 ± 0.004")."""
+    if not math.isfinite(value) or not math.isfinite(std):
+        return _fmt(value, spec)
+    return f"{format(value, spec)} ± {format(std, std_spec)}"
 
 
 # -- the view --------------------------------------------------------------------------------------
@@ -864,25 +980,35 @@ class NetworkView(QWidget):
         if history is None:
             return
         xcol = self.x_column
-        loss_solid, lr_solid = [], []
+        seeded = history.has_seeds
+        loss_solid, lr_solid, loss_std = [], [], None
         for steps in history.steps:
             x = steps.column(xcol)
             loss_solid.append((x, steps.column("loss")))
             lr_solid.append((x, steps.column("lr")))
+        if seeded:
+            loss_std = [steps.column("loss_std") for steps in history.steps]
         self.lr_plot.update_runs(lr_solid)
         if not evaluations:
-            self.loss_plot.update_runs(loss_solid, None, self.smoothing)
+            self.loss_plot.update_runs(loss_solid, None, self.smoothing, solid_std=loss_std)
             return
         metric = self._metric()
         loss_dashed, metric_solid, metric_dashed = [], [], []
+        loss_dashed_std, metric_solid_std, metric_dashed_std = [], [], []
         empty = (np.empty(0), np.empty(0))
+        fields = history.eval_fields
+
+        def std_of(evals, name: str):
+            return evals.column(f"{name}_std") if f"{name}_std" in fields else None
+
         for i in range(len(history.steps)):
             evals = history.evals[i] if history.evals is not None else None
-            fields = history.eval_fields
             if evals is None or len(evals) == 0:
                 loss_dashed.append(empty)
                 metric_solid.append(empty)
                 metric_dashed.append(empty)
+                for stds in (loss_dashed_std, metric_solid_std, metric_dashed_std):
+                    stds.append(None)
                 continue
             ex = evals.column(xcol)
             loss_dashed.append((ex, evals.column("val_loss")) if "val_loss" in fields else empty)
@@ -892,8 +1018,16 @@ class NetworkView(QWidget):
                 (ex, evals.column(train_metric)) if train_metric in fields else empty
             )
             metric_dashed.append((ex, evals.column(val_metric)) if val_metric in fields else empty)
-        self.loss_plot.update_runs(loss_solid, loss_dashed, self.smoothing)
-        self.accuracy_plot.update_runs(metric_solid, metric_dashed)
+            loss_dashed_std.append(std_of(evals, "val_loss") if "val_loss" in fields else None)
+            metric_solid_std.append(std_of(evals, train_metric) if train_metric in fields else None)
+            metric_dashed_std.append(std_of(evals, val_metric) if val_metric in fields else None)
+        self.loss_plot.update_runs(loss_solid, loss_dashed, self.smoothing, solid_std=loss_std,
+                                   dashed_std=loss_dashed_std if seeded else None)
+        self.accuracy_plot.update_runs(
+            metric_solid, metric_dashed,
+            solid_std=metric_solid_std if seeded else None,
+            dashed_std=metric_dashed_std if seeded else None,
+        )
         self._draw_layers()
 
     def _record_evaluation(self, history: NetworkHistory) -> None:
@@ -1177,32 +1311,48 @@ class NetworkView(QWidget):
         table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
 
     def _run_stats(self, i: int) -> list[tuple[str, float]]:
-        """The numeric cells of run i as (text, sort key), in column order after "Run"."""
+        """The numeric cells of run i as (text, sort key), in column order after "Run".
+
+        A race over several seeds shows "mean ± std" (the std at the same evaluation); the sort
+        key is the mean."""
         history = self._history
         metric = self._metric()
         nan = math.nan
         values = {"final_loss": nan, "best_loss": nan, "final_m": nan, "best_m": nan,
                   "target_step": nan}
+        stds = {"final_loss": nan, "best_loss": nan, "final_m": nan, "best_m": nan}
         evals = history.evals[i] if history.evals is not None else None
         fields = history.eval_fields
         split = "val" if "val_loss" in fields else "train"
         if evals is not None and len(evals):
             loss = evals.column(f"{split}_loss")
-            values["final_loss"], values["best_loss"] = float(loss[-1]), float(np.min(loss))
+            best = int(np.argmin(loss))
+            values["final_loss"], values["best_loss"] = float(loss[-1]), float(loss[best])
+            if f"{split}_loss_std" in fields:
+                loss_std = evals.column(f"{split}_loss_std")
+                stds["final_loss"], stds["best_loss"] = float(loss_std[-1]), float(loss_std[best])
             if f"{split}_{metric}" in fields:
                 score = evals.column(f"{split}_{metric}")
-                values["final_m"], values["best_m"] = float(score[-1]), float(np.max(score))
+                top = int(np.argmax(score))
+                values["final_m"], values["best_m"] = float(score[-1]), float(score[top])
+                if f"{split}_{metric}_std" in fields:
+                    score_std = evals.column(f"{split}_{metric}_std")
+                    stds["final_m"], stds["best_m"] = float(score_std[-1]), float(score_std[top])
             reached = np.flatnonzero(loss <= self.target_spin.value())
             if len(reached):
                 values["target_step"] = float(evals.column("step")[reached[0]])
         steps = history.steps[i]
         wall = steps.last("wall") if len(steps) else nan
         metric_spec = ".1%" if metric == "accuracy" else ".3f"
+
+        def cell(name: str, spec: str, std_spec: str) -> tuple[str, float]:
+            return _fmt_pm(values[name], stds[name], spec, std_spec), values[name]
+
         return [
-            (_fmt(values["final_loss"], ".4g"), values["final_loss"]),
-            (_fmt(values["best_loss"], ".4g"), values["best_loss"]),
-            (_fmt(values["final_m"], metric_spec), values["final_m"]),
-            (_fmt(values["best_m"], metric_spec), values["best_m"]),
+            cell("final_loss", ".4g", ".2g"),
+            cell("best_loss", ".4g", ".2g"),
+            cell("final_m", metric_spec, metric_spec),
+            cell("best_m", metric_spec, metric_spec),
             (_fmt(values["target_step"], ".0f"), values["target_step"]),
             (_fmt(wall, ".1f"), wall),
         ]
@@ -1242,8 +1392,10 @@ class NetworkView(QWidget):
             return f"Diverged: {history.divergences[i].reason}"
         if i in history.stops:
             event = history.stops[i]
-            return (f"Stopped early: best validation loss {event.best_val_loss:.4g} "
+            text = (f"Stopped early: best validation loss {event.best_val_loss:.4g} "
                     f"at step {event.best_step}")
+            reason = getattr(event, "reason", "")
+            return f"{text} ({reason})" if reason else text
         return ""
 
     def table_rows(self) -> list[list[str]]:

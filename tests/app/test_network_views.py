@@ -369,3 +369,85 @@ def test_every_tab_paints(qtbot, moons_race):
         view.tabs.setCurrentIndex(index)
         image = view.grab()
         assert not image.isNull() and image.width() == 900
+
+
+# -- several seeds: mean ± std bands ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded_race():
+    problem = NetworkProblem(dataset=MOONS, model=MLP, batch_size=32, eval_every=10,
+                             device="cpu", seeds=3)
+    lab = validate_lab(Lab(name="t", seed=5, steps=30, problem=problem,
+                           runs=(RunSpec("SGD", "sgd", {"lr": 0.1, "momentum": 0.9}),
+                                 RunSpec("Adam", "adam", {"lr": 0.02}))))
+    return _race(lab)
+
+
+def test_one_seed_draws_no_bands(qtbot, moons_race):
+    race, records = moons_race
+    view, _ = _view(qtbot, race, records)
+    for plot in (view.loss_plot, view.accuracy_plot):
+        assert plot.bands == [None, None] and plot.dashed_bands == [None, None]
+
+
+def test_several_seeds_draw_mean_plus_minus_std_bands(qtbot, seeded_race):
+    import pyqtgraph as pg
+
+    race, records = seeded_race
+    view, history = _view(qtbot, race, records)
+    for i in range(2):
+        evals = history.evals[i]
+        # Accuracy (linear axis): train band under the solid line, val band under the dashed.
+        for dashed, name in ((False, "train_accuracy"), (True, "val_accuracy")):
+            x, lower, upper = view.accuracy_plot.band_data(i, dashed=dashed)
+            mean, std = evals.column(name), evals.column(f"{name}_std")
+            np.testing.assert_array_equal(x, evals.column("step"))
+            np.testing.assert_allclose(lower, mean - std)
+            np.testing.assert_allclose(upper, mean + std)
+            band = (view.accuracy_plot.dashed_bands if dashed else view.accuracy_plot.bands)[i]
+            assert isinstance(band.fill, pg.FillBetweenItem)
+            assert band.fill in view.accuracy_plot.plotItem.items
+            assert band.fill.brush().color().alpha() == 50
+            assert band.fill.brush().color().rgb() == pg.mkColor(COLORS[i]).rgb()
+            assert not band.fill.path().isEmpty()
+        # Loss (log axis): the mini-batch mean ± std; a lower edge <= 0 is floored.
+        x, lower, upper = view.loss_plot.band_data(i)
+        mean, std = history.steps[i].column("loss"), history.steps[i].column("loss_std")
+        np.testing.assert_array_equal(x, history.steps[i].column("step"))
+        np.testing.assert_allclose(upper, mean + std)
+        np.testing.assert_allclose(lower, np.where(mean - std > 0, mean - std, mean / 10))
+        np.testing.assert_allclose(std, [r.loss_std[i] for r in records])
+        assert std.max() > 0
+        _, vlow, vup = view.loss_plot.band_data(i, dashed=True)
+        vmean, vstd = evals.column("val_loss"), evals.column("val_loss_std")
+        np.testing.assert_allclose(vup, vmean + vstd)
+        np.testing.assert_allclose(vlow, np.where(vmean - vstd > 0, vmean - vstd, vmean / 10))
+
+
+def test_the_solid_band_is_smoothed_like_its_line(qtbot, seeded_race):
+    race, records = seeded_race
+    view, history = _view(qtbot, race, records)
+    view.smoothing_slider.setValue(50)
+    a = view.smoothing
+    x, lower, upper = view.loss_plot.band_data(0)
+    mean, std = history.steps[0].column("loss"), history.steps[0].column("loss_std")
+    np.testing.assert_allclose(upper, ema(mean + std, a))
+    view.smoothing_slider.setValue(0)
+    _, _, upper = view.loss_plot.band_data(0)
+    np.testing.assert_allclose(upper, mean + std)
+
+
+def test_the_comparison_table_shows_mean_plus_minus_std(qtbot, seeded_race):
+    race, records = seeded_race
+    view, history = _view(qtbot, race, records)
+    last = records[-1].evaluation
+    rows = {row[1]: row for row in view.table_rows()}
+    for i, label in enumerate(race.labels):
+        loss, loss_std = last.val["loss"][i], last.val_std["loss"][i]
+        acc, acc_std = last.val["accuracy"][i], last.val_std["accuracy"][i]
+        assert rows[label][2] == f"{loss:.4g} ± {loss_std:.2g}"
+        assert rows[label][4] == f"{acc:.1%} ± {acc_std:.1%}"
+    # Sorting and the CSV export still use the mean.
+    item = view._table_items[0][2]
+    assert item.key() == pytest.approx(float(last.val["loss"][0]))
