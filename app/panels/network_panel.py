@@ -83,7 +83,7 @@ from core.datasets import (
 )
 from core.devices import DEVICES
 from core.errors import LabError
-from core.lab import MAX_STEPS, Lab, NetworkProblem, validate_lab
+from core.lab import MAX_SEEDS, MAX_STEPS, Lab, NetworkProblem, validate_lab
 from core.metrics import CLASSIFICATION_LOSSES, LOSSES, REGRESSION_LOSSES
 from core.models import (
     ACTIVATIONS,
@@ -447,8 +447,18 @@ class NetworkProblemPanel(QWidget):
         )
         self.eval_box.setAccessibleName("Evaluate every")
         self.eval_box.valueChanged.connect(self._on_eval_every)
+        self.seeds_box = QSpinBox(objectName="seedsBox")
+        self.seeds_box.setRange(1, MAX_SEEDS)
+        self.seeds_box.setKeyboardTracking(False)
+        self.seeds_box.setToolTip(
+            "Train every run this many times from different initial weights and batch orders; "
+            "curves show the mean with a ± std band"
+        )
+        self.seeds_box.setAccessibleName("Seeds per run")
+        self.seeds_box.valueChanged.connect(self._on_seeds)
         form.addRow("Batch", self._row(self.batch_box, self.full_batch_check))
-        form.addRow("Eval every", self._row(self.eval_box, QLabel("steps")))
+        form.addRow("Eval every", self._row(self.eval_box, QLabel("steps"), QLabel("Seeds"),
+                                            self.seeds_box))
         self.training_error = self._error_label("trainingError")
         form.addRow(self.training_error)
         return group
@@ -816,7 +826,7 @@ class NetworkProblemPanel(QWidget):
     def _show_training(self) -> None:
         problem = self._draft
         widgets = (self.loss_combo, self.batch_box, self.full_batch_check, self.eval_box,
-                   self.device_combo)
+                   self.seeds_box, self.device_combo)
         for widget in widgets:
             widget.blockSignals(True)
         try:
@@ -843,6 +853,7 @@ class NetworkProblemPanel(QWidget):
             elif self.batch_box.value() <= 1:
                 self.batch_box.setValue(DEFAULT_BATCH)
             self.eval_box.setValue(int(problem.eval_every))
+            self.seeds_box.setValue(int(problem.seeds))
             self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(problem.device)))
         finally:
             for widget in widgets:
@@ -1387,6 +1398,10 @@ class NetworkProblemPanel(QWidget):
     def _on_eval_every(self, value: int) -> None:
         if self._draft is not None:
             self._edit(replace(self._draft, eval_every=int(value)), f"Evaluate every {value} steps")
+
+    def _on_seeds(self, value: int) -> None:
+        if self._draft is not None:
+            self._edit(replace(self._draft, seeds=int(value)), f"Seeds per run: {value}")
 
     def _on_device(self, index: int) -> None:
         name = self.device_combo.itemData(index)

@@ -410,3 +410,20 @@ def test_diagram_of_a_conv_net_takes_conv_weights_too(qtbot):
     diagram.set_weights(conv_and_linear[2:])  # only the linear layers: accepted too
     diagram.set_architecture(None, message="nothing")
     assert diagram.neuron_count() == 0
+
+
+def test_seeds_per_run_are_set_in_the_panel(qtbot):
+    from PySide6.QtWidgets import QSpinBox
+
+    from app.panels.network_panel import NetworkProblemPanel
+    from core.lab import Lab, NetworkProblem, RunSpec
+
+    panel = NetworkProblemPanel()
+    qtbot.addWidget(panel)
+    lab = Lab(name="n", steps=50, problem=NetworkProblem(device="cpu"),
+              runs=(RunSpec("Adam", "adam", {"lr": 0.01}),))
+    panel.set_lab(lab)
+    edits = []
+    panel.lab_edited.connect(lambda lab, text: edits.append(lab))
+    panel.findChild(QSpinBox, "seedsBox").setValue(3)
+    assert edits and edits[-1].problem.seeds == 3
