@@ -103,10 +103,15 @@ def run_to_dir(
             "final_point": [float(v) for v in last.point[i]] if last is not None else None,
         }
         runs.append(entry)
+    return _write_summary(out, lab, started, runs, problem="function",
+                          function=race.objective.name)
+
+
+def _write_summary(out: Path, lab: Lab, started: float, runs: list[dict], **about) -> dict:
+    """summary.json: what was run (``about``), the lab's steps and seed, and every run."""
     summary = {
         "lab": lab.name,
-        "problem": "function",
-        "function": race.objective.name,
+        **about,
         "steps": lab.steps,
         "seed": lab.seed,
         "wall_s": round(time.perf_counter() - started, 6),
@@ -206,21 +211,10 @@ def _run_network(
             quality = "accuracy" if classification else "r2"
             entry[f"final_val_{quality}_std"] = _value(final_val_std, quality, i)
         runs.append(entry)
-    summary = {
-        "lab": lab.name,
-        "problem": "network",
-        "dataset": race.data.name,
-        "task": race.task,
-        "parameters": race.model_spec.n_params,
-        "device": str(race.device),
-        "notices": race.notices,
-        "steps": lab.steps,
-        "seed": lab.seed,
-        "wall_s": round(time.perf_counter() - started, 6),
-        "runs": runs,
-    }
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+    return _write_summary(
+        out, lab, started, runs, problem="network", dataset=race.data.name, task=race.task,
+        parameters=race.model_spec.n_params, device=str(race.device), notices=race.notices,
+    )
 
 
 def _value(values: dict[str, np.ndarray], key: str, i: int) -> float | None:

@@ -25,6 +25,7 @@ from app.panels.network_panel import COL_KIND, COL_VALUE, NetworkProblemPanel
 from app.plots.network_diagram import NetworkDiagram
 from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
 from core.models import default_model_for, validate_model
+from tests.app.recorder import Recorder
 
 MOONS = {"name": "moons", "n": 512, "noise": 0.2, "val_fraction": 0.2}
 
@@ -37,24 +38,6 @@ def network_lab(dataset=None, model=None, **problem) -> Lab:
         name="Moons", seed=0, steps=200, problem=NetworkProblem(**kwargs),
         runs=(RunSpec("Adam", "adam", {"lr": 0.01}),),
     )
-
-
-class Recorder:
-    """Stands in for the document: remembers each edit and shows the new lab again."""
-
-    def __init__(self, panel: NetworkProblemPanel):
-        self.panel = panel
-        self.edits: list[tuple[Lab, str]] = []
-        panel.lab_edited.connect(self.on_edit)
-
-    def on_edit(self, lab: Lab, description: str) -> None:
-        validate_lab(lab)  # whatever the panel emits is a lab the file format accepts
-        self.edits.append((lab, description))
-        self.panel.set_lab(lab)
-
-    @property
-    def last(self) -> Lab:
-        return self.edits[-1][0]
 
 
 @pytest.fixture

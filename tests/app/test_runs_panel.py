@@ -25,6 +25,7 @@ from app.panels.runs_panel import COL_COLOR, COL_ENABLED, COL_LABEL, RunsPanel
 from core.lab import MAX_RUNS, Lab, RunSpec, ScheduleSpec, validate_lab
 from core.optimizers import OPTIMIZERS
 from core.schedules import preview
+from tests.app.recorder import Recorder
 
 LAB = Lab(
     name="Race",
@@ -35,24 +36,6 @@ LAB = Lab(
         RunSpec("Slow", "rmsprop", {"lr": 0.01}, ScheduleSpec("cosine", {})),
     ),
 )
-
-
-class Recorder:
-    """Stands in for the document: remembers each edit and shows the new lab again."""
-
-    def __init__(self, panel: RunsPanel):
-        self.panel = panel
-        self.edits: list[tuple[Lab, str]] = []
-        panel.lab_edited.connect(self.on_edit)
-
-    def on_edit(self, lab: Lab, description: str) -> None:
-        validate_lab(lab)  # whatever the panel emits is a lab the file format accepts
-        self.edits.append((lab, description))
-        self.panel.set_lab(lab)
-
-    @property
-    def last(self) -> Lab:
-        return self.edits[-1][0]
 
 
 @pytest.fixture
