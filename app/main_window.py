@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self._dataset = None
         self._notices: list[str] = []
         self._first_show = True
+        self._diagram_step = -1
         self.lesson = None
         self.lesson_dock = None
         self.lesson_panel = None
@@ -398,6 +399,7 @@ class MainWindow(QMainWindow):
             self.lr_plot.set_runs(list(self._race_labels), colors, x_max=lab.steps)
         self._finished = False
         self._latest = None
+        self._diagram_step = -1
         self._redraw_timer.stop()
         self._show_step(0)
         if not self._race_indices:
@@ -548,6 +550,7 @@ class MainWindow(QMainWindow):
             return
         if isinstance(history, NetworkHistory):
             self._redraw_network(history)
+            self.network_view.flush()  # update_from draws one part per call; draw them all
         else:
             self._redraw_arena(history, last, parts=("landscape", "loss", "lr"))
         self._show_step(last.step)
@@ -555,6 +558,9 @@ class MainWindow(QMainWindow):
     def _redraw_network(self, history: NetworkHistory) -> None:
         self.network_view.update_from(history)
         evaluation = history.last_evaluation
+        if history.last_evaluation_step == self._diagram_step:
+            return  # the diagram's weights only change with an evaluation
+        self._diagram_step = history.last_evaluation_step
         if evaluation is not None and evaluation.weights is not None:
             run = self._diagram_run()
             if run is not None:

@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QGraphicsItem,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
@@ -65,7 +66,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.plots.curves import SeriesPlot
+from app.plots.curves import MAX_POINTS, FastCurve, SeriesPlot, decimate
 from app.theme import BACKGROUND, FOREGROUND
 from core.datasets import Dataset
 from core.history import NetworkHistory
@@ -89,6 +90,8 @@ CLASS_COLORS = (
 MAX_CONFUSION_TEXT = 20  # above this many classes the counts would not fit in their cells
 LAYER_LOG_CAPACITY = 20_000  # per-layer snapshots kept; thinned by two when full
 EMA_BLOCK = 64
+TAB_CURVES, TAB_BOUNDARIES, TAB_CONFUSION, TAB_TABLE = range(4)
+CURVE_PARTS = ("loss", "accuracy", "lr", "layers")
 
 
 # -- smoothing -----------------------------------------------------------------------------------
@@ -186,6 +189,61 @@ def _faded(color: QColor, alpha: int) -> QColor:
     return faded
 
 
+class _SeriesCurve(FastCurve):
+    """A `FastCurve` that keeps the series it was given (untransformed, full resolution) and
+    draws a decimated, transformed copy of it. ``getOriginalDataset`` answers as PlotDataItem's
+    does, so tests and exports read the real numbers."""
+
+    original: tuple = (None, None)
+
+    def set_series(self, x, y, shown_x, shown_y) -> None:
+        self.original = (x, y) if len(x) else (None, None)
+        self.setData(shown_x, shown_y)
+
+    def getOriginalDataset(self):  # noqa: N802 - pyqtgraph's name
+        return self.original
+
+    def has_data(self) -> bool:
+        return self.original[0] is not None
+
+
+def _fit_range(vb: pg.ViewBox, extent, set_x: bool) -> None:
+    """Set ``vb``'s range to ``extent`` = (x0, x1, y0, y1) of the drawn data, with hysteresis:
+    a new range re-lays out the axis ticks (several ms), so the current one is kept while the
+    data fits and fills most of it. x gets 25 % headroom, so a growing series re-ranges rarely."""
+    x0, x1, y0, y1 = extent
+    if not (math.isfinite(x0) and math.isfinite(y0)):
+        return
+    (vx0, vx1), (vy0, vy1) = vb.viewRange()
+    x_range = y_range = None
+    if set_x:
+        span = max(x1 - x0, 0.0)
+        fits = vx0 <= x0 and x1 <= vx1 and span >= 0.6 * (vx1 - vx0)
+        if not fits:
+            x_range = (x0, x0 + (span * 1.25 if span > 0 else 1.0))
+    if y1 <= y0:
+        y1 = y0 + (abs(y0) * 0.1 or 1.0)
+    if not (vy0 <= y0 and y1 <= vy1 and (y1 - y0) >= 0.7 * (vy1 - vy0)):
+        pad = 0.03 * (y1 - y0)
+        y_range = (y0 - pad, y1 + pad)
+    if x_range is not None or y_range is not None:
+        vb.setRange(xRange=x_range or (vx0, vx1), yRange=y_range or (vy0, vy1), padding=0)
+
+
+def _extent(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
+    if not len(x):
+        return None
+    return float(x[0]), float(x[-1]), float(y.min()), float(y.max())
+
+
+def _union(extents) -> tuple[float, float, float, float]:
+    extents = [e for e in extents if e is not None]
+    if not extents:
+        return (math.nan,) * 4
+    return (min(e[0] for e in extents), max(e[1] for e in extents),
+            min(e[2] for e in extents), max(e[3] for e in extents))
+
+
 class RunCurvesPlot(SeriesPlot):
     """Per run: a solid line (optionally with a smoothed overlay) and a dashed evaluation line.
 
@@ -194,6 +252,10 @@ class RunCurvesPlot(SeriesPlot):
     come with standard deviations (a race over several seeds), ``bands[i]`` / ``dashed_bands[i]``
     are the translucent mean ± std bands under the solid / dashed line (created on first use;
     None otherwise).
+
+    Built for streaming like `SeriesPlot`: bare `FastCurve` items fed decimated data (about two
+    points per horizontal pixel), the log transform done here, the view range set here with
+    hysteresis (no pyqtgraph auto-range), the EMA extended incrementally as the series grows.
     """
 
     def __init__(self, title: str, y_label: str, log_y: bool, object_name: str,
@@ -201,13 +263,17 @@ class RunCurvesPlot(SeriesPlot):
         super().__init__(title, y_label, log_y, object_name, legend=legend, parent=parent)
         self.setMenuEnabled(False)
         _plain_axes(self.plotItem)
-        self.smoothed: list[pg.PlotDataItem] = []
-        self.dashed: list[pg.PlotDataItem] = []
+        self.smoothed: list[_SeriesCurve] = []
+        self.dashed: list[_SeriesCurve] = []
         self._colors: list[QColor] = []
         self._faint = False
         self._drawn: list[tuple | None] = []  # per run: (size, last x, smoothing) last drawn
+        self._drawn_dashed: list[tuple | None] = []
+        self._ema: list[tuple | None] = []  # per run: (smoothing, x kept, ema) of the solid line
+        self._extents: dict[int, tuple | None] = {}  # id(item) → extent of its shown data
         self.bands: list[_Band | None] = []
         self.dashed_bands: list[_Band | None] = []
+        self.sets_x = True  # False when its x range follows a linked plot
 
     def _remove_bands(self) -> None:
         for band in self.bands + self.dashed_bands:
@@ -228,12 +294,14 @@ class RunCurvesPlot(SeriesPlot):
         if self.legend is not None:
             self.legend.clear()
         self.curves, self.smoothed, self.dashed = [], [], []
+        self._extents = {}
         self._colors = [QColor(c) for c in colors]
         self._faint = False
         for label, color in zip(labels, self._colors):
-            raw = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
-            smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
-            dashed = pg.PlotDataItem(pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine))
+            raw = _SeriesCurve(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
+            smooth = _SeriesCurve(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
+            dashed = _SeriesCurve(pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine),
+                                  skipFiniteCheck=True)
             smooth.setZValue(2)  # the smoothed line on top of the faint raw one
             dashed.setZValue(3)
             for item in (raw, smooth, dashed):
@@ -249,11 +317,13 @@ class RunCurvesPlot(SeriesPlot):
         if self.legend is not None:
             # A key for the line styles, after the runs; two columns once the list gets long.
             grey = QColor(FOREGROUND)
-            self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(grey, width=1)), "train")
+            self.legend.addItem(pg.PlotCurveItem(pen=pg.mkPen(grey, width=1)), "train")
             self.legend.addItem(
-                pg.PlotDataItem(pen=pg.mkPen(grey, width=1, style=Qt.PenStyle.DashLine)), "val"
+                pg.PlotCurveItem(pen=pg.mkPen(grey, width=1, style=Qt.PenStyle.DashLine)), "val"
             )
             self.legend.setColumnCount(2 if len(labels) > 4 else 1)
+        self.follow = True
+        self.plotItem.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
 
     def _points(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Finite points; on a log axis also positive ones only.
@@ -267,6 +337,38 @@ class RunCurvesPlot(SeriesPlot):
             keep = y > 0
             x, y = x[keep], y[keep]
         return x, y
+
+    def _budget(self) -> int:
+        """Two points (min and max) per horizontal pixel are all a screen can show."""
+        return max(200, min(MAX_POINTS, 2 * int(self.plotItem.vb.width())))
+
+    def show_series(self, item: _SeriesCurve, x: np.ndarray, y: np.ndarray,
+                    thin: bool = True) -> None:
+        """Give ``item`` the series (x, y): decimated, log-transformed on a log axis."""
+        sx, sy = decimate(x, y, self._budget()) if thin else (x, y)
+        if self.log_y and len(sy):
+            sy = np.log10(np.maximum(sy, 1e-300))
+        item.set_series(x, y, sx, sy)
+        self._extents[id(item)] = _extent(sx, sy)
+
+    def _smoothed(self, i: int, x: np.ndarray, y: np.ndarray, smoothing: float) -> np.ndarray:
+        """EMA of run i's (filtered) series, extending the last one when only points were added."""
+        cache = self._ema[i]
+        n = len(y)
+        if cache is not None and cache[0] == smoothing:
+            old_x, old = cache[1], cache[2]
+            m = len(old)
+            if 0 < m <= n and x[m - 1] == old_x[m - 1] and x[0] == old_x[0]:
+                if m == n:
+                    return old
+                u = (1.0 - smoothing) * np.asarray(y[m:], dtype=np.float64)
+                u[0] += smoothing * old[-1]
+                values = np.concatenate([old, _linear_scan(u, smoothing)])
+                self._ema[i] = (smoothing, x, values)
+                return values
+        values = ema(y, smoothing)
+        self._ema[i] = (smoothing, x, values)
+        return values
 
     def update_runs(
         self,
@@ -294,19 +396,39 @@ class RunCurvesPlot(SeriesPlot):
             self._drawn[i] = key
             std = solid_std[i] if solid_std is not None else None
             if std is not None:
-                self._band(self.bands, i).update(x, y, std, smoothing, self.log_y)
+                self._band(self.bands, i).update(self, x, y, std, smoothing)
             x, y = self._points(x, y)
-            self.curves[i].setData(x, y)
+            self.show_series(self.curves[i], x, y)
             if faint and len(y):
                 # The EMA of positive numbers stays positive: safe on a log axis too.
-                self.smoothed[i].setData(x, ema(y, smoothing))
-            elif self.smoothed[i].xData is not None and len(self.smoothed[i].xData):
-                self.smoothed[i].setData([], [])
+                self.show_series(self.smoothed[i], x, self._smoothed(i, x, y, smoothing))
+            elif self.smoothed[i].has_data():
+                self.show_series(self.smoothed[i], np.empty(0), np.empty(0))
         for i, (item, (x, y)) in enumerate(zip(self.dashed, dashed or [])):
+            key = (len(y), float(x[-1]) if len(x) else None)
+            if self._drawn_dashed[i] == key:
+                continue
+            self._drawn_dashed[i] = key
             std = dashed_std[i] if dashed_std is not None else None
             if std is not None:
-                self._band(self.dashed_bands, i).update(x, y, std, 0.0, self.log_y)
-            item.setData(*self._points(x, y))
+                self._band(self.dashed_bands, i).update(self, x, y, std, 0.0)
+            self.show_series(item, *self._points(x, y))
+        self.fit_view()
+
+    def fit_view(self, force: bool = False) -> None:
+        """Set the view range to the drawn data (unless the user zoomed or panned)."""
+        if not (self.follow or force):
+            return
+        extent = _union(self._extents.values())
+        if self.sets_x:
+            _fit_range(self.plotItem.vb, extent, True)
+        else:  # x follows the linked plot: fit y only
+            _fit_range(self.plotItem.vb, extent, False)
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.follow = True
+        self.fit_view()
+        pg.PlotWidget.mouseDoubleClickEvent(self, event)
 
     def band_data(self, run: int, dashed: bool = False):
         """(x, lower, upper) of run's band as drawn, or None (for tests and exports)."""
@@ -316,13 +438,16 @@ class RunCurvesPlot(SeriesPlot):
     def invalidate(self) -> None:
         """Forget what was drawn (the x column or the axis mode changed): redraw everything."""
         self._drawn = [None] * len(self.curves)
+        self._drawn_dashed = [None] * len(self.curves)
+        self._ema = [None] * len(self.curves)
 
     def clear_data(self) -> None:
+        empty = np.empty(0)
         for item in self.curves + self.smoothed + self.dashed:
-            item.setData([], [])
+            self.show_series(item, empty, empty)
         for band in self.bands + self.dashed_bands:
             if band is not None:
-                band.clear()
+                band.clear(self)
         self.invalidate()
 
 
@@ -345,24 +470,24 @@ def _envelope(x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
 class _Band:
     """A translucent mean ± std band: two invisible edge curves and the fill between them.
 
-    The edges are PlotDataItems in the plot, so they follow its log mode. On a log axis a lower
-    edge at or below zero cannot be drawn; it is floored one decade under the mean instead. A
-    long series is drawn as its envelope through `BAND_POINTS` points (per bucket the lowest
-    lower and highest upper edge): filling a 10⁵-vertex polygon would take seconds per frame.
+    The edges are `_SeriesCurve` items fed through their plot (log transform there). On a log
+    axis a lower edge at or below zero cannot be drawn; it is floored one decade under the mean
+    instead. A long series is drawn as its envelope through `BAND_POINTS` points (per bucket the
+    lowest lower and highest upper edge): filling a 10⁵-vertex polygon would take seconds.
     """
 
     def __init__(self, plot: pg.PlotItem, color: QColor):
-        # Invisible pens, not pen=None: a PlotDataItem without a pen hides its curve, whose
-        # path is what FillBetweenItem fills between.
-        self.lower = pg.PlotDataItem(pen=pg.mkPen(0, 0, 0, 0))
-        self.upper = pg.PlotDataItem(pen=pg.mkPen(0, 0, 0, 0))
+        # Invisible pens, not pen=None: FillBetweenItem fills between the curves' paths.
+        self.lower = _SeriesCurve(pen=pg.mkPen(0, 0, 0, 0), skipFiniteCheck=True)
+        self.upper = _SeriesCurve(pen=pg.mkPen(0, 0, 0, 0), skipFiniteCheck=True)
         self.fill = pg.FillBetweenItem(self.lower, self.upper, brush=_faded(color, BAND_ALPHA))
         for item in (self.lower, self.upper, self.fill):
             plot.addItem(item)
         self.fill.setZValue(-5)  # under every line
 
-    def update(self, x: np.ndarray, mean: np.ndarray, std: np.ndarray, smoothing: float,
-               log_y: bool) -> None:
+    def update(self, owner: "RunCurvesPlot", x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+               smoothing: float) -> None:
+        log_y = owner.log_y
         lower, upper = mean - std, mean + std
         keep = np.isfinite(x) & np.isfinite(lower) & np.isfinite(upper)
         if log_y:
@@ -375,17 +500,18 @@ class _Band:
         if log_y:
             lower = np.where(lower > 0, lower, mean / 10.0)
         x, lower, upper = _envelope(x, lower, upper)
-        self.lower.setData(x, lower)
-        self.upper.setData(x, upper)
+        owner.show_series(self.lower, x, lower, thin=False)
+        owner.show_series(self.upper, x, upper, thin=False)
 
     def data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, lower = self.lower.getOriginalDataset()
         _, upper = self.upper.getOriginalDataset()
         return x, lower, upper
 
-    def clear(self) -> None:
-        self.lower.setData([], [])
-        self.upper.setData([], [])
+    def clear(self, owner: "RunCurvesPlot") -> None:
+        empty = np.empty(0)
+        owner.show_series(self.lower, empty, empty, thin=False)
+        owner.show_series(self.upper, empty, empty, thin=False)
 
     def remove(self, plot: pg.PlotItem) -> None:
         for item in (self.fill, self.lower, self.upper):
@@ -436,7 +562,10 @@ class _LayerLog:
 
 
 class LayerStatsPlot(pg.GraphicsLayoutWidget):
-    """Gradient norm and update/weight ratio per layer (log y), one curve per layer of one run."""
+    """Gradient norm and update/weight ratio per layer (log y), one curve per layer of one run.
+
+    Bare `_SeriesCurve` items with the log transform and the view range done here (hysteresis),
+    like `RunCurvesPlot`; no grid (replaying its picture was the largest paint cost)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -451,18 +580,27 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         ):
             plot.setTitle(title, size="9pt")
             plot.setLabel("left", label)
-            plot.setLogMode(x=False, y=True)
-            plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.setClipToView(True)
-            plot.setDownsampling(auto=True, mode="peak")
+            plot.setLogMode(x=False, y=True)  # axis ticks only: the data is transformed here
             plot.setMenuEnabled(False)
+            plot.vb.disableAutoRange()
+            plot.vb.sigRangeChangedManually.connect(self._stop_following)
             _plain_axes(plot)
         self.grad_plot.setLabel("bottom", "step")
         self.ratio_plot.setLabel("bottom", "step")
         self.legend = self.grad_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
         self.legend.setBrush(pg.mkBrush(27, 29, 33, 170))
-        self.grad_curves: list[pg.PlotDataItem] = []
-        self.ratio_curves: list[pg.PlotDataItem] = []
+        self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.grad_curves: list[_SeriesCurve] = []
+        self.ratio_curves: list[_SeriesCurve] = []
+        self.follow = True
+
+    def _stop_following(self, *_args) -> None:
+        self.follow = False
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.follow = True
+        self._fit()
+        super().mouseDoubleClickEvent(event)
 
     def set_layers(self, count: int) -> None:
         """One curve per layer (L1 = the first linear/conv layer), coloured by depth."""
@@ -475,32 +613,51 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         self.legend.clear()
         self.grad_curves, self.ratio_curves = [], []
         for k, color in enumerate(_layer_colors(count)):
-            grad = pg.PlotDataItem(pen=pg.mkPen(color, width=1), name=f"L{k + 1}")
-            ratio = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+            grad = _SeriesCurve(pen=pg.mkPen(color, width=1), name=f"L{k + 1}",
+                                skipFiniteCheck=True)
+            ratio = _SeriesCurve(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
             self.grad_plot.addItem(grad)
             self.ratio_plot.addItem(ratio)
             self.grad_curves.append(grad)
             self.ratio_curves.append(ratio)
         self.legend.setColumnCount(2 if count > 4 else 1)
+        self.follow = True
 
     def update_layers(self, x: np.ndarray, grad: np.ndarray, ratio: np.ndarray) -> None:
         """``grad``/``ratio`` are (n, layers); zeros (no update at the last step) are left out."""
+        budget = max(200, min(MAX_POINTS, 2 * int(self.grad_plot.vb.width())))
         for items, values in ((self.grad_curves, grad), (self.ratio_curves, ratio)):
             for k, item in enumerate(items):
                 y = values[:, k]
                 keep = np.isfinite(y) & (y > 0)  # log axis: 0 means "not measured", not −∞
-                if keep.all():
-                    item.setData(x, y)
-                else:
-                    item.setData(x[keep], y[keep])
+                kx, ky = (x, y) if keep.all() else (x[keep], y[keep])
+                sx, sy = decimate(kx, ky, budget)
+                item.set_series(kx, ky, sx, np.log10(sy) if len(sy) else sy)
+                item.extent = _extent(sx, sy if not len(sy) else np.log10(sy))
+        self._fit()
+
+    def _fit(self) -> None:
+        if not self.follow:
+            return
+        for plot, items, set_x in ((self.grad_plot, self.grad_curves, True),
+                                   (self.ratio_plot, self.ratio_curves, False)):
+            extent = _union(getattr(item, "extent", None) for item in items)
+            if not set_x:  # x follows the gradient plot (linked); its extent covers both
+                _fit_range(plot.vb, extent, False)
+            else:
+                both = _union([extent, _union(getattr(i, "extent", None)
+                                              for i in self.ratio_curves)])
+                _fit_range(plot.vb, (both[0], both[1], extent[2], extent[3]), True)
 
     def set_x_label(self, label: str) -> None:
         self.grad_plot.setLabel("bottom", label)
         self.ratio_plot.setLabel("bottom", label)
 
     def clear_data(self) -> None:
+        empty = np.empty(0)
         for item in self.grad_curves + self.ratio_curves:
-            item.setData([], [])
+            item.set_series(empty, empty, empty, empty)
+            item.extent = None
 
 
 # -- decision boundaries ---------------------------------------------------------------------------
@@ -652,6 +809,13 @@ class NetworkView(QWidget):
         self._confusions: list[np.ndarray | None] = []
         self._confusion_steps: list[int] = []
         self._table_items: list[list[QTableWidgetItem]] = []
+        # Per run: the last evaluation whose snapshot (image / curve) was finite and its own.
+        self._snapshots: list = []
+        # Round-robin drawing: the parts still to draw, in turn, one per update_from.
+        self._parts: list = []
+        self._dirty: set = set()
+        self._turn = 0
+        self._seen_step = None
 
         self.tabs = QTabWidget(objectName="networkTabs")
         self.tabs.setDocumentMode(True)
@@ -736,6 +900,7 @@ class NetworkView(QWidget):
         # Only plots of equal width are linked: pyqtgraph lines linked views up pixel by pixel
         # when they overlap on screen, which would crop the narrower ones.
         self.accuracy_plot.plotItem.setXLink(self.loss_plot.plotItem)
+        self.accuracy_plot.sets_x = False  # the loss plot sets the shared x range
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -890,7 +1055,13 @@ class NetworkView(QWidget):
         self._layer_log = _LayerLog()
         self._confusions = [None] * len(self.labels)
         self._confusion_steps = [0] * len(self.labels)
+        self._snapshots = [None] * len(self.labels)
         self._selected_run = 0
+        self._parts = [*CURVE_PARTS, "table", "confusion",
+                       *(("panel", i) for i in range(len(self.labels)))]
+        self._dirty = set()
+        self._turn = 0
+        self._seen_step = None
 
         regression = dataset is not None and dataset.task == "regression"
         self.accuracy_plot.plotItem.setTitle(
@@ -918,21 +1089,84 @@ class NetworkView(QWidget):
         self.tabs.setTabEnabled(2, dataset is not None and dataset.task == "classification")
 
     def update_from(self, history: NetworkHistory) -> None:
-        """Redraw from the history: curves every call, snapshots only after a new evaluation."""
+        """Take in the history and draw ONE part of the view that changed (round-robin).
+
+        Parts: loss, accuracy, learning rate and layer curves, the comparison table, the
+        confusion matrix and each decision-boundary panel. Qt then repaints only what that part
+        touched, so no single call or paint blocks the window for long. Parts on a hidden tab
+        are not drawn at all; they are drawn at once when their tab is shown. Snapshots
+        (boundaries, confusion, per-layer statistics) are recorded at every new evaluation,
+        whichever part is drawn. `flush` draws every pending part now.
+        """
         self._history = history
-        evaluated = history.last_evaluation is not None and (
+        if history.last_evaluation is not None and (
             history.last_evaluation_step != self._drawn_evaluation_step
-        )
-        if evaluated:
+        ):
             self._record_evaluation(history)
-            self._draw_panels(history)
-            self._draw_confusion()
             self._drawn_evaluation_step = history.last_evaluation_step
-        self._draw_curves(evaluations=evaluated)
-        # Every status change (divergence, early stop, last step) comes with an evaluation;
-        # between them only the wall time moves, worth redrawing only while it is on screen.
-        if evaluated or self.table.isVisible():
+            self._dirty.update(self._parts)
+        step = (history.last_step, sum(len(s) for s in history.steps))
+        if step != self._seen_step:
+            self._seen_step = step
+            self._dirty.update(("loss", "lr"))
+            # Between evaluations only the wall time moves in the table.
+            self._dirty.add("table")
+        self._draw_next()
+
+    def flush(self) -> None:
+        """Draw every pending part now, on every tab (the end of a race, tests, screenshots)."""
+        for part in self._parts:
+            if part in self._dirty:
+                self._dirty.discard(part)
+                self._draw_part(part)
+
+    def _part_tab(self, part) -> int:
+        if part in CURVE_PARTS:
+            return TAB_CURVES
+        if part == "table":
+            return TAB_TABLE
+        if part == "confusion":
+            return TAB_CONFUSION
+        return TAB_BOUNDARIES
+
+    def _draw_next(self) -> None:
+        """Draw the next pending part on the current tab, in turn."""
+        if not self._dirty or not self._parts:
+            return
+        tab = self.tabs.currentIndex()
+        count = len(self._parts)
+        for k in range(count):
+            index = (self._turn + k) % count
+            part = self._parts[index]
+            if part in self._dirty and self._part_tab(part) == tab:
+                self._dirty.discard(part)
+                self._turn = index + 1
+                self._draw_part(part)
+                return
+
+    def _draw_tab(self, tab: int) -> None:
+        for part in self._parts:
+            if part in self._dirty and self._part_tab(part) == tab:
+                self._dirty.discard(part)
+                self._draw_part(part)
+
+    def _draw_part(self, part) -> None:
+        if self._history is None:
+            return
+        if part == "loss":
+            self._draw_loss()
+        elif part == "lr":
+            self._draw_lr()
+        elif part == "accuracy":
+            self._draw_accuracy()
+        elif part == "layers":
+            self._draw_layers()
+        elif part == "table":
             self._refresh_table()
+        elif part == "confusion":
+            self._draw_confusion()
+        else:
+            self._draw_panel(part[1])
 
     def clear(self) -> None:
         """Forget the history: empty curves, blank panels and matrix, empty table cells."""
@@ -974,61 +1208,65 @@ class NetworkView(QWidget):
 
     # -- curves --------------------------------------------------------------------------------
 
-    def _draw_curves(self, evaluations: bool = True) -> None:
-        """Per-step curves (cheap when unchanged); evaluation curves only when ``evaluations``."""
+    def _draw_curves(self) -> None:
+        """Every curve part now (after a change of smoothing, x axis or log mode)."""
+        for part in CURVE_PARTS:
+            self._dirty.discard(part)
+        self._draw_loss()
+        self._draw_accuracy()
+        self._draw_lr()
+        self._draw_layers()
+
+    def _stds(self, evals, name: str):
+        fields = self._history.eval_fields
+        return evals.column(f"{name}_std") if f"{name}_std" in fields else None
+
+    def _eval_series(self, name: str) -> tuple[list, list]:
+        """Per run: (x, evaluation column ``name``) and its std over seeds (or None)."""
+        history = self._history
+        xcol = self.x_column
+        empty = (np.empty(0), np.empty(0))
+        series, stds = [], []
+        for i in range(len(history.steps)):
+            evals = history.evals[i] if history.evals is not None else None
+            if evals is None or len(evals) == 0 or name not in history.eval_fields:
+                series.append(empty)
+                stds.append(None)
+                continue
+            series.append((evals.column(xcol), evals.column(name)))
+            stds.append(self._stds(evals, name))
+        return series, stds
+
+    def _draw_loss(self) -> None:
         history = self._history
         if history is None:
             return
         xcol = self.x_column
-        seeded = history.has_seeds
-        loss_solid, lr_solid, loss_std = [], [], None
-        for steps in history.steps:
-            x = steps.column(xcol)
-            loss_solid.append((x, steps.column("loss")))
-            lr_solid.append((x, steps.column("lr")))
-        if seeded:
-            loss_std = [steps.column("loss_std") for steps in history.steps]
-        self.lr_plot.update_runs(lr_solid)
-        if not evaluations:
-            self.loss_plot.update_runs(loss_solid, None, self.smoothing, solid_std=loss_std)
+        solid = [(steps.column(xcol), steps.column("loss")) for steps in history.steps]
+        solid_std = ([steps.column("loss_std") for steps in history.steps]
+                     if history.has_seeds else None)
+        dashed, dashed_std = self._eval_series("val_loss")
+        self.loss_plot.update_runs(solid, dashed, self.smoothing, solid_std=solid_std,
+                                   dashed_std=dashed_std if history.has_seeds else None)
+
+    def _draw_lr(self) -> None:
+        history = self._history
+        if history is None:
+            return
+        xcol = self.x_column
+        self.lr_plot.update_runs([(steps.column(xcol), steps.column("lr"))
+                                  for steps in history.steps])
+
+    def _draw_accuracy(self) -> None:
+        history = self._history
+        if history is None:
             return
         metric = self._metric()
-        loss_dashed, metric_solid, metric_dashed = [], [], []
-        loss_dashed_std, metric_solid_std, metric_dashed_std = [], [], []
-        empty = (np.empty(0), np.empty(0))
-        fields = history.eval_fields
-
-        def std_of(evals, name: str):
-            return evals.column(f"{name}_std") if f"{name}_std" in fields else None
-
-        for i in range(len(history.steps)):
-            evals = history.evals[i] if history.evals is not None else None
-            if evals is None or len(evals) == 0:
-                loss_dashed.append(empty)
-                metric_solid.append(empty)
-                metric_dashed.append(empty)
-                for stds in (loss_dashed_std, metric_solid_std, metric_dashed_std):
-                    stds.append(None)
-                continue
-            ex = evals.column(xcol)
-            loss_dashed.append((ex, evals.column("val_loss")) if "val_loss" in fields else empty)
-            train_metric = f"train_{metric}"
-            val_metric = f"val_{metric}"
-            metric_solid.append(
-                (ex, evals.column(train_metric)) if train_metric in fields else empty
-            )
-            metric_dashed.append((ex, evals.column(val_metric)) if val_metric in fields else empty)
-            loss_dashed_std.append(std_of(evals, "val_loss") if "val_loss" in fields else None)
-            metric_solid_std.append(std_of(evals, train_metric) if train_metric in fields else None)
-            metric_dashed_std.append(std_of(evals, val_metric) if val_metric in fields else None)
-        self.loss_plot.update_runs(loss_solid, loss_dashed, self.smoothing, solid_std=loss_std,
-                                   dashed_std=loss_dashed_std if seeded else None)
-        self.accuracy_plot.update_runs(
-            metric_solid, metric_dashed,
-            solid_std=metric_solid_std if seeded else None,
-            dashed_std=metric_dashed_std if seeded else None,
-        )
-        self._draw_layers()
+        solid, solid_std = self._eval_series(f"train_{metric}")
+        dashed, dashed_std = self._eval_series(f"val_{metric}")
+        seeded = history.has_seeds
+        self.accuracy_plot.update_runs(solid, dashed, solid_std=solid_std if seeded else None,
+                                       dashed_std=dashed_std if seeded else None)
 
     def _record_evaluation(self, history: NetworkHistory) -> None:
         """Append the newest evaluation's per-layer statistics (the history keeps only the last)."""
@@ -1041,6 +1279,19 @@ class NetworkView(QWidget):
                 break
         self._layer_log.append((step, epoch, wall), ev.layer_grad_norm, ev.update_ratio)
         self.layer_plot.set_layers(self._layer_log.layers)
+        # Snapshots of the runs still alive (a dead run keeps its last finite one of its own).
+        step = history.last_evaluation_step
+        for i in range(len(self._snapshots)):
+            if step > self._last_valid_step(i):
+                continue
+            picture = ev.boundary if ev.boundary is not None else ev.curve
+            if picture is not None and i < len(picture) and np.isfinite(picture[i]).all():
+                self._snapshots[i] = ev
+        if ev.confusion is not None:
+            for i in range(min(len(self._confusions), len(ev.confusion))):
+                if step <= self._last_valid_step(i):
+                    self._confusions[i] = ev.confusion[i]
+                    self._confusion_steps[i] = step
 
     def _draw_layers(self) -> None:
         log = self._layer_log
@@ -1149,41 +1400,52 @@ class NetworkView(QWidget):
             plot.addItem(scatter)
 
     def _draw_panels(self, history: NetworkHistory) -> None:
-        ev = history.last_evaluation
+        """Every panel now."""
+        for i in range(len(self._panels)):
+            self._dirty.discard(("panel", i))
+            self._draw_panel(i)
+
+    def _draw_panel(self, i: int) -> None:
+        """Run i's panel: title from the newest evaluation, picture from its last own snapshot."""
+        history = self._history
         data = self.dataset
-        if not self._panels or data is None:
+        if i >= len(self._panels) or data is None or history is None:
             return
+        ev = history.last_evaluation
+        if ev is None:
+            return
+        panel = self._panels[i]
         step = history.last_evaluation_step
         scores = ev.val if ev.val else ev.train
         split = "val" if ev.val else "train"
         metric = self._metric()
         score_name = "R²" if metric == "r2" else "acc"
-        rgba = None
-        if ev.boundary is not None and data.n_classes > 2 and ev.boundary_class is not None:
-            rgba = confidence_rgba(ev.boundary_class, ev.boundary, data.n_classes)
-        for i, panel in enumerate(self._panels):
-            label = self.labels[i]
-            event = history.divergences.get(i) or history.stops.get(i)
-            if event is not None and step >= event.step:
-                what = "diverged" if i in history.divergences else "stopped early"
-                panel.set_title(f"{label} · {what} at {event.step}")
-            else:
-                score = scores.get(metric)
-                text = label
-                if score is not None and math.isfinite(float(score[i])):
-                    value = float(score[i])
-                    shown = f"{value:.1%}" if metric == "accuracy" else f"{value:.3f}"
-                    text = f"{label} · {split} {score_name} {shown}"
-                panel.set_title(text)
-            if step > self._last_valid_step(i):
-                continue  # the run is frozen: its last own picture stays
-            if panel.curve is not None and ev.curve is not None:
-                y = ev.curve[i].astype(np.float64)
-                if np.isfinite(y).all():
-                    lo, hi = float(data.x_train.min()), float(data.x_train.max())
-                    panel.curve.setData(np.linspace(lo, hi, len(y)), y)
-            elif panel.image is not None:
-                self._draw_image(panel.image, ev, i, rgba)
+        label = self.labels[i]
+        event = history.divergences.get(i) or history.stops.get(i)
+        if event is not None and step >= event.step:
+            what = "diverged" if i in history.divergences else "stopped early"
+            panel.set_title(f"{label} · {what} at {event.step}")
+        else:
+            score = scores.get(metric)
+            text = label
+            if score is not None and math.isfinite(float(score[i])):
+                value = float(score[i])
+                shown = f"{value:.1%}" if metric == "accuracy" else f"{value:.3f}"
+                text = f"{label} · {split} {score_name} {shown}"
+            panel.set_title(text)
+        snap = self._snapshots[i] if i < len(self._snapshots) else None
+        if snap is None:
+            return
+        if panel.curve is not None and snap.curve is not None:
+            y = snap.curve[i].astype(np.float64)
+            if np.isfinite(y).all():
+                lo, hi = float(data.x_train.min()), float(data.x_train.max())
+                panel.curve.setData(np.linspace(lo, hi, len(y)), y)
+        elif panel.image is not None:
+            rgba = None
+            if snap.boundary is not None and data.n_classes > 2 and snap.boundary_class is not None:
+                rgba = confidence_rgba(snap.boundary_class[i], snap.boundary[i], data.n_classes)
+            self._draw_image(panel.image, snap, i, rgba)
 
     def _draw_image(self, image: pg.ImageItem, ev, run: int, rgba: np.ndarray | None) -> None:
         """Run's snapshot as an image over the plane; a non-finite one (NaN weights) is skipped."""
@@ -1191,7 +1453,7 @@ class NetworkView(QWidget):
         if rgba is not None:
             if not np.isfinite(ev.boundary[run]).all():
                 return
-            picture, levels, lut = rgba[run], (0, 255), None
+            picture, levels, lut = rgba, (0, 255), None
         elif ev.boundary is not None:
             # Binary: P(class 1), fixed levels so the colour means the same at every step.
             picture = ev.boundary[run]
@@ -1248,14 +1510,6 @@ class NetworkView(QWidget):
         plot.setTitle("")
 
     def _draw_confusion(self) -> None:
-        history = self._history
-        ev = history.last_evaluation if history is not None else None
-        if ev is not None and ev.confusion is not None:
-            step = history.last_evaluation_step
-            for i in range(min(len(self._confusions), len(ev.confusion))):
-                if step <= self._last_valid_step(i):
-                    self._confusions[i] = ev.confusion[i]
-                    self._confusion_steps[i] = step
         run = self._selected_run
         matrix = self._confusions[run] if run < len(self._confusions) else None
         if matrix is None:
@@ -1446,7 +1700,8 @@ class NetworkView(QWidget):
 
     def _on_smoothing(self, _value: int) -> None:
         self.smoothing_label.setText(f"{self.smoothing:.2f}")
-        self._draw_curves(evaluations=False)
+        self._dirty.discard("loss")
+        self._draw_loss()
 
     def _on_x_axis(self, _index: int) -> None:
         label = X_AXES[self.x_axis_combo.currentText()][1]
@@ -1455,20 +1710,23 @@ class NetworkView(QWidget):
         self.layer_plot.set_x_label(label)
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
             plot.invalidate()
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot, self.layer_plot):
+            plot.follow = True
+        self.loss_plot.plotItem.vb.setXRange(0, 1)  # a new column: a new x range
+        self.layer_plot.grad_plot.vb.setXRange(0, 1)
         self._draw_curves()
-        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
-            plot.plotItem.enableAutoRange()
-        self.layer_plot.grad_plot.enableAutoRange()
-        self.layer_plot.ratio_plot.enableAutoRange()
 
     def _on_tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self.table.parentWidget():
-            self._refresh_table()  # its wall times were not refreshed while it was hidden
+        # Parts on a hidden tab were not drawn: draw the shown tab's pending parts at once.
+        self._draw_tab(index)
 
     def _on_log_loss(self, checked: bool) -> None:
         self.loss_plot.set_log_y(checked)
         self.loss_plot.invalidate()
-        self._draw_curves()
+        self.loss_plot.follow = True
+        self.loss_plot.plotItem.vb.setYRange(0, 1)  # the old range means nothing on the new axis
+        self._dirty.discard("loss")
+        self._draw_loss()
 
     def _on_run_selected(self, index: int) -> None:
         if index < 0:
@@ -1479,6 +1737,7 @@ class NetworkView(QWidget):
                 combo.blockSignals(True)
                 combo.setCurrentIndex(index)
                 combo.blockSignals(False)
+        self._dirty.difference_update(("layers", "confusion"))
         self._draw_layers()
         self._draw_confusion()
 

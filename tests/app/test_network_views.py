@@ -72,6 +72,7 @@ def _view(qtbot, race, records=None, history=None) -> tuple[NetworkView, Network
     if records is not None:
         history.extend(records)
         view.update_from(history)
+        view.flush()  # update_from draws one part per call; flush draws the rest
     return view, history
 
 
@@ -116,6 +117,7 @@ def test_curves_grow_batch_by_batch(qtbot, moons_race):
     for start in range(0, len(records), 7):
         history.extend(records[start : start + 7])
         view.update_from(history)
+        view.flush()
         assert len(view.loss_plot.curves[0].getOriginalDataset()[1]) == min(start + 7, 41)
 
 
@@ -208,6 +210,7 @@ def test_boundary_images_are_one_grid_per_run_and_change_while_training(qtbot, m
     np.testing.assert_array_equal(first[0], records[0].evaluation.boundary[0])
     history.extend(records[1:])
     view.update_from(history)
+    view.flush()
     last = view.boundary_images()
     for before, after in zip(first, last):
         assert after.shape == (64, 64)
@@ -221,18 +224,61 @@ def test_snapshots_are_redrawn_only_after_a_new_evaluation(qtbot, moons_race, mo
     race, records = moons_race
     view, history = _view(qtbot, race)
     calls = []
-    original = view._draw_panels
-    monkeypatch.setattr(view, "_draw_panels", lambda h: (calls.append(h.last_evaluation_step),
-                                                         original(h)))
+    original = view._draw_panel
+    monkeypatch.setattr(view, "_draw_panel", lambda i: (calls.append(
+        (i, view._history.last_evaluation_step)), original(i)))
     history.extend(records[:3])  # step 0 evaluated, steps 1-2 not
     view.update_from(history)
+    view.flush()
     view.update_from(history)
+    view.flush()
     history.extend(records[3:5])
     view.update_from(history)
-    assert calls == [0]
+    view.flush()
+    assert calls == [(0, 0), (1, 0)]
     history.extend(records[5:11])  # step 10 is evaluated
     view.update_from(history)
-    assert calls == [0, 10]
+    view.flush()
+    assert calls == [(0, 0), (1, 0), (0, 10), (1, 10)]
+
+
+def test_update_from_draws_one_part_per_call_and_hidden_tabs_on_show(qtbot, moons_race):
+    race, records = moons_race
+    view, history = _view(qtbot, race)
+    history.extend(records[:11])
+    view.update_from(history)  # the curves tab is shown: one curve part is drawn
+    drawn = [plot.curves[0].has_data() for plot in
+             (view.loss_plot, view.accuracy_plot, view.lr_plot)]
+    assert sum(drawn) == 1
+    assert all(image is None for image in view.boundary_images())  # hidden tab: not drawn
+    for _ in range(5):
+        view.update_from(history)
+    assert all(plot.curves[0].has_data() for plot in
+               (view.loss_plot, view.accuracy_plot, view.lr_plot))
+    assert all(image is None for image in view.boundary_images())
+    view.tabs.setCurrentIndex(1)  # shown: its pending panels are drawn at once
+    assert all(image is not None for image in view.boundary_images())
+
+
+def test_long_series_are_decimated_for_drawing_but_kept_whole(qtbot, moons_race):
+    race, records = moons_race
+    view, _ = _view(qtbot, race, records)
+    n = 50_000
+    x = np.arange(n, dtype=np.float64)
+    y = np.exp(-x / 1e4) + np.random.default_rng(0).random(n) * 0.01
+    view.loss_plot.update_runs([(x, y), (x, y)], smoothing=0.5)
+    item = view.loss_plot.curves[0]
+    assert len(item.xData) <= 2000  # what is painted
+    np.testing.assert_array_equal(item.getOriginalDataset()[1], y)  # what is kept
+    np.testing.assert_allclose(item.yData.max(), np.log10(y.max()))  # log axis done here
+    # The EMA extended incrementally equals the EMA of the whole series.
+    x2 = np.arange(n + 500, dtype=np.float64)
+    y2 = np.concatenate([y, y[:500]])
+    view.loss_plot.update_runs([(x2, y2), (x2, y2)], smoothing=0.5)
+    np.testing.assert_allclose(view.loss_plot.smoothed[0].getOriginalDataset()[1], ema(y2, 0.5),
+                               rtol=1e-10)
+    (x0, x1), (y0, y1) = view.loss_plot.plotItem.vb.viewRange()
+    assert x0 <= 0 and x1 >= n + 499 and y0 <= np.log10(y2.min()) and y1 >= np.log10(y2.max())
 
 
 def test_multiclass_boundaries_are_rgba_images(qtbot, blobs_race):
@@ -349,6 +395,7 @@ def test_set_runs_rebuilds_and_clear_empties(qtbot, moons_race, blobs_race):
     view.set_runs(list(race.labels), COLORS[:2], race.data)
     assert len(view.loss_plot.plotItem.items) == item_count  # old items removed, not piled up
     view.update_from(history)
+    view.flush()
     view.clear()
     assert len(view.loss_plot.curves[0].getOriginalDataset()[0] or []) == 0
     assert all(image is None for image in view.boundary_images())
