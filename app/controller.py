@@ -35,6 +35,9 @@ class RaceController(QObject):
         self._worker: GeneratorWorker | None = None
         self._speed = 0.0
         self._generation = 0
+        # Set except while the window draws (see GeneratorWorker); shared by every worker.
+        self.main_idle = threading.Event()
+        self.main_idle.set()
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -55,7 +58,9 @@ class RaceController(QObject):
         """Run ``make(stop_event)`` on a new thread (stopping any previous one first)."""
         self.stop()
         self._generation += 1
-        worker = GeneratorWorker(make, playing=playing, generation=self._generation)
+        worker = GeneratorWorker(
+            make, playing=playing, generation=self._generation, main_idle=self.main_idle
+        )
         worker.set_speed(self._speed)
         thread = QThread()
         thread.setObjectName("descent-lab-worker")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -102,6 +102,12 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel()
         self.statusBar().addWidget(self.status_label, 1)
         self.step_label = QLabel(objectName="stepLabel")
+        # A fixed width: a label that changes size re-lays out the status bar on every frame
+        # (measured ~4 ms a frame while streaming).
+        self.step_label.setFixedWidth(
+            self.step_label.fontMetrics().horizontalAdvance("step 1000000 / 1000000") + 12
+        )
+        self.step_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.statusBar().addPermanentWidget(self.step_label)
 
         self.document.lab_changed.connect(self._on_lab_changed)
@@ -518,11 +524,21 @@ class MainWindow(QMainWindow):
         if history is None or last is None:
             return
         started = time.perf_counter()
-        if isinstance(history, NetworkHistory):
-            self._redraw_network(history)
-        else:
-            self._redraw_arena(history, last)
-        self._show_step(last.step)
+        # The worker pauses between steps while we draw and paint (synchronously, so the pause
+        # covers the paint): otherwise every Qt call of the paint waits for the GIL behind it.
+        self.controller.main_idle.clear()
+        try:
+            if isinstance(history, NetworkHistory):
+                self._redraw_network(history)
+            else:
+                self._redraw_arena(history, last)
+            self._show_step(last.step)
+            # Paint now, inside the pause: the scene hands its dirty regions to the view in one
+            # pass and the view paints them (only them) in the next, so run the loop twice.
+            for _ in range(2):
+                QApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+        finally:
+            self.controller.main_idle.set()
         self._last_draw_end = time.perf_counter()
         self._last_draw_cost = self._last_draw_end - started
 
@@ -533,14 +549,19 @@ class MainWindow(QMainWindow):
         if parts is None:
             parts = (ARENA_TURNS[self._turn % len(ARENA_TURNS)],)
             self._turn += 1
+        drawn = None
         if "landscape" in parts:
             paths = [(s.column("x"), s.column("y")) for s in history.runs]
             alive = [bool(a) for a in last.alive]
             self.landscape.update_paths(paths, alive)
+            drawn = self.landscape
         if "loss" in parts:
             self.loss_plot.update_series([(s.column("step"), s.column("loss")) for s in history.runs])
+            drawn = self.loss_plot
         if "lr" in parts:
             self.lr_plot.update_series([(s.column("step"), s.column("lr")) for s in history.runs])
+            drawn = self.lr_plot
+        return drawn
 
     def flush_redraw(self) -> None:
         """Draw everything now (tests, screenshots, the end of a race)."""

@@ -44,11 +44,18 @@ class GeneratorWorker(QObject):
     failed = Signal(int, str)  # generation, traceback text of an unexpected exception
 
     def __init__(
-        self, make: Callable[[threading.Event], Iterator], playing: bool = True, generation: int = 0
+        self,
+        make: Callable[[threading.Event], Iterator],
+        playing: bool = True,
+        generation: int = 0,
+        main_idle: threading.Event | None = None,
     ):
         super().__init__()
         self._make = make
         self.generation = generation
+        # Cleared by the window while it draws: the loop waits between steps, so the drawing
+        # main thread does not queue for the GIL behind the engine hundreds of times a frame.
+        self._main_idle = main_idle
         self.stop_event = threading.Event()
         self._playing = threading.Event()
         if playing:
@@ -112,6 +119,8 @@ class GeneratorWorker(QObject):
         try:
             records = self._make(self.stop_event)
             while not self.stop_event.is_set():
+                if self._main_idle is not None and not self._main_idle.is_set():
+                    self._main_idle.wait(0.1)
                 if not self._take_step_permit():
                     last_emit = self._flush(batch, last_emit, force=True)
                     self._wake.wait(0.05)

@@ -143,9 +143,13 @@ class SeriesPlot(pg.PlotWidget):
             # Hysteresis: a new range re-lays out the axis ticks (several ms), so keep the
             # current one while the data fits and fills most of it.
             (_, _), (y0, y1) = self.plotItem.vb.viewRange()
-            fits = y0 <= lo and hi <= y1 and (hi - lo) >= 0.7 * (y1 - y0)
+            fits = y0 <= lo and hi <= y1 and (hi - lo) >= 0.5 * (y1 - y0)
             if not fits:
-                self.plotItem.vb.setRange(xRange=(0, self.x_max), yRange=(lo, hi), padding=0.03)
+                # Falling losses keep leaving the bottom: leave room below for a while.
+                span = hi - lo
+                self.plotItem.vb.setRange(
+                    xRange=(0, self.x_max), yRange=(lo - 0.3 * span, hi + 0.03 * span), padding=0
+                )
 
     def _stop_following(self, *_args) -> None:
         self.follow = False
