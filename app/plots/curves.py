@@ -148,7 +148,8 @@ class SeriesPlot(pg.PlotWidget):
                 # Falling losses keep leaving the bottom: leave room below for a while.
                 span = hi - lo
                 self.plotItem.vb.setRange(
-                    xRange=(0, self.x_max), yRange=(lo - 0.3 * span, hi + 0.03 * span), padding=0
+                    xRange=(-0.01 * self.x_max, 1.02 * self.x_max),
+                    yRange=(lo - 0.3 * span, hi + 0.03 * span), padding=0,
                 )
 
     def _stop_following(self, *_args) -> None:
