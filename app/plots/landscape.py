@@ -13,6 +13,8 @@ The start point is a draggable target: dragging it, or clicking anywhere on the 
 
 from __future__ import annotations
 
+from html import escape
+
 import contourpy
 import numpy as np
 import pyqtgraph as pg
@@ -163,7 +165,12 @@ class LandscapePlot(pg.PlotWidget):
             self.minima.setToolTip(f"global minimum f{value} at {tip}")
         else:
             self.minima.setData([], [])
-        self.plotItem.setTitle(f"{objective.title}: {objective.formula}", size="10pt")
+        # Title and formula on two lines: one long line sets the plot's minimum width and
+        # pushes the colour bar out of a narrow view.
+        self.plotItem.setTitle(
+            f"{escape(objective.title)}<br><span style='font-size:9pt'>"
+            f"{escape(objective.formula)}</span>", size="10pt",
+        )
         self.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         self.plotItem.vb.setLimits(
             xMin=x0 - (x1 - x0), xMax=x1 + (x1 - x0), yMin=y0 - (y1 - y0), yMax=y1 + (y1 - y0)
