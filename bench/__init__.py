@@ -16,4 +16,5 @@ BENCHMARKS = {
     "side-by-side": "bench.side_by_side",
     "history-memory": "bench.history_memory",
     "sweep-throughput": "bench.sweep_throughput",
+    "fuzz": "bench.fuzz",
 }
