@@ -28,8 +28,6 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QStyle,
     QToolBar,
-    QVBoxLayout,
-    QWidget,
 )
 
 from app.controller import RaceController

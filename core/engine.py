@@ -143,7 +143,16 @@ class FunctionRace:
         if self._start_loss is None:
             self._start_loss = np.where(np.isfinite(loss), np.abs(loss), 0.0)
         events = []
-        for i in np.flatnonzero(self.alive):
+        # One vectorised screen per step; only the rows it flags are explained one by one.
+        with np.errstate(invalid="ignore"):
+            suspect = (
+                ~np.all(np.isfinite(point), axis=1)
+                | (np.max(np.abs(point), axis=1) > MAX_COORDINATE)
+                | ~np.isfinite(loss)
+                | (np.abs(loss) > EXPLODE_FACTOR * (self._start_loss + 1.0))
+                | ~np.isfinite(grad_norm)
+            )
+        for i in np.flatnonzero(self.alive & suspect):
             reason = None
             if not np.all(np.isfinite(point[i])):
                 reason = "the point became NaN/Inf"

@@ -131,6 +131,14 @@ class Lab:
         color = self.runs[index].color
         return color if color else RUN_COLORS[index % len(RUN_COLORS)]
 
+    def run_labelled(self, label: str, field: str = "--run") -> RunSpec:
+        """The run called ``label``; a LabError listing the lab's labels if there is none."""
+        for run in self.runs:
+            if run.label == label:
+                return run
+        labels = ", ".join(repr(r.label) for r in self.runs)
+        raise LabError(field, f"no run labelled {label!r}; the lab's runs are {labels}")
+
     def with_run(self, index: int, run: RunSpec) -> "Lab":
         runs = list(self.runs)
         runs[index] = run

@@ -111,11 +111,7 @@ def _pick_run(lab: Lab, run_label: str | None) -> RunSpec:
         raise LabError("runs", "the lab has no run to test; add one")
     if run_label is None:
         return runs[0]
-    for run in lab.runs:
-        if run.label == run_label:
-            return run
-    labels = ", ".join(repr(r.label) for r in lab.runs)
-    raise LabError("--run", f"no run labelled {run_label!r}; the lab's runs are {labels}")
+    return lab.run_labelled(run_label)
 
 
 def check_range(lr_min: float, lr_max: float, steps: int) -> None:

@@ -206,6 +206,11 @@ class _SeedRace:
         self.stack: StackedMLP | None = None
         if len(self.runs) >= 2 and can_stack(initial, [r.optimizer for r in self.runs]):
             self.stack = StackedMLP(self.models)
+            # Per-run L1/L2 coefficients, fixed for the race: built once, not every step.
+            self._penalties = (
+                torch.tensor([r.l1 for r in self.runs], device=self.device),
+                torch.tensor([r.l2 for r in self.runs], device=self.device),
+            )
             self.optimizers = [
                 [build_optimizer(run.optimizer, run.params, [param])]
                 for run, param in zip(self.runs, self.stack.run_params)
@@ -309,8 +314,7 @@ class _SeedRace:
         t0 = time.perf_counter()
         stack = self.stack
         mask = torch.as_tensor(self.alive, device=self.device)
-        l1 = torch.tensor([r.l1 for r in self.runs], device=self.device)
-        l2 = torch.tensor([r.l2 for r in self.runs], device=self.device)
+        l1, l2 = self._penalties
         losses, norms = stack.train_step(xb, yb, self.criterion, mask, l1, l2)
         for i in live:
             run = self.runs[i]

@@ -74,6 +74,7 @@ class StackedMLP:
                     offset += layer.bias.numel()
                 slots.append(_LinearSlot(j, layer.out_features, layer.in_features, w_off, b_off))
         self.slots = slots
+        self._slot_at = {slot.index: slot for slot in slots}
         self.size = offset
         device, dtype = template[slots[0].index].weight.device, template[slots[0].index].weight.dtype
         self.flat = torch.empty(self.count, offset, device=device, dtype=dtype)
@@ -117,9 +118,8 @@ class StackedMLP:
     def forward_all(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Outputs of every run on the same batch ``x``: (R, B, out)."""
         h = x.flatten(1).unsqueeze(0).expand(self.count, -1, -1)
-        slot_at = {slot.index: slot for slot in self.slots}
         for j, layer in enumerate(self.layers):
-            slot = slot_at.get(j)
+            slot = self._slot_at.get(j)
             if slot is None:
                 if not isinstance(layer, nn.Flatten):
                     h = layer(h)  # element-wise activation: shape does not matter

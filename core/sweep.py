@@ -345,11 +345,7 @@ def _pick_run(lab: Lab, label: str | None) -> RunSpec:
         raise LabError("runs", "the lab has no enabled run to tune")
     if label is None:
         return runs[0]
-    for run in lab.runs:
-        if run.label == label:
-            return run
-    labels = ", ".join(repr(r.label) for r in lab.runs)
-    raise LabError("--run", f"no run labelled {label!r}; the lab's runs are {labels}")
+    return lab.run_labelled(label)
 
 
 def _check_spec(spec: SweepSpec) -> None:

@@ -64,13 +64,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.panels.hyperparam_form import HyperParamForm, ScientificSpinBox, format_float
+from app.panels.tables import header_table
 from app.plots.network_diagram import NetworkDiagram
 from app.theme import FOREGROUND
 from core.datasets import (
@@ -469,12 +469,7 @@ class NetworkProblemPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
 
-        table = QTableWidget(0, len(_TABLE_HEADERS), objectName="layerList")
-        table.setAccessibleName("Layers")
-        for column, (text, tip) in enumerate(_TABLE_HEADERS):
-            item = QTableWidgetItem(text)
-            item.setToolTip(tip)
-            table.setHorizontalHeaderItem(column, item)
+        table = header_table(_TABLE_HEADERS, "layerList", "Layers")
         table.setToolTip(
             "The layers, input at the top; select one to add after it, move or remove it"
         )

@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSplitter,
     QStyle,
-    QTableWidget,
     QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
@@ -49,6 +48,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.panels.hyperparam_form import HyperParamForm, format_float, same_value
+from app.panels.tables import header_table
 from core.errors import LabError
 from core.controls import TRAINING_CONTROLS
 from core.hyperparams import HyperParam, validate_params
@@ -226,12 +226,7 @@ class RunsPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
 
-        table = QTableWidget(0, len(_HEADERS), objectName="runsTable")
-        table.setAccessibleName("Runs")
-        for column, (text, tip) in enumerate(_HEADERS):
-            item = QTableWidgetItem(text)
-            item.setToolTip(tip)
-            table.setHorizontalHeaderItem(column, item)
+        table = header_table(_HEADERS, "runsTable", "Runs")
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.setEditTriggers(

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.panels.network_panel import COL_KIND, COL_VALUE, NetworkProblemPanel
 from app.plots.network_diagram import NetworkDiagram
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
+from core.lab import Lab, NetworkProblem, RunSpec
 from core.models import default_model_for, validate_model
 from tests.app.recorder import Recorder
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.panels.hyperparam_form import ScientificSpinBox, format_float
 from app.panels.runs_panel import COL_COLOR, COL_ENABLED, COL_LABEL, RunsPanel
-from core.lab import MAX_RUNS, Lab, RunSpec, ScheduleSpec, validate_lab
+from core.lab import MAX_RUNS, Lab, RunSpec, ScheduleSpec
 from core.optimizers import OPTIMIZERS
 from core.schedules import preview
 from tests.app.recorder import Recorder

@@ -9,7 +9,6 @@ import itertools
 import json
 import threading
 
-import numpy as np
 import optuna
 import pytest
 
