@@ -1,6 +1,7 @@
 """Crash recovery: the open lab is kept in a recovery file, written atomically after every edit.
 
-A clean exit removes the file; finding it at the next start means the app did not exit cleanly
+A finished race's results go beside it (``results.npz``, core/snapshot.py), tied to the lab
+that produced them, so a crash after a long race does not cost the race. A clean exit removes both; finding it at the next start means the app did not exit cleanly
 (a crash, a SIGKILL, a power cut), and the window offers to restore the lab — with the file name
 it belonged to and whether it had unsaved changes. Writing uses core's atomic write, so the
 recovery file itself is never half-written.
@@ -16,8 +17,10 @@ from PySide6.QtCore import QStandardPaths
 
 from core.errors import LabError
 from core.lab import Lab, lab_from_dict, lab_to_dict, write_atomic
+from core.snapshot import load_results, save_results
 
 RECOVERY_NAME = "recovery.json"
+RESULTS_NAME = "results.npz"
 
 
 def recovery_dir() -> Path:
@@ -33,6 +36,7 @@ class RecoveryStore:
     def __init__(self, directory: Path | None = None):
         self.directory = directory if directory is not None else recovery_dir()
         self.path = self.directory / RECOVERY_NAME
+        self.results_path = self.directory / RESULTS_NAME
 
     def save(self, lab: Lab, source: Path | None, dirty: bool) -> None:
         """Remember the open lab; never raises (recovery must not break editing)."""
@@ -54,10 +58,21 @@ class RecoveryStore:
         source = Path(entry["source"]) if entry.get("source") else None
         return lab, source, bool(entry.get("dirty"))
 
-    def clear(self) -> None:
+    def save_results(self, lab: Lab, history) -> None:
+        """Keep a finished race's results; never raises (recovery must not break racing)."""
         try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+            self.directory.mkdir(parents=True, exist_ok=True)
+            save_results(self.results_path, lab, history)
         except OSError:
             pass
+
+    def load_results(self, lab: Lab):
+        """The finished race saved for exactly this lab (a history), or None."""
+        return load_results(self.results_path, lab)
+
+    def clear(self) -> None:
+        for path in (self.path, self.results_path):
+            try:
+                path.unlink()
+            except OSError:  # already gone, or not ours to remove: nothing to recover then
+                pass

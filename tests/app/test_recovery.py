@@ -86,3 +86,48 @@ def test_declining_keeps_the_default_lab(qtbot, tmp_path, settings):
 def test_a_corrupt_recovery_file_is_ignored(tmp_path):
     (tmp_path / "recovery.json").write_text("{ not json")
     assert RecoveryStore(tmp_path).load() is None
+
+
+def test_sigkill_mid_race_and_after_the_finish_loses_neither_the_lab_nor_the_results(tmp_path):
+    """Two of the crash drills `make bench` runs 20 of (bench/crash_recovery.py), in parallel:
+    killed right after the edit (racing or not), and just after a short race finished."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.crash_recovery import expected_final_losses, kill_at
+
+    expected = expected_final_losses(steps=30)
+    moments = ((0.0, "ready"), (0.2, "finished"))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        drills = list(pool.map(
+            lambda i: kill_at(moments[i][0], tmp_path / str(i), expected, steps=30,
+                              anchor=moments[i][1]), range(2)))
+    for drill in drills:
+        assert drill.ready and drill.lab_back, drill
+        assert drill.ok, drill
+    late = drills[1]
+    assert late.finished and late.results_back and late.results_match, late
+
+
+def test_the_restored_window_shows_the_finished_race(qtbot, tmp_path, settings):
+    from app.main_window import MainWindow
+    from core.engine import race
+    from core.history import RaceHistory
+    from core.lab import load_lab
+
+    lab = replace(load_lab(RAVINE), seed=3, steps=25)
+    history = RaceHistory([r.label for r in lab.enabled_runs()])
+    history.extend(race(lab))
+    store = RecoveryStore(tmp_path)
+    store.save(lab, RAVINE, dirty=True)
+    store.save_results(lab, history)
+
+    window = MainWindow(settings=settings, recovery=store)
+    window._ask_restore = lambda source, dirty: True
+    window._confirm_discard = lambda: True  # the restored lab is unsaved: no question at close
+    qtbot.addWidget(window)
+    assert window.offer_recovery()
+    assert "finished race" in window.status_label.text()
+    assert window.step_label.text().startswith("step 25 ")
+    # The loss plot holds the restored curves, not an empty race.
+    assert window.history.last_step == 25
+    assert window.history.runs[0].last("loss") == history.runs[0].last("loss")
