@@ -1,9 +1,11 @@
 """side-by-side: the network engine training 8 runs at once vs 8 plain models one after another.
 
 Ours: ``core.network.NetworkRace`` on 8 runs of a 2-16-16-2 MLP, 512 moons points, full batch —
-the batched path (core/stacked.py): one forward/backward for all runs, each run's own
-torch.optim optimizer stepping one flat view. Evaluation is set to the last step only, since the
-baseline evaluates nothing.
+the batched path (core/stacked.py): one forward/backward for all runs (bmm over stacked weights),
+and each run's own torch.optim optimizer over its flat row, stepped through ONE torch.optim
+optimizer per optimizer type with one param group per run (fused CPU kernels for Adam, AdamW,
+SGD, Adagrad). Evaluation runs at the first and last step only, since the baseline evaluates
+nothing.
 
 Baseline: what one writes by hand — 8 nn.Sequential models (same initial weights) and 8
 torch.optim optimizers, stepped in turn: forward, loss, zero_grad, backward, step.

@@ -7,21 +7,46 @@ evaluation, state_dict and the per-layer statistics keep working on ordinary mod
 torch.optim optimizer steps ONE flat parameter, the view of its row (one tensor per step instead
 of one per layer: a large share of a small network's step time is per-tensor Python overhead).
 
-Training computes every run at once: ``baddbmm`` over the stacked ``(R, out, in)`` weight views,
-a per-sample loss reshaped to ``(R, B)``, and one ``backward`` of the sum — the gradient of a sum
-of independent losses is each run's own gradient. The result equals separate models to float32
-rounding (summation order in bmm vs addmm); tests compare with a plain PyTorch script.
+Training computes every run at once: ``baddbmm`` over the stacked weights, a per-sample loss of
+shape ``(R, B)``, and one ``backward`` of the sum — the gradient of a sum of independent losses is
+each run's own gradient. Each layer's stacked weight and bias are autograd leaves made once
+(views of ``flat``) whose ``.grad`` are views of ``grad``, so backward writes straight into the
+runs' gradient rows. ``baddbmm(b, h, Wᵀ)`` per run is nn.Linear's ``addmm`` (measured
+bit-identical, forward and backward); the per-run loss mean and bias-gradient sums round
+differently in the last bit, so the result equals separate models to float32 rounding; tests
+compare with a plain PyTorch script.
 
 Only optimizers whose update is element-wise may see the flat row (the same numbers as per-layer
 tensors): Muon and Adafactor work per weight matrix, and L-BFGS re-evaluates the model inside its
 step, so races with them use the per-run path.
+
+Stepping (`StackedMLP.use_optimizers`, `StackedMLP.step`). Each run keeps its own real
+torch.optim optimizer (``race.optimizers[i]``: what its schedule drives, what ``state_dict`` and
+the lr column read). But stepping 8 small optimizers one by one pays ``Optimizer.step``'s
+per-call overhead (profiler record_function, hooks, grad mode, defaults lookups) 8 times, which
+was ~40% of a 2-16-16-2 MLP's step. So the stack builds ONE optimizer of the same torch class per
+optimizer type whose param_groups ARE the runs' own group dicts (the same dict objects, so a
+scheduler writing a run's ``lr`` — or OneCycle's betas — changes that run only) and whose
+per-parameter state dicts ARE the runs' own (so each run's optimizer still holds its moments).
+torch steps param_groups independently, so the numbers equal one optimizer per run. A frozen run
+(diverged, stopped early, pruned) gets ``grad = None`` and torch skips it: its weights and state
+stay exactly as they were, and the other runs' numbers do not change.
+
+Adam, AdamW, SGD and Adagrad use torch's fused CPU kernel (``fused=True``): one kernel per run
+instead of ~10 element-wise ops. It is torch's own implementation of the same update, but not
+bit-identical to the default single-tensor loop (float32 rounding differs in the last bit, which
+a long chaotic run can amplify, exactly like bmm vs addmm above); tests hold it to 1e-6 of a plain
+PyTorch script over their runs. The others run torch's single-tensor loop (``foreach=False``,
+torch's own CPU default), which measured faster than foreach for one tensor per group.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Optimizers whose update treats every parameter entry on its own (or, like weight decay,
@@ -30,6 +55,9 @@ ELEMENTWISE_OPTIMIZERS = frozenset(
     {"sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax", "nadam", "radam",
      "asgd", "rprop"}
 )
+
+# Optimizer classes whose fused CPU kernel the grouped step uses (module docstring).
+FUSED_ON_CPU = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
 
 
 @dataclass(frozen=True)
@@ -79,11 +107,6 @@ class StackedMLP:
         device, dtype = template[slots[0].index].weight.device, template[slots[0].index].weight.dtype
         self.flat = torch.empty(self.count, offset, device=device, dtype=dtype)
         self.grad = torch.zeros_like(self.flat)
-        # Where L1/L2 act: weight entries only (not biases), as in the per-run path.
-        self.weight_mask = torch.zeros(offset, device=device, dtype=dtype)
-        for slot in slots:
-            self.weight_mask[slot.weight_offset:slot.weight_offset + slot.out_features
-                             * slot.in_features] = 1.0
         with torch.no_grad():
             for r, model in enumerate(models):
                 for slot in slots:
@@ -104,6 +127,27 @@ class StackedMLP:
             param.grad = self.grad[r]
             self.run_params.append(param)
         self.layers = [layer for layer in template]
+        self._grad_rows = list(self.grad)  # each run's gradient view, made once
+        # Per linear layer, the stacked weight — transposed, (R, in, out), as bmm takes it — and
+        # bias (R, 1, out) as autograd LEAVES sharing storage with ``flat`` (they see every
+        # update), made once. Their ``.grad`` are the matching views of ``grad``, so backward
+        # accumulates straight into ``grad``: no per-step slicing of a flat leaf, whose backward
+        # builds and sums one full (R, P) zero tensor per slice.
+        self._leaves: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        for slot in slots:
+            weight, bias = self._layer_tensors(self.flat, slot)
+            weight_grad, bias_grad = self._layer_tensors(self.grad, slot)
+            weight = weight.detach().requires_grad_(True)
+            weight.grad = weight_grad
+            if bias is not None:
+                bias = bias.detach().requires_grad_(True)
+                bias.grad = bias_grad
+            self._leaves.append((weight, bias))
+        self._inputs_for: tuple[torch.Tensor, torch.Tensor] | None = None  # (x, x per run)
+        self._targets_for: tuple | None = None  # (y, layout, y for every run)
+        self._penalties_for: tuple[torch.Tensor, torch.Tensor, bool, bool] | None = None
+        self._run_optimizers: list[torch.optim.Optimizer] = []
+        self._steppers: list[torch.optim.Optimizer] = []
 
     @staticmethod
     def _weight_view(row: torch.Tensor, slot: _LinearSlot) -> torch.Tensor:
@@ -115,49 +159,163 @@ class StackedMLP:
     def _bias_view(row: torch.Tensor, slot: _LinearSlot) -> torch.Tensor:
         return row[slot.bias_offset:slot.bias_offset + slot.out_features]
 
-    def forward_all(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Outputs of every run on the same batch ``x``: (R, B, out)."""
-        h = x.flatten(1).unsqueeze(0).expand(self.count, -1, -1)
+    def _layer_tensors(self, flat: torch.Tensor, slot: _LinearSlot):
+        """Views of one linear layer in a stacked (R, P) tensor: weight transposed to
+        (R, in, out) as bmm takes it, and bias (R, 1, out) or None."""
+        n = slot.out_features * slot.in_features
+        weight = flat[:, slot.weight_offset:slot.weight_offset + n].view(
+            self.count, slot.out_features, slot.in_features).transpose(1, 2)
+        bias = None
+        if slot.bias_offset is not None:
+            bias = flat[:, slot.bias_offset:slot.bias_offset + slot.out_features].unsqueeze(1)
+        return weight, bias
+
+    def _forward(self, params, h: torch.Tensor) -> torch.Tensor:
+        """The MLP on (R, B, in) inputs with per-layer (weight (R, in, out), bias) ``params``.
+
+        ``baddbmm(bias, h, Wᵀ)`` per run is what nn.Linear's ``addmm`` computes; measured
+        bit-identical to separate models, forward and backward."""
+        linear = iter(params)
         for j, layer in enumerate(self.layers):
-            slot = self._slot_at.get(j)
-            if slot is None:
+            if j not in self._slot_at:
                 if not isinstance(layer, nn.Flatten):
                     h = layer(h)  # element-wise activation: shape does not matter
                 continue
-            n = slot.out_features * slot.in_features
-            weight = flat[:, slot.weight_offset:slot.weight_offset + n].view(
-                self.count, slot.out_features, slot.in_features
-            )
-            if slot.bias_offset is None:
-                h = torch.bmm(h, weight.transpose(1, 2))
-            else:
-                bias = flat[:, slot.bias_offset:slot.bias_offset + slot.out_features]
-                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+            weight, bias = next(linear)
+            h = torch.bmm(h, weight) if bias is None else torch.baddbmm(bias, h, weight)
         return h
 
-    def train_step(self, x, y, criterion, live: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor):
+    def _per_run(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch as every run's input (R, B, in), an expanded view; full batch: made once."""
+        if self._inputs_for is None or self._inputs_for[0] is not x:
+            self._inputs_for = (x, x.flatten(1).unsqueeze(0).expand(self.count, -1, -1))
+        return self._inputs_for[1]
+
+    def train_step(self, x, y, criterion, live, l1: torch.Tensor, l2: torch.Tensor):
         """Forward and backward of every run on batch (x, y); fills ``self.grad``.
 
         Returns per-run data losses (R,) and per-run total gradient norms (R,) as tensors.
-        ``live`` (R,) bool selects the runs whose loss enters the backward pass.
+        ``live`` (R,) bool (numpy or tensor) selects the runs whose loss enters the backward pass.
+        L1/L2 act on the weights (not biases), summed per layer as the per-run path does.
         """
-        flat = self.flat.detach().requires_grad_(True)
-        out = self.forward_all(flat, x)  # (R, B, C)
+        self.grad.zero_()  # the leaves' .grad views: backward adds into them
+        out = self._forward(self._leaves, self._per_run(x))  # (R, B, C)
         count, batch = out.shape[0], out.shape[1]
-        targets = y.repeat(count) if y.ndim == 1 else y.repeat(count, 1)
-        per_sample = criterion(out.reshape(count * batch, -1), targets, reduction="none")
-        data_loss = per_sample.reshape(count, batch, -1).mean(dim=(1, 2))
+        if criterion is F.cross_entropy:
+            # Logits as (R, C, B) (a view) with (R, B) targets: torch's log-softmax then runs
+            # along the batch; over (R·B, C) rows with C = 2 it took ~3× longer, forward and
+            # backward. Same values, bit for bit.
+            per_sample = criterion(out.transpose(1, 2), self._targets(y, "runs"),
+                                   reduction="none")
+            data_loss = per_sample.mean(dim=1)
+        else:  # element-wise losses on (R·B, out) rows, as the per-run path sees them
+            per_sample = criterion(out.reshape(count * batch, -1), self._targets(y, "rows"),
+                                   reduction="none")
+            data_loss = per_sample.reshape(count, batch, -1).mean(dim=(1, 2))
         total = data_loss
-        if bool((l1 != 0).any()):
-            total = total + l1 * (flat * self.weight_mask).abs().sum(dim=1)
-        if bool((l2 != 0).any()):
-            total = total + l2 * ((flat * self.weight_mask) ** 2).sum(dim=1)
-        total[live].sum().backward()
-        self.grad.copy_(flat.grad)
-        for r, param in enumerate(self.run_params):
-            param.grad = self.grad[r]  # an optimizer may have swapped it; keep the view
+        use_l1, use_l2 = self._penalties_used(l1, l2)
+        if use_l1:
+            total = total + l1 * sum(w.abs().sum(dim=(1, 2)) for w, _ in self._leaves)
+        if use_l2:
+            total = total + l2 * sum((w * w).sum(dim=(1, 2)) for w, _ in self._leaves)
+        live = np.asarray(live, dtype=bool)
+        objective = total.sum() if live.all() else total[torch.as_tensor(live)].sum()
+        # The leaves are strided views of ``flat`` and their grads the same views of ``grad``
+        # (on purpose: each run's row stays one tensor for its optimizer); torch would warn
+        # that such a grad does not follow its preferred dense layout. Accumulation is the same.
+        with torch.autograd.enforce_grad_layout_policy(False):
+            objective.backward()
         return data_loss.detach(), torch.linalg.vector_norm(self.grad, dim=1)
+
+    def _targets(self, y: torch.Tensor, layout: str) -> torch.Tensor:
+        """``y`` for every run, made once per batch tensor (full batch: once per race):
+        ``"runs"`` → (R, B, ...) stacked per run, ``"rows"`` → (R·B, ...) rows."""
+        known = self._targets_for
+        if known is None or known[0] is not y or known[1] != layout:
+            stacked = y.unsqueeze(0).expand(self.count, *y.shape).contiguous()
+            self._targets_for = (y, layout, stacked if layout == "runs" else stacked.flatten(0, 1))
+        return self._targets_for[2]
+
+    def _penalties_used(self, l1: torch.Tensor, l2: torch.Tensor) -> tuple[bool, bool]:
+        """Whether any run has an L1 / L2 penalty; asked once per coefficient tensor."""
+        known = self._penalties_for
+        if known is None or known[0] is not l1 or known[1] is not l2:
+            known = (l1, l2, bool((l1 != 0).any()), bool((l2 != 0).any()))
+            self._penalties_for = known
+        return known[2], known[3]
+
+    # -- stepping ------------------------------------------------------------------------------
+
+    def use_optimizers(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        """Step run r's optimizer ``optimizers[r]`` (over ``run_params[r]`` only) through one
+        optimizer per torch class that shares its param group and state (module docstring)."""
+        if len(optimizers) != self.count:
+            raise ValueError(f"need one optimizer per run ({self.count}), got {len(optimizers)}")
+        by_class: dict[type, list[int]] = {}
+        for r, opt in enumerate(optimizers):
+            params = [p for group in opt.param_groups for p in group["params"]]
+            if len(params) != 1 or params[0] is not self.run_params[r]:
+                raise ValueError(f"optimizer {r} must step exactly run {r}'s flat parameter")
+            by_class.setdefault(type(opt), []).append(r)
+        cpu = self.flat.device.type == "cpu"
+        steppers = []
+        for cls, members in by_class.items():
+            groups = [optimizers[r].param_groups[0] for r in members]
+            for group in groups:
+                if cpu and cls in FUSED_ON_CPU:
+                    group["fused"], group["foreach"] = True, False
+                elif cpu:
+                    group["foreach"] = False  # torch's CPU default, without asking per step
+            stepper = cls(groups)  # the very same dicts: add_param_group keeps them
+            for r in members:
+                # Share the run's state dict itself (some classes, e.g. Adagrad, fill state at
+                # construction; the run's own entry wins), so the run's optimizer sees every step.
+                stepper.state[self.run_params[r]] = optimizers[r].state[self.run_params[r]]
+            steppers.append(stepper)
+        self._run_optimizers = list(optimizers)
+        self._steppers = steppers
+
+    def step(self, alive) -> None:
+        """One optimizer step of every run with ``alive[r]``; the others stay exactly as is."""
+        for r, param in enumerate(self.run_params):
+            param.grad = self._grad_rows[r] if alive[r] else None  # torch skips grad-less params
+        for stepper in self._steppers:
+            stepper.step()
+        for r, opt in enumerate(self._run_optimizers):
+            if alive[r]:
+                # What torch's scheduler hook would record had opt.step() itself been called:
+                # its "scheduler stepped before the optimizer" check reads this flag.
+                opt._opt_called = True
 
     def layer_grad_norms(self, r: int) -> list[float]:
         g = self.grad[r]
         return [float(self._weight_view(g, slot).norm()) for slot in self.slots]
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Every run's output on the same inputs ``x``: (R, N, out), what run r's ``model(x)``
+        gives (the stack holds only linear layers and element-wise activations, so eval and
+        train mode agree). The same ``baddbmm`` as training: per run what nn.Linear's ``addmm``
+        computes, so it equals the separate models to float32 rounding (tests hold 1e-6)."""
+        return self._forward(self._leaves, x.flatten(1).unsqueeze(0).expand(self.count, -1, -1))
+
+    @torch.no_grad()
+    def all_layer_grad_norms(self) -> np.ndarray:
+        """(R, L) float64: each run's gradient norm per linear layer (`layer_grad_norms` of every
+        run in one reduction per layer)."""
+        norms = [torch.linalg.vector_norm(self._layer_tensors(self.grad, slot)[0], dim=(1, 2))
+                 for slot in self.slots]
+        return torch.stack(norms, dim=1).double().cpu().numpy()
+
+    @torch.no_grad()
+    def weight_copies(self) -> tuple[tuple[np.ndarray, ...], ...]:
+        """Per run, a float32 copy of each linear layer's weight (out, in): one copy of all
+        weights, sliced per run and layer (the network diagram's snapshot)."""
+        flat = self.flat.detach().float().cpu().numpy().copy()
+        return tuple(
+            tuple(flat[r, s.weight_offset:s.weight_offset + s.out_features * s.in_features]
+                  .reshape(s.out_features, s.in_features) for s in self.slots)
+            for r in range(self.count)
+        )
