@@ -17,6 +17,8 @@ from core.engine import StepRecord
 
 FIELDS = ("step", "x", "y", "loss", "lr", "grad_norm")
 DEFAULT_CAPACITY = 100_000
+SHARPNESS_FIELDS = ("step", "sharpness", "lr")  # NetworkHistory.sharpness_series
+INTERNALS_STEPS = 1_000  # newest steps whose optimizer internals RaceHistory keeps
 
 
 class RunSeries:
@@ -96,13 +98,33 @@ class RunSeries:
 
 
 class RaceHistory:
-    """Every run's series, filled from engine records (diverged runs stop growing)."""
+    """Every run's series, filled from engine records (diverged runs stop growing).
 
-    def __init__(self, labels: Sequence[str], capacity: int = DEFAULT_CAPACITY):
+    Records that carry optimizer internals (the GUI's races) keep them for the newest
+    ``internals_steps`` steps only (~1 KB per run and step), for the overlay and the timeline.
+    """
+
+    def __init__(self, labels: Sequence[str], capacity: int = DEFAULT_CAPACITY,
+                 internals_steps: int = INTERNALS_STEPS):
         self.labels = tuple(labels)
         self.runs = [RunSeries(capacity) for _ in self.labels]
         self.last_step = -1
         self.divergences: dict[int, object] = {}
+        self.internals_steps = internals_steps
+        self._internals: dict[int, tuple] = {}  # step → per-run Internals (insertion = step order)
+
+    def internals_at(self, step: int) -> list | None:
+        """Each run's `core.internals.Internals` for the update that led to ``step`` (None for a
+        run without one, e.g. at step 0); None when that step's internals were not kept."""
+        kept = self._internals.get(int(step))
+        return None if kept is None else list(kept)
+
+    def _keep_internals(self, records: list) -> None:
+        for rec in records:
+            if getattr(rec, "internals", None) is not None:
+                self._internals[rec.step] = rec.internals
+        while len(self._internals) > self.internals_steps:
+            del self._internals[next(iter(self._internals))]
 
     def extend(self, records: Iterable[StepRecord]) -> None:
         """Append a batch of records: one array operation per run, not one per record."""
@@ -127,6 +149,7 @@ class RaceHistory:
                  grad[keep, i]]
             )
             series.extend(rows)
+        self._keep_internals(records)
         self.last_step = records[-1].step
 
 
@@ -158,6 +181,9 @@ class NetworkHistory:
         self.last_step = -1
         self.divergences: dict[int, object] = {}
         self.stops: dict[int, object] = {}
+        # Per run (step, sharpness, lr) rows, created by the first record that carries
+        # sharpness (problem.sharpness_every > 0); None while the race measures none.
+        self.sharpness: list[RunSeries] | None = None
 
     @property
     def has_seeds(self) -> bool:
@@ -195,7 +221,33 @@ class NetworkHistory:
                 self.stops[event.run] = event
             if record.evaluation is not None:
                 self._add_evaluation(record, steps[k], epochs[k], walls[k], alive[k])
+            if getattr(record, "sharpness", None) is not None:
+                self._add_sharpness(record)
         self.last_step = records[-1].step
+
+    def _add_sharpness(self, record) -> None:
+        if self.sharpness is None:
+            self.sharpness = [RunSeries(DEFAULT_CAPACITY, SHARPNESS_FIELDS, "sharpness")
+                              for _ in self.labels]
+        for i, series in enumerate(self.sharpness):
+            value = float(record.sharpness[i])
+            if np.isfinite(value):
+                series.extend(np.array([[record.step], [value], [float(record.lr[i])]]))
+
+    def sharpness_series(self, run_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run ``run_index``'s measured (steps, sharpness, lr) — empty arrays when none; plot
+        sharpness against 2/lr, the edge of stability of gradient descent."""
+        if self.sharpness is None:
+            empty = np.empty(0)
+            return empty, empty, empty
+        series = self.sharpness[run_index]
+        return tuple(series.column(name) for name in SHARPNESS_FIELDS)
+
+    def last_sharpness(self, run_index: int) -> float:
+        """Run ``run_index``'s newest sharpness, NaN when it has none."""
+        if self.sharpness is None or len(self.sharpness[run_index]) == 0:
+            return float("nan")
+        return self.sharpness[run_index].last("sharpness")
 
     def _add_evaluation(self, record, step, epoch, wall, alive) -> None:
         ev = record.evaluation

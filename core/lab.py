@@ -48,6 +48,14 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class BranchSpec:
+    """A run that replays run ``parent`` up to ``step``, then continues on its own (core.timeline)."""
+
+    parent: str  # "from" in the file
+    step: int
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One racer: an optimizer with its hyperparameters and an optional schedule."""
 
@@ -63,6 +71,7 @@ class RunSpec:
     clip_norm: float | None = None
     clip_value: float | None = None
     early_stopping: Mapping[str, Any] | None = None  # {"patience": int, "min_delta": float}
+    branch: BranchSpec | None = None  # replay another run up to a step, then go on (timeline)
 
 
 NETWORK_RUN_KEYS = ("l1", "l2", "clip_norm", "clip_value", "early_stopping")
@@ -89,6 +98,8 @@ class NetworkProblem:
     eval_every: int = 10
     device: str = "auto"
     seeds: int = 1
+    # Steps between measurements of each run's top Hessian eigenvalue; 0 = off (not written).
+    sharpness_every: int = 0
 
     kind = "network"
 
@@ -251,6 +262,9 @@ def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None) -> Lab:
         seen[run.label] = i
     lab = Lab(name=name, seed=seed, steps=steps, problem=problem, runs=runs, base_dir=base)
     check_runs_fit_problem(lab)
+    from core.timeline import check_branches
+
+    check_branches(lab)
     return lab
 
 
@@ -287,7 +301,8 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
 
     _check_keys(
         data,
-        {"kind", "dataset", "model", "loss", "batch_size", "eval_every", "device", "seeds"},
+        {"kind", "dataset", "model", "loss", "batch_size", "eval_every", "device", "seeds",
+         "sharpness_every"},
         {"dataset", "model"},
         "problem",
     )
@@ -310,9 +325,11 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
     if device not in DEVICES:
         raise LabError("problem.device", f"must be one of {', '.join(DEVICES)}, got {_show(device)}")
     seeds = _int_in(data.get("seeds", 1), "problem.seeds", 1, MAX_SEEDS)
+    sharpness_every = _int_in(data.get("sharpness_every", 0), "problem.sharpness_every", 0,
+                              MAX_STEPS)
     return NetworkProblem(
         dataset=dict(dataset_spec), model=dict(model_spec), loss=loss, batch_size=batch_size,
-        eval_every=eval_every, device=device, seeds=seeds,
+        eval_every=eval_every, device=device, seeds=seeds, sharpness_every=sharpness_every,
     )
 
 
@@ -343,7 +360,7 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) ->
     from core.schedules import get_schedule_info, validate_schedule_params
 
     _expect(data, dict, field_, "a JSON object")
-    allowed = {"label", "optimizer", "params", "schedule", "enabled", "color"}
+    allowed = {"label", "optimizer", "params", "schedule", "enabled", "color", "branch"}
     if not network:
         for key in NETWORK_RUN_KEYS:
             if key in data:
@@ -378,6 +395,10 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) ->
     controls: dict[str, Any] = {}
     if network:
         controls = _controls_from_dict(data, field_)
+    if data.get("branch") is not None:
+        from core.timeline import branch_from_dict
+
+        controls["branch"] = branch_from_dict(data["branch"], f"{field_}.branch", steps)
     return RunSpec(label, optimizer, params, schedule, enabled, color, **controls)
 
 
@@ -425,6 +446,8 @@ def lab_to_dict(lab: Lab) -> dict:
         }
         if p.seeds > 1:  # written only when used: older files round-trip unchanged
             problem["seeds"] = p.seeds
+        if p.sharpness_every != 0:  # off is not written; a bad value still gets checked
+            problem["sharpness_every"] = p.sharpness_every
     else:
         problem = {"kind": "function", "function": _plain(lab.problem.function)}
         if lab.problem.start is not None:
@@ -450,6 +473,8 @@ def lab_to_dict(lab: Lab) -> dict:
                 entry[key] = getattr(run, key)
         if run.early_stopping is not None:
             entry["early_stopping"] = _plain(run.early_stopping)
+        if run.branch is not None:  # written only when used: older files round-trip unchanged
+            entry["branch"] = {"from": run.branch.parent, "step": run.branch.step}
         runs.append(entry)
     return {
         "format": FORMAT,

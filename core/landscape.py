@@ -23,10 +23,13 @@ point (what the loss-landscape scripts do, and what `surface_point_by_point` doe
 reference). Two engines, picked per model:
 
 - MLPs (``nn.Sequential`` of Linear, element-wise activations, Dropout, Flatten): one ``bmm``
-  per layer for the whole chunk, activations laid out feature-major ``(points, features,
-  samples)`` in two reused buffers. On a plane the first layer is linear in the weights, so
-  ``W(α, β)·x = W_θ·x + α·D1·x + β·D2·x`` comes from three maps precomputed once; with two-class
-  cross entropy the last layer computes only the logit margin z1 − z0 (CE = softplus(±margin)).
+  per layer for the whole chunk of points, activations laid out feature-major ``(points,
+  features, samples)`` in two reused buffers, the samples cut into tiles of ≤ 256 so a chunk
+  stays in the core's cache. On a plane the first layer is linear in the weights, so
+  ``W(α, β)·x = W_θ·x + α·D1·x + β·D2·x`` is one K = 3 product with three maps precomputed
+  once; a bias and the ReLU after it are one fused pass; with two-class cross entropy the last
+  layer computes only the logit margin z1 − z0 (CE = softplus(±margin)), the samples sorted by
+  class so the sign folds into that layer's weights.
 - Anything else (conv, batch norm, ...): ``torch.func.functional_call`` + ``torch.vmap`` over
   stacked parameter dicts.
 
@@ -38,7 +41,11 @@ is (``nan``/``inf``) for the caller to mask.
 
 Curvature: `sharpness` (the top Hessian eigenvalue, compared with 2/lr in edge-of-stability
 plots) and `hessian_directions` use double backward (``torch.autograd.grad`` with
-``create_graph=True``) for Hessian-vector products.
+``create_graph=True``) for Hessian-vector products; `SharpnessTracker` measures it again every few
+training steps, warm-started from the previous eigenvector (``problem.sharpness_every``).
+
+Following the training: `SurfaceFollower` recomputes a coarse surface around a run's current
+weights every N steps of a `core.network.NetworkRace`.
 
 Two kinds of loss callables appear here, named by their type:
 
@@ -52,6 +59,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -67,9 +75,11 @@ ModelLoss = Callable[[nn.Module], Tensor]
 # chunk is sized to stay in the CPU's L3 cache (measured: 32-64 points of a 2-16-16-2 MLP on 512
 # samples are fastest; smaller chunks pay more per-call overhead, larger ones stream from memory);
 # vmap has more per-call overhead, so it gets bigger chunks.
-MLP_CHUNK_BYTES = 2 << 20
+MLP_CHUNK_BYTES = 1 << 20
 VMAP_CHUNK_BYTES = 8 << 20
 MAX_CHUNK = 256
+SAMPLE_TILE = 256  # samples per tile of the MLP engine (see _MlpEngine.__init__)
+YIELD_POINTS = 512  # points per yield of the chunked evaluation (stop is checked per chunk)
 PROGRESSIVE_STRIDES = (4, 2, 1)
 DEFAULT_INTERPOLATION = (-0.5, 1.5, 41)  # Goodfellow et al. 2015 plot α from −0.5 to 1.5
 _ROW_EPS = 1e-10  # as in Li et al.'s code: a zero direction row stays zero, never NaN
@@ -410,6 +420,45 @@ def sharpness(
     return value
 
 
+SHARPNESS_SAMPLES = 2048  # training samples the tracked sharpness is measured on (the first ones)
+SHARPNESS_FIRST_ITERS = 20  # Hessian-vector products of a run's first measurement
+SHARPNESS_WARM_ITERS = 6  # ... and of each later one, warm-started from the last eigenvector
+SHARPNESS_TOL = 1e-4  # stop early once the Rayleigh quotient changes by less (relative)
+
+
+class SharpnessTracker:
+    """Each run's sharpness (top Hessian eigenvalue), measured again every few training steps.
+
+    Cheap because the eigenvector moves slowly while training: each measurement starts power
+    iteration from the run's previous eigenvector, so a few Hessian-vector products
+    (`SHARPNESS_WARM_ITERS`) refine it, where a cold start needs `SHARPNESS_FIRST_ITERS`. Each
+    run has its own fixed random stream for its first start, so measuring never touches torch's
+    global RNG (dropout masks and batches stay as they were).
+    """
+
+    def __init__(self, count: int, first_iters: int = SHARPNESS_FIRST_ITERS,
+                 warm_iters: int = SHARPNESS_WARM_ITERS, tol: float = SHARPNESS_TOL):
+        self.vectors: list[Tensor | None] = [None] * count
+        self.first_iters, self.warm_iters, self.tol = first_iters, warm_iters, tol
+
+    def measure(self, index: int, model: nn.Module, loss_fn: ModelLoss) -> float:
+        """Run ``index``'s λ_max at the model's current weights (eval mode, no autograd state
+        left behind: the parameters' ``.grad`` are untouched)."""
+        previous = self.vectors[index]
+        with _eval_mode(model):
+            hvp = _hvp_operator(model, loss_fn)
+            like = next(model.parameters())
+            size = sum(p.numel() for p in model.parameters())
+            if previous is None or previous.numel() != size:
+                start = _random_start(size, like, torch.Generator().manual_seed(1 + index))
+                iters = self.first_iters
+            else:
+                start, iters = previous.to(like), self.warm_iters
+            value, vector = _top_eigenpair(hvp, start, iters, tol=self.tol)
+        self.vectors[index] = vector.detach()
+        return value
+
+
 def hessian_directions(
     model: nn.Module,
     loss_fn: ModelLoss,
@@ -486,17 +535,61 @@ class _MlpEngine:
         self.layers = layers  # ("linear", weight_slot, bias_slot | None, out) or ("act", module)
         self.loss_fn = loss_fn
         self.y = y
-        self.x_t = x.reshape(len(x), -1).T.contiguous()  # (in, n): one copy shared by all points
         self.n = len(x)
         self.n_out = layers[-1][3]
-        self.reduce = _reducer(loss_fn, y, self.n, self.n_out)
+        self.widest = max(layer[3] for layer in layers if layer[0] == "linear")
         # Two-class CE after a hidden layer: the last layer computes only the margin row.
         signs = _binary_cross_entropy_signs(loss_fn, y, self.n, self.n_out)
         hidden = sum(1 for layer in layers if layer[0] == "linear") > 1
-        self.margin_signs = signs.to(x) if signs is not None and hidden else None
-        self.widest = max(layer[3] for layer in layers if layer[0] == "linear")
-        self.plane: list[Tensor | None] = []
+        margin = signs is not None and hidden
+        self.margin = margin
+        x = x.reshape(len(x), -1)
+        if margin:
+            # Class 0 first, then class 1 (the mean does not depend on the order), so every
+            # tile holds one class and the margin's sign is folded into the last layer's
+            # weights instead of costing a pass over the margins.
+            order = torch.argsort(y, stable=True)
+            x, y = x[order], y[order]
+            n_first = int((y == y[0]).sum()) if int(y[0]) == 0 else 0
+            groups = [(0, n_first), (n_first, self.n)]
+        else:
+            groups = [(0, self.n)]
+        # The samples are cut into tiles of at most SAMPLE_TILE: a chunk's activations then stay
+        # in the core's own cache, and bmm avoids the power-of-two row strides (512, 1024
+        # floats) at which it measured up to 2x slower. A criterion we cannot sum tile by tile
+        # (the vmap fallback) keeps the samples whole.
+        can_split = margin or _reducer(loss_fn, y, self.n, self.n_out) is not None
+        self.tiles: list[tuple[int, int]] = []
+        for low, high in groups:
+            if high <= low:
+                continue
+            count = max(1, -(-(high - low) // SAMPLE_TILE)) if can_split else 1
+            width = -(-(high - low) // count)
+            self.tiles += [(a, min(high, a + width)) for a in range(low, high, width)]
+        # Per tile: the input (in, m) — one copy shared by all points —, whether its margins
+        # are negated (class 1), and the fast reducer; a tile's mean counts m / n of the total.
+        x_t = x.T
+        self.x_tiles = [x_t[:, a:b].contiguous() for a, b in self.tiles]
+        self.negated = [bool(y[a] == 1) for a, _ in self.tiles] if margin else None
+        self.reducers = [_reducer(loss_fn, y[a:b], b - a, self.n_out) for a, b in self.tiles]
+        self.shares = [(b - a) / self.n for a, b in self.tiles]
+        # The per-layer plan, so the per-chunk loop does no type tests: for each layer, either
+        # ("act", module | None: None when the preceding bias add applied this ReLU), or
+        # ("linear", rows, fuse the next ReLU).
+        self.plan: list[tuple] = []
+        for index, layer in enumerate(layers):
+            if layer[0] == "act":
+                fused = index > 0 and self.plan[-1][0] == "linear" and self.plan[-1][2]
+                self.plan.append(("act", None if fused else layer[1]))
+                continue
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            fuse = (index > 0 and layer[2] is not None and following is not None
+                    and type(following[1]) is nn.ReLU)
+            self.plan.append(("linear", 1 if (margin and index == len(layers) - 1) else layer[3],
+                              fuse))
+        self.plane: list = []
         self._buffers: list[Tensor | None] = [None, None]
+        self._views: dict[tuple[int, int], list] = {}
 
     @classmethod
     def build(cls, model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion,
@@ -534,17 +627,43 @@ class _MlpEngine:
         return cls(model, layers, x, y, loss_fn, layout)
 
     def bytes_per_point(self) -> int:
-        return 4 * (self.widest * self.n + self.layout.size)
+        tile = max(end - start for start, end in self.tiles)
+        return 4 * (self.widest * tile + self.layout.size)
 
-    def _scratch(self, size: int, linear_index: int) -> Tensor:
-        """One of two reused activation buffers, alternating by linear layer: allocating ~1 MB per
-        layer and chunk costs page faults that measured as much as the arithmetic."""
-        slot = linear_index % 2
-        buffer = self._buffers[slot]
-        if buffer is None or buffer.numel() < size:
-            buffer = torch.empty(size, dtype=self.x_t.dtype, device=self.x_t.device)
-            self._buffers[slot] = buffer
-        return buffer[:size]
+    def _targets(self, k: int, tile: int) -> list[tuple[Tensor, Tensor] | None]:
+        """Per plan step, the (k, rows·m) and (k, rows, m) output views of a linear layer.
+
+        Two reused activation buffers, alternating by linear layer so no layer writes over its
+        input (allocating ~1 MB per layer and chunk cost page faults that measured as much as
+        the arithmetic); the views are cached per (k, tile): slicing and viewing afresh for every
+        tile of every chunk measured ~10 % of a 2-32-32-2 surface.
+        """
+        key = (k, tile)
+        cached = self._views.get(key)
+        if cached is not None:
+            return cached
+        m = self.x_tiles[tile].shape[1]
+        size = k * max(step[1] for step in self.plan if step[0] == "linear") * m
+        if self._buffers[0] is None or self._buffers[0].numel() < size:
+            like = self.x_tiles[0]
+            self._buffers = [torch.empty(size, dtype=like.dtype, device=like.device)
+                             for _ in range(2)]
+            self._views = {}
+        views: list[tuple[Tensor, Tensor] | None] = []
+        buffer = 0
+        for step in self.plan:
+            if step[0] != "linear":
+                views.append(None)
+                continue
+            rows = step[1]
+            target = self._buffers[buffer][:k * rows * m]
+            views.append((target.view(k, rows * m), target.view(k, rows, m)))
+            buffer ^= 1
+        self._views[key] = views
+        return views
+
+    def _is_margin_layer(self, layer) -> bool:
+        return self.margin and layer is self.layers[-1]
 
     def _linear_params(self, vector: Tensor, layer) -> tuple[Tensor, Tensor | None]:
         """The (rows, in) weight and (rows,) bias of a linear layer in the (…, P) ``vector``;
@@ -554,7 +673,7 @@ class _MlpEngine:
         weight = vector[..., w_slot.offset:w_slot.offset + w_slot.numel]
         weight = weight.reshape(*lead, *w_slot.shape)
         bias = vector[..., b_slot.offset:b_slot.offset + b_slot.numel] if b_slot else None
-        if layer is self.layers[-1] and self.margin_signs is not None:
+        if self._is_margin_layer(layer):
             weight = weight[..., 1:2, :] - weight[..., 0:1, :]
             bias = bias[..., 1:2] - bias[..., 0:1] if bias is not None else None
         return weight, bias
@@ -562,10 +681,12 @@ class _MlpEngine:
     def prepare_plane(self, center: Tensor, d1: Tensor, d2: Tensor) -> None:
         """Per-layer bases for the plane θ + α·d1 + β·d2, so a chunk never builds (k, P) weights.
 
-        First layer: W(α,β)·x + b(α,β) = M_θ + α·M_1 + β·M_2 with three (rows, n) maps M computed
-        once (the input is the same for every point), so per point it costs two multiply-adds
-        per output instead of a K = in product. Later layers: a (3, rows·in + rows) basis; one
-        small (k, 3) @ basis product gives the whole chunk's weights and biases.
+        First layer: W(α,β)·x + b(α,β) = M_θ + α·M_1 + β·M_2 with three (rows, m) maps M per
+        sample tile, computed once (the input is the same for every point), so per point it
+        costs a K = 3 product per output instead of a K = in one. Later layers: a
+        (3, rows·in) weight basis and a (3, rows) bias basis; one small (k, 3) @ basis product
+        each gives the whole chunk's weights and biases as *contiguous* (k, rows, in) and
+        (k, rows, 1) tensors (a strided view into one combined product measured slower).
         """
         self.plane = []
         for index, layer in enumerate(self.layers):
@@ -574,83 +695,104 @@ class _MlpEngine:
                 continue
             parts = [self._linear_params(v, layer) for v in (center, d1, d2)]
             if index == 0:
-                maps = [w @ self.x_t + (b.view(-1, 1) if b is not None else 0) for w, b in parts]
-                self.plane.append(torch.stack([m.reshape(-1) for m in maps]))
+                self.plane.append([
+                    torch.stack([(w @ x_t + (b.view(-1, 1) if b is not None else 0)).reshape(-1)
+                                 for w, b in parts])
+                    for x_t in self.x_tiles
+                ])
             else:
-                rows = [torch.cat([w.reshape(-1)] + ([b] if b is not None else []))
-                        for w, b in parts]
-                self.plane.append(torch.stack(rows))
+                weights = torch.stack([w.reshape(-1) for w, _ in parts])
+                biases = torch.stack([b for _, b in parts]) if parts[0][1] is not None else None
+                self.plane.append((weights, biases))
 
     def plane_losses(self, coords: Tensor) -> Tensor:
         """Mean loss at each of the k plane points (α, β) of ``coords`` (k, 2)."""
         k = len(coords)
-        alpha, beta = coords[:, 0:1], coords[:, 1:2]
-        coeffs = torch.cat([torch.ones_like(alpha), coords], dim=1)  # (k, 3): 1, α, β
+        coeffs = torch.cat([torch.ones_like(coords[:, :1]), coords], dim=1)  # (k, 3): 1, α, β
+        params: list = []
+        for index, layer in enumerate(self.layers):
+            if layer[0] != "linear" or index == 0:
+                params.append(None)
+                continue
+            weights, biases = self.plane[index]
+            weight = torch.mm(coeffs, weights).view(k, -1, layer[1].shape[1])
+            bias = torch.mm(coeffs, biases).view(k, -1, 1) if biases is not None else None
+            params.append((weight, bias))
 
-        def params(index: int, layer) -> tuple[Tensor, Tensor | None]:
-            _, w_slot, b_slot, _ = layer
-            values = coeffs @ self.plane[index]  # (k, rows·in [+ rows])
-            rows = self.plane[index].shape[1] // (w_slot.shape[1] + (1 if b_slot else 0))
-            size = rows * w_slot.shape[1]
-            weight = values[:, :size].view(k, rows, w_slot.shape[1])
-            bias = values[:, size:].view(k, rows, 1) if b_slot is not None else None
-            return weight, bias
-
-        def first(target: Tensor) -> Tensor:
-            maps = self.plane[0]
-            # Two fused multiply-adds over the output measured faster than a K = 3 matmul.
-            torch.addcmul(maps[0], alpha, maps[1], out=target)
-            return target.addcmul_(beta, maps[2])
+        def first(target: Tensor, tile: int) -> Tensor:
+            # (k, 3) @ (3, rows·m): one pass writing the output, the maps read from cache
+            # (measured faster than two fused multiply-adds over the output at tile sizes).
+            return torch.mm(coeffs, self.plane[0][tile], out=target)
 
         return self._forward(k, first, params)
 
     def losses(self, weights: Tensor) -> Tensor:
         """Mean loss of each of the k stacked weight vectors (k, P)."""
         k = len(weights)
-
-        def params(index: int, layer) -> tuple[Tensor, Tensor | None]:
+        params: list = []
+        for layer in self.layers:
+            if layer[0] != "linear":
+                params.append(None)
+                continue
             weight, bias = self._linear_params(weights, layer)
-            return weight, (bias.unsqueeze(-1) if bias is not None else None)
+            params.append((weight, bias.unsqueeze(-1) if bias is not None else None))
+        first_weight, first_bias = params[0]
 
-        def first(target: Tensor) -> Tensor:
-            # Shared input: one (k·rows, in) @ (in, n) product for the whole chunk.
-            weight, bias = params(0, self.layers[0])
-            out = torch.mm(weight.reshape(-1, weight.shape[-1]), self.x_t,
-                           out=target.view(-1, self.n))
-            if bias is not None:
-                out.view(k, -1, self.n).add_(bias)
+        def first(target: Tensor, tile: int) -> Tensor:
+            # Shared input: one (k·rows, in) @ (in, m) product for the whole chunk.
+            x_t = self.x_tiles[tile]
+            out = torch.mm(first_weight.reshape(-1, first_weight.shape[-1]), x_t,
+                           out=target.view(-1, x_t.shape[1]))
+            if first_bias is not None:
+                out.view(k, -1, x_t.shape[1]).add_(first_bias)
             return target
 
         return self._forward(k, first, params)
 
-    def _forward(self, k: int, first: Callable[[Tensor], Tensor],
-                 params: Callable[[int, tuple], tuple[Tensor, Tensor | None]]) -> Tensor:
-        n = self.n
-        h: Tensor | None = None
-        linear_count = 0  # alternates the scratch buffers, so no layer writes over its input
-        for index, layer in enumerate(self.layers):
-            if layer[0] == "act":
-                module = layer[1]
-                h = h.relu_() if type(module) is nn.ReLU else module(h)
-                continue
-            rows = 1 if (layer is self.layers[-1] and self.margin_signs is not None) else layer[3]
-            target = self._scratch(k * rows * n, linear_count)
-            linear_count += 1
-            if index == 0:
-                h = first(target.view(k, rows * n)).view(k, rows, n)
-                continue
-            weight, bias = params(index, layer)
-            h = torch.bmm(weight, h, out=target.view(k, rows, n))
-            if bias is not None:
-                # bmm + add_ rather than baddbmm: baddbmm first copies the broadcast bias into
-                # the output, which measured ~1.5x slower here.
-                h.add_(bias)
-        if self.margin_signs is not None:
-            return F.softplus(h[:, 0].mul_(self.margin_signs)).mean(dim=1)
-        if self.reduce is not None:
-            return self.reduce(h)
-        # An unknown criterion: call it as the model's output would meet it, (n, out) per point.
-        return torch.vmap(lambda z: self.loss_fn(z, self.y))(h.transpose(1, 2))
+    def _forward(self, k: int, first: Callable[[Tensor, int], Tensor], params: list) -> Tensor:
+        """The chunk's mean losses, tile by tile, added up (each tile weighted by its share)."""
+        if self.margin:
+            # The margin layer with the opposite sign, for the class-1 tiles (CE = softplus(−m)).
+            weight, bias = params[-1]
+            negated = (weight.neg(), bias.neg() if bias is not None else None)
+        total: Tensor | None = None
+        last = len(self.plan) - 1
+        for tile, x_tile in enumerate(self.x_tiles):
+            m = x_tile.shape[1]
+            h: Tensor | None = None
+            targets = self._targets(k, tile)
+            for index, step in enumerate(self.plan):
+                if step[0] == "act":
+                    module = step[1]
+                    if module is not None:
+                        h = h.relu_() if type(module) is nn.ReLU else module(h)
+                    continue
+                flat, shaped = targets[index]
+                if index == 0:
+                    h = first(flat, tile).view(shaped.shape)
+                    continue
+                weight, bias = negated if (index == last and self.negated
+                                           and self.negated[tile]) else params[index]
+                h = torch.bmm(weight, h, out=shaped)
+                if bias is not None:
+                    # bmm + add_ rather than baddbmm: baddbmm first copies the broadcast bias
+                    # into the output, which measured ~1.5x slower here. Bias and a following
+                    # ReLU in one pass over the activations (aten's fused add-relu kernel).
+                    if step[2]:
+                        torch.ops.aten._add_relu_(h, bias)
+                    else:
+                        h.add_(bias)
+            if self.margin:  # signed margins: the tile's CE sum is the sum of softplus
+                part = F.softplus(h.view(k, m)).sum(dim=1)
+            elif self.reducers[tile] is not None:
+                part = self.reducers[tile](h)
+                part = part.mul_(self.shares[tile]) if len(self.tiles) > 1 else part
+            else:
+                # An unknown criterion (samples never tiled): called as the model's output
+                # would meet it, (n, out) per point.
+                return torch.vmap(lambda z: self.loss_fn(z, self.y))(h.transpose(1, 2))
+            total = part if total is None else total.add_(part)
+        return total.div_(self.n) if self.margin else total
 
 
 class _VmapEngine:
@@ -731,20 +873,32 @@ def _chunk_losses(
     chunk: int | None,
     stop: threading.Event | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, losses) per chunk of ``count`` points; ``losses_of(a, b)`` evaluates points a..b−1.
-    Checks ``stop`` before each chunk."""
+    """(start, losses) per group of chunks of ``count`` points; ``losses_of(a, b)`` evaluates
+    points a..b−1 in one batched pass. Checks ``stop`` before each chunk.
+
+    Chunks are grouped up to `YIELD_POINTS` per yield: entering eval/inference mode and
+    converting to numpy once per chunk measured ~10 % of a small MLP's surface.
+    """
     size = chunk if chunk is not None else default_chunk(engine)
     if size < 1:
         raise ValueError(f"chunk must be at least 1, got {size}")
-    for start in range(0, count, size):
-        if stop is not None and stop.is_set():
-            return
-        end = min(count, start + size)
-        # Eval and inference mode per chunk, never across a yield: while this generator is
+    group = max(size, YIELD_POINTS // size * size)
+    for group_start in range(0, count, group):
+        group_end = min(count, group_start + group)
+        parts = []
+        # Eval and inference mode per group, never across a yield: while this generator is
         # suspended the caller (maybe training this very model) must see its own modes.
         with _eval_mode(engine.model), torch.inference_mode():
-            losses = losses_of(start, end).double().cpu().numpy()
-        yield start, losses
+            for start in range(group_start, group_end, size):
+                if stop is not None and stop.is_set():
+                    break
+                parts.append(losses_of(start, min(group_end, start + size)))
+            if parts:
+                losses = torch.cat(parts).double().cpu().numpy()
+        if parts:
+            yield group_start, losses
+        if len(parts) * size < group_end - group_start:
+            return  # stopped
 
 
 def _as_vector(model: nn.Module, vector: Tensor) -> Tensor:
@@ -978,3 +1132,112 @@ def true_vs_surface_loss(model: nn.Module, points: Tensor, center: Tensor, d1: T
     surface_loss = evaluate_points(model, center, d1, d2, np.column_stack([alpha, beta]), x, y,
                                    loss_fn, chunk)
     return true_loss, surface_loss
+
+
+# --------------------------------------------------------------------------------------------
+# Following the training
+
+FOLLOW_SAMPLES = 2048  # training samples a followed surface is evaluated on (the first ones)
+
+
+@dataclass(frozen=True)
+class FollowedSurface:
+    """One surface around a run's weights at ``step``: Z[j, i] = loss(center + α_i·d1 + β_j·d2).
+
+    ``center`` (P,) and the directions are detached copies, so the trajectory code can project
+    onto this very plane after the training has moved on.
+    """
+
+    step: int
+    run_index: int
+    alphas: np.ndarray
+    betas: np.ndarray
+    losses: np.ndarray  # (len(betas), len(alphas))
+    center: Tensor
+    d1: Tensor
+    d2: Tensor
+    seconds: float  # time spent computing it
+
+
+class SurfaceFollower:
+    """Recompute the loss surface around a run's *current* weights every ``every`` steps.
+
+    ``race`` is a `core.network.NetworkRace` (or anything with ``models``, ``x_train``,
+    ``y_train`` and ``criterion``): the followed model is ``race.models[run_index]`` (seed 0's),
+    the loss its training loss (the first `FOLLOW_SAMPLES` samples). ``directions`` is
+    ``"random"`` — the same Gaussian draw each time, filter-normalised against the current
+    weights, so consecutive pictures are comparable — or a fixed pair (d1, d2) (e.g. the race's
+    PCA plane). The grid is coarse on purpose (21×21 by default): a follow-up costs
+    ``grid²`` batched points, a few per cent of 50 training steps of a small MLP
+    (``BENCH surface-follow``).
+
+    Call `maybe_update` with each step (or iterate `follow`): it returns a `FollowedSurface` at
+    steps 0, every, 2·every, ... and None otherwise. It only reads the weights (in eval mode,
+    without autograd), so training continues unchanged.
+    """
+
+    def __init__(self, race, every: int = 50, grid: int = 21, span: float | tuple = 1.0,
+                 run_index: int = 0, directions: str | tuple[Tensor, Tensor] = "random",
+                 include_bias_bn: bool = False, seed: int = 0, chunk: int | None = None):
+        if every < 1:
+            raise ValueError(f"every must be at least 1 step, got {every}")
+        if grid < 2:
+            raise ValueError(f"grid must be at least 2, got {grid}")
+        models = race.models
+        if not 0 <= run_index < len(models):
+            raise ValueError(f"run_index must be in [0, {len(models) - 1}], got {run_index}")
+        if isinstance(directions, str) and directions != "random":
+            raise ValueError(
+                f"directions must be 'random' or a pair of tensors, got {directions!r}")
+        self.model = models[run_index]
+        self.run_index, self.every, self.grid = run_index, every, grid
+        self.alphas, self.betas = grid_axes(grid, span)
+        self.coords = _grid_coords(self.alphas, self.betas)
+        self.chunk = chunk
+        self.include_bias_bn = include_bias_bn
+        self.layout = ParamLayout.of(self.model)
+        device, dtype = _device_dtype(self.model)
+        if isinstance(directions, str):
+            raw = torch.randn(2, self.layout.size, generator=torch.Generator().manual_seed(seed))
+            self._raw = raw.to(device=device, dtype=dtype)
+            self._fixed = None
+        else:
+            self._raw = None
+            self._fixed = tuple(_as_vector(self.model, d) for d in directions)
+        self.x = race.x_train[:FOLLOW_SAMPLES]
+        self.y = race.y_train[:FOLLOW_SAMPLES]
+        self.loss_fn = race.criterion
+        # Built once: the engine's data layout (tiles, transposed inputs) does not change.
+        self._engine = _engine(self.model, self.x, self.y, self.loss_fn)
+        self.last: FollowedSurface | None = None
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def maybe_update(self, step: int) -> FollowedSurface | None:
+        """The surface around the current weights when ``step`` is due, else None."""
+        if not self.due(step):
+            return None
+        started = time.perf_counter()
+        center = flatten(self.model)
+        if self._fixed is not None:
+            d1, d2 = self._fixed
+        else:
+            d1, d2 = (filter_normalize(raw, center, self.layout, self.include_bias_bn)
+                      for raw in self._raw)
+        values = np.empty(len(self.coords))
+        for start, losses in _plane_losses(self.model, center, d1, d2, self.coords, self.x,
+                                           self.y, self.loss_fn, self.chunk,
+                                           engine=self._engine):
+            values[start:start + len(losses)] = losses
+        self.last = FollowedSurface(
+            step=step, run_index=self.run_index, alphas=self.alphas, betas=self.betas,
+            losses=values.reshape(len(self.betas), len(self.alphas)), center=center, d1=d1,
+            d2=d2, seconds=time.perf_counter() - started,
+        )
+        return self.last
+
+    def follow(self, records: Iterator) -> Iterator[tuple[object, FollowedSurface | None]]:
+        """(record, surface or None) for each record of ``race.records()``."""
+        for record in records:
+            yield record, self.maybe_update(record.step)

@@ -99,6 +99,8 @@ def run_to_dir(
             "diverged": event is not None,
             "diverged_at": event.step if event is not None else None,
             "divergence_reason": event.reason if event is not None else None,
+            # The forensics: the layer, last finite values and lr of the blow-up (core.engine).
+            "divergence": event.details() if event is not None else None,
             "wall_s": round(float(race.wall_s[i]), 6),
             "final_point": [float(v) for v in last.point[i]] if last is not None else None,
         }
@@ -144,9 +146,13 @@ def _run_network(
     final_val: dict[str, np.ndarray] = {}
     final_val_std: dict[str, np.ndarray] = {}  # several seeds: std over the seeds
     last = None
+    sharpness = None  # each run's newest top Hessian eigenvalue, when the lab tracks it
     try:
         for record in race.records(stop):
             last = record
+            if record.sharpness is not None:
+                previous = sharpness if sharpness is not None else record.sharpness
+                sharpness = np.where(np.isfinite(record.sharpness), record.sharpness, previous)
             ev = record.evaluation
             if ev is not None and ev.val:
                 final_val = {k: np.where(record.alive, v, final_val.get(k, v))
@@ -193,6 +199,8 @@ def _run_network(
             "diverged": event is not None,
             "diverged_at": event.step if event is not None else None,
             "divergence_reason": event.reason if event is not None else None,
+            # The forensics: the layer, last finite values and lr of the blow-up (core.engine).
+            "divergence": event.details() if event is not None else None,
             "early_stopped_at": stopped.step if stopped is not None else None,
             "wall_s": round(float(race.wall_s[i]), 6),
             "final_val_loss": _value(final_val, "loss", i),
@@ -206,6 +214,8 @@ def _run_network(
         # Several seeds: the numbers above are means over the seeds (best_val_loss: the best
         # mean), these are their standard deviations; weights/<label>.pt is seed 0's.
         entry["seeds"] = race.seed_count
+        if sharpness is not None:  # problem.sharpness_every > 0
+            entry["sharpness"] = float(sharpness[i]) if np.isfinite(sharpness[i]) else None
         if race.seed_count > 1:
             entry["final_val_loss_std"] = _value(final_val_std, "loss", i)
             quality = "accuracy" if classification else "r2"

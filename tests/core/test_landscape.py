@@ -239,6 +239,94 @@ def test_batched_surface_equals_the_point_by_point_loop(case):
     assert model.training == training
 
 
+def _no_bias_mlp() -> nn.Sequential:
+    torch.manual_seed(6)
+    return nn.Sequential(nn.Linear(2, 12, bias=False), nn.ReLU(), nn.Linear(12, 12, bias=False),
+                         nn.Tanh(), nn.Linear(12, 2, bias=False))
+
+
+@pytest.mark.parametrize("case", ["relu-tiles", "tanh-tiles", "no-bias", "one-class",
+                                  "evaluate-weights"])
+def test_the_fast_mlp_path_equals_the_point_by_point_loop(case):
+    """The hand-written engine (tiles of samples, class-sorted margin, fused bias+ReLU, K=3 first
+    layer) against the plain loop, with more samples than one tile holds and an odd count."""
+    x, y = _moons_like(601, seed=3)
+    if case == "relu-tiles":
+        model = _mlp(7)
+    elif case == "tanh-tiles":
+        model = _mlp(8, (2, 16, 16, 2), nn.Tanh)
+    elif case == "no-bias":
+        model = _no_bias_mlp()
+    else:
+        model = _mlp(9)
+    if case == "one-class":  # every tile of one class: the margin's sign is never flipped
+        y = torch.ones_like(y)
+    engine = landscape._engine(model, x, y, F.cross_entropy)
+    assert isinstance(engine, landscape._MlpEngine)
+    assert len(engine.tiles) >= 3 and max(b - a for a, b in engine.tiles) <= landscape.SAMPLE_TILE
+    center = landscape.flatten(model)
+    d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(2),
+                                         include_bias_bn=case != "no-bias")
+    alphas, betas = np.linspace(-1.5, 1.5, 9), np.linspace(-1, 1, 6)
+    reference = landscape.surface_point_by_point(model, center, d1, d2, alphas, betas, x, y,
+                                                 F.cross_entropy)
+    if case == "evaluate-weights":
+        grid = landscape._grid_coords(alphas, betas)
+        vectors = center + torch.as_tensor(grid[:, :1], dtype=torch.float32) * d1 \
+            + torch.as_tensor(grid[:, 1:], dtype=torch.float32) * d2
+        got = landscape.evaluate_weights(model, vectors, x, y, F.cross_entropy, chunk=7)
+        np.testing.assert_allclose(got.reshape(6, 9), reference, rtol=TOL, atol=TOL)
+        return
+    for chunk in (None, 4):
+        batched = landscape.evaluate_surface(model, center, d1, d2, alphas, betas, x, y,
+                                             F.cross_entropy, chunk=chunk)
+        np.testing.assert_allclose(batched, reference, rtol=TOL, atol=TOL)
+
+
+def _tiny_race(steps: int = 12, sharpness_every: int = 0, runs: int = 2):
+    from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
+    from core.network import NetworkRace
+
+    problem = NetworkProblem(dataset={"name": "moons", "n": 200, "noise": 0.2},
+                             model={"layers": [{"linear": 8}, {"act": "tanh"}, {"linear": 2}]},
+                             batch_size=None, eval_every=5, sharpness_every=sharpness_every)
+    specs = [RunSpec("SGD", "sgd", {"lr": 0.3}), RunSpec("Adam", "adam", {"lr": 0.02})][:runs]
+    lab = validate_lab(Lab(name="t", seed=0, steps=steps, problem=problem, runs=tuple(specs)))
+    return NetworkRace(lab)
+
+
+def test_the_follower_recomputes_every_n_steps_around_the_current_weights():
+    race = _tiny_race(steps=12)
+    follower = landscape.SurfaceFollower(race, every=4, grid=5, span=0.5, run_index=1)
+    model = race.models[1]
+    updated, pictures = [], []
+    for record, surface in follower.follow(race.records()):
+        if surface is None:
+            continue
+        updated.append(record.step)
+        pictures.append(surface.losses)
+        assert surface.losses.shape == (5, 5) and np.all(np.isfinite(surface.losses))
+        assert torch.equal(surface.center, landscape.flatten(model))
+        # The middle of the grid (α = β = 0) is the model's training loss right now.
+        training = model.training
+        model.eval()
+        with torch.no_grad():
+            loss = float(race.criterion(model(race.x_train), race.y_train))
+        model.train(training)
+        assert surface.losses[2, 2] == pytest.approx(loss, rel=TOL, abs=TOL)
+    assert updated == [0, 4, 8, 12]
+    assert follower.last.step == 12
+    # The weights moved between updates, so each picture is a new one.
+    assert all(not np.allclose(a, b) for a, b in zip(pictures, pictures[1:]))
+
+
+def test_the_follower_refuses_bad_arguments():
+    race = _tiny_race(steps=2)
+    for kwargs in ({"every": 0}, {"grid": 1}, {"run_index": 5}, {"directions": "pca"}):
+        with pytest.raises(ValueError):
+            landscape.SurfaceFollower(race, **kwargs)
+
+
 def test_the_surface_at_the_origin_is_the_models_loss():
     x, y = _moons_like()
     model = _mlp()
