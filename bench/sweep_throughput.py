@@ -16,6 +16,8 @@ side by side; ratio: one-at-a-time time / side-by-side time. Goal (issue 5): >= 
 Second line, sweep-pruning: the same 32 configurations in batches of 8 with the median pruner on
 and off. Value: the fraction of training steps the pruner saved; ratio: training steps without
 pruning / with; note: the best objective with and without (pruning should not lose the best).
+Third line, sweep-pruning-best: the best final validation loss with pruning; ratio: that / the
+best without pruning (1.00: the pruner stopped only trials that would not have won).
 """
 
 from __future__ import annotations
@@ -98,5 +100,10 @@ def run() -> dict:
         pruned_trials=pruned.pruned, best_with=pruned.best_value,
         best_without=unpruned.best_value, steps_with=pruned.steps_run,
         steps_without=unpruned.steps_run,
+    )
+    result["pruning_best"] = report(
+        "sweep-pruning-best", pruned.best_value, "final val loss (best, with pruning)",
+        pruned.best_value / unpruned.best_value, f"best without pruning {unpruned.best_value:.4f}",
+        note=f"trial {pruned.best_trial} with, trial {unpruned.best_trial} without",
     )
     return result

@@ -28,10 +28,10 @@ Objectives (minimised; function labs have no validation split, their loss stands
     for the steps it did not get to run.
 
 Pruning
-    Median pruning is on by default: every evaluation reports the monitored value (the running
-    mean loss for ``auc``) and a trial below the median of the finished trials at the same step
-    is stopped. Seed s reports at steps ``s·(steps+1) + t``, so trials are only ever compared on
-    the same seed.
+    Median pruning is on by default: about ``PRUNE_CHECKS`` evaluations per run report the
+    monitored value (the running mean loss for ``auc``) and a trial below the median of the
+    finished trials at the same step is stopped. Seed s reports at steps ``s·(steps+1) + t``,
+    so trials are only ever compared on the same seed.
 
 Storage
     In memory (``storage=None``), any Optuna storage URL (``sqlite:///...``, ``postgresql://``,
@@ -39,8 +39,19 @@ Storage
     Running the same sweep again on the same storage and study adds trials to it (resume after a
     crash); several workers may share one study. A study remembers what it searches (space,
     objective, steps, seeds): opening it with different flags is refused rather than mixing
-    incomparable values. On a database, trials carry a heartbeat, so the trials of a worker that
-    was killed are marked failed when the next worker starts; finished trials are never lost.
+    incomparable values; the identity includes a digest of the lab (problem, seed and the tuned
+    run's fixed settings), so another lab cannot add its numbers to the study either.
+
+Workers and crashes
+    Every trial records the worker that runs it (host, pid, process start time). When a worker
+    starts, the RUNNING trials of a worker on the same host that no longer exists (killed, even
+    with SIGKILL) are marked failed at once; trials of workers on other machines are failed by
+    Optuna's heartbeat once they miss it for ``HEARTBEAT_GRACE_S``. Finished trials are never
+    lost, and a failed trial never counts as finished: ``total`` (``--total``) runs until the
+    study holds that many finished (complete or pruned) trials, so re-running the same command
+    after a crash completes the study. Grid points are claimed in the database (a study attribute
+    per point and attempt, whose unique key makes the claim atomic on SQLite and PostgreSQL), so
+    two workers never train the same point; a failed point is claimed again, once.
 
 Batching (the sweep-throughput benchmark)
     Trials run K at a time (``batch``) as K runs of ONE race of the engine: same data, same
@@ -58,8 +69,11 @@ stay in the study, the ones in flight are marked failed ("cancelled").
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
+import socket
 import threading
 import time
 import warnings
@@ -88,7 +102,14 @@ MAX_SEEDS = 100
 PROGRESS_INTERVAL_S = 0.05  # Orange3's rule: progress throttled at the source
 HEARTBEAT_INTERVAL_S = 15
 HEARTBEAT_GRACE_S = 60
+CONNECT_TIMEOUT_S = 5  # a database server that does not answer: fail fast, say which
+SQLITE_BUSY_TIMEOUT_S = 30  # several workers on one SQLite file wait for its lock this long
+OPEN_ATTEMPTS = 4  # SQLite: two workers creating the tables at once may collide; retry
+MAX_GRID_SIZE = 100_000  # more points than any sweep will visit: a typo, not a plan
 FUNCTION_REPORTS = 50  # function labs report the loss this many times per run
+# Trials report to Optuna (and ask the pruner) at most this many times per run and seed: a
+# report is a database commit, a question reads every trial of the study (see _Batch._monitor).
+PRUNE_CHECKS = 10
 PARAM_FORMS = (
     "NAME=LOW:HIGH[:log|:linear][:N], NAME=A,B,... or NAME "
     '(e.g. "lr=1e-4:1e-1:log", "momentum=0.5:0.99", "nesterov=true,false")'
@@ -292,6 +313,9 @@ class SweepSpec:
     study: str | None = None  # default: "<lab name>:<run>:<objective>"
     batch: int = DEFAULT_BATCH  # trials trained side by side
     sampler_seed: int | None = None  # default: the lab's seed (reproducible sweeps)
+    # Run until the study holds this many finished (complete + pruned) trials, counting earlier
+    # calls and other workers; None: ``trials`` new ones. Re-running completes a killed sweep.
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -363,6 +387,9 @@ def _check_spec(spec: SweepSpec) -> None:
         raise LabError("--seeds", f"must be a whole number in [1, {MAX_SEEDS}], got {spec.seeds!r}")
     if not (isinstance(spec.batch, int) and 1 <= spec.batch <= MAX_BATCH):
         raise LabError("--batch", f"must be a whole number in [1, {MAX_BATCH}], got {spec.batch!r}")
+    if spec.total is not None and not (isinstance(spec.total, int)
+                                       and 1 <= spec.total <= 100_000):
+        raise LabError("--total", f"must be a whole number in [1, 100000], got {spec.total!r}")
 
 
 def _check_sampler_fits(sampler: str, space: Sequence[ParamRange]) -> None:
@@ -373,6 +400,21 @@ def _check_sampler_fits(sampler: str, space: Sequence[ParamRange]) -> None:
                 "--sampler",
                 f"cmaes searches continuous ranges only, but {', '.join(lists)} is a list of "
                 "values; use tpe or random, or give a LOW:HIGH range",
+            )
+        if len(space) < 2:
+            # Optuna's CMA-ES silently falls back to random sampling in one dimension.
+            raise LabError(
+                "--sampler",
+                f"cmaes needs at least 2 ranged parameters, got {len(space)} "
+                f"({', '.join(p.name for p in space)}); add one with --param or use tpe",
+            )
+    if sampler == "grid":
+        size = math.prod(len(p.grid_values()) for p in space)
+        if size > MAX_GRID_SIZE:
+            raise LabError(
+                "--sampler",
+                f"the grid has {size} points (allowed: at most {MAX_GRID_SIZE}); give fewer "
+                "points per range (LOW:HIGH:N) or use tpe or random",
             )
 
 
@@ -412,36 +454,86 @@ def shown_url(url: str | None) -> str:
 
 
 def open_storage(storage: str | os.PathLike | None):
-    """An Optuna storage, or a `LabError` naming --storage when it cannot be opened."""
+    """An Optuna storage, or a `LabError` naming --storage when it cannot be opened.
+
+    Fails fast: a SQLite file in a missing or read-only folder is refused before any database
+    call, and a server that does not answer gives up after ``CONNECT_TIMEOUT_S`` seconds.
+    """
     import optuna
 
     url = storage_url(storage)
     if url is None:
         return optuna.storages.InMemoryStorage()
     if url.startswith("sqlite:///"):
-        folder = Path(url[len("sqlite:///"):]).parent
-        if not folder.is_dir():
-            raise LabError("--storage", f"{shown_url(url)}: the folder {folder} does not exist")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            storage = optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=HEARTBEAT_GRACE_S,
-                engine_kwargs=_engine_kwargs(url),
-            )
-    except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary by backend
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _check_sqlite_path(url)
+    last_error: Exception | None = None
+    opened = None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                opened = optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=HEARTBEAT_GRACE_S,
+                    engine_kwargs=_engine_kwargs(url),
+                )
+            break
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary by backend
+            last_error = exc
+            if _unreachable(exc, url):
+                break  # a server that is not there: say so now, do not retry
+            # Two workers creating the tables at the same moment: one loses the race ("table
+            # already exists", a unique violation, "database is locked"); the next try finds
+            # them made.
+            time.sleep(0.2 * (attempt + 1))
+    if opened is None:
+        text = str(last_error).strip()
+        first = text.splitlines()[0] if text else type(last_error).__name__
         raise LabError("--storage", f"cannot open {shown_url(url)}: {first[:200]}") from None
     if url.startswith("sqlite"):
-        _tune_sqlite(storage.engine)
-    return storage
+        _tune_sqlite(opened.engine)
+    return opened
+
+
+def _unreachable(exc: BaseException, url: str) -> bool:
+    """A server that cannot be reached (connection refused, timeout, bad host or login): the
+    driver's OperationalError somewhere in the chain, for anything but SQLite (whose
+    OperationalError is a busy lock worth retrying)."""
+    from sqlalchemy import exc as sa_exc
+
+    if url.startswith("sqlite"):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa_exc.OperationalError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _check_sqlite_path(url: str) -> None:
+    path = Path(url[len("sqlite:///"):])
+    folder = path.parent
+    if not folder.is_dir():
+        raise LabError("--storage", f"{shown_url(url)}: the folder {folder} does not exist; "
+                                    "allowed: a SQLite file in an existing, writable folder")
+    # SQLite writes a journal beside the file, so the folder must be writable too.
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists()
+                                                    and not os.access(path, os.W_OK)):
+        raise LabError("--storage", f"{shown_url(url)}: {folder} is read-only; allowed: a "
+                                    "SQLite file in a writable folder")
 
 
 def _engine_kwargs(url: str) -> dict:
-    # SQLite shared by several processes: wait for the lock instead of failing at once.
-    return {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
+    if url.startswith("sqlite"):
+        # Several processes on one file: wait for the lock instead of failing at once.
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if url.startswith(("postgresql", "mysql", "mariadb")):
+        # An unreachable host would otherwise hang for the OS's TCP timeout (minutes).
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S},
+                "pool_pre_ping": True}
+    return {}
 
 
 def _tune_sqlite(engine) -> None:
@@ -470,7 +562,23 @@ def _identity(spec: SweepSpec, run: RunSpec, space: Sequence[ParamRange]) -> dic
         "target": spec.target,
         "steps": spec.lab.steps,
         "seeds": spec.seeds,
+        "lab": lab_digest(spec.lab, run, space),
     }
+
+
+def lab_digest(lab: Lab, run: RunSpec, space: Sequence[ParamRange]) -> str:
+    """A short digest of what, besides the searched values, decides a trial's numbers: the
+    problem, the seed and the tuned run's other settings (not names, colours or the values being
+    searched), so a study refuses trials from another lab."""
+    from core.lab import lab_to_dict
+
+    searched = {p.name for p in space}
+    fixed = replace(run, label="run", color=None, enabled=True,
+                    params={k: v for k, v in run.params.items() if k not in searched})
+    data = lab_to_dict(replace(lab, name="", runs=(fixed,)))
+    data.pop("name", None)
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def default_study_name(spec: SweepSpec) -> str:
@@ -481,9 +589,9 @@ def default_study_name(spec: SweepSpec) -> str:
 def _make_sampler(name: str, space: Sequence[ParamRange], seed: int, trials: int):
     import optuna
 
-    if name == "grid":
-        return _quiet_grid_sampler()({p.name: p.grid_values() for p in space}, seed=seed)
-    if name == "random":
+    if name in ("grid", "random"):
+        # grid: `_GridClaims` picks every trial's point (shared safely between workers); the
+        # sampler is never asked for a grid trial's values.
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=min(5, trials),
@@ -492,19 +600,6 @@ def _make_sampler(name: str, space: Sequence[ParamRange], seed: int, trials: int
         warnings.simplefilter("ignore")
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True,
                                           n_startup_trials=min(10, max(2, trials // 3)))
-
-
-def _quiet_grid_sampler():
-    import optuna
-
-    class GridSampler(optuna.samplers.GridSampler):
-        """Optuna's grid sampler minus its ``study.stop()`` once the grid is done: that call only
-        works inside ``study.optimize``, and our ask/tell loop plans its trial count itself."""
-
-        def after_trial(self, study, trial, state, values) -> None:
-            return None
-
-    return GridSampler
 
 
 def _make_pruner(enabled: bool, steps: int):
@@ -537,14 +632,21 @@ def open_study(spec: SweepSpec, identity: dict, sampler, pruner, name: str):
     known = study.user_attrs.get(ATTR_KEY)
     if known is None:
         study.set_user_attr(ATTR_KEY, identity)
-    elif known != identity:
-        diffs = [f"{k} {known.get(k)!r} (now {identity[k]!r})" for k in identity
-                 if known.get(k) != identity[k]]
+        return study
+    # Keys a study made by an older version does not have are not held against it.
+    diffs = [k for k in identity if k in known and known[k] != identity[k]]
+    if diffs:
+        shown = [f"lab {known.get('lab')} (now {identity['lab']}: another problem, seed or "
+                 "fixed hyperparameters)" if k == "lab"
+                 else f"{k} {known.get(k)!r} (now {identity[k]!r})" for k in diffs]
         raise LabError(
             "--study",
             f"study {name!r} in {shown_url(storage_url(spec.storage))} was made with another "
-            f"setup: {'; '.join(diffs)}. Use the same flags to resume it, or another --study",
+            f"setup: {'; '.join(shown)}. Use the same lab and flags to resume it, or another "
+            "--study",
         )
+    if any(k not in known for k in identity):
+        study.set_user_attr(ATTR_KEY, identity)
     return study
 
 
@@ -743,29 +845,160 @@ def _finished_count(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def _grid_remaining(study, space: Sequence[ParamRange]) -> tuple[int, list[dict]]:
-    """How many grid points have no finished value yet, and the ones to retry.
+# --------------------------------------------------------------------------------------------
+# Workers: who runs a trial, and handing out grid points once
 
-    Optuna's grid sampler counts a failed trial's point as visited; a cancelled or crashed
-    trial's point is retried here (enqueued with its exact parameters) so it is not lost.
-    """
-    import itertools
 
+WORKER_ATTR = f"{ATTR_KEY}:worker"  # trial system attribute: the worker running it
+GRID_CLAIM = f"{ATTR_KEY}:grid"  # study system attributes "<GRID_CLAIM>:<point>:<attempt>"
+
+
+def _host_id() -> str:
+    """This machine (and boot): the host name plus the kernel's boot id where there is one, so
+    two containers or machines with the same name are told apart."""
+    for path in ("/proc/sys/kernel/random/boot_id", "/etc/machine-id"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return f"{socket.gethostname()}/{text}"
+    import uuid
+
+    return f"{socket.gethostname()}/{uuid.getnode():012x}"
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux /proc), "zombie" for a dead unreaped one, None
+    when unknown: a pid reused by a new process is not mistaken for the old worker."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after "(command name)": state is field 3
+    if not fields:
+        return None
+    if fields[0] in ("Z", "X"):
+        return "zombie"
+    return fields[19] if len(fields) > 19 else None  # field 22: starttime
+
+
+def worker_identity() -> dict:
+    """This process as a sweep worker: host, pid and start time (see `fail_dead_workers`)."""
+    pid = os.getpid()
+    return {"host": _host_id(), "pid": pid, "start": _process_start(pid)}
+
+
+def _worker_alive(worker: dict) -> bool | None:
+    """Whether a worker of this host still runs; None for one elsewhere (the heartbeat's job)."""
+    if worker.get("host") != _host_id() or not isinstance(worker.get("pid"), int):
+        return None
+    pid = worker["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, run by another user
+    start = _process_start(pid)
+    if start == "zombie":
+        return False
+    recorded = worker.get("start")
+    return not (start is not None and recorded is not None and start != recorded)
+
+
+def fail_dead_workers(study) -> list[int]:
+    """Mark failed the RUNNING trials whose worker ran on this host and no longer exists (killed,
+    crashed). Returns their numbers. Trials of other hosts are left to the heartbeat."""
     import optuna
 
-    names = [p.name for p in space]
-    grid = {tuple(v) for v in itertools.product(*(p.grid_values() for p in space))}
-    done, running, failed = set(), 0, []
-    for trial in study.get_trials(deepcopy=False):
-        key = tuple(trial.params.get(n) for n in names)
-        if trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
-            done.add(key)
-        elif trial.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING):
-            running += 1
-        elif trial.state == optuna.trial.TrialState.FAIL and key in grid:
-            failed.append(key)
-    retry = [dict(zip(names, key)) for key in dict.fromkeys(failed) if key not in done]
-    return max(0, len(grid - done) - running), retry
+    storage = study._storage
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = trial.system_attrs.get(WORKER_ATTR)
+        if not isinstance(worker, dict) or _worker_alive(worker) is not False:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "message",
+                                        f"its worker (pid {worker['pid']}) died before it "
+                                        "finished")
+            if storage.set_trial_state_values(trial._trial_id,
+                                              state=optuna.trial.TrialState.FAIL):
+                failed.append(trial.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker got there first
+    return failed
+
+
+class _GridClaims:
+    """Every point of the grid, handed out once across all workers of a study.
+
+    A worker claims point i for its trial by writing the study system attribute
+    ``<GRID_CLAIM>:<i>:<attempt>`` (value: the trial's id) and reading it back: the database's
+    unique key on (study, key) lets exactly one writer create it, the others' inserts are
+    dropped, so they read someone else's trial id and move on. A point whose trial failed
+    (cancelled, killed) is claimed again with the next attempt number. Points are visited in an
+    order shuffled by the sampler seed (a seeded grid sweep is reproducible).
+    """
+
+    def __init__(self, study, space: Sequence[ParamRange], seed: int):
+        import itertools
+
+        self.study = study
+        self.names = [p.name for p in space]
+        self.distributions = {p.name: p.distribution() for p in space}
+        self.points = list(itertools.product(*(p.grid_values() for p in space)))
+        self.index = {point: i for i, point in enumerate(self.points)}
+        self.order = [int(i) for i in np.random.default_rng(seed).permutation(len(self.points))]
+
+    def _status(self) -> tuple[set, dict[int, int]]:
+        """(points taken: finished or being trained, attempts so far per point)."""
+        import optuna
+
+        state = optuna.trial.TrialState
+        trials = self.study.get_trials(deepcopy=False)
+        by_id = {t._trial_id: t for t in trials}
+        taken: set[int] = set()
+        for t in trials:  # also trials made without claims (older studies)
+            i = self.index.get(tuple(t.params.get(n) for n in self.names))
+            if i is not None and t.state != state.FAIL:
+                taken.add(i)
+        attempts: dict[int, int] = {}
+        prefix = GRID_CLAIM + ":"
+        attrs = self.study._storage.get_study_system_attrs(self.study._study_id)
+        for key, trial_id in attrs.items():
+            if not key.startswith(prefix):
+                continue
+            i = int(key[len(prefix):].split(":")[0])
+            attempts[i] = attempts.get(i, 0) + 1
+            claimed = by_id.get(trial_id)
+            if claimed is None or claimed.state != state.FAIL:
+                taken.add(i)  # claimed and not (yet) failed: someone is on it
+        return taken, attempts
+
+    def remaining(self) -> int:
+        """Points nobody has finished or is training."""
+        taken, _ = self._status()
+        return len(self.points) - len(taken)
+
+    def assign(self, trial):
+        """Claim a free point for ``trial`` and set its parameters; None when none is left."""
+        import optuna
+
+        storage, study_id = self.study._storage, self.study._study_id
+        taken, attempts = self._status()
+        for i in self.order:
+            if i in taken:
+                continue
+            key = f"{GRID_CLAIM}:{i}:{attempts.get(i, 0)}"
+            storage.set_study_system_attr(study_id, key, trial._trial_id)
+            if storage.get_study_system_attrs(study_id).get(key) != trial._trial_id:
+                continue  # another worker claimed it a moment earlier
+            for name, value in zip(self.names, self.points[i]):
+                dist = self.distributions[name]
+                storage.set_trial_param(trial._trial_id, name, dist.to_internal_repr(value), dist)
+            return optuna.Trial(self.study, trial._trial_id)  # re-read: params cached
+        return None
 
 
 class Sweep:
@@ -789,37 +1022,117 @@ class Sweep:
         self.seeds = spec.seeds if lab.is_network else 1  # a function lab has no randomness
         self.identity = _identity(replace(spec, seeds=self.seeds), self.base, self.space)
         seed = lab.seed if spec.sampler_seed is None else spec.sampler_seed
-        sampler = _make_sampler(spec.sampler, self.space, seed, spec.trials)
+        self.sampler_seed = seed
+        sampler = _make_sampler(spec.sampler, self.space, seed, spec.total or spec.trials)
         self.name = spec.study or default_study_name(spec)
         self.storage = shown_url(storage_url(spec.storage))
         self.study = open_study(spec, self.identity, sampler,
                                 _make_pruner(spec.prune, lab.steps), self.name)
+        self.worker = worker_identity()
+        self.grid = (_GridClaims(self.study, self.space, seed) if spec.sampler == "grid"
+                     else None)
+        self._fail_abandoned()
+
+    def _fail_abandoned(self) -> None:
+        """Trials left RUNNING by dead workers: failed (never counted as finished)."""
+        import optuna
+
+        fail_dead_workers(self.study)  # this host: at once
         with warnings.catch_warnings():  # Optuna calls it "experimental"
             warnings.simplefilter("ignore")
-            optuna.storages.fail_stale_trials(self.study)  # a killed worker's trials: failed
+            optuna.storages.fail_stale_trials(self.study)  # other hosts: missed heartbeat
+
+    def _wanted(self) -> int:
+        """How many more trials the study needs now (``total`` mode): the target minus what is
+        finished and what live workers are training."""
+        import optuna
+
+        state = optuna.trial.TrialState
+        trials = self.study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED,
+                                                               state.RUNNING, state.WAITING))
+        return max(0, self.spec.total - len(trials))
+
+    def _planned(self) -> int:
+        spec = self.spec
+        planned = spec.trials if spec.total is None else self._wanted()
+        if self.grid is not None:
+            planned = min(planned, self.grid.remaining())
+        return planned
+
+    def _ask(self, k: int, distributions: dict) -> list:
+        """k new trials, each marked with this worker; grid trials get a claimed point."""
+        import optuna
+
+        storage, trials = self.study._storage, []
+        with warnings.catch_warnings():  # heartbeat outside optimize(): we beat by hand
+            warnings.simplefilter("ignore")
+            for _ in range(k):
+                trial = self._new_trial({} if self.grid is not None else distributions)
+                if self.grid is not None:
+                    claimed = self.grid.assign(trial)
+                    if claimed is None:  # other workers took the last points meanwhile
+                        storage.set_trial_user_attr(trial._trial_id, "message",
+                                                    "no grid point left for it")
+                        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        break
+                    trial = claimed
+                trials.append(trial)
+        return trials
+
+    def _new_trial(self, distributions: dict):
+        """`Study.ask`, but the trial is created with this worker's mark in the same database
+        write: a worker killed between creating a trial and marking it would leave a RUNNING
+        trial nobody could tell was abandoned (a real SIGKILL test hit that window)."""
+        import datetime
+
+        import optuna
+
+        template = optuna.trial.FrozenTrial(
+            number=-1, state=optuna.trial.TrialState.RUNNING, value=None,
+            datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
+            distributions={}, user_attrs={}, system_attrs={WORKER_ATTR: self.worker},
+            intermediate_values={}, trial_id=-1,
+        )
+        # What ask() does first: forget the trials cached for the sampler, so the one made a
+        # moment ago in this batch is seen (TPE's constant liar).
+        local = getattr(self.study, "_thread_local", None)
+        if local is not None:
+            local.cached_all_trials = None
+        trial_id = self.study._storage.create_new_trial(self.study._study_id,
+                                                        template_trial=template)
+        trial = optuna.Trial(self.study, trial_id)
+        for param in self.space:
+            if param.name in distributions:
+                _suggest(trial, param)
+        return trial
 
     def run(self, stop: threading.Event | None = None) -> Iterator[SweepProgress]:
-        """Run ``spec.trials`` new trials; throttled progress, the last with ``final=True``."""
+        """Run ``spec.trials`` new trials (or until the study holds ``spec.total`` finished
+        ones); throttled progress, the last with ``final=True``."""
         spec, study = self.spec, self.study
-        planned = spec.trials
-        if spec.sampler == "grid":
-            remaining, retry = _grid_remaining(study, self.space)
-            for params in retry[:planned]:
-                study.enqueue_trial(params)
-            planned = min(planned, remaining)  # the retried points are among the remaining
+        planned = self._planned()
         session = _Session(study, planned, self.name, spec.lab.steps * self.seeds)
         distributions = {p.name: p.distribution() for p in self.space}
         yield session.progress(force=True)
+        # total mode retries failed trials, but a space whose every trial fails must end too.
+        limit = planned if spec.total is None else 2 * planned + spec.batch
         launched, cancelled = 0, False
-        while launched < planned:
+        while launched < limit:
             if stop is not None and stop.is_set():
                 cancelled = True
                 break
-            k = min(spec.batch, planned - launched)
-            with warnings.catch_warnings():  # heartbeat outside optimize(): we beat by hand
-                warnings.simplefilter("ignore")
-                trials = [study.ask(distributions) for _ in range(k)]
-            launched += k
+            if launched:  # a worker may have died meanwhile: its trials are free again
+                self._fail_abandoned()
+            want = planned - launched if spec.total is None else self._wanted()
+            if self.grid is not None:
+                want = min(want, self.grid.remaining())  # other workers take points too
+            k = min(spec.batch, want, limit - launched)
+            if k <= 0:
+                break
+            trials = self._ask(k, distributions)
+            if not trials:
+                break
+            launched += len(trials)
             batch = _Batch(spec, study, self.base, trials, self.seeds, session)
             yield from batch.run(stop)
             if batch.cancelled:
@@ -834,6 +1147,15 @@ class Sweep:
         except ValueError:
             return None
         return trial.number, float(trial.value), dict(trial.params)
+
+
+def _suggest(trial, param: ParamRange):
+    """Ask the sampler for one parameter through Optuna's public suggest API."""
+    if param.kind == "float":
+        return trial.suggest_float(param.name, param.low, param.high, log=param.log)
+    if param.kind == "int":
+        return trial.suggest_int(param.name, int(param.low), int(param.high), log=param.log)
+    return trial.suggest_categorical(param.name, list(param.choices))
 
 
 def run_sweep(spec: SweepSpec, stop: threading.Event | None = None) -> Iterator[SweepProgress]:
@@ -860,6 +1182,7 @@ class _Batch:
         self.cancelled = False
         self._heartbeat_at = -math.inf
         self._told: set[int] = set()
+        self._next_check: dict[int, int] = {}  # trial -> first step to ask the pruner again
 
     def _run_spec(self, trial) -> RunSpec:
         return replace(self.base, label=f"trial {trial.number}",
@@ -964,15 +1287,24 @@ class _Batch:
                 yield progress
 
     def _monitor(self, trial, curve: _Curve, tick: _Tick, k: int, offset: int) -> bool:
-        """Record an evaluation, report it to Optuna; True when the trial should be pruned."""
+        """Record an evaluation; at most ``PRUNE_CHECKS`` times per seed (and at the last step)
+        report it to Optuna and ask the pruner. True when the trial should be pruned.
+
+        Every report is a database commit and every pruner question a read of the whole study,
+        which for a 2-D function cost more than its training. All trials of a study report at
+        the same steps (same schedule), so the median pruner still compares like with like."""
         if tick.monitored is None or not math.isfinite(tick.monitored[k]):
             return False
         curve.monitored.append((tick.step, float(tick.monitored[k])))
-        trial.report(_intermediate(self.spec.objective, curve), offset + tick.step)
-        if not self.spec.prune or tick.step >= self.spec.lab.steps:
+        steps = self.spec.lab.steps
+        at = offset + tick.step  # across seeds: seed s starts at s·(steps+1)
+        last = tick.step >= steps
+        if not last and at < self._next_check.get(trial.number, 0):
             return False
-        # The pruner would say no anyway (and asking costs a database read per call).
-        if offset + tick.step < _warmup_steps(self.spec.lab.steps):
+        self._next_check[trial.number] = at + max(1, steps // PRUNE_CHECKS)
+        trial.report(_intermediate(self.spec.objective, curve), at)
+        # Before the warm-up the pruner would say no anyway.
+        if not self.spec.prune or last or at < _warmup_steps(steps):
             return False
         return bool(trial.should_prune())
 
@@ -1105,12 +1437,18 @@ def fair_race(
     have that hyperparameter. Returns the lab with one run per optimizer, "<Title> (tuned)", at
     its best configuration: race it over several seeds to compare them fairly. If ``stop`` ends
     it early, the optimizers tuned so far come back (an optimizer with no finished trial keeps
-    its starting configuration).
+    its starting configuration). Each optimizer's study runs until it holds ``budget`` finished
+    trials (`SweepSpec.total`), so on a saved storage re-running a fair race completes it instead
+    of giving one optimizer more trials than another. Network labs come back with
+    ``problem.seeds = seeds`` (capped at the lab format's maximum): their race shows mean ± std.
     """
     from core.optimizers import get_optimizer_info
 
     if not optimizers:
         raise LabError("optimizers", "pick at least one optimizer for a fair race")
+    if not (isinstance(budget, int) and 1 <= budget <= 100_000):
+        raise LabError("--trials-per-optimizer",
+                       f"must be a whole number in [1, 100000], got {budget!r}")
     infos = [get_optimizer_info(name, field="optimizers") for name in optimizers]
     if len({i.name for i in infos}) != len(infos):
         raise LabError("optimizers", "each optimizer may appear once")
@@ -1128,6 +1466,7 @@ def fair_race(
                     if t.partition("=")[0].strip() in {hp.name for hp in info.hyperparams})
         spec = SweepSpec(
             lab=replace(lab, runs=(base,)), run=base.label, params=own, trials=budget,
+            total=budget,
             sampler=sampler, objective=objective, target=target, seeds=seeds, prune=prune,
             storage=storage,
             study=f"{study_prefix or lab.name}:fair:{info.name}:{objective}",
@@ -1145,4 +1484,10 @@ def fair_race(
                      else replace(base, label=label))
         if stop is not None and stop.is_set():
             break
-    return validate_lab(replace(lab, name=f"{lab.name} (fair race)", runs=tuple(tuned)))
+    problem = lab.problem
+    if lab.is_network and seeds > 1:
+        from core.lab import MAX_SEEDS as LAB_MAX_SEEDS
+
+        problem = replace(problem, seeds=min(seeds, LAB_MAX_SEEDS))
+    return validate_lab(replace(lab, name=f"{lab.name} (fair race)", problem=problem,
+                                runs=tuple(tuned)))

@@ -4,9 +4,11 @@
 raise `LabError`, which main.py prints as one line with exit code 2. Output files are written
 atomically (temp file + rename): a crash or Ctrl+C never leaves half a CSV.
 
-    python main.py sweep LAB [--trials N] [--sampler grid|random|tpe|cmaes] [--objective ...]
-                             [--seeds S] [--no-prune] [--storage URL] [--study NAME]
-                             [--param SPEC ...] [--out DIR]
+    python main.py sweep LAB [--trials N | --total N] [--sampler grid|random|tpe|cmaes]
+                             [--objective ...] [--seeds S] [--no-prune] [--storage URL]
+                             [--study NAME] [--param SPEC ...] [--out DIR]
+    python main.py sweep LAB --fair --optimizers sgd,adam,rmsprop [--trials-per-optimizer N]
+                             [--seeds S] [--out DIR] [same sampler/objective/storage flags]
     python main.py lr-find LAB [--run LABEL] [--min 1e-6] [--max 1] [--steps 100] [--out DIR]
 """
 
@@ -39,12 +41,28 @@ objectives (minimised; a function lab's loss stands in for the validation loss):
   steps_to_target  first step whose validation loss <= --target (never: steps + 1)
 
 storage: by default a SQLite file next to the lab (<lab>.sweeps.db): running the same command
-again resumes the study and adds --trials new trials. --storage memory keeps nothing; any
-database URL Optuna accepts (sqlite:///f.db, postgresql://user@host/db, ...) lets several
-workers on different machines share one study (same --study name).
+again resumes the study and adds --trials new trials; with --total N it runs until the study
+holds N finished trials, so re-running a killed sweep completes it. --storage memory keeps
+nothing; any database URL Optuna accepts (sqlite:///f.db, postgresql+psycopg2://user@host/db,
+...) lets several workers on different machines share one study (same --study name): they
+split the trials (grid points are claimed, each run once). Trials of a killed worker are marked
+failed (same machine: at once; another machine: after a missed heartbeat) and never count as
+finished. An unreachable server fails within a few seconds.
+
+fair race (--fair): tunes each of --optimizers with the same budget (--trials-per-optimizer
+finished trials each), the same --seeds, sampler seed and objective (each optimizer starts from
+the lab's run that uses it, or its registry defaults), then races the tuned runs: writes
+DIR/tuned.lab.json (a runnable lab, network labs with problem.seeds = S for mean +- std),
+DIR/race/ (main.py run's files for it) and DIR/fair_race.json (per optimizer: trials, best
+tuning value and parameters, the race's final losses), and prints the ranking.
+  e.g. main.py sweep banana.lab.json --fair --optimizers sgd,adam,rmsprop \
+           --trials-per-optimizer 20 --seeds 3 --out banana-fair
 
 writes DIR/trials.csv (every trial of the study) and DIR/best.json (best value, parameters and
 the tuned run, ready to paste into the lab), and prints one line per finished trial.
+exit code 2 with one line naming the flag for a mistake (a bad range, an unknown parameter, a
+study made with another lab or search space, a storage that cannot be opened); nothing in the
+study is changed then.
 """
 
 LR_FIND_EPILOG = """\
@@ -76,9 +94,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument("lab", help="a *.lab.json file")
     sweep.add_argument("--run", metavar="LABEL",
                        help="label of the run to tune (default: the first enabled run)")
-    sweep.add_argument("--trials", type=int, default=20, metavar="N",
+    count = sweep.add_mutually_exclusive_group()
+    count.add_argument("--trials", type=int, default=20, metavar="N",
                        help="new trials to run now; a resumed study keeps its old ones "
                        "(default 20; a grid stops when every point is done)")
+    count.add_argument("--total", type=int, metavar="N",
+                       help="instead of --trials: run until the study holds N finished "
+                       "(complete or pruned) trials, counting earlier runs and other workers; "
+                       "the same command after a crash completes the study")
     sweep.add_argument("--sampler", choices=SAMPLERS, default="tpe",
                        help="grid: every combination; random; tpe: Bayesian (default); "
                        "cmaes: CMA-ES, ranges only (no lists)")
@@ -108,7 +131,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="seed of the sampler (default: the lab's seed; same seed, same "
                        "trials)")
     sweep.add_argument("--out", metavar="DIR",
-                       help="output directory (default: <lab>-sweep/ next to the lab)")
+                       help="output directory (default: <lab>-sweep/ next to the lab, "
+                       "<lab>-fair/ for --fair)")
+    fair = sweep.add_argument_group("fair race")
+    fair.add_argument("--fair", action="store_true",
+                      help="tune every optimizer of --optimizers with the same budget and "
+                      "seeds, then race the tuned runs (see below)")
+    fair.add_argument("--optimizers", metavar="A,B,...",
+                      help="optimizers of the fair race, registry names separated by commas "
+                      "(e.g. sgd,adam,rmsprop)")
+    fair.add_argument("--trials-per-optimizer", type=int, metavar="N",
+                      help="finished trials each optimizer gets (default: --trials)")
     sweep.set_defaults(handler=cmd_sweep)
 
     find = subparsers.add_parser(
@@ -219,16 +252,23 @@ def write_sweep_files(sweep, out: Path, progress=None) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from core.errors import LabError
     from core.lab import load_lab
     from core.sweep import Sweep, SweepSpec, default_storage
 
+    if getattr(args, "fair", False):
+        return cmd_fair_race(args)
+    for flag, value in (("--optimizers", getattr(args, "optimizers", None)),
+                        ("--trials-per-optimizer", getattr(args, "trials_per_optimizer", None))):
+        if value is not None:
+            raise LabError(flag, "only with --fair (a fair race of several optimizers)")
     lab = load_lab(args.lab)
     storage = args.storage if args.storage is not None else default_storage(args.lab)
     spec = SweepSpec(
         lab=lab, run=args.run, params=tuple(args.param), trials=args.trials,
         sampler=args.sampler, objective=args.objective, target=args.target, seeds=args.seeds,
         prune=args.prune, storage=storage, study=args.study, batch=args.batch,
-        sampler_seed=args.sampler_seed,
+        sampler_seed=args.sampler_seed, total=getattr(args, "total", None),
     )
     sweep = Sweep(spec)  # every check happens here, before anything is written
     out = Path(args.out) if args.out else _default_out(args.lab, "sweep")
@@ -256,6 +296,97 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"best: trial {number} value {value:.6g}  {_format_params(params)}")
     print(f"{last.complete} complete, {last.pruned} pruned, {last.failed} failed in "
           f"{last.elapsed_s:.1f} s; wrote {out}/trials.csv, {out}/best.json")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# fair race
+
+
+def parse_optimizers(text: str | None) -> list[str]:
+    """``--optimizers sgd,adam,rmsprop`` -> registry names (checked by `fair_race`)."""
+    from core.errors import LabError
+
+    names = [t.strip().lower() for t in (text or "").split(",") if t.strip()]
+    if len(names) < 2:
+        raise LabError("--optimizers", "give at least two optimizers separated by commas, "
+                                       f"e.g. sgd,adam,rmsprop (got {text!r})")
+    return names
+
+
+def cmd_fair_race(args: argparse.Namespace) -> int:
+    """``sweep --fair``: tune each optimizer alike, race the tuned runs, write the lab and a
+    summary (`fair_race` does the tuning; `core.runner` races, as ``main.py run``)."""
+    from core.errors import LabError
+    from core.lab import load_lab, save_lab, write_atomic
+    from core.runner import run_to_dir
+    from core.sweep import default_storage, fair_race, shown_url, storage_url
+
+    for flag, given in (("--run", args.run is not None), ("--study", args.study is not None),
+                        ("--total", getattr(args, "total", None) is not None)):
+        if given:
+            raise LabError(flag, "not used with --fair: each optimizer gets its own study "
+                                 "of --trials-per-optimizer finished trials")
+    names = parse_optimizers(args.optimizers)
+    budget = args.trials_per_optimizer if args.trials_per_optimizer is not None else args.trials
+    lab = load_lab(args.lab)
+    storage = args.storage if args.storage is not None else default_storage(args.lab)
+    out = Path(args.out) if args.out else _default_out(args.lab, "fair")
+    finals: dict[str, object] = {}
+    started = time.perf_counter()
+
+    def on_progress(name: str, progress) -> None:
+        for result in progress.finished:
+            print(f"{name:<10} {trial_line(result)}", flush=True)
+        if progress.final:
+            finals[name] = progress
+
+    print(f"fair race of {', '.join(names)}: {budget} finished trials each, "
+          f"{args.seeds} seed(s), sampler {args.sampler}, objective {args.objective}, "
+          f"storage {shown_url(storage_url(storage))}", flush=True)
+    tuned = fair_race(lab, names, budget, args.seeds, sampler=args.sampler,
+                      objective=args.objective, target=args.target, params=tuple(args.param),
+                      prune=args.prune, storage=storage, on_progress=on_progress)
+    out.mkdir(parents=True, exist_ok=True)
+    save_lab(tuned, out / "tuned.lab.json")
+    race = run_to_dir(tuned, out / "race")
+    key = "final_val_loss" if tuned.is_network else "final_loss"
+    rows = []
+    for name, run, raced in zip(names, tuned.runs, race["runs"]):
+        progress = finals.get(name)
+        rows.append({
+            "optimizer": name,
+            "label": run.label,
+            "params": dict(run.params),
+            "tuning": None if progress is None else {
+                "study": progress.study_name, "complete": progress.complete,
+                "pruned": progress.pruned, "failed": progress.failed,
+                "study_finished_trials": progress.study_trials,
+                "best_value": progress.best_value,
+            },
+            "race": {k: raced.get(k) for k in (key, f"{key}_std", "best_loss", "diverged",
+                                                "seeds") if k in raced},
+        })
+    ranked = sorted(rows, key=lambda r: (r["race"].get(key) is None,
+                                         r["race"].get(key) or 0.0))
+    summary = {
+        "lab": lab.name, "optimizers": names, "trials_per_optimizer": budget,
+        "seeds": args.seeds if lab.is_network else 1, "sampler": args.sampler,
+        "objective": args.objective, "pruning": args.prune,
+        "storage": shown_url(storage_url(storage)), "ranked_by": key,
+        "wall_s": round(time.perf_counter() - started, 3),
+        "ranking": [r["optimizer"] for r in ranked], "optimizers_detail": rows,
+    }
+    if not lab.is_network and args.seeds > 1:
+        summary["note"] = "a function lab has no randomness: one seed is enough"
+    write_atomic(out / "fair_race.json", json.dumps(summary, indent=2) + "\n")
+    print(f"fair race ({key}, lower is better):")
+    for place, row in enumerate(ranked, 1):
+        value, std = row["race"].get(key), row["race"].get(f"{key}_std")
+        shown = "n/a" if value is None else f"{value:.6g}" + (
+            f" +- {std:.2g}" if std is not None else "")
+        print(f"  {place}. {row['label']:<22} {shown}  {_format_params(row['params'])}")
+    print(f"wrote {out}/tuned.lab.json, {out}/fair_race.json, {out}/race/")
     return 0
 
 
