@@ -1,0 +1,936 @@
+"""The sweep and fair-race windows (Tools ▸ Sweep…, Tools ▸ Fair race…).
+
+Sweep: pick the run to tune, tick the hyperparameters to search (rows from the optimizer's
+registry specs, ranges editable, log scale toggle, grid points), the sampler, objective,
+trials, seeds, pruning, storage and study name. The settings become a `core.sweep.SweepSpec`;
+`core.sweep.Sweep` checks them (an inverted range, a storage that cannot be opened, a study
+made with another search space: one message, nothing started) and the sweep runs in the
+controller's worker thread, as a race does. Progress arrives throttled; the views redraw from
+the study a few times a second. Cancel stops at the next step: finished trials stay in the
+study, the ones in flight are marked cancelled. "Watch" attaches to an existing study (e.g.
+one that `main.py sweep` workers are filling) and polls its storage.
+
+Fair race: `core.sweep.fair_race` tunes each chosen optimizer with the same budget, seeds,
+sampler seed and objective, in a `CallbackTask`; at the end the tuned lab (network labs with
+the chosen seeds, so the race view shows mean ± std bands) replaces the main window's lab as
+one undoable edit and plays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow,
+    QMessageBox, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from app.controller import RaceController
+from app.document import LabDocument
+from app.lr_finder_view import CallbackTask, add_undo_actions, error_text
+from app.plots.sweep_views import SweepViews
+from core.errors import LabError
+from core.hyperparams import HyperParam, format_number
+from core.lab import MAX_SEEDS as LAB_MAX_SEEDS
+from core.sweep import (
+    DEFAULT_GRID_POINTS, MAX_GRID_POINTS, OBJECTIVES, SAMPLERS, Sweep, SweepProgress, SweepSpec,
+    default_storage, default_study_name, fair_race, trial_rows,
+)
+from core.sweep_views import (
+    base_run_for, lab_with_trial, load_existing_study, param_flag, param_importance,
+    searchable_params, state_counts, study_optimizer,
+)
+
+SAMPLER_TITLES = {"grid": "Grid", "random": "Random", "tpe": "TPE (Bayesian)",
+                  "cmaes": "CMA-ES"}
+SAMPLER_TIPS = {
+    "grid": "Every combination of the ticked values (ranges get N points each)",
+    "random": "Independent random draws from the ranges",
+    "tpe": "Bayesian: proposes where good trials cluster (Optuna's TPE, seeded)",
+    "cmaes": "Evolution strategy for continuous ranges (no lists of values)",
+}
+STORAGE_MEMORY, STORAGE_SQLITE, STORAGE_URL = "memory", "sqlite", "url"
+REFRESH_INTERVAL_MS = 400  # views redraw at most this often while a sweep runs
+WATCH_INTERVAL_MS = 1000  # polling an attached study's storage
+ERROR_STYLE = "color: #ff6b6b;"
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress_text(p: SweepProgress) -> str:
+    """One line: trials done / running / pruned / failed, time, estimate, best."""
+    parts = [f"{p.done} / {p.trials_planned} trials", f"{p.running} running",
+             f"{p.pruned} pruned"]
+    if p.failed:
+        parts.append(f"{p.failed} failed")
+    parts.append(f"{_clock(p.elapsed_s)} elapsed")
+    if not p.final:
+        parts.append(f"~{_clock(p.eta_s)} left")
+    if p.best_value is not None:
+        parts.append(f"best {p.best_value:.4g} (trial {p.best_trial})")
+    if p.final:
+        parts.append("cancelled — finished trials kept" if p.cancelled else "done")
+    return " · ".join(parts)
+
+
+# -- the search-space editor -----------------------------------------------------------------------
+
+
+class ParamRow:
+    """One hyperparameter in the search-space table: tick, low, high, log, grid points."""
+
+    def __init__(self, table: QTableWidget, row: int, hp: HyperParam, ticked: bool):
+        self.hp = hp
+        self.check = QCheckBox(hp.name)
+        self.check.setChecked(ticked)
+        self.check.setToolTip(f"Search {hp.name}. {hp.tooltip}")
+        table.setCellWidget(row, 0, self.check)
+        numeric = hp.kind in ("float", "int")
+        if numeric:
+            low, high = hp.search
+            self.low = QLineEdit(format_number(low))
+            self.high = QLineEdit(format_number(high))
+            allowed = hp.describe_range()
+            self.low.setToolTip(f"Lowest value to try (registry range: {allowed})")
+            self.high.setToolTip(f"Highest value to try (registry range: {allowed})")
+            self.log = QCheckBox()
+            self.log.setChecked(hp.log and low > 0)
+            self.log.setToolTip("Search on a log scale (each decade equally often); needs a "
+                                "low value > 0")
+            self.points = QSpinBox()
+            self.points.setRange(2, MAX_GRID_POINTS)
+            self.points.setValue(DEFAULT_GRID_POINTS)
+            self.points.setToolTip("Points of this range a grid sweep visits")
+            for column, widget in ((1, self.low), (2, self.high), (3, self.log),
+                                   (4, self.points)):
+                table.setCellWidget(row, column, widget)
+        else:
+            values = "true, false" if hp.kind == "bool" else ", ".join(hp.choices)
+            item = QTableWidgetItem(f"all of: {values}")
+            item.setToolTip(f"{hp.name} is searched over all its values")
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            table.setItem(row, 1, item)
+            table.setSpan(row, 1, 1, 4)
+            self.low = self.high = self.log = self.points = None
+
+    def flag(self) -> str:
+        """The ``--param`` text for this row (core.sweep parses and checks it)."""
+        if self.low is None:
+            return param_flag(self.hp)
+        low, high = self.low.text().strip(), self.high.text().strip()
+        if not low or not high:
+            raise LabError(self.hp.name, "the range is empty: give both a low and a high value")
+        return param_flag(self.hp, low, high, self.log.isChecked(), self.points.value())
+
+    def set_range(self, low: str, high: str, log: bool | None = None,
+                  points: int | None = None) -> None:
+        self.low.setText(low)
+        self.high.setText(high)
+        if log is not None:
+            self.log.setChecked(log)
+        if points is not None:
+            self.points.setValue(points)
+
+
+class SpaceEditor(QTableWidget):
+    """The optimizer's searchable hyperparameters; lr ticked by default."""
+
+    HEADERS = (("search", "Tick the hyperparameters to search"),
+               ("low", "Lowest value to try"), ("high", "Highest value to try"),
+               ("log", "Log scale"), ("grid N", "Points per range for a grid sweep"))
+
+    def __init__(self, parent=None):
+        super().__init__(0, len(self.HEADERS), parent, objectName="spaceTable")
+        for column, (text, tip) in enumerate(self.HEADERS):
+            item = QTableWidgetItem(text)
+            item.setToolTip(tip)
+            self.setHorizontalHeaderItem(column, item)
+        self.verticalHeader().setVisible(False)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.setToolTip("What the sweep searches: tick rows, narrow their ranges. Defaults "
+                        "are the registry's search ranges.")
+        self.rows: dict[str, ParamRow] = {}
+        self.optimizer: str | None = None
+
+    def set_optimizer(self, optimizer: str) -> None:
+        if optimizer == self.optimizer:
+            return
+        self.optimizer = optimizer
+        specs = searchable_params(optimizer)
+        self.clearSpans()
+        self.setRowCount(len(specs))
+        self.rows = {hp.name: ParamRow(self, r, hp, hp.name == "lr")
+                     for r, hp in enumerate(specs)}
+        if "lr" not in self.rows and self.rows:  # e.g. an optimizer without lr
+            next(iter(self.rows.values())).check.setChecked(True)
+
+    def flags(self) -> tuple[str, ...]:
+        ticked = [row for row in self.rows.values() if row.check.isChecked()]
+        if not ticked:
+            raise LabError("search", "tick at least one hyperparameter to search")
+        return tuple(row.flag() for row in ticked)
+
+    def tick(self, name: str, on: bool = True) -> ParamRow:
+        row = self.rows[name]
+        row.check.setChecked(on)
+        return row
+
+
+# -- the sweep window ------------------------------------------------------------------------------
+
+
+class SweepWindow(QMainWindow):
+    """Settings on the left; progress and the five views on the right."""
+
+    sweep_finished = Signal(object)  # the final SweepProgress (None when watching ends)
+
+    def __init__(self, document: LabDocument, parent: QWidget | None = None):
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setObjectName("sweepWindow")
+        self.setWindowTitle("Sweep — Descent Lab")
+        self.document = document
+        self.controller = RaceController(self)
+        self.controller.batch.connect(self._on_batch)
+        self.controller.finished.connect(self._on_finished)
+        self.controller.failed.connect(self._on_failed)
+        self.importance_task = CallbackTask(self)
+        self.importance_task.done.connect(self._on_importance)
+        self.importance_task.failed.connect(self._on_importance_failed)
+        self.sweep: Sweep | None = None
+        self.study = None
+        self.spec: SweepSpec | None = None
+        self.last_progress: SweepProgress | None = None
+        self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_INTERVAL_MS)
+        self._refresh_timer.timeout.connect(self.refresh_views)
+        self._watch_timer = QTimer(self, interval=WATCH_INTERVAL_MS)
+        self._watch_timer.timeout.connect(self._poll_watched)
+        self._build()
+        add_undo_actions(self, document)
+        document.lab_changed.connect(self._refresh_runs)
+        document.path_changed.connect(self._refresh_storage_choices)
+        self._refresh_runs()
+        self._refresh_storage_choices()
+        self._update_buttons()
+        self.resize(1280, 780)
+
+    # -- construction ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.run_combo = QComboBox(objectName="sweepRunCombo")
+        self.run_combo.setToolTip("The run to tune: its optimizer, schedule and other "
+                                  "hyperparameters stay; the ticked ones are searched")
+        self.run_combo.currentIndexChanged.connect(self._on_run_changed)
+        self.space = SpaceEditor()
+        self.sampler_combo = QComboBox(objectName="samplerCombo")
+        for name in SAMPLERS:
+            self.sampler_combo.addItem(SAMPLER_TITLES[name], name)
+            self.sampler_combo.setItemData(self.sampler_combo.count() - 1, SAMPLER_TIPS[name],
+                                           Qt.ItemDataRole.ToolTipRole)
+        self.sampler_combo.setCurrentIndex(SAMPLERS.index("tpe"))
+        self.sampler_combo.setToolTip("How Optuna picks the next trial")
+        self.objective_combo = QComboBox(objectName="objectiveCombo")
+        for name, text in OBJECTIVES.items():
+            self.objective_combo.addItem(name.replace("_", " "), name)
+            self.objective_combo.setItemData(self.objective_combo.count() - 1, text,
+                                             Qt.ItemDataRole.ToolTipRole)
+        self.objective_combo.setToolTip("What the sweep minimises, averaged over the seeds")
+        self.objective_combo.currentIndexChanged.connect(self._update_buttons)
+        self.target_spin = QDoubleSpinBox(objectName="targetSpin")
+        self.target_spin.setDecimals(4)
+        self.target_spin.setRange(-1e9, 1e9)
+        self.target_spin.setValue(0.1)
+        self.target_spin.setToolTip("steps to target: the loss a run has to reach")
+        self.trials_spin = QSpinBox(objectName="trialsSpin")
+        self.trials_spin.setRange(1, 100_000)
+        self.trials_spin.setValue(20)
+        self.trials_spin.setToolTip("New trials to run (a resumed study keeps its old ones; a "
+                                    "grid stops when every point is done)")
+        self.seeds_spin = QSpinBox(objectName="seedsSpin")
+        self.seeds_spin.setRange(1, 100)
+        self.seeds_spin.setToolTip("Each trial trains from this many seeds (initial weights, "
+                                   "batch order) and scores their mean; network labs only")
+        self.prune_check = QCheckBox("Median pruning", objectName="pruneCheck")
+        self.prune_check.setChecked(True)
+        self.prune_check.setToolTip("Stop a trial early when it is worse than the median of "
+                                    "the finished trials at the same step")
+        self.storage_combo = QComboBox(objectName="storageCombo")
+        self.storage_combo.setToolTip("Where the study is kept: memory (gone when the window "
+                                      "closes), a SQLite file next to the lab (resume later), "
+                                      "or any database URL Optuna accepts (several workers)")
+        self.storage_combo.currentIndexChanged.connect(self._update_buttons)
+        self.url_edit = QLineEdit(objectName="storageUrlEdit")
+        self.url_edit.setPlaceholderText("sqlite:///path/study.db or postgresql://user@host/db")
+        self.url_edit.setToolTip("A database URL Optuna accepts, or a plain file path "
+                                 "(a SQLite file)")
+        self.study_edit = QLineEdit(objectName="studyEdit")
+        self.study_edit.setToolTip("The study's name in the storage: the same name resumes it "
+                                   "(or lets several workers share it)")
+
+        self.start_button = QPushButton("Start sweep", objectName="sweepStartButton")
+        self.start_button.setToolTip("Run the trials (Ctrl+Enter)")
+        self.start_button.setShortcut(QKeySequence("Ctrl+Return"))
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel", objectName="sweepCancelButton")
+        self.cancel_button.setToolTip("Stop now: finished trials are kept (Esc)")
+        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_button.clicked.connect(self.cancel)
+        self.watch_button = QPushButton("Watch study", objectName="watchButton")
+        self.watch_button.setCheckable(True)
+        self.watch_button.setToolTip("Attach to the named study in the chosen storage and "
+                                     "follow it as other workers add trials")
+        self.watch_button.toggled.connect(self._on_watch_toggled)
+        self.export_button = QPushButton("Export CSV…", objectName="sweepExportButton")
+        self.export_button.setToolTip("Save the trials table as a CSV file (Ctrl+E)")
+        self.export_button.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_button.clicked.connect(self._on_export)
+
+        form = QFormLayout()
+        form.addRow("Run", self.run_combo)
+        form.addRow("Sampler", self.sampler_combo)
+        form.addRow("Objective", self.objective_combo)
+        form.addRow("Target loss", self.target_spin)
+        form.addRow("Trials", self.trials_spin)
+        form.addRow("Seeds", self.seeds_spin)
+        form.addRow("", self.prune_check)
+        form.addRow("Storage", self.storage_combo)
+        form.addRow("URL", self.url_edit)
+        form.addRow("Study", self.study_edit)
+        self.error_label = QLabel(objectName="sweepErrorLabel")
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setWordWrap(True)
+        self.error_label.setToolTip("What is wrong with the settings")
+        self.error_label.hide()
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.cancel_button, self.watch_button):
+            buttons.addWidget(button)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(QLabel("<b>Search space</b>"))
+        left_layout.addWidget(self.space, 1)
+        left_layout.addLayout(form)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.error_label)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(430)
+
+        self.progress = QProgressBar(objectName="sweepProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setToolTip("This call's share of the planned trials (pruned ones count "
+                                 "as done)")
+        self.progress_label = QLabel("Ready.", objectName="sweepProgressLabel")
+        self.progress_label.setToolTip("Trials done / running / pruned, time and estimate")
+        self.best_label = QLabel(objectName="sweepBestLabel")
+        self.best_label.setWordWrap(True)
+        self.best_label.setToolTip("The best trial so far and its parameters")
+        self.views = SweepViews()
+        self.views.table.trial_activated.connect(self.open_trial)
+        self.status_label = QLabel(objectName="sweepStatusLabel")
+        self.status_label.setWordWrap(True)
+        self.status_label.setToolTip("What the last action did")
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        top = QHBoxLayout()
+        top.addWidget(self.progress, 1)
+        top.addWidget(self.export_button)
+        right_layout.addLayout(top)
+        right_layout.addWidget(self.progress_label)
+        right_layout.addWidget(self.best_label)
+        right_layout.addWidget(self.views, 1)
+        right_layout.addWidget(self.status_label)
+
+        splitter = QSplitter()
+        splitter.addWidget(scroll)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([440, 840])
+        self.setCentralWidget(splitter)
+
+    def _refresh_runs(self, *_args) -> None:
+        current = self.run_combo.currentData()
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        for run in self.document.lab.enabled_runs():
+            self.run_combo.addItem(f"{run.label}  ({run.optimizer})", run.label)
+        self.run_combo.setCurrentIndex(max(0, self.run_combo.findData(current)))
+        self.run_combo.blockSignals(False)
+        network = self.document.lab.is_network
+        self.seeds_spin.setEnabled(network)
+        if not network:
+            self.seeds_spin.setValue(1)
+            self.seeds_spin.setToolTip("A 2-D function lab has no randomness: one seed")
+        self._on_run_changed()
+
+    def _on_run_changed(self, *_args) -> None:
+        run = self._run()
+        if run is not None:
+            self.space.set_optimizer(run.optimizer)
+
+    def _run(self):
+        label = self.run_combo.currentData()
+        for run in self.document.lab.runs:
+            if run.label == label:
+                return run
+        return None
+
+    def _refresh_storage_choices(self, *_args) -> None:
+        current = self.storage_combo.currentData()
+        self.storage_combo.blockSignals(True)
+        self.storage_combo.clear()
+        self.storage_combo.addItem("In memory", STORAGE_MEMORY)
+        path = self.document.path
+        if path is not None:
+            url = default_storage(path)
+            self.storage_combo.addItem(f"SQLite next to the lab ({Path(url[10:]).name})",
+                                       STORAGE_SQLITE)
+        self.storage_combo.addItem("Database URL…", STORAGE_URL)
+        index = self.storage_combo.findData(current)
+        if index < 0:  # a saved lab keeps its sweeps beside it by default
+            index = self.storage_combo.findData(STORAGE_SQLITE if path else STORAGE_MEMORY)
+        self.storage_combo.setCurrentIndex(index)
+        self.storage_combo.blockSignals(False)
+        self._update_buttons()
+
+    def _update_buttons(self, *_args) -> None:
+        running = self.controller.is_running()
+        watching = self._watch_timer.isActive()
+        self.start_button.setEnabled(not running and not watching)
+        self.cancel_button.setEnabled(running)
+        self.watch_button.setEnabled(not running)
+        self.url_edit.setEnabled(self.storage_combo.currentData() == STORAGE_URL)
+        self.target_spin.setEnabled(self.objective_combo.currentData() == "steps_to_target")
+        for widget in (self.run_combo, self.space, self.sampler_combo, self.objective_combo,
+                       self.trials_spin, self.prune_check, self.storage_combo, self.study_edit):
+            widget.setEnabled(not running and not watching)
+
+    # -- settings → spec -------------------------------------------------------------------------
+
+    def storage(self) -> str | None:
+        kind = self.storage_combo.currentData()
+        if kind == STORAGE_SQLITE and self.document.path is not None:
+            return default_storage(self.document.path)
+        if kind == STORAGE_URL:
+            text = self.url_edit.text().strip()
+            if not text:
+                raise LabError("URL", "give a database URL (sqlite:///file.db, "
+                                      "postgresql://user@host/db) or pick another storage")
+            return text
+        return None
+
+    def build_spec(self) -> SweepSpec:
+        """The settings as a `SweepSpec` (a `LabError` names the first wrong field)."""
+        run = self._run()
+        if run is None:
+            raise LabError("Run", "the lab has no enabled run to tune; add or enable one")
+        objective = self.objective_combo.currentData()
+        lab = self.document.lab
+        if lab.is_network and lab.problem.seeds > 1:
+            lab = replace(lab, problem=replace(lab.problem, seeds=1))  # the sweep seeds itself
+        spec = SweepSpec(
+            lab=lab, run=run.label, params=self.space.flags(), trials=self.trials_spin.value(),
+            sampler=self.sampler_combo.currentData(), objective=objective,
+            target=self.target_spin.value() if objective == "steps_to_target" else None,
+            seeds=self.seeds_spin.value(), prune=self.prune_check.isChecked(),
+            storage=self.storage(), study=self.study_edit.text().strip() or None,
+        )
+        return spec
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Check everything and start the sweep; False (with the message shown) if not."""
+        if self.controller.is_running():
+            return False
+        try:
+            spec = self.build_spec()
+            sweep = Sweep(spec)  # checks the space, opens the storage and the study
+        except LabError as exc:
+            self._show_error(error_text(exc))
+            return False
+        self._show_error("")
+        self.spec, self.sweep, self.study = spec, sweep, sweep.study
+        self.last_progress = None
+        self.study_edit.setPlaceholderText(sweep.name)
+        self.views.importance.set_importance(None, "Importance is computed when the sweep ends.")
+        self.progress.setValue(0)
+        self.progress_label.setText(f"Starting {spec.trials} trials of study {sweep.name!r} "
+                                    f"in {sweep.storage}…")
+        self.refresh_views()
+        self.controller.start(sweep.run)
+        self._update_buttons()
+        return True
+
+    def cancel(self) -> None:
+        """Stop the sweep now; finished trials stay in the study."""
+        if not self.controller.is_running():
+            return
+        self.controller.stop()  # waits for the thread: in-flight trials are told "cancelled"
+        self._after_run(cancelled=True)
+
+    def shutdown(self) -> None:
+        self._watch_timer.stop()
+        self.controller.shutdown()
+        self.importance_task.stop()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        self._update_buttons()
+        super().closeEvent(event)
+
+    @Slot(object)
+    def _on_batch(self, records: list) -> None:
+        progress = records[-1]
+        self.last_progress = progress
+        self.progress.setValue(int(1000 * progress.fraction))
+        self.progress_label.setText(progress_text(progress))
+        self._show_best(progress.best_value, progress.best_trial, progress.best_params)
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    @Slot(bool)
+    def _on_finished(self, _completed: bool) -> None:
+        self._after_run(cancelled=False)
+
+    @Slot(str)
+    def _on_failed(self, details: str) -> None:
+        last = details.strip().splitlines()[-1] if details.strip() else "unknown error"
+        self._show_error(f"The sweep stopped: {last}")
+
+    def _after_run(self, cancelled: bool) -> None:
+        self._refresh_timer.stop()
+        self.refresh_views()
+        p = self.last_progress
+        if p is not None and cancelled:
+            counts = state_counts(self.study.get_trials(deepcopy=False))
+            self.progress_label.setText(
+                f"Cancelled after {_clock(p.elapsed_s)}: {counts['complete']} complete, "
+                f"{counts['pruned']} pruned trials kept; {counts['failed']} failed or "
+                "cancelled.")
+        elif p is not None:
+            self.progress.setValue(1000)
+        self._start_importance()
+        self._update_buttons()
+        self.sweep_finished.emit(p)
+
+    def _show_best(self, value, number, params) -> None:
+        if value is None:
+            self.best_label.setText("")
+            return
+        shown = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                          for k, v in (params or {}).items())
+        self.best_label.setText(f"<b>Best</b>: {value:.4g} (trial {number}) — {shown}. "
+                                "Double-click a trial in the table to open it as a run.")
+
+    def refresh_views(self) -> None:
+        """Redraw the table and the pictures from the study."""
+        if self.study is None:
+            return
+        trials = self.study.get_trials(deepcopy=False)
+        names = [p.name for p in self.sweep.space] if self.sweep is not None else None
+        header, rows = trial_rows(self.study, names)
+        self.views.update_trials(trials, header, rows)
+
+    def _start_importance(self) -> None:
+        """Optuna's fANOVA takes a second or two: computed off the main thread."""
+        study = self.study
+        if study is None:
+            return
+        self.importance_task.start(lambda stop, report: param_importance(study))
+
+    @Slot(object)
+    def _on_importance(self, result) -> None:
+        importances, message = result
+        self.views.importance.set_importance(importances, message)
+
+    @Slot(str)
+    def _on_importance_failed(self, text: str) -> None:
+        self.views.importance.set_importance(None, f"Importance failed: {text.splitlines()[-1]}")
+
+    def _show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.setVisible(bool(text))
+
+    # -- watching a study --------------------------------------------------------------------------
+
+    def _on_watch_toggled(self, on: bool) -> None:
+        if not on:
+            self._watch_timer.stop()
+            self.progress_label.setText("Stopped watching.")
+            self._start_importance()
+            self._update_buttons()
+            return
+        try:
+            storage = self.storage()
+            name = self.study_edit.text().strip()
+            if not name:
+                run = self._run()
+                if run is None:
+                    raise LabError("Study", "name the study to watch")
+                name = default_study_name(SweepSpec(self.document.lab, run=run.label,
+                                                    objective=self.objective_combo.currentData()))
+            study = load_existing_study(storage, name)
+        except LabError as exc:
+            self._show_error(error_text(exc))
+            self.watch_button.blockSignals(True)
+            self.watch_button.setChecked(False)
+            self.watch_button.blockSignals(False)
+            return
+        self._show_error("")
+        self.sweep, self.study, self.spec = None, study, None
+        self._watch_timer.start()
+        self._update_buttons()
+        self._poll_watched()
+
+    def _poll_watched(self) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        counts = state_counts(trials)
+        self.progress_label.setText(
+            f"Watching {self.study.study_name!r}: {counts['complete']} complete · "
+            f"{counts['running']} running · {counts['pruned']} pruned · "
+            f"{counts['failed']} failed")
+        try:
+            best = self.study.best_trial
+            self._show_best(best.value, best.number, best.params)
+        except ValueError:
+            self._show_best(None, None, None)
+        self.refresh_views()
+
+    # -- actions on trials -----------------------------------------------------------------------
+
+    def open_trial(self, number: int) -> bool:
+        """Add trial ``number`` to the main lab as a run (or update it): one undoable edit."""
+        if self.study is None:
+            return False
+        trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == number),
+                     None)
+        if trial is None or not trial.params:
+            return False
+        lab = self.document.lab
+        optimizer = (self.sweep.base.optimizer if self.sweep is not None
+                     else study_optimizer(self.study))
+        if optimizer is None:
+            self._show_error("This study was not made by Descent Lab: its optimizer is unknown.")
+            return False
+        label = self.sweep.base.label if self.sweep is not None else None
+        try:
+            base = base_run_for(lab, optimizer, label)
+            new_lab, run_label = lab_with_trial(lab, base, trial.params, number)
+        except LabError as exc:
+            self._show_error(error_text(exc))
+            return False
+        self.document.edit(new_lab, f"Open sweep trial {number} as a run")
+        self.status_label.setText(f"Run {run_label!r} is in the lab (Ctrl+Z undoes it).")
+        return True
+
+    def _on_export(self) -> None:
+        if not self.views.table.rowCount():
+            self.status_label.setText("No trials to export yet.")
+            return
+        name = (self.study.study_name if self.study is not None else "trials")
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+        path, _ = QFileDialog.getSaveFileName(self, "Export trials", f"{safe}.csv",
+                                              "CSV files (*.csv)")
+        if not path:
+            return
+        if not path.lower().endswith(".csv"):
+            path += ".csv"
+        try:
+            self.views.table.export_csv(path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed",
+                                f"Could not write {path}: {exc.strerror or exc}")
+            return
+        self.status_label.setText(f"Wrote {os.path.basename(path)}.")
+
+
+# -- the fair race window --------------------------------------------------------------------------
+
+
+class FairRaceWindow(QMainWindow):
+    """Pick optimizers and a budget; tune each the same way; race the tuned ones."""
+
+    race_opened = Signal(object)  # the tuned lab, now the main window's lab
+
+    def __init__(self, document: LabDocument, parent: QWidget | None = None):
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setObjectName("fairRaceWindow")
+        self.setWindowTitle("Fair race — Descent Lab")
+        self.document = document
+        self.task = CallbackTask(self)
+        self.task.progress.connect(self._on_progress)
+        self.task.done.connect(self._on_done)
+        self.task.failed.connect(self._on_failed)
+        self.task.stopped.connect(self._update_buttons)
+        self.tuned_lab = None
+        self._optimizers: list[str] = []
+        self._best: dict[str, tuple] = {}
+        self._build()
+        add_undo_actions(self, document)
+        document.lab_changed.connect(self._tick_lab_optimizers)
+        self._tick_lab_optimizers()
+        self._update_buttons()
+        self.resize(760, 620)
+
+    def _build(self) -> None:
+        from core.optimizers import OPTIMIZERS
+
+        self.optimizer_list = QListWidget(objectName="fairOptimizerList")
+        self.optimizer_list.setToolTip("Tick the optimizers to compare; each gets the same "
+                                       "budget of trials")
+        for name, info in OPTIMIZERS.items():
+            item = QListWidgetItem(f"{info.title}  ({name})")
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            item.setToolTip(info.description or info.title)
+            self.optimizer_list.addItem(item)
+        self.trials_spin = QSpinBox(objectName="fairTrialsSpin")
+        self.trials_spin.setRange(1, 10_000)
+        self.trials_spin.setValue(12)
+        self.trials_spin.setToolTip("Trials per optimizer: the same budget for each")
+        self.seeds_spin = QSpinBox(objectName="fairSeedsSpin")
+        self.seeds_spin.setRange(1, LAB_MAX_SEEDS)
+        self.seeds_spin.setValue(3)
+        self.seeds_spin.setToolTip("Seeds per trial and for the final race (mean ± std bands); "
+                                   "network labs only")
+        self.sampler_combo = QComboBox(objectName="fairSamplerCombo")
+        for name in SAMPLERS:
+            self.sampler_combo.addItem(SAMPLER_TITLES[name], name)
+        self.sampler_combo.setCurrentIndex(SAMPLERS.index("tpe"))
+        self.sampler_combo.setToolTip("How each optimizer's lr is searched (same for all)")
+        self.objective_combo = QComboBox(objectName="fairObjectiveCombo")
+        for name, text in OBJECTIVES.items():
+            if name != "steps_to_target":
+                self.objective_combo.addItem(name.replace("_", " "), name)
+                self.objective_combo.setItemData(self.objective_combo.count() - 1, text,
+                                                 Qt.ItemDataRole.ToolTipRole)
+        self.objective_combo.setToolTip("What each tuning minimises")
+        self.start_button = QPushButton("Start fair race", objectName="fairStartButton")
+        self.start_button.setToolTip("Tune every ticked optimizer, then race them (Ctrl+Enter)")
+        self.start_button.setShortcut(QKeySequence("Ctrl+Return"))
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel", objectName="fairCancelButton")
+        self.cancel_button.setToolTip("Stop tuning; the optimizers tuned so far still race (Esc)")
+        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar(objectName="fairProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setToolTip("All optimizers' tuning, done so far")
+        self.progress_label = QLabel("Ready.", objectName="fairProgressLabel")
+        self.progress_label.setWordWrap(True)
+        self.progress_label.setToolTip("Which optimizer is being tuned, and how far")
+        self.best_table = QTableWidget(0, 3, objectName="fairBestTable")
+        for column, (text, tip) in enumerate((("optimizer", "Tuned optimizer"),
+                                              ("best", "Best objective of its tuning"),
+                                              ("params", "Its best hyperparameters"))):
+            item = QTableWidgetItem(text)
+            item.setToolTip(tip)
+            self.best_table.setHorizontalHeaderItem(column, item)
+        self.best_table.horizontalHeader().setStretchLastSection(True)
+        self.best_table.verticalHeader().setVisible(False)
+        self.best_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.best_table.setToolTip("Each optimizer's best configuration after tuning")
+        self.error_label = QLabel(objectName="fairErrorLabel")
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setWordWrap(True)
+        self.error_label.setToolTip("What is wrong with the settings")
+        self.error_label.hide()
+
+        form = QFormLayout()
+        form.addRow("Trials per optimizer", self.trials_spin)
+        form.addRow("Seeds", self.seeds_spin)
+        form.addRow("Sampler", self.sampler_combo)
+        form.addRow("Objective", self.objective_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress, 1)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        intro = QLabel("Every optimizer gets the same number of trials, the same seeds and the "
+                       "same sampler to find its learning rate; then the tuned ones race.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        layout.addWidget(self.optimizer_list, 1)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.best_table, 1)
+        self.setCentralWidget(central)
+
+    def _tick_lab_optimizers(self, *_args) -> None:
+        """Tick the optimizers the lab's runs use (only while nothing is ticked yet)."""
+        if self.task.is_running() or self.chosen():
+            return
+        used = {run.optimizer for run in self.document.lab.runs}
+        for i in range(self.optimizer_list.count()):
+            item = self.optimizer_list.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) in used:
+                item.setCheckState(Qt.CheckState.Checked)
+        network = self.document.lab.is_network
+        self.seeds_spin.setEnabled(network)
+        if not network:
+            self.seeds_spin.setValue(1)
+
+    def chosen(self) -> list[str]:
+        return [self.optimizer_list.item(i).data(Qt.ItemDataRole.UserRole)
+                for i in range(self.optimizer_list.count())
+                if self.optimizer_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_chosen(self, names: list[str]) -> None:
+        for i in range(self.optimizer_list.count()):
+            item = self.optimizer_list.item(i)
+            on = item.data(Qt.ItemDataRole.UserRole) in names
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def _update_buttons(self, *_args) -> None:
+        running = self.task.is_running()
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        for widget in (self.optimizer_list, self.trials_spin, self.sampler_combo,
+                       self.objective_combo):
+            widget.setEnabled(not running)
+
+    def start(self) -> bool:
+        if self.task.is_running():
+            return False
+        optimizers = self.chosen()
+        if not optimizers:
+            self._show_error("Optimizers: tick at least one optimizer to tune")
+            return False
+        self._show_error("")
+        lab = self.document.lab
+        seeds = self.seeds_spin.value() if lab.is_network else 1
+        if lab.is_network:
+            lab = replace(lab, problem=replace(lab.problem, seeds=1))  # the sweeps seed themselves
+        budget = self.trials_spin.value()
+        sampler, objective = self.sampler_combo.currentData(), self.objective_combo.currentData()
+        self._optimizers, self._best = optimizers, {}
+        self.best_table.setRowCount(0)
+        self.progress.setValue(0)
+        self.progress_label.setText(f"Tuning {len(optimizers)} optimizers, {budget} trials each…")
+
+        def call(stop, report):
+            def on_progress(name: str, progress: SweepProgress) -> None:
+                report((name, progress), force=progress.final)
+
+            return fair_race(lab, optimizers, budget, seeds, sampler=sampler,
+                             objective=objective, stop=stop, on_progress=on_progress), seeds
+
+        self.task.start(call)
+        self._update_buttons()
+        return True
+
+    def cancel(self) -> None:
+        self.task.cancel()
+        self.progress_label.setText("Cancelling: the optimizers tuned so far will race…")
+
+    def shutdown(self) -> None:
+        self.task.stop()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        super().closeEvent(event)
+
+    @Slot(object)
+    def _on_progress(self, payload) -> None:
+        name, p = payload
+        index = self._optimizers.index(name)
+        overall = (index + p.fraction) / len(self._optimizers)
+        self.progress.setValue(int(1000 * overall))
+        self.progress_label.setText(f"Tuning {name} ({index + 1} / {len(self._optimizers)}): "
+                                    + progress_text(p))
+        if p.best_value is not None:
+            self._best[name] = (p.best_value, p.best_params)
+            self._show_best_table()
+
+    def _show_best_table(self) -> None:
+        self.best_table.setRowCount(len(self._best))
+        for row, (name, (value, params)) in enumerate(self._best.items()):
+            shown = ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
+                              for k, v in params.items())
+            for column, text in enumerate((name, f"{value:.4g}", shown)):
+                self.best_table.setItem(row, column, QTableWidgetItem(text))
+        self.best_table.resizeColumnsToContents()
+
+    @Slot(object)
+    def _on_done(self, result) -> None:
+        tuned, seeds = result
+        if tuned.is_network and seeds > 1:
+            tuned = replace(tuned, problem=replace(tuned.problem, seeds=seeds))
+        self.tuned_lab = tuned
+        self.progress.setValue(1000)
+        self.document.edit(tuned, "Fair race: tuned optimizers")
+        runs = ", ".join(r.label for r in tuned.runs)
+        self.progress_label.setText(f"Racing the tuned runs in the main window: {runs}"
+                                    + (f" over {seeds} seeds (mean ± std)." if seeds > 1
+                                       else ".") + " Ctrl+Z brings the old lab back.")
+        self._update_buttons()
+        self.race_opened.emit(tuned)
+
+    @Slot(str)
+    def _on_failed(self, text: str) -> None:
+        self._show_error(text.strip().splitlines()[-1] if "Traceback" in text else text)
+        self.progress_label.setText("The fair race stopped.")
+        self._update_buttons()
+
+    def _show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.setVisible(bool(text))
+
+
+# -- opening them from the main window ---------------------------------------------------------------
+
+
+TOOL_WINDOWS = {"lr_finder": "lrFinderWindow", "sweep": "sweepWindow", "fair_race": "fairRaceWindow"}
+
+
+def open_tool_window(main_window, kind: str) -> QMainWindow:
+    """Show (creating once) the main window's LR range test, sweep or fair race window."""
+    from app.lr_finder_view import LrFinderWindow
+
+    window = main_window.findChild(QMainWindow, TOOL_WINDOWS[kind])
+    if window is None:
+        cls = {"lr_finder": LrFinderWindow, "sweep": SweepWindow,
+               "fair_race": FairRaceWindow}[kind]
+        window = cls(main_window.document, main_window)
+        if kind == "fair_race":
+            window.race_opened.connect(partial(_play_tuned, main_window))
+    if window.isVisible():  # already open behind the main window: bring it forward
+        window.raise_()
+        window.activateWindow()
+    window.show()
+    return window
+
+
+def _play_tuned(main_window, _lab) -> None:
+    main_window.play()
+
+
+def close_tool_windows(main_window) -> None:
+    """Stop every tool window's thread (the main window is closing)."""
+    for name in TOOL_WINDOWS.values():
+        window = main_window.findChild(QMainWindow, name)
+        if window is not None:
+            window.shutdown()
+            window.close()

@@ -1,0 +1,138 @@
+"""The sweep window on a tiny lab: a grid sweep fills the table with exactly the grid, the
+views draw finite pictures, CSV export round-trips, Cancel keeps finished trials and leaves no
+thread, a bad range starts nothing, and a double-clicked trial becomes an undoable run."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from app.document import LabDocument
+from app.sweep_window import FairRaceWindow, SweepWindow
+from core.lab import FunctionProblem, Lab, RunSpec, validate_lab
+
+
+def _lab(steps=12) -> Lab:
+    return validate_lab(Lab(name="banana", steps=steps,
+                            problem=FunctionProblem("rosenbrock", (-1.5, 2.0)),
+                            runs=(RunSpec("SGD", "sgd", {"lr": 1e-4, "momentum": 0.5}),)))
+
+
+@pytest.fixture
+def sweep_window(qtbot):
+    window = SweepWindow(LabDocument(_lab()))
+    qtbot.addWidget(window)
+    yield window
+    window.shutdown()
+
+
+def _grid_settings(window: SweepWindow) -> None:
+    window.space.tick("lr").set_range("1e-5", "1e-3", log=True, points=3)
+    window.space.tick("momentum").set_range("0", "0.9", log=False, points=2)
+    window.sampler_combo.setCurrentIndex(window.sampler_combo.findData("grid"))
+    window.prune_check.setChecked(False)
+    window.trials_spin.setValue(50)
+
+
+def test_grid_sweep_fills_the_views_and_exports_csv(sweep_window, qtbot, tmp_path):
+    window = sweep_window
+    _grid_settings(window)
+    with qtbot.waitSignal(window.sweep_finished, timeout=30_000):
+        assert window.start()
+    qtbot.waitUntil(lambda: window.views.importance.importances is not None, timeout=30_000)
+    views = window.views
+    rows = views.table.shown_rows()
+    header = views.table.header
+    assert len(rows) == 6  # 3 lr × 2 momentum, each visited once
+    lr_col, m_col = header.index("lr"), header.index("momentum")
+    assert {(r[lr_col], r[m_col]) for r in rows} == {
+        (lr, m) for lr in (1e-5, 1e-4, 1e-3) for m in (0.0, 0.9)}
+    assert all(r[header.index("state")] == "complete" for r in rows)
+    assert "6 / 6 trials" in window.progress_label.text()
+
+    path = views.table.export_csv(tmp_path / "trials.csv")
+    with open(path, newline="", encoding="utf-8") as handle:
+        read = list(csv.reader(handle))
+    assert read[0] == header and len(read) == 7
+    for line, row in zip(read[1:], rows):
+        assert float(line[header.index("value")]) == row[header.index("value")]
+
+    numbers, values, best = views.best_plot.data
+    assert len(best) == 6 and np.all(np.diff(best) <= 0) and best[-1] == values.min()
+    grid = views.heatmap.grid
+    assert grid.best.shape == (2, 3) and np.all(np.isfinite(grid.best))
+    assert views.parallel.data.positions.shape == (6, 3)
+    assert np.all(np.isfinite(views.parallel.data.positions))
+    importances = views.importance.importances
+    assert set(importances) == {"lr", "momentum"}
+    assert all(math.isfinite(v) for v in importances.values())
+    assert not window.controller.is_running() and window.start_button.isEnabled()
+
+
+def test_double_click_opens_a_trial_as_an_undoable_run(sweep_window, qtbot):
+    window = sweep_window
+    _grid_settings(window)
+    window.space.tick("momentum", False)
+    with qtbot.waitSignal(window.sweep_finished, timeout=30_000):
+        window.start()
+    document = window.document
+    table = window.views.table
+    number = table.item(0, table.header.index("number")).value
+    params = window.study.trials[number].params
+    table.cellDoubleClicked.emit(0, 1)
+    assert len(document.lab.runs) == 2
+    run = document.lab.runs[1]
+    assert run.label == f"SGD · trial {number}" and run.params["lr"] == params["lr"]
+    assert run.params["momentum"] == 0.5  # the base run's other hyperparameters stay
+    document.undo_stack.undo()
+    assert len(document.lab.runs) == 1
+
+
+def test_inverted_or_empty_range_shows_the_error_and_starts_nothing(sweep_window):
+    window = sweep_window
+    window.space.tick("lr").set_range("0.1", "0.001")
+    assert not window.start()
+    assert not window.controller.is_running() and window.study is None
+    assert window.error_label.isVisibleTo(window)
+    assert "empty or inverted" in window.error_label.text()
+    window.space.tick("lr").set_range("", "0.1")
+    assert not window.start()
+    assert "lr: the range is empty" in window.error_label.text()
+
+
+def test_cancel_mid_sweep_keeps_finished_trials(sweep_window, qtbot):
+    window = sweep_window
+    window.document.edit(_lab(steps=400), "longer")
+    window.sampler_combo.setCurrentIndex(window.sampler_combo.findData("random"))
+    window.trials_spin.setValue(400)
+    assert window.start()
+    qtbot.waitUntil(lambda: window.last_progress is not None and window.last_progress.done >= 8,
+                    timeout=30_000)
+    window.cancel()
+    assert not window.controller.is_running()
+    trials = window.study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 8 and len(trials) < 400
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert len(window.views.table.shown_rows()) == len(trials)
+    assert "Cancelled" in window.progress_label.text()
+    assert window.start_button.isEnabled()
+
+
+def test_fair_race_opens_the_tuned_lab(qtbot):
+    document = LabDocument(_lab(steps=10))
+    window = FairRaceWindow(document)
+    qtbot.addWidget(window)
+    window.set_chosen(["sgd", "adam"])
+    window.trials_spin.setValue(3)
+    with qtbot.waitSignal(window.race_opened, timeout=30_000):
+        assert window.start()
+    assert [r.label for r in document.lab.runs] == ["SGD (tuned)", "Adam (tuned)"]
+    assert window.best_table.rowCount() == 2
+    document.undo_stack.undo()
+    assert [r.label for r in document.lab.runs] == ["SGD"]
+    window.shutdown()
