@@ -459,6 +459,21 @@ class NetworkProblemPanel(QWidget):
         form.addRow("Batch", self._row(self.batch_box, self.full_batch_check))
         form.addRow("Eval every", self._row(self.eval_box, QLabel("steps"), QLabel("Seeds"),
                                             self.seeds_box))
+        self.sharpness_box = QSpinBox(objectName="sharpnessEveryBox")
+        self.sharpness_box.setRange(0, MAX_STEPS)
+        self.sharpness_box.setSpecialValueText("off")
+        self.sharpness_box.setPrefix("every ")
+        self.sharpness_box.setSuffix(" steps")
+        self.sharpness_box.setKeyboardTracking(False)
+        self.sharpness_box.setToolTip(
+            "Track sharpness every N steps: each run's top Hessian eigenvalue λ_max, measured "
+            "during training (a few Hessian-vector products each time) and drawn live on the "
+            "Surface tab's Sharpness page against 2/lr, the edge of stability of gradient "
+            "descent; also in the comparison table. 0 (off) measures nothing."
+        )
+        self.sharpness_box.setAccessibleName("Track sharpness every")
+        self.sharpness_box.valueChanged.connect(self._on_sharpness_every)
+        form.addRow("Track sharpness", self._row(self.sharpness_box))
         self.training_error = self._error_label("trainingError")
         form.addRow(self.training_error)
         return group
@@ -821,7 +836,7 @@ class NetworkProblemPanel(QWidget):
     def _show_training(self) -> None:
         problem = self._draft
         widgets = (self.loss_combo, self.batch_box, self.full_batch_check, self.eval_box,
-                   self.seeds_box, self.device_combo)
+                   self.seeds_box, self.device_combo, self.sharpness_box)
         for widget in widgets:
             widget.blockSignals(True)
         try:
@@ -849,6 +864,7 @@ class NetworkProblemPanel(QWidget):
                 self.batch_box.setValue(DEFAULT_BATCH)
             self.eval_box.setValue(int(problem.eval_every))
             self.seeds_box.setValue(int(problem.seeds))
+            self.sharpness_box.setValue(int(problem.sharpness_every))
             self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(problem.device)))
         finally:
             for widget in widgets:
@@ -1397,6 +1413,11 @@ class NetworkProblemPanel(QWidget):
     def _on_seeds(self, value: int) -> None:
         if self._draft is not None:
             self._edit(replace(self._draft, seeds=int(value)), f"Seeds per run: {value}")
+
+    def _on_sharpness_every(self, value: int) -> None:
+        if self._draft is not None:
+            text = f"Track sharpness every {value} steps" if value else "Stop tracking sharpness"
+            self._edit(replace(self._draft, sharpness_every=int(value)), text)
 
     def _on_device(self, index: int) -> None:
         name = self.device_combo.itemData(index)

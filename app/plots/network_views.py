@@ -90,6 +90,11 @@ CLASS_COLORS = (
 MAX_CONFUSION_TEXT = 20  # above this many classes the counts would not fit in their cells
 LAYER_LOG_CAPACITY = 20_000  # per-layer snapshots kept; thinned by two when full
 EMA_BLOCK = 64
+X_HEADROOM = 1.6  # a re-ranged x axis spans the data × this (see `_fit_range`)
+Y_PAD = 0.05  # y room on both sides of the data (share of its span) when re-ranged
+Y_LEAD = 0.25  # more room where the data left the y range (it tends to go on that way)
+Y_FILL = 0.6  # y is re-ranged when the data fills less than this share of it (< 1/1.35)
+MIN_STEP_SPAN = 100  # on the step axis, the x range covers at least this many steps
 TAB_CURVES, TAB_BOUNDARIES, TAB_CONFUSION, TAB_TABLE = range(4)
 CURVE_PARTS = ("loss", "accuracy", "lr", "layers")
 
@@ -179,8 +184,14 @@ def _plain_axes(plot: pg.PlotItem) -> None:
     # PlotItem.setLogMode only acts on a change of its check box: toggle so the new axis hears it.
     plot.setLogMode(x=False, y=not log_y)
     plot.setLogMode(x=False, y=log_y)
+    # ... which also switches pyqtgraph's auto-range back on: the ranges are set here instead
+    # (`_fit_range`), and an auto-range on every setData re-laid out the axes again and again.
+    plot.vb.disableAutoRange()
     for name in ("left", "bottom"):
         plot.getAxis(name).enableAutoSIPrefix(False)
+    # The left axis grows to fit its widest label but never shrinks: a label one character
+    # narrower would otherwise re-lay out the whole plot (and repaint every curve) mid-race.
+    plot.getAxis("left").setStyle(autoReduceTextSpace=False)
 
 
 def _faded(color: QColor, alpha: int) -> QColor:
@@ -208,26 +219,41 @@ class _SeriesCurve(FastCurve):
 
 
 def _fit_range(vb: pg.ViewBox, extent, set_x: bool) -> None:
-    """Set ``vb``'s range to ``extent`` = (x0, x1, y0, y1) of the drawn data, with hysteresis:
-    a new range re-lays out the axis ticks (several ms), so the current one is kept while the
-    data fits and fills most of it. x gets 25 % headroom, so a growing series re-ranges rarely."""
+    """Set ``vb``'s range to fit ``extent`` when `_range_change` says so."""
+    change = _range_change(vb, extent, set_x)
+    if change is not None:
+        vb.setRange(xRange=change[0], yRange=change[1], padding=0)
+
+
+def _range_change(vb: pg.ViewBox, extent, set_x: bool):
+    """The (x range, y range) ``vb`` should get for ``extent`` = (x0, x1, y0, y1) of the drawn
+    data, or None to keep the current one (arithmetic only: cheap to ask). With hysteresis:
+    a new range re-lays out the axis ticks and repaints every curve of the plot (the costliest
+    frames of a race), so the current one is kept while the data fits and fills most of it.
+    x gets `X_HEADROOM` (a growing series re-ranges ~5 times per decade of steps) and spans at
+    least ``vb.min_x_span`` when set (the first `MIN_STEP_SPAN` steps need no re-range at all);
+    y gets extra room on the side the data left through (a falling loss keeps falling)."""
     x0, x1, y0, y1 = extent
     if not (math.isfinite(x0) and math.isfinite(y0)):
-        return
+        return None
     (vx0, vx1), (vy0, vy1) = vb.viewRange()
     x_range = y_range = None
     if set_x:
         span = max(x1 - x0, 0.0)
-        fits = vx0 <= x0 and x1 <= vx1 and span >= 0.6 * (vx1 - vx0)
+        least = getattr(vb, "min_x_span", 0.0)
+        fits = vx0 <= x0 and x1 <= vx1 and (vx1 - vx0) <= max(span / 0.55, least * 1.001)
         if not fits:
-            x_range = (x0, x0 + (span * 1.25 if span > 0 else 1.0))
+            x_range = (x0, x0 + max(span * X_HEADROOM if span > 0 else 1.0, least))
     if y1 <= y0:
         y1 = y0 + (abs(y0) * 0.1 or 1.0)
-    if not (vy0 <= y0 and y1 <= vy1 and (y1 - y0) >= 0.7 * (vy1 - vy0)):
-        pad = 0.03 * (y1 - y0)
-        y_range = (y0 - pad, y1 + pad)
-    if x_range is not None or y_range is not None:
-        vb.setRange(xRange=x_range or (vx0, vx1), yRange=y_range or (vy0, vy1), padding=0)
+    if not (vy0 <= y0 and y1 <= vy1 and (y1 - y0) >= Y_FILL * (vy1 - vy0)):
+        span = y1 - y0
+        below = Y_LEAD if y0 < vy0 else 0.0
+        above = Y_LEAD if y1 > vy1 else 0.0
+        y_range = (y0 - (Y_PAD + below) * span, y1 + (Y_PAD + above) * span)
+    if x_range is None and y_range is None:
+        return None
+    return x_range or (vx0, vx1), y_range or (vy0, vy1)
 
 
 def _extent(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -274,6 +300,10 @@ class RunCurvesPlot(SeriesPlot):
         self.bands: list[_Band | None] = []
         self.dashed_bands: list[_Band | None] = []
         self.sets_x = True  # False when its x range follows a linked plot
+        # While streaming, a new range (axis re-layout + every curve repainted: the costliest
+        # frame) is not set with the data but noted here and set in a frame of its own.
+        self.defer_fit = False
+        self.fit_pending = False
 
     def _remove_bands(self) -> None:
         for band in self.bands + self.dashed_bands:
@@ -413,10 +443,15 @@ class RunCurvesPlot(SeriesPlot):
             if std is not None:
                 self._band(self.dashed_bands, i).update(self, x, y, std, 0.0)
             self.show_series(item, *self._points(x, y))
-        self.fit_view()
+        if self.defer_fit:
+            self.fit_pending = self.follow and _range_change(
+                self.plotItem.vb, _union(self._extents.values()), self.sets_x) is not None
+        else:
+            self.fit_view()
 
     def fit_view(self, force: bool = False) -> None:
         """Set the view range to the drawn data (unless the user zoomed or panned)."""
+        self.fit_pending = False
         if not (self.follow or force):
             return
         extent = _union(self._extents.values())
@@ -593,6 +628,8 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         self.grad_curves: list[_SeriesCurve] = []
         self.ratio_curves: list[_SeriesCurve] = []
         self.follow = True
+        self.defer_fit = False  # as `RunCurvesPlot.defer_fit`
+        self.fit_pending = False
 
     def _stop_following(self, *_args) -> None:
         self.follow = False
@@ -634,20 +671,30 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
                 sx, sy = decimate(kx, ky, budget)
                 item.set_series(kx, ky, sx, np.log10(sy) if len(sy) else sy)
                 item.extent = _extent(sx, sy if not len(sy) else np.log10(sy))
+        if self.defer_fit:
+            self.fit_pending = self.follow and any(
+                _range_change(vb, extent, set_x) is not None
+                for vb, extent, set_x in self._extents())
+        else:
+            self._fit()
+
+    def fit_view(self) -> None:
         self._fit()
 
+    def _extents(self):
+        """(view box, extent, sets x) of the gradient and the ratio plot."""
+        grad = _union(getattr(item, "extent", None) for item in self.grad_curves)
+        ratio = _union(getattr(item, "extent", None) for item in self.ratio_curves)
+        both = _union([grad, ratio])  # x follows the gradient plot (linked): it covers both
+        return ((self.grad_plot.vb, (both[0], both[1], grad[2], grad[3]), True),
+                (self.ratio_plot.vb, ratio, False))
+
     def _fit(self) -> None:
+        self.fit_pending = False
         if not self.follow:
             return
-        for plot, items, set_x in ((self.grad_plot, self.grad_curves, True),
-                                   (self.ratio_plot, self.ratio_curves, False)):
-            extent = _union(getattr(item, "extent", None) for item in items)
-            if not set_x:  # x follows the gradient plot (linked); its extent covers both
-                _fit_range(plot.vb, extent, False)
-            else:
-                both = _union([extent, _union(getattr(i, "extent", None)
-                                              for i in self.ratio_curves)])
-                _fit_range(plot.vb, (both[0], both[1], extent[2], extent[3]), True)
+        for vb, extent, set_x in self._extents():
+            _fit_range(vb, extent, set_x)
 
     def set_x_label(self, label: str) -> None:
         self.grad_plot.setLabel("bottom", label)
@@ -823,6 +870,11 @@ class NetworkView(QWidget):
         self.tabs.addTab(self._build_boundary_tab(), "Decision boundaries")
         self.tabs.addTab(self._build_confusion_tab(), "Confusion matrix")
         self.tabs.addTab(self._build_comparison_tab(), "Comparison")
+        from app.plots.surface_view import SurfaceView  # the loss surface around the weights
+
+        self.surface_view = SurfaceView()
+        self.surface_view.sharpness_measured.connect(self._refresh_table)
+        self.tabs.addTab(self.surface_view, "Surface")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -1024,6 +1076,10 @@ class NetworkView(QWidget):
                     f"Highest {where.lower()} {name} over all evaluations."),
             _Column("Step to target", f"First evaluated step whose {where.lower()} loss was at "
                                       "or below the target loss."),
+            _Column("Sharpness", "Top Hessian eigenvalue λ_max at the run's latest tracked "
+                                 "step (problem.sharpness_every), else the last measurement of "
+                                 "the Surface tab's Sharpness page. Gradient descent is stable "
+                                 "only while λ_max < 2/lr."),
             _Column("Wall (s)", "Seconds since the race started when the run last trained."),
             _Column("Status", "Running, finished, stopped early or diverged (with the step)."),
         ]
@@ -1050,6 +1106,7 @@ class NetworkView(QWidget):
         self.labels, self.colors = list(labels), list(colors)
         self.dataset = dataset
         self.total_steps = total_steps
+        self._set_min_x_span()
         self._history = None
         self._drawn_evaluation_step = -1
         self._layer_log = _LayerLog()
@@ -1084,6 +1141,7 @@ class NetworkView(QWidget):
         self._build_panels()
         self._build_confusion()
         self._build_table(regression)
+        self.surface_view.set_runs(self.labels, self.colors)
         regression_title = "Fitted curves" if self._curve_mode() else "Predictions"
         self.tabs.setTabText(1, regression_title if regression else "Decision boundaries")
         self.tabs.setTabEnabled(2, dataset is not None and dataset.task == "classification")
@@ -1111,6 +1169,7 @@ class NetworkView(QWidget):
             self._dirty.update(("loss", "lr"))
             # Between evaluations only the wall time moves in the table.
             self._dirty.add("table")
+        self.surface_view.show_history(history)  # tracked sharpness: only new points are drawn
         self._draw_next()
 
     def flush(self) -> None:
@@ -1119,6 +1178,34 @@ class NetworkView(QWidget):
             if part in self._dirty:
                 self._dirty.discard(part)
                 self._draw_part(part)
+        self._fit_pending(TAB_CURVES, every=True)
+
+    def _curve_plots(self) -> tuple:
+        return (self.loss_plot, self.accuracy_plot, self.lr_plot, self.layer_plot)
+
+    def _fit_pending(self, tab: int, every: bool = False) -> bool:
+        """Set the range a curve plot is waiting for (one, or ``every``); True if one was set."""
+        if tab != TAB_CURVES:
+            return False
+        done = False
+        for plot in self._curve_plots():
+            if plot.fit_pending:
+                plot.fit_view()
+                done = True
+                if not every:
+                    break
+        return done
+
+    def _draw_streaming(self, part) -> None:
+        """Draw ``part`` for the round-robin: a curve plot's new range waits for its own turn."""
+        plots = self._curve_plots()
+        for plot in plots:
+            plot.defer_fit = True
+        try:
+            self._draw_part(part)
+        finally:
+            for plot in plots:
+                plot.defer_fit = False
 
     def _part_tab(self, part) -> int:
         if part in CURVE_PARTS:
@@ -1130,10 +1217,12 @@ class NetworkView(QWidget):
         return TAB_BOUNDARIES
 
     def _draw_next(self) -> None:
-        """Draw the next pending part on the current tab, in turn."""
-        if not self._dirty or not self._parts:
+        """Draw the next pending part on the current tab, in turn; a pending range first."""
+        if not self._parts:
             return
         tab = self.tabs.currentIndex()
+        if self._fit_pending(tab) or not self._dirty:
+            return
         count = len(self._parts)
         for k in range(count):
             index = (self._turn + k) % count
@@ -1141,7 +1230,7 @@ class NetworkView(QWidget):
             if part in self._dirty and self._part_tab(part) == tab:
                 self._dirty.discard(part)
                 self._turn = index + 1
-                self._draw_part(part)
+                self._draw_streaming(part)
                 return
 
     def _draw_tab(self, tab: int) -> None:
@@ -1149,6 +1238,7 @@ class NetworkView(QWidget):
             if part in self._dirty and self._part_tab(part) == tab:
                 self._dirty.discard(part)
                 self._draw_part(part)
+        self._fit_pending(tab, every=True)
 
     def _draw_part(self, part) -> None:
         if self._history is None:
@@ -1597,6 +1687,9 @@ class NetworkView(QWidget):
                 values["target_step"] = float(evals.column("step")[reached[0]])
         steps = history.steps[i]
         wall = steps.last("wall") if len(steps) else nan
+        sharpness = history.last_sharpness(i)  # tracked; else an on-demand measurement
+        if not math.isfinite(sharpness):
+            sharpness = self.surface_view.sharpness_value(i)
         metric_spec = ".1%" if metric == "accuracy" else ".3f"
 
         def cell(name: str, spec: str, std_spec: str) -> tuple[str, float]:
@@ -1608,6 +1701,7 @@ class NetworkView(QWidget):
             cell("final_m", metric_spec, metric_spec),
             cell("best_m", metric_spec, metric_spec),
             (_fmt(values["target_step"], ".0f"), values["target_step"]),
+            (_fmt(sharpness, ".4g"), sharpness),
             (_fmt(wall, ".1f"), wall),
         ]
 
@@ -1714,7 +1808,18 @@ class NetworkView(QWidget):
             plot.follow = True
         self.loss_plot.plotItem.vb.setXRange(0, 1)  # a new column: a new x range
         self.layer_plot.grad_plot.vb.setXRange(0, 1)
+        self._set_min_x_span()
         self._draw_curves()
+
+    def _set_min_x_span(self) -> None:
+        """On the step axis the plots start `MIN_STEP_SPAN` steps wide (or the race's length):
+        the first steps of a race then re-range nothing (epochs and seconds have no such unit)."""
+        least = 0.0
+        if self.x_column == "step":
+            least = float(min(MIN_STEP_SPAN, self.total_steps or MIN_STEP_SPAN))
+        for vb in (self.loss_plot.plotItem.vb, self.lr_plot.plotItem.vb,
+                   self.layer_plot.grad_plot.vb):
+            vb.min_x_span = least
 
     def _on_tab_changed(self, index: int) -> None:
         # Parts on a hidden tab were not drawn: draw the shown tab's pending parts at once.
