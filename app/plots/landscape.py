@@ -23,6 +23,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.plots.curves import FastCurve
+from app.plots.internals_overlay import InternalsOverlay
 from core.functions import Objective
 
 GRID_RESOLUTION = 240
@@ -119,6 +120,8 @@ class LandscapePlot(pg.PlotWidget):
         self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("k", width=1))
         self.markers.setZValue(20)
         self.addItem(self.markers)
+        # Optimizer internals (arrows, boxes, their legend): drawn on request by the main window.
+        self.internals = InternalsOverlay(self.plotItem)
 
         self.start_target = pg.TargetItem(
             pos=(0, 0), size=16, symbol="crosshair", pen=pg.mkPen("w", width=2), movable=True
@@ -198,6 +201,7 @@ class LandscapePlot(pg.PlotWidget):
             self.trajectories.append(item)
         self._brushes = [pg.mkBrush(color) for color in self._colors]
         self.markers.setData([], [])
+        self.internals.clear()
 
     def update_paths(self, paths: list[tuple[np.ndarray, np.ndarray]], alive: list[bool]) -> None:
         """Redraw each run's path (x, y arrays) and its current position marker."""

@@ -1,0 +1,115 @@
+"""The internals overlay and panel in the real window, fed by a real race on the ravine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app.panels.internals_panel import rule_to_html
+from app.plots.internals_overlay import nice_scale
+
+RAVINE = "resources/labs/ravine.lab.json"
+MOMENTUM, ADAM = 1, 3  # rows of the ravine lab's runs
+
+
+def _race_to(qtbot, window, step: int) -> None:
+    window.step()  # steps 0 and 1
+    window.controller.step(step - 1)
+    qtbot.waitUntil(lambda: window.history.last_step == step, timeout=20_000)
+    window.flush_redraw()
+
+
+def _has_point(item, point) -> bool:
+    x, y = item.getData()
+    return bool(np.any(np.isclose(x, point[0], atol=1e-12) & np.isclose(y, point[1], atol=1e-12)))
+
+
+@pytest.fixture
+def ravine(qtbot, window):
+    assert window.open_lab(RAVINE)
+    window.internals_action.trigger()  # Race ▸ Optimizer internals (Ctrl+I)
+    assert not window.internals_dock.isHidden()
+    panel = window.internals_panel
+    panel.set_shown(ADAM, "effective", True)
+    panel.set_shown(ADAM, "accumulator", True)
+    _race_to(qtbot, window, 12)
+    return window
+
+
+def test_arrows_are_drawn_at_the_records_numbers(ravine):
+    window = ravine
+    overlay = window.landscape.internals
+    found = window.history.internals_at(12)
+    for run, parts in ((MOMENTUM, ("gradient", "velocity", "step")),
+                       (ADAM, ("gradient", "velocity", "step", "effective"))):
+        info, scale = found[run], overlay.scales[run]
+        vectors = info.vectors()
+        for part in parts:
+            start, end = overlay.segments[(run, part)]
+            np.testing.assert_array_equal(start, info.origin)
+            drawn = scale * vectors[part]
+            if np.hypot(*drawn) > overlay.clip_length:  # cut to the clip length, same direction
+                drawn *= overlay.clip_length / np.hypot(*drawn)
+                assert overlay.clipped
+            np.testing.assert_allclose(end, info.origin + drawn, atol=1e-12)
+            assert _has_point(overlay.items[part], start) and _has_point(overlay.items[part], end)
+    # SGD+momentum: the velocity arrow is −γ·b, b torch's own momentum buffer.
+    np.testing.assert_allclose(found[MOMENTUM].velocity_step,
+                               -0.012 * found[MOMENTUM].velocity, atol=1e-15)
+    # Adam's box: half-sides γ·√v̂ (times the run's scale), around the previous point.
+    centre, half = overlay.boxes[ADAM]
+    np.testing.assert_allclose(half, overlay.scales[ADAM] * 0.1 * found[ADAM].accumulator_rms)
+    assert _has_point(overlay.items["accumulator"], centre + half)
+    # Scales are 1-2-5 numbers, at least 1, and the legend says them.
+    legend = " ".join(label.text for _sample, label in overlay.legend.items)
+    for run, label in ((MOMENTUM, "Momentum 0.9"), (ADAM, "Adam")):
+        assert overlay.scales[run] >= 1 and overlay.scales[run] == nice_scale(overlay.scales[run])
+        assert f"×{overlay.scales[run]:g} {label}" in legend
+
+
+def test_toggles_remove_and_restore_arrows(ravine):
+    window = ravine
+    overlay, panel = window.landscape.internals, window.internals_panel
+    start, end = overlay.segments[(MOMENTUM, "velocity")]
+    panel.set_shown(MOMENTUM, "velocity", False)
+    assert (MOMENTUM, "velocity") not in overlay.segments
+    assert not _has_point(overlay.items["velocity"], end)
+    assert (MOMENTUM, "step") in overlay.segments  # the other parts stay
+    panel.set_shown(MOMENTUM, "velocity", True)
+    np.testing.assert_allclose(overlay.segments[(MOMENTUM, "velocity")][1], end)
+    # SGD without momentum has no velocity to tick.
+    item = panel.table.item(0, 1)
+    assert not item.flags() & Qt.ItemFlag.ItemIsUserCheckable
+    window.internals_action.trigger()  # hide the dock: nothing drawn
+    assert overlay.segments == {} and len(overlay.items["step"].getData()[0] or []) == 0
+
+
+def test_readout_and_equation_follow_the_selected_run(ravine):
+    window = ravine
+    panel = window.internals_panel
+    found = window.history.internals_at(12)
+    panel.select_run(ADAM)
+    assert panel.readout.text().replace("\u00a0", " ") == found[ADAM].text
+    assert panel.readout.text().startswith("step 12: g = (")
+    title = panel.equation_title.text()
+    assert "Adam" in title and "torch.optim.Adam" in title
+    assert "<i>m̂</i>" in panel.equation.text() and "<sup><i>t</i></sup>" in panel.equation.text()
+    panel.select_run(MOMENTUM)
+    assert panel.readout.text().startswith("step 12: g = (") and ", b = (" in panel.readout.text()
+    title = panel.equation_title.text()
+    assert "<b>SGD</b>" in title and "momentum = 0.9" in title
+    assert "nesterov" in panel.equation.text()
+
+
+def test_update_rules_are_typeset():
+    html = rule_to_html(
+        "v̂ ← v / (1 − β₂ᵗ)          (amsgrad: v̂ ← max(v̂_max, v̂))\nθ ← θ − γ·m̂ / (√v̂ + ε)"
+    )
+    assert "<i>β</i><sub>2</sub><sup><i>t</i></sup>" in html
+    assert "<i>v̂</i><sub>max</sub>" in html  # v̂_max
+    assert "√<span style='text-decoration: overline'><i>v̂</i></span>" in html
+    assert "color:#9aa3b5" in html  # the remark is set apart
+    assert "max(" in html and "<i>max</i>" not in html  # words stay upright
+    plain = rule_to_html("g ← ∇f(θ)         (decoupled_weight_decay: θ ← θ − γ·λ·θ instead)")
+    assert "decoupled_weight_decay" in plain  # a name, not a subscript
