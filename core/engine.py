@@ -32,9 +32,11 @@ import numpy as np
 import torch
 
 from core.functions import Objective, get_function
+from core.internals import capture, explain
 from core.lab import Lab, RunSpec
 from core.optimizers import build_optimizer, get_optimizer_info
 from core.schedules import Schedule
+from core.timeline import Branching
 
 # A loss whose magnitude passes EXPLODE_FACTOR × (|start loss| + 1), or a coordinate beyond
 # MAX_COORDINATE, counts as divergence: far past any plot, and on the way to Inf anyway.
@@ -45,12 +47,71 @@ DTYPE = torch.float64
 
 @dataclass(frozen=True)
 class Divergence:
-    """A run stopped because its numbers blew up."""
+    """A run stopped because its numbers blew up, with what is known about the blow-up.
+
+    The forensic fields are None where not known (e.g. at step 0 there is no previous update).
+    Every number in them is finite: the last finite state is step - 1, the bad one ``step``.
+    """
 
     run: int  # index among the race's runs (the lab's enabled runs, in order)
     label: str
     step: int  # the first step whose state was not finite / exploded
     reason: str
+    # Networks: the parameter tensor whose update exploded ("2.weight"): the first non-finite
+    # one, else the one with the largest relative update ‖ΔW‖ / ‖W‖.
+    layer: str | None = None
+    lr: float | None = None  # the learning rate of the update from step - 1 to step
+    last_loss: float | None = None  # the loss at step - 1 (the last finite state)
+    last_grad_norm: float | None = None  # the gradient norm at step - 1
+    update_ratio: float | None = None  # ‖Δ‖ / ‖W‖ of that update (``layer``'s; 2-D: the point's)
+    param_norm: float | None = None  # the parameter norm after that update, when finite
+    last_point: tuple[float, float] | None = None  # 2-D: the point at step - 1
+
+    def __post_init__(self):
+        if self.last_point is not None:  # a JSON round trip gives a list
+            object.__setattr__(self, "last_point", tuple(float(v) for v in self.last_point))
+
+    def details(self) -> dict:
+        """The JSON-ready record of summary.json's ``divergence`` (None fields left out)."""
+        fields = ("step", "reason", "layer", "lr", "last_loss", "last_grad_norm",
+                  "update_ratio", "param_norm", "last_point")
+        out = {name: getattr(self, name) for name in fields}
+        if self.last_point is not None:
+            out["last_point"] = list(self.last_point)
+        return {name: value for name, value in out.items() if value is not None}
+
+    def describe(self) -> str:
+        """One line of the forensic details for people (status bar, tooltips), most telling
+        first: the lr, the last finite state, then the layer whose update blew up."""
+        parts = []
+        if self.lr is not None:
+            parts.append(f"lr {self.lr:.3g}")
+        before = []
+        if self.last_point is not None:
+            before.append(f"point ({self.last_point[0]:.4g}, {self.last_point[1]:.4g})")
+        if self.last_loss is not None:
+            before.append(f"loss {self.last_loss:.4g}")
+        if self.last_grad_norm is not None:
+            before.append(f"gradient norm {self.last_grad_norm:.3g}")
+        if before:
+            parts.append(f"last finite (step {max(0, self.step - 1)}): " + ", ".join(before))
+        if self.layer is not None:
+            update = (f" (update {self.update_ratio:.3g} × its norm)"
+                      if self.update_ratio is not None else "")
+            parts.append(f"layer {self.layer}{update}")
+        elif self.update_ratio is not None:
+            parts.append(f"update {self.update_ratio:.3g} × the point's norm")
+        if self.param_norm is not None and self.last_point is None:
+            parts.append(f"weight norm after it {self.param_norm:.3g}")
+        return "; ".join(parts)
+
+
+def finite_or_none(value) -> float | None:
+    """``value`` as a float when finite, else None (forensic fields never hold NaN/Inf)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -67,6 +128,9 @@ class StepRecord:
     grad_norm: np.ndarray  # (R,) float64
     alive: np.ndarray  # (R,) bool
     diverged: tuple[Divergence, ...] = ()
+    # Per run, the update that led to this step (core.internals), when the race was made with
+    # internals=True (the GUI's teaching overlay); None otherwise, and for step 0 / frozen runs.
+    internals: tuple | None = None
 
 
 class FunctionRace:
@@ -76,8 +140,9 @@ class FunctionRace:
     the points between steps — the GUI's step readouts and branching build on that.
     """
 
-    def __init__(self, lab: Lab):
+    def __init__(self, lab: Lab, internals: bool = False):
         self.lab = lab
+        self.internals = internals  # attach core.internals.Internals to every record
         self.runs: tuple[RunSpec, ...] = lab.enabled_runs()
         self.labels = tuple(r.label for r in self.runs)
         self.objective: Objective = get_function(lab.problem.function)
@@ -114,7 +179,11 @@ class FunctionRace:
         self._last_loss = np.full(count, np.nan)
         self._last_point = self.points.numpy().copy()
         self._last_grad_norm = np.zeros(count)
+        self._last_lr = np.full(count, np.nan)
         self._start_loss: np.ndarray | None = None
+        self._pending_internals: list = [None] * count
+        # Runs that replay another run up to a step, then fork from it (core.timeline).
+        self.branching = Branching.for_race(self)
 
     def _make_closure(self, own: torch.Tensor):
         f = self.objective
@@ -170,15 +239,34 @@ class FunctionRace:
             elif not math.isfinite(grad_norm[i]):
                 reason = "the gradient became NaN/Inf"
             if reason is not None:
+                event = self._forensics(int(i), reason, point[i])
                 self.alive[i] = False
                 # Park the frozen run on its last finite point so the shared evaluation stays
                 # finite (its row is never stepped again).
                 with torch.no_grad():
                     self.points[i] = torch.from_numpy(self._last_point[i])
-                event = Divergence(int(i), self.labels[i], self.step, reason)
                 self.diverged[i] = event
                 events.append(event)
         return events
+
+    def _forensics(self, i: int, reason: str, bad_point: np.ndarray) -> Divergence:
+        """Run i's divergence with its last finite state (step - 1) and the lr of the update
+        that left it; nothing is known before step 0."""
+        if self.step == 0:
+            return Divergence(i, self.labels[i], self.step, reason)
+        last = self._last_point[i]
+        with np.errstate(invalid="ignore", over="ignore"):
+            ratio = np.linalg.norm(bad_point - last) / max(float(np.linalg.norm(last)), 1e-12)
+            norm = np.linalg.norm(bad_point)
+        return Divergence(
+            i, self.labels[i], self.step, reason,
+            lr=finite_or_none(self._last_lr[i]),
+            last_loss=finite_or_none(self._last_loss[i]),
+            last_grad_norm=finite_or_none(self._last_grad_norm[i]),
+            update_ratio=finite_or_none(ratio),
+            param_norm=finite_or_none(norm),
+            last_point=(float(last[0]), float(last[1])),
+        )
 
     def _record(self, loss: np.ndarray, grad_norm: np.ndarray, events) -> StepRecord:
         alive = self.alive
@@ -186,6 +274,7 @@ class FunctionRace:
         self._last_grad_norm = np.where(alive, grad_norm, self._last_grad_norm)
         self._last_point = np.where(alive[:, None], self.points.numpy(), self._last_point)
         lr = np.array([float(opt.param_groups[0]["lr"]) for opt in self.optimizers])
+        self._last_lr = lr  # the lr of the next update, for a divergence it may cause
         return StepRecord(
             step=self.step,
             point=self._last_point.copy(),
@@ -194,11 +283,27 @@ class FunctionRace:
             grad_norm=self._last_grad_norm.copy(),
             alive=alive.copy(),
             diverged=tuple(events),
+            internals=self._take_internals() if self.internals else None,
         )
+
+    def _take_internals(self) -> tuple:
+        """The updates that led here, one per run; None for frozen runs (never NaN)."""
+        taken = tuple(info if live else None
+                      for info, live in zip(self._pending_internals, self.alive))
+        self._pending_internals = [None] * len(taken)
+        return taken
+
+    def _capture_internals(self, i: int):
+        opt = self.optimizers[i]
+        param = opt.param_groups[0]["params"][0]
+        return param, capture(opt, param, self.grads[i])
 
     def _advance(self, loss: np.ndarray) -> None:
         """One optimizer step and one schedule step for every live run."""
         for i in np.flatnonzero(self.alive):
+            if self.branching is not None and self.branching.is_following(i):
+                continue  # its row mirrors its parent's (synced after the next evaluation)
+            probe = self._capture_internals(i) if self.internals else None
             t0 = time.perf_counter()
             opt = self.optimizers[i]
             if i in self._closures:
@@ -210,6 +315,10 @@ class FunctionRace:
                 opt.step()
             self.schedules[i].step(float(loss[i]))
             self.wall_s[i] += time.perf_counter() - t0
+            if probe is not None:  # outside the timing: the overlay's cost is not the run's
+                self._pending_internals[i] = explain(
+                    self.optimizers[i], probe[0], probe[1], self.step + 1
+                )
         self.step += 1
 
     def records(self, stop: threading.Event | None = None) -> Iterator[StepRecord]:
@@ -222,10 +331,15 @@ class FunctionRace:
                 return
             t0 = time.perf_counter()
             loss, grad_norm = self._evaluate()
+            if self.branching is not None:
+                self.branching.sync(loss, grad_norm)
             alive_now = max(1, int(self.alive.sum()))
             self.wall_s[self.alive] += (time.perf_counter() - t0) / alive_now
             events = self._check(loss, grad_norm)
-            yield self._record(loss, grad_norm, events)
+            record = self._record(loss, grad_norm, events)
+            if self.branching is not None:
+                self.branching.mirror_lr(record.lr)
+            yield record
             if self.step >= self.lab.steps or not self.alive.any():
                 return
             self._advance(loss)

@@ -55,6 +55,7 @@ from core.hyperparams import HyperParam, validate_params
 from core.lab import MAX_LABEL_CHARS, MAX_RUNS, RUN_COLORS, Lab, RunSpec, ScheduleSpec
 from core.optimizers import OPTIMIZERS, OptimizerInfo, validate_optimizer_params
 from core.schedules import SCHEDULES, preview, resolve_schedule_params, validate_schedule_params
+from core.timeline import describe_branch
 
 DEFAULT_OPTIMIZER = "adam"
 NO_SCHEDULE = "constant"  # the registry's "constant" is stored as RunSpec.schedule = None
@@ -185,6 +186,7 @@ class RunsPanel(QWidget):
 
     lab_edited = Signal(object, str)  # the new Lab, an undo description
     selected_run_changed = Signal(int)  # index into lab.runs, -1 for none
+    branch_requested = Signal(int)  # right-click ▸ Branch: the main window's timeline branches it
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -194,6 +196,8 @@ class RunsPanel(QWidget):
         # After Add/Duplicate/Remove: (run count the new lab will have, row to select then).
         self._select_after_edit: tuple[int, int] | None = None
         self._preview_key: tuple | None = None
+        # Run label → what went wrong in the race shown (divergence forensics), for the tooltip.
+        self._run_notes: dict[str, str] = {}
         # Replaceable (tests, or a main window that wants its own dialog).
         self.color_picker: Callable[[QColor, QWidget, str], QColor] = QColorDialog.getColor
 
@@ -262,6 +266,8 @@ class RunsPanel(QWidget):
         table.cellClicked.connect(self._on_cell_clicked)
         table.itemSelectionChanged.connect(self._on_table_selection)
         table.installEventFilter(self)
+        table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        table.customContextMenuRequested.connect(self._on_context_menu)
         self.table = table
         layout.addWidget(table, 1)
 
@@ -534,6 +540,16 @@ class RunsPanel(QWidget):
     def selected_run(self) -> int:
         return self._selected
 
+    def show_run_notes(self, notes: Mapping[str, str]) -> None:
+        """Mark runs (by label) with what went wrong in the race, e.g. a divergence's
+        forensics: a warning sign on the label and the text in its tooltip. {} clears."""
+        if not notes and not self._run_notes:
+            return  # nothing shown, nothing to show: leave the table (and its editing) alone
+        self._run_notes = dict(notes)
+        if self._lab is not None:
+            self._fill_table(self._lab)
+            self._set_table_row(self._selected)
+
     def select_run(self, index: int) -> None:
         """Select run ``index`` (-1: none) as if the user clicked its row."""
         if self._lab is None:
@@ -623,7 +639,13 @@ class RunsPanel(QWidget):
 
         label = QTableWidgetItem(run.label)
         label.setFlags(selectable | Qt.ItemFlag.ItemIsEditable)
-        label.setToolTip(run.label)
+        # A branch says where it comes from (core.timeline): "branches from 'Adam' at step 40".
+        label.setToolTip(f"{run.label}: {describe_branch(run)}" if run.branch else run.label)
+        note = self._run_notes.get(run.label)
+        if note is not None:  # it blew up in the race shown: a warning sign and the forensics
+            label.setToolTip(f"{label.toolTip()}\n{note}")
+            label.setData(Qt.ItemDataRole.DecorationRole, self.style().standardIcon(
+                QStyle.StandardPixmap.SP_MessageBoxWarning))
 
         optimizer = QTableWidgetItem(info.title if info else run.optimizer)
         optimizer.setFlags(selectable)
@@ -855,12 +877,30 @@ class RunsPanel(QWidget):
             self.table_error.setText(problem)
             self.table_error.show()
             return
-        self._replace_run(row, replace(run, label=label), f"Rename run '{run.label}' to '{label}'")
+        from core.timeline import rename_run  # branches of this run follow the new name
+
+        self._emit(rename_run(self._lab, run.label, label), f"Rename run '{run.label}' to '{label}'")
 
     def _restore_label(self, row: int) -> None:
         self.table.blockSignals(True)
         self.table.item(row, COL_LABEL).setText(self._lab.runs[row].label)
         self.table.blockSignals(False)
+
+    def _on_context_menu(self, pos) -> None:
+        """Right-click a run: branch from it at the step the timeline shows (app/timeline.py)."""
+        from PySide6.QtWidgets import QMenu
+
+        row = self.table.rowAt(pos.y())
+        if row < 0 or self._lab is None:
+            return
+        self.select_run(row)
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        action = menu.addAction("Branch at the step shown…")
+        action.setToolTip("A new run that replays this one up to the step shown, then goes on "
+                          "with the settings you give it (Ctrl+B)")
+        action.triggered.connect(lambda: self.branch_requested.emit(row))
+        menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def _on_cell_clicked(self, row: int, column: int) -> None:
         if column == COL_COLOR:

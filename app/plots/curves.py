@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsItem
 
@@ -51,19 +52,43 @@ class FastCurve(pg.PlotCurveItem):
     """
 
     _rect = None
+    _data_rect = None  # (x0, x1, y0, y1) of the data, or None: valid until the next setData
 
     def setData(self, *args, **kwargs):  # noqa: N802 - pyqtgraph's name
         self._rect = None
+        self._data_rect = None
         super().setData(*args, **kwargs)
 
     def viewTransformChanged(self):  # noqa: N802 - pyqtgraph's name
+        # The data did not change, only its pixel size: keep the data bounds, redo the padding.
         self._rect = None
         super().viewTransformChanged()
 
     def boundingRect(self):  # noqa: N802 - Qt's name
         if self._rect is None:
-            self._rect = super().boundingRect()
+            self._rect = self._padded_rect()
         return self._rect
+
+    def _padded_rect(self):
+        """pyqtgraph's rect (data bounds plus the pen's half width in pixels), with the data
+        bounds taken once per setData by plain min/max: its nanmin/nanmax under a warnings
+        guard, redone after every view change, was most of a streaming frame's Python time."""
+        x, y = self.xData, self.yData
+        if x is None or not len(x) or self.opts.get("stepMode") or self.opts["fillLevel"] is not None:
+            return super().boundingRect()
+        if self._data_rect is None:
+            bounds = (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
+            if not all(np.isfinite(bounds)):
+                return super().boundingRect()  # NaN/inf data: pyqtgraph's filtering path
+            self._data_rect = bounds
+        x0, x1, y0, y1 = self._data_rect
+        pad = self.pixelPadding()
+        px = py = 0.0
+        if pad > 0:
+            vx, vy = self.pixelVectors()
+            px = 0.0 if vx is None else vx.length() * pad
+            py = 0.0 if vy is None else vy.length() * pad
+        return QRectF(x0 - px, y0 - py, x1 - x0 + 2 * px, y1 - y0 + 2 * py)
 
 
 class SeriesPlot(pg.PlotWidget):
@@ -96,6 +121,11 @@ class SeriesPlot(pg.PlotWidget):
         vb.disableAutoRange()
         vb.sigRangeChangedManually.connect(self._stop_following)
         self.set_log_y(log_y)
+        # The timeline's position (app/timeline.py): hidden while the race is live.
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(255, 255, 255, 150))
+        self.cursor.setZValue(40)
+        self.cursor.setVisible(False)
+        self.plotItem.addItem(self.cursor, ignoreBounds=True)
 
     def set_log_y(self, log_y: bool) -> None:
         self.log_y = log_y
@@ -151,6 +181,13 @@ class SeriesPlot(pg.PlotWidget):
                     xRange=(-0.01 * self.x_max, 1.02 * self.x_max),
                     yRange=(lo - 0.3 * span, hi + 0.03 * span), padding=0,
                 )
+
+    def set_cursor(self, step: float | None) -> None:
+        """A vertical line at ``step``; None hides it."""
+        self.cursor.setVisible(step is not None)
+        if step is not None:
+            self.cursor.setValue(float(step))
+            self.cursor.setToolTip(f"step {step:g}")
 
     def _stop_following(self, *_args) -> None:
         self.follow = False
