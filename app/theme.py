@@ -1,7 +1,8 @@
-"""The look: Qt's Fusion style with a dark palette, and pyqtgraph settings that match it.
+"""The look: Qt's Fusion style with a dark or a light palette, and pyqtgraph settings that match.
 
-pyqtgraph options are global; they are set once here, before any plot exists. Antialiasing stays
-off: antialiased pens wider than 1 px cost 5–30× in redraw time on these machines.
+pyqtgraph options are global and only reach plots created afterwards, so `apply_theme` also
+restyles the plots that already exist (background, axes, titles): the switch is live. Antialiasing
+stays off: antialiased pens wider than 1 px cost 5–30× in redraw time on these machines.
 """
 
 from __future__ import annotations
@@ -10,21 +11,17 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+THEMES = ("dark", "light")
+DEFAULT_THEME = "dark"
+THEME_KEY = "theme"  # QSettings key
+
 BACKGROUND = "#1b1d21"
 FOREGROUND = "#d6d6d6"
 
-
-def configure_pyqtgraph() -> None:
-    pg.setConfigOptions(
-        background=BACKGROUND, foreground=FOREGROUND, antialias=False, imageAxisOrder="row-major"
-    )
-
-
-def apply_dark_theme(app: QApplication) -> None:
-    configure_pyqtgraph()
-    app.setStyle("Fusion")
-    palette = QPalette()
-    roles = {
+# Per theme: the plots' background and foreground, then the palette roles.
+_PLOT_COLORS = {"dark": (BACKGROUND, FOREGROUND), "light": ("#ffffff", "#2b2b2b")}
+_ROLES = {
+    "dark": {
         QPalette.ColorRole.Window: "#2a2c31",
         QPalette.ColorRole.WindowText: FOREGROUND,
         QPalette.ColorRole.Base: "#1f2125",
@@ -39,9 +36,80 @@ def apply_dark_theme(app: QApplication) -> None:
         QPalette.ColorRole.HighlightedText: "#ffffff",
         QPalette.ColorRole.Link: "#6aa9ff",
         QPalette.ColorRole.PlaceholderText: "#8a8d93",
-    }
-    for role, color in roles.items():
+    },
+    "light": {
+        QPalette.ColorRole.Window: "#eff0f1",
+        QPalette.ColorRole.WindowText: "#232629",
+        QPalette.ColorRole.Base: "#fcfcfc",
+        QPalette.ColorRole.AlternateBase: "#f1f2f3",
+        QPalette.ColorRole.ToolTipBase: "#ffffe8",
+        QPalette.ColorRole.ToolTipText: "#232629",
+        QPalette.ColorRole.Text: "#232629",
+        QPalette.ColorRole.Button: "#e3e5e7",
+        QPalette.ColorRole.ButtonText: "#232629",
+        QPalette.ColorRole.BrightText: "#c0392b",
+        QPalette.ColorRole.Highlight: "#3d7fd9",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: "#1d5fbf",
+        QPalette.ColorRole.PlaceholderText: "#8a8d93",
+    },
+}
+_DISABLED_TEXT = {"dark": "#7a7d83", "light": "#a0a3a7"}
+
+
+def configure_pyqtgraph(theme: str = DEFAULT_THEME) -> None:
+    background, foreground = _PLOT_COLORS[theme]
+    pg.setConfigOptions(
+        background=background, foreground=foreground, antialias=False, imageAxisOrder="row-major"
+    )
+
+
+def palette_for(theme: str) -> QPalette:
+    palette = QPalette()
+    for role, color in _ROLES[theme].items():
         palette.setColor(role, QColor(color))
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
-        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7d83"))
-    app.setPalette(palette)
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(_DISABLED_TEXT[theme]))
+    return palette
+
+
+def apply_theme(app: QApplication, theme: str = DEFAULT_THEME) -> str:
+    """Switch the whole application to ``theme`` (unknown names fall back to the default)."""
+    theme = theme if theme in THEMES else DEFAULT_THEME
+    configure_pyqtgraph(theme)
+    if app.style().name().lower() != "fusion":  # setStyle re-polishes every widget
+        app.setStyle("Fusion")
+    app.setPalette(palette_for(theme))
+    app.setProperty("descentLabTheme", theme)
+    for widget in app.allWidgets():
+        if isinstance(widget, pg.GraphicsView):
+            restyle_plot(widget, theme)
+    return theme
+
+
+def current_theme(app: QApplication) -> str:
+    theme = app.property("descentLabTheme")
+    return theme if theme in THEMES else DEFAULT_THEME
+
+
+def restyle_plot(view: pg.GraphicsView, theme: str) -> None:
+    """An existing plot in the theme's colours: background, axes and their labels, the title."""
+    background, foreground = _PLOT_COLORS[theme]
+    view.setBackground(background)
+    for item in view.scene().items():
+        if isinstance(item, pg.AxisItem):
+            item.setPen(foreground)
+            item.setTextPen(foreground)
+            if item.label is not None:
+                item.label.setDefaultTextColor(QColor(foreground))
+        elif isinstance(item, pg.LabelItem):
+            item.setAttr("color", foreground)
+            item.setText(item.text)
+
+
+def apply_dark_theme(app: QApplication) -> None:
+    apply_theme(app, "dark")
+
+
+def apply_light_theme(app: QApplication) -> None:
+    apply_theme(app, "light")
