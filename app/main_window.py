@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QStyle,
@@ -33,6 +34,8 @@ from PySide6.QtWidgets import (
 from app.controller import RaceController
 from app.document import LabDocument
 from app.recovery import RecoveryStore
+from app.timeline import Timeline
+from app.panels.internals_panel import InternalsPanel
 from app.panels.problem_panel import ProblemPanel
 from app.panels.runs_panel import RunsPanel
 from app.plots.curves import LossPlot, LrPlot
@@ -77,6 +80,7 @@ class MainWindow(QMainWindow):
         self._dataset = None
         self._notices: list[str] = []
         self._first_show = True
+        self._internals_step = 0
         self._diagram_step = -1
         self.lesson = None
         self.lesson_dock = None
@@ -90,6 +94,7 @@ class MainWindow(QMainWindow):
         self._redraw_timer.timeout.connect(self._redraw)
         self._race_labels: tuple[str, ...] = ()
         self._race_indices: list[int] = []
+        self._run_notes: dict[str, str] = {}  # run label → its divergence forensics
         self._objective_key = None
         self._finished = False
 
@@ -98,6 +103,9 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_toolbar()
         self.status_label = QLabel()
+        # Ignored width: a long message (a divergence's forensics) is cut at the window's edge
+        # instead of widening the window (the runs table's tooltips have the whole story).
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_label, 1)
         self.step_label = QLabel(objectName="stepLabel")
         # A fixed width: a label that changes size re-lays out the status bar on every frame
@@ -117,11 +125,17 @@ class MainWindow(QMainWindow):
         self.controller.finished.connect(self._on_finished)
         self.controller.failed.connect(self._on_failed)
         self.controller.state_changed.connect(self._on_state_changed)
+        self.timeline.follow(self.controller)
 
         self.resize(1280, 800)
         self._on_lab_changed(self.document.lab)
         self._update_title()
         self._on_state_changed("idle")
+        from app.export import install_export
+        from app.presenter import install_comfort
+
+        install_export(self)  # File ▸ Export… (Ctrl+E)
+        install_comfort(self)  # presenter mode, themes, layout memory, drops (restores layout)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -168,6 +182,15 @@ class MainWindow(QMainWindow):
         dock.setWidget(self.dock_splitter)
         dock.setMinimumWidth(370)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        # Optimizer internals (app/panels/internals_panel.py): hidden until asked for (Ctrl+I).
+        self.internals_panel = InternalsPanel()
+        self.internals_dock = QDockWidget("Optimizer internals", self, objectName="internalsDock")
+        self.internals_dock.setWidget(self.internals_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.internals_dock)
+        self.internals_dock.hide()
+        for signal in (self.internals_panel.toggles_changed, self.internals_panel.selected_changed,
+                       self.internals_dock.visibilityChanged):
+            signal.connect(self._show_internals)
 
     def _size_dock_for(self, network: bool) -> None:
         """The function editor is a few rows; the network builder wants about half the dock."""
@@ -218,6 +241,7 @@ class MainWindow(QMainWindow):
         self.reset_action = self._action(
             "&Reset", self.reset, Qt.Key.Key_R, "Back to step 0 (R)", sp.SP_MediaSkipBackward
         )
+        self.timeline = Timeline(self)  # scrub, step back (←), branch (Ctrl+B): app/timeline.py
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -237,10 +261,23 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.undo_action)
         edit_menu.addAction(self.redo_action)
         race_menu = bar.addMenu("&Race")
-        for action in (self.play_action, self.step_action, self.reset_action):
+        for action in (self.play_action, self.timeline.step_back_action, self.step_action,
+                       self.reset_action, self.timeline.branch_action):
             race_menu.addAction(action)
+        self.internals_action = self.internals_dock.toggleViewAction()
+        self.internals_action.setShortcut(QKeySequence("Ctrl+I"))
+        self.internals_action.setToolTip("Show the optimizers' gradient, momentum and step arrows")
+        race_menu.addAction(self.internals_action)
         self.lessons_menu = bar.addMenu("&Lessons")
         self._fill_lessons_menu()
+        tools_menu = bar.addMenu("&Tools")  # the windows live in app/sweep_window.py
+        for text, kind, shortcut, tip in (
+            ("&LR range test…", "lr_finder", "Ctrl+L", "Ramp the lr to find a good one"),
+            ("&Sweep…", "sweep", None, "Search hyperparameters with Optuna"),
+            ("&Fair race…", "fair_race", None, "Tune each optimizer equally, then race them"),
+        ):
+            tools_menu.addAction(self._action(text, lambda _=False, k=kind: self.open_tool(k),
+                                              shortcut, tip))
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self._action("&About", self._about))
         self._refresh_recent_menu()
@@ -319,8 +356,10 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Playback", self, objectName="playbackBar")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.play_action, self.step_action, self.reset_action):
+        for action in (self.play_action, self.timeline.step_back_action, self.step_action,
+                       self.reset_action):
             bar.addAction(action)
+        bar.addWidget(self.timeline.slider)
         bar.addSeparator()
         bar.addWidget(QLabel(" Speed "))
         self.speed_combo = QComboBox(objectName="speedCombo")
@@ -396,15 +435,20 @@ class MainWindow(QMainWindow):
             self.network_view.set_runs(
                 list(self._race_labels), colors, self._dataset, total_steps=lab.steps
             )
+            self.network_view.surface_view.set_sharpness_every(lab.problem.sharpness_every)
         else:
             self.history = RaceHistory(self._race_labels)
             self.landscape.set_runs(colors)
+            self.internals_panel.set_runs(lab, self._race_indices)
             self.loss_plot.set_runs(list(self._race_labels), colors, x_max=lab.steps)
             self.lr_plot.set_runs(list(self._race_labels), colors, x_max=lab.steps)
         self._finished = False
         self._latest = None
         self._diagram_step = -1
+        self._run_notes = {}  # run label → its divergence forensics (runs table tooltip)
+        self.runs_panel.show_run_notes({})
         self._redraw_timer.stop()
+        self.timeline.reset()
         self._show_step(0)
         if not self._race_indices:
             self.status_label.setText("Add a run to start a race.")
@@ -425,19 +469,24 @@ class MainWindow(QMainWindow):
         if lab.is_network:
             from core.devices import resolve_device
             from core.network import NetworkRace
+            from core.surface_task import WeightTap
 
             base = Path(lab.base_dir) if lab.base_dir else None
             # The same device decision the engine makes, said here on the main thread.
             _device, notices = resolve_device(lab.problem.device)
             self._notices = notices
 
+            # The Surface tab reads the race's weights through this tap (core.surface_task).
+            tap = WeightTap()
+            self.network_view.surface_view.set_tap(tap)
+
             def make(stop):
-                return NetworkRace(lab, base_dir=base).records(stop)
+                return tap.records(NetworkRace(lab, base_dir=base), stop)
 
             return make
 
         def make(stop):
-            return FunctionRace(lab).records(stop)
+            return FunctionRace(lab, internals=True).records(stop)
 
         return make
 
@@ -445,10 +494,10 @@ class MainWindow(QMainWindow):
         if not self._race_indices:
             self.status_label.setText("No enabled runs: add or enable a run first.")
             return False
-        return True
+        return self.timeline.branches_ok()
 
     def play(self) -> None:
-        if not self._can_race():
+        if not self._can_race() or self.timeline.play_from_cursor():
             return
         if self.controller.is_running():
             self.controller.play()
@@ -467,7 +516,7 @@ class MainWindow(QMainWindow):
             self.play()
 
     def step(self) -> None:
-        if not self._can_race():
+        if not self._can_race() or self.timeline.step_forward():
             return
         if not self.controller.is_running():
             if self._finished or (self.history is not None and self.history.last_step >= 0):
@@ -494,10 +543,18 @@ class MainWindow(QMainWindow):
         self._latest = records[-1]
         for record in records:
             for event in record.diverged:
+                # The forensics (lr, last finite values, the layer that blew up) go to the
+                # status bar and, line by line, to the tooltip of the run's row in the table.
+                details = event.describe()
+                headline = event.reason.split(";")[0].split(" (")[0]  # the rest: tooltip
                 self.status_label.setText(
-                    f"{event.label} diverged at step {event.step}: {event.reason}. "
-                    "The other runs go on."
+                    f"{event.label} diverged at step {event.step}: {headline}"
+                    + (f" — {details}" if details else "") + ". The other runs go on."
                 )
+                self._run_notes[event.label] = "\n".join(
+                    [f"Diverged at step {event.step}: {event.reason}"] + details.split("; ")
+                ).strip()
+                self.runs_panel.show_run_notes(self._run_notes)
             for event in getattr(record, "stopped", ()):
                 self.status_label.setText(
                     f"{event.label} stopped early at step {event.step}: no better validation "
@@ -576,6 +633,7 @@ class MainWindow(QMainWindow):
 
     def _redraw_network(self, history: NetworkHistory) -> None:
         self.network_view.update_from(history)
+        self.network_view.surface_view.race_step(history.last_step)  # "Follow training"
         evaluation = history.last_evaluation
         if history.last_evaluation_step == self._diagram_step:
             return  # the diagram's weights only change with an evaluation
@@ -594,6 +652,17 @@ class MainWindow(QMainWindow):
 
     def _show_step(self, step: int) -> None:
         self.step_label.setText(f"step {step} / {self.document.lab.steps}")
+        self._show_internals(step=step)
+
+    def _show_internals(self, *_signal_args, step: int | None = None) -> None:
+        """The shown step's optimizer internals: overlay arrows and the panel's readout."""
+        self._internals_step = self._internals_step if step is None else int(step)
+        found = (self.history.internals_at(self._internals_step)
+                 if isinstance(self.history, RaceHistory) else None)
+        self.internals_panel.set_internals(self._internals_step, found)
+        shown = not self.internals_dock.isHidden() and found is not None
+        self.landscape.internals.update(found if shown else None, self.internals_panel.shown(),
+                                        self._race_labels)
 
     @Slot(bool)
     def _on_finished(self, completed: bool) -> None:
@@ -601,6 +670,8 @@ class MainWindow(QMainWindow):
         if completed:
             self._finished = True
             self.status_label.setText(self._summary_text())
+            # A crash from here on must not cost the finished race (restored by offer_recovery).
+            self.recovery.save_results(self.document.lab, self.history)
         self.race_finished.emit(completed)
 
     def _summary_text(self) -> str:
@@ -793,14 +864,40 @@ class MainWindow(QMainWindow):
             # Restored edits are not on disk yet: mark them unsaved.
             self.document.undo_stack.resetClean()
             self._update_title()
-        self.status_label.setText(f"Restored {source.name if source else 'the unsaved lab'}.")
+        restored = f"Restored {source.name if source else 'the unsaved lab'}"
+        if self._show_restored_results(lab):
+            restored += " and its finished race"
+        self.status_label.setText(restored + ".")
         return True
+
+    def _show_restored_results(self, lab: Lab) -> bool:
+        """Show the race that had finished before the crash, as it ended (no re-run)."""
+        from types import SimpleNamespace
+
+        history = self.recovery.load_results(lab)
+        if history is None or history.labels != self._race_labels:
+            return False
+        self.history = history
+        alive = np.array([i not in history.divergences for i in range(len(history.labels))])
+        self._latest = SimpleNamespace(step=history.last_step, alive=alive)
+        self.flush_redraw()
+        self._finished = True
+        return True
+
+    def open_tool(self, kind: str):
+        """Tools menu: the LR range test, sweep or fair race window for this lab."""
+        from app.sweep_window import open_tool_window
+        return open_tool_window(self, kind)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not self._confirm_discard():
             event.ignore()
             return
         self.controller.shutdown()
+        if self.network_view is not None:
+            self.network_view.surface_view.shutdown()
+        from app.sweep_window import close_tool_windows
+        close_tool_windows(self)  # their threads end with the window
         self.recovery.clear()  # a clean exit leaves nothing to recover
         super().closeEvent(event)
 
@@ -816,6 +913,9 @@ def launch(lab_path: str | None = None, lesson: str | None = None) -> int:
     window = MainWindow()
     app.aboutToQuit.connect(window.controller.shutdown)
     window.show()
+    from app.warmup import start_warmup
+
+    QTimer.singleShot(200, start_warmup)  # after the first paint: the first Play starts at once
     if lesson:
         QTimer.singleShot(0, lambda: window.open_lesson(lesson))
     elif lab_path:

@@ -13,8 +13,13 @@ BENCHMARKS = {
     "gui-latency": "bench.gui_latency",
     "startup": "bench.startup",
     "surface-small": "bench.surface_small",
+    "surface-peak": "bench.surface_peak",
+    "surface-follow": "bench.surface_follow",
+    "surface-follow-gui": "bench.surface_follow_gui",
     "side-by-side": "bench.side_by_side",
     "history-memory": "bench.history_memory",
     "sweep-throughput": "bench.sweep_throughput",
     "fuzz": "bench.fuzz",
+    "crash-recovery": "bench.crash_recovery",
+    "soak": "bench.soak",
 }

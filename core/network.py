@@ -37,7 +37,7 @@ import copy
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -47,8 +47,9 @@ from torch import nn
 
 from core.datasets import Dataset, make_dataset
 from core.devices import resolve_device
-from core.engine import EXPLODE_FACTOR, Divergence
+from core.engine import EXPLODE_FACTOR, Divergence, finite_or_none
 from core.lab import SEED_STRIDE, Lab, RunSpec
+from core.landscape import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
 from core.metrics import classification_metrics, loss_function, regression_metrics
 from core.models import ModelSpec, build_model, linear_layers, validate_model
 from core.optimizers import build_optimizer, get_optimizer_info
@@ -108,6 +109,9 @@ class NetworkRecord:
     loss_std: np.ndarray | None = None
     seed_loss: np.ndarray | None = None
     seeds_alive: np.ndarray | None = None
+    # problem.sharpness_every > 0, at the steps it is measured: each run's top Hessian eigenvalue
+    # of the training loss at this step's weights (R,), NaN for runs not alive; else None.
+    sharpness: np.ndarray | None = None
 
 
 class BatchOrder:
@@ -182,6 +186,114 @@ class _Setup:
         )
 
 
+# A run whose parameter norm passes PARAM_NORM_FACTOR × (its norm at step 0 + 1) has diverged:
+# weights a thousand times their initial size scale a deep network's outputs by far more, which
+# no useful model needs and which is on its way to Inf anyway (and caught a step or more before
+# the loss turns NaN). The + 1 keeps a zero-initialised model checkable.
+PARAM_NORM_FACTOR = 1e3
+
+# What allocators say when they run out (CUDA: torch.OutOfMemoryError, "CUDA error: out of
+# memory"; CPU: "DefaultCPUAllocator: can't allocate memory", Windows: "not enough memory").
+_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+def out_of_memory(error: BaseException) -> str | None:
+    """The first line of ``error``'s message when it is an out-of-memory error, else None."""
+    if not isinstance(error, RuntimeError):  # torch.OutOfMemoryError is a RuntimeError
+        return None
+    text = str(error).strip()
+    if isinstance(error, torch.OutOfMemoryError) or any(s in text.lower() for s in _OUT_OF_MEMORY):
+        return (text.splitlines()[0][:200] if text else "") or "the allocator gave up"
+    return None
+
+
+class _ParamWatch:
+    """Each run's parameter norm against its start, and a copy of every run's weights from
+    before the latest update, to tell which tensor that update blew up.
+
+    Cheap by design: on the stacked path every run's parameters are rows of one (R, P) tensor,
+    so a step costs one norm over R rows and one copy; on the per-run path one foreach norm and
+    one foreach copy over every run's tensors (all runs share the architecture).
+    """
+
+    def __init__(self, models: list[nn.Module], stack: StackedMLP | None):
+        self.named = [list(m.named_parameters()) for m in models]
+        self.count = len(models)
+        self.limit: torch.Tensor | None = None  # set by the first `blown` (step 0)
+        self.start: np.ndarray | None = None
+        self.has_before = False  # no update yet: nothing to compare with
+        flat = stack.flat if stack is not None else None
+        shares = flat is not None and all(
+            p.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()
+            for named in self.named for _, p in named)
+        self._flat = flat if shares else None
+        # Detached views share the parameters' storage: reading them records no autograd graph,
+        # without torch.no_grad(), whose context switch cost more than the norm itself.
+        self._params = [p.detach() for named in self.named for _, p in named]
+        if self._flat is not None:
+            # The copy has flat's layout, so each parameter's twin is the same view of it.
+            self._before_flat = torch.empty_like(self._flat)
+            base = self._flat.storage_offset()
+            before = [self._before_flat.as_strided(p.shape, p.stride(), p.storage_offset() - base)
+                      for p in self._params]
+        else:
+            before = [p.detach().clone() for p in self._params]
+        self._before_list = before
+        per_run = len(self._params) // max(1, self.count)
+        self.before = [before[r * per_run:(r + 1) * per_run] for r in range(self.count)]
+
+    def norms(self) -> torch.Tensor:
+        """(R,) every run's parameter norm (NaN/Inf when a parameter is)."""
+        if self._flat is not None:
+            return torch.linalg.vector_norm(self._flat, dim=1)
+        if not self._params:
+            return torch.zeros(self.count)
+        per_tensor = torch.stack(torch._foreach_norm(self._params))
+        return torch.linalg.vector_norm(per_tensor.view(self.count, -1), dim=1)
+
+    def snapshot(self) -> None:
+        """Remember every run's weights before an update."""
+        if self._flat is not None:
+            self._before_flat.copy_(self._flat)
+        else:
+            torch._foreach_copy_(self._before_list, self._params)
+        self.has_before = True
+
+    def blown(self, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Live runs whose norm passed its limit (or is not finite), and every run's norm.
+
+        The first call (step 0, before any update) sets the limits instead."""
+        norms = self.norms()
+        if self.limit is None:
+            self.start = norms.cpu().numpy().astype(np.float64)
+            self.limit = PARAM_NORM_FACTOR * (norms + 1.0)
+            return np.empty(0, dtype=int), self.start
+        within = (norms <= self.limit).cpu().numpy()  # NaN compares False: it counts as blown
+        flagged = np.flatnonzero(~within & alive)
+        return flagged, (norms.cpu().numpy().astype(np.float64) if flagged.size else None)
+
+    @torch.no_grad()
+    def blame(self, i: int) -> tuple[str | None, float | None, str]:
+        """(tensor name, its ‖ΔW‖ / ‖W‖, a sentence) for run i's latest update: the first
+        non-finite tensor, else the largest relative update. Before any update: the first
+        non-finite tensor, else the one with the largest entries."""
+        named = self.named[i]
+        if not named:
+            return None, None, ""
+        for name, p in named:
+            if not torch.isfinite(p).all():
+                return name, None, f"parameter {name} became NaN/Inf"
+        if not self.has_before:
+            name, p = max(named, key=lambda item: float(item[1].abs().max()))
+            return name, None, f"largest weights in {name} (max |w| = {float(p.abs().max()):.3g})"
+        ratios = [
+            (name, float((p - w).norm() / w.norm().clamp(min=1e-12)))
+            for (name, p), w in zip(named, self.before[i])
+        ]
+        name, ratio = max(ratios, key=lambda item: item[1])
+        return name, ratio, f"the update of {name} was the largest ({ratio:.3g} × its norm)"
+
+
 class _SeedRace:
     """Every run of the lab on ONE seed; `records()` advances it (the whole race when S = 1)."""
 
@@ -215,6 +327,8 @@ class _SeedRace:
                 [build_optimizer(run.optimizer, run.params, [param])]
                 for run, param in zip(self.runs, self.stack.run_params)
             ]
+            # Each run keeps its optimizer; the stack steps them one torch.optim call per type.
+            self.stack.use_optimizers([opts[0] for opts in self.optimizers])
         else:
             self.optimizers = [
                 _optimizer_for(run, model) for run, model in zip(self.runs, self.models)
@@ -248,9 +362,15 @@ class _SeedRace:
         self.wall_s = np.zeros(count)
         self._last_loss = np.zeros(count)
         self._last_grad = np.zeros(count)
+        self._last_lr = np.full(count, np.nan)  # the lr of the latest update (forensics)
+        self._watch = _ParamWatch(self.models, self.stack)  # parameter norms, pre-update copy
+        self._out_of_memory: dict[int, str] = {}  # runs that ran out of memory, to be marked
+        self._unbatched = False  # stacked runs train one by one after a batched OOM
         self._pending: tuple[np.ndarray, np.ndarray, list[Divergence]] | None = None
         self._started = time.perf_counter()
         self.last_evaluation: Evaluation | None = None
+        every = getattr(problem, "sharpness_every", 0)
+        self._sharpness = SharpnessTracker(count) if every > 0 else None
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -303,19 +423,26 @@ class _SeedRace:
     def _train_all(self, xb, yb) -> list[tuple[int, float, float]]:
         """Forward + backward (+ clipping) of every live run: (run, loss, grad norm) each."""
         live = np.flatnonzero(self.alive)
-        if self.stack is None:
-            results = []
-            for i in live:
-                t0 = time.perf_counter()
-                loss, grad_norm, _total = self._train_step(int(i), xb, yb)
-                self.wall_s[i] += time.perf_counter() - t0
-                results.append((int(i), loss, grad_norm))
-            return results
+        if self.stack is None or self._unbatched:
+            return self._train_one_by_one(live, xb, yb)
         t0 = time.perf_counter()
         stack = self.stack
-        mask = torch.as_tensor(self.alive, device=self.device)
         l1, l2 = self._penalties
-        losses, norms = stack.train_step(xb, yb, self.criterion, mask, l1, l2)
+        try:
+            losses, norms = stack.train_step(xb, yb, self.criterion, self.alive, l1, l2)
+        except RuntimeError as error:
+            if out_of_memory(error) is None:
+                raise
+            # The batched pass holds every run's activations at once, so its OOM is no run's
+            # in particular. One run at a time needs 1/R of that: fall back to it for the rest
+            # of the race (same optimizers and state; numbers equal to float rounding, as
+            # stacked vs separate models always are). A run that still runs out of memory on
+            # its own is then marked alone. (Retried outside this block: while it runs, the
+            # error's traceback keeps the failed pass's tensors alive.)
+            self._unbatched = True
+        if self._unbatched:
+            self._free_cache()
+            return self._train_one_by_one(live, xb, yb)
         for i in live:
             run = self.runs[i]
             if run.clip_norm is not None:
@@ -329,9 +456,54 @@ class _SeedRace:
         self.wall_s[live] += spent
         return [(int(i), losses[i], norms[i]) for i in live]
 
+    def _train_one_by_one(self, live: np.ndarray, xb, yb) -> list[tuple[int, float, float]]:
+        """The per-run path (and the stacked runs' fallback after a batched OOM). A run that
+        runs out of memory is set aside in ``_out_of_memory``; the others go on."""
+        results = []
+        for i in live:
+            i = int(i)
+            t0 = time.perf_counter()
+            try:
+                if self.stack is not None:
+                    self.models[i].zero_grad(set_to_none=True)  # its views' own grads
+                loss, grad_norm, _total = self._train_step(i, xb, yb)
+                if self.stack is not None:  # the row the run's optimizer steps
+                    self.stack.grad[i].copy_(torch.cat(
+                        [p.grad.reshape(-1) for p in self.models[i].parameters()]))
+            except RuntimeError as error:
+                message = out_of_memory(error)
+                if message is None:
+                    raise
+                self._out_of_memory[i] = message
+            finally:
+                self.wall_s[i] += time.perf_counter() - t0
+            if i in self._out_of_memory:
+                self._release(i)  # out of the except block: the traceback is gone by now
+                continue
+            results.append((i, loss, grad_norm))
+        return results
+
+    def _release(self, i: int) -> None:
+        """Free what run i holds beyond its weights: gradients and optimizer state."""
+        self.models[i].zero_grad(set_to_none=True)
+        for opt in self.optimizers[i]:
+            opt.zero_grad(set_to_none=True)
+            for state in opt.state.values():
+                state.clear()  # the dict itself may be shared with the stack's stepper
+        self._free_cache()
+
+    def _free_cache(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     @torch.no_grad()
     def _evaluate(self) -> Evaluation:
-        """Metrics of every run at the current weights (update ratios are filled in later)."""
+        """Metrics of every run at the current weights (update ratios are filled in later).
+
+        A stacked race evaluates all runs in one batched pass (`_evaluate_stacked`); the others
+        (dropout, batch norm, conv, Muon …) one model at a time, below."""
+        if self.stack is not None:
+            return self._evaluate_stacked()
         count = len(self.runs)
         train: dict[str, list] = {}
         val: dict[str, list] = {}
@@ -394,12 +566,64 @@ class _SeedRace:
             curve=np.stack(curve) if curve else None,
         )
 
-    def _check_divergence(self, i: int, loss: float, grad_norm: float) -> Divergence | None:
-        """NaN/Inf or an exploding loss or gradient; names the parameter that went bad.
+    @torch.no_grad()
+    def _evaluate_stacked(self) -> Evaluation:
+        """`_evaluate` of a stacked race: each split through every run in ONE batched forward
+        (`StackedMLP.predict`) and the metrics over a leading run axis — a few dozen torch calls
+        instead of a few hundred, so the worker holds the GIL (and the core) far less. Same
+        formulas as core.metrics; the same numbers as the per-model path to float32 rounding
+        (the losses are each run's own criterion call on its slice; tests compare)."""
+        stack = self.stack
+        count = stack.count
+        classification = self.task == "classification"
+        k = self.data.n_classes
+        train: dict[str, np.ndarray] = {}
+        val: dict[str, np.ndarray] = {}
+        confusion = boundary = boundary_class = curve = None
+        for split, x, y, out in (("train", self.x_train, self.y_train, train),
+                                 ("val", self.x_val, self.y_val, val)):
+            if len(x) == 0:
+                continue
+            pred = stack.predict(x)  # (R, N, outputs)
+            losses = torch.stack([self.criterion(run_pred, y) for run_pred in pred])
+            out["loss"] = np.asarray(losses.tolist(), dtype=np.float64)
+            if classification:
+                matrices = _confusion_matrices(pred.argmax(dim=2), y, k)
+                out.update(_classification_metrics_of(matrices))
+                if split == "val" or len(self.x_val) == 0:
+                    confusion = matrices.cpu().numpy()
+            else:
+                out.update(_regression_metrics_of(pred, y))
+        if self._grid is not None:
+            pred = stack.predict(self._grid)
+            if classification:
+                # Softmax over the classes as (R, C, G²) (a view): along the last dim, with 2
+                # classes, it took ~9x longer; the values differ by float32 rounding (~3e-8).
+                # (max gives the same index as argmax, which took ~15x longer on this layout.)
+                prob = torch.softmax(pred.transpose(1, 2), dim=1)
+                g = BOUNDARY_GRID
+                top, cls = prob.max(dim=1)
+                shown = prob[:, 1] if k == 2 else top
+                boundary = shown.reshape(count, g, g).float().cpu().numpy()
+                boundary_class = cls.reshape(count, g, g).to(torch.int8).cpu().numpy()
+            else:
+                curve = pred[:, :, 0].float().cpu().numpy()
+        layer_grads = stack.all_layer_grad_norms()
+        return Evaluation(
+            weights=stack.weight_copies() if self.model_spec.n_params <= DIAGRAM_MAX_PARAMS
+            else None,
+            train=train,
+            val=val,
+            layer_grad_norm=layer_grads,
+            update_ratio=np.zeros_like(layer_grads),
+            confusion=confusion,
+            boundary=boundary,
+            boundary_class=boundary_class,
+            curve=curve,
+        )
 
-        Parameters are not scanned every step: a non-finite weight makes the next loss
-        non-finite, and only then do we look for the tensor to blame.
-        """
+    def _check_divergence(self, i: int, loss: float, grad_norm: float) -> Divergence | None:
+        """NaN/Inf or an exploding loss or gradient: run i's divergence (see `_diverge`)."""
         reason = None
         if not math.isfinite(loss):
             reason = "the loss became NaN" if math.isnan(loss) else "the loss became infinite"
@@ -409,22 +633,54 @@ class _SeedRace:
             reason = "the gradient became NaN/Inf"
         if reason is None:
             return None
-        culprit = self._blame(i)
-        if culprit:
-            reason = f"{reason}; {culprit}"
-        return Divergence(i, self.labels[i], self.step, reason)
+        return self._diverge(i, reason)
 
-    @torch.no_grad()
-    def _blame(self, i: int) -> str:
-        """Which parameter tensor is non-finite (or has the largest entries) in run i."""
-        named = list(self.models[i].named_parameters())
-        for name, p in named:
-            if not torch.isfinite(p).all():
-                return f"parameter {name} became NaN/Inf"
-        if not named:
-            return ""
-        name, p = max(named, key=lambda item: float(item[1].abs().max()))
-        return f"largest weights in {name} (max |w| = {float(p.abs().max()):.3g})"
+    def _check_parameters(self) -> list[Divergence]:
+        """Before this step uses the weights: runs whose latest update ran out of memory or
+        blew their parameter norm up (one batched norm per step, `_ParamWatch`)."""
+        events = self._take_out_of_memory()
+        flagged, norms = self._watch.blown(self.alive)
+        for i in flagged:
+            norm = float(norms[i])
+            if math.isfinite(norm):
+                reason = (f"the parameter norm blew up to {norm:.3g} (more than "
+                          f"{PARAM_NORM_FACTOR:g} × (start norm {self._watch.start[i]:.3g} + 1))")
+            else:
+                reason = "the parameters became NaN/Inf"
+            events.append(self._diverge(int(i), reason, param_norm=norm))
+        return events
+
+    def _take_out_of_memory(self) -> list[Divergence]:
+        events = []
+        for i, message in self._out_of_memory.items():
+            if self.alive[i]:
+                events.append(self._diverge(i, f"out of memory: {message}", blame=False))
+                self._release(i)
+        self._out_of_memory.clear()
+        return events
+
+    def _diverge(self, i: int, reason: str, param_norm: float | None = None,
+                 blame: bool = True) -> Divergence:
+        """Freeze run i with its forensics: the tensor its latest update blew up (named in the
+        reason too), the last finite loss and gradient norm (step - 1) and that update's lr."""
+        layer, ratio = None, None
+        if blame:
+            layer, ratio, culprit = self._watch.blame(i)
+            if culprit:
+                reason = f"{reason}; {culprit}"
+        if param_norm is None:
+            param_norm = float(self._watch.norms()[i])
+        first = self.step == 0  # no update yet: nothing before it is known
+        event = Divergence(
+            i, self.labels[i], self.step, reason, layer=layer,
+            lr=None if first else finite_or_none(self._last_lr[i]),
+            last_loss=None if first else finite_or_none(self._last_loss[i]),
+            last_grad_norm=None if first else finite_or_none(self._last_grad[i]),
+            update_ratio=finite_or_none(ratio), param_norm=finite_or_none(param_norm),
+        )
+        self.alive[i] = False
+        self.diverged[i] = event
+        return event
 
     def _early_stopping(self, evaluation: Evaluation) -> list[EarlyStop]:
         events = []
@@ -471,7 +727,7 @@ class _SeedRace:
         yb = self.y_train if idx is None else self.y_train[idx]
         losses = self._last_loss.copy()
         grads = self._last_grad.copy()
-        diverged = []
+        diverged = self._check_parameters()
         for i, loss, grad_norm in self._train_all(xb, yb):
             if self._start_loss is None:
                 self._start_loss = np.zeros(len(self.runs))
@@ -479,11 +735,10 @@ class _SeedRace:
                 self._start_loss[i] = abs(loss) if math.isfinite(loss) else 0.0
             event = self._check_divergence(int(i), loss, grad_norm)
             if event is not None:
-                self.alive[i] = False
-                self.diverged[i] = event
                 diverged.append(event)
                 continue
             losses[i], grads[i] = loss, grad_norm
+        diverged += self._take_out_of_memory()  # runs that ran out of memory in this pass
         self._last_loss, self._last_grad = losses, grads
         self._pending = (losses, grads, diverged)
         return diverged
@@ -498,6 +753,7 @@ class _SeedRace:
             before = [[m.weight.detach().clone() for _, m in linear_layers(model)]
                       for model in self.models]
         lr = np.array([float(opts[0].param_groups[0]["lr"]) for opts in self.optimizers])
+        self._last_lr = lr  # the lr of the update below, for a divergence it may cause
         # Update after recording lr; the evaluation below sees the weights *before* the
         # update (the state of step t), plus the update ratio of this step.
         evaluation = None
@@ -510,13 +766,40 @@ class _SeedRace:
         alive = self.alive.copy()
         for event in stopped:
             alive[event.run] = True
+        sharpness = self._measure_sharpness(alive) if self._sharpness_due() else None
         if self.step < steps:
-            for i in np.flatnonzero(self.alive):
+            live = np.flatnonzero(self.alive)
+            self._watch.snapshot()  # to name the tensor, should this update blow a run up
+            if self.stack is not None:  # every live run in one call per optimizer type
                 t0 = time.perf_counter()
-                for opt in self.optimizers[i]:
-                    opt.step()
-                self.schedules[i].step(float(losses[i]))
-                self.wall_s[i] += time.perf_counter() - t0
+                try:
+                    self.stack.step(self.alive)
+                except RuntimeError as error:
+                    message = out_of_memory(error)
+                    if message is None:
+                        raise
+                    # One call steps (and at first allocates the state of) every live run, and
+                    # one that fails midway leaves some runs updated and others not: there is
+                    # no per-run fallback for that, so every live run is marked (next step).
+                    self._out_of_memory.update({int(i): message for i in live})
+                for i in live:
+                    self.schedules[i].step(float(losses[i]))
+                self.wall_s[live] += (time.perf_counter() - t0) / max(1, len(live))
+            else:
+                for i in live:
+                    t0 = time.perf_counter()
+                    try:
+                        for opt in self.optimizers[i]:
+                            opt.step()
+                    except RuntimeError as error:
+                        message = out_of_memory(error)
+                        if message is None:
+                            raise
+                        self._out_of_memory[int(i)] = message  # marked at the next step
+                    if i in self._out_of_memory:
+                        self._release(int(i))
+                    self.schedules[i].step(float(losses[i]))
+                    self.wall_s[i] += time.perf_counter() - t0
             if before is not None and evaluation is not None:
                 ratios = self._update_ratios(before)
                 evaluation = _with_ratios(evaluation, ratios)
@@ -531,7 +814,24 @@ class _SeedRace:
             evaluation=evaluation,
             diverged=tuple(diverged),
             stopped=tuple(stopped),
+            sharpness=sharpness,
         )
+
+    def _sharpness_due(self) -> bool:
+        if self._sharpness is None:
+            return False
+        every = self.lab.problem.sharpness_every
+        return self.step % every == 0 or self.step == self.lab.steps
+
+    def _measure_sharpness(self, alive: np.ndarray) -> np.ndarray:
+        """Top Hessian eigenvalue of each live run's training data loss (no penalty) at the
+        weights of this step, before its update (core.landscape.SharpnessTracker)."""
+        loss = model_loss(self.x_train[:SHARPNESS_SAMPLES], self.y_train[:SHARPNESS_SAMPLES],
+                          self.criterion)
+        values = np.full(len(self.runs), np.nan)
+        for i in np.flatnonzero(alive):
+            values[i] = self._sharpness.measure(int(i), self.models[i], loss)
+        return values
 
     @torch.no_grad()
     def _update_ratios(self, before: list[list[torch.Tensor]]) -> np.ndarray:
@@ -550,6 +850,53 @@ class _SeedRace:
             label: {k: v.detach().clone() for k, v in model.state_dict().items()}
             for label, model in zip(self.labels, self.models)
         }
+
+
+def _confusion_matrices(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
+    """(R, k, k) int64 counts of (R, N) predictions: core.metrics.confusion_matrix per run, in
+    one bincount (run r's cells offset by r·k²)."""
+    runs = pred.shape[0]
+    offset = torch.arange(runs, device=pred.device)[:, None] * (k * k)
+    index = offset + target.long()[None, :] * k + pred.long()
+    return torch.bincount(index.flatten(), minlength=runs * k * k).reshape(runs, k, k)
+
+
+def _classification_metrics_of(matrices: torch.Tensor) -> dict[str, np.ndarray]:
+    """core.metrics.classification_metrics from each run's confusion matrix (R, k, k): the same
+    float64 formulas (macro over the classes present), one array of R values per metric."""
+    cm = matrices.double()
+    true_pos = cm.diagonal(dim1=1, dim2=2)  # (R, k)
+    predicted = cm.sum(dim=1)
+    actual = cm.sum(dim=2)
+    precision = torch.where(predicted > 0, true_pos / predicted.clamp(min=1), 0.0)
+    recall = torch.where(actual > 0, true_pos / actual.clamp(min=1), 0.0)
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-300), 0.0)
+    present = actual > 0
+    count = present.sum(dim=1).clamp(min=1)
+
+    def macro(values: torch.Tensor) -> np.ndarray:
+        return (torch.where(present, values, 0.0).sum(dim=1) / count).cpu().numpy()
+
+    return {
+        "accuracy": (true_pos.sum(dim=1) / cm.sum(dim=(1, 2)).clamp(min=1)).cpu().numpy(),
+        "precision": macro(precision),
+        "recall": macro(recall),
+        "f1": macro(f1),
+    }
+
+
+def _regression_metrics_of(pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
+    """core.metrics.regression_metrics of every run's (R, N, …) predictions at once."""
+    err = (pred - target.unsqueeze(0)).flatten(1)
+    mse = (err**2).mean(dim=1).double().cpu().numpy()
+    total = float(((target - target.mean()) ** 2).mean())
+    return {
+        "mse": mse,
+        "mae": err.abs().mean(dim=1).double().cpu().numpy(),
+        # R² of a constant target is undefined; 0 says "no better than the mean".
+        "r2": 1.0 - mse / total if total > 0 else np.zeros_like(mse),
+    }
 
 
 def _with_ratios(evaluation: Evaluation, ratios: np.ndarray) -> Evaluation:
@@ -710,8 +1057,7 @@ class NetworkRace:
         for s, rec in seed_records:
             name = f"seed {s} (seed {self.lab.seed + SEED_STRIDE * s})"
             for event in rec.diverged:
-                self.seed_events.append(Divergence(event.run, event.label, event.step,
-                                                   f"{name}: {event.reason}"))
+                self.seed_events.append(replace(event, reason=f"{name}: {event.reason}"))
                 self._fates[event.run].append(
                     (True, f"seed {s} diverged at step {event.step} ({event.reason})"))
             for event in rec.stopped:
@@ -748,7 +1094,19 @@ class NetworkRace:
             loss_std=loss_std,
             seed_loss=seed_loss,
             seeds_alive=seeds_alive,
+            sharpness=self._combine_sharpness(seed_records),
         )
+
+    def _combine_sharpness(self, seed_records: list[tuple[int, NetworkRecord]]):
+        """Per run: the mean sharpness over the seeds that measured it (None when none did)."""
+        values = [rec.sharpness for _, rec in seed_records if rec.sharpness is not None]
+        if not values:
+            return None
+        stacked = np.stack(values)
+        measured = np.isfinite(stacked)
+        total = np.where(measured, stacked, 0.0).sum(axis=0)
+        count = measured.sum(axis=0)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
     def _run_event(self, i: int, step: int) -> Divergence | EarlyStop | None:
         """Run i's last seed ended at ``step``: one event naming every seed's fate.

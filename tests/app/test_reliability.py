@@ -19,6 +19,8 @@ def _lab(steps=300):
 def test_lr_1e3_diverges_at_the_right_step_with_the_reason_and_the_others_finish(qtbot, window):
     window.document.replace(_lab(), None)
     window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    said = []  # what the status bar says right after each batch (later it sums the race up)
+    window.controller.batch.connect(lambda _records: said.append(window.status_label.text()))
     with qtbot.waitSignal(window.race_finished, timeout=60_000) as done:
         window.play()
     assert done.args == [True]
@@ -32,6 +34,21 @@ def test_lr_1e3_diverges_at_the_right_step_with_the_reason_and_the_others_finish
         assert window.history.runs[i].last("step") == 300  # the others ran to the end
     curve_x, curve_y = window.landscape.trajectories[1].getData()
     assert np.all(np.isfinite(curve_x)) and np.all(np.isfinite(curve_y))
+    # The forensics reach the user: the lr and the last finite point and loss, in the status
+    # bar and in the run's tooltip in the runs table (with a warning sign); the others have none.
+    message = next(text for text in said if "diverged" in text)
+    assert message.startswith("SGD lr 1e3 diverged at step 1")
+    assert "lr 1e+03" in message and "point (-1.5, 2), loss 12.5" in message
+    table = window.runs_panel.table
+    column = next(c for c in range(table.columnCount())
+                  if table.item(1, c) is not None and table.item(1, c).text() == "SGD lr 1e3")
+    tip = table.item(1, column).toolTip()
+    assert "Diverged at step 1" in tip and "lr 1e+03" in tip and "last finite (step 0)" in tip
+    assert not table.item(1, column).icon().isNull()
+    assert "Diverged" not in table.item(0, column).toolTip()
+    assert table.item(0, column).icon().isNull()
+    window.reset()  # a new race: the marks go
+    assert "Diverged" not in table.item(1, column).toolTip()
 
 
 def test_one_hundred_start_stop_cycles_leave_no_thread(qtbot, window):
