@@ -741,6 +741,14 @@ def export_script(lab: Lab, data_name: str = "lab_data.npz") -> str:
     """
     if not lab.enabled_runs():
         raise LabError("runs", "no enabled runs: enable at least one run to export a script")
+    for index, run in enumerate(lab.runs):
+        # A branch replays its parent and takes over its optimizer state mid-race: refused rather
+        # than written as a plain run whose numbers would differ from the app's.
+        if run.enabled and run.branch is not None:
+            raise LabError(f"runs[{index}].branch",
+                           f"the script export does not write branched runs yet ({run.label!r} "
+                           f"branches from {run.branch.parent!r} at step {run.branch.step}); "
+                           "disable it or export the lab without it")
     if lab.is_network:
         return _network_script(lab, data_name)
     return _function_script(lab)

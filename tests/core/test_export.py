@@ -165,3 +165,13 @@ def test_metrics_csv_and_json_from_a_history(tmp_path, exported):
         adam = [row for row in csv.DictReader(file) if row["run"] == "Adam"]
     assert payload["runs"]["Adam"]["loss"] == [float(row["loss"]) for row in adam]
     assert not list(tmp_path.glob(".*.tmp"))  # no temp file left behind
+
+
+def test_a_branched_run_is_refused_rather_than_exported_wrong():
+    from core.timeline import branch_run
+
+    lab = branch_run(_lab(**FUNCTION_LAB), "Adam", 20, {"params": {"lr": 0.005}})
+    with pytest.raises(LabError) as info:
+        export_script(lab)
+    assert info.value.field == f"runs[{len(lab.runs) - 1}].branch"
+    assert "Adam" in str(info.value)
