@@ -5,41 +5,33 @@ the run in a worker thread (the curve grows live, Cancel stops it and still anal
 measured). The plot shows the raw loss (faint) and the smoothed loss against the lr on a log
 axis, with each rule's suggestion marked side by side; core's sentence says why they differ.
 "Use this lr" sets the run's lr in the main window's lab through the document, so Ctrl+Z
-undoes it (here or in the main window).
-
-`CallbackTask` runs a blocking core function that reports through a callback (the range test,
-the fair race) in a QThread: only signals cross threads, a `threading.Event` stops it, and
-stopping is event + ``quit`` + ``wait``, as for the race controller.
+undoes it (here or in the main window). The ramp runs in app.controller's `CallbackTask`.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-import time
-import traceback
-from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-    QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QFormLayout, QGridLayout, QLabel, QLineEdit, QProgressBar,
+    QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from app.controller import LIVE_THREADS
 from app.document import LabDocument
+from app.layouts import hbox
 from app.theme import FOREGROUND
-from core.devices import configure_threads
+from app.tool_window import ToolWindow
+from app.worker import error_text
 from core.errors import LabError
 from core.lr_finder import (
     DEFAULT_LR_MAX, DEFAULT_LR_MIN, DEFAULT_STEPS, MAX_STEPS, RULES, LrFindResult, apply_lr,
     check_range, explain, lr_range_test,
 )
 
-REPORT_INTERVAL_S = 0.05  # progress at most 20 times a second (Orange3's rule)
 RULE_COLORS = {"steepest": "#56b4e9", "valley": "#009e73", "minimum/10": "#e69f00"}
 RULE_TITLES = {"steepest": "Steepest descent", "valley": "Valley", "minimum/10": "Minimum / 10"}
 RULE_TIPS = {
@@ -49,159 +41,20 @@ RULE_TIPS = {
 }
 
 
-def error_text(exc: LabError) -> str:
-    """A `LabError` as one line for a window: "field: message"."""
-    return f"{exc.field}: {exc.message}" if exc.field else exc.message
-
-
-# -- running a blocking core call in a thread ------------------------------------------------------
-
-
-class _CallWorker(QObject):
-    # Each signal carries the worker's generation, so the task can drop what a replaced worker
-    # had already queued (QObject.sender() is not reliable across queued connections).
-    progress = Signal(int, object)
-    done = Signal(int, object)
-    failed = Signal(int, str)
-
-    def __init__(self, call: Callable[[threading.Event, Callable[[Any], None]], Any],
-                 generation: int):
-        super().__init__()
-        self._call = call
-        self.generation = generation
-        self.stop_event = threading.Event()
-        self._last = -math.inf
-
-    def report(self, payload: Any, force: bool = False) -> None:
-        """Called by the core function on the worker thread; throttled at the source."""
-        now = time.perf_counter()
-        if force or now - self._last >= REPORT_INTERVAL_S:
-            self._last = now
-            self.progress.emit(self.generation, payload)
-
-    @Slot()
-    def run(self) -> None:
-        configure_threads()
-        try:
-            result = self._call(self.stop_event, self.report)
-        except LabError as exc:
-            self.failed.emit(self.generation, error_text(exc))
-        except Exception:  # noqa: BLE001 - shown to the user, not swallowed
-            self.failed.emit(self.generation, traceback.format_exc())
-        else:
-            self.done.emit(self.generation, result)
-
-
-class CallbackTask(QObject):
-    """Run ``call(stop_event, report)`` on a new QThread; re-emit its signals on this thread."""
-
-    progress = Signal(object)
-    done = Signal(object)  # the call's result
-    failed = Signal(str)  # "field: message" for a LabError, else a traceback
-    stopped = Signal()  # the thread has ended (after done / failed, or after stop)
-
-    def __init__(self, parent: QObject | None = None):
-        super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: _CallWorker | None = None
-        self._generation = 0
-
-    def is_running(self) -> bool:
-        return self._thread is not None
-
-    def start(self, call) -> None:
-        self.stop()
-        self._generation += 1
-        worker = _CallWorker(call, self._generation)
-        thread = QThread()
-        thread.setObjectName("descent-lab-task")
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.progress.connect(self._on_progress)
-        worker.done.connect(self._on_done)
-        worker.failed.connect(self._on_failed)
-        self._worker, self._thread = worker, thread
-        LIVE_THREADS.add(thread)
-        thread.start()
-
-    def cancel(self) -> None:
-        """Ask the call to stop at its next check; its result (or error) still arrives."""
-        if self._worker is not None:
-            self._worker.stop_event.set()
-
-    def stop(self) -> None:
-        """Stop the call and wait for the thread (shutdown, close); its result is dropped."""
-        if self._worker is not None:
-            self._worker.stop_event.set()
-        self._end_thread()
-
-    def _end_thread(self) -> None:
-        worker, thread = self._worker, self._thread
-        if worker is None or thread is None:
-            return
-        self._worker = self._thread = None
-        thread.quit()
-        thread.wait()
-        worker.deleteLater()
-        thread.deleteLater()
-        self.stopped.emit()
-
-    def _is_current(self, generation: int) -> bool:
-        return self._worker is not None and generation == self._worker.generation
-
-    @Slot(int, object)
-    def _on_progress(self, generation: int, payload) -> None:
-        if self._is_current(generation):
-            self.progress.emit(payload)
-
-    @Slot(int, object)
-    def _on_done(self, generation: int, result) -> None:
-        if self._is_current(generation):
-            self._end_thread()  # run() has returned or is about to: a short wait
-            self.done.emit(result)
-
-    @Slot(int, str)
-    def _on_failed(self, generation: int, text: str) -> None:
-        if self._is_current(generation):
-            self._end_thread()
-            self.failed.emit(text)
-
-
-def add_undo_actions(window: QMainWindow, document: LabDocument) -> None:
-    """Ctrl+Z / Ctrl+Shift+Z in a tool window undo and redo the main lab's edits."""
-    undo = document.undo_stack.createUndoAction(window, "&Undo")
-    undo.setShortcut(QKeySequence.StandardKey.Undo)
-    redo = document.undo_stack.createRedoAction(window, "&Redo")
-    redo.setShortcut(QKeySequence("Ctrl+Shift+Z"))
-    for action in (undo, redo):
-        window.addAction(action)
-    menu = window.menuBar().addMenu("&Edit")
-    menu.addAction(undo)
-    menu.addAction(redo)
-
-
 # -- the window ------------------------------------------------------------------------------------
 
 
-class LrFinderWindow(QMainWindow):
+class LrFinderWindow(ToolWindow):
     """Range, steps and run on top; the curve with the rules' marks; one button per rule."""
 
     result_ready = Signal(object)  # LrFindResult (tests, scripts)
 
     def __init__(self, document: LabDocument, parent: QWidget | None = None):
-        super().__init__(parent, Qt.WindowType.Window)
-        self.setObjectName("lrFinderWindow")
-        self.setWindowTitle("LR range test — Descent Lab")
-        self.document = document
+        super().__init__(document, parent, "lrFinderWindow", "LR range test")
         self.result: LrFindResult | None = None
-        self.task = CallbackTask(self)
-        self.task.progress.connect(self._on_progress)
-        self.task.done.connect(self._on_done)
-        self.task.failed.connect(self._on_failed)
-        self.task.stopped.connect(self._update_buttons)
+        self.task = self._callback_task()
         self.markers: dict[str, list] = {}
         self._build()
-        add_undo_actions(self, document)
         document.lab_changed.connect(self._refresh_runs)
         self._refresh_runs()
         self.resize(980, 680)
@@ -221,34 +74,18 @@ class LrFinderWindow(QMainWindow):
         self.steps_spin.setValue(DEFAULT_STEPS)
         self.steps_spin.setToolTip(f"Training steps of the ramp, 5 … {MAX_STEPS}; the lr grows "
                                    "by the same factor every step")
-        self.start_button = QPushButton("Run test", objectName="lrStartButton")
-        self.start_button.setToolTip("Start the range test (Ctrl+Enter)")
-        self.start_button.setShortcut(QKeySequence("Ctrl+Return"))
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel", objectName="lrCancelButton")
-        self.cancel_button.setToolTip("Stop the ramp; what was measured is still analysed (Esc)")
-        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_button.clicked.connect(self.cancel)
+        self._make_run_buttons("lr", "Run test", "Start the range test",
+                               "Stop the ramp; what was measured is still analysed")
         self.progress = QProgressBar(objectName="lrProgress")
         self.progress.setToolTip("Steps of the ramp done")
         self.progress.setFormat("%v / %m steps")
 
         form = QFormLayout()
         form.addRow("Run", self.run_combo)
-        range_row = QHBoxLayout()
-        range_row.addWidget(self.min_edit)
-        range_row.addWidget(QLabel("to"))
-        range_row.addWidget(self.max_edit)
-        form.addRow("lr from", range_row)
+        form.addRow("lr from", hbox(self.min_edit, "to", self.max_edit))
         form.addRow("Steps", self.steps_spin)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress, 1)
-        self.error_label = QLabel(objectName="lrErrorLabel")
-        self.error_label.setStyleSheet("color: #ff6b6b;")
-        self.error_label.setWordWrap(True)
-        self.error_label.setToolTip("What is wrong with the settings above")
+        buttons = hbox(self.start_button, self.cancel_button, (self.progress, 1))
+        self._make_error_label("lrErrorLabel", "What is wrong with the settings above")
 
         self.plot = pg.PlotWidget(objectName="lrPlot")
         self.plot.setMenuEnabled(False)
@@ -300,7 +137,6 @@ class LrFinderWindow(QMainWindow):
         layout.addWidget(self.explanation)
         layout.addWidget(self.status)
         self.setCentralWidget(central)
-        self.error_label.hide()
         self._update_buttons()
 
     def _refresh_runs(self, *_args) -> None:
@@ -387,10 +223,6 @@ class LrFinderWindow(QMainWindow):
     def shutdown(self) -> None:
         self.task.stop()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        self.shutdown()
-        super().closeEvent(event)
-
     # -- results ---------------------------------------------------------------------------------
 
     @Slot(object)
@@ -423,10 +255,6 @@ class LrFinderWindow(QMainWindow):
         self._show_error(text)
         self.status.setText("The range test stopped.")
         self._update_buttons()
-
-    def _show_error(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.setVisible(bool(text))
 
     def _clear_markers(self) -> None:
         for items in self.markers.values():

@@ -11,7 +11,7 @@ study, the ones in flight are marked cancelled. "Watch" attaches to an existing 
 one that `main.py sweep` workers are filling) and polls its storage.
 
 Fair race: `core.sweep.fair_race` tunes each chosen optimizer with the same budget, seeds,
-sampler seed and objective, in a `CallbackTask`; at the end the tuned lab (network labs with
+sampler seed and objective, in app.controller's `CallbackTask`; at the end the tuned lab (network labs with
 the chosen seeds, so the race view shows mean ± std bands) replaces the main window's lab as
 one undoable edit and plays.
 """
@@ -27,16 +27,18 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow,
-    QMessageBox, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QTableWidget,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHeaderView, QLabel,
+    QLineEdit, QListWidget, QListWidgetItem, QMainWindow, QProgressBar, QPushButton, QScrollArea,
+    QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from app.controller import RaceController
+from app.controller import CallbackTask, RaceController
 from app.document import LabDocument
-from app.lr_finder_view import CallbackTask, add_undo_actions, error_text
+from app.layouts import hbox
+from app.panels.tables import save_table_csv
 from app.plots.sweep_views import SweepViews
+from app.tool_window import ToolWindow
+from app.worker import error_text
 from core.errors import LabError
 from core.hyperparams import HyperParam, format_number
 from core.lab import MAX_SEEDS as LAB_MAX_SEEDS
@@ -60,7 +62,6 @@ SAMPLER_TIPS = {
 STORAGE_MEMORY, STORAGE_SQLITE, STORAGE_URL = "memory", "sqlite", "url"
 REFRESH_INTERVAL_MS = 400  # views redraw at most this often while a sweep runs
 WATCH_INTERVAL_MS = 1000  # polling an attached study's storage
-ERROR_STYLE = "color: #ff6b6b;"
 
 
 def _clock(seconds: float | None) -> str:
@@ -195,16 +196,13 @@ class SpaceEditor(QTableWidget):
 # -- the sweep window ------------------------------------------------------------------------------
 
 
-class SweepWindow(QMainWindow):
+class SweepWindow(ToolWindow):
     """Settings on the left; progress and the five views on the right."""
 
     sweep_finished = Signal(object)  # the final SweepProgress (None when watching ends)
 
     def __init__(self, document: LabDocument, parent: QWidget | None = None):
-        super().__init__(parent, Qt.WindowType.Window)
-        self.setObjectName("sweepWindow")
-        self.setWindowTitle("Sweep — Descent Lab")
-        self.document = document
+        super().__init__(document, parent, "sweepWindow", "Sweep")
         self.controller = RaceController(self)
         self.controller.batch.connect(self._on_batch)
         self.controller.finished.connect(self._on_finished)
@@ -221,7 +219,6 @@ class SweepWindow(QMainWindow):
         self._watch_timer = QTimer(self, interval=WATCH_INTERVAL_MS)
         self._watch_timer.timeout.connect(self._poll_watched)
         self._build()
-        add_undo_actions(self, document)
         document.lab_changed.connect(self._refresh_runs)
         document.path_changed.connect(self._refresh_storage_choices)
         self._refresh_runs()
@@ -282,14 +279,8 @@ class SweepWindow(QMainWindow):
         self.study_edit.setToolTip("The study's name in the storage: the same name resumes it "
                                    "(or lets several workers share it)")
 
-        self.start_button = QPushButton("Start sweep", objectName="sweepStartButton")
-        self.start_button.setToolTip("Run the trials (Ctrl+Enter)")
-        self.start_button.setShortcut(QKeySequence("Ctrl+Return"))
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel", objectName="sweepCancelButton")
-        self.cancel_button.setToolTip("Stop now: finished trials are kept (Esc)")
-        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_button.clicked.connect(self.cancel)
+        self._make_run_buttons("sweep", "Start sweep", "Run the trials",
+                               "Stop now: finished trials are kept")
         self.watch_button = QPushButton("Watch study", objectName="watchButton")
         self.watch_button.setCheckable(True)
         self.watch_button.setToolTip("Attach to the named study in the chosen storage and "
@@ -311,14 +302,8 @@ class SweepWindow(QMainWindow):
         form.addRow("Storage", self.storage_combo)
         form.addRow("URL", self.url_edit)
         form.addRow("Study", self.study_edit)
-        self.error_label = QLabel(objectName="sweepErrorLabel")
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setWordWrap(True)
-        self.error_label.setToolTip("What is wrong with the settings")
-        self.error_label.hide()
-        buttons = QHBoxLayout()
-        for button in (self.start_button, self.cancel_button, self.watch_button):
-            buttons.addWidget(button)
+        self._make_error_label("sweepErrorLabel", "What is wrong with the settings")
+        buttons = hbox(self.start_button, self.cancel_button, self.watch_button)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -349,10 +334,7 @@ class SweepWindow(QMainWindow):
         self.status_label.setToolTip("What the last action did")
         right = QWidget()
         right_layout = QVBoxLayout(right)
-        top = QHBoxLayout()
-        top.addWidget(self.progress, 1)
-        top.addWidget(self.export_button)
-        right_layout.addLayout(top)
+        right_layout.addLayout(hbox((self.progress, 1), self.export_button))
         right_layout.addWidget(self.progress_label)
         right_layout.addWidget(self.best_label)
         right_layout.addWidget(self.views, 1)
@@ -491,11 +473,6 @@ class SweepWindow(QMainWindow):
         self.controller.shutdown()
         self.importance_task.stop()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        self.shutdown()
-        self._update_buttons()
-        super().closeEvent(event)
-
     @Slot(object)
     def _on_batch(self, records: list) -> None:
         progress = records[-1]
@@ -564,10 +541,6 @@ class SweepWindow(QMainWindow):
     @Slot(str)
     def _on_importance_failed(self, text: str) -> None:
         self.views.importance.set_importance(None, f"Importance failed: {text.splitlines()[-1]}")
-
-    def _show_error(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.setVisible(bool(text))
 
     # -- watching a study --------------------------------------------------------------------------
 
@@ -647,44 +620,26 @@ class SweepWindow(QMainWindow):
             return
         name = (self.study.study_name if self.study is not None else "trials")
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-        path, _ = QFileDialog.getSaveFileName(self, "Export trials", f"{safe}.csv",
-                                              "CSV files (*.csv)")
-        if not path:
-            return
-        if not path.lower().endswith(".csv"):
-            path += ".csv"
-        try:
-            self.views.table.export_csv(path)
-        except OSError as exc:
-            QMessageBox.warning(self, "Export failed",
-                                f"Could not write {path}: {exc.strerror or exc}")
-            return
-        self.status_label.setText(f"Wrote {os.path.basename(path)}.")
+        path = save_table_csv(self, "Export trials", f"{safe}.csv", self.views.table.export_csv)
+        if path:
+            self.status_label.setText(f"Wrote {os.path.basename(path)}.")
 
 
 # -- the fair race window --------------------------------------------------------------------------
 
 
-class FairRaceWindow(QMainWindow):
+class FairRaceWindow(ToolWindow):
     """Pick optimizers and a budget; tune each the same way; race the tuned ones."""
 
     race_opened = Signal(object)  # the tuned lab, now the main window's lab
 
     def __init__(self, document: LabDocument, parent: QWidget | None = None):
-        super().__init__(parent, Qt.WindowType.Window)
-        self.setObjectName("fairRaceWindow")
-        self.setWindowTitle("Fair race — Descent Lab")
-        self.document = document
-        self.task = CallbackTask(self)
-        self.task.progress.connect(self._on_progress)
-        self.task.done.connect(self._on_done)
-        self.task.failed.connect(self._on_failed)
-        self.task.stopped.connect(self._update_buttons)
+        super().__init__(document, parent, "fairRaceWindow", "Fair race")
+        self.task = self._callback_task()
         self.tuned_lab = None
         self._optimizers: list[str] = []
         self._best: dict[str, tuple] = {}
         self._build()
-        add_undo_actions(self, document)
         document.lab_changed.connect(self._tick_lab_optimizers)
         self._tick_lab_optimizers()
         self._update_buttons()
@@ -724,14 +679,9 @@ class FairRaceWindow(QMainWindow):
                 self.objective_combo.setItemData(self.objective_combo.count() - 1, text,
                                                  Qt.ItemDataRole.ToolTipRole)
         self.objective_combo.setToolTip("What each tuning minimises")
-        self.start_button = QPushButton("Start fair race", objectName="fairStartButton")
-        self.start_button.setToolTip("Tune every ticked optimizer, then race them (Ctrl+Enter)")
-        self.start_button.setShortcut(QKeySequence("Ctrl+Return"))
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel", objectName="fairCancelButton")
-        self.cancel_button.setToolTip("Stop tuning; the optimizers tuned so far still race (Esc)")
-        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_button.clicked.connect(self.cancel)
+        self._make_run_buttons("fair", "Start fair race",
+                               "Tune every ticked optimizer, then race them",
+                               "Stop tuning; the optimizers tuned so far still race")
         self.progress = QProgressBar(objectName="fairProgress")
         self.progress.setRange(0, 1000)
         self.progress.setToolTip("All optimizers' tuning, done so far")
@@ -749,21 +699,14 @@ class FairRaceWindow(QMainWindow):
         self.best_table.verticalHeader().setVisible(False)
         self.best_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.best_table.setToolTip("Each optimizer's best configuration after tuning")
-        self.error_label = QLabel(objectName="fairErrorLabel")
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setWordWrap(True)
-        self.error_label.setToolTip("What is wrong with the settings")
-        self.error_label.hide()
+        self._make_error_label("fairErrorLabel", "What is wrong with the settings")
 
         form = QFormLayout()
         form.addRow("Trials per optimizer", self.trials_spin)
         form.addRow("Seeds", self.seeds_spin)
         form.addRow("Sampler", self.sampler_combo)
         form.addRow("Objective", self.objective_combo)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress, 1)
+        buttons = hbox(self.start_button, self.cancel_button, (self.progress, 1))
         central = QWidget()
         layout = QVBoxLayout(central)
         intro = QLabel("Every optimizer gets the same number of trials, the same seeds and the "
@@ -848,10 +791,6 @@ class FairRaceWindow(QMainWindow):
     def shutdown(self) -> None:
         self.task.stop()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        self.shutdown()
-        super().closeEvent(event)
-
     @Slot(object)
     def _on_progress(self, payload) -> None:
         name, p = payload
@@ -893,10 +832,6 @@ class FairRaceWindow(QMainWindow):
         self._show_error(text.strip().splitlines()[-1] if "Traceback" in text else text)
         self.progress_label.setText("The fair race stopped.")
         self._update_buttons()
-
-    def _show_error(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.setVisible(bool(text))
 
 
 # -- opening them from the main window ---------------------------------------------------------------

@@ -12,19 +12,25 @@ Design (after napari / superqt's generator workers and Orange3's throttled parti
   behind, the worker keeps computing and batches grow instead of the event queue.
 * ``speed`` (steps per second, 0 = as fast as possible) paces the loop with ``stop.wait`` so that
   a stop request is never stuck behind a sleep.
+
+`CallbackWorker` is the same idea for a blocking core function that reports through a callback
+instead of yielding (the LR range test, the fair race): ``call(stop_event, report)``; progress is
+throttled at the source and a `LabError` arrives as its one-line text.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
 import traceback
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.devices import configure_threads
+from core.errors import LabError
 
 MAX_EMIT_HZ = 60
 MAX_IN_FLIGHT = 1
@@ -32,6 +38,12 @@ MAX_IN_FLIGHT = 1
 # switch interval the main thread waits up to 5 ms every time it needs the GIL back (a convoy:
 # a redraw makes hundreds of such handovers). 0.5 ms keeps the window responsive.
 GIL_SWITCH_INTERVAL = 0.0005
+REPORT_INTERVAL_S = 0.05  # a callback's progress at most 20 times a second (Orange3's rule)
+
+
+def error_text(exc: LabError) -> str:
+    """A `LabError` as one line for a window: "field: message"."""
+    return f"{exc.field}: {exc.message}" if exc.field else exc.message
 
 
 class GeneratorWorker(QObject):
@@ -165,3 +177,39 @@ class GeneratorWorker(QObject):
         self.batch_ready.emit(self.generation, list(batch))
         batch.clear()
         return now
+
+
+class CallbackWorker(QObject):
+    """Runs ``call(stop_event, report)`` once on whatever thread it is moved to."""
+
+    # Each signal carries the worker's generation, as GeneratorWorker's do.
+    progress = Signal(int, object)
+    done = Signal(int, object)
+    failed = Signal(int, str)
+
+    def __init__(self, call: Callable[[threading.Event, Callable[[Any], None]], Any],
+                 generation: int):
+        super().__init__()
+        self._call = call
+        self.generation = generation
+        self.stop_event = threading.Event()
+        self._last = -math.inf
+
+    def report(self, payload: Any, force: bool = False) -> None:
+        """Called by the core function on the worker thread; throttled at the source."""
+        now = time.perf_counter()
+        if force or now - self._last >= REPORT_INTERVAL_S:
+            self._last = now
+            self.progress.emit(self.generation, payload)
+
+    @Slot()
+    def run(self) -> None:
+        configure_threads()
+        try:
+            result = self._call(self.stop_event, self.report)
+        except LabError as exc:
+            self.failed.emit(self.generation, error_text(exc))
+        except Exception:  # noqa: BLE001 - shown to the user, not swallowed
+            self.failed.emit(self.generation, traceback.format_exc())
+        else:
+            self.done.emit(self.generation, result)

@@ -191,11 +191,17 @@ def _adam(group, state, before, name):
     terms = [("t", int(t)), ("m̂ = m/(1 − β₁ᵗ)", m_hat), ("v̂ = v/(1 − β₂ᵗ)", v_hat)]
     if decoupled and wd:
         terms.append(("−γ·λ·θ (decay)", -lr * wd * before.origin))
+    return _adam_parts(decay + effective, m, -lr * m_hat, effective, eff_lr, v, v_hat,
+                       tuple(terms))
+
+
+def _adam_parts(update, m, velocity_step, effective, eff_lr, v, v_hat, terms) -> dict:
+    """The parts of an update of the form −γ·m̂/(√v̂ + ε) (Adam, AdamW, NAdam)."""
     return {
-        "update": decay + effective,
+        "update": update,
         "velocity": m,
         "velocity_symbol": "m",
-        "velocity_step": -lr * m_hat,
+        "velocity_step": velocity_step,
         "effective_step": effective,
         "effective_symbol": "−γ·m̂/(√v̂ + ε)",
         "effective_lr": eff_lr,
@@ -203,7 +209,7 @@ def _adam(group, state, before, name):
         "accumulator": v,
         "accumulator_symbol": "v",
         "accumulator_rms": np.sqrt(v_hat),
-        "terms": tuple(terms),
+        "terms": terms,
     }
 
 
@@ -251,21 +257,9 @@ def _nadam(group, state, before, _name):
     eff_lr = lr / denom
     effective = -eff_lr * m_hat
     decay = -lr * wd * before.origin if (decoupled and wd) else 0.0
-    return {
-        "update": decay + effective,
-        "velocity": m,
-        "velocity_symbol": "m",
-        "velocity_step": -lr * m / (1 - beta1**t),
-        "effective_step": effective,
-        "effective_symbol": "−γ·m̂/(√v̂ + ε)",
-        "effective_lr": eff_lr,
-        "effective_lr_symbol": "γ/(√v̂ + ε)",
-        "accumulator": v,
-        "accumulator_symbol": "v",
-        "accumulator_rms": np.sqrt(v_hat),
-        "terms": (("t", int(t)), ("μₜ", mu), ("μₜ₊₁", mu_next), ("m̂ (Nesterov)", m_hat),
-                  ("v̂", v_hat)),
-    }
+    terms = (("t", int(t)), ("μₜ", mu), ("μₜ₊₁", mu_next), ("m̂ (Nesterov)", m_hat), ("v̂", v_hat))
+    return _adam_parts(decay + effective, m, -lr * m / (1 - beta1**t), effective, eff_lr, v,
+                       v_hat, terms)
 
 
 def _radam(group, state, before, _name):

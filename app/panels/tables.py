@@ -1,10 +1,10 @@
-"""Small table helpers shared by the panels."""
+"""Small table helpers shared by the panels and windows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QTableWidget, QTableWidgetItem, QWidget
 
 
 def header_table(
@@ -18,3 +18,32 @@ def header_table(
         item.setToolTip(tip)
         table.setHorizontalHeaderItem(column, item)
     return table
+
+
+def save_table_csv(
+    parent: QWidget,
+    caption: str,
+    suggested_name: str,
+    write: Callable[[str], object],
+    ask: Callable | None = None,
+    report_error: Callable | None = None,
+) -> str | None:
+    """Ask where to save a table as CSV (".csv" added when missing) and ``write`` it there.
+
+    ``ask`` and ``report_error`` default to QFileDialog.getSaveFileName and QMessageBox.warning
+    (tests pass their own). Returns the path written, or None when the user cancelled or the
+    write failed: a failure is shown to the user, never raised.
+    """
+    ask = ask or QFileDialog.getSaveFileName
+    report_error = report_error or QMessageBox.warning
+    path, _filter = ask(parent, caption, suggested_name, "CSV files (*.csv)")
+    if not path:
+        return None
+    if not path.lower().endswith(".csv"):
+        path += ".csv"
+    try:
+        write(path)
+    except OSError as exc:
+        report_error(parent, "Export failed", f"Could not write {path}: {exc.strerror or exc}")
+        return None
+    return path
