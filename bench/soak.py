@@ -12,7 +12,7 @@ ratio of the late event-loop p99 (last 20 % of the steps) to the early one (10-3
 unchanged.
 
 The full sizes take long on 2 cores (the window's own drawing paces a race at Max), so
-``make bench`` runs 10⁵ / 10⁴ steps; ``DESCENT_LAB_SOAK_FULL=1`` runs the issue's 10⁶ / 10⁵.
+``make bench`` runs 2·10⁴ / 5·10³ steps; ``DESCENT_LAB_SOAK_FULL=1`` runs the issue's 10⁶ / 10⁵.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from bench.common import report
 
 TICK_MS = 5
 FULL = os.environ.get("DESCENT_LAB_SOAK_FULL") == "1"
-STEPS_2D = 1_000_000 if FULL else 100_000
-STEPS_NETWORK = 100_000 if FULL else 10_000
+STEPS_2D = 1_000_000 if FULL else 20_000
+STEPS_NETWORK = 100_000 if FULL else 5_000
 MEMORY_GOAL_MB = 50
 
 

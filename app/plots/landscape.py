@@ -81,6 +81,68 @@ def thin_to_pixels(x: np.ndarray, y: np.ndarray, pixel: tuple[float, float]):
     return x[moved], y[moved]
 
 
+class ThinnedPath:
+    """`thin_to_pixels` kept up to date as a path grows: each frame thins only the new points.
+
+    Re-thinning the whole path every frame made a long race's frames grow with its length (the
+    soak bench's late frames were ~3x the early ones). The cache starts over when the pixel size
+    changes (zoom, resize) or the path's start is no longer what it was (a reset, or the history
+    thinning its older half) — checked on the first and the last point already seen.
+    """
+
+    def __init__(self):
+        self._key = None  # (pixel, x[0], y[0]) the cache belongs to
+        self._seen = 0  # points of the input already thinned
+        self._last_seen = (np.nan, np.nan)  # the input's point at index _seen - 1
+        self._cell = None  # that point's pixel cell
+        self._x = np.empty(0)
+        self._y = np.empty(0)
+        self._size = 0
+        self._forced_tail = False  # the last kept point is there only because it was the newest
+
+    def _append(self, x: np.ndarray, y: np.ndarray) -> None:
+        end = self._size + len(x)
+        if end > len(self._x):
+            grown = max(end, 2 * len(self._x), 256)
+            self._x = np.resize(self._x, grown)
+            self._y = np.resize(self._y, grown)
+        self._x[self._size:end] = x
+        self._y[self._size:end] = y
+        self._size = end
+
+    def update(self, x: np.ndarray, y: np.ndarray, pixel: tuple[float, float]):
+        """The thinned path of (x, y), the newest point always last."""
+        px, py = pixel
+        n = len(x)
+        if not (px > 0 and py > 0) or n < 3:
+            self._key = None
+            return x, y
+        key = (pixel, float(x[0]), float(y[0]))
+        same = (key == self._key and self._seen <= n
+                and (x[self._seen - 1], y[self._seen - 1]) == self._last_seen)
+        if not same:
+            self._key, self._seen, self._size, self._cell = key, 0, 0, None
+            self._forced_tail = False
+        new_x, new_y = x[self._seen:], y[self._seen:]
+        if len(new_x):
+            cells = np.column_stack([np.floor(new_x / px), np.floor(new_y / py)])
+            moved = np.ones(len(new_x), dtype=bool)
+            moved[1:] = np.any(cells[1:] != cells[:-1], axis=1)
+            if self._cell is not None:
+                moved[0] = bool(np.any(cells[0] != self._cell))
+            if self._forced_tail:
+                self._size -= 1  # it shares its pixel with the point before it: nothing lost
+            # The newest point is always drawn (its marker sits there), but a converged run must
+            # not add one kept point per frame: a forced newest point is replaced next frame.
+            self._forced_tail = not moved[-1]
+            moved[-1] = True
+            self._append(new_x[moved], new_y[moved])
+            self._cell = cells[-1]
+            self._seen = n
+            self._last_seen = (x[n - 1], y[n - 1])
+        return self._x[:self._size], self._y[:self._size]
+
+
 class LandscapePlot(pg.PlotWidget):
     """Heatmap + contours + minima + one trajectory and one marker per run."""
 
@@ -116,6 +178,7 @@ class LandscapePlot(pg.PlotWidget):
         self.addItem(self.minima)
 
         self.trajectories: list[FastCurve] = []
+        self._thinned: list[ThinnedPath] = []
         self._brushes: list = []
         self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("k", width=1))
         self.markers.setZValue(20)
@@ -192,6 +255,7 @@ class LandscapePlot(pg.PlotWidget):
             self.removeItem(item)
         self._colors = [QColor(c) for c in colors]
         self.trajectories = []
+        self._thinned = [ThinnedPath() for _ in self._colors]
         for color in self._colors:
             # Bare curve items: a PlotDataItem's clipping/downsampling/log logic costs ~1 ms per
             # setData, paid for every run on every frame.
@@ -207,9 +271,9 @@ class LandscapePlot(pg.PlotWidget):
         """Redraw each run's path (x, y arrays) and its current position marker."""
         xs, ys, brushes, symbols = [], [], [], []
         pixel = self.plotItem.vb.viewPixelSize()  # data units per screen pixel (x, y)
-        for item, brush, (x, y), live in zip(self.trajectories, self._brushes, paths, alive):
-            if len(x) > 2:
-                x, y = thin_to_pixels(x, y, pixel)
+        for item, thinned, brush, (x, y), live in zip(self.trajectories, self._thinned,
+                                                      self._brushes, paths, alive):
+            x, y = thinned.update(x, y, pixel)
             item.setData(x, y)
             if len(x):
                 xs.append(x[-1])

@@ -48,3 +48,25 @@ def test_thinning_keeps_every_move_of_a_pixel_and_the_ends():
     cx, cy = thin_to_pixels(np.full(500, 0.5) + np.linspace(0, 0.004, 500), np.zeros(500),
                             (0.01, 0.01))
     assert len(cx) == 2
+
+
+def test_the_incremental_thinning_equals_thinning_the_whole_path_at_once():
+    """Frame by frame (a few new points each), the kept path is the one-shot thinning's."""
+    from app.plots.landscape import ThinnedPath, thin_to_pixels
+
+    rng = np.random.default_rng(1)
+    steps = np.cumsum(rng.standard_normal((3000, 2)) * np.geomspace(0.05, 1e-4, 3000)[:, None],
+                      axis=0)
+    x, y = steps[:, 0].copy(), steps[:, 1].copy()
+    pixel = (0.002, 0.003)
+    path = ThinnedPath()
+    n = 3
+    while n < len(x):
+        n = min(len(x), n + int(rng.integers(1, 40)))
+        got_x, got_y = path.update(x[:n], y[:n], pixel)
+        want_x, want_y = thin_to_pixels(x[:n], y[:n], pixel)
+        np.testing.assert_array_equal(got_x, want_x)
+        np.testing.assert_array_equal(got_y, want_y)
+    # A new start (a reset, or the history thinning its old half) starts the cache over.
+    got_x, _ = path.update(x[500:900], y[500:900], pixel)
+    np.testing.assert_array_equal(got_x, thin_to_pixels(x[500:900], y[500:900], pixel)[0])
