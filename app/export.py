@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.controller import RaceController
+from app.layouts import hbox
 from core.errors import LabError
 from core.lab import Lab
 
@@ -465,14 +466,9 @@ class ExportDialog(QDialog):
         for name in window_plots(self.window_):
             self.plot_combo.addItem(name)
         form.addRow("View", self.plot_combo)
-        row = QHBoxLayout()
-        for fmt, tip in (("PNG", "A bitmap picture of the view, at its size on screen"),
-                         ("SVG", "A vector picture of the view, sharp at any size")):
-            button = QPushButton(f"Save {fmt}…")
-            button.setToolTip(tip)
-            button.clicked.connect(lambda _=False, f=fmt.lower(): self.save_picture(f))
-            row.addWidget(button)
-        form.addRow(row)
+        form.addRow(self._save_buttons(
+            (("PNG", "A bitmap picture of the view, at its size on screen"),
+             ("SVG", "A vector picture of the view, sharp at any size")), self.save_picture))
         return page
 
     def _animation_tab(self) -> QWidget:
@@ -488,11 +484,7 @@ class ExportDialog(QDialog):
             spin.setSingleStep(2)
         form.addRow("Frame rate", self.fps_spin)
         form.addRow("Frames", self.frames_spin)
-        size = QHBoxLayout()
-        size.addWidget(self.width_spin)
-        size.addWidget(QLabel("×"))
-        size.addWidget(self.height_spin)
-        form.addRow("Size", size)
+        form.addRow("Size", hbox(self.width_spin, "×", self.height_spin))
         self.view_boxes: dict[str, QCheckBox] = {}
         views = QHBoxLayout()
         for key, title in (NETWORK_VIEWS if lab.is_network else FUNCTION_VIEWS).items():
@@ -502,14 +494,10 @@ class ExportDialog(QDialog):
             self.view_boxes[key] = box
             views.addWidget(box)
         form.addRow("Views", views)
-        buttons = QHBoxLayout()
-        for fmt, tip in (("GIF", "An animated GIF: plays anywhere, larger files"),
-                         ("MP4", "An H.264 video: small files, for slides and players")):
-            button = QPushButton(f"Save {fmt}…")
-            button.setToolTip(tip)
-            button.clicked.connect(lambda _=False, f=fmt.lower(): self.save_animation(f))
-            buttons.addWidget(button)
-        form.addRow(buttons)
+        form.addRow(self._save_buttons(
+            (("GIF", "An animated GIF: plays anywhere, larger files"),
+             ("MP4", "An H.264 video: small files, for slides and players")),
+            self.save_animation))
         self.progress_bar = QProgressBar()
         self.progress_bar.setToolTip("Progress of the animation export")
         self.progress_bar.setVisible(False)
@@ -517,10 +505,7 @@ class ExportDialog(QDialog):
         self.cancel_button.setToolTip("Stop the export; nothing is written")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_animation)
-        progress = QHBoxLayout()
-        progress.addWidget(self.progress_bar, 1)
-        progress.addWidget(self.cancel_button)
-        form.addRow(progress)
+        form.addRow(hbox((self.progress_bar, 1), self.cancel_button))
         return page
 
     def _data_tab(self) -> QWidget:
@@ -540,6 +525,17 @@ class ExportDialog(QDialog):
             layout.addWidget(button)
         layout.addStretch(1)
         return page
+
+    @staticmethod
+    def _save_buttons(formats: tuple[tuple[str, str], ...], save) -> QHBoxLayout:
+        """One "Save FMT…" button per (format, tooltip); a click calls ``save("fmt")``."""
+        row = QHBoxLayout()
+        for fmt, tip in formats:
+            button = QPushButton(f"Save {fmt}…")
+            button.setToolTip(tip)
+            button.clicked.connect(lambda _=False, f=fmt.lower(): save(f))
+            row.addWidget(button)
+        return row
 
     @staticmethod
     def _spin(low: int, high: int, value: int, suffix: str, tip: str) -> QSpinBox:
@@ -568,6 +564,11 @@ class ExportDialog(QDialog):
         self.settings.setValue(EXPORT_DIR_KEY, str(path.parent))
         return path
 
+    def _format_path(self, what: str, fmt: str, kind: str) -> Path | None:
+        """`_path` for saving ``what`` in format ``fmt`` ("png", "gif", "csv", …)."""
+        upper = fmt.upper()
+        return self._path(f"Save {what} as {upper}", f".{fmt}", f"{upper} {kind} (*.{fmt})")
+
     def _done(self, paths: list[Path]) -> None:
         self.last_written = paths
         self.status.setText("Wrote " + ", ".join(str(p) for p in paths))
@@ -585,8 +586,7 @@ class ExportDialog(QDialog):
         widget = plots.get(self.plot_combo.currentText())
         if widget is None:
             return
-        path = self._path(f"Save the view as {fmt.upper()}", f".{fmt}",
-                          f"{fmt.upper()} pictures (*.{fmt})")
+        path = self._format_path("the view", fmt, "pictures")
         if path is None:
             return
         try:
@@ -605,8 +605,7 @@ class ExportDialog(QDialog):
         if self.animator is not None and self.animator.active:
             self._refuse("An animation is being exported; wait for it or press Cancel.")
             return
-        path = self._path(f"Save the race as {fmt.upper()}", f".{fmt}",
-                          f"{fmt.upper()} files (*.{fmt})")
+        path = self._format_path("the race", fmt, "files")
         if path is None:
             return
         self.start_animation(self.animation_options(path))
@@ -663,8 +662,7 @@ class ExportDialog(QDialog):
         if history is None or history.last_step < 0:
             self._refuse("No metrics yet: play the race first (Space).")
             return
-        path = self._path(f"Save the metrics as {fmt.upper()}", f".{fmt}",
-                          f"{fmt.upper()} files (*.{fmt})")
+        path = self._format_path("the metrics", fmt, "files")
         if path is None:
             return
         try:

@@ -252,7 +252,7 @@ class LrFinderWindow(ToolWindow):
 
     @Slot(str)
     def _on_failed(self, text: str) -> None:
-        self._show_error(text)
+        self._report_failure("The range test stopped", text)
         self.status.setText("The range test stopped.")
         self._update_buttons()
 

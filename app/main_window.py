@@ -706,12 +706,11 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_failed(self, details: str) -> None:
+        from app.errors import show_failure
+
         self.status_label.setText("The race stopped on an error (details in the dialog).")
-        box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME, "The race stopped on an error.", parent=self)
-        box.setInformativeText("The lab is unchanged; you can edit it and press Play again.")
-        box.setDetailedText(details)
-        box.setModal(False)
-        box.show()
+        show_failure(self, APP_NAME, "The race stopped on an error.", details,
+                     "The lab is unchanged; you can edit it and press Play again.")
 
     @Slot(str)
     def _on_state_changed(self, state: str) -> None:
@@ -898,6 +897,10 @@ class MainWindow(QMainWindow):
             self.network_view.surface_view.shutdown()
         from app.sweep_window import close_tool_windows
         close_tool_windows(self)  # their threads end with the window
+        export_dialog = getattr(self, "export_dialog", None)
+        if export_dialog is not None:  # an animation's thread, ffmpeg and partial file go
+            export_dialog.cancel_animation()
+            export_dialog.close()
         self.recovery.clear()  # a clean exit leaves nothing to recover
         super().closeEvent(event)
 

@@ -489,8 +489,7 @@ class SweepWindow(ToolWindow):
 
     @Slot(str)
     def _on_failed(self, details: str) -> None:
-        last = details.strip().splitlines()[-1] if details.strip() else "unknown error"
-        self._show_error(f"The sweep stopped: {last}")
+        self._report_failure("The sweep stopped", details)
 
     def _after_run(self, cancelled: bool) -> None:
         self._refresh_timer.stop()
@@ -829,7 +828,7 @@ class FairRaceWindow(ToolWindow):
 
     @Slot(str)
     def _on_failed(self, text: str) -> None:
-        self._show_error(text.strip().splitlines()[-1] if "Traceback" in text else text)
+        self._report_failure("The fair race stopped", text)
         self.progress_label.setText("The fair race stopped.")
         self._update_buttons()
 

@@ -13,6 +13,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QWidget
 
 from app.controller import CallbackTask
+from app.errors import is_traceback, last_line, show_failure
 from app.document import LabDocument
 
 ERROR_STYLE = "color: #ff6b6b;"
@@ -75,6 +76,13 @@ class ToolWindow(QMainWindow):
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)
         self.error_label.setVisible(bool(text))
+
+    def _report_failure(self, what: str, details: str) -> None:
+        """A failed task: its last line under the form; a traceback also in a dialog to copy."""
+        self._show_error(f"{what}: {last_line(details)}")
+        if is_traceback(details):
+            self.failure_box = show_failure(self, self.windowTitle(), f"{what}.", details,
+                                            "You can change the settings and start again.")
 
     def shutdown(self) -> None:
         raise NotImplementedError

@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.controller import RaceController
+from app.errors import show_failure
 from app.panels.surface_panel import SurfaceControls
 from app.plots.curves import FastCurve
 from app.plots.landscape import COLORMAP, contour_path
@@ -834,6 +835,11 @@ class SurfaceView(QWidget):
     def _on_failed(self, details: str) -> None:
         last = details.strip().splitlines()[-1] if details.strip() else "unknown error"
         self._say(f"The computation stopped on an error: {escape(last)}", error=True)
+        if self._task == "follow":
+            # A follow-up fails the same way every N steps: one dialog, not one per follow-up.
+            self.controls.follow_check.setChecked(False)
+        # The traceback goes to a dialog whose "Show Details…" text the user can copy.
+        show_failure(self, "Surface", "The surface computation stopped on an error.", details)
 
     @Slot(str)
     def _on_state(self, state: str) -> None:
