@@ -74,7 +74,10 @@ class FastCurve(pg.PlotCurveItem):
         bounds taken once per setData by plain min/max: its nanmin/nanmax under a warnings
         guard, redone after every view change, was most of a streaming frame's Python time."""
         x, y = self.xData, self.yData
-        if x is None or not len(x) or self.opts.get("stepMode") or self.opts["fillLevel"] is not None:
+        pen, shadow = self.opts["pen"], self.opts["shadowPen"]
+        special = (self.opts.get("stepMode") or self.opts["fillLevel"] is not None
+                   or shadow is not None or (pen is not None and not pen.isCosmetic()))
+        if x is None or not len(x) or special:
             return super().boundingRect()
         if self._data_rect is None:
             bounds = (float(x.min()), float(x.max()), float(y.min()), float(y.max()))

@@ -66,6 +66,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.panels.tables import save_table_csv
 from app.plots.curves import MAX_POINTS, FastCurve, SeriesPlot, decimate
 from app.theme import BACKGROUND, FOREGROUND
 from core.datasets import Dataset
@@ -241,7 +242,10 @@ def _range_change(vb: pg.ViewBox, extent, set_x: bool):
     if set_x:
         span = max(x1 - x0, 0.0)
         least = getattr(vb, "min_x_span", 0.0)
-        fits = vx0 <= x0 and x1 <= vx1 and (vx1 - vx0) <= max(span / 0.55, least * 1.001)
+        # Re-ranged a little before the data reaches the right edge: while streaming the new
+        # range comes one redraw after the data, which then has not left the plot yet.
+        fits = (vx0 <= x0 and x1 <= vx1 - 0.03 * (vx1 - vx0)
+                and (vx1 - vx0) <= max(span / 0.55, least * 1.001))
         if not fits:
             x_range = (x0, x0 + max(span * X_HEADROOM if span > 0 else 1.0, least))
     if y1 <= y0:
@@ -254,6 +258,20 @@ def _range_change(vb: pg.ViewBox, extent, set_x: bool):
     if x_range is None and y_range is None:
         return None
     return x_range or (vx0, vx1), y_range or (vy0, vy1)
+
+
+def _mostly_hidden(vb: pg.ViewBox, extent) -> bool:
+    """Whether less than half of the data's x or y span is inside ``vb``'s range: a range
+    that cannot wait for a redraw of its own (the first data, a jump)."""
+    x0, x1, y0, y1 = extent
+    if not (math.isfinite(x0) and math.isfinite(y0)):
+        return False
+    (vx0, vx1), (vy0, vy1) = vb.viewRange()
+    for lo, hi, vlo, vhi in ((x0, x1, vx0, vx1), (y0, y1, vy0, vy1)):
+        shown = min(hi, vhi) - max(lo, vlo)
+        if shown < 0.5 * (hi - lo):
+            return True
+    return False
 
 
 def _extent(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -443,9 +461,9 @@ class RunCurvesPlot(SeriesPlot):
             if std is not None:
                 self._band(self.dashed_bands, i).update(self, x, y, std, 0.0)
             self.show_series(item, *self._points(x, y))
-        if self.defer_fit:
-            self.fit_pending = self.follow and _range_change(
-                self.plotItem.vb, _union(self._extents.values()), self.sets_x) is not None
+        vb, extent = self.plotItem.vb, _union(self._extents.values())
+        if self.defer_fit and not _mostly_hidden(vb, extent):
+            self.fit_pending = self.follow and _range_change(vb, extent, self.sets_x) is not None
         else:
             self.fit_view()
 
@@ -671,10 +689,10 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
                 sx, sy = decimate(kx, ky, budget)
                 item.set_series(kx, ky, sx, np.log10(sy) if len(sy) else sy)
                 item.extent = _extent(sx, sy if not len(sy) else np.log10(sy))
-        if self.defer_fit:
+        extents = self._extents()
+        if self.defer_fit and not any(_mostly_hidden(vb, extent) for vb, extent, _ in extents):
             self.fit_pending = self.follow and any(
-                _range_change(vb, extent, set_x) is not None
-                for vb, extent, set_x in self._extents())
+                _range_change(vb, extent, set_x) is not None for vb, extent, set_x in extents)
         else:
             self._fit()
 
@@ -1847,15 +1865,6 @@ class NetworkView(QWidget):
         self._draw_confusion()
 
     def _on_export(self) -> None:
-        path, _filter = self.save_dialog(self, "Export comparison", "comparison.csv",
-                                         "CSV files (*.csv)")
-        if not path:
-            return
-        if not path.lower().endswith(".csv"):
-            path += ".csv"
-        try:
-            self.export_csv(path)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            self.report_error(self, "Export failed", f"Could not write {path}: {reason}")
+        save_table_csv(self, "Export comparison", "comparison.csv", self.export_csv,
+                       ask=self.save_dialog, report_error=self.report_error)
 

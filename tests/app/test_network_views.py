@@ -498,3 +498,72 @@ def test_the_comparison_table_shows_mean_plus_minus_std(qtbot, seeded_race):
     # Sorting and the CSV export still use the mean.
     item = view._table_items[0][2]
     assert item.key() == pytest.approx(float(last.val["loss"][0]))
+
+
+def test_a_new_axis_range_waits_for_a_redraw_of_its_own_while_streaming(qtbot, moons_race):
+    """A new range (axis re-layout, every curve repainted) is the costliest redraw, so while
+    streaming, data that still mostly shows is drawn in one update_from call and the range set
+    in the next: no single redraw does both. Data mostly out of view (the first data) gets its
+    range at once; a flush (end of a race, a screenshot) does both at once."""
+    race, records = moons_race
+    view, history = _view(qtbot, race)
+    vb = view.loss_plot.plotItem.vb
+    history.extend(records[:19])
+    view.update_from(history)  # the first data: fitted at once, it was out of view
+    (x0, x1), _ = vb.viewRange()
+    assert x0 <= 0 and x1 >= 18 and not view.loss_plot.fit_pending
+    view.flush()
+    vb.setRange(xRange=(0, 15), yRange=vb.viewRange()[1], padding=0)  # an older, narrower range
+    history.extend(records[19:20])
+    for _ in range(10):  # round-robin: until the loss part is drawn again
+        view.update_from(history)
+        if len(view.loss_plot.curves[0].getOriginalDataset()[1]) == 20:
+            break
+    assert vb.viewRange()[0] == [0.0, 15.0]  # not re-ranged in the same call
+    assert view.loss_plot.fit_pending
+    accuracy_drawn = view.accuracy_plot.curves[0].getOriginalDataset()[1].copy()
+    view.update_from(history)  # the next call sets the range, and draws nothing else
+    (x0, x1), _ = vb.viewRange()
+    assert x0 <= 0 and x1 >= 19 and not view.loss_plot.fit_pending
+    np.testing.assert_array_equal(view.accuracy_plot.curves[0].getOriginalDataset()[1],
+                                  accuracy_drawn)
+    # A few redraws later every curve is drawn inside its plot's range.
+    for _ in range(8):
+        view.update_from(history)
+    for plot in (view.loss_plot, view.accuracy_plot, view.lr_plot):
+        (x0, x1), (y0, y1) = plot.plotItem.vb.viewRange()
+        x, y = plot.curves[0].xData, plot.curves[0].yData
+        assert x0 <= x.min() and x.max() <= x1 and y0 <= y.min() and y.max() <= y1
+    # flush fits at once.
+    history.extend(records[20:])
+    view.update_from(history)
+    view.flush()
+    assert not any(plot.fit_pending for plot in (view.loss_plot, view.accuracy_plot,
+                                                 view.lr_plot, view.layer_plot))
+    assert vb.viewRange()[0][1] >= 40
+
+
+def test_fast_curve_bounds_equal_pyqtgraphs_after_new_data_and_a_zoom(qtbot):
+    """FastCurve computes its bounding rect its own (cheaper) way: it must be pyqtgraph's rect,
+    or curves would leave paint trails or be clipped."""
+    import pyqtgraph as pg
+
+    from app.plots.curves import FastCurve
+
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    widget.resize(400, 300)
+    widget.show()
+    curve = FastCurve(pen=pg.mkPen("w", width=1), skipFiniteCheck=True)
+    widget.plotItem.addItem(curve)
+    x = np.linspace(0, 50, 300)
+    for y in (np.sin(x), 3 * np.cos(x) + 10):
+        curve.setData(x, y)
+        widget.plotItem.vb.setRange(xRange=(0, 60), yRange=(-5, 15), padding=0)
+        qtbot.wait(10)
+        assert curve.boundingRect() == pg.PlotCurveItem.boundingRect(curve)
+        widget.plotItem.vb.setRange(xRange=(10, 20), yRange=(0, 1), padding=0)  # a zoom
+        qtbot.wait(10)
+        assert curve.boundingRect() == pg.PlotCurveItem.boundingRect(curve)
+    curve.setData(x, np.where(x > 25, np.nan, x))  # non-finite data: pyqtgraph's own path
+    assert curve.boundingRect() == pg.PlotCurveItem.boundingRect(curve)

@@ -223,3 +223,75 @@ def test_the_batched_path_equals_separate_training():
         np.testing.assert_allclose([r.loss[i] for r in all_records], solo_losses, atol=2e-5)
         for a, b in zip(together.models[i].parameters(), solo.models[0].parameters()):
             torch.testing.assert_close(a, b, rtol=0, atol=2e-5)
+
+
+def _per_model_evaluation(seed_race):
+    """The per-model evaluation path on the same weights (the reference for the batched one);
+    its per-layer gradient norms come from the stack (the modules hold no .grad when stacked)."""
+    stack = seed_race.stack
+    seed_race.stack = None
+    try:
+        reference = seed_race._evaluate()
+    finally:
+        seed_race.stack = stack
+    grads = np.array([stack.layer_grad_norms(i) for i in range(stack.count)])
+    return reference, grads
+
+
+REGRESSION_MLP = {"layers": [{"linear": 16}, {"act": "tanh"}, {"linear": 1}]}
+BLOBS = {"name": "blobs", "n": 240, "classes": 3, "val_fraction": 0.25}
+MULTI_MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 3}]}
+
+
+@pytest.mark.parametrize("dataset, model, loss, picture", [
+    (MOONS, MLP, "cross_entropy", "boundary"),
+    (BLOBS, MULTI_MLP, "cross_entropy", "boundary"),
+    ({"name": "linear", "n": 200, "val_fraction": 0.25}, REGRESSION_MLP, "mse", "curve"),
+    ({"name": "plane", "n": 200, "val_fraction": 0.25}, REGRESSION_MLP, "huber", "curve"),
+])
+def test_batched_evaluation_equals_the_per_model_evaluation(dataset, model, loss, picture):
+    """A stacked race evaluates every run in one pass; each run's metrics, confusion matrix,
+    boundary / fitted curve, layer statistics and diagram weights equal its own model's."""
+    runs = [RunSpec("sgd", "sgd", {"lr": 0.05, "momentum": 0.9}),
+            RunSpec("adam", "adam", {"lr": 0.01}),
+            RunSpec("adam fast", "adam", {"lr": 0.05})]
+    race = NetworkRace(_lab(runs, steps=25, dataset=dataset, model=model, loss=loss))
+    assert race.stack is not None
+    records = list(race.records())
+    seed_race = race.seed_races[0]
+    batched = seed_race._evaluate()
+    reference, grads = _per_model_evaluation(seed_race)
+    assert batched.train.keys() == reference.train.keys() and len(batched.train) >= 4
+    for split in ("train", "val"):
+        for key, values in getattr(reference, split).items():
+            assert getattr(batched, split)[key].shape == (3,)
+            np.testing.assert_allclose(getattr(batched, split)[key], values, rtol=1e-6, atol=1e-6)
+    for name in ("boundary", "boundary_class", "curve", "confusion"):
+        mine, theirs = getattr(batched, name), getattr(reference, name)
+        assert (mine is None) == (theirs is None), name
+        if mine is not None:
+            assert mine.dtype == theirs.dtype and mine.shape == theirs.shape
+            np.testing.assert_allclose(mine, theirs, atol=1e-6)
+    assert getattr(batched, picture) is not None
+    np.testing.assert_allclose(batched.layer_grad_norm, grads, rtol=1e-6)
+    np.testing.assert_array_equal(batched.update_ratio, 0.0)
+    for mine, theirs in zip(batched.weights, reference.weights):
+        for a, b in zip(mine, theirs):
+            np.testing.assert_array_equal(a, b)
+    # The runs differ (the comparison is not between three copies of one model).
+    assert len({float(v) for v in batched.val["loss"]}) == 3
+    # The records carry the batched evaluation.
+    assert records[-1].evaluation is not None and records[-1].evaluation.weights is not None
+
+
+@pytest.mark.parametrize("extra", [{"dropout": 0.2}, {"batchnorm": True}])
+def test_dropout_and_batchnorm_races_evaluate_model_by_model(extra):
+    layers = [{"linear": 16}, extra, {"act": "relu"}, {"linear": 2}]
+    runs = [RunSpec("a", "adam", {"lr": 0.01}), RunSpec("b", "sgd", {"lr": 0.1})]
+    race = NetworkRace(_lab(runs, steps=12, model={"layers": layers}))
+    assert race.stack is None  # not stackable: the per-model path evaluates it
+    evaluation = list(race.records())[-1].evaluation
+    assert evaluation.boundary.shape == (2, 64, 64)
+    assert evaluation.confusion.shape == (2, 2, 2)
+    assert evaluation.confusion[0].sum() == len(race.data.y_val)
+    assert not any(m.training for m in race.models)  # evaluated in eval mode
