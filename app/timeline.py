@@ -15,7 +15,7 @@ itself is not touched: the engine stays paused where it was.
   the user gives it (core.timeline; an undoable edit that opens the run editor on the branch).
 
 Network races keep their own views: the timeline is disabled there (and branching refused).
-The history may thin long races (core.history keeps the newest 100 000 steps per run at full
+The history may thin long races (core.history keeps the newest 32 768 steps per run at full
 resolution); on a thinned stretch the view shows the nearest kept step and the status bar says so.
 """
 
