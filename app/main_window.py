@@ -191,6 +191,8 @@ class MainWindow(QMainWindow):
         for signal in (self.internals_panel.toggles_changed, self.internals_panel.selected_changed,
                        self.internals_dock.visibilityChanged):
             signal.connect(self._show_internals)
+        # The run selected in the runs table is the one whose readout and update rule show.
+        self.runs_panel.selected_run_changed.connect(self._select_internals_run)
 
     def _size_dock_for(self, network: bool) -> None:
         """The function editor is a few rows; the network builder wants about half the dock."""
@@ -653,6 +655,11 @@ class MainWindow(QMainWindow):
     def _show_step(self, step: int) -> None:
         self.step_label.setText(f"step {step} / {self.document.lab.steps}")
         self._show_internals(step=step)
+
+    @Slot(int)
+    def _select_internals_run(self, lab_index: int) -> None:
+        if lab_index in self._race_indices:
+            self.internals_panel.select_run(self._race_indices.index(lab_index))
 
     def _show_internals(self, *_signal_args, step: int | None = None) -> None:
         """The shown step's optimizer internals: overlay arrows and the panel's readout."""

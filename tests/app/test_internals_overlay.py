@@ -113,3 +113,13 @@ def test_update_rules_are_typeset():
     assert "max(" in html and "<i>max</i>" not in html  # words stay upright
     plain = rule_to_html("g ← ∇f(θ)         (decoupled_weight_decay: θ ← θ − γ·λ·θ instead)")
     assert "decoupled_weight_decay" in plain  # a name, not a subscript
+
+
+def test_selecting_a_run_in_the_runs_table_shows_its_internals(ravine):
+    window = ravine
+    window.runs_panel.select_run(ADAM)  # the ravine lab's runs are all enabled: same index
+    assert window.internals_panel.selected_run() == ADAM
+    assert "torch.optim.Adam" in window.internals_panel.equation_title.text()
+    window.runs_panel.select_run(MOMENTUM)
+    assert window.internals_panel.selected_run() == MOMENTUM
+    assert "momentum = 0.9" in window.internals_panel.equation_title.text()
