@@ -664,6 +664,10 @@ class MainWindow(QMainWindow):
     def _show_internals(self, *_signal_args, step: int | None = None) -> None:
         """The shown step's optimizer internals: overlay arrows and the panel's readout."""
         self._internals_step = self._internals_step if step is None else int(step)
+        if step is not None and self.internals_dock.isHidden():
+            # Every redraw lands here: with the dock closed nothing shows internals (the arrows
+            # went when it closed); opening it draws the step remembered above.
+            return
         found = (self.history.internals_at(self._internals_step)
                  if isinstance(self.history, RaceHistory) else None)
         self.internals_panel.set_internals(self._internals_step, found)
