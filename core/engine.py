@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from core.functions import Objective, get_function
-from core.internals import capture, explain
+from core.internals import DeferredInternals, capture
 from core.lab import Lab, RunSpec
-from core.optimizers import build_optimizer, get_optimizer_info
+from core.optimizers import build_optimizer, get_optimizer_info, unprofiled_step
 from core.schedules import Schedule
 from core.timeline import Branching
 
@@ -172,6 +172,8 @@ class FunctionRace:
                 if sched is not None
                 else Schedule(opt, "constant", {}, lab.steps)
             )
+        # Each run's update without torch's profiler wrapper (most of a 2-element step's cost).
+        self._steps = [unprofiled_step(opt) for opt in self.optimizers]
         self.alive = np.ones(count, dtype=bool)
         self.step = 0
         self.wall_s = np.zeros(count)
@@ -293,30 +295,31 @@ class FunctionRace:
         self._pending_internals = [None] * len(taken)
         return taken
 
-    def _capture_internals(self, i: int):
+    def _capture_internals(self, i: int, origins: np.ndarray, grads: np.ndarray):
         opt = self.optimizers[i]
         param = opt.param_groups[0]["params"][0]
-        return param, capture(opt, param, self.grads[i])
+        return param, capture(opt, param, grads[i], origin=origins[i])
 
     def _advance(self, loss: np.ndarray) -> None:
         """One optimizer step and one schedule step for every live run."""
+        if self.internals:  # every run's start point and gradient in one copy each
+            origins, grads = self.points.numpy().copy(), self.grads.numpy().copy()
         for i in np.flatnonzero(self.alive):
             if self.branching is not None and self.branching.is_following(i):
                 continue  # its row mirrors its parent's (synced after the next evaluation)
-            probe = self._capture_internals(i) if self.internals else None
+            probe = self._capture_internals(i, origins, grads) if self.internals else None
             t0 = time.perf_counter()
-            opt = self.optimizers[i]
             if i in self._closures:
                 own, closure = self._closures[i]
-                opt.step(closure)
+                self._steps[i](closure)
                 with torch.no_grad():
                     self.points[i].copy_(own)
             else:
-                opt.step()
+                self._steps[i]()
             self.schedules[i].step(float(loss[i]))
             self.wall_s[i] += time.perf_counter() - t0
             if probe is not None:  # outside the timing: the overlay's cost is not the run's
-                self._pending_internals[i] = explain(
+                self._pending_internals[i] = DeferredInternals(
                     self.optimizers[i], probe[0], probe[1], self.step + 1
                 )
         self.step += 1

@@ -50,8 +50,11 @@ PART_TITLES = {
 }
 
 
-def _vec(tensor: torch.Tensor) -> np.ndarray:
-    """A float64 copy (state tensors change in place on the next step)."""
+def _vec(tensor: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A float64 copy (state tensors change in place on the next step); arrays already copied
+    (`_state_copy`, the engine's batched rows) pass through."""
+    if isinstance(tensor, np.ndarray):
+        return tensor
     array = tensor.detach().numpy()
     if array.dtype == np.float64 and array.ndim == 1:
         return array.copy()  # the engine's case, and the cheap one
@@ -132,6 +135,8 @@ class Internals:
 
 
 def fmt_num(value) -> str:
+    if isinstance(value, str):  # a named phase ("momentum only …"), shown as it is
+        return value
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
@@ -457,11 +462,14 @@ def optimizer_name(optimizer: torch.optim.Optimizer) -> str:
 
 
 def capture(
-    optimizer: torch.optim.Optimizer, param: torch.Tensor, grad: torch.Tensor | None = None
+    optimizer: torch.optim.Optimizer, param: torch.Tensor,
+    grad: torch.Tensor | np.ndarray | None = None, origin: np.ndarray | None = None,
 ) -> Before:
     """Call right before ``optimizer.step()``: start point, gradient and hyperparameters.
 
-    ``grad`` defaults to ``param.grad`` (L-BFGS computes its own in the closure: pass it).
+    ``grad`` defaults to ``param.grad`` (L-BFGS computes its own in the closure: pass it);
+    ``origin`` to a copy of ``param``. The engine passes rows of one copy of all its runs'
+    points and gradients (a numpy array is taken as an already made copy).
     """
     group = optimizer.param_groups[0]
     hyper = {k: v for k, v in group.items() if k != "params"}
@@ -480,19 +488,70 @@ def capture(
             dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
             saved["eta"] = float(torch.tensor(float(hyper["lr"]), dtype=dtype).item())
     g = grad if grad is not None else param.grad
-    return Before(_vec(param), _vec(g), hyper, saved)
+    return Before(_vec(param) if origin is None else origin, _vec(g), hyper, saved)
+
+
+def _state_copy(state: dict) -> dict:
+    """The optimizer's state as plain numbers the next step cannot overwrite: 0-d tensors as
+    floats, other tensors as float64 copies, numbers as they are. Lists (L-BFGS's history) are
+    left out: no rule reads them."""
+    copied = {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            copied[key] = float(value.item()) if value.ndim == 0 else _vec(value)
+        elif isinstance(value, (int, float, bool)):
+            copied[key] = value
+    return copied
+
+
+class DeferredInternals:
+    """One update's raw numbers, copied right after the step; explained on first use.
+
+    A race records internals at every step but shows a few per second: copying the state
+    (a few µs) and running the rule (tens of µs of small numpy operations) only for the steps
+    someone looks at measured 1.3x faster for a 12-run race. Reads like the `Internals` it
+    becomes (attribute access resolves it, once).
+    """
+
+    __slots__ = ("_name", "_before", "_state", "_theta", "_step_index", "_resolved")
+
+    def __init__(self, optimizer: torch.optim.Optimizer, param: torch.Tensor, before: Before,
+                 step_index: int):
+        self._name = optimizer_name(optimizer)
+        self._before = before
+        self._state = _state_copy(optimizer.state.get(param, {}))
+        self._theta = _vec(param)
+        self._step_index = step_index
+        self._resolved: Internals | None = None
+
+    def resolve(self) -> Internals:
+        if self._resolved is None:
+            self._resolved = _explained(self._name, self._before, self._state, self._theta,
+                                        self._step_index)
+        return self._resolved
+
+    def __getattr__(self, attribute: str):
+        # Only called for names not found on this object: the Internals fields and methods.
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return getattr(self.resolve(), attribute)
 
 
 def explain(
     optimizer: torch.optim.Optimizer, param: torch.Tensor, before: Before, step_index: int
 ) -> Internals:
     """Call right after ``optimizer.step()``: the update it made, from its state."""
-    name = optimizer_name(optimizer)
-    theta = _vec(param)
+    return DeferredInternals(optimizer, param, before, step_index).resolve()
+
+
+def _explained(name: str, before: Before, state: dict, theta: np.ndarray,
+               step_index: int) -> Internals:
+    """The `Internals` of an update from the state copied after it. The rule reads the
+    hyperparameters the update used (``before.group``): a schedule may change them after."""
     fields = {}
     rule = RULES.get(name)
     if rule is not None:
-        fields = rule(optimizer.param_groups[0], optimizer.state[param], before, name)
+        fields = rule(before.group, state, before, name)
     return Internals(
         optimizer=name,
         step_index=step_index,

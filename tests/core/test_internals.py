@@ -14,7 +14,7 @@ import torch
 
 from core.engine import FunctionRace
 from core.history import RaceHistory
-from core.internals import available_parts, capture, explain
+from core.internals import DeferredInternals, available_parts, capture, explain
 from core.lab import RunSpec, load_lab, validate_lab
 from core.optimizers import OPTIMIZERS, build_optimizer
 
@@ -223,3 +223,32 @@ def test_available_parts_follow_the_hyperparameters():
     )
     assert available_parts("adagrad", {}) == ("gradient", "step", "effective", "accumulator")
     assert available_parts("rmsprop", {"momentum": 0.5})[1] == "velocity"
+
+
+
+@pytest.mark.parametrize("name, params", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_deferred_internals_keep_the_state_of_their_own_step(name, params):
+    """The race explains an update only when someone looks at it, long after the optimizer has
+    moved on: the deferred record must still tell its own step, exactly as the eager one."""
+    p = torch.tensor([-2.0, 0.8], dtype=torch.float64, requires_grad=True)
+    opt = build_optimizer(name, params, [p])
+
+    def closure():
+        opt.zero_grad()
+        loss = _bumpy(p)
+        loss.backward()
+        return loss
+
+    deferred, eager = [], []
+    for t in range(1, 16):
+        closure()
+        before = capture(opt, p, p.grad.clone())
+        opt.step(closure) if OPTIMIZERS[name].needs_closure else opt.step()
+        deferred.append(DeferredInternals(opt, p, before, t))
+        eager.append(explain(opt, p, before, t))
+    for late, now in zip(deferred, eager):  # resolved only now, after all the steps
+        assert late.text == now.text
+        np.testing.assert_array_equal(late.step, now.step)
+        for part, vector in now.vectors().items():
+            if vector is not None:
+                np.testing.assert_array_equal(late.vectors()[part], vector)

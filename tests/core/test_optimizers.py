@@ -16,6 +16,7 @@ from core.optimizers import (
     OPTIMIZERS,
     build_optimizer,
     get_optimizer_info,
+    unprofiled_step,
     validate_optimizer_params,
 )
 
@@ -347,3 +348,44 @@ def test_float_spec_cleaning_edge_cases():
     assert HyperParam("q", 1.0, "float", low=0.0).describe_range() == ">= 0"
     assert HyperParam("q", -1.0, "float", high=0.0).describe_range() == "<= 0"
     assert math.isclose(HyperParam("q", 1.0, "float").validate(-1e9, "x"), -1e9)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in OPTIMIZERS if n != "muon"))
+def test_unprofiled_step_updates_exactly_as_step(name):
+    """The engine's step without torch's profiler wrapper is the same update, to the bit."""
+    start = torch.tensor([-1.2, 0.7], dtype=torch.float64)
+
+    def trajectory(use_unprofiled: bool) -> list[list[float]]:
+        p = start.clone().requires_grad_(True)
+        opt = build_optimizer(name, {}, [p])
+        step = unprofiled_step(opt) if use_unprofiled else opt.step
+
+        def closure():
+            opt.zero_grad()
+            loss = (p[0] - 1) ** 2 + 10 * (p[1] - p[0] ** 2) ** 2
+            loss.backward()
+            return loss
+
+        points = []
+        for _ in range(20):
+            if OPTIMIZERS[name].needs_closure:
+                step(closure)
+            else:
+                closure()
+                step()
+            points.append(p.detach().tolist())
+        return points
+
+    assert trajectory(True) == trajectory(False)
+
+
+def test_unprofiled_step_still_runs_registered_hooks():
+    p = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = build_optimizer("sgd", {"lr": 0.1}, [p])
+    step = unprofiled_step(opt)
+    calls = []
+    opt.register_step_post_hook(lambda *_: calls.append("post"))
+    p.grad = torch.ones(2, dtype=torch.float64)
+    step()
+    assert calls == ["post"]
+    assert p.detach().tolist() == [-0.1, -0.1]
