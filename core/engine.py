@@ -187,6 +187,13 @@ class FunctionRace:
         # Runs that replay another run up to a step, then fork from it (core.timeline).
         self.branching = Branching.for_race(self)
 
+    def replace_optimizer(self, i: int, optimizer: torch.optim.Optimizer,
+                          schedule: Schedule) -> None:
+        """Run i steps with ``optimizer`` and ``schedule`` from now on (a branch forking)."""
+        self.optimizers[i] = optimizer
+        self.schedules[i] = schedule
+        self._steps[i] = unprofiled_step(optimizer)
+
     def _make_closure(self, own: torch.Tensor):
         f = self.objective
 

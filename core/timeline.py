@@ -270,8 +270,7 @@ class Branching:
             warnings.simplefilter("ignore")
             for k in range(step):
                 schedule.step(float(self._losses[k][i]) if self._needs_losses else 0.0)
-        race.optimizers[i] = opt
-        race.schedules[i] = schedule
+        race.replace_optimizer(i, opt, schedule)
 
 
 def describe_branch(run: RunSpec) -> str:

@@ -65,20 +65,19 @@ def contour_path(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, levels: np.
 
 
 def thin_to_pixels(x: np.ndarray, y: np.ndarray, pixel: tuple[float, float]):
-    """Drop the points that land on the same screen pixel as the point before them.
+    """The path as it is drawn: only what a screen of this pixel size can show.
 
-    Painting is the cost of a frame, and a converging path piles hundreds of points on a few
-    pixels. Unlike taking every k-th point this never hides a zig-zag: any move of a pixel or
-    more is kept, and so are the first and the newest point.
+    A point is kept when it lands on another pixel than the point before it, and a segment
+    between two kept points is drawn once: a run that bounces between the same pixels (Rprop
+    or a too-large lr in a valley, thousands of times) adds nothing after its first bounce.
+    Returns (x, y, connect): ``connect[i]`` is False where the line must not join point i to
+    point i + 1 (a left-out segment), for pyqtgraph's ``connect`` argument; no NaN is ever
+    handed to a plot. Painting is the cost of a frame — wide lines ~1 µs a segment — so this
+    bounds it by the pixels a path visits instead of its length. Unlike taking every k-th point
+    it never hides a zig-zag. The first point is always kept; the newest may not be (the run's
+    marker is drawn at it).
     """
-    px, py = pixel
-    if not (px > 0 and py > 0) or len(x) < 3:
-        return x, y
-    cells = np.column_stack([np.floor(x / px), np.floor(y / py)])
-    moved = np.ones(len(x), dtype=bool)
-    moved[1:] = np.any(cells[1:] != cells[:-1], axis=1)
-    moved[-1] = True
-    return x[moved], y[moved]
+    return ThinnedPath().update(x, y, pixel)
 
 
 class ThinnedPath:
@@ -91,56 +90,113 @@ class ThinnedPath:
     """
 
     def __init__(self):
-        self._key = None  # (pixel, x[0], y[0]) the cache belongs to
+        self._reset(None)
+
+    def _reset(self, key) -> None:
+        self._key = key  # (pixel, x[0], y[0]) the cache belongs to
         self._seen = 0  # points of the input already thinned
         self._last_seen = (np.nan, np.nan)  # the input's point at index _seen - 1
-        self._cell = None  # that point's pixel cell
+        self._anchor: tuple[float, float, int, int] | None = None  # last kept point and cell
+        self._open = False  # the drawn polyline ends at the anchor (else a NaN break follows)
+        self._segments: set[tuple[int, int, int, int]] = set()  # pixel segments drawn
         self._x = np.empty(0)
         self._y = np.empty(0)
+        self._connect = np.empty(0, dtype=bool)
         self._size = 0
-        self._forced_tail = False  # the last kept point is there only because it was the newest
 
-    def _append(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _append(self, x: np.ndarray, y: np.ndarray, connect: np.ndarray) -> None:
         end = self._size + len(x)
         if end > len(self._x):
             grown = max(end, 2 * len(self._x), 256)
             self._x = np.resize(self._x, grown)
             self._y = np.resize(self._y, grown)
+            self._connect = np.resize(self._connect, grown)
         self._x[self._size:end] = x
         self._y[self._size:end] = y
+        self._connect[self._size:end] = connect
         self._size = end
 
     def update(self, x: np.ndarray, y: np.ndarray, pixel: tuple[float, float]):
-        """The thinned path of (x, y), the newest point always last."""
+        """The thinned path of (x, y) and its connect array (False before a left-out gap)."""
         px, py = pixel
         n = len(x)
         if not (px > 0 and py > 0) or n < 3:
             self._key = None
-            return x, y
+            return x, y, np.ones(n, dtype=bool)
         key = (pixel, float(x[0]), float(y[0]))
         same = (key == self._key and self._seen <= n
                 and (x[self._seen - 1], y[self._seen - 1]) == self._last_seen)
         if not same:
-            self._key, self._seen, self._size, self._cell = key, 0, 0, None
-            self._forced_tail = False
+            self._reset(key)
         new_x, new_y = x[self._seen:], y[self._seen:]
         if len(new_x):
-            cells = np.column_stack([np.floor(new_x / px), np.floor(new_y / py)])
-            moved = np.ones(len(new_x), dtype=bool)
-            moved[1:] = np.any(cells[1:] != cells[:-1], axis=1)
-            if self._cell is not None:
-                moved[0] = bool(np.any(cells[0] != self._cell))
-            if self._forced_tail:
-                self._size -= 1  # it shares its pixel with the point before it: nothing lost
-            # The newest point is always drawn (its marker sits there), but a converged run must
-            # not add one kept point per frame: a forced newest point is replaced next frame.
-            self._forced_tail = not moved[-1]
-            moved[-1] = True
-            self._append(new_x[moved], new_y[moved])
-            self._cell = cells[-1]
+            self._thin(new_x, new_y, px, py)
             self._seen = n
             self._last_seen = (x[n - 1], y[n - 1])
-        return self._x[:self._size], self._y[:self._size]
+        return self._x[:self._size], self._y[:self._size], self._connect[:self._size]
+
+    def _thin(self, x: np.ndarray, y: np.ndarray, px: float, py: float) -> None:
+        with np.errstate(invalid="ignore"):
+            cells = np.column_stack([np.floor(x / px), np.floor(y / py)]).astype(np.int64)
+        moved = np.ones(len(x), dtype=bool)
+        moved[1:] = np.any(cells[1:] != cells[:-1], axis=1)
+        if self._anchor is not None:
+            moved[0] = (cells[0, 0], cells[0, 1]) != self._anchor[2:]
+        x, y, cells = x[moved], y[moved], cells[moved]
+        if not len(x):
+            return
+        if self._anchor is None:  # the very first point: where the path starts
+            self._append(x[:1], y[:1], np.ones(1, dtype=bool))
+            self._open = True
+            self._anchor = (x[0], y[0], int(cells[0, 0]), int(cells[0, 1]))
+            x, y, cells = x[1:], y[1:], cells[1:]
+            if not len(x):
+                return
+        ax, ay, acx, acy = self._anchor
+        starts = np.vstack([[acx, acy], cells[:-1]])
+        # A segment and its reverse are the same pixels: order the ends.
+        flip = (starts[:, 0] > cells[:, 0]) | ((starts[:, 0] == cells[:, 0])
+                                               & (starts[:, 1] > cells[:, 1]))
+        ends = np.where(flip[:, None], starts, cells)
+        begins = np.where(flip[:, None], cells, starts)
+        keys = np.column_stack([begins, ends])
+        # A set lookup per segment; a big batch (a reset re-thins up to 30k points) first
+        # drops its repeats in one vectorised pass, so the loop sees distinct segments only.
+        fresh = np.zeros(len(keys), dtype=bool)
+        if len(keys) > 256:
+            candidates = np.sort(np.unique(keys, axis=0, return_index=True)[1])
+        else:
+            candidates = range(len(keys))
+        rows = keys.tolist()
+        for index in candidates:
+            segment = tuple(rows[index])
+            if segment not in self._segments:
+                self._segments.add(segment)
+                fresh[index] = True
+        # Kept segment i draws from point i-1 (the anchor for i = 0) to point i. After a gap the
+        # polyline restarts: the point before the gap does not connect on, then the segment's
+        # start and its end.
+        previous = np.concatenate([[self._open], fresh[:-1]])
+        restart = fresh & ~previous
+        count = np.where(restart, 2, 1) * fresh
+        out_x = np.empty(int(count.sum()))
+        out_y = np.empty_like(out_x)
+        connect = np.ones(len(out_x), dtype=bool)
+        at = np.cumsum(count) - count
+        from_x = np.concatenate([[ax], x[:-1]])
+        from_y = np.concatenate([[ay], y[:-1]])
+        r = at[restart]
+        out_x[r], out_y[r] = from_x[restart], from_y[restart]
+        out_x[r + 1], out_y[r + 1] = x[restart], y[restart]
+        plain = fresh & ~restart
+        out_x[at[plain]], out_y[at[plain]] = x[plain], y[plain]
+        gaps = r - 1
+        connect[gaps[gaps >= 0]] = False
+        if len(r) and r[0] == 0 and self._size:
+            self._connect[self._size - 1] = False  # the gap opens at the previous frame's end
+        self._append(out_x, out_y, connect)
+        self._open = bool(fresh[-1])
+        self._anchor = (x[-1], y[-1], int(cells[-1, 0]), int(cells[-1, 1]))
 
 
 class LandscapePlot(pg.PlotWidget):
@@ -273,13 +329,14 @@ class LandscapePlot(pg.PlotWidget):
         pixel = self.plotItem.vb.viewPixelSize()  # data units per screen pixel (x, y)
         for item, thinned, brush, (x, y), live in zip(self.trajectories, self._thinned,
                                                       self._brushes, paths, alive):
-            x, y = thinned.update(x, y, pixel)
-            item.setData(x, y)
-            if len(x):
+            if len(x):  # the marker sits on the newest point (the thinned path may end before)
                 xs.append(x[-1])
                 ys.append(y[-1])
                 brushes.append(brush)
                 symbols.append("o" if live else "x")
+            # The thinned path breaks where repeated segments are left out.
+            x, y, connect = thinned.update(x, y, pixel)
+            item.setData(x, y, connect=connect)
         self.markers.setData(xs, ys, brush=brushes, symbol=symbols)
 
     # -- start point -------------------------------------------------------------------------

@@ -51,11 +51,33 @@ def test_thinning_keeps_every_move_of_a_pixel_and_the_ends():
     # collapses to its ends.
     x = np.linspace(0, 1, 200)
     y = np.where(np.arange(200) % 2, 0.03, -0.03)
-    tx, ty = thin_to_pixels(x, y, (0.01, 0.01))
+    tx, ty, connect = thin_to_pixels(x, y, (0.01, 0.01))
     assert len(tx) >= 190 and tx[0] == x[0] and tx[-1] == x[-1]
-    cx, cy = thin_to_pixels(np.full(500, 0.5) + np.linspace(0, 0.004, 500), np.zeros(500),
+    assert connect.all()  # no segment repeats: one unbroken line
+    cx, cy, _ = thin_to_pixels(np.full(500, 0.5) + np.linspace(0, 0.004, 500), np.zeros(500),
                             (0.01, 0.01))
-    assert len(cx) == 2
+    assert len(cx) == 1  # the start; the run's marker shows where it crawled to
+
+
+def test_a_run_bouncing_between_the_same_pixels_is_drawn_once():
+    """Rprop or a too-large lr in a valley: thousands of bounces over the same two pixels paint
+    the same segment; the drawn path stays a few points long, its picture unchanged."""
+    from app.plots.landscape import ThinnedPath
+
+    approach = np.column_stack([np.linspace(-1, 0, 50), np.linspace(1, 0.05, 50)])
+    bounce = np.tile([[0.0, 0.05], [0.1, -0.05]], (2000, 1))
+    x, y = np.concatenate([approach, bounce]).T.copy()
+    path = ThinnedPath()
+    for n in range(10, len(x) + 1, 37):  # frame by frame, as a race streams
+        path.update(x[:n], y[:n], (0.01, 0.01))
+    got_x, got_y, connect = path.update(x, y, (0.01, 0.01))
+    assert len(got_x) < 60
+    # Every drawn segment is one of the path's own, and the bounce is among them.
+    pairs = {(a, b, c, d) for a, b, c, d, joined
+             in zip(got_x[:-1], got_y[:-1], got_x[1:], got_y[1:], connect[:-1]) if joined}
+    steps = {(a, b, c, d) for a, b, c, d in zip(x[:-1], y[:-1], x[1:], y[1:])}
+    assert pairs <= steps
+    assert (0.0, 0.05, 0.1, -0.05) in pairs or (0.1, -0.05, 0.0, 0.05) in pairs
 
 
 def test_the_incremental_thinning_equals_thinning_the_whole_path_at_once():
@@ -71,10 +93,10 @@ def test_the_incremental_thinning_equals_thinning_the_whole_path_at_once():
     n = 3
     while n < len(x):
         n = min(len(x), n + int(rng.integers(1, 40)))
-        got_x, got_y = path.update(x[:n], y[:n], pixel)
-        want_x, want_y = thin_to_pixels(x[:n], y[:n], pixel)
-        np.testing.assert_array_equal(got_x, want_x)
-        np.testing.assert_array_equal(got_y, want_y)
+        got = path.update(x[:n], y[:n], pixel)
+        want = thin_to_pixels(x[:n], y[:n], pixel)
+        for got_part, want_part in zip(got, want):
+            np.testing.assert_array_equal(got_part, want_part)
     # A new start (a reset, or the history thinning its old half) starts the cache over.
-    got_x, _ = path.update(x[500:900], y[500:900], pixel)
+    got_x, _, _ = path.update(x[500:900], y[500:900], pixel)
     np.testing.assert_array_equal(got_x, thin_to_pixels(x[500:900], y[500:900], pixel)[0])
