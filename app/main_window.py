@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QStyle,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 from app.controller import RaceController
 from app.document import LabDocument
 from app.recovery import RecoveryStore
+from app.status import ElidedLabel
 from app.timeline import Timeline
 from app.panels.internals_panel import InternalsPanel
 from app.panels.problem_panel import ProblemPanel
@@ -102,10 +102,8 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_actions()
         self._build_toolbar()
-        self.status_label = QLabel()
-        # Ignored width: a long message (a divergence's forensics) is cut at the window's edge
-        # instead of widening the window (the runs table's tooltips have the whole story).
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # A long message (a divergence's forensics) is elided to fit, the whole of it in the tooltip.
+        self.status_label = ElidedLabel()
         self.statusBar().addWidget(self.status_label, 1)
         self.step_label = QLabel(objectName="stepLabel")
         # A fixed width: a label that changes size re-lays out the status bar on every frame

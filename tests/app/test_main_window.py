@@ -176,3 +176,28 @@ def test_close_mid_run_leaves_no_thread(qtbot, settings, cycle):
     qtbot.wait(cycle * 3)
     win.close()
     assert not win.controller.is_running()
+
+
+def test_a_long_divergence_message_is_elided_to_fit_and_whole_in_the_tooltip(qtbot, window):
+    from PySide6.QtWidgets import QLabel
+
+    window.resize(900, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    window.open_lab(ROOT / "resources" / "labs" / "too_large_lr.lab.json")
+    label = window.status_label
+    seen = []  # (full text, what is drawn, tooltip) right after each batch
+    window.controller.batch.connect(
+        lambda _records: seen.append((label.text(), QLabel.text(label), label.toolTip()))
+    )
+    _play_to_end(qtbot, window)
+    full, shown, tip = next(item for item in seen if "diverged at step" in item[0])
+    # The message is longer than the bar: drawn with "…" and within the label, whole on hover.
+    assert shown.endswith("…") and full.startswith(shown[:-1])
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.width()
+    assert tip == full and "The other runs go on." in tip
+    # A wider window shows more of it (re-elided on resize).
+    label.setText(full)
+    window.resize(1600, 700)
+    qtbot.waitUntil(lambda: len(QLabel.text(label)) > len(shown), timeout=2000)
+    assert label.toolTip() == full
