@@ -21,9 +21,14 @@ comparable; it is a 1-2-5 number (at least 1) chosen so the run's longest step-s
 ~15 % of the view, kept while it still fits (so it does not flicker from frame to frame), and
 printed per run in the legend ("arrows ×1 Momentum 0.9 · ×5 Adam"). One scale for all runs
 would leave a slow run's arrows a few pixels long beside a fast one's. Arrows that would reach past
-45 % of the view are clipped to it, and the legend says so (the readout has the true numbers);
-boxes are not clipped (zoom out to see a big one whole). Arrow heads are built in
-screen pixels, so they look the same on any zoom and axis ratio.
+45 % of the view are clipped to it, and an arrow that would leave the view ends at its edge (its
+head stays visible); a clipped arrow carries a "cut" mark (two slashes across the shaft) and the
+legend says so. A box larger than the view (Adam's on the ravine: γ·√v̂ of the steep coordinate is
+tens of times the view) would draw as two lines across the whole landscape: its sides beyond the
+view are clamped to the view's edge, drawn dashed with an outward chevron ("it goes on this way"),
+and the legend says "off-scale". The true numbers stay in `boxes`, `segments`' lengths and the
+readout. Arrow heads, cut marks and chevrons are built in screen pixels, so they look the same on
+any zoom and axis ratio.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ TARGET_FRACTION = 0.15
 KEEP_RANGE = (0.04, 0.3)
 CLIP_FRACTION = 0.45
 HEAD_PX = (10.0, 4.5)  # length, half-width
+EDGE_INSET_PX = 4.0  # a clamped side sits this far inside the view, not hidden under its frame
+CHEVRON_PX = (9.0, 7.0)  # depth, half-width of the "continues beyond" mark on a clamped side
+CUT_PX = (5.0, 4.0, 14.0)  # half-length, gap, distance from the head of a clipped arrow's slashes
 
 
 def nice_scale(raw: float) -> float:
@@ -89,6 +97,12 @@ class InternalsOverlay:
             item.setZValue(z)
             plot_item.addItem(item)
             self.items[part] = item
+        # The sides of an off-scale box that stand in for sides beyond the view: dashed.
+        width, z = WIDTH_Z["accumulator"]
+        self.box_clamped = pg.PlotDataItem(pen=pg.mkPen(STYLE["accumulator"][0], width=width,
+                                                        style=Qt.PenStyle.DashLine))
+        self.box_clamped.setZValue(z)
+        plot_item.addItem(self.box_clamped)
         self.legend = pg.LegendItem(offset=(8, 8), brush=pg.mkBrush(10, 12, 18, 200),
                                     pen=pg.mkPen(255, 255, 255, 60), labelTextColor="#e8ecf4",
                                     labelTextSize="8pt", verSpacing=-4)
@@ -104,6 +118,9 @@ class InternalsOverlay:
         # (run, part) → (start, end) of each shaft as drawn, data coordinates (tests, tooltips)
         self.segments: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
         self.boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # run → (centre, half-sides)
+        # run → (low corner, high corner) of the box as drawn: the true box unless off-scale
+        self.drawn_boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.off_scale: set[int] = set()  # runs whose box is larger than the view
         self.vb.sigRangeChanged.connect(self._on_range_changed)
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -157,10 +174,16 @@ class InternalsOverlay:
         pixel = self.vb.viewPixelSize()
         self.segments = {}
         self.boxes = {}
+        self.drawn_boxes = {}
+        self.off_scale = set()
         self.clipped = False
         self.clip_length = CLIP_FRACTION * span
         paths = {part: ([], []) for part in PARTS}
+        clamped_sides: tuple[list, list] = ([], [])
         legs_x, legs_y = [], []
+        inset = np.abs(np.asarray(pixel, dtype=float)) * EDGE_INSET_PX
+        view_lo = np.array([x0, y0]) + inset
+        view_hi = np.array([x1, y1]) - inset
         for run, info, vectors, shown in visible:
             origin = info.origin
             scale = self.scales[run] = self._choose_scale(run, vectors, shown, span)
@@ -170,12 +193,21 @@ class InternalsOverlay:
                     continue
                 drawn = vec * scale
                 length = float(np.hypot(*drawn))
+                cut = False
                 if length > self.clip_length:
                     drawn = drawn * (self.clip_length / length)
-                    self.clipped = True
+                    cut = True
+                # An arrow leaving the view ends at its edge, so its head is seen.
+                fraction = _fraction_inside(origin, drawn, view_lo, view_hi)
+                if fraction < 1.0:
+                    drawn = drawn * fraction
+                    cut = True
+                self.clipped |= cut
                 end = origin + drawn
                 self.segments[(run, part)] = (origin.copy(), end)
                 _arrow(paths[part], origin, end, pixel)
+                if cut:
+                    _cut_mark(paths[part], origin, end, pixel)
                 if part == "effective":
                     corner = (end[0], origin[1])  # the x leg, then the y leg
                     legs_x += [origin[0], corner[0], corner[0]]
@@ -184,31 +216,59 @@ class InternalsOverlay:
                     legs_y.append(np.nan)
             half = vectors.get("accumulator")
             if "accumulator" in shown and half is not None:
-                half = half * scale  # not clipped: its proportions are the message
+                half = half * scale  # not shortened: its proportions are the message
                 self.boxes[run] = (origin.copy(), half)
-                xs, ys = paths["accumulator"]
-                cx, cy = origin
-                hx, hy = half
-                xs += [cx - hx, cx + hx, cx + hx, cx - hx, cx - hx, np.nan]
-                ys += [cy - hy, cy - hy, cy + hy, cy + hy, cy - hy, np.nan]
+                self._add_box(run, origin - half, origin + half, view_lo, view_hi, pixel,
+                              paths["accumulator"], clamped_sides)
         for part, (xs, ys) in paths.items():
             item = self.items[part]
             if xs:
                 item.setData(np.array(xs, dtype=float), np.array(ys, dtype=float), connect="finite")
             else:
                 item.setData([], [])
+        xs, ys = clamped_sides
+        if xs:
+            self.box_clamped.setData(np.array(xs, dtype=float), np.array(ys, dtype=float),
+                                     connect="finite")
+        else:
+            self.box_clamped.setData([], [])
         if legs_x:
             self.legs.setData(np.array(legs_x), np.array(legs_y), connect="finite")
         else:
             self.legs.setData([], [])
         self._update_legend(visible)
 
+    def _add_box(self, run: int, lo: np.ndarray, hi: np.ndarray, view_lo: np.ndarray,
+                 view_hi: np.ndarray, pixel, solid: tuple[list, list],
+                 dashed: tuple[list, list]) -> None:
+        """The box [lo, hi]: true sides solid; sides beyond the view clamped to it, dashed,
+        with an outward chevron."""
+        shown_lo, shown_hi = np.maximum(lo, view_lo), np.minimum(hi, view_hi)
+        if np.any(shown_lo >= shown_hi):
+            # Panned away from the box, or the view is smaller than the inset: nothing to clamp.
+            shown_lo, shown_hi = lo, hi
+        self.drawn_boxes[run] = (shown_lo, shown_hi)
+        (ax, ay), (bx, by) = shown_lo, shown_hi
+        # Each side: its two ends, whether it stands in for a side beyond the view, its outward
+        # unit normal in screen terms (x right, y up).
+        sides = (((ax, ay), (bx, ay), lo[1] < shown_lo[1], (0.0, -1.0)),
+                 ((bx, ay), (bx, by), hi[0] > shown_hi[0], (1.0, 0.0)),
+                 ((bx, by), (ax, by), hi[1] > shown_hi[1], (0.0, 1.0)),
+                 ((ax, by), (ax, ay), lo[0] < shown_lo[0], (-1.0, 0.0)))
+        for start, end, beyond, normal in sides:
+            xs, ys = dashed if beyond else solid
+            xs += [start[0], end[0], np.nan]
+            ys += [start[1], end[1], np.nan]
+            if beyond:
+                self.off_scale.add(run)
+                _chevron(solid, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), normal, pixel)
+
     def _update_legend(self, visible) -> None:
         parts = tuple(p for p in PARTS if any(p in shown and vec.get(p) is not None
                                               for _, _, vec, shown in visible))
         runs = [(self._labels[run] if run < len(self._labels) else f"run {run + 1}",
                  self.scales[run]) for run, *_ in visible]
-        key = (parts, tuple(runs), self.clipped)
+        key = (parts, tuple(runs), self.clipped, bool(self.off_scale))
         if key == self._legend_key:
             return
         self._legend_key = key
@@ -223,6 +283,8 @@ class InternalsOverlay:
         self.legend.addItem(header, f"<b>arrows {scales}</b>{clipped}")
         for part in parts:
             self.legend.addItem(self.items[part], STYLE[part][2])
+        if self.off_scale:
+            self.legend.addItem(self.box_clamped, "box off-scale: dashed sides lie beyond the view")
 
 
 def _arrow(path: tuple[list, list], start: np.ndarray, end: np.ndarray, pixel) -> None:
@@ -246,3 +308,59 @@ def _arrow(path: tuple[list, list], start: np.ndarray, end: np.ndarray, pixel) -
         by = -length * uy + sign * half * ux
         xs += [end[0], end[0] + bx * px, np.nan]
         ys += [end[1], end[1] + by * py, np.nan]
+
+
+def _fraction_inside(origin: np.ndarray, vec: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """How much of ``origin + t·vec`` (t in [0, 1]) stays in the box [lo, hi] before leaving it.
+
+    1.0 when the end is inside, or when the origin itself is outside (the user panned away: the
+    arrow is not cut to a view it does not start in)."""
+    if np.any(origin < lo) or np.any(origin > hi):
+        return 1.0
+    fraction = 1.0
+    for axis in (0, 1):
+        step = vec[axis]
+        if step > 0 and origin[axis] + step > hi[axis]:
+            fraction = min(fraction, (hi[axis] - origin[axis]) / step)
+        elif step < 0 and origin[axis] + step < lo[axis]:
+            fraction = min(fraction, (lo[axis] - origin[axis]) / step)
+    return max(0.0, fraction)
+
+
+def _cut_mark(path: tuple[list, list], start: np.ndarray, end: np.ndarray, pixel) -> None:
+    """Two short slashes across the shaft just behind the head: "this arrow is cut short"."""
+    px, py = pixel
+    if not (px > 0 and py > 0):
+        return
+    dx, dy = (end[0] - start[0]) / px, (end[1] - start[1]) / py
+    norm = math.hypot(dx, dy)
+    half, gap, back = CUT_PX
+    if norm < back + gap + 2.0:
+        return  # too short to carry a mark beside its head
+    ux, uy = dx / norm, dy / norm
+    xs, ys = path
+    for offset in (back, back + gap):
+        mx, my = -offset * ux, -offset * uy  # pixels back from the end, along the shaft
+        # A slash: across the shaft, leaning 30° towards the head.
+        sx = half * (-uy + 0.6 * ux)
+        sy = half * (ux + 0.6 * uy)
+        xs += [end[0] + (mx - sx) * px, end[0] + (mx + sx) * px, np.nan]
+        ys += [end[1] + (my - sy) * py, end[1] + (my + sy) * py, np.nan]
+
+
+def _chevron(path: tuple[list, list], at: tuple[float, float], normal: tuple[float, float],
+             pixel) -> None:
+    """A ">" pointing along ``normal`` (screen x right, y up) with its tip on ``at``, sized in
+    pixels; it lies inside the side, so the view's edge does not hide it."""
+    px, py = pixel
+    if not (px > 0 and py > 0):
+        return
+    depth, half = CHEVRON_PX
+    nx, ny = normal
+    tip = at
+    base = (at[0] - nx * depth * px, at[1] - ny * depth * py)
+    xs, ys = path
+    for sign in (1.0, -1.0):
+        bx, by = base[0] + sign * half * -ny * px, base[1] + sign * half * nx * py
+        xs += [bx, tip[0], np.nan]
+        ys += [by, tip[1], np.nan]

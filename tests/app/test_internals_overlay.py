@@ -60,7 +60,11 @@ def test_arrows_are_drawn_at_the_records_numbers(ravine):
     # Adam's box: half-sides γ·√v̂ (times the run's scale), around the previous point.
     centre, half = overlay.boxes[ADAM]
     np.testing.assert_allclose(half, overlay.scales[ADAM] * 0.1 * found[ADAM].accumulator_rms)
-    assert _has_point(overlay.items["accumulator"], centre + half)
+    # Drawn: the box, its sides beyond the view clamped to the view's edge (dashed).
+    low, high = overlay.drawn_boxes[ADAM]
+    np.testing.assert_array_less(centre - half - 1e-12, low)
+    np.testing.assert_array_less(high, centre + half + 1e-12)
+    assert _has_point(overlay.items["accumulator"], high) or _has_point(overlay.box_clamped, high)
     # Scales are 1-2-5 numbers, at least 1, and the legend says them.
     legend = " ".join(label.text for _sample, label in overlay.legend.items)
     for run, label in ((MOMENTUM, "Momentum 0.9"), (ADAM, "Adam")):
@@ -123,3 +127,38 @@ def test_selecting_a_run_in_the_runs_table_shows_its_internals(ravine):
     window.runs_panel.select_run(MOMENTUM)
     assert window.internals_panel.selected_run() == MOMENTUM
     assert "momentum = 0.9" in window.internals_panel.equation_title.text()
+
+
+def test_an_off_scale_box_is_clamped_to_the_view_and_its_numbers_stay_exact(qtbot, ravine):
+    window = ravine
+    window.controller.step(28)  # step 40: Adam's γ·√v̂ in y is tens of times the view
+    qtbot.waitUntil(lambda: window.history.last_step == 40, timeout=20_000)
+    window.flush_redraw()
+    overlay = window.landscape.internals
+    (x0, x1), (y0, y1) = overlay.vb.viewRange()
+    info = window.history.internals_at(40)[ADAM]
+    centre, half = overlay.boxes[ADAM]
+    # The true box is far taller than the view ...
+    np.testing.assert_allclose(half, overlay.scales[ADAM] * 0.1 * info.accumulator_rms)
+    assert half[1] > 5 * (y1 - y0)
+    # ... yet everything drawn for boxes and arrows stays inside the view: no lines across the
+    # whole landscape, and the clamped sides (dashed) say the box goes on beyond them.
+    for item in [overlay.box_clamped, *overlay.items.values()]:
+        xs, ys = item.getData()
+        if xs is None or len(xs) == 0:
+            continue
+        finite = np.isfinite(xs) & np.isfinite(ys)
+        assert np.all((xs[finite] >= x0) & (xs[finite] <= x1)), item
+        assert np.all((ys[finite] >= y0) & (ys[finite] <= y1)), item
+    assert ADAM in overlay.off_scale
+    assert len(overlay.box_clamped.getData()[0]) > 0
+    legend = " ".join(label.text for _sample, label in overlay.legend.items)
+    assert "box off-scale" in legend
+    # The readout keeps the exact numbers.
+    window.internals_panel.select_run(ADAM)
+    assert window.internals_panel.readout.text().replace("\u00a0", " ") == info.text
+    # Box unticked: no dashed sides, and the legend no longer speaks of one.
+    window.internals_panel.set_shown(ADAM, "accumulator", False)
+    assert not overlay.off_scale and len(overlay.box_clamped.getData()[0] or []) == 0
+    legend = " ".join(label.text for _sample, label in overlay.legend.items)
+    assert "off-scale" not in legend
