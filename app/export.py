@@ -193,6 +193,7 @@ class FrameCanvas(QWidget):
                     view.set_runs(labels, colors, dataset, total_steps=lab.steps)
                     view.tabs.setCurrentIndex(index)
                     view.tabs.tabBar().hide()  # a picture, not a control
+                    view.hide_controls()  # nor its buttons and combos: only the plots
                     self.widgets[name] = view
                     row.addWidget(view)
         else:

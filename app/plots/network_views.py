@@ -95,6 +95,7 @@ X_HEADROOM = 1.6  # a re-ranged x axis spans the data × this (see `_fit_range`)
 Y_PAD = 0.05  # y room on both sides of the data (share of its span) when re-ranged
 Y_LEAD = 0.25  # more room where the data left the y range (it tends to go on that way)
 Y_FILL = 0.6  # y is re-ranged when the data fills less than this share of it (< 1/1.35)
+UNIT_HEADROOM = 0.02  # how far the accuracy view may reach past 0 and 1 (no ticks there)
 MIN_STEP_SPAN = 100  # on the step axis, the x range covers at least this many steps
 TAB_CURVES, TAB_BOUNDARIES, TAB_CONFUSION, TAB_TABLE = range(4)
 CURVE_PARTS = ("loss", "accuracy", "lr", "layers")
@@ -162,6 +163,18 @@ class LogAxis(pg.AxisItem):
     level, which is always labelled, so the texts overlap on a short plot. With levels, its
     text-density check drops the finer labels when they do not fit.
     """
+
+    # No tick outside these values (the accuracy axis: 0 … 1; its view may reach a hair beyond).
+    tick_bounds: tuple[float, float] = (-math.inf, math.inf)
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph's name
+        levels = super().tickValues(minVal, maxVal, size)
+        low, high = self.tick_bounds
+        if low == -math.inf and high == math.inf:
+            return levels
+        slack = 1e-9 * max(1.0, abs(maxVal - minVal))  # 1.0000000000000002 is still 1
+        return [(spacing, [v for v in values if low - slack <= v <= high + slack])
+                for spacing, values in levels]
 
     def logTickValues(self, minVal, maxVal, size, stdTicks):
         decade_ticks = [(spacing, t) for spacing, t in stdTicks if spacing >= 1.0]
@@ -255,6 +268,12 @@ def _range_change(vb: pg.ViewBox, extent, set_x: bool):
         below = Y_LEAD if y0 < vy0 else 0.0
         above = Y_LEAD if y1 > vy1 else 0.0
         y_range = (y0 - (Y_PAD + below) * span, y1 + (Y_PAD + above) * span)
+        # A bounded quantity (accuracy) is never shown far past its bounds; clamped, the range
+        # may be the current one: no change then.
+        low, high = getattr(vb, "y_bounds", (-math.inf, math.inf))
+        y_range = (max(y_range[0], low), min(y_range[1], high))
+        if y_range == (vy0, vy1):
+            y_range = None
     if x_range is None and y_range is None:
         return None
     return x_range or (vx0, vx1), y_range or (vy0, vy1)
@@ -900,9 +919,17 @@ class NetworkView(QWidget):
 
     # -- construction ------------------------------------------------------------------------
 
+    def hide_controls(self) -> None:
+        """Only the plots (for exported frames, app/export.py): the control row goes."""
+        self.curve_controls.setContentsMargins(0, 0, 0, 0)
+        for i in range(self.curve_controls.count()):
+            widget = self.curve_controls.itemAt(i).widget()
+            if widget is not None:
+                widget.hide()
+
     def _build_curves_tab(self) -> QWidget:
         page = QWidget()
-        controls = QHBoxLayout()
+        controls = self.curve_controls = QHBoxLayout()
         controls.setContentsMargins(6, 4, 6, 0)
 
         controls.addWidget(QLabel("Smoothing"))
@@ -1144,6 +1171,13 @@ class NetworkView(QWidget):
             size="10pt",
         )
         self.accuracy_plot.plotItem.setLabel("left", "R²" if regression else "accuracy")
+        # Accuracy lies in [0, 1] and R² ≤ 1: the view stops a hair past them (the curves at 1
+        # stay clear of the frame) and the axis has no tick there (no "1.1" from padding).
+        low = -math.inf if regression else -UNIT_HEADROOM
+        accuracy_vb = self.accuracy_plot.plotItem.vb
+        accuracy_vb.y_bounds = (low, 1.0 + UNIT_HEADROOM)
+        accuracy_vb.setLimits(yMin=None if regression else low, yMax=1.0 + UNIT_HEADROOM)
+        self.accuracy_plot.getAxis("left").tick_bounds = (-math.inf if regression else 0.0, 1.0)
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
             plot.set_runs(self.labels, self.colors)
         self.layer_plot.set_layers(0)

@@ -118,3 +118,31 @@ def test_ctrl_e_is_in_the_file_menu(window):
     action.trigger()
     assert window.export_dialog.isVisible()
     window.export_dialog.close()
+
+
+def test_network_frames_show_only_the_plots_not_the_control_row(qtbot):
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QComboBox
+
+    from app.export import FrameCanvas
+
+    lab = lab_from_dict({
+        "format": "descent-lab/1", "name": "Tiny net", "seed": 0, "steps": 10,
+        "problem": {"kind": "network", "dataset": {"name": "moons", "n": 64},
+                    "model": {"layers": [{"linear": 4}, {"act": "relu"}, {"linear": 2}]},
+                    "loss": "cross_entropy", "batch_size": 16},
+        "runs": [{"label": "Adam", "optimizer": "adam", "params": {"lr": 0.01}}],
+    })
+    canvas = FrameCanvas(lab, ("curves",), QSize(600, 320))
+    try:
+        controls = [w for kind in (QAbstractButton, QAbstractSlider, QComboBox)
+                    for w in canvas.findChildren(kind) if w.isVisible()]
+        # (pyqtgraph's own plot buttons are QGraphicsItems, not widgets: none of these.)
+        assert controls == []
+        # The plots start right under the caption: no empty row where the controls were.
+        view = canvas.widgets["curves"]
+        top = view.loss_plot.mapTo(canvas, view.loss_plot.rect().topLeft()).y()
+        assert top <= canvas.caption.geometry().bottom() + 8
+    finally:
+        canvas.close()
+        canvas.deleteLater()

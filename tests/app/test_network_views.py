@@ -567,3 +567,24 @@ def test_fast_curve_bounds_equal_pyqtgraphs_after_new_data_and_a_zoom(qtbot):
         assert curve.boundingRect() == pg.PlotCurveItem.boundingRect(curve)
     curve.setData(x, np.where(x > 25, np.nan, x))  # non-finite data: pyqtgraph's own path
     assert curve.boundingRect() == pg.PlotCurveItem.boundingRect(curve)
+
+
+def test_the_accuracy_axis_never_shows_ticks_beyond_zero_and_one(qtbot, blobs_race):
+    race, records = blobs_race
+    view, history = _view(qtbot, race, records)
+    view.resize(900, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    best = max(float(np.nanmax(history.evals[i].column("val_accuracy")))
+               for i in range(len(race.labels)))
+    assert best > 0.97  # blobs are easy: the curves reach (almost) 100 %, where padding hits 1.1
+    plot = view.accuracy_plot
+    view.accuracy_plot.fit_view(force=True)
+    y0, y1 = plot.plotItem.vb.viewRange()[1]
+    assert best <= y1 <= 1.02 and y0 >= -0.02  # all data shown, only a hair of headroom
+    axis = plot.getAxis("left")
+    ticks = [v for _spacing, values in axis.tickValues(y0, y1, axis.height()) for v in values]
+    assert ticks and max(ticks) <= 1.0 + 1e-9 and min(ticks) >= 0.0
+    # Panning the view up does not take it past 1 either.
+    plot.plotItem.vb.setYRange(0.9, 1.3, padding=0)
+    assert plot.plotItem.vb.viewRange()[1][1] <= 1.02
