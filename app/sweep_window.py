@@ -8,7 +8,9 @@ made with another search space: one message, nothing started) and the sweep runs
 controller's worker thread, as a race does. Progress arrives throttled; the views redraw from
 the study a few times a second. Cancel stops at the next step: finished trials stay in the
 study, the ones in flight are marked cancelled. "Watch" attaches to an existing study (e.g.
-one that `main.py sweep` workers are filling) and polls its storage.
+one that `main.py sweep` workers are filling) and reads its storage again a second after each
+read: every read (`core.sweep_views.read_study`) runs in a `CallbackTask` thread and arrives by
+signal, so a slow database server or a locked SQLite file never freezes the window.
 
 Fair race: `core.sweep.fair_race` tunes each chosen optimizer with the same budget, seeds,
 sampler seed and objective, in app.controller's `CallbackTask`; at the end the tuned lab (network labs with
@@ -47,7 +49,7 @@ from core.sweep import (
     default_storage, default_study_name, fair_race, trial_rows,
 )
 from core.sweep_views import (
-    base_run_for, lab_with_trial, load_existing_study, param_flag, param_importance,
+    StudySnapshot, base_run_for, lab_with_trial, param_flag, param_importance, read_study,
     searchable_params, state_counts, study_optimizer,
 )
 
@@ -61,7 +63,7 @@ SAMPLER_TIPS = {
 }
 STORAGE_MEMORY, STORAGE_SQLITE, STORAGE_URL = "memory", "sqlite", "url"
 REFRESH_INTERVAL_MS = 400  # views redraw at most this often while a sweep runs
-WATCH_INTERVAL_MS = 1000  # polling an attached study's storage
+WATCH_INTERVAL_MS = 1000  # from one read of a watched study's storage to the next
 
 
 def _clock(seconds: float | None) -> str:
@@ -216,8 +218,15 @@ class SweepWindow(ToolWindow):
         self.last_progress: SweepProgress | None = None
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self.refresh_views)
-        self._watch_timer = QTimer(self, interval=WATCH_INTERVAL_MS)
-        self._watch_timer.timeout.connect(self._poll_watched)
+        # Watching: one read at a time, in a worker thread; the next is due a second after the
+        # last arrived (single shot), so a slow database never has reads piling up.
+        self.watch_task = CallbackTask(self)
+        self.watch_task.done.connect(self._on_watch_read)
+        self.watch_task.failed.connect(self._on_watch_failed)
+        self._watching = False
+        self._watch_target: tuple[str | None, str] | None = None  # (storage, study name)
+        self._watch_timer = QTimer(self, singleShot=True, interval=WATCH_INTERVAL_MS)
+        self._watch_timer.timeout.connect(self._read_watched)
         self._build()
         document.lab_changed.connect(self._refresh_runs)
         document.path_changed.connect(self._refresh_storage_choices)
@@ -394,11 +403,12 @@ class SweepWindow(ToolWindow):
 
     def _update_buttons(self, *_args) -> None:
         running = self.controller.is_running()
-        watching = self._watch_timer.isActive()
+        watching = self._watching
         self.start_button.setEnabled(not running and not watching)
         self.cancel_button.setEnabled(running)
         self.watch_button.setEnabled(not running)
-        self.url_edit.setEnabled(self.storage_combo.currentData() == STORAGE_URL)
+        self.url_edit.setEnabled(self.storage_combo.currentData() == STORAGE_URL
+                                 and not running and not watching)
         self.target_spin.setEnabled(self.objective_combo.currentData() == "steps_to_target")
         for widget in (self.run_combo, self.space, self.sampler_combo, self.objective_combo,
                        self.trials_spin, self.prune_check, self.storage_combo, self.study_edit):
@@ -469,7 +479,9 @@ class SweepWindow(ToolWindow):
         self._after_run(cancelled=True)
 
     def shutdown(self) -> None:
+        self._watching = False
         self._watch_timer.stop()
+        self.watch_task.stop()  # a read in flight ends (it cannot be interrupted), then the thread
         self.controller.shutdown()
         self.importance_task.stop()
 
@@ -545,7 +557,10 @@ class SweepWindow(ToolWindow):
 
     def _on_watch_toggled(self, on: bool) -> None:
         if not on:
+            self._watching = False
             self._watch_timer.stop()
+            # Not stop(): that would wait for a slow read. Its result is dropped on arrival.
+            self.watch_task.cancel()
             self.progress_label.setText("Stopped watching.")
             self._start_importance()
             self._update_buttons()
@@ -559,32 +574,64 @@ class SweepWindow(ToolWindow):
                     raise LabError("Study", "name the study to watch")
                 name = default_study_name(SweepSpec(self.document.lab, run=run.label,
                                                     objective=self.objective_combo.currentData()))
-            study = load_existing_study(storage, name)
         except LabError as exc:
             self._show_error(error_text(exc))
-            self.watch_button.blockSignals(True)
-            self.watch_button.setChecked(False)
-            self.watch_button.blockSignals(False)
+            self._uncheck_watch()
             return
         self._show_error("")
-        self.sweep, self.study, self.spec = None, study, None
-        self._watch_timer.start()
+        self.sweep, self.study, self.spec = None, None, None
+        self._watch_target = (storage, name)
+        self._watching = True
+        self.progress_label.setText(f"Opening study {name!r}…")
         self._update_buttons()
-        self._poll_watched()
+        self._read_watched()
 
-    def _poll_watched(self) -> None:
-        trials = self.study.get_trials(deepcopy=False)
-        counts = state_counts(trials)
+    def _uncheck_watch(self) -> None:
+        self.watch_button.blockSignals(True)
+        self.watch_button.setChecked(False)
+        self.watch_button.blockSignals(False)
+
+    def is_reading(self) -> bool:
+        """Whether a read of the watched study is in flight (in its worker thread)."""
+        return self.watch_task.is_running()
+
+    def _read_watched(self) -> None:
+        """Start one read of the watched study in a worker thread (the first one opens it)."""
+        if not self._watching or self.watch_task.is_running():
+            return
+        storage, name = self._watch_target
+        study = self.study
+        self.watch_task.start(lambda _stop, _report: read_study(storage, name, study))
+
+    @Slot(object)
+    def _on_watch_read(self, snapshot: StudySnapshot) -> None:
+        if not self._watching:
+            return  # stopped watching while this read was under way
+        self.study = snapshot.study
+        counts = snapshot.counts
         self.progress_label.setText(
-            f"Watching {self.study.study_name!r}: {counts['complete']} complete · "
+            f"Watching {snapshot.study.study_name!r}: {counts['complete']} complete · "
             f"{counts['running']} running · {counts['pruned']} pruned · "
             f"{counts['failed']} failed")
-        try:
-            best = self.study.best_trial
-            self._show_best(best.value, best.number, best.params)
-        except ValueError:
-            self._show_best(None, None, None)
-        self.refresh_views()
+        self._show_best(*(snapshot.best or (None, None, None)))
+        self.views.update_trials(snapshot.trials, snapshot.header, snapshot.rows)
+        self._watch_timer.start()
+
+    @Slot(str)
+    def _on_watch_failed(self, text: str) -> None:
+        if not self._watching:
+            return
+        line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+        if self.study is None:  # could not attach: say why and stop
+            self._watching = False
+            self._show_error(line)
+            self.progress_label.setText("Not watching.")
+            self._uncheck_watch()
+            self._update_buttons()
+            return
+        # Attached, and one read failed (a busy or unreachable server): keep trying.
+        self.progress_label.setText(f"Could not read the study ({line}); trying again.")
+        self._watch_timer.start()
 
     # -- actions on trials -----------------------------------------------------------------------
 

@@ -394,6 +394,52 @@ def load_existing_study(storage: str | None, name: str):
     return optuna.load_study(study_name=name, storage=backend)
 
 
+@dataclass(frozen=True)
+class StudySnapshot:
+    """One read of a watched study: all the sweep window shows, so it reads no storage itself."""
+
+    study: Any  # the opened optuna Study, reused by the next read (and to open a trial)
+    trials: list
+    counts: dict[str, int]
+    best: tuple[float, int, dict] | None  # value, trial number, params; None before any
+    header: list[str]
+    rows: list[list]
+
+
+class _TrialsAsRead:
+    """The trials of one read, in the shape `core.sweep.trial_rows` asks a study for: the
+    table is built from the same list as the pictures, not from a second, newer read."""
+
+    def __init__(self, trials: list):
+        self._trials = trials
+
+    def get_trials(self, deepcopy: bool = False) -> list:
+        return self._trials
+
+
+def read_study(storage: str | None, name: str, study=None) -> StudySnapshot:
+    """Open study ``name`` (unless ``study`` is it, already opened) and read its trials.
+
+    Blocking database round trips (a slow PostgreSQL server, a locked SQLite file): the window
+    calls this in a worker thread. A `LabError` when the study cannot be opened.
+    """
+    import optuna
+
+    from core.sweep import trial_rows
+
+    if study is None:
+        study = load_existing_study(storage, name)
+    trials = study.get_trials(deepcopy=False)
+    done = complete_trials(trials)
+    best = None
+    if done:
+        pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+        trial = pick(done, key=lambda t: t.value)
+        best = (float(trial.value), trial.number, dict(trial.params))
+    header, rows = trial_rows(_TrialsAsRead(trials))
+    return StudySnapshot(study, trials, state_counts(trials), best, header, rows)
+
+
 def study_optimizer(study) -> str | None:
     """The optimizer a study of ours tunes (None for a study made elsewhere)."""
     from core.sweep import ATTR_KEY

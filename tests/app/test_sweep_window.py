@@ -136,3 +136,64 @@ def test_fair_race_opens_the_tuned_lab(qtbot):
     document.undo_stack.undo()
     assert [r.label for r in document.lab.runs] == ["SGD"]
     window.shutdown()
+
+
+def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clean(qtbot,
+                                                                                  tmp_path,
+                                                                                  monkeypatch):
+    import threading
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from core.sweep import open_storage
+
+    url = f"sqlite:///{tmp_path / 'watched.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="watched")
+    lr = optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True)
+
+    def add_trial(value: float, lr_value: float) -> None:  # as another worker would
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr_value},
+                                                  distributions={"lr": lr}, value=value))
+
+    for value, lr_value in ((3.0, 1e-4), (0.5, 1e-3), (2.0, 1e-2)):
+        add_trial(value, lr_value)
+    # A slow database server: every read of the trials waits until the gate opens.
+    gate = threading.Event()
+    read_trials = optuna.study.Study.get_trials
+
+    def slow_get_trials(self, *args, **kwargs):
+        gate.wait(3.0)
+        return read_trials(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.study.Study, "get_trials", slow_get_trials)
+
+    window = SweepWindow(LabDocument(_lab()))
+    qtbot.addWidget(window)
+    window.storage_combo.setCurrentIndex(window.storage_combo.findData("url"))
+    window.url_edit.setText(url)
+    window.study_edit.setText("watched")
+    started = time.perf_counter()
+    window.watch_button.setChecked(True)
+    assert time.perf_counter() - started < 1.0  # the window did not wait for the database
+    assert window.is_reading() and "Opening study 'watched'" in window.progress_label.text()
+    ticks = []
+    ticker = QTimer(interval=20)
+    ticker.timeout.connect(lambda: ticks.append(1))
+    ticker.start()
+    qtbot.wait(300)
+    ticker.stop()
+    assert len(ticks) >= 5  # the event loop kept running during the read: no freeze
+    gate.set()
+    qtbot.waitUntil(lambda: len(window.views.table.shown_rows()) == 3, timeout=10_000)
+    assert "3 complete" in window.progress_label.text()
+    assert "0.5 (trial 1)" in window.best_label.text()
+    add_trial(0.25, 3e-3)  # the next read (a second later) shows it
+    qtbot.waitUntil(lambda: len(window.views.table.shown_rows()) == 4, timeout=10_000)
+    assert "0.25 (trial 3)" in window.best_label.text()
+    # Closed in the middle of a read: the read ends, then its thread; none is left running.
+    gate.clear()
+    qtbot.waitUntil(window.is_reading, timeout=5_000)
+    threading.Timer(0.3, gate.set).start()
+    window.close()
+    assert not window.is_reading()
