@@ -19,7 +19,7 @@ import contourpy
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QTransform
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.plots.curves import FastCurve
@@ -199,6 +199,30 @@ class ThinnedPath:
         self._anchor = (x[-1], y[-1], int(cells[-1, 0]), int(cells[-1, 1]))
 
 
+class TrajectoryCurve(FastCurve):
+    """A run's path, 2 px wide, drawn as three 1-px lines offset by one device pixel.
+
+    A wide pen makes Qt stroke every segment into a polygon (~1 µs a segment, the largest cost
+    of a long race's frame); 1-px lines take Qt's fast path. The original plus copies one pixel
+    right and one pixel down cover at least 2 px across in every direction, and look the same
+    (no antialiasing either way): measured 8.7 -> 3.5 ms for 8,500 drawn points.
+    """
+
+    def __init__(self, color: QColor):
+        super().__init__(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
+
+    def pixelPadding(self):  # noqa: N802 - pyqtgraph's name
+        return super().pixelPadding() + 1.0  # the offset copies reach one pixel further
+
+    def paint(self, painter, option, widget=None):
+        base = painter.worldTransform()
+        super().paint(painter, option, widget)
+        for dx, dy in ((1.0, 0.0), (0.0, 1.0)):
+            painter.setWorldTransform(base * QTransform.fromTranslate(dx, dy))
+            super().paint(painter, option, widget)
+        painter.setWorldTransform(base)
+
+
 class LandscapePlot(pg.PlotWidget):
     """Heatmap + contours + minima + one trajectory and one marker per run."""
 
@@ -233,7 +257,7 @@ class LandscapePlot(pg.PlotWidget):
         self.minima.setToolTip("global minimum")
         self.addItem(self.minima)
 
-        self.trajectories: list[FastCurve] = []
+        self.trajectories: list[TrajectoryCurve] = []
         self._thinned: list[ThinnedPath] = []
         self._brushes: list = []
         self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("k", width=1))
@@ -315,7 +339,7 @@ class LandscapePlot(pg.PlotWidget):
         for color in self._colors:
             # Bare curve items: a PlotDataItem's clipping/downsampling/log logic costs ~1 ms per
             # setData, paid for every run on every frame.
-            item = FastCurve(pen=pg.mkPen(color, width=2), skipFiniteCheck=True)
+            item = TrajectoryCurve(color)
             item.setZValue(10)
             self.addItem(item)
             self.trajectories.append(item)

@@ -8,6 +8,7 @@ import gc
 import sys
 
 import numpy as np
+import pyqtgraph as pg
 
 from app.plots.curves import LossPlot
 from app.plots.landscape import LandscapePlot
@@ -100,3 +101,33 @@ def test_the_incremental_thinning_equals_thinning_the_whole_path_at_once():
     # A new start (a reset, or the history thinning its old half) starts the cache over.
     got_x, _, _ = path.update(x[500:900], y[500:900], pixel)
     np.testing.assert_array_equal(got_x, thin_to_pixels(x[500:900], y[500:900], pixel)[0])
+
+
+def test_a_run_path_is_painted_two_pixels_wide_in_every_direction(qtbot):
+    """Paths are 2 px lines (drawn as offset 1-px lines for speed): a horizontal and a vertical
+    path are both at least two pixels thick on screen, in the run's colour."""
+    landscape = LandscapePlot()
+    qtbot.addWidget(landscape)
+    landscape.resize(500, 400)
+    landscape.set_objective(get_function("rosenbrock"))
+    landscape.set_runs(["#ff0000", "#00ff00"])
+    t = np.linspace(-1.0, 1.0, 50)
+    landscape.update_paths([(t, np.full(50, 2.0)), (np.full(50, 0.5), t + 0.5)], [True, True])
+    image = landscape.grab().toImage()
+    vb = landscape.plotItem.vb
+
+    def thickness(x: float, y: float, across: str, channel: str) -> int:
+        scene = vb.mapViewToScene(pg.Point(x, y))
+        pos = landscape.mapFromScene(scene)
+        count = 0
+        for k in range(-6, 7):
+            px, py = (pos.x(), pos.y() + k) if across == "y" else (pos.x() + k, pos.y())
+            color = image.pixelColor(int(px), int(py))
+            red, green = color.red(), color.green()
+            if (channel == "red" and red > 200 and green < 80) or (
+                    channel == "green" and green > 200 and red < 80):
+                count += 1
+        return count
+
+    assert thickness(0.0, 2.0, "y", "red") >= 2  # across the horizontal path
+    assert thickness(0.5, 1.0, "x", "green") >= 2  # across the vertical path
