@@ -10,7 +10,10 @@ the study a few times a second. Cancel stops at the next step: finished trials s
 study, the ones in flight are marked cancelled. "Watch" attaches to an existing study (e.g.
 one that `main.py sweep` workers are filling) and reads its storage again a second after each
 read: every read (`core.sweep_views.read_study`) runs in a `CallbackTask` thread and arrives by
-signal, so a slow database server or a locked SQLite file never freezes the window.
+signal, so a slow database server or a locked SQLite file never freezes the window. The user's
+own sweep is read the same way (the redraws while it runs, the final read after it ends or is
+cancelled), and a double-clicked trial is opened from the trials of the last read: the window
+never reads the storage on the main thread once a sweep has started.
 
 Fair race: `core.sweep.fair_race` tunes each chosen optimizer with the same budget, seeds,
 sampler seed and objective, in app.controller's `CallbackTask`; at the end the tuned lab (network labs with
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -50,7 +53,7 @@ from core.sweep import (
 )
 from core.sweep_views import (
     StudySnapshot, base_run_for, lab_with_trial, param_flag, param_importance, read_study,
-    searchable_params, state_counts, study_optimizer,
+    searchable_params, study_optimizer,
 )
 
 SAMPLER_TITLES = {"grid": "Grid", "random": "Random", "tpe": "TPE (Bayesian)",
@@ -64,6 +67,41 @@ SAMPLER_TIPS = {
 STORAGE_MEMORY, STORAGE_SQLITE, STORAGE_URL = "memory", "sqlite", "url"
 REFRESH_INTERVAL_MS = 400  # views redraw at most this often while a sweep runs
 WATCH_INTERVAL_MS = 1000  # from one read of a watched study's storage to the next
+READ_WATCH, READ_SWEEP = "watch", "sweep"  # whose read: a watched study, or the user's sweep
+
+
+@dataclass(frozen=True)
+class StudyRead:
+    """One background read of a study, with what it answers (so a stale read is dropped)."""
+
+    kind: str  # READ_WATCH or READ_SWEEP
+    target: object  # (storage, study name) when watching; the Sweep when it is the user's
+    final: bool  # the read after the user's sweep ended: the window finishes the run on it
+    snapshot: StudySnapshot
+    header: list[str]
+    rows: list[list]
+    optimizer: str | None  # the study's optimizer, read once when watching (for open_trial)
+
+
+class _Trials:
+    """The trials of one read, shaped like a study for `core.sweep.trial_rows`."""
+
+    def __init__(self, trials: list):
+        self._trials = trials
+
+    def get_trials(self, deepcopy: bool = False) -> list:
+        return self._trials
+
+
+def read_for_window(kind: str, target, final: bool, storage: str | None, name: str, study,
+                    space_names: list[str] | None, want_optimizer: bool) -> StudyRead:
+    """Everything one redraw needs from the storage (called in a worker thread)."""
+    snapshot = read_study(storage, name, study)
+    header, rows = snapshot.header, snapshot.rows
+    if space_names:  # the user's sweep: its columns in the order of its search space
+        header, rows = trial_rows(_Trials(snapshot.trials), space_names)
+    optimizer = study_optimizer(snapshot.study) if want_optimizer else None
+    return StudyRead(kind, target, final, snapshot, header, rows, optimizer)
 
 
 def _clock(seconds: float | None) -> str:
@@ -218,11 +256,17 @@ class SweepWindow(ToolWindow):
         self.last_progress: SweepProgress | None = None
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self.refresh_views)
-        # Watching: one read at a time, in a worker thread; the next is due a second after the
-        # last arrived (single shot), so a slow database never has reads piling up.
-        self.watch_task = CallbackTask(self)
-        self.watch_task.done.connect(self._on_watch_read)
-        self.watch_task.failed.connect(self._on_watch_failed)
+        # Every read of the storage (watching, or the user's own sweep): one at a time, in a
+        # worker thread. When watching, the next is due a second after the last arrived (single
+        # shot), so a slow database never has reads piling up; a sweep read asked for while
+        # one is in flight is queued (`_pending_read`) and starts when it arrives.
+        self.read_task = CallbackTask(self)
+        self.read_task.done.connect(self._on_read)
+        self.read_task.failed.connect(self._on_read_failed)
+        self._pending_read = False  # a read of the user's sweep waits for the one in flight
+        self._finishing: bool | None = None  # the sweep ended (cancelled?): finish on a read
+        self._trials: list = []  # the trials of the last read shown (double-click opens them)
+        self._watch_optimizer: str | None = None
         self._watching = False
         self._watch_target: tuple[str | None, str] | None = None  # (storage, study name)
         self._watch_timer = QTimer(self, singleShot=True, interval=WATCH_INTERVAL_MS)
@@ -461,6 +505,7 @@ class SweepWindow(ToolWindow):
         self._show_error("")
         self.spec, self.sweep, self.study = spec, sweep, sweep.study
         self.last_progress = None
+        self._finishing, self._trials = None, []
         self.study_edit.setPlaceholderText(sweep.name)
         self.views.importance.set_importance(None, "Importance is computed when the sweep ends.")
         self.progress.setValue(0)
@@ -472,7 +517,8 @@ class SweepWindow(ToolWindow):
         return True
 
     def cancel(self) -> None:
-        """Stop the sweep now; finished trials stay in the study."""
+        """Stop the sweep now; finished trials stay in the study. The views and the counts
+        follow from a read in the background; `sweep_finished` is emitted when it arrives."""
         if not self.controller.is_running():
             return
         self.controller.stop()  # waits for the thread: in-flight trials are told "cancelled"
@@ -480,8 +526,10 @@ class SweepWindow(ToolWindow):
 
     def shutdown(self) -> None:
         self._watching = False
+        self._pending_read = False
         self._watch_timer.stop()
-        self.watch_task.stop()  # a read in flight ends (it cannot be interrupted), then the thread
+        self._refresh_timer.stop()
+        self.read_task.stop()  # a read in flight ends (it cannot be interrupted), then the thread
         self.controller.shutdown()
         self.importance_task.stop()
 
@@ -504,16 +552,26 @@ class SweepWindow(ToolWindow):
         self._report_failure("The sweep stopped", details)
 
     def _after_run(self, cancelled: bool) -> None:
+        """The sweep ended: read the study once more (in the background), then finish."""
         self._refresh_timer.stop()
+        self._update_buttons()
+        if self.study is None or self.sweep is None:
+            self._finish_run(cancelled, None)
+            return
+        self._finishing = cancelled
+        self.progress_label.setText("Reading the finished trials…")
         self.refresh_views()
+
+    def _finish_run(self, cancelled: bool, counts: dict[str, int] | None) -> None:
+        self._finishing = None
         p = self.last_progress
-        if p is not None and cancelled:
-            counts = state_counts(self.study.get_trials(deepcopy=False))
+        if p is not None and cancelled and counts is not None:
             self.progress_label.setText(
                 f"Cancelled after {_clock(p.elapsed_s)}: {counts['complete']} complete, "
                 f"{counts['pruned']} pruned trials kept; {counts['failed']} failed or "
                 "cancelled.")
         elif p is not None:
+            self.progress_label.setText(progress_text(p))
             self.progress.setValue(1000)
         self._start_importance()
         self._update_buttons()
@@ -529,13 +587,26 @@ class SweepWindow(ToolWindow):
                                 "Double-click a trial in the table to open it as a run.")
 
     def refresh_views(self) -> None:
-        """Redraw the table and the pictures from the study."""
-        if self.study is None:
+        """Read the user's sweep in the background; the views redraw when the read arrives
+        (one read at a time: asked for during one, it follows it)."""
+        if self.study is None or self.sweep is None:
             return
-        trials = self.study.get_trials(deepcopy=False)
-        names = [p.name for p in self.sweep.space] if self.sweep is not None else None
-        header, rows = trial_rows(self.study, names)
-        self.views.update_trials(trials, header, rows)
+        if self.read_task.is_running():
+            self._pending_read = True
+            return
+        self._pending_read = False
+        sweep, study = self.sweep, self.study
+        final = self._finishing is not None and not self.controller.is_running()
+        names = [p.name for p in sweep.space]
+        self.read_task.start(lambda _stop, _report: read_for_window(
+            READ_SWEEP, sweep, final, None, study.study_name, study, names, False))
+
+    def _on_sweep_read(self, read: StudyRead) -> None:
+        if read.target is not self.sweep:
+            return  # a read of an earlier sweep
+        self._show_trials(read)
+        if read.final and self._finishing is not None:
+            self._finish_run(self._finishing, read.snapshot.counts)
 
     def _start_importance(self) -> None:
         """Optuna's fANOVA takes a second or two: computed off the main thread."""
@@ -560,7 +631,7 @@ class SweepWindow(ToolWindow):
             self._watching = False
             self._watch_timer.stop()
             # Not stop(): that would wait for a slow read. Its result is dropped on arrival.
-            self.watch_task.cancel()
+            self.read_task.cancel()
             self.progress_label.setText("Stopped watching.")
             self._start_importance()
             self._update_buttons()
@@ -580,6 +651,7 @@ class SweepWindow(ToolWindow):
             return
         self._show_error("")
         self.sweep, self.study, self.spec = None, None, None
+        self._trials, self._watch_optimizer, self._finishing = [], None, None
         self._watch_target = (storage, name)
         self._watching = True
         self.progress_label.setText(f"Opening study {name!r}…")
@@ -592,21 +664,41 @@ class SweepWindow(ToolWindow):
         self.watch_button.blockSignals(False)
 
     def is_reading(self) -> bool:
-        """Whether a read of the watched study is in flight (in its worker thread)."""
-        return self.watch_task.is_running()
+        """Whether a read of the study is in flight (in its worker thread)."""
+        return self.read_task.is_running()
 
     def _read_watched(self) -> None:
         """Start one read of the watched study in a worker thread (the first one opens it)."""
-        if not self._watching or self.watch_task.is_running():
-            return
-        storage, name = self._watch_target
+        if not self._watching or self.read_task.is_running():
+            return  # a read in flight: its arrival starts the next one
+        target = self._watch_target
+        storage, name = target
         study = self.study
-        self.watch_task.start(lambda _stop, _report: read_study(storage, name, study))
+        want_optimizer = study is None  # read once: which optimizer made the study
+        self.read_task.start(lambda _stop, _report: read_for_window(
+            READ_WATCH, target, False, storage, name, study, None, want_optimizer))
 
     @Slot(object)
-    def _on_watch_read(self, snapshot: StudySnapshot) -> None:
-        if not self._watching:
-            return  # stopped watching while this read was under way
+    def _on_read(self, read: StudyRead) -> None:
+        if read.kind == READ_SWEEP:
+            self._on_sweep_read(read)
+        else:
+            self._on_watch_read(read)
+        self._start_next_read()
+
+    def _start_next_read(self) -> None:
+        """After a read arrived or failed: the one queued meanwhile, if any."""
+        if self._pending_read:
+            self.refresh_views()
+        elif self._watching and not self._watch_timer.isActive():
+            self._read_watched()  # a read for an earlier target was in flight: read this one
+
+    def _on_watch_read(self, read: StudyRead) -> None:
+        if not self._watching or read.target != self._watch_target:
+            return  # stopped watching (or watching another study) while this read was under way
+        snapshot = read.snapshot
+        if self.study is None:
+            self._watch_optimizer = read.optimizer
         self.study = snapshot.study
         counts = snapshot.counts
         self.progress_label.setText(
@@ -614,10 +706,24 @@ class SweepWindow(ToolWindow):
             f"{counts['running']} running · {counts['pruned']} pruned · "
             f"{counts['failed']} failed")
         self._show_best(*(snapshot.best or (None, None, None)))
-        self.views.update_trials(snapshot.trials, snapshot.header, snapshot.rows)
+        self._show_trials(read)
         self._watch_timer.start()
 
+    def _show_trials(self, read: StudyRead) -> None:
+        self._trials = read.snapshot.trials
+        self.views.update_trials(read.snapshot.trials, read.header, read.rows)
+
     @Slot(str)
+    def _on_read_failed(self, text: str) -> None:
+        if self._finishing is not None and not self._watching:
+            # The final read of the user's sweep failed: finish anyway, and say why.
+            line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+            self._show_error(f"Could not read the finished trials: {line}")
+            self._finish_run(self._finishing, None)
+        else:
+            self._on_watch_failed(text)
+        self._start_next_read()
+
     def _on_watch_failed(self, text: str) -> None:
         if not self._watching:
             return
@@ -636,16 +742,16 @@ class SweepWindow(ToolWindow):
     # -- actions on trials -----------------------------------------------------------------------
 
     def open_trial(self, number: int) -> bool:
-        """Add trial ``number`` to the main lab as a run (or update it): one undoable edit."""
-        if self.study is None:
-            return False
-        trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == number),
-                     None)
+        """Add trial ``number`` to the main lab as a run (or update it): one undoable edit.
+
+        The trial comes from the last read (the one the table shows), not from the storage:
+        a double-click never waits for the database."""
+        trial = next((t for t in self._trials if t.number == number), None)
         if trial is None or not trial.params:
             return False
         lab = self.document.lab
         optimizer = (self.sweep.base.optimizer if self.sweep is not None
-                     else study_optimizer(self.study))
+                     else self._watch_optimizer)
         if optimizer is None:
             self._show_error("This study was not made by Descent Lab: its optimizer is unknown.")
             return False

@@ -112,8 +112,9 @@ def test_cancel_mid_sweep_keeps_finished_trials(sweep_window, qtbot):
     assert window.start()
     qtbot.waitUntil(lambda: window.last_progress is not None and window.last_progress.done >= 8,
                     timeout=30_000)
-    window.cancel()
-    assert not window.controller.is_running()
+    with qtbot.waitSignal(window.sweep_finished, timeout=10_000):  # after the final read
+        window.cancel()
+        assert not window.controller.is_running()
     trials = window.study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 8 and len(trials) < 400
@@ -195,5 +196,112 @@ def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clea
     gate.clear()
     qtbot.waitUntil(window.is_reading, timeout=5_000)
     threading.Timer(0.3, gate.set).start()
+    window.close()
+    assert not window.is_reading()
+
+
+class _SlowWindowReads:
+    """A slow database seen by the sweep window: its reads (`read_study`) wait for ``gate``;
+    every trials read made on the main thread is recorded (it would freeze the window)."""
+
+    def __init__(self, monkeypatch):
+        import threading
+
+        import app.sweep_window as sweep_window_module
+
+        self.gate = threading.Event()
+        self.gate.set()
+        self.main_thread_reads: list[str] = []
+        self.recording = False
+        real_read, real_get_trials = sweep_window_module.read_study, optuna.study.Study.get_trials
+
+        def slow_read(*args, **kwargs):
+            self.gate.wait(5.0)
+            return real_read(*args, **kwargs)
+
+        def get_trials(study, *args, **kwargs):
+            if self.recording and threading.current_thread() is threading.main_thread():
+                self.main_thread_reads.append(study.study_name)
+            return real_get_trials(study, *args, **kwargs)
+
+        monkeypatch.setattr(sweep_window_module, "read_study", slow_read)
+        monkeypatch.setattr(optuna.study.Study, "get_trials", get_trials)
+
+
+def _event_loop_ticks(qtbot, ms: int = 300) -> int:
+    from PySide6.QtCore import QTimer
+
+    ticks = []
+    ticker = QTimer(interval=20)
+    ticker.timeout.connect(lambda: ticks.append(1))
+    ticker.start()
+    qtbot.wait(ms)
+    ticker.stop()
+    return len(ticks)
+
+
+def test_own_sweep_redraws_and_opens_trials_without_reading_on_the_main_thread(
+        sweep_window, qtbot, monkeypatch):
+    import time
+
+    slow = _SlowWindowReads(monkeypatch)
+    window = sweep_window
+    _grid_settings(window)
+    window.space.tick("momentum", False)  # 3 trials
+    slow.gate.clear()  # the database answers the window only when the test says so
+    assert window.start()
+    slow.recording = True
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=30_000)
+    # The sweep is over, the final read waits for the database: the window stays responsive.
+    assert window.is_reading() and "Reading the finished trials" in window.progress_label.text()
+    assert _event_loop_ticks(qtbot) >= 5
+    with qtbot.waitSignal(window.sweep_finished, timeout=10_000):
+        slow.gate.set()
+    assert len(window.views.table.shown_rows()) == 3
+    assert "3 / 3 trials" in window.progress_label.text()
+    # A double-click while the database is slow again opens the trial the table shows, at once.
+    qtbot.waitUntil(lambda: not window.is_reading(), timeout=5_000)
+    slow.gate.clear()
+    table = window.views.table
+    number = table.item(0, table.header.index("number")).value
+    lr = table.item(0, table.header.index("lr")).value
+    started = time.perf_counter()
+    table.cellDoubleClicked.emit(0, 1)
+    assert time.perf_counter() - started < 1.0
+    slow.gate.set()
+    slow.recording = False
+    assert slow.main_thread_reads == []
+    run = window.document.lab.runs[-1]
+    assert run.label == f"SGD · trial {number}" and run.params["lr"] == lr
+
+
+def test_cancel_with_a_slow_database_does_not_freeze_and_close_mid_read_is_clean(
+        qtbot, monkeypatch):
+    import threading
+    import time
+
+    slow = _SlowWindowReads(monkeypatch)
+    window = SweepWindow(LabDocument(_lab(steps=400)))
+    qtbot.addWidget(window)
+    window.sampler_combo.setCurrentIndex(window.sampler_combo.findData("random"))
+    window.trials_spin.setValue(400)
+    assert window.start()
+    slow.recording = True
+    qtbot.waitUntil(lambda: window.last_progress is not None and window.last_progress.done >= 3,
+                    timeout=30_000)
+    qtbot.waitUntil(lambda: not window.is_reading(), timeout=5_000)
+    slow.gate.clear()
+    finished = []
+    window.sweep_finished.connect(finished.append)
+    started = time.perf_counter()
+    window.cancel()
+    assert time.perf_counter() - started < 2.0  # the sweep thread ended; no database wait
+    assert not window.controller.is_running() and window.is_reading() and not finished
+    assert window.start_button.isEnabled()
+    assert _event_loop_ticks(qtbot) >= 5
+    slow.recording = False
+    assert slow.main_thread_reads == []
+    # Closed while the final read still waits: the read ends, then its thread; none is left.
+    threading.Timer(0.3, slow.gate.set).start()
     window.close()
     assert not window.is_reading()
