@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,8 +225,34 @@ class FrameCanvas(QWidget):
                 curves.addWidget(lr, 1)
             if curves.count():
                 row.addLayout(curves, 2)
+        from app.plots.curves import SeriesPlot
+
+        # A narrow live plot hides its legend (the runs table is the key); a picture has no
+        # runs table: every plot keeps its legend, however small the frame.
+        for plot in self.findChildren(SeriesPlot):
+            plot.LEGEND_MAX_FRACTION = math.inf
         self.resize(size)
         self.show()  # WA_DontShowOnScreen: laid out and polished, never on screen
+
+    def extend(self, history, records: list) -> None:
+        """Add ``records`` to ``history`` so that no evaluation is skipped by the views.
+
+        A network view records the per-layer statistics (and boundary, confusion snapshots) of
+        each evaluation it is shown, and the history keeps only the newest evaluation. Between
+        two frames there may be several evaluations (20 frames of a 60-step race evaluated every
+        2 steps): the history is extended up to each one in turn and the views take it in, so
+        every frame shows the per-layer curves of every evaluation up to its step."""
+        if not self.lab.is_network:
+            history.extend(records)
+            return
+        start = 0
+        for k, record in enumerate(records[:-1]):  # the last chunk is taken in by `draw`
+            if record.evaluation is not None:
+                history.extend(records[start:k + 1])
+                start = k + 1
+                for view in self.widgets.values():
+                    view.update_from(history)
+        history.extend(records[start:])
 
     def draw(self, history, last_record) -> None:
         """Bring every view to the history's state."""
@@ -370,7 +397,7 @@ class RaceAnimator(QObject):
             new.append(self.records[self._record_index])
             self._record_index += 1
         if new:
-            self._history.extend(new)
+            self._canvas.extend(self._history, new)
         last = self.records[max(0, self._record_index - 1)]
         try:
             self._canvas.draw(self._history, last)

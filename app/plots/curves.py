@@ -97,6 +97,10 @@ class FastCurve(pg.PlotCurveItem):
 class SeriesPlot(pg.PlotWidget):
     """One curve per run over the step axis."""
 
+    # A legend wider than this share of the plot would cover its curves (a narrow plot beside
+    # the internals dock): it is hidden then, and the runs table's colour swatches are the key.
+    LEGEND_MAX_FRACTION = 0.5
+
     def __init__(
         self, title: str, y_label: str, log_y: bool, object_name: str, legend: bool = True,
         parent=None,
@@ -123,6 +127,7 @@ class SeriesPlot(pg.PlotWidget):
         vb = self.plotItem.vb
         vb.disableAutoRange()
         vb.sigRangeChangedManually.connect(self._stop_following)
+        vb.sigResized.connect(self._fit_legend)
         self.set_log_y(log_y)
         # The timeline's position (app/timeline.py): hidden while the race is live.
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(255, 255, 255, 150))
@@ -151,6 +156,12 @@ class SeriesPlot(pg.PlotWidget):
             self.curves.append(curve)
         self.follow = True
         self.plotItem.vb.setRange(xRange=(0, self.x_max), yRange=(0, 1), padding=0.02)
+        self._fit_legend()
+
+    def _fit_legend(self, *_args) -> None:
+        if self.legend is not None:
+            room = self.LEGEND_MAX_FRACTION * self.plotItem.vb.width()
+            self.legend.setVisible(bool(self.curves) and self.legend.width() <= room)
 
     def transform(self, y: np.ndarray) -> np.ndarray:
         if self.offset:

@@ -28,7 +28,9 @@ tens of times the view) would draw as two lines across the whole landscape: its 
 view are clamped to the view's edge, drawn dashed with an outward chevron ("it goes on this way"),
 and the legend says "off-scale". The true numbers stay in `boxes`, `segments`' lengths and the
 readout. Arrow heads, cut marks and chevrons are built in screen pixels, so they look the same on
-any zoom and axis ratio.
+any zoom and axis ratio. The legend stays inside the view: when its one-line form is wider (the
+internals dock open at 1280×800 leaves the landscape ~225 px wide) it takes a compact form (one
+scale per line, short labels, 7 pt), scaled down only if even that does not fit.
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ HEAD_PX = (10.0, 4.5)  # length, half-width
 EDGE_INSET_PX = 4.0  # a clamped side sits this far inside the view, not hidden under its frame
 CHEVRON_PX = (9.0, 7.0)  # depth, half-width of the "continues beyond" mark on a clamped side
 CUT_PX = (5.0, 4.0, 14.0)  # half-length, gap, distance from the head of a clipped arrow's slashes
+LEGEND_MARGIN_PX = 8.0  # the legend's offset from the view's corner, and its room on the far side
+# The legend's compact form, for a narrow landscape (the internals dock open at 1280×800): one
+# scale per line, short labels, a smaller font. A view narrower still scales it down to fit.
+COMPACT_TEXT = {"gradient": "−γ·g", "velocity": "momentum", "step": "Δ step",
+                "effective": "effective", "accumulator": "box γ·√acc"}
+LEGEND_TEXT_SIZE = {"full": "8pt", "compact": "7pt"}
 
 
 def nice_scale(raw: float) -> float:
@@ -103,12 +111,16 @@ class InternalsOverlay:
                                                         style=Qt.PenStyle.DashLine))
         self.box_clamped.setZValue(z)
         plot_item.addItem(self.box_clamped)
-        self.legend = pg.LegendItem(offset=(8, 8), brush=pg.mkBrush(10, 12, 18, 200),
+        self.legend = pg.LegendItem(offset=(LEGEND_MARGIN_PX, LEGEND_MARGIN_PX),
+                                    brush=pg.mkBrush(10, 12, 18, 200),
                                     pen=pg.mkPen(255, 255, 255, 60), labelTextColor="#e8ecf4",
-                                    labelTextSize="8pt", verSpacing=-4)
+                                    labelTextSize=LEGEND_TEXT_SIZE["full"], verSpacing=-4)
         self.legend.setParentItem(self.vb)
         self.legend.setZValue(40)
         self._legend_key = None
+        self.legend_form = "full"  # or "compact": what fits the view (see `_fit_legend`)
+        self._full_width = 0.0  # the full legend's width for the current key, once measured
+        self.vb.sigResized.connect(self._fit_legend)
         self.scales: dict[int, float] = {}  # run → its arrows' scale factor
         self._labels: list[str] = []
         self.clipped = False
@@ -272,19 +284,55 @@ class InternalsOverlay:
         if key == self._legend_key:
             return
         self._legend_key = key
+        self._full_width = 0.0
+        self._build_legend("full")
+        self._fit_legend()
+
+    def _build_legend(self, form: str) -> None:
+        parts, runs, clipped, off_scale = self._legend_key
+        self.legend_form = form
         self.legend.clear()
+        self.legend.setScale(1.0)
         if not parts:
             self.legend.setVisible(False)
             return
         self.legend.setVisible(True)
-        clipped = ", long ones clipped" if self.clipped else ""
-        header = pg.PlotDataItem(pen=None)
-        scales = " · ".join(f"{format_scale(scale)} {escape(label)}" for label, scale in runs)
-        self.legend.addItem(header, f"<b>arrows {scales}</b>{clipped}")
+        self.legend.opts["labelTextSize"] = LEGEND_TEXT_SIZE[form]
+        scales = [f"{format_scale(scale)} {escape(label)}" for label, scale in runs]
+        if form == "full":
+            note = ", long ones clipped" if clipped else ""
+            self.legend.addItem(pg.PlotDataItem(pen=None),
+                                f"<b>arrows {' · '.join(scales)}</b>{note}")
+        else:  # one line per run's scale, in one label: lines sit closer than legend rows
+            note = "<br>long ones clipped" if clipped else ""
+            self.legend.addItem(pg.PlotDataItem(pen=None),
+                                f"<b>arrows {'<br>'.join(scales)}</b>{note}")
+        text = STYLE if form == "full" else {p: (None, None, t) for p, t in COMPACT_TEXT.items()}
         for part in parts:
-            self.legend.addItem(self.items[part], STYLE[part][2])
-        if self.off_scale:
-            self.legend.addItem(self.box_clamped, "box off-scale: dashed sides lie beyond the view")
+            self.legend.addItem(self.items[part], text[part][2])
+        if off_scale:
+            self.legend.addItem(self.box_clamped,
+                                "box off-scale: dashed sides lie beyond the view"
+                                if form == "full" else "box off-scale (dashed)")
+        if form == "full":
+            self._full_width = self.legend.width()
+
+    def _fit_legend(self, *_args) -> None:
+        """Keep the legend inside the view: the full form when it fits, else the compact one,
+        scaled down when even that is too big (called on every resize of the view)."""
+        if self._legend_key is None or not self._legend_key[0]:
+            return
+        room_w = self.vb.width() - 2 * LEGEND_MARGIN_PX
+        room_h = self.vb.height() - 2 * LEGEND_MARGIN_PX
+        if room_w <= 0 or room_h <= 0:
+            return  # not laid out yet: fitted on the first resize
+        wanted = "full" if self._full_width <= room_w else "compact"
+        if wanted != self.legend_form:
+            self._build_legend(wanted)
+        width, height = self.legend.width(), self.legend.height()
+        scale = min(1.0, room_w / width if width else 1.0, room_h / height if height else 1.0)
+        if abs(scale - self.legend.scale()) > 1e-3:
+            self.legend.setScale(scale)
 
 
 def _arrow(path: tuple[list, list], start: np.ndarray, end: np.ndarray, pixel) -> None:

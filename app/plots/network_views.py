@@ -257,7 +257,10 @@ def _range_change(vb: pg.ViewBox, extent, set_x: bool):
         least = getattr(vb, "min_x_span", 0.0)
         # Re-ranged a little before the data reaches the right edge: while streaming the new
         # range comes one redraw after the data, which then has not left the plot yet.
-        fits = (vx0 <= x0 and x1 <= vx1 - 0.03 * (vx1 - vx0)
+        # Nor when the range already reaches the race's last step (``vb.x_end``): no data can
+        # come past it (a 60-step race ends on 0 … 60, not 0 … 96).
+        end = getattr(vb, "x_end", math.inf)
+        fits = (vx0 <= x0 and (x1 <= vx1 - 0.03 * (vx1 - vx0) or x1 <= end <= vx1)
                 and (vx1 - vx0) <= max(span / 0.55, least * 1.001))
         if not fits:
             x_range = (x0, x0 + max(span * X_HEADROOM if span > 0 else 1.0, least))
@@ -1866,12 +1869,13 @@ class NetworkView(QWidget):
     def _set_min_x_span(self) -> None:
         """On the step axis the plots start `MIN_STEP_SPAN` steps wide (or the race's length):
         the first steps of a race then re-range nothing (epochs and seconds have no such unit)."""
-        least = 0.0
+        least, end = 0.0, math.inf
         if self.x_column == "step":
             least = float(min(MIN_STEP_SPAN, self.total_steps or MIN_STEP_SPAN))
+            end = float(self.total_steps) if self.total_steps else math.inf
         for vb in (self.loss_plot.plotItem.vb, self.lr_plot.plotItem.vb,
                    self.layer_plot.grad_plot.vb):
-            vb.min_x_span = least
+            vb.min_x_span, vb.x_end = least, end
 
     def _on_tab_changed(self, index: int) -> None:
         # Parts on a hidden tab were not drawn: draw the shown tab's pending parts at once.

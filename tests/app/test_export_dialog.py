@@ -146,3 +146,42 @@ def test_network_frames_show_only_the_plots_not_the_control_row(qtbot):
     finally:
         canvas.close()
         canvas.deleteLater()
+
+
+def test_network_export_frames_show_every_evaluation_s_layer_statistics(qtbot, tmp_path,
+                                                                        monkeypatch):
+    """Several evaluations between two frames: each frame still shows the per-layer curves
+    of every evaluation up to its step, inside an x range that ends at the race's end."""
+    import numpy as np
+
+    from app.export import FrameCanvas, RaceAnimator
+
+    lab = lab_from_dict({
+        "format": "descent-lab/1", "name": "Net 60", "seed": 0, "steps": 60,
+        "problem": {"kind": "network", "dataset": {"name": "moons", "n": 96},
+                    "model": {"layers": [{"linear": 6}, {"act": "relu"}, {"linear": 2}]},
+                    "loss": "cross_entropy", "batch_size": 32, "eval_every": 10},
+        "runs": [{"label": "Adam", "optimizer": "adam", "params": {"lr": 0.01}}],
+    })
+    shown = []  # per frame: its step, the L1 curve's steps, the x range
+    real_frame = FrameCanvas.frame
+
+    def frame(canvas, size):
+        layers = canvas.widgets["curves"].layer_plot
+        curve = layers.grad_curves[0]
+        shown.append((canvas.caption.text(), [float(x) for x in curve.xData],
+                      layers.grad_plot.vb.viewRange()[0]))
+        return real_frame(canvas, size)
+
+    monkeypatch.setattr(FrameCanvas, "frame", frame)
+    animator = RaceAnimator(lab, AnimationOptions(path=tmp_path / "net.gif", views=("curves",),
+                                                  frames=3, fps=5, width=480, height=270))
+    with qtbot.waitSignal(animator.finished, timeout=60_000):
+        animator.start()
+    assert [caption.split("step ")[1] for caption, _, _ in shown] == [
+        "0 / 60", "30 / 60", "60 / 60"]
+    for (_, steps, (x0, x1)), last in zip(shown, (0, 30, 60)):
+        assert steps == [float(s) for s in range(0, last + 1, 10)]  # no evaluation skipped
+        assert x0 <= steps[0] and steps[-1] <= x1
+    assert np.allclose(shown[-1][2], (0, 60))  # the whole race, not 0 … 96
+    assert iio.improps(tmp_path / "net.gif").shape[0] == 3

@@ -162,3 +162,40 @@ def test_an_off_scale_box_is_clamped_to_the_view_and_its_numbers_stay_exact(qtbo
     assert not overlay.off_scale and len(overlay.box_clamped.getData()[0] or []) == 0
     legend = " ".join(label.text for _sample, label in overlay.legend.items)
     assert "off-scale" not in legend
+
+
+def test_at_1280x800_with_the_dock_open_the_legends_fit_their_plots(qtbot, ravine):
+    """The dock narrows the landscape and the loss plot: the internals legend takes its compact
+    form inside the view (every part still named), the loss legend, which would cover the
+    curves, is hidden (the runs table's swatches are the key); both come back when there is room."""
+    from PySide6.QtWidgets import QApplication
+
+    window = ravine
+    window.resize(1280, 800)
+    window.show()
+    window.controller.step(28)  # step 40: the longest legend (clipped arrows, off-scale box)
+    qtbot.waitUntil(lambda: window.history.last_step == 40, timeout=20_000)
+    window.flush_redraw()
+    QApplication.processEvents()
+    overlay = window.landscape.internals
+    loss_legend = window.loss_plot.legend
+
+    def legend_fits() -> bool:
+        return (overlay.legend.isVisible()
+                and overlay.vb.sceneBoundingRect().contains(overlay.legend.sceneBoundingRect()))
+
+    assert legend_fits() and overlay.legend_form == "compact"
+    labels = [label.text for _sample, label in overlay.legend.items]
+    assert all(f"{name}" in labels[0] for name in ("SGD", "Momentum 0.9", "Adam"))
+    assert "clipped" in labels[0]
+    shown = [p for p in overlay.items if any(s.item is overlay.items[p]
+                                             for s, _ in overlay.legend.items)]
+    assert {"gradient", "velocity", "step", "effective", "accumulator"} <= set(shown)
+    assert any("off-scale" in text for text in labels)
+    assert not loss_legend.isVisible()
+    # A wide window: the full legend, and the loss plot's legend again.
+    window.resize(2400, 1000)
+    qtbot.waitUntil(lambda: overlay.legend_form == "full" and loss_legend.isVisible(),
+                    timeout=5_000)
+    assert legend_fits()
+    assert overlay.legend.items[0][1].text.startswith("<b>arrows ×")
