@@ -9,6 +9,7 @@ peak downsampling. The newest points are always at full resolution.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -157,6 +158,7 @@ class RaceHistory:
 
 
 NETWORK_FIELDS = ("step", "epoch", "wall", "loss", "lr", "grad_norm")
+LAYER_STATS_KEPT = 4_096  # evaluations whose per-layer statistics NetworkHistory keeps
 SEED_FIELDS = ("loss_std",)  # added to the step series of a race over several seeds
 
 
@@ -181,6 +183,11 @@ class NetworkHistory:
         self.eval_fields: tuple[str, ...] = ()
         self.last_evaluation = None
         self.last_evaluation_step = -1
+        # Every evaluation's per-layer statistics, (step, epoch, wall, grad norms, update
+        # ratios), newest last: a view that redraws less often than the race evaluates reads
+        # all it missed (by `layer_stats_total`, the count ever added), not just the last.
+        self.layer_stats: deque = deque(maxlen=LAYER_STATS_KEPT)
+        self.layer_stats_total = 0
         self.last_step = -1
         self.divergences: dict[int, object] = {}
         self.stops: dict[int, object] = {}
@@ -268,3 +275,7 @@ class NetworkHistory:
                 series.extend(np.array(row, dtype=np.float64)[:, None])
         self.last_evaluation = ev
         self.last_evaluation_step = record.step
+        if ev.layer_grad_norm is not None:
+            self.layer_stats.append((float(record.step), epoch, wall, ev.layer_grad_norm,
+                                     ev.update_ratio))
+            self.layer_stats_total += 1

@@ -890,6 +890,7 @@ class NetworkView(QWidget):
         self._history: NetworkHistory | None = None
         self._drawn_evaluation_step = -1
         self._layer_log = _LayerLog()
+        self._layer_stats_seen = 0
         self._selected_run = 0
         self._panels: list[_Panel] = []
         # Per run: the last snapshot taken while the run was alive (shown after it died).
@@ -1158,6 +1159,7 @@ class NetworkView(QWidget):
         self._history = None
         self._drawn_evaluation_step = -1
         self._layer_log = _LayerLog()
+        self._layer_stats_seen = 0  # history.layer_stats_total already in the layer log
         self._confusions = [None] * len(self.labels)
         self._confusion_steps = [0] * len(self.labels)
         self._snapshots = [None] * len(self.labels)
@@ -1414,15 +1416,17 @@ class NetworkView(QWidget):
                                        dashed_std=dashed_std if seeded else None)
 
     def _record_evaluation(self, history: NetworkHistory) -> None:
-        """Append the newest evaluation's per-layer statistics (the history keeps only the last)."""
+        """Take in the per-layer statistics of every evaluation since the last call (several
+        arrive between two redraws when the race evaluates often) and the newest snapshots."""
         ev = history.last_evaluation
-        step = float(history.last_evaluation_step)
-        epoch = wall = math.nan
-        for series in history.evals or []:
-            if len(series) and series.last("step") == step:
-                epoch, wall = series.last("epoch"), series.last("wall")
-                break
-        self._layer_log.append((step, epoch, wall), ev.layer_grad_norm, ev.update_ratio)
+        missed = history.layer_stats_total - self._layer_stats_seen
+        if missed < 0:  # a new history (a reset): start over
+            self._layer_log = _LayerLog()
+            missed = history.layer_stats_total
+        kept = list(history.layer_stats)
+        for step, epoch, wall, grad, ratio in kept[len(kept) - min(missed, len(kept)):]:
+            self._layer_log.append((step, epoch, wall), grad, ratio)
+        self._layer_stats_seen = history.layer_stats_total
         self.layer_plot.set_layers(self._layer_log.layers)
         # Snapshots of the runs still alive (a dead run keeps its last finite one of its own).
         step = history.last_evaluation_step

@@ -588,3 +588,18 @@ def test_the_accuracy_axis_never_shows_ticks_beyond_zero_and_one(qtbot, blobs_ra
     # Panning the view up does not take it past 1 either.
     plot.plotItem.vb.setYRange(0.9, 1.3, padding=0)
     assert plot.plotItem.vb.viewRange()[1][1] <= 1.02
+
+
+def test_per_layer_curves_hold_every_evaluation_when_redraws_are_rarer(qtbot):
+    """At Max speed the race evaluates several times between two redraws: the per-layer plot
+    still gets every evaluation, not only the newest."""
+    race, records = _race(_lab([RunSpec("Adam", "adam", {"lr": 0.02})], steps=40, eval_every=2))
+    view, history = _view(qtbot, race)
+    for start in range(0, len(records), 9):  # a redraw every 9 steps: ~4 evaluations each
+        history.extend(records[start:start + 9])
+        view.update_from(history)
+    view.flush()
+    evaluated = [r.step for r in records if r.evaluation is not None]
+    x, _ = view.layer_plot.grad_curves[0].getOriginalDataset()
+    assert list(x) == evaluated[1:] or list(x) == evaluated  # step 0 has no update ratio yet
+    assert len(x) >= len(evaluated) - 1
