@@ -103,12 +103,19 @@ def run() -> dict:
     return {
         "gui-latency": _run_window("gui-latency", race_lab(RACE_STEPS), "12 runs, Rosenbrock"),
         "gui-latency-network": _run_window(
-            "gui-latency-network", network_lab(), "8 MLP runs on moons, boundaries every 10 steps"
+            "gui-latency-network", network_lab(), "8 MLP runs on moons, curves tab"
+        ),
+        # The case: the decision-boundary tab shown, its 8 panels redrawn at every
+        # evaluation (every 10 steps) while the race streams.
+        "gui-latency-boundaries": _run_window(
+            "gui-latency-boundaries", network_lab(),
+            "8 MLP runs on moons, decision boundaries shown, redrawn every 10 steps",
+            tab="boundaries",
         ),
     }
 
 
-def _run_window(name: str, lab, what: str) -> dict:
+def _run_window(name: str, lab, what: str, tab: str | None = None) -> dict:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -129,6 +136,10 @@ def _run_window(name: str, lab, what: str) -> dict:
         window.controller.batch.connect(probe.on_batch)
         window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)  # "Max"
         window.show()
+        if tab == "boundaries":
+            from app.plots.network_views import TAB_BOUNDARIES
+
+            window.network_view.tabs.setCurrentIndex(TAB_BOUNDARIES)
         _settle(app, 0.5)  # first layout and paint out of the way
 
         idle, _, _ = _measure(probe)
