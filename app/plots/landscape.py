@@ -19,7 +19,7 @@ import contourpy
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QTransform
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QTransform
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.plots.curves import FastCurve
@@ -313,14 +313,34 @@ class LandscapePlot(pg.PlotWidget):
             self.minima.setData([], [])
         # Title and formula on two lines: one long line sets the plot's minimum width and
         # pushes the colour bar out of a narrow view.
-        self.plotItem.setTitle(
-            f"{escape(objective.title)}<br><span style='font-size:9pt'>"
-            f"{escape(objective.formula)}</span>", size="10pt",
-        )
+        self._titles = (objective.title, objective.formula)
+        self._fit_title()
         self.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         self.plotItem.vb.setLimits(
             xMin=x0 - (x1 - x0), xMax=x1 + (x1 - x0), yMin=y0 - (y1 - y0), yMax=y1 + (y1 - y0)
         )
+
+    def _fit_title(self) -> None:
+        """Title and formula, each elided to the plot's width (a narrow view, e.g. with the
+        internals dock open, would cut them mid-word); the whole text is the tooltip."""
+        titles = getattr(self, "_titles", None)
+        if not titles:
+            return
+        width = max(60, self.width() - 24)
+        font = QFont(self.font())
+        font.setPointSize(10)
+        title = QFontMetrics(font).elidedText(titles[0], Qt.TextElideMode.ElideRight, width)
+        font.setPointSize(9)
+        formula = QFontMetrics(font).elidedText(titles[1], Qt.TextElideMode.ElideRight, width)
+        self.plotItem.setTitle(
+            f"{escape(title)}<br><span style='font-size:9pt'>{escape(formula)}</span>",
+            size="10pt",
+        )
+        self.plotItem.titleLabel.setToolTip(f"{titles[0]}\n{titles[1]}")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_title()
 
     def set_start(self, x: float, y: float) -> None:
         self.start_target.blockSignals(True)

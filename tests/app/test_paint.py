@@ -131,3 +131,20 @@ def test_a_run_path_is_painted_two_pixels_wide_in_every_direction(qtbot):
 
     assert thickness(0.0, 2.0, "y", "red") >= 2  # across the horizontal path
     assert thickness(0.5, 1.0, "x", "green") >= 2  # across the vertical path
+
+
+def test_a_narrow_landscape_elides_its_title_and_keeps_it_whole_in_the_tooltip(qtbot):
+    landscape = LandscapePlot()
+    qtbot.addWidget(landscape)
+    landscape.resize(230, 300)
+    landscape.show()
+    objective = get_function("ravine")
+    landscape.set_objective(objective)
+    qtbot.wait(20)
+    label = landscape.plotItem.titleLabel
+    assert label.item.boundingRect().width() <= landscape.width()
+    assert "…" in label.text
+    assert objective.title in label.toolTip() and objective.formula in label.toolTip()
+    landscape.resize(900, 600)  # room again: the whole title comes back
+    qtbot.wait(20)
+    assert objective.title in label.text and "…" not in label.text
