@@ -3,17 +3,21 @@
 Sweep: pick the run to tune, tick the hyperparameters to search (rows from the optimizer's
 registry specs, ranges editable, log scale toggle, grid points), the sampler, objective,
 trials, seeds, pruning, storage and study name. The settings become a `core.sweep.SweepSpec`;
-`core.sweep.Sweep` checks them (an inverted range, a storage that cannot be opened, a study
-made with another search space: one message, nothing started) and the sweep runs in the
-controller's worker thread, as a race does. Progress arrives throttled; the views redraw from
-the study a few times a second. Cancel stops at the next step: finished trials stay in the
-study, the ones in flight are marked cancelled. "Watch" attaches to an existing study (e.g.
+the search space is checked at once (an inverted range: one message, nothing started), and the
+sweep runs in the controller's worker thread, as a race does. That thread first opens the
+storage and the study (`core.sweep.Sweep`: a PostgreSQL server over the network, a locked
+SQLite file, up to its connect timeout) while the Start button says "Connecting to the
+storage…"; a storage that cannot be opened, or a study made with another search space, comes
+back as the same one-line message naming the field. Cancel while connecting lets the thread end
+as soon as the storage answers, without starting a trial. Progress arrives throttled; the views
+redraw from the study a few times a second. Cancel stops at the next step: finished trials stay
+in the study, the ones in flight are marked cancelled. "Watch" attaches to an existing study (e.g.
 one that `main.py sweep` workers are filling) and reads its storage again a second after each
 read: every read (`core.sweep_views.read_study`) runs in a `CallbackTask` thread and arrives by
 signal, so a slow database server or a locked SQLite file never freezes the window. The user's
 own sweep is read the same way (the redraws while it runs, the final read after it ends or is
 cancelled), and a double-clicked trial is opened from the trials of the last read: the window
-never reads the storage on the main thread once a sweep has started.
+never reads the storage on the main thread, from Start on.
 
 Fair race: `core.sweep.fair_race` tunes each chosen optimizer with the same budget, seeds,
 sampler seed and objective, in app.controller's `CallbackTask`; at the end the tuned lab (network labs with
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -49,7 +54,8 @@ from core.hyperparams import HyperParam, format_number
 from core.lab import MAX_SEEDS as LAB_MAX_SEEDS
 from core.sweep import (
     DEFAULT_GRID_POINTS, MAX_GRID_POINTS, OBJECTIVES, SAMPLERS, Sweep, SweepProgress, SweepSpec,
-    default_storage, default_study_name, fair_race, trial_rows,
+    build_search_space, default_storage, default_study_name, fair_race, shown_url, storage_url,
+    trial_rows,
 )
 from core.sweep_views import (
     StudySnapshot, base_run_for, lab_with_trial, param_flag, param_importance, read_study,
@@ -68,6 +74,35 @@ STORAGE_MEMORY, STORAGE_SQLITE, STORAGE_URL = "memory", "sqlite", "url"
 REFRESH_INTERVAL_MS = 400  # views redraw at most this often while a sweep runs
 WATCH_INTERVAL_MS = 1000  # from one read of a watched study's storage to the next
 READ_WATCH, READ_SWEEP = "watch", "sweep"  # whose read: a watched study, or the user's sweep
+START_TEXT, CONNECTING_TEXT = "Start sweep", "Connecting to the storage…"
+
+
+@dataclass(frozen=True)
+class SweepOpened:
+    """The first record of a sweep's thread: its storage and study are open, or why not."""
+
+    sweep: Sweep | None
+    error: str = ""  # "field: message" when the storage or the study could not be opened
+
+
+def open_and_run(spec: SweepSpec, cancelled: threading.Event):
+    """The sweep thread's generator: open the storage and the study, say so, run the trials.
+
+    Opening is a blocking database round trip (it cannot be interrupted), so it happens here,
+    in the worker thread. ``cancelled`` is the window's Cancel while connecting: the window
+    does not wait for the thread then, and the sweep stops before its first trial."""
+
+    def make(stop: threading.Event):
+        try:
+            sweep = Sweep(spec)
+        except LabError as exc:
+            yield SweepOpened(None, error_text(exc))
+            return
+        yield SweepOpened(sweep)
+        if not (stop.is_set() or cancelled.is_set()):
+            yield from sweep.run(stop)
+
+    return make
 
 
 @dataclass(frozen=True)
@@ -239,7 +274,9 @@ class SpaceEditor(QTableWidget):
 class SweepWindow(ToolWindow):
     """Settings on the left; progress and the five views on the right."""
 
-    sweep_finished = Signal(object)  # the final SweepProgress (None when watching ends)
+    # The final SweepProgress; None when no trial ran (watching ended, the storage could not be
+    # opened, or Cancel came while connecting).
+    sweep_finished = Signal(object)
 
     def __init__(self, document: LabDocument, parent: QWidget | None = None):
         super().__init__(document, parent, "sweepWindow", "Sweep")
@@ -254,6 +291,9 @@ class SweepWindow(ToolWindow):
         self.study = None
         self.spec: SweepSpec | None = None
         self.last_progress: SweepProgress | None = None
+        # From Start until the sweep's thread has opened the storage (or failed to).
+        self._connecting = False
+        self._connect_cancelled = threading.Event()
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self.refresh_views)
         # Every read of the storage (watching, or the user's own sweep): one at a time, in a
@@ -332,7 +372,7 @@ class SweepWindow(ToolWindow):
         self.study_edit.setToolTip("The study's name in the storage: the same name resumes it "
                                    "(or lets several workers share it)")
 
-        self._make_run_buttons("sweep", "Start sweep", "Run the trials",
+        self._make_run_buttons("sweep", START_TEXT, "Run the trials",
                                "Stop now: finished trials are kept")
         self.watch_button = QPushButton("Watch study", objectName="watchButton")
         self.watch_button.setCheckable(True)
@@ -409,11 +449,11 @@ class SweepWindow(ToolWindow):
         self.run_combo.setCurrentIndex(max(0, self.run_combo.findData(current)))
         self.run_combo.blockSignals(False)
         network = self.document.lab.is_network
-        self.seeds_spin.setEnabled(network)
         if not network:
             self.seeds_spin.setValue(1)
             self.seeds_spin.setToolTip("A 2-D function lab has no randomness: one seed")
         self._on_run_changed()
+        self._update_buttons()  # seeds: network labs only, and not while a sweep runs
 
     def _on_run_changed(self, *_args) -> None:
         run = self._run()
@@ -448,15 +488,20 @@ class SweepWindow(ToolWindow):
     def _update_buttons(self, *_args) -> None:
         running = self.controller.is_running()
         watching = self._watching
+        connecting = running and self._connecting
+        self.start_button.setText(CONNECTING_TEXT if connecting else START_TEXT)
         self.start_button.setEnabled(not running and not watching)
-        self.cancel_button.setEnabled(running)
+        self.cancel_button.setEnabled(running and not (connecting
+                                                       and self._connect_cancelled.is_set()))
         self.watch_button.setEnabled(not running)
-        self.url_edit.setEnabled(self.storage_combo.currentData() == STORAGE_URL
-                                 and not running and not watching)
-        self.target_spin.setEnabled(self.objective_combo.currentData() == "steps_to_target")
+        idle = not running and not watching
+        self.url_edit.setEnabled(idle and self.storage_combo.currentData() == STORAGE_URL)
+        self.target_spin.setEnabled(idle and self.objective_combo.currentData()
+                                    == "steps_to_target")
+        self.seeds_spin.setEnabled(idle and self.document.lab.is_network)
         for widget in (self.run_combo, self.space, self.sampler_combo, self.objective_combo,
                        self.trials_spin, self.prune_check, self.storage_combo, self.study_edit):
-            widget.setEnabled(not running and not watching)
+            widget.setEnabled(idle)
 
     # -- settings → spec -------------------------------------------------------------------------
 
@@ -493,33 +538,48 @@ class SweepWindow(ToolWindow):
     # -- running ---------------------------------------------------------------------------------
 
     def start(self) -> bool:
-        """Check everything and start the sweep; False (with the message shown) if not."""
+        """Check the settings and start the sweep's thread, which opens the storage first;
+        False (with the message shown) if a setting is wrong. A storage that cannot be opened
+        is reported when the thread says so (`_on_opened`)."""
         if self.controller.is_running():
             return False
         try:
             spec = self.build_spec()
-            sweep = Sweep(spec)  # checks the space, opens the storage and the study
+            build_search_space(self._run().optimizer, spec.params)  # an inverted range: now
         except LabError as exc:
             self._show_error(error_text(exc))
             return False
         self._show_error("")
-        self.spec, self.sweep, self.study = spec, sweep, sweep.study
+        self.spec, self.sweep, self.study = spec, None, None
         self.last_progress = None
         self._finishing, self._trials = None, []
-        self.study_edit.setPlaceholderText(sweep.name)
+        self._connecting = True
+        self._connect_cancelled = threading.Event()  # one per start: an old thread keeps its own
         self.views.importance.set_importance(None, "Importance is computed when the sweep ends.")
-        self.progress.setValue(0)
-        self.progress_label.setText(f"Starting {spec.trials} trials of study {sweep.name!r} "
-                                    f"in {sweep.storage}…")
-        self.refresh_views()
-        self.controller.start(sweep.run)
+        self.progress.setRange(0, 0)  # busy: how long a server takes to answer is unknown
+        self.progress_label.setText(
+            f"Connecting to {shown_url(storage_url(spec.storage))}…")
+        self.controller.start(open_and_run(spec, self._connect_cancelled))
         self._update_buttons()
         return True
 
+    def is_connecting(self) -> bool:
+        """Whether the sweep's thread is still opening the storage and the study."""
+        return self._connecting and self.controller.is_running()
+
     def cancel(self) -> None:
         """Stop the sweep now; finished trials stay in the study. The views and the counts
-        follow from a read in the background; `sweep_finished` is emitted when it arrives."""
+        follow from a read in the background; `sweep_finished` is emitted when it arrives.
+
+        While the storage is being opened the window does not wait for it (a server's connect
+        timeout): the thread ends by itself once the storage answers, before any trial."""
         if not self.controller.is_running():
+            return
+        if self._connecting:
+            self._connect_cancelled.set()
+            self.progress_label.setText("Cancelling: no trial will start; waiting for the "
+                                        "storage to answer…")
+            self._update_buttons()
             return
         self.controller.stop()  # waits for the thread: in-flight trials are told "cancelled"
         self._after_run(cancelled=True)
@@ -530,11 +590,18 @@ class SweepWindow(ToolWindow):
         self._watch_timer.stop()
         self._refresh_timer.stop()
         self.read_task.stop()  # a read in flight ends (it cannot be interrupted), then the thread
-        self.controller.shutdown()
+        self.controller.shutdown()  # opening the storage, too, ends first: it cannot be cut short
+        if self._connecting:
+            self._end_connecting()
         self.importance_task.stop()
 
     @Slot(object)
     def _on_batch(self, records: list) -> None:
+        if isinstance(records[0], SweepOpened):  # the thread's first record
+            self._on_opened(records[0])
+            records = records[1:]
+            if not records:
+                return
         progress = records[-1]
         self.last_progress = progress
         self.progress.setValue(int(1000 * progress.fraction))
@@ -542,6 +609,29 @@ class SweepWindow(ToolWindow):
         self._show_best(progress.best_value, progress.best_trial, progress.best_params)
         if not self._refresh_timer.isActive():
             self._refresh_timer.start()
+
+    def _on_opened(self, opened: SweepOpened) -> None:
+        """The sweep's thread has opened the storage and the study (or could not)."""
+        self._end_connecting()
+        spec = self.spec
+        if opened.error:
+            self._show_error(opened.error)
+            self.progress_label.setText("Not started: see the message under the settings.")
+        elif self._connect_cancelled.is_set():
+            self.progress_label.setText("Cancelled before the first trial.")
+        else:
+            sweep = self.sweep = opened.sweep
+            self.study = sweep.study
+            self.study_edit.setPlaceholderText(sweep.name)
+            self.progress_label.setText(f"Starting {spec.trials} trials of study "
+                                        f"{sweep.name!r} in {sweep.storage}…")
+            self.refresh_views()
+        self._update_buttons()
+
+    def _end_connecting(self) -> None:
+        self._connecting = False
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
 
     @Slot(bool)
     def _on_finished(self, _completed: bool) -> None:
@@ -553,6 +643,8 @@ class SweepWindow(ToolWindow):
 
     def _after_run(self, cancelled: bool) -> None:
         """The sweep ended: read the study once more (in the background), then finish."""
+        if self._connecting:  # the thread failed before it opened the storage
+            self._end_connecting()
         self._refresh_timer.stop()
         self._update_buttons()
         if self.study is None or self.sweep is None:

@@ -181,6 +181,7 @@ def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clea
     ticks = []
     ticker = QTimer(interval=20)
     ticker.timeout.connect(lambda: ticks.append(1))
+    _collect_garbage()
     ticker.start()
     qtbot.wait(300)
     ticker.stop()
@@ -228,12 +229,21 @@ class _SlowWindowReads:
         monkeypatch.setattr(optuna.study.Study, "get_trials", get_trials)
 
 
+def _collect_garbage() -> None:
+    """Collect the earlier tests' windows now: a full collection of them can pause the main
+    thread for a quarter of a second, which a tick count would blame on the database."""
+    import gc
+
+    gc.collect()
+
+
 def _event_loop_ticks(qtbot, ms: int = 300) -> int:
     from PySide6.QtCore import QTimer
 
     ticks = []
     ticker = QTimer(interval=20)
     ticker.timeout.connect(lambda: ticks.append(1))
+    _collect_garbage()
     ticker.start()
     qtbot.wait(ms)
     ticker.stop()
@@ -305,3 +315,105 @@ def test_cancel_with_a_slow_database_does_not_freeze_and_close_mid_read_is_clean
     threading.Timer(0.3, slow.gate.set).start()
     window.close()
     assert not window.is_reading()
+
+
+class _SlowStorageOpening:
+    """A slow database server seen by Start: opening the storage (`core.sweep.open_storage`,
+    which `core.sweep.Sweep` calls to create or load the study) waits for ``gate``."""
+
+    def __init__(self, monkeypatch):
+        import threading
+
+        import core.sweep
+
+        self.gate = threading.Event()
+        self.opened_on: list[threading.Thread] = []
+        real_open = core.sweep.open_storage
+
+        def slow_open(storage):
+            self.opened_on.append(threading.current_thread())
+            self.gate.wait(5.0)
+            return real_open(storage)
+
+        monkeypatch.setattr(core.sweep, "open_storage", slow_open)
+
+
+def _trials_in(url: str, name: str) -> int:
+    from core.sweep import open_storage
+
+    return len(optuna.load_study(study_name=name, storage=open_storage(url)).trials)
+
+
+def test_start_opens_the_storage_off_the_main_thread_and_close_mid_connect_is_clean(
+        qtbot, monkeypatch, tmp_path):
+    import threading
+    import time
+
+    slow = _SlowStorageOpening(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    window = SweepWindow(LabDocument(_lab()))
+    qtbot.addWidget(window)
+    _grid_settings(window)
+    window.space.tick("momentum", False)  # 3 trials
+    window.storage_combo.setCurrentIndex(window.storage_combo.findData("url"))
+    window.url_edit.setText(url)
+    window.study_edit.setText("slow")
+    started = time.perf_counter()
+    assert window.start()
+    assert time.perf_counter() - started < 1.0  # the window did not wait for the database
+    assert window.is_connecting() and window.sweep is None
+    assert window.start_button.text() == "Connecting to the storage…"
+    assert not window.start_button.isEnabled() and window.cancel_button.isEnabled()
+    assert _event_loop_ticks(qtbot) >= 5  # no freeze while the server does not answer
+    assert window.is_connecting()
+    with qtbot.waitSignal(window.sweep_finished, timeout=15_000):
+        slow.gate.set()
+    assert threading.main_thread() not in slow.opened_on
+    assert len(window.views.table.shown_rows()) == 3
+    assert "3 / 3 trials" in window.progress_label.text()
+    assert window.start_button.text() == "Start sweep" and window.start_button.isEnabled()
+    # Closed while connecting again: the thread ends once the storage answers, no trial starts.
+    qtbot.waitUntil(lambda: not window.is_reading(), timeout=5_000)
+    slow.gate.clear()
+    window.trials_spin.setValue(2)
+    assert window.start() and window.is_connecting()
+    threading.Timer(0.3, slow.gate.set).start()
+    window.close()
+    assert not window.controller.is_running() and not window.is_connecting()
+    assert _trials_in(url, "slow") == 3
+
+
+def test_cancel_while_connecting_and_an_unreachable_server_name_the_storage(qtbot, monkeypatch,
+                                                                            tmp_path):
+    import time
+
+    slow = _SlowStorageOpening(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    window = SweepWindow(LabDocument(_lab()))
+    qtbot.addWidget(window)
+    window.storage_combo.setCurrentIndex(window.storage_combo.findData("url"))
+    window.url_edit.setText(url)
+    window.study_edit.setText("cancelled")
+    assert window.start() and window.is_connecting()
+    finished = []
+    window.sweep_finished.connect(finished.append)
+    started = time.perf_counter()
+    window.cancel()
+    assert time.perf_counter() - started < 0.5  # Cancel does not wait for the server
+    assert "Cancelling" in window.progress_label.text() and not window.cancel_button.isEnabled()
+    assert _event_loop_ticks(qtbot, 200) >= 3 and not finished
+    slow.gate.set()
+    qtbot.waitUntil(lambda: finished == [None], timeout=10_000)
+    assert "Cancelled before the first trial" in window.progress_label.text()
+    assert window.study is None and window.start_button.isEnabled()
+    assert _trials_in(url, "cancelled") == 0
+    # A server that refuses the connection: the usual one-line message naming the storage.
+    window.url_edit.setText("postgresql+psycopg2://lab@127.0.0.1:1/sweeps")
+    with qtbot.waitSignal(window.sweep_finished, timeout=15_000):
+        assert window.start()
+    assert window.error_label.isVisibleTo(window)
+    error = window.error_label.text()
+    assert error.startswith("--storage: cannot open postgresql") and "refused" in error
+    assert "Not started" in window.progress_label.text()
+    assert window.study is None and window.start_button.isEnabled()
+    assert window.start_button.text() == "Start sweep"
