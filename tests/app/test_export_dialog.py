@@ -185,3 +185,43 @@ def test_network_export_frames_show_every_evaluation_s_layer_statistics(qtbot, t
         assert x0 <= steps[0] and steps[-1] <= x1
     assert np.allclose(shown[-1][2], (0, 60))  # the whole race, not 0 … 96
     assert iio.improps(tmp_path / "net.gif").shape[0] == 3
+
+
+def test_network_frame_keeps_the_layer_legend_inside_its_plot(qtbot):
+    """A 900×420 frame has two short rows of plots: the "L1 L2 L3" legend of the per-layer
+    plot stays inside that plot instead of running over its step axis."""
+    import threading
+
+    from PySide6.QtCore import QSize
+
+    from app.export import FrameCanvas
+    from core.history import NetworkHistory
+    from core.network import NetworkRace
+
+    lab = lab_from_dict({
+        "format": "descent-lab/1", "name": "Three layers", "seed": 0, "steps": 10,
+        "problem": {"kind": "network", "dataset": {"name": "moons", "n": 64},
+                    "model": {"layers": [{"linear": 8}, {"act": "relu"}, {"linear": 8},
+                                         {"act": "relu"}, {"linear": 2}]},
+                    "loss": "cross_entropy", "batch_size": 16, "eval_every": 5},
+        "runs": [{"label": "Adam", "optimizer": "adam", "params": {"lr": 0.01}},
+                 {"label": "SGD", "optimizer": "sgd", "params": {"lr": 0.1}}],
+    })
+    records = list(NetworkRace(lab).records(threading.Event()))
+    size = QSize(900, 420)
+    canvas = FrameCanvas(lab, ("curves",), size)
+    try:
+        history = NetworkHistory([r.label for r in lab.runs])
+        canvas.extend(history, records)
+        canvas.draw(history, records[-1])
+        frame = canvas.frame(size)
+        assert frame.shape == (420, 900, 3)
+        layers = canvas.widgets["curves"].layer_plot
+        legend, box = layers.legend, layers.grad_plot.vb
+        assert [label.text for _, label in legend.items] == ["L1", "L2", "L3"]
+        assert legend.isVisible() and box.height() > 0
+        assert box.sceneBoundingRect().contains(legend.sceneBoundingRect()), (
+            legend.sceneBoundingRect(), box.sceneBoundingRect())
+    finally:
+        canvas.close()
+        canvas.deleteLater()
