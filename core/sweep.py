@@ -437,8 +437,24 @@ def storage_url(storage: str | os.PathLike | None) -> str | None:
     if text in ("", "memory", ":memory:"):
         return None
     if "://" in text:
-        return text
+        return _with_installed_driver(text)
     return f"sqlite:///{Path(text).resolve()}"
+
+
+def _with_installed_driver(url: str) -> str:
+    """A bare ``postgresql://`` URL with the PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3; we ship psycopg2 (the test
+    extra), so without this a plain URL failed with "Failed to import DB access module".
+    An explicit driver (``postgresql+psycopg://``) is left as the user wrote it.
+    """
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def shown_url(url: str | None) -> str:

@@ -143,3 +143,13 @@ def test_help_documents_the_new_flags(capsys):
     for flag in ("--total", "--fair", "--optimizers", "--trials-per-optimizer", "--storage",
                  "--param", "tuned.lab.json", "fair_race.json"):
         assert flag in text, flag
+
+
+def test_a_plain_postgresql_url_reaches_the_server_not_a_missing_driver(lab, capsys):
+    """`postgresql://` (no driver named) uses the installed psycopg2: the error is about the
+    closed port, not "Failed to import DB access module"."""
+    pytest.importorskip("psycopg2", reason="psycopg2 is not installed")
+    url = f"postgresql://nobody@127.0.0.1:{_closed_port()}/db"
+    line = _fails(capsys, ["sweep", lab, "--storage", url, "--trials", "1"])
+    assert line.startswith("error: --storage: cannot open postgresql")
+    assert "import" not in line.lower()
