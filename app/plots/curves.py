@@ -43,6 +43,13 @@ def decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS):
     return x[idx], y[idx]
 
 
+def settle_view_transform(vb: pg.ViewBox) -> None:
+    """Apply ``vb``'s new range to its transform now (pyqtgraph defers it to the first paint,
+    and the curves' bounds then change and ask for a second paint of the plot)."""
+    if getattr(vb, "_matrixNeedsUpdate", False):
+        vb.updateMatrix()
+
+
 class FastCurve(pg.PlotCurveItem):
     """A PlotCurveItem that works out its bounding rect once per setData.
 
@@ -195,6 +202,7 @@ class SeriesPlot(pg.PlotWidget):
                     xRange=(-0.01 * self.x_max, 1.02 * self.x_max),
                     yRange=(lo - 0.3 * span, hi + 0.03 * span), padding=0,
                 )
+                settle_view_transform(self.plotItem.vb)  # one paint for the new range, not two
 
     def set_cursor(self, step: float | None) -> None:
         """A vertical line at ``step``; None hides it."""

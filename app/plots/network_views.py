@@ -67,7 +67,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.panels.tables import save_table_csv
-from app.plots.curves import MAX_POINTS, FastCurve, SeriesPlot, decimate
+from app.plots.curves import MAX_POINTS, FastCurve, SeriesPlot, decimate, settle_view_transform
 from app.theme import BACKGROUND, FOREGROUND
 from core.datasets import Dataset
 from core.history import NetworkHistory
@@ -1278,17 +1278,33 @@ class NetworkView(QWidget):
         if not self._parts:
             return
         tab = self.tabs.currentIndex()
-        if self._fit_pending(tab) or not self._dirty:
-            return
-        count = len(self._parts)
-        for k in range(count):
-            index = (self._turn + k) % count
-            part = self._parts[index]
-            if part in self._dirty and self._part_tab(part) == tab:
-                self._dirty.discard(part)
-                self._turn = index + 1
-                self._draw_streaming(part)
+        try:
+            if self._fit_pending(tab) or not self._dirty:
                 return
+            count = len(self._parts)
+            for k in range(count):
+                index = (self._turn + k) % count
+                part = self._parts[index]
+                if part in self._dirty and self._part_tab(part) == tab:
+                    self._dirty.discard(part)
+                    self._turn = index + 1
+                    self._draw_streaming(part)
+                    return
+        finally:
+            self._settle_view_transforms()
+
+    def _settle_view_transforms(self) -> None:
+        """Apply a new view range now rather than at paint time.
+
+        pyqtgraph updates a view's transform lazily, in its first paint; the curves' bounds
+        change with it, which schedules a second paint of the same plot. Done here (and for
+        the plot linked to the one re-ranged) a new range costs one paint: measured 20 -> 16 ms
+        for the loss plot with the accuracy plot linked to it.
+        """
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            settle_view_transform(plot.plotItem.vb)
+        settle_view_transform(self.layer_plot.grad_plot.vb)
+        settle_view_transform(self.layer_plot.ratio_plot.vb)
 
     def _draw_tab(self, tab: int) -> None:
         for part in self._parts:
