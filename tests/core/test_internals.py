@@ -32,8 +32,9 @@ def _bumpy(p: torch.Tensor) -> torch.Tensor:
     return 0.5 * (p[0] ** 2 + 30.0 * p[1] ** 2) + 0.4 * torch.sin(3.0 * p[0]) * torch.cos(p[1])
 
 
-def _plain_loop(name: str, params: dict, steps: int = 25):
-    """A bare torch.optim loop; yields (optimizer, param, Internals) after each step."""
+def _plain_loop(name: str, params: dict, steps: int = 25, deferred: list | None = None):
+    """A bare torch.optim loop; yields (optimizer, param, Internals) after each step, and also
+    appends each step's `DeferredInternals` to ``deferred`` when given."""
     p = torch.tensor([-2.0, 0.8], dtype=torch.float64, requires_grad=True)
     opt = build_optimizer(name, params, [p])
 
@@ -50,6 +51,8 @@ def _plain_loop(name: str, params: dict, steps: int = 25):
             opt.step(closure)
         else:
             opt.step()
+        if deferred is not None:
+            deferred.append(DeferredInternals(opt, p, before, t))
         yield opt, p, explain(opt, p, before, t)
 
 
@@ -225,27 +228,12 @@ def test_available_parts_follow_the_hyperparameters():
     assert available_parts("rmsprop", {"momentum": 0.5})[1] == "velocity"
 
 
-
 @pytest.mark.parametrize("name, params", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_deferred_internals_keep_the_state_of_their_own_step(name, params):
     """The race explains an update only when someone looks at it, long after the optimizer has
     moved on: the deferred record must still tell its own step, exactly as the eager one."""
-    p = torch.tensor([-2.0, 0.8], dtype=torch.float64, requires_grad=True)
-    opt = build_optimizer(name, params, [p])
-
-    def closure():
-        opt.zero_grad()
-        loss = _bumpy(p)
-        loss.backward()
-        return loss
-
-    deferred, eager = [], []
-    for t in range(1, 16):
-        closure()
-        before = capture(opt, p, p.grad.clone())
-        opt.step(closure) if OPTIMIZERS[name].needs_closure else opt.step()
-        deferred.append(DeferredInternals(opt, p, before, t))
-        eager.append(explain(opt, p, before, t))
+    deferred = []
+    eager = [info for _opt, _p, info in _plain_loop(name, params, steps=15, deferred=deferred)]
     for late, now in zip(deferred, eager):  # resolved only now, after all the steps
         assert late.text == now.text
         np.testing.assert_array_equal(late.step, now.step)
