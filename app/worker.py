@@ -159,6 +159,9 @@ class GeneratorWorker(QObject):
                 # Finished: deliver everything. (Stopped: the user asked to drop the rest.)
                 self._flush(batch, last_emit, force=True, block=True)
         except Exception:  # noqa: BLE001 - reported to the user, not swallowed
+            # What the generator produced before it failed is real: deliver it first (a
+            # throttled batch was otherwise lost, e.g. a sweep's first progress).
+            self._flush(batch, last_emit, force=True, block=True)
             self.failed.emit(self.generation, traceback.format_exc())
         self.finished.emit(self.generation, completed)
 
