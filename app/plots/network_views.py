@@ -282,6 +282,45 @@ def _range_change(vb: pg.ViewBox, extent, set_x: bool):
     return x_range or (vx0, vx1), y_range or (vy0, vy1)
 
 
+class _SharedUserX:
+    """Two views that show the same x axis side by side, kept aligned without pyqtgraph's
+    ``setXLink``: the user's pan or zoom on either moves the other with it at once, and the
+    other stops following the data too (``on_manual``); while streaming, the follower copies
+    the leader's new x range in a redraw of its own (`_x_behind`). Linked, both re-laid out
+    their axes and repainted every curve in one event-loop turn: the race's slowest frames."""
+
+    def __init__(self, a: pg.ViewBox, b: pg.ViewBox, on_manual):
+        self._views = (a, b)
+        self._on_manual = on_manual
+        a.sigRangeChangedManually.connect(self._a_moved)
+        b.sigRangeChangedManually.connect(self._b_moved)
+
+    def _a_moved(self, *_args) -> None:
+        self._copy(*self._views)
+
+    def _b_moved(self, *_args) -> None:
+        self._copy(*reversed(self._views))
+
+    def _copy(self, source: pg.ViewBox, target: pg.ViewBox) -> None:
+        self._on_manual()
+        x0, x1 = source.viewRange()[0]
+        target.setXRange(x0, x1, padding=0)
+
+
+def _x_behind(vb: pg.ViewBox, leader: pg.ViewBox) -> bool:
+    """Whether ``vb`` (which shows ``leader``'s x axis) has yet to copy its x range."""
+    return tuple(vb.viewRange()[0]) != tuple(leader.viewRange()[0])
+
+
+def _copy_x(vb: pg.ViewBox, leader: pg.ViewBox, extent) -> None:
+    """``leader``'s x range and, when `_range_change` says so, a y range fitting ``extent``."""
+    change = _range_change(vb, extent, False)
+    if change is None and not _x_behind(vb, leader):
+        return
+    y_range = change[1] if change is not None else vb.viewRange()[1]
+    vb.setRange(xRange=tuple(leader.viewRange()[0]), yRange=y_range, padding=0)
+
+
 def _mostly_hidden(vb: pg.ViewBox, extent) -> bool:
     """Whether less than half of the data's x or y span is inside ``vb``'s range: a range
     that cannot wait for a redraw of its own (the first data, a jump)."""
@@ -339,7 +378,10 @@ class RunCurvesPlot(SeriesPlot):
         self._extents: dict[int, tuple | None] = {}  # id(item) → extent of its shown data
         self.bands: list[_Band | None] = []
         self.dashed_bands: list[_Band | None] = []
-        self.sets_x = True  # False when its x range follows a linked plot
+        # The plot whose x range this one copies (`follow_x_of`), or None: it sets its own.
+        self.x_leader: "RunCurvesPlot | None" = None
+        self.x_followers: list["RunCurvesPlot"] = []
+        self._shared_x: _SharedUserX | None = None
         # While streaming, a new range (axis re-layout + every curve repainted: the costliest
         # frame) is not set with the data but noted here and set in a frame of its own.
         self.defer_fit = False
@@ -485,24 +527,53 @@ class RunCurvesPlot(SeriesPlot):
             self.show_series(item, *self._points(x, y))
         vb, extent = self.plotItem.vb, _union(self._extents.values())
         if self.defer_fit and not _mostly_hidden(vb, extent):
-            self.fit_pending = self.follow and _range_change(vb, extent, self.sets_x) is not None
+            self.fit_pending = self.follow and (
+                _range_change(vb, extent, self.x_leader is None) is not None
+                or self._x_behind())
         else:
             self.fit_view()
 
-    def fit_view(self, force: bool = False) -> None:
-        """Set the view range to the drawn data (unless the user zoomed or panned)."""
+    def follow_x_of(self, leader: "RunCurvesPlot") -> None:
+        """Show ``leader``'s x axis (plots of equal width, one above the other): panned and
+        zoomed together, a double click on either follows the data again with both."""
+        self.x_leader = leader
+        leader.x_followers.append(self)
+        self._shared_x = _SharedUserX(leader.plotItem.vb, self.plotItem.vb,
+                                      self._stop_following_x)
+
+    def _x_group(self) -> list["RunCurvesPlot"]:
+        """This plot and those that share its x axis, the leader first."""
+        leader = self.x_leader or self
+        return [leader, *leader.x_followers]
+
+    def _stop_following_x(self) -> None:
+        for plot in self._x_group():
+            plot.follow = False
+
+    def _x_behind(self) -> bool:
+        return self.x_leader is not None and _x_behind(self.plotItem.vb,
+                                                        self.x_leader.plotItem.vb)
+
+    def needs_fit(self) -> bool:
+        """A new range is waiting: its data's, or its x leader's new x range."""
+        return self.fit_pending or (self.follow and self._x_behind())
+
+    def fit_view(self, force: bool = False, one: bool = False) -> None:
+        """Set the view range to the drawn data (unless the user zoomed or panned); the x
+        range is the leader's when it has one. (``one``: as `LayerStatsPlot.fit_view`.)"""
         self.fit_pending = False
         if not (self.follow or force):
             return
         extent = _union(self._extents.values())
-        if self.sets_x:
+        if self.x_leader is None:
             _fit_range(self.plotItem.vb, extent, True)
-        else:  # x follows the linked plot: fit y only
-            _fit_range(self.plotItem.vb, extent, False)
+        else:
+            _copy_x(self.plotItem.vb, self.x_leader.plotItem.vb, extent)
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        self.follow = True
-        self.fit_view()
+        for plot in self._x_group():
+            plot.follow = True
+            plot.fit_view()
         pg.PlotWidget.mouseDoubleClickEvent(self, event)
 
     def band_data(self, run: int, dashed: bool = False):
@@ -648,7 +719,6 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         # Side by side: stacked, each plot is too short for a readable log axis at 1280×800.
         self.grad_plot = self.addPlot(row=0, col=0)
         self.ratio_plot = self.addPlot(row=0, col=1)
-        self.ratio_plot.setXLink(self.grad_plot)
         for plot, title, label in (
             (self.grad_plot, "Gradient norm per layer", "‖∇W‖"),
             (self.ratio_plot, "Update / weight per layer", "‖ΔW‖/‖W‖"),
@@ -662,6 +732,8 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
             _plain_axes(plot)
         self.grad_plot.setLabel("bottom", "step")
         self.ratio_plot.setLabel("bottom", "step")
+        # The ratio plot shows the gradient plot's steps: zoomed together, fitted one at a time.
+        self._shared_x = _SharedUserX(self.grad_plot.vb, self.ratio_plot.vb, self._stop_following)
         self.legend = self.grad_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
         self.legend.setBrush(pg.mkBrush(27, 29, 33, 170))
         self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -711,30 +783,55 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
                 sx, sy = decimate(kx, ky, budget)
                 item.set_series(kx, ky, sx, np.log10(sy) if len(sy) else sy)
                 item.extent = _extent(sx, sy if not len(sy) else np.log10(sy))
-        extents = self._extents()
-        if self.defer_fit and not any(_mostly_hidden(vb, extent) for vb, extent, _ in extents):
-            self.fit_pending = self.follow and any(
-                _range_change(vb, extent, set_x) is not None for vb, extent, set_x in extents)
+        grad_extent, ratio_extent = self._extents()
+        if self.defer_fit and not (_mostly_hidden(self.grad_plot.vb, grad_extent)
+                                   or _mostly_hidden(self.ratio_plot.vb, ratio_extent)):
+            self.fit_pending = self.follow and self._unfitted() is not None
         else:
             self._fit()
 
-    def fit_view(self) -> None:
-        self._fit()
+    def needs_fit(self) -> bool:
+        return self.fit_pending
+
+    def fit_view(self, one: bool = False) -> None:
+        """Fit both plots, or (``one``, while streaming) the first that needs it: each new
+        range re-lays out an axis and repaints its curves, so each gets a redraw of its own."""
+        if not one:
+            self._fit()
+            return
+        plot = self._unfitted() if self.follow else None
+        if plot is self.grad_plot:
+            _fit_range(self.grad_plot.vb, self._extents()[0], True)
+        elif plot is self.ratio_plot:
+            _copy_x(self.ratio_plot.vb, self.grad_plot.vb, self._extents()[1])
+        self.fit_pending = self.follow and self._unfitted() is not None
 
     def _extents(self):
-        """(view box, extent, sets x) of the gradient and the ratio plot."""
+        """The extents of the gradient plot's and the ratio plot's data; the gradient plot
+        sets the x range of both, so its x extent covers both."""
         grad = _union(getattr(item, "extent", None) for item in self.grad_curves)
         ratio = _union(getattr(item, "extent", None) for item in self.ratio_curves)
-        both = _union([grad, ratio])  # x follows the gradient plot (linked): it covers both
-        return ((self.grad_plot.vb, (both[0], both[1], grad[2], grad[3]), True),
-                (self.ratio_plot.vb, ratio, False))
+        both = _union([grad, ratio])
+        return (both[0], both[1], grad[2], grad[3]), ratio
+
+    def _unfitted(self):
+        """The first of the two plots whose range should change, or None."""
+        grad_extent, ratio_extent = self._extents()
+        if _range_change(self.grad_plot.vb, grad_extent, True) is not None:
+            return self.grad_plot
+        ratio_vb = self.ratio_plot.vb
+        if (_range_change(ratio_vb, ratio_extent, False) is not None
+                or _x_behind(ratio_vb, self.grad_plot.vb)):
+            return self.ratio_plot
+        return None
 
     def _fit(self) -> None:
         self.fit_pending = False
         if not self.follow:
             return
-        for vb, extent, set_x in self._extents():
-            _fit_range(vb, extent, set_x)
+        grad_extent, ratio_extent = self._extents()
+        _fit_range(self.grad_plot.vb, grad_extent, True)
+        _copy_x(self.ratio_plot.vb, self.grad_plot.vb, ratio_extent)
 
     def set_x_label(self, label: str) -> None:
         self.grad_plot.setLabel("bottom", label)
@@ -998,10 +1095,8 @@ class NetworkView(QWidget):
             "Per-layer gradient norm and relative update size of the selected run, at each "
             "evaluation."
         )
-        # Only plots of equal width are linked: pyqtgraph lines linked views up pixel by pixel
-        # when they overlap on screen, which would crop the narrower ones.
-        self.accuracy_plot.plotItem.setXLink(self.loss_plot.plotItem)
-        self.accuracy_plot.sets_x = False  # the loss plot sets the shared x range
+        # Only plots of equal width share an x axis: the loss plot sets it.
+        self.accuracy_plot.follow_x_of(self.loss_plot)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -1246,8 +1341,8 @@ class NetworkView(QWidget):
             return False
         done = False
         for plot in self._curve_plots():
-            if plot.fit_pending:
-                plot.fit_view()
+            if plot.needs_fit():
+                plot.fit_view(one=not every)
                 done = True
                 if not every:
                     break

@@ -543,6 +543,71 @@ def test_a_new_axis_range_waits_for_a_redraw_of_its_own_while_streaming(qtbot, m
     assert vb.viewRange()[0][1] >= 40
 
 
+def test_plots_that_share_an_x_axis_get_a_new_range_in_separate_redraws(qtbot, moons_race):
+    """The accuracy plot shows the loss plot's steps, and the ratio plot the gradient plot's:
+    while streaming, the follower copies its leader's new x range one redraw later (two axes
+    re-laid out and every curve of both repainted in one turn were the race's slowest frames);
+    a few redraws later all four ranges agree."""
+    race, records = moons_race
+    view, history = _view(qtbot, race)
+    history.extend(records[:19])
+    view.update_from(history)
+    view.flush()
+    pairs = ((view.loss_plot.plotItem.vb, view.accuracy_plot.plotItem.vb),
+             (view.layer_plot.grad_plot.vb, view.layer_plot.ratio_plot.vb))
+    for leader, follower in pairs:
+        assert leader.viewRange()[0] == follower.viewRange()[0]
+        for vb in (leader, follower):  # an older range the data has just left
+            vb.setRange(xRange=(0, 16), yRange=vb.viewRange()[1], padding=0)
+    history.extend(records[19:21])
+    both_moved_in_one_turn = False
+    for _ in range(30):
+        before = [vb.viewRange()[0] for pair in pairs for vb in pair]
+        view.update_from(history)
+        after = [vb.viewRange()[0] for pair in pairs for vb in pair]
+        moved = [b != a for b, a in zip(before, after)]
+        both_moved_in_one_turn |= (moved[0] and moved[1]) or (moved[2] and moved[3])
+    assert not both_moved_in_one_turn
+    for leader, follower in pairs:
+        assert leader.viewRange()[0][1] >= records[20].step
+        assert follower.viewRange()[0] == leader.viewRange()[0]
+
+
+def test_zooming_one_of_two_plots_that_share_an_x_axis_zooms_both(qtbot, moons_race):
+    """Panned or zoomed by the user, the loss and accuracy plots move together (as pyqtgraph's
+    linked views would) and both stop following the data; a double click on either follows
+    the data again with both."""
+    race, records = moons_race
+    view, history = _view(qtbot, race, records)
+    view.flush()
+    loss_vb, accuracy_vb = view.loss_plot.plotItem.vb, view.accuracy_plot.plotItem.vb
+    accuracy_vb.setXRange(5, 15, padding=0)  # as a mouse drag does, then it says so:
+    accuracy_vb.sigRangeChangedManually.emit([True, True])
+    assert loss_vb.viewRange()[0] == accuracy_vb.viewRange()[0] == [5.0, 15.0]
+    assert not view.loss_plot.follow and not view.accuracy_plot.follow
+    history.extend([])
+    view.update_from(history)
+    view.flush()  # new draws do not undo the user's zoom
+    assert loss_vb.viewRange()[0] == [5.0, 15.0]
+    view.layer_plot.ratio_plot.vb.setXRange(2, 9, padding=0)
+    view.layer_plot.ratio_plot.vb.sigRangeChangedManually.emit([True, True])
+    assert view.layer_plot.grad_plot.vb.viewRange()[0] == [2.0, 9.0]
+    assert not view.layer_plot.follow
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtCore import QEvent
+
+    centre = QPointF(view.accuracy_plot.rect().center())
+    event = QMouseEvent(QEvent.Type.MouseButtonDblClick, centre, centre,
+                        Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton,
+                        Qt.KeyboardModifier.NoModifier)
+    view.accuracy_plot.mouseDoubleClickEvent(event)
+    assert view.loss_plot.follow and view.accuracy_plot.follow
+    (x0, x1), _ = loss_vb.viewRange()
+    assert x0 <= 0 and x1 >= records[-1].step
+    assert accuracy_vb.viewRange()[0] == loss_vb.viewRange()[0]
+
+
 def test_fast_curve_bounds_equal_pyqtgraphs_after_new_data_and_a_zoom(qtbot):
     """FastCurve computes its bounding rect its own (cheaper) way: it must be pyqtgraph's rect,
     or curves would leave paint trails or be clipped."""
