@@ -686,21 +686,18 @@ class _LayerLog:
 
     def append(self, xs: tuple[float, float, float], grad: np.ndarray, ratio: np.ndarray) -> None:
         if self.size == 0 or grad.shape != self.grad.shape[1:]:
-            self.xs = np.empty((64, 3))
-            self.grad = np.empty((64, *grad.shape))
-            self.ratio = np.empty((64, *grad.shape))
+            # All at once (see core/history.py: buffers grown by doubling fragment the heap).
+            self.xs = np.empty((LAYER_LOG_CAPACITY, 3))
+            self.grad = np.empty((LAYER_LOG_CAPACITY, *grad.shape))
+            self.ratio = np.empty((LAYER_LOG_CAPACITY, *grad.shape))
             self.size = 0
-        if self.size == len(self.xs):
-            if self.size >= LAYER_LOG_CAPACITY:
-                # Thin uniformly: the per-layer plot is a trend, every other point is plenty.
-                keep = self.size // 2
-                for name in ("xs", "grad", "ratio"):
-                    arr = getattr(self, name)
-                    arr[:keep] = arr[: 2 * keep : 2]
-                self.size = keep
-            else:
-                grow = lambda a: np.concatenate([a, np.empty_like(a)])  # noqa: E731
-                self.xs, self.grad, self.ratio = grow(self.xs), grow(self.grad), grow(self.ratio)
+        if self.size == LAYER_LOG_CAPACITY:
+            # Thin uniformly: the per-layer plot is a trend, every other point is plenty.
+            keep = self.size // 2
+            for name in ("xs", "grad", "ratio"):
+                arr = getattr(self, name)
+                arr[:keep] = arr[: 2 * keep : 2]
+            self.size = keep
         self.xs[self.size] = xs
         self.grad[self.size] = grad
         self.ratio[self.size] = ratio
@@ -1254,7 +1251,7 @@ class NetworkView(QWidget):
         self._history = None
         self._drawn_evaluation_step = -1
         self._layer_log = _LayerLog()
-        self._layer_stats_seen = 0  # history.layer_stats_total already in the layer log
+        self._layer_stats_seen = 0  # history.layer_stats.total already in the layer log
         self._confusions = [None] * len(self.labels)
         self._confusion_steps = [0] * len(self.labels)
         self._snapshots = [None] * len(self.labels)
@@ -1530,14 +1527,13 @@ class NetworkView(QWidget):
         """Take in the per-layer statistics of every evaluation since the last call (several
         arrive between two redraws when the race evaluates often) and the newest snapshots."""
         ev = history.last_evaluation
-        missed = history.layer_stats_total - self._layer_stats_seen
-        if missed < 0:  # a new history (a reset): start over
+        stats = history.layer_stats
+        if stats.total < self._layer_stats_seen:  # a new history (a reset): start over
             self._layer_log = _LayerLog()
-            missed = history.layer_stats_total
-        kept = list(history.layer_stats)
-        for step, epoch, wall, grad, ratio in kept[len(kept) - min(missed, len(kept)):]:
-            self._layer_log.append((step, epoch, wall), grad, ratio)
-        self._layer_stats_seen = history.layer_stats_total
+            self._layer_stats_seen = 0
+        for xs, grad, ratio in zip(*stats.since(self._layer_stats_seen)):
+            self._layer_log.append(tuple(xs), grad, ratio)
+        self._layer_stats_seen = stats.total
         self.layer_plot.set_layers(self._layer_log.layers)
         # Snapshots of the runs still alive (a dead run keeps its last finite one of its own).
         step = history.last_evaluation_step

@@ -28,3 +28,25 @@ def test_series_stays_bounded_and_keeps_extremes():
     assert kept_loss.max() == 50.0 and kept_loss.min() == -1.0
     assert kept_steps[-1] == 99_999, "the newest point is always kept"
     assert series.nbytes <= len(FIELDS) * 8 * 1024
+
+
+def test_layer_stats_ring_hands_a_view_every_evaluation_it_missed_in_order():
+    """A view that redraws every few evaluations reads the ones since its last redraw, oldest
+    first; one that fell more than the ring's capacity behind gets the newest `capacity`."""
+    from core.history import LayerStatsRing
+
+    ring = LayerStatsRing(capacity=8)
+    runs, layers = 3, 2
+    for k in range(11):
+        grad = np.full((runs, layers), float(k))
+        ring.append(10.0 * k, k / 4, 0.5 * k, grad, -grad)
+    assert ring.total == 11 and len(ring) == 8
+    xs, grad, ratio = ring.since(7)  # the last four
+    np.testing.assert_array_equal(xs[:, 0], [70.0, 80.0, 90.0, 100.0])
+    np.testing.assert_array_equal(grad[:, 1, 1], [7.0, 8.0, 9.0, 10.0])
+    np.testing.assert_array_equal(ratio, -grad)
+    xs, _, _ = ring.since(0)  # 11 missed, 8 kept: the newest 8
+    np.testing.assert_array_equal(xs[:, 0], 10.0 * np.arange(3, 11))
+    assert len(ring.since(11)[0]) == 0
+    xs[0, 0] = -1.0  # a copy: the ring keeps its numbers
+    assert ring.since(10)[0][0, 0] == 100.0 and ring.since(3)[0][0, 0] == 30.0
