@@ -62,6 +62,11 @@ class _Probe:
         bins = int(HISTOGRAM_MAX_MS / HISTOGRAM_BIN_MS) + 1
         self.early = np.zeros(bins, dtype=np.int64)
         self.late = np.zeros(bins, dtype=np.int64)
+        # The main thread's own CPU time per tick interval, same bins: lateness with the CPU
+        # time flat means waiting (the GIL, the other core's load), not more drawing work.
+        self.early_cpu = np.zeros(bins, dtype=np.int64)
+        self.late_cpu = np.zeros(bins, dtype=np.int64)
+        self._last_cpu = 0.0
         self.memory = np.full((1 << 16, 2), np.nan)  # (step, RSS MB); 9 hours of samples
         self.samples = 0
         self.step = 0
@@ -73,15 +78,18 @@ class _Probe:
         self.step = records[-1].step
 
     def tick(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if self._last_tick is not None:
             late = (now - self._last_tick) * 1000 - TICK_MS
             phase = self.step / self.total
-            histogram = (self.early if 0.1 <= phase < 0.3 else
-                         self.late if phase >= 0.8 else None)
-            if histogram is not None:
-                histogram[min(len(histogram) - 1, max(0, int(late / HISTOGRAM_BIN_MS)))] += 1
-        self._last_tick = now
+            window = 0 if 0.1 <= phase < 0.3 else 1 if phase >= 0.8 else None
+            if window is not None:
+                last = len(self.early) - 1
+                lateness = (self.early, self.late)[window]
+                lateness[min(last, max(0, int(late / HISTOGRAM_BIN_MS)))] += 1
+                busy = (self.early_cpu, self.late_cpu)[window]
+                busy[min(last, int((cpu - self._last_cpu) * 1000 / HISTOGRAM_BIN_MS))] += 1
+        self._last_tick, self._last_cpu = now, cpu
         if now - self._last_sample >= 0.5 and self.samples < len(self.memory):
             self._last_sample = now
             self.memory[self.samples] = (self.step, _rss_mb())
@@ -150,10 +158,14 @@ def soak(name: str, lab, what: str) -> dict:
     ratio = late_p99 / early_p99 if early_p99 > 0 else float("nan")
     note = (f"RSS +{growth:.1f} MB after warm-up (goal <= {MEMORY_GOAL_MB} MB; "
             f"{base:.0f} -> {mem.max():.0f} MB); p99 gap early {early_p99:.1f} ms, "
-            f"late {late_p99:.1f} ms; {total:,} steps of {what} in {wall:.0f} s "
+            f"late {late_p99:.1f} ms; main-thread CPU per tick p99 early "
+            f"{_percentile(probe.early_cpu, 99):.1f} ms, late {_percentile(probe.late_cpu, 99):.1f} ms; "
+            f"{total:,} steps of {what} in {wall:.0f} s "
             f"({total / wall:.0f} steps/s); {dangling} threads left")
     return report(name, late_p99, "ms late p99 gap", ratio, "early p99 gap", note,
                   rss_growth_mb=growth, early_p99_ms=early_p99, late_p99_ms=late_p99,
+                  early_cpu_p99_ms=_percentile(probe.early_cpu, 99),
+                  late_cpu_p99_ms=_percentile(probe.late_cpu, 99),
                   steps=total, seconds=wall, dangling_threads=dangling,
                   memory=[(int(s), float(m)) for s, m in samples])
 
