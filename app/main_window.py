@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self._last_draw_end = 0.0
         self._draw_started = 0.0
         self._paint_pending = False  # a redraw's paint is still to come (see `_redraw`)
+        self._closed = False  # closeEvent accepted: no more redraws
         self._drawn_record = None
         self._turn = 0
         self._redraw_timer = QTimer(self)
@@ -579,7 +580,7 @@ class MainWindow(QMainWindow):
 
     def _redraw(self) -> None:
         history, last = self.history, self._latest
-        if history is None or last is None or self._paint_pending:
+        if history is None or last is None or self._paint_pending or self._closed:
             return
         self._draw_started = time.perf_counter()
         # The worker pauses between steps while we draw and until the paint is done: otherwise
@@ -917,6 +918,8 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
+        self._closed = True
+        self._redraw_timer.stop()  # a redraw after this would start a "Follow training" task
         self.controller.shutdown()
         if self.network_view is not None:
             self.network_view.surface_view.shutdown()

@@ -457,6 +457,7 @@ class SurfaceView(QWidget):
         self._task = ""
         self._last_follow_step: int | None = None
         self.follow_count = 0  # recomputations started by "Follow training"
+        self._shut_down = False  # `shutdown` was called: the window is closing
         self._follower: TrainingFollower | None = None  # built for one race and one setting
         self.sharpness_every = 0  # the lab's problem.sharpness_every (0: not tracked)
         self._tracked = False  # the race's history carries sharpness
@@ -637,11 +638,16 @@ class SurfaceView(QWidget):
         return self._provider is not None or (self._tap is not None and self._tap.started)
 
     def shutdown(self) -> None:
+        """End the computation for good (the window closes): nothing starts after this, not
+        even a "Follow training" recomputation asked by a redraw that was already queued."""
+        self._shut_down = True
         self.controller.shutdown()
 
     # -- commands -----------------------------------------------------------------------------
 
     def _start(self, task: str, work: Callable[[RaceWeights, threading.Event], object]) -> bool:
+        if self._shut_down:
+            return False
         if not self.has_weights():
             self._say("No weights yet: play (or step) the race first; the surface is computed "
                       "around its current weights.", error=True)

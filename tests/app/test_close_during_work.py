@@ -204,6 +204,12 @@ def test_pause_resume_then_close_during_a_network_race_with_follow_training(
     assert window.history.last_step > paused_at
     _close_main_window(qtbot, window)
     assert not surface.controller.is_running()
+    # A redraw already queued when the window closed (its timer, a pending paint) draws
+    # nothing and starts no "Follow training" task: that left a thread running (flaky before).
+    window._latest = window._latest or object()
+    window._redraw()
+    surface.race_step(window.history.last_step + 10 ** 6)
+    assert not surface.controller.is_running()
 
 
 def test_a_failing_follow_up_reports_once_and_the_race_goes_on(qtbot, window, tmp_path,
