@@ -156,16 +156,16 @@ def soak(name: str, lab, what: str) -> dict:
     base = float(warm[-1]) if warm.size else float(mem[0])
     growth = float(after.max() - base) if after.size else 0.0
     ratio = late_p99 / early_p99 if early_p99 > 0 else float("nan")
+    early_cpu, late_cpu = _percentile(probe.early_cpu, 99), _percentile(probe.late_cpu, 99)
     note = (f"RSS +{growth:.1f} MB after warm-up (goal <= {MEMORY_GOAL_MB} MB; "
             f"{base:.0f} -> {mem.max():.0f} MB); p99 gap early {early_p99:.1f} ms, "
-            f"late {late_p99:.1f} ms; main-thread CPU per tick p99 early "
-            f"{_percentile(probe.early_cpu, 99):.1f} ms, late {_percentile(probe.late_cpu, 99):.1f} ms; "
+            f"late {late_p99:.1f} ms; main-thread CPU per tick p99 early {early_cpu:.1f} ms, "
+            f"late {late_cpu:.1f} ms; "
             f"{total:,} steps of {what} in {wall:.0f} s "
             f"({total / wall:.0f} steps/s); {dangling} threads left")
     return report(name, late_p99, "ms late p99 gap", ratio, "early p99 gap", note,
                   rss_growth_mb=growth, early_p99_ms=early_p99, late_p99_ms=late_p99,
-                  early_cpu_p99_ms=_percentile(probe.early_cpu, 99),
-                  late_cpu_p99_ms=_percentile(probe.late_cpu, 99),
+                  early_cpu_p99_ms=early_cpu, late_cpu_p99_ms=late_cpu,
                   steps=total, seconds=wall, dangling_threads=dangling,
                   memory=[(int(s), float(m)) for s, m in samples])
 

@@ -1,4 +1,4 @@
-"""Bounded per-run series that the plots read: numpy buffers of a fixed capacity, decimated when full.
+"""Bounded per-run series that the plots read: fixed-capacity numpy buffers, decimated when full.
 
 The GUI appends the engine's records here once per batch and each plot calls ``setData`` with
 views of these arrays. Memory stays bounded on long races: when a run's series reaches
@@ -161,6 +161,7 @@ class RaceHistory:
 
 NETWORK_FIELDS = ("step", "epoch", "wall", "loss", "lr", "grad_norm")
 LAYER_STATS_KEPT = 4_096  # evaluations whose per-layer statistics NetworkHistory keeps
+SEED_FIELDS = ("loss_std",)  # added to the step series of a race over several seeds
 
 
 class LayerStatsRing:
@@ -199,7 +200,6 @@ class LayerStatsRing:
             return np.empty((0, 3)), np.empty((0, 0, 0)), np.empty((0, 0, 0))
         rows = np.arange(self.total - count, self.total) % self.capacity
         return self._xs[rows], self._grad[rows], self._ratio[rows]
-SEED_FIELDS = ("loss_std",)  # added to the step series of a race over several seeds
 
 
 class NetworkHistory:

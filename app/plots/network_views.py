@@ -780,10 +780,10 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
                 sx, sy = decimate(kx, ky, budget)
                 item.set_series(kx, ky, sx, np.log10(sy) if len(sy) else sy)
                 item.extent = _extent(sx, sy if not len(sy) else np.log10(sy))
-        grad_extent, ratio_extent = self._extents()
-        if self.defer_fit and not (_mostly_hidden(self.grad_plot.vb, grad_extent)
-                                   or _mostly_hidden(self.ratio_plot.vb, ratio_extent)):
-            self.fit_pending = self.follow and self._unfitted() is not None
+        extents = self._extents()
+        if self.defer_fit and not (_mostly_hidden(self.grad_plot.vb, extents[0])
+                                   or _mostly_hidden(self.ratio_plot.vb, extents[1])):
+            self.fit_pending = self.follow and self._unfitted(*extents) is not None
         else:
             self._fit()
 
@@ -796,12 +796,13 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         if not one:
             self._fit()
             return
-        plot = self._unfitted() if self.follow else None
+        extents = self._extents()
+        plot = self._unfitted(*extents) if self.follow else None
         if plot is self.grad_plot:
-            _fit_range(self.grad_plot.vb, self._extents()[0], True)
+            _fit_range(self.grad_plot.vb, extents[0], True)
         elif plot is self.ratio_plot:
-            _copy_x(self.ratio_plot.vb, self.grad_plot.vb, self._extents()[1])
-        self.fit_pending = self.follow and self._unfitted() is not None
+            _copy_x(self.ratio_plot.vb, self.grad_plot.vb, extents[1])
+        self.fit_pending = self.follow and self._unfitted(*extents) is not None
 
     def _extents(self):
         """The extents of the gradient plot's and the ratio plot's data; the gradient plot
@@ -811,9 +812,8 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         both = _union([grad, ratio])
         return (both[0], both[1], grad[2], grad[3]), ratio
 
-    def _unfitted(self):
-        """The first of the two plots whose range should change, or None."""
-        grad_extent, ratio_extent = self._extents()
+    def _unfitted(self, grad_extent, ratio_extent):
+        """The first of the two plots whose range should change for these `_extents`, or None."""
         if _range_change(self.grad_plot.vb, grad_extent, True) is not None:
             return self.grad_plot
         ratio_vb = self.ratio_plot.vb
