@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from bench.common import report
 from bench.surface_small import _loop
-from core import landscape
+from core import landscape, landscape_fused
 from core.datasets import make_dataset
 from core.devices import configure_threads
 from core.models import build_model, validate_model
@@ -123,6 +123,7 @@ def measure(dataset: dict, hidden: list[int], grid: int, loop_grid: int, train_s
         "performed_gflops": _performed_flops_per_point(model, len(x)) * grid * grid / ours_s / 1e9,
         "max_loss_deviation": float(np.max(np.abs(batched - reference))),
         "finite": bool(np.isfinite(surface).all()),
+        "engine": landscape_fused.describe_engine(landscape._engine(model, x, y, F.cross_entropy)),
     }
 
 
@@ -135,7 +136,7 @@ def _line(name: str, result: dict, what: str) -> dict:
               f"performed {result['performed_gflops']:.1f} GFLOP/s = "
               f"x{result['performed_gflops'] / result['peak_gflops']:.2f} of peak; "
               f"x{vs_loop:.1f} vs point-by-point loop; max |dloss| "
-              f"{result['max_loss_deviation']:.1e}"),
+              f"{result['max_loss_deviation']:.1e}; {result['engine']}"),
         vs_loop=vs_loop, **result,
     )
 

@@ -20,8 +20,11 @@ A *plane* is a centre θ and two directions d1, d2; the surface is
 
 Surfaces are evaluated in *batched* passes, many weight vectors at once, never one forward pass per
 point (what the loss-landscape scripts do, and what `surface_point_by_point` does as the
-reference). Two engines, picked per model:
+reference). Three engines, picked per model (`_engine`):
 
+- Small float32 MLPs on the CPU: a fused C kernel, one pass per block of samples with every
+  activation in L1 (`core.landscape_fused`; compiled on first use, see `core.native`). Where it
+  does not apply or cannot be built, the two torch engines below give the same numbers.
 - MLPs (``nn.Sequential`` of Linear, element-wise activations, Dropout, Flatten): one ``bmm``
   per layer for the whole chunk of points, activations laid out feature-major ``(points,
   features, samples)`` in two reused buffers, the samples cut into tiles of ≤ 256 so a chunk
@@ -33,8 +36,8 @@ reference). Two engines, picked per model:
 - Anything else (conv, batch norm, ...): ``torch.func.functional_call`` + ``torch.vmap`` over
   stacked parameter dicts.
 
-Both run on the model's device, in eval mode (dropout off, batch norm uses its running
-statistics), without autograd. Memory is bounded by evaluating *chunks* of points: see
+The torch engines run on the model's device; all run in eval mode (dropout off, batch norm uses
+its running statistics), without autograd. Memory is bounded by evaluating *chunks* of points: see
 `default_chunk` for the bound. Losses are computed in float32 like the model and returned as
 float64 numpy arrays; a non-finite loss (a far point of an exploding regression) is returned as it
 is (``nan``/``inf``) for the caller to mask.
@@ -849,7 +852,12 @@ def _engine(model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion):
     x = x.to(dtype) if x.is_floating_point() else x
     y = torch.as_tensor(y).to(device)
     with _eval_mode(model), torch.no_grad():
-        engine = _MlpEngine.build(model, x, y, loss_fn, layout)
+        # The fused native kernel where it applies (small float32 MLPs on the CPU, a C
+        # compiler present); imported here because core.landscape_fused builds on this module.
+        from core.landscape_fused import fused_mlp_engine
+        engine = fused_mlp_engine(model, x, y, loss_fn, layout)
+        if engine is None:
+            engine = _MlpEngine.build(model, x, y, loss_fn, layout)
         return engine if engine is not None else _VmapEngine(model, x, y, loss_fn, layout)
 
 

@@ -51,7 +51,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core import landscape
+from core import landscape, landscape_fused
 from core.errors import LabError
 from core.lab import MAX_STEPS, Lab, load_lab, validate_lab, write_atomic
 
@@ -291,6 +291,10 @@ def _cmd_surface(args: argparse.Namespace) -> int:
     for label, value, path in zip(surface.labels, surface.sharpness, surface.paths):
         off = float(np.max(path["off_plane"])) if len(path["off_plane"]) else math.nan
         print(f"{label:<24} sharpness {value:.6g}  max off-plane distance {off:.3g}")
+    slow = landscape_fused.unavailable_reason()
+    if slow:
+        print(f"note: computed by the torch engine, without the native kernel ({slow}): "
+              "the same numbers, more slowly")
     print(f"wrote {out / 'surface.npz'}")
     return 0
 

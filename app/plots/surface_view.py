@@ -59,6 +59,7 @@ from app.panels.surface_panel import SurfaceControls
 from app.plots.curves import FastCurve
 from app.plots.landscape import COLORMAP, contour_path
 from app.plots.surface_3d import Surface3DView
+from core import landscape_fused
 from core.errors import LabError
 from core.lab import write_atomic
 from core.landscape_cli import write_surface_npz
@@ -825,6 +826,10 @@ class SurfaceView(QWidget):
             sharp = ", ".join(f"{escape(self.labels[r])} {v:.4g}"
                               for r, v in sorted(self._sharpness_last.items()))
             text += f" · sharpness: {sharp}"
+        slow = landscape_fused.unavailable_reason()
+        if slow:  # same numbers, but a user waiting on a slow surface should know why
+            text += (f" · <span style='color:#e0b060'>torch engine, no native kernel "
+                     f"({escape(slow)})</span>")
         return text
 
     def _say(self, text: str, error: bool = False) -> None:

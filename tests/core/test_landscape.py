@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import landscape
+from core import landscape, native
 from core.errors import LabError
 from core.landscape_cli import register
 
@@ -247,9 +247,11 @@ def _no_bias_mlp() -> nn.Sequential:
 
 @pytest.mark.parametrize("case", ["relu-tiles", "tanh-tiles", "no-bias", "one-class",
                                   "evaluate-weights"])
-def test_the_fast_mlp_path_equals_the_point_by_point_loop(case):
-    """The hand-written engine (tiles of samples, class-sorted margin, fused bias+ReLU, K=3 first
-    layer) against the plain loop, with more samples than one tile holds and an odd count."""
+def test_the_fast_mlp_path_equals_the_point_by_point_loop(case, monkeypatch):
+    """The torch MLP engine (tiles of samples, class-sorted margin, fused bias+ReLU, K=3 first
+    layer) against the plain loop, with more samples than one tile holds and an odd count. The
+    native kernel is switched off: it is tested against the same loop in test_landscape_fused."""
+    monkeypatch.setenv("DESCENT_LAB_NATIVE", "0")
     x, y = _moons_like(601, seed=3)
     if case == "relu-tiles":
         model = _mlp(7)
@@ -262,7 +264,7 @@ def test_the_fast_mlp_path_equals_the_point_by_point_loop(case):
     if case == "one-class":  # every tile of one class: the margin's sign is never flipped
         y = torch.ones_like(y)
     engine = landscape._engine(model, x, y, F.cross_entropy)
-    assert isinstance(engine, landscape._MlpEngine)
+    assert type(engine) is landscape._MlpEngine
     assert len(engine.tiles) >= 3 and max(b - a for a, b in engine.tiles) <= landscape.SAMPLE_TILE
     center = landscape.flatten(model)
     d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(2),
@@ -502,6 +504,26 @@ def test_surface_command_writes_the_documented_npz(tmp_path, directions, capsys)
         # Both runs start from the same initial weights.
         assert data["run0_true_loss"][0] == pytest.approx(data["run1_true_loss"][0], abs=1e-6)
     assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("compiler_present", [True, False])
+def test_the_surface_command_says_when_it_ran_without_the_native_kernel(
+        compiler_present, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DESCENT_LAB_NATIVE_CACHE", str(tmp_path / "native"))
+    if not compiler_present:
+        monkeypatch.setattr(native, "compiler", lambda: None)
+    native.forget()
+    try:
+        if compiler_present and native.load("mlp_plane") is None:
+            pytest.skip(f"no native kernel here: {native.unavailable_reason('mlp_plane')}")
+        lab = _network_lab(tmp_path / "tiny.lab.json")
+        args = _parser().parse_args(["surface", str(lab), "--out", str(tmp_path / "out"),
+                                     "--grid", "5"])
+        assert args.handler(args) == 0
+    finally:
+        native.forget()
+    printed = capsys.readouterr().out
+    assert ("without the native kernel (no C compiler" in printed) is not compiler_present
 
 
 def test_surface_command_refuses_a_function_lab(tmp_path):
