@@ -96,7 +96,7 @@ def _build(name: str) -> ctypes.CDLL:
     source = source_path.read_bytes()
     cc = compiler()
     if cc is None:
-        raise OSError("no C compiler found (set CC, or install gcc or clang)")
+        raise OSError("no C compiler found: set CC, or install gcc or clang")
     last_error = ""
     # -march=native first; a compiler that does not know it (some clang targets) builds without.
     for arch in (NATIVE_ARCH, ()):
@@ -133,7 +133,7 @@ def _build(name: str) -> ctypes.CDLL:
 def load(name: str) -> ctypes.CDLL | None:
     """The compiled core/<name>.c, built on first use; None when unavailable (see the reason)."""
     if not enabled():
-        _reasons[name] = "native kernels are off (DESCENT_LAB_NATIVE=0)"
+        _reasons[name] = "switched off by DESCENT_LAB_NATIVE=0"
         return None
     with _lock:
         if name not in _loaded:

@@ -76,6 +76,21 @@ def test_the_map_shows_a_finite_surface_and_every_runs_projected_path(qtbot, vie
     assert final.progress == 1.0 and view.controls.progress.value() == 1000
 
 
+def test_without_a_c_compiler_the_page_says_the_surface_ran_on_the_torch_engine(
+        qtbot, view, monkeypatch, tmp_path):
+    from core import native
+
+    monkeypatch.setenv("DESCENT_LAB_NATIVE_CACHE", str(tmp_path / "native"))
+    monkeypatch.setattr(native, "compiler", lambda: None)
+    native.forget()
+    try:
+        final = _compute(qtbot, view, grid=9)
+    finally:
+        native.forget()
+    assert np.isfinite(final.loss).all()
+    assert "torch engine, no native kernel (no C compiler found" in view.info.text()
+
+
 def test_hover_shows_step_off_plane_distance_true_and_surface_loss(qtbot, view):
     final = _compute(qtbot, view, grid=11)
     view.show()
