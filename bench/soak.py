@@ -11,6 +11,14 @@ caches fill). Reported: RSS growth from the end of the warm-up to the largest la
 ratio of the late event-loop p99 (last 20 % of the steps) to the early one (10-30 %): x1.00 means
 unchanged.
 
+Found with it: late in the network soak every other loss-plot frame was painted under a clip of
+two rectangles (the changed curves' rects union to an L), under which Qt strokes every curve about
+twice as slowly (that plot's paint 5.6 -> 11.2 ms, the late p99 gap x1.29). The curve plots now
+repaint one rectangle per frame (`app.plots.curves.SeriesPlot`). And each frame's data
+preparation read every point of every run (finite and positive checks, decimation: 3.2 ms per
+frame at 15k steps, 5.6 ms at 95k); it now reads the new points only (`_ValidPrefix`,
+`_GrowingThinning` in app/plots/network_views.py: 2.2 ms at any length).
+
 The full sizes take long on 2 cores (the window's own drawing paces a race at Max), so
 ``make bench`` runs 2·10⁴ / 5·10³ steps; ``DESCENT_LAB_SOAK_FULL=1`` runs the issue's 10⁶ / 10⁵.
 """

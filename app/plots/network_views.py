@@ -67,7 +67,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.panels.tables import save_table_csv
-from app.plots.curves import MAX_POINTS, FastCurve, SeriesPlot, decimate, settle_view_transform
+from app.plots.curves import (
+    MAX_POINTS,
+    FastCurve,
+    SeriesPlot,
+    bucket_extremes,
+    decimate,
+    settle_view_transform,
+)
 from app.theme import BACKGROUND, FOREGROUND
 from core.datasets import Dataset
 from core.history import NetworkHistory
@@ -153,6 +160,89 @@ def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[ok], y[ok]
 
 
+class _Grown:
+    """Remembers the length and the first and last x of a series, to tell next time whether the
+    series only grew since: then work done on its first ``n`` points still holds.
+
+    The history's series only grow, except when one reaches its capacity and thins its older
+    half in place (`core.history.RunSeries`): then its length drops, or the point at index
+    ``n − 1`` is a later one (x increases). Everything else that changes a plot's data (another
+    x column, axis mode or metric, a new race) goes through `RunCurvesPlot.invalidate`, which
+    forgets.
+    """
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self.n, self.first, self.last = 0, 0.0, 0.0
+
+    def extends(self, x: np.ndarray) -> bool:
+        n = self.n
+        return 0 < n <= len(x) and x[0] == self.first and x[n - 1] == self.last
+
+    def remember(self, x: np.ndarray) -> None:
+        self.n = len(x)
+        if self.n:
+            self.first, self.last = float(x[0]), float(x[-1])
+
+
+class _ValidPrefix(_Grown):
+    """`RunCurvesPlot._points` for a series that grows: only the new points are checked.
+
+    Late in a long race a run's series holds ~30,000 points; checking all of them (finite, and
+    positive on a log axis) for every run at every frame made a frame's data preparation grow
+    with the race (issue 7's soak: the late event-loop gaps were longer than the early ones).
+    """
+
+    def points(self, x: np.ndarray, y: np.ndarray, positive: bool) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+        start = self.n if self.extends(x) else 0
+        new_x, new_y = x[start:], y[start:]
+        if (np.isfinite(new_x).all() and np.isfinite(new_y).all()
+                and not (positive and len(new_y) and new_y.min() <= 0)):
+            self.remember(x)
+            return x, y  # all valid, the usual case: the history's own views, untouched
+        self.forget()
+        x, y = _finite(x, y)
+        if positive and len(y) and not (y > 0).all():
+            keep = y > 0
+            x, y = x[keep], y[keep]
+        return x, y
+
+
+class _GrowingThinning(_Grown):
+    """`decimate` for a series that grows, extended by the buckets new points complete.
+
+    The buckets are a power of two points long (between one and two per horizontal pixel, each
+    keeping its lowest and highest point in time order, as `decimate`), so they stay the same
+    while the series grows up to twice its length: per frame only the new points are read.
+    """
+
+    def forget(self) -> None:
+        super().forget()
+        self.size, self.done = 0, 0
+        self.kept_x = self.kept_y = np.empty(0)
+
+    def thin(self, x: np.ndarray, y: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(x)
+        if n <= budget:
+            self.forget()
+            return x, y
+        size = 1 << max(0, math.ceil(math.log2(n / (budget // 2))))
+        if size != self.size or not self.extends(x):
+            self.forget()
+            self.size = size
+        full = n // size * size
+        if full > self.done:
+            new_x, new_y = bucket_extremes(x[self.done:full], y[self.done:full], size)
+            self.kept_x = np.concatenate([self.kept_x, new_x])
+            self.kept_y = np.concatenate([self.kept_y, new_y])
+            self.done = full
+        self.remember(x)
+        return np.concatenate([self.kept_x, x[full:]]), np.concatenate([self.kept_y, y[full:]])
+
+
 # -- curves ---------------------------------------------------------------------------------------
 
 
@@ -220,6 +310,16 @@ class _SeriesCurve(FastCurve):
     does, so tests and exports read the real numbers."""
 
     original: tuple = (None, None)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # What is known of the series last given, so the next frame only reads new points.
+        self.valid = _ValidPrefix()
+        self.thinning = _GrowingThinning()
+
+    def forget(self) -> None:
+        self.valid.forget()
+        self.thinning.forget()
 
     def set_series(self, x, y, shown_x, shown_y) -> None:
         self.original = (x, y) if len(x) else (None, None)
@@ -374,7 +474,7 @@ class RunCurvesPlot(SeriesPlot):
         self._faint = False
         self._drawn: list[tuple | None] = []  # per run: (size, last x, smoothing) last drawn
         self._drawn_dashed: list[tuple | None] = []
-        self._ema: list[tuple | None] = []  # per run: (smoothing, x kept, ema) of the solid line
+        self._ema: list[tuple | None] = []  # per run: (smoothing, _Grown of x, ema) of solid
         self._extents: dict[int, tuple | None] = {}  # id(item) → extent of its shown data
         self.bands: list[_Band | None] = []
         self.dashed_bands: list[_Band | None] = []
@@ -437,18 +537,16 @@ class RunCurvesPlot(SeriesPlot):
         self.follow = True
         self.plotItem.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
 
-    def _points(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Finite points; on a log axis also positive ones only.
+    def _points(self, item: _SeriesCurve, x: np.ndarray,
+                y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Finite points of ``item``'s series; on a log axis also positive ones only.
 
         A zero (a learning rate annealed to 0, a loss that underflowed) has no place on a log
         axis; flooring it would stretch the axis down to the floor, so it is left out instead.
-        The history's own views are passed through untouched in the usual all-valid case.
+        The history's own views are passed through untouched in the usual all-valid case, and
+        only the points added since the last frame are checked (`_ValidPrefix`).
         """
-        x, y = _finite(x, y)
-        if self.log_y and len(y) and not (y > 0).all():
-            keep = y > 0
-            x, y = x[keep], y[keep]
-        return x, y
+        return item.valid.points(x, y, self.log_y)
 
     def _budget(self) -> int:
         """Two points (min and max) per horizontal pixel are all a screen can show."""
@@ -456,8 +554,9 @@ class RunCurvesPlot(SeriesPlot):
 
     def show_series(self, item: _SeriesCurve, x: np.ndarray, y: np.ndarray,
                     thin: bool = True) -> None:
-        """Give ``item`` the series (x, y): decimated, log-transformed on a log axis."""
-        sx, sy = decimate(x, y, self._budget()) if thin else (x, y)
+        """Give ``item`` the series (x, y): decimated (`_GrowingThinning`: per frame, work for
+        the new points only), log-transformed on a log axis."""
+        sx, sy = item.thinning.thin(x, y, self._budget()) if thin else (x, y)
         if self.log_y and len(sy):
             sy = np.log10(np.maximum(sy, 1e-300))
         item.set_series(x, y, sx, sy)
@@ -466,20 +565,19 @@ class RunCurvesPlot(SeriesPlot):
     def _smoothed(self, i: int, x: np.ndarray, y: np.ndarray, smoothing: float) -> np.ndarray:
         """EMA of run i's (filtered) series, extending the last one when only points were added."""
         cache = self._ema[i]
-        n = len(y)
-        if cache is not None and cache[0] == smoothing:
-            old_x, old = cache[1], cache[2]
+        grown = _Grown()
+        grown.remember(x)
+        if cache is not None and cache[0] == smoothing and cache[1].extends(x):
+            old = cache[2]
             m = len(old)
-            if 0 < m <= n and x[m - 1] == old_x[m - 1] and x[0] == old_x[0]:
-                if m == n:
-                    return old
-                u = (1.0 - smoothing) * np.asarray(y[m:], dtype=np.float64)
-                u[0] += smoothing * old[-1]
-                values = np.concatenate([old, _linear_scan(u, smoothing)])
-                self._ema[i] = (smoothing, x, values)
-                return values
-        values = ema(y, smoothing)
-        self._ema[i] = (smoothing, x, values)
+            if m == len(y):
+                return old
+            u = (1.0 - smoothing) * np.asarray(y[m:], dtype=np.float64)
+            u[0] += smoothing * old[-1]
+            values = np.concatenate([old, _linear_scan(u, smoothing)])
+        else:
+            values = ema(y, smoothing)
+        self._ema[i] = (smoothing, grown, values)
         return values
 
     def update_runs(
@@ -509,9 +607,11 @@ class RunCurvesPlot(SeriesPlot):
             std = solid_std[i] if solid_std is not None else None
             if std is not None:
                 self._band(self.bands, i).update(self, x, y, std, smoothing)
-            x, y = self._points(x, y)
+            x, y = self._points(self.curves[i], x, y)
             self.show_series(self.curves[i], x, y)
             if faint and len(y):
+                if self._ema[i] is None or self._ema[i][0] != smoothing:
+                    self.smoothed[i].forget()  # another EMA: its thinned copy is void
                 # The EMA of positive numbers stays positive: safe on a log axis too.
                 self.show_series(self.smoothed[i], x, self._smoothed(i, x, y, smoothing))
             elif self.smoothed[i].has_data():
@@ -524,7 +624,7 @@ class RunCurvesPlot(SeriesPlot):
             std = dashed_std[i] if dashed_std is not None else None
             if std is not None:
                 self._band(self.dashed_bands, i).update(self, x, y, std, 0.0)
-            self.show_series(item, *self._points(x, y))
+            self.show_series(item, *self._points(item, x, y))
         vb, extent = self.plotItem.vb, _union(self._extents.values())
         if self.defer_fit and not _mostly_hidden(vb, extent):
             self.fit_pending = self.follow and (
@@ -586,6 +686,8 @@ class RunCurvesPlot(SeriesPlot):
         self._drawn = [None] * len(self.curves)
         self._drawn_dashed = [None] * len(self.curves)
         self._ema = [None] * len(self.curves)
+        for item in self.curves + self.smoothed + self.dashed:
+            item.forget()
 
     def clear_data(self) -> None:
         empty = np.empty(0)

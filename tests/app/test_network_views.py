@@ -668,3 +668,98 @@ def test_per_layer_curves_hold_every_evaluation_when_redraws_are_rarer(qtbot):
     x, _ = view.layer_plot.grad_curves[0].getOriginalDataset()
     assert list(x) == evaluated[1:] or list(x) == evaluated  # step 0 has no update ratio yet
     assert len(x) >= len(evaluated) - 1
+
+
+def test_streamed_curve_plots_repaint_one_rectangle_per_frame(qtbot):
+    """Changed curves whose rects union to an L (a long high run beside a short low one) gave
+    pyqtgraph's minimal update a clip of two rectangles, under which Qt strokes every curve about
+    twice as slowly: late in a long race every other loss-plot frame took twice as long. Each
+    redraw must repaint one rectangle."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication
+
+    from app.plots.network_views import RunCurvesPlot
+
+    plot = RunCurvesPlot("Loss", "loss", False, "lossCurves")
+    qtbot.addWidget(plot)
+    plot.resize(420, 380)
+    plot.set_runs(["long", "short"], COLORS[:2])
+    plot.show()
+    qtbot.waitExposed(plot)
+
+    class PaintRegions(QObject):
+        def __init__(self):
+            super().__init__()
+            self.rects: list[int] = []
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint:
+                self.rects.append(event.region().rectCount())
+            return False
+
+    regions = PaintRegions()
+    plot.viewport().installEventFilter(regions)
+    rng = np.random.default_rng(0)
+    none = (np.empty(0), np.empty(0))
+    for k in range(1, 6):
+        x = np.arange(1000.0 * k)
+        high = 1.0 + 0.3 * rng.random(len(x))
+        low = 0.2 + 0.05 * rng.random(len(x) // 2)
+        plot.update_runs([(x, high), (x[: len(low)], low)], [none, none])
+        QApplication.processEvents()
+    assert len(regions.rects) >= 4  # every update was painted
+    assert set(regions.rects) == {1}
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+def test_streamed_curves_draw_what_a_fresh_plot_draws_while_the_history_thins_itself(
+        qtbot, log_y):
+    """Each frame only reads the points added since the last one (`_ValidPrefix`,
+    `_GrowingThinning`): frame after frame, through the history thinning its own buffer in
+    place, a NaN, a zero on the log axis and a change of smoothing, every curve must show exactly
+    what a plot that forgets everything before each frame shows."""
+    from core.history import RunSeries
+    from app.plots.network_views import RunCurvesPlot
+
+    plots = []
+    for name in ("streamed", "fresh"):
+        plot = RunCurvesPlot("Loss", "loss", log_y, name, legend=False)
+        qtbot.addWidget(plot)
+        plot.resize(150, 200)  # a narrow plot: a small point budget, so thinning happens
+        plot.set_runs(["a", "b"], COLORS[:2])
+        plot.show()
+        qtbot.waitExposed(plot)
+        plots.append(plot)
+    streamed, fresh = plots
+    series = [RunSeries(capacity=1024) for _ in range(2)]
+    rng = np.random.default_rng(3)
+    step = 0
+    for frame in range(60):
+        for run, s in enumerate(series):
+            n = int(rng.integers(1, 90))
+            steps = np.arange(step, step + n, dtype=float)
+            loss = np.exp(-steps / 3000.0) * (1 + 0.3 * rng.random(n))
+            if frame == 20 and run == 1:
+                loss[n // 2] = np.nan  # a bad value mid-series: left out from then on
+            if frame == 30 and run == 0:
+                loss[0] = 0.0  # no place on a log axis
+            rows = np.zeros((len(s.fields), n))
+            rows[s.fields.index("step")], rows[s.fields.index("loss")] = steps, loss
+            s.extend(rows)
+        step += 90
+        smoothing = 0.6 if frame < 45 else 0.9
+        data = [(s.column("step"), s.column("loss")) for s in series]
+        dashed = [(x[::7], y[::7]) for x, y in data]
+        streamed.update_runs(data, dashed, smoothing)
+        fresh.invalidate()
+        fresh.update_runs(data, dashed, smoothing)
+        for kind in ("curves", "smoothed", "dashed"):
+            for mine, theirs in zip(getattr(streamed, kind), getattr(fresh, kind)):
+                np.testing.assert_array_equal(mine.getData()[0], theirs.getData()[0])
+                # The EMA extended by its new points differs from one computed afresh in the
+                # last bit only.
+                np.testing.assert_allclose(mine.getData()[1], theirs.getData()[1], rtol=1e-12,
+                                           atol=1e-12)
+    assert len(series[0]) < 60 * 45  # the history did thin itself in place
+    assert len(streamed.curves[0].getData()[0]) <= streamed._budget()  # and so did the plot
+    assert streamed.smoothed[0].thinning.size > 1
