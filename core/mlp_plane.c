@@ -246,7 +246,8 @@ static double block_loss(const float *z, int rows, int m, int kind, const int32_
     for (; s + 8 <= m; s += 8)
         for (int q = 0; q < 8; q++) part[q] += loss[s + q];
     for (; s < m; s++) part[0] += loss[s];
-    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    return ((part[0] + part[1]) + (part[2] + part[3]))
+           + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 /* Mean loss at each of the k plane points coeffs (k, 2) = (α, β); writes out (k,).

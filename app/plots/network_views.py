@@ -72,7 +72,6 @@ from app.plots.curves import (
     FastCurve,
     SeriesPlot,
     bucket_extremes,
-    decimate,
     settle_view_transform,
 )
 from app.theme import BACKGROUND, FOREGROUND
@@ -212,7 +211,8 @@ class _ValidPrefix(_Grown):
 
 
 class _GrowingThinning(_Grown):
-    """`decimate` for a series that grows, extended by the buckets new points complete.
+    """`app.plots.curves.decimate` for a series that grows, extended by the buckets that new
+    points complete.
 
     The buckets are a power of two points long (between one and two per horizontal pixel, each
     keeping its lowest and highest point in time order, as `decimate`), so they stay the same
@@ -876,10 +876,10 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         budget = max(200, min(MAX_POINTS, 2 * int(self.grad_plot.vb.width())))
         for items, values in ((self.grad_curves, grad), (self.ratio_curves, ratio)):
             for k, item in enumerate(items):
-                y = values[:, k]
-                keep = np.isfinite(y) & (y > 0)  # log axis: 0 means "not measured", not −∞
-                kx, ky = (x, y) if keep.all() else (x[keep], y[keep])
-                sx, sy = decimate(kx, ky, budget)
+                # Log axis: 0 means "not measured", not −∞. Per frame only the evaluations
+                # added since the last one are read (see `RunCurvesPlot._points`).
+                kx, ky = item.valid.points(x, values[:, k], positive=True)
+                sx, sy = item.thinning.thin(kx, ky, budget)
                 item.set_series(kx, ky, sx, np.log10(sy) if len(sy) else sy)
                 item.extent = _extent(sx, sy if not len(sy) else np.log10(sy))
         extents = self._extents()
@@ -941,6 +941,12 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         for item in self.grad_curves + self.ratio_curves:
             item.set_series(empty, empty, empty, empty)
             item.extent = None
+        self.forget()
+
+    def forget(self) -> None:
+        """The next series are another run's or another x column's: check and thin afresh."""
+        for item in self.grad_curves + self.ratio_curves:
+            item.forget()
 
 
 # -- decision boundaries ---------------------------------------------------------------------------
@@ -1657,11 +1663,15 @@ class NetworkView(QWidget):
         if log.size == 0 or run >= log.grad.shape[1]:
             self.layer_plot.clear_data()
             return
-        xs = log.xs[: log.size]
-        keep = xs[:, 0] <= self._last_valid_step(run)
         column = ("step", "epoch", "wall").index(self.x_column)
+        # The evaluations up to the run's last valid step: views of the log while the run is
+        # alive (the usual case, no copy), its first `count` rows once it diverged.
+        xs = log.xs[: log.size]
+        count = log.size
+        if xs[-1, 0] > self._last_valid_step(run):
+            count = int(np.searchsorted(xs[:, 0], self._last_valid_step(run), side="right"))
         self.layer_plot.update_layers(
-            xs[keep, column], log.grad[: log.size, run][keep], log.ratio[: log.size, run][keep]
+            xs[:count, column], log.grad[:count, run], log.ratio[:count, run]
         )
 
     # -- boundary panels -----------------------------------------------------------------------
@@ -2072,6 +2082,7 @@ class NetworkView(QWidget):
         self.layer_plot.set_x_label(label)
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
             plot.invalidate()
+        self.layer_plot.forget()
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot, self.layer_plot):
             plot.follow = True
         self.loss_plot.plotItem.vb.setXRange(0, 1)  # a new column: a new x range
@@ -2106,6 +2117,7 @@ class NetworkView(QWidget):
         if index < 0:
             return
         self._selected_run = index
+        self.layer_plot.forget()  # another run's statistics at the same steps
         for combo in (self.layer_run_combo, self.confusion_run_combo):
             if combo.currentIndex() != index:
                 combo.blockSignals(True)

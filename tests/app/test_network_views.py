@@ -201,6 +201,30 @@ def test_layer_statistics_follow_the_selected_run(qtbot, moons_race):
     assert rx[-1] < records[-1].step
 
 
+def test_a_long_layer_log_shows_the_selected_runs_statistics_not_the_previous_ones(
+        qtbot, moons_race):
+    """The layer plot thins long logs incrementally (`_GrowingThinning`); selecting another run
+    gives series at the same steps, which must be thinned afresh, not appended to the last
+    run's buckets."""
+    from app.plots.network_views import _LayerLog
+
+    race, records = moons_race
+    view, history = _view(qtbot, race, records)
+    view.resize(900, 700)
+    log, rng = _LayerLog(), np.random.default_rng(0)
+    for k in range(3000):  # far more evaluations than the plot has pixels
+        grad = np.array([1 + rng.random(3), 10 + rng.random(3)])  # run 0: 1-2, run 1: 10-11
+        log.append((k, k / 100, k / 10), grad, grad / 100)
+    view._layer_log = log
+    view.layer_plot.set_layers(3)
+    view._draw_layers()
+    shown = view.layer_plot.grad_curves[0].getData()[1]
+    assert len(shown) < 3000 and (10 ** shown < 2.0).all()
+    view.layer_run_combo.setCurrentIndex(1)
+    shown = view.layer_plot.grad_curves[0].getData()[1]
+    assert len(shown) < 3000 and (10 ** shown >= 10.0).all()
+
+
 def test_boundary_images_are_one_grid_per_run_and_change_while_training(qtbot, moons_race):
     race, records = moons_race
     view, history = _view(qtbot, race, records[:1])  # step 0 is evaluated
