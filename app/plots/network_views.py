@@ -192,22 +192,34 @@ class _ValidPrefix(_Grown):
     Late in a long race a run's series holds ~30,000 points; checking all of them (finite, and
     positive on a log axis) for every run at every frame made a frame's data preparation grow
     with the race (issue 7's soak: the late event-loop gaps were longer than the early ones).
+    Once a series has had a bad point (a mini-batch loss of exactly 0 on a log axis, late in a
+    race), the valid points found so far are kept and extended rather than found again.
     """
+
+    def forget(self) -> None:
+        super().forget()
+        self.kept: tuple[np.ndarray, np.ndarray] | None = None  # None: every point so far valid
 
     def points(self, x: np.ndarray, y: np.ndarray, positive: bool) -> tuple[np.ndarray,
                                                                             np.ndarray]:
-        start = self.n if self.extends(x) else 0
-        new_x, new_y = x[start:], y[start:]
-        if (np.isfinite(new_x).all() and np.isfinite(new_y).all()
-                and not (positive and len(new_y) and new_y.min() <= 0)):
+        if not self.extends(x):
+            self.forget()
+        new_x, new_y = x[self.n:], y[self.n:]
+        valid = (np.isfinite(new_x).all() and np.isfinite(new_y).all()
+                 and not (positive and len(new_y) and new_y.min() <= 0))
+        if valid and self.kept is None:
             self.remember(x)
             return x, y  # all valid, the usual case: the history's own views, untouched
-        self.forget()
-        x, y = _finite(x, y)
-        if positive and len(y) and not (y > 0).all():
-            keep = y > 0
-            x, y = x[keep], y[keep]
-        return x, y
+        if not valid:
+            new_x, new_y = _finite(new_x, new_y)
+            if positive and len(new_y):
+                keep = new_y > 0
+                new_x, new_y = new_x[keep], new_y[keep]
+        # Copies: the history's buffer under the views is rewritten when it thins itself.
+        old_x, old_y = self.kept if self.kept is not None else (x[:self.n], y[:self.n])
+        self.kept = (np.concatenate([old_x, new_x]), np.concatenate([old_y, new_y]))
+        self.remember(x)
+        return self.kept
 
 
 class _GrowingThinning(_Grown):
