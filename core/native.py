@@ -106,9 +106,10 @@ def _build(name: str) -> ctypes.CDLL:
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
             except OSError:  # a read-only home: a private temporary cache instead
-                target = Path(tempfile.gettempdir()) / f"descent-lab-native-{os.getuid()}" \
-                    / target.name
+                user = getattr(os, "getuid", lambda: "user")()
+                target = Path(tempfile.gettempdir()) / f"descent-lab-native-{user}" / target.name
                 target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
             handle, temporary = tempfile.mkstemp(prefix=f".{name}-", suffix=".so",
                                                  dir=target.parent)
             os.close(handle)
@@ -126,7 +127,11 @@ def _build(name: str) -> ctypes.CDLL:
             finally:
                 if os.path.exists(temporary):
                     os.unlink(temporary)
-        return ctypes.CDLL(str(target))
+        try:
+            return ctypes.CDLL(str(target))
+        except OSError:
+            target.unlink(missing_ok=True)  # unloadable (damaged?): built afresh next time
+            raise
     raise OSError(f"{' '.join(cc)} could not build {source_path.name}: {last_error}")
 
 

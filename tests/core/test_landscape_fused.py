@@ -188,3 +188,17 @@ def test_the_kernel_is_built_once_into_the_cache_and_reused(fresh_native):
     assert sorted(fresh_native.glob("mlp_plane-*")) == built
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not compiled again
 
+
+
+@needs_kernel
+def test_a_damaged_library_in_the_cache_is_refused_then_built_afresh(fresh_native):
+    source = (native.HERE / "mlp_plane.c").read_bytes()
+    command = [*native.compiler(), *native.FLAGS, *native.NATIVE_ARCH]
+    target = native._library_path("mlp_plane", source, command)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"not a shared library")  # a disk that filled up, say
+    assert native.load("mlp_plane") is None
+    assert "mlp_plane" in native.unavailable_reason("mlp_plane")
+    assert not target.exists()
+    native.forget()
+    assert native.load("mlp_plane") is not None and target.exists()
