@@ -177,10 +177,9 @@ def _loss_kind(loss_fn: Criterion, y: Tensor, n: int, n_out: int) -> int | None:
 
 
 def _supported(engine: FusedMlpEngine) -> bool:
-    """Whether the kernel computes exactly what ``engine``'s torch code would."""
-    if engine.kernel is None or engine.loss_kind is None:
-        return False
-    if engine.fused_x.dtype != torch.float32 or engine.fused_x.device.type != "cpu":
+    """Whether the kernel computes exactly what ``engine``'s torch code would (the data's dtype,
+    device and the kernel itself are checked by `fused_mlp_engine` before it is built)."""
+    if engine.loss_kind is None:
         return False
     if max(layer[3] for layer in engine.linear) > MAX_FUSED_WIDTH:
         return False

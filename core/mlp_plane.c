@@ -268,39 +268,26 @@ int plane_losses(int64_t k, const float *coeffs, int64_t n, int64_t n_padded, in
     int64_t widest = 1;
     for (int64_t l = 0; l < layers; l++) widest = widths[l] > widest ? widths[l] : widest;
     size_t buffer = (size_t)widest * BLOCK;
-    /* Every point's own weights for the layers after the first, (k, n_weights + n_biases). */
-    size_t per_point = (size_t)n_weights + (size_t)n_biases;
-    size_t total = 2 * buffer + 3 * BLOCK + (size_t)k * per_point + 16;
+    size_t total = 2 * buffer + 3 * BLOCK + (size_t)n_weights + (size_t)n_biases + 16;
     float *memory = aligned_alloc(64, ((total * sizeof(float) + 63) / 64) * 64);
-    double *sums = calloc((size_t)k, sizeof(double));
-    if (memory == NULL || sums == NULL) {
-        free(memory);
-        free(sums);
-        return -1;
-    }
+    if (memory == NULL) return -1;
     float *h_a = memory, *h_b = h_a + buffer, *scratch = h_b + buffer;
-    float *point_params = scratch + 3 * BLOCK;
+    float *point_w = scratch + 3 * BLOCK, *point_b = point_w + n_weights;
     int64_t first_rows = widths[0], last = layers - 1;
     size_t map_plane = (size_t)first_rows * n_padded;
 
-    for (int64_t p = 0; p < k; p++) {  /* θ + α·d1 + β·d2, as the torch engine's mm does */
+    for (int64_t p = 0; p < k; p++) {
         float alpha = coeffs[2 * p], beta = coeffs[2 * p + 1];
-        float *point_w = point_params + (size_t)p * per_point, *point_b = point_w + n_weights;
+        /* The point's own weights, θ + α·d1 + β·d2, for every layer after the first. (Blocks
+         * outer and points inner, to read each block's maps from L1, measured no faster.) */
         for (int64_t q = 0; q < n_weights; q++)
             point_w[q] = weight_basis[q] + alpha * weight_basis[n_weights + q]
                          + beta * weight_basis[2 * n_weights + q];
         for (int64_t q = 0; q < n_biases; q++)
             point_b[q] = bias_basis[q] + alpha * bias_basis[n_biases + q]
                          + beta * bias_basis[2 * n_biases + q];
-    }
-    /* Blocks outer, points inner: a block's three maps (3 × rows × 64 floats) are read from
-     * L1 by every point of the chunk, not from L2 once per point. */
-    for (int64_t start = 0; start < n; start += BLOCK) {
-        int m = n - start < BLOCK ? (int)(n - start) : BLOCK;
-        for (int64_t p = 0; p < k; p++) {
-            float alpha = coeffs[2 * p], beta = coeffs[2 * p + 1];
-            const float *point_w = point_params + (size_t)p * per_point;
-            const float *point_b = point_w + n_weights;
+        double sum = 0.0;
+        for (int64_t start = 0; start < n; start += BLOCK) {
             for (int64_t j = 0; j < first_rows; j++) {
                 const float *m0 = maps + (size_t)j * n_padded + start;
                 const float *m1 = m0 + map_plane, *m2 = m1 + map_plane;
@@ -314,13 +301,12 @@ int plane_losses(int64_t k, const float *coeffs, int64_t n, int64_t n_padded, in
                       (int)widths[l - 1], (int)widths[l], h_in, h_out, activations[l], slopes[l]);
                 float *swap = h_in; h_in = h_out; h_out = swap;
             }
-            sums[p] += block_loss(h_in, (int)widths[last], m, loss_kind, labels + start,
-                                  signs + start, targets + start, (size_t)n_padded, scratch);
+            int m = n - start < BLOCK ? (int)(n - start) : BLOCK;
+            sum += block_loss(h_in, (int)widths[last], m, loss_kind, labels + start,
+                              signs + start, targets + start, (size_t)n_padded, scratch);
         }
+        out[p] = sum / (double)(n * (loss_kind == LOSS_MSE ? widths[last] : 1));
     }
-    double scale = (double)(n * (loss_kind == LOSS_MSE ? widths[last] : 1));
-    for (int64_t p = 0; p < k; p++) out[p] = sums[p] / scale;
-    free(sums);
     free(memory);
     return 0;
 }

@@ -892,8 +892,9 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
                 # added since the last one are read (see `RunCurvesPlot._points`).
                 kx, ky = item.valid.points(x, values[:, k], positive=True)
                 sx, sy = item.thinning.thin(kx, ky, budget)
-                item.set_series(kx, ky, sx, np.log10(sy) if len(sy) else sy)
-                item.extent = _extent(sx, sy if not len(sy) else np.log10(sy))
+                log_y = np.log10(sy) if len(sy) else sy
+                item.set_series(kx, ky, sx, log_y)
+                item.extent = _extent(sx, log_y)
         extents = self._extents()
         if self.defer_fit and not (_mostly_hidden(self.grad_plot.vb, extents[0])
                                    or _mostly_hidden(self.ratio_plot.vb, extents[1])):
@@ -1678,10 +1679,10 @@ class NetworkView(QWidget):
         column = ("step", "epoch", "wall").index(self.x_column)
         # The evaluations up to the run's last valid step: views of the log while the run is
         # alive (the usual case, no copy), its first `count` rows once it diverged.
-        xs = log.xs[: log.size]
+        xs, last_valid = log.xs[: log.size], self._last_valid_step(run)
         count = log.size
-        if xs[-1, 0] > self._last_valid_step(run):
-            count = int(np.searchsorted(xs[:, 0], self._last_valid_step(run), side="right"))
+        if xs[-1, 0] > last_valid:
+            count = int(np.searchsorted(xs[:, 0], last_valid, side="right"))
         self.layer_plot.update_layers(
             xs[:count, column], log.grad[:count, run], log.ratio[:count, run]
         )
