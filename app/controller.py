@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.worker import CallbackWorker, GeneratorWorker
 
 # Every QThread this app starts, while it exists: tests assert none is left running.
-LIVE_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
+LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
 
 
 def start_thread(worker: QObject, name: str) -> QThread:

@@ -16,7 +16,7 @@ from core.lab import Lab, load_lab, save_lab
 
 
 class _ReplaceLab(QUndoCommand):
-    def __init__(self, document: "LabDocument", before: Lab, after: Lab, text: str):
+    def __init__(self, document: LabDocument, before: Lab, after: Lab, text: str):
         super().__init__(text)
         self._document, self._before, self._after = document, before, after
 

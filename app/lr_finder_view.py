@@ -17,8 +17,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QGridLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.document import LabDocument
@@ -28,8 +36,16 @@ from app.tool_window import ToolWindow
 from app.worker import error_text
 from core.errors import LabError
 from core.lr_finder import (
-    DEFAULT_LR_MAX, DEFAULT_LR_MIN, DEFAULT_STEPS, MAX_STEPS, RULES, LrFindResult, apply_lr,
-    check_range, explain, lr_range_test,
+    DEFAULT_LR_MAX,
+    DEFAULT_LR_MIN,
+    DEFAULT_STEPS,
+    MAX_STEPS,
+    RULES,
+    LrFindResult,
+    apply_lr,
+    check_range,
+    explain,
+    lr_range_test,
 )
 
 RULE_COLORS = {"steepest": "#56b4e9", "valley": "#009e73", "minimum/10": "#e69f00"}

@@ -32,14 +32,14 @@ from PySide6.QtWidgets import (
 
 from app.controller import RaceController
 from app.document import LabDocument
-from app.recovery import RecoveryStore
-from app.status import ElidedLabel
-from app.timeline import Timeline
 from app.panels.internals_panel import InternalsPanel
 from app.panels.problem_panel import ProblemPanel
 from app.panels.runs_panel import RunsPanel
 from app.plots.curves import LossPlot, LrPlot
 from app.plots.landscape import LandscapePlot
+from app.recovery import RecoveryStore
+from app.status import ElidedLabel
+from app.timeline import Timeline
 from core.engine import FunctionRace
 from core.errors import LabError
 from core.functions import get_function

@@ -37,9 +37,26 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHeaderView, QLabel,
-    QLineEdit, QListWidget, QListWidgetItem, QMainWindow, QProgressBar, QPushButton, QScrollArea,
-    QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.controller import CallbackTask, RaceController
@@ -53,13 +70,30 @@ from core.errors import LabError
 from core.hyperparams import HyperParam, format_number
 from core.lab import MAX_SEEDS as LAB_MAX_SEEDS
 from core.sweep import (
-    DEFAULT_GRID_POINTS, MAX_GRID_POINTS, OBJECTIVES, SAMPLERS, Sweep, SweepProgress, SweepSpec,
-    build_search_space, default_storage, default_study_name, fair_race, shown_url, storage_url,
+    DEFAULT_GRID_POINTS,
+    MAX_GRID_POINTS,
+    OBJECTIVES,
+    SAMPLERS,
+    Sweep,
+    SweepProgress,
+    SweepSpec,
+    build_search_space,
+    default_storage,
+    default_study_name,
+    fair_race,
+    shown_url,
+    storage_url,
     trial_rows,
 )
 from core.sweep_views import (
-    StudySnapshot, base_run_for, lab_with_trial, param_flag, param_importance, read_study,
-    searchable_params, study_optimizer,
+    StudySnapshot,
+    base_run_for,
+    lab_with_trial,
+    param_flag,
+    param_importance,
+    read_study,
+    searchable_params,
+    study_optimizer,
 )
 
 SAMPLER_TITLES = {"grid": "Grid", "random": "Random", "tpe": "TPE (Bayesian)",

@@ -13,8 +13,8 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QWidget
 
 from app.controller import CallbackTask
-from app.errors import is_traceback, last_line, show_failure
 from app.document import LabDocument
+from app.errors import is_traceback, last_line, show_failure
 
 ERROR_STYLE = "color: #ff6b6b;"
 

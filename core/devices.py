@@ -6,7 +6,7 @@ the race to the status bar and to summary.json. On a machine with CUDA the same 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

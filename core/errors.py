@@ -21,18 +21,18 @@ class LabError(ValueError):
         parts = [p for p in (self.source, self.field, self.message) if p]
         return ": ".join(parts)
 
-    def within(self, prefix: str) -> "LabError":
+    def within(self, prefix: str) -> LabError:
         """The same error with its field nested under ``prefix`` (e.g. ``runs[2]``)."""
         if not prefix:
             return self
         field = f"{prefix}.{self.field}" if self.field else prefix
         return type(self)._rebuild(self, field=field)
 
-    def from_file(self, source: str) -> "LabError":
+    def from_file(self, source: str) -> LabError:
         """The same error, said of the file ``source``."""
         return type(self)._rebuild(self, source=source)
 
-    def _rebuild(self, **changes) -> "LabError":
+    def _rebuild(self, **changes) -> LabError:
         err = LabError.__new__(LabError)
         LabError.__init__(
             err,

@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import numpy as np
 import torch
@@ -541,7 +542,7 @@ class ExpressionError(LabError):
         self.problem = message
         super().__init__(field, f"column {column}: {message}")
 
-    def within(self, prefix: str) -> "ExpressionError":
+    def within(self, prefix: str) -> ExpressionError:
         """The same error (still an ExpressionError, same column) nested under ``prefix``."""
         if not prefix:
             return self
@@ -550,7 +551,7 @@ class ExpressionError(LabError):
         err.__cause__ = self.__cause__
         return err
 
-    def about(self, field: str) -> "ExpressionError":
+    def about(self, field: str) -> ExpressionError:
         """The same error reported against ``field`` instead of the parser's default."""
         return self if field == self.field else ExpressionError(self.column, self.problem, field)
 
@@ -667,7 +668,7 @@ class Variable:
 
 @dataclass(frozen=True)
 class Negate:
-    operand: "Node"
+    operand: Node
 
     def evaluate(self, x: Tensor, y: Tensor) -> Tensor:
         return -self.operand.evaluate(x, y)
@@ -685,8 +686,8 @@ _BINARY_OPERATIONS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 @dataclass(frozen=True)
 class Binary:
     operator: str  # one of _BINARY_OPERATIONS ("^" is stored as "**")
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
 
     def evaluate(self, x: Tensor, y: Tensor) -> Tensor:
         operation = _BINARY_OPERATIONS[self.operator]
@@ -696,7 +697,7 @@ class Binary:
 @dataclass(frozen=True)
 class Call:
     function: str  # a key of _FUNCTIONS
-    arguments: tuple["Node", ...]
+    arguments: tuple[Node, ...]
 
     def evaluate(self, x: Tensor, y: Tensor) -> Tensor:
         implementation = _FUNCTIONS[self.function][1]

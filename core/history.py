@@ -15,7 +15,7 @@ flat (measured with glibc's mallinfo2 over 35,000 steps).
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

@@ -31,8 +31,8 @@ and its last curvature scale are shown.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -350,7 +350,7 @@ def _rmsprop(group, state, before, _name):
 
 
 def _adadelta(group, state, before, _name):
-    lr, rho, eps = before.group["lr"], group["rho"], group["eps"]
+    lr, eps = before.group["lr"], group["eps"]
     g = _l2(_signed(before.grad, group), before.origin, group)
     v = _vec(state["square_avg"])
     u_old = before.saved["acc_delta"]

@@ -15,9 +15,10 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from core.errors import LabError
 
@@ -150,7 +151,7 @@ class Lab:
         labels = ", ".join(repr(r.label) for r in self.runs)
         raise LabError(field, f"no run labelled {label!r}; the lab's runs are {labels}")
 
-    def with_run(self, index: int, run: RunSpec) -> "Lab":
+    def with_run(self, index: int, run: RunSpec) -> Lab:
         runs = list(self.runs)
         runs[index] = run
         return replace(self, runs=tuple(runs))
@@ -356,7 +357,7 @@ def _controls_from_dict(data: dict, field_: str) -> dict[str, Any]:
 
 
 def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) -> RunSpec:
-    from core.optimizers import validate_optimizer_params, get_optimizer_info
+    from core.optimizers import get_optimizer_info, validate_optimizer_params
     from core.schedules import get_schedule_info, validate_schedule_params
 
     _expect(data, dict, field_, "a JSON object")

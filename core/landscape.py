@@ -63,8 +63,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -123,7 +123,7 @@ class ParamLayout:
     size: int
 
     @classmethod
-    def of(cls, model: nn.Module) -> "ParamLayout":
+    def of(cls, model: nn.Module) -> ParamLayout:
         kinds: dict[str, str] = {}
         for module_name, module in model.named_modules():
             for param_name, param in module.named_parameters(recurse=False):
@@ -596,7 +596,7 @@ class _MlpEngine:
 
     @classmethod
     def build(cls, model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion,
-              layout: ParamLayout) -> "_MlpEngine | None":
+              layout: ParamLayout) -> _MlpEngine | None:
         """The engine for ``model``, or None when it is not a plain MLP."""
         if not isinstance(model, nn.Sequential) or any(True for _ in model.buffers()):
             return None

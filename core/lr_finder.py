@@ -42,9 +42,9 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -259,11 +259,12 @@ def _function_setup(lab: Lab, spec: RunSpec):
 def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     """One training step of the run's model on the engine's batch order; restore afterwards."""
     from core.datasets import make_dataset
+    from core.metrics import loss_function
     from core.models import build_model, linear_layers, validate_model
+
     # The engine's own helpers, so the range test trains exactly as the race does: the same
     # batch order, and Muon's split of matrices (Muon) and the rest (AdamW).
     from core.network import BatchOrder, _optimizer_for
-    from core.metrics import loss_function
 
     problem = lab.problem
     base_dir = Path(lab.base_dir) if lab.base_dir else None

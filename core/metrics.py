@@ -7,7 +7,7 @@ scikit-learn's ``zero_division=0``), so macro scores never turn NaN. Regression:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -37,9 +37,9 @@ import copy
 import math
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -171,7 +171,7 @@ class _Setup:
     y_val: torch.Tensor
 
     @classmethod
-    def of(cls, lab: Lab, base_dir: Path | None) -> "_Setup":
+    def of(cls, lab: Lab, base_dir: Path | None) -> _Setup:
         problem = lab.problem
         device, notices = resolve_device(problem.device)
         data = make_dataset(problem.dataset, lab.seed, base_dir=base_dir)

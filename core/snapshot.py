@@ -88,7 +88,9 @@ def _evaluation_from(data):
         runs, layers = (int(v) for v in data["ev.weights.shape"])
         weights = tuple(tuple(data[f"ev.weights.{r}.{k}"] for k in range(layers))
                         for r in range(runs))
-    get = (lambda name: data[f"ev.{name}"] if f"ev.{name}" in data.files else None)
+    def get(name):
+        return data[f"ev.{name}"] if f"ev.{name}" in data.files else None
+
     return Evaluation(
         train=group("train"), val=group("val"),
         layer_grad_norm=get("layer_grad_norm"), update_ratio=get("update_ratio"),

@@ -30,8 +30,8 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -232,7 +232,7 @@ class SurfaceRequest:
     run_a: int = 0
     run_b: int = 1
 
-    def validated(self, run_count: int) -> "SurfaceRequest":
+    def validated(self, run_count: int) -> SurfaceRequest:
         if self.directions not in DIRECTIONS:
             raise LabError("directions", f"must be one of {', '.join(DIRECTIONS)}, "
                                          f"got {self.directions!r}")

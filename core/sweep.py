@@ -77,9 +77,10 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,9 @@ class ParamRange:
 
     def distribution(self):
         from optuna.distributions import (
-            CategoricalDistribution, FloatDistribution, IntDistribution,
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
         )
 
         if self.kind == "float":

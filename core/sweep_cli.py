@@ -77,7 +77,10 @@ smoothed_loss) and DIR/suggestions.json.
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sweep`` and ``lr-find`` to main.py's sub-command parser."""
     from core.lr_finder import (
-        DEFAULT_DIVERGENCE_FACTOR, DEFAULT_LR_MAX, DEFAULT_LR_MIN, DEFAULT_SMOOTHING,
+        DEFAULT_DIVERGENCE_FACTOR,
+        DEFAULT_LR_MAX,
+        DEFAULT_LR_MIN,
+        DEFAULT_SMOOTHING,
         DEFAULT_STEPS,
     )
     from core.sweep import DEFAULT_BATCH, MAX_BATCH, OBJECTIVES, SAMPLERS

@@ -27,8 +27,9 @@ window builds the same ``--param`` text the CLI parses, so a bad range gets core
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -173,7 +174,7 @@ class Branching:
     """
 
     @classmethod
-    def for_race(cls, race) -> "Branching | None":
+    def for_race(cls, race) -> Branching | None:
         return cls(race) if any(run.branch is not None for run in race.runs) else None
 
     def __init__(self, race):

@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.hyperparams import format_number
 from core.internals import PART_TITLES, PARTS, available_parts
 from core.lab import Lab
 from core.optimizers import OPTIMIZERS
-from core.hyperparams import format_number
 
 DEFAULT_PARTS = ("gradient", "velocity", "step")
 SHORT_TITLES = {"gradient": "−γg", "velocity": "mom.", "step": "Δ", "effective": "eff.",

@@ -49,8 +49,8 @@ from PySide6.QtWidgets import (
 
 from app.panels.hyperparam_form import HyperParamForm, format_float, same_value
 from app.panels.tables import header_table
-from core.errors import LabError
 from core.controls import TRAINING_CONTROLS
+from core.errors import LabError
 from core.hyperparams import HyperParam, validate_params
 from core.lab import MAX_LABEL_CHARS, MAX_RUNS, RUN_COLORS, Lab, RunSpec, ScheduleSpec
 from core.optimizers import OPTIMIZERS, OptimizerInfo, validate_optimizer_params

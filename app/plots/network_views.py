@@ -37,9 +37,9 @@ import functools
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -50,8 +50,8 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QGraphicsItem,
     QFileDialog,
+    QGraphicsItem,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -491,8 +491,8 @@ class RunCurvesPlot(SeriesPlot):
         self.bands: list[_Band | None] = []
         self.dashed_bands: list[_Band | None] = []
         # The plot whose x range this one copies (`follow_x_of`), or None: it sets its own.
-        self.x_leader: "RunCurvesPlot | None" = None
-        self.x_followers: list["RunCurvesPlot"] = []
+        self.x_leader: RunCurvesPlot | None = None
+        self.x_followers: list[RunCurvesPlot] = []
         self._shared_x: _SharedUserX | None = None
         # While streaming, a new range (axis re-layout + every curve repainted: the costliest
         # frame) is not set with the data but noted here and set in a frame of its own.
@@ -506,7 +506,7 @@ class RunCurvesPlot(SeriesPlot):
         self.bands = [None] * len(self.curves)
         self.dashed_bands = [None] * len(self.curves)
 
-    def _band(self, bands: list, i: int) -> "_Band":
+    def _band(self, bands: list, i: int) -> _Band:
         if bands[i] is None:
             bands[i] = _Band(self.plotItem, self._colors[i])
         return bands[i]
@@ -645,7 +645,7 @@ class RunCurvesPlot(SeriesPlot):
         else:
             self.fit_view()
 
-    def follow_x_of(self, leader: "RunCurvesPlot") -> None:
+    def follow_x_of(self, leader: RunCurvesPlot) -> None:
         """Show ``leader``'s x axis (plots of equal width, one above the other): panned and
         zoomed together, a double click on either follows the data again with both."""
         self.x_leader = leader
@@ -653,7 +653,7 @@ class RunCurvesPlot(SeriesPlot):
         self._shared_x = _SharedUserX(leader.plotItem.vb, self.plotItem.vb,
                                       self._stop_following_x)
 
-    def _x_group(self) -> list["RunCurvesPlot"]:
+    def _x_group(self) -> list[RunCurvesPlot]:
         """This plot and those that share its x axis, the leader first."""
         leader = self.x_leader or self
         return [leader, *leader.x_followers]
@@ -745,7 +745,7 @@ class _Band:
             plot.addItem(item)
         self.fill.setZValue(-5)  # under every line
 
-    def update(self, owner: "RunCurvesPlot", x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+    def update(self, owner: RunCurvesPlot, x: np.ndarray, mean: np.ndarray, std: np.ndarray,
                smoothing: float) -> None:
         log_y = owner.log_y
         lower, upper = mean - std, mean + std
@@ -768,7 +768,7 @@ class _Band:
         _, upper = self.upper.getOriginalDataset()
         return x, lower, upper
 
-    def clear(self, owner: "RunCurvesPlot") -> None:
+    def clear(self, owner: RunCurvesPlot) -> None:
         empty = np.empty(0)
         owner.show_series(self.lower, empty, empty, thin=False)
         owner.show_series(self.upper, empty, empty, thin=False)

@@ -33,9 +33,9 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -64,11 +64,11 @@ from core.errors import LabError
 from core.lab import write_atomic
 from core.landscape_cli import write_surface_npz
 from core.surface_task import (
+    FOLLOW_GRID,
     RaceWeights,
     SharpnessUpdate,
     SliceUpdate,
     SurfaceUpdate,
-    FOLLOW_GRID,
     TrainingFollower,
     WeightTap,
     race_surface,

@@ -14,23 +14,35 @@ import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QTableWidget, QTableWidgetItem,
-    QTabWidget, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.theme import FOREGROUND
 from core.errors import LabError
 from core.lab import write_atomic
 from core.sweep_views import (
-    best_so_far, color_levels, color_scale, complete_trials, grid_2d, parallel_coordinates,
+    best_so_far,
+    color_levels,
+    color_scale,
+    complete_trials,
+    grid_2d,
+    parallel_coordinates,
     space_names,
 )
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import os
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import optuna

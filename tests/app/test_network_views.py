@@ -617,9 +617,8 @@ def test_zooming_one_of_two_plots_that_share_an_x_axis_zooms_both(qtbot, moons_r
     view.layer_plot.ratio_plot.vb.sigRangeChangedManually.emit([True, True])
     assert view.layer_plot.grad_plot.vb.viewRange()[0] == [2.0, 9.0]
     assert not view.layer_plot.follow
-    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QMouseEvent
-    from PySide6.QtCore import QEvent
 
     centre = QPointF(view.accuracy_plot.rect().center())
     event = QMouseEvent(QEvent.Type.MouseButtonDblClick, centre, centre,
@@ -742,8 +741,8 @@ def test_streamed_curves_draw_what_a_fresh_plot_draws_while_the_history_thins_it
     `_GrowingThinning`): frame after frame, through the history thinning its own buffer in
     place, a NaN, a zero on the log axis and a change of smoothing, every curve must show exactly
     what a plot that forgets everything before each frame shows."""
-    from core.history import RunSeries
     from app.plots.network_views import RunCurvesPlot
+    from core.history import RunSeries
 
     plots = []
     for name in ("streamed", "fresh"):

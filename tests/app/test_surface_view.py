@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from PySide6.QtCore import Qt
 
 from app.plots.surface_view import EDGE_LEGEND, PAGE_3D, PAGE_SHARPNESS, SurfaceView

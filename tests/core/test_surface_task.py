@@ -212,7 +212,7 @@ def test_sharpness_along_the_path_matches_torch_hessian():
             params = dict(model.named_parameters())
             layout = landscape.ParamLayout.of(model)
 
-            def loss_of(vector):
+            def loss_of(vector, layout=layout, model=model):
                 pieces = {k: v.float() for k, v in layout.split(vector).items()}
                 out = torch.func.functional_call(model, pieces, (source.x,))
                 return source.criterion(out, source.y)

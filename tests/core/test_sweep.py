@@ -17,7 +17,12 @@ from core.errors import LabError
 from core.lab import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
 from core.optimizers import OPTIMIZERS
 from core.sweep import (
-    Sweep, SweepSpec, build_search_space, fair_race, run_sweep, sweep,
+    Sweep,
+    SweepSpec,
+    build_search_space,
+    fair_race,
+    run_sweep,
+    sweep,
 )
 
 

@@ -10,12 +10,19 @@ import pytest
 
 from core.errors import LabError
 from core.lab import FunctionProblem, Lab, RunSpec, validate_lab
+from core.optimizers import get_optimizer_info
 from core.sweep import Sweep, SweepSpec, build_search_space
 from core.sweep_views import (
-    base_run_for, best_so_far, grid_2d, lab_with_trial, load_existing_study, param_flag,
-    param_importance, parallel_coordinates, searchable_params,
+    base_run_for,
+    best_so_far,
+    grid_2d,
+    lab_with_trial,
+    load_existing_study,
+    parallel_coordinates,
+    param_flag,
+    param_importance,
+    searchable_params,
 )
-from core.optimizers import get_optimizer_info
 
 
 def _banana(steps=15) -> Lab:
