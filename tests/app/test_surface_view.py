@@ -80,6 +80,7 @@ def test_without_a_c_compiler_the_page_says_the_surface_ran_on_the_torch_engine(
     from core import native
 
     monkeypatch.setenv("DESCENT_LAB_NATIVE_CACHE", str(tmp_path / "native"))
+    monkeypatch.delenv("DESCENT_LAB_NATIVE", raising=False)  # else the switch is the reason
     monkeypatch.setattr(native, "compiler", lambda: None)
     native.forget()
     try:

@@ -506,15 +506,19 @@ def test_surface_command_writes_the_documented_npz(tmp_path, directions, capsys)
     assert not list(out.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("compiler_present", [True, False])
+@pytest.mark.parametrize("how", ["kernel", "no compiler", "switched off"])
 def test_the_surface_command_says_when_it_ran_without_the_native_kernel(
-        compiler_present, tmp_path, capsys, monkeypatch):
+        how, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DESCENT_LAB_NATIVE_CACHE", str(tmp_path / "native"))
-    if not compiler_present:
+    if how == "no compiler":
+        # About a missing compiler, which the DESCENT_LAB_NATIVE=0 switch would hide.
+        monkeypatch.delenv("DESCENT_LAB_NATIVE", raising=False)
         monkeypatch.setattr(native, "compiler", lambda: None)
+    elif how == "switched off":
+        monkeypatch.setenv("DESCENT_LAB_NATIVE", "0")
     native.forget()
     try:
-        if compiler_present and native.load("mlp_plane") is None:
+        if how == "kernel" and native.load("mlp_plane") is None:
             pytest.skip(f"no native kernel here: {native.unavailable_reason('mlp_plane')}")
         lab = _network_lab(tmp_path / "tiny.lab.json")
         args = _parser().parse_args(["surface", str(lab), "--out", str(tmp_path / "out"),
@@ -523,7 +527,12 @@ def test_the_surface_command_says_when_it_ran_without_the_native_kernel(
     finally:
         native.forget()
     printed = capsys.readouterr().out
-    assert ("without the native kernel (no C compiler" in printed) is not compiler_present
+    if how == "kernel":
+        assert "without the native kernel" not in printed
+    else:
+        reason = {"no compiler": "no C compiler",
+                  "switched off": "switched off by DESCENT_LAB_NATIVE=0"}[how]
+        assert f"by the torch engine, without the native kernel ({reason}" in printed
 
 
 def test_surface_command_refuses_a_function_lab(tmp_path):

@@ -161,11 +161,17 @@ def test_without_the_kernel_surfaces_are_the_torch_engines_and_the_reason_is_giv
     d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(1))
     reference = landscape.surface_point_by_point(model, center, d1, d2, axis, axis, x, y,
                                                  loss_fn)
-    if how == "no compiler":
-        monkeypatch.setattr(native, "compiler", lambda: None)
-    elif how == "switched off":
+    if how == "switched off":
         monkeypatch.setenv("DESCENT_LAB_NATIVE", "0")
     else:
+        # The other two are about the build, which a suite run with DESCENT_LAB_NATIVE=0 would
+        # never reach (the reason would be the switch): switch it back on for this test.
+        monkeypatch.delenv("DESCENT_LAB_NATIVE", raising=False)
+    if how == "no compiler":
+        monkeypatch.setattr(native, "compiler", lambda: None)
+    elif how == "build fails":
+        if native.compiler() is None:
+            pytest.skip("no C compiler here: a build that fails cannot be tried")
         monkeypatch.setattr(native, "FLAGS", (*native.FLAGS, "--no-such-flag-at-all"))
     engine = landscape._engine(model, x, y, loss_fn)
     assert type(engine) is landscape._MlpEngine
@@ -175,6 +181,41 @@ def test_without_the_kernel_surfaces_are_the_torch_engines_and_the_reason_is_giv
     got = landscape.evaluate_surface(model, center, d1, d2, axis, axis, x, y, loss_fn)
     np.testing.assert_allclose(got, reference, rtol=TOL, atol=TOL)
     assert not any(fresh_native.glob("*.so")) if fresh_native.exists() else True
+
+
+def test_where_a_c_compiler_is_found_the_kernel_is_built_and_computes_the_surface(
+        monkeypatch, fresh_native):
+    """The positive control of the ``needs_kernel`` tests: they skip when there is no kernel, so
+    a kernel that stopped compiling or loading would turn them all into skips, and the suite
+    would pass having checked nothing native. Here a compiler on the machine means the kernel
+    must be built (into an empty cache) and `evaluate_surface` must run every point in it."""
+    if not native.enabled():
+        pytest.skip("native kernels are switched off by DESCENT_LAB_NATIVE=0; the torch engine "
+                    "is checked by test_landscape.py's MLP engine test")
+    if native.compiler() is None:
+        pytest.skip("no C compiler on this machine: surfaces run on the torch engine")
+    kernel = landscape_fused._kernel()
+    assert kernel is not None, f"a compiler, but no kernel: {landscape_fused.unavailable_reason()}"
+    assert landscape_fused.unavailable_reason() is None
+    assert len(list(fresh_native.glob("mlp_plane-*"))) == 1  # built now, into the empty cache
+    points = []
+
+    def counting_kernel(count, *args):
+        points.append(count)
+        return kernel(count, *args)
+
+    monkeypatch.setattr(landscape_fused, "_kernel", lambda: counting_kernel)
+    model, x, y, loss_fn = _case("relu-two-class")
+    axis = np.linspace(-1, 1, 5)
+    center = landscape.flatten(model)
+    d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(1))
+    engine = landscape._engine(model, x, y, loss_fn)
+    assert landscape_fused.describe_engine(engine) == "fused native kernel"
+    got = landscape.evaluate_surface(model, center, d1, d2, axis, axis, x, y, loss_fn)
+    assert sum(points) == 25  # every grid point of the 5×5 surface went through the C kernel
+    reference = landscape.surface_point_by_point(model, center, d1, d2, axis, axis, x, y,
+                                                 loss_fn)
+    np.testing.assert_allclose(got, reference, rtol=TOL, atol=TOL)
 
 
 @needs_kernel
@@ -187,7 +228,6 @@ def test_the_kernel_is_built_once_into_the_cache_and_reused(fresh_native):
     assert landscape_fused._kernel() is not None
     assert sorted(fresh_native.glob("mlp_plane-*")) == built
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not compiled again
-
 
 
 @needs_kernel
