@@ -27,11 +27,15 @@ SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from core.errors import LabError
     from core.lab import load_lab
     from core.runner import run_to_dir
 
     lab = load_lab(args.lab)
-    summary = run_to_dir(lab, args.out)
+    try:
+        summary = run_to_dir(lab, args.out)
+    except LabError as exc:  # about the lab's content (no enabled run): name the file too
+        raise exc.from_file(args.lab) from None
     for run in summary["runs"]:
         state = f"diverged at step {run['diverged_at']}" if run["diverged"] else "ok"
         print(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.engine import FunctionRace, StepRecord
+from core.errors import LabError
 from core.lab import Lab, write_atomic
 
 
@@ -46,13 +47,26 @@ class _AtomicCsv:
             pass
 
 
+def _check_has_runs(lab: Lab) -> None:
+    if lab.enabled_runs():
+        return
+    if lab.runs:
+        which = "its one run is" if len(lab.runs) == 1 else f"all {len(lab.runs)} runs are"
+        raise LabError("runs", f'add at least one run ({which} disabled: set "enabled": true)')
+    raise LabError("runs", "add at least one run")
+
+
 def run_to_dir(
     lab: Lab,
     out_dir: str | os.PathLike,
     stop: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Run ``lab`` to the end and write its results into ``out_dir``; return the summary."""
+    """Run ``lab`` to the end and write its results into ``out_dir``; return the summary.
+
+    A lab with no enabled run is refused (`LabError` on ``runs``) before anything is written:
+    a summary of no runs is a mistake, not a result."""
+    _check_has_runs(lab)
     if lab.is_network:
         return _run_network(lab, Path(out_dir), stop, progress)
     out = Path(out_dir)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from core.engine import race
 from core.lab import load_lab
@@ -75,3 +76,24 @@ def test_missing_file_and_bad_flags_exit_2(tmp_path):
     result = _main("run", str(tmp_path / "nope.lab.json"), "--out", str(tmp_path))
     assert result.returncode == 2 and "nope.lab.json" in result.stderr
     assert _main("run").returncode == 2
+
+
+@pytest.mark.parametrize("runs, hint", [
+    ([], ""),
+    ([{"label": "a", "optimizer": "adam", "enabled": False},
+      {"label": "b", "optimizer": "sgd", "enabled": False}], "all 2 runs are disabled"),
+])
+def test_run_with_no_enabled_run_exits_2_and_writes_nothing(tmp_path, runs, hint):
+    lab = tmp_path / "empty.lab.json"
+    lab.write_text(json.dumps({
+        "format": "descent-lab/1",
+        "problem": {"kind": "function", "function": "rosenbrock"},
+        "runs": runs,
+    }))
+    result = _main("run", str(lab), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "empty.lab.json: runs: add at least one run" in lines[0]
+    assert hint in lines[0]
+    assert not (tmp_path / "o").exists()

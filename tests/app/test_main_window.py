@@ -201,3 +201,19 @@ def test_a_long_divergence_message_is_elided_to_fit_and_whole_in_the_tooltip(qtb
     window.resize(1600, 700)
     qtbot.waitUntil(lambda: len(QLabel.text(label)) > len(shown), timeout=2000)
     assert label.toolTip() == full
+
+
+def test_a_lab_without_runs_opens_and_play_is_refused_with_a_reason(qtbot, window, tmp_path):
+    empty = tmp_path / "empty.lab.json"
+    empty.write_text(json.dumps({
+        "format": "descent-lab/1",
+        "problem": {"kind": "function", "function": "rosenbrock"},
+        "runs": [],
+    }))
+    assert window.open_lab(empty)
+    for press in (window.play, window.step, window.toggle_play):
+        press()
+        assert not window.controller.is_running()
+        assert "add or enable a run" in window.status_label.text()
+    window.reset()
+    assert window.history is None or window.history.last_step < 0
