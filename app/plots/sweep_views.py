@@ -185,12 +185,15 @@ class BestSoFarPlot(pg.PlotWidget):
         item.setLabel("bottom", "trial")
         item.setLabel("left", "objective")
         item.addLegend(offset=(-10, 10))
-        self.dots = pg.ScatterPlotItem(size=7, pen=None, brush=pg.mkBrush(150, 170, 200, 170),
-                                       name="trial")
+        # Symbols of a PlotDataItem, not a ScatterPlotItem: only a PlotDataItem follows the
+        # plot's log mode, so the dots and the line share one y axis.
+        self.dots = pg.PlotDataItem(pen=None, symbol="o", symbolSize=7, symbolPen=None,
+                                    symbolBrush=pg.mkBrush(150, 170, 200, 170), name="trial")
         self.best_line = pg.PlotDataItem(pen=pg.mkPen(BEST_COLOR, width=2), stepMode=None,
                                          name="best so far")
         item.addItem(self.dots)
         item.addItem(self.best_line)
+        self.dots.setZValue(1)  # a trial that set a new best stays visible on the line
         self.data = (np.zeros(0), np.zeros(0), np.zeros(0))
 
     def update_trials(self, trials: Sequence) -> None:
