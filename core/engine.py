@@ -148,7 +148,6 @@ class FunctionRace:
         self.objective: Objective = get_function(lab.problem.function)
         start = lab.problem.start if lab.problem.start is not None else self.objective.start
         self.start = (float(start[0]), float(start[1]))
-        torch.manual_seed(lab.seed)
 
         count = len(self.runs)
         self.points = torch.tensor([self.start] * count, dtype=DTYPE).reshape(count, 2)

@@ -389,7 +389,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="metrics.csv", help="where to write the metrics")
     args = parser.parse_args()
-    torch.manual_seed(SEED)
 
     runs = []
     for label, make, plateau, schedule_steps, needs_closure in RUNS:
@@ -464,7 +463,7 @@ def _module_code(module, index: int) -> str:
     if isinstance(module, nn.Flatten):
         return "nn.Flatten()"
     if isinstance(module, nn.Dropout):
-        return f"nn.Dropout({_literal(float(module.p))})"
+        return f"Dropout({_literal(float(module.p))})"
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return f"nn.{type(module).__name__}({module.num_features})"
     from core.models import ACTIVATIONS
@@ -576,6 +575,22 @@ def _network_script(lab: Lab, data_name: str) -> str:
 
 
 _NETWORK_MAIN = '''
+class Dropout(nn.Dropout):
+    """Inverted dropout whose masks come from this run's own torch.Generator (set in main()),
+    never from torch's global generator: keep ~ Bernoulli(1 - p), y = x * keep / (1 - p)."""
+
+    def __init__(self, p):
+        super().__init__(p)
+        self.generator = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        q = 1.0 - self.p
+        keep = torch.empty_like(x).bernoulli_(q, generator=self.generator)
+        return x * keep.div_(q)
+
+
 class BatchOrder:
     """The mini-batch order all runs share: a fresh seeded permutation every epoch."""
 
@@ -625,7 +640,6 @@ def main():
     x_val, y_val = torch.from_numpy(data["x_val"]), torch.from_numpy(data["y_val"])
     initial = {key[len("init/"):]: torch.from_numpy(data[key]) for key in data.files
                if key.startswith("init/")}
-    has_dropout = any(isinstance(m, nn.Dropout) for m in make_model().modules())
 
     runs = []
     for i, (label, make, plateau, schedule_steps, _closure) in enumerate(RUNS):
@@ -633,11 +647,14 @@ def main():
         model.load_state_dict(initial)  # every run starts from the same weights
         optimizer, scheduler = make(model.parameters())
         # Each run has its own random stream for dropout masks.
-        torch.manual_seed(SEED * 1009 + i + 1)
+        stream = torch.Generator().manual_seed(SEED * 1009 + i + 1)
+        for module in model.modules():
+            if isinstance(module, Dropout):
+                module.generator = stream
         runs.append({"label": label, "model": model, "optimizer": optimizer,
                      "scheduler": scheduler, "plateau": plateau, "alive": True,
                      "schedule_left": schedule_steps if schedule_steps is not None else math.inf,
-                     "rng": torch.get_rng_state(), "controls": CONTROLS[i], "start_loss": 0.0,
+                     "controls": CONTROLS[i], "start_loss": 0.0,
                      "best_val": math.inf, "evals_since_best": 0})
     order = BatchOrder(len(x_train), BATCH_SIZE, SEED + 1)
 
@@ -653,8 +670,6 @@ def main():
                 continue
             model, optimizer, controls = run["model"], run["optimizer"], run["controls"]
             model.train()
-            if has_dropout:
-                torch.set_rng_state(run["rng"])
             data_loss = criterion(model(xb), yb)
             total = data_loss
             if controls["l1"]:
@@ -663,8 +678,6 @@ def main():
                 total = total + controls["l2"] * sum((w * w).sum() for w in weight_matrices(model))
             optimizer.zero_grad(set_to_none=True)
             total.backward()
-            if has_dropout:
-                run["rng"] = torch.get_rng_state()
             params = [p for p in model.parameters() if p.grad is not None]
             grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
             if controls["clip_norm"] is not None:

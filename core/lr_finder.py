@@ -11,11 +11,13 @@ hyperparameters kept, its schedule ignored): ``lr_t = lr_min · (lr_max / lr_min
 in closed form, so step N-1 lands exactly on ``lr_max`` without the rounding drift of a chained
 ``ExponentialLR``.
 
-Network labs train the run's model on the engine's mini-batch order (same data, same batches,
-same L1/L2 penalties and clipping as the race); the weights, buffers and train/eval mode are put
-back afterwards, bit for bit (the test checks ``state_dict``). Function labs move a *copy* of the
-start point. The global torch RNG (dropout) is forked, so a range test changes no other random
-numbers.
+Network labs train the run's model through the race's own training step
+(`core.network.train_step`: the same forward, L1/L2 penalties, clipping and gradient norm) on the
+engine's mini-batch order, with the run's own dropout stream (`core.models.dropout_stream`), so at
+a constant lr the range test's losses are the race's first losses exactly (the tests check). The
+weights, buffers, train/eval mode and dropout generators are put back afterwards, bit for bit (the
+test checks ``state_dict``). Function labs move a *copy* of the start point. Nothing draws from
+torch's global generator, so a range test in one thread changes no other work's numbers.
 
 Smoothing: the raw mini-batch loss is noisy, so the rules read an exponential moving average
 with bias correction (as Adam's moments): ``a_t = β·a_{t-1} + (1-β)·loss_t``,
@@ -151,57 +153,10 @@ def lr_range_test(
     if not 0 <= smoothing < 1:
         raise LabError("smoothing", f"must be in [0, 1), got {smoothing!r}")
     spec = _pick_run(lab, run)
-    if lab.is_network:
-        measure, update, optimizers, restore = _network_setup(lab, spec, model)
-    else:
-        measure, update, optimizers, restore = _function_setup(lab, spec)
-    try:
-        # The ramp: a real lr_scheduler over every optimizer of the run (Muon has two).
-        ratio = lr_max / lr_min
-        schedulers = []
-        for opt in optimizers:
-            for group in opt.param_groups:
-                group["lr"] = lr_min
-                group["initial_lr"] = lr_min
-            schedulers.append(torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda t: ratio ** (min(t, steps - 1) / (steps - 1))
-            ))
-        lrs, losses, smoothed = [], [], []
-        average, best = 0.0, math.inf
-        stop_reason, diverged = "finished the ramp", False
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(lab.seed)
-            for i in range(steps):
-                if stop is not None and stop.is_set():
-                    stop_reason = "cancelled"
-                    break
-                lr = float(optimizers[0].param_groups[0]["lr"])
-                loss = measure(i)
-                if not math.isfinite(loss):
-                    stop_reason, diverged = f"the loss became {loss} at lr {lr:.3g}", True
-                    break
-                average = smoothing * average + (1 - smoothing) * loss
-                value = average / (1 - smoothing ** (i + 1))
-                lrs.append(lr)
-                losses.append(loss)
-                smoothed.append(value)
-                if on_step is not None:
-                    on_step(i, lr, loss)
-                best = min(best, value)
-                # factor × best for positive losses; for a function whose minimum is negative,
-                # the same margin measured from the best value.
-                limit = best + (divergence_factor - 1) * max(abs(best), 1e-300)
-                if i > 0 and value > limit:
-                    stop_reason = (
-                        f"the smoothed loss passed {divergence_factor:g}x its best at lr {lr:.3g}"
-                    )
-                    diverged = True
-                    break
-                update()
-                for scheduler in schedulers:
-                    scheduler.step()
-    finally:
-        restore()
+    ratio = lr_max / lr_min
+    lrs, losses, smoothed, stop_reason, diverged = _ramp(
+        lab, spec, model, lr_min, lambda t: ratio ** (min(t, steps - 1) / (steps - 1)), steps,
+        divergence_factor=divergence_factor, smoothing=smoothing, stop=stop, on_step=on_step)
     if len(lrs) < 2 and stop_reason == "cancelled":
         raise LabError("lr-find", "cancelled before the range test measured two points")
     if len(lrs) < 2:
@@ -226,6 +181,61 @@ def lr_range_test(
         stop_reason=stop_reason,
         diverged=diverged,
     )
+
+
+def _ramp(lab: Lab, spec: RunSpec, model: nn.Module | None, lr_min: float,
+          factor: Callable[[int], float], steps: int, *, divergence_factor: float,
+          smoothing: float, stop: threading.Event | None = None,
+          on_step: Callable[[int, float, float], None] | None = None):
+    """Train ``spec`` for up to ``steps`` steps at ``lr_min · factor(t)`` (a real LambdaLR over
+    every optimizer of the run: Muon has two), measuring each step's loss before its update.
+    Returns (lrs, losses, smoothed, stop reason, diverged)."""
+    if lab.is_network:
+        measure, update, optimizers, restore = _network_setup(lab, spec, model)
+    else:
+        measure, update, optimizers, restore = _function_setup(lab, spec)
+    lrs, losses, smoothed = [], [], []
+    stop_reason, diverged = "finished the ramp", False
+    try:
+        schedulers = []
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr_min
+                group["initial_lr"] = lr_min
+            schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt, factor))
+        average, best = 0.0, math.inf
+        for i in range(steps):
+            if stop is not None and stop.is_set():
+                stop_reason = "cancelled"
+                break
+            lr = float(optimizers[0].param_groups[0]["lr"])
+            loss = measure(i)
+            if not math.isfinite(loss):
+                stop_reason, diverged = f"the loss became {loss} at lr {lr:.3g}", True
+                break
+            average = smoothing * average + (1 - smoothing) * loss
+            value = average / (1 - smoothing ** (i + 1))
+            lrs.append(lr)
+            losses.append(loss)
+            smoothed.append(value)
+            if on_step is not None:
+                on_step(i, lr, loss)
+            best = min(best, value)
+            # factor × best for positive losses; for a function whose minimum is negative,
+            # the same margin measured from the best value.
+            limit = best + (divergence_factor - 1) * max(abs(best), 1e-300)
+            if i > 0 and value > limit:
+                stop_reason = (
+                    f"the smoothed loss passed {divergence_factor:g}x its best at lr {lr:.3g}"
+                )
+                diverged = True
+                break
+            update()
+            for scheduler in schedulers:
+                scheduler.step()
+    finally:
+        restore()
+    return lrs, losses, smoothed, stop_reason, diverged
 
 
 def _function_setup(lab: Lab, spec: RunSpec):
@@ -257,14 +267,21 @@ def _function_setup(lab: Lab, spec: RunSpec):
 
 
 def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
-    """One training step of the run's model on the engine's batch order; restore afterwards."""
+    """The race's training step (`core.network.train_step`) of the run's model on the engine's
+    batch order and the run's dropout stream; restore the model afterwards."""
     from core.datasets import make_dataset
     from core.metrics import loss_function
-    from core.models import build_model, linear_layers, validate_model
+    from core.models import (
+        build_model,
+        dropout_stream,
+        restore_dropout,
+        set_dropout_generator,
+        validate_model,
+    )
 
-    # The engine's own helpers, so the range test trains exactly as the race does: the same
-    # batch order, and Muon's split of matrices (Muon) and the rest (AdamW).
-    from core.network import BatchOrder, _optimizer_for
+    # The engine's own pieces, so the range test trains exactly as the race does: the same
+    # step, batch order, and Muon's split of matrices (Muon) and the rest (AdamW).
+    from core.network import BatchOrder, optimizers_for, train_step
 
     problem = lab.problem
     base_dir = Path(lab.base_dir) if lab.base_dir else None
@@ -279,29 +296,19 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     x_train = torch.as_tensor(data.x_train, device=device)
     y_train = torch.as_tensor(data.y_train, device=device)
     order = BatchOrder(len(x_train), problem.batch_size, lab.seed + 1)
-    optimizers = _optimizer_for(spec, model)
-    penalized = [m.weight for _, m in linear_layers(model)]
+    optimizers = optimizers_for(spec, model)
+    # The run's own dropout stream, as the race's seed 0 gives it (by its place among the
+    # enabled runs); the model's own generators come back in `restore`.
+    enabled = [r.label for r in lab.enabled_runs()]
+    index = enabled.index(spec.label) if spec.label in enabled else 0
+    saved_generators = set_dropout_generator(model, dropout_stream(lab.seed, index, device))
 
     def measure(i: int) -> float:
         idx = order.batch(i)
         xb = x_train if idx is None else x_train[idx]
         yb = y_train if idx is None else y_train[idx]
-        model.train()
-        data_loss = criterion(model(xb), yb)
-        total = data_loss
-        if spec.l1:
-            total = total + spec.l1 * sum(w.abs().sum() for w in penalized)
-        if spec.l2:
-            total = total + spec.l2 * sum((w * w).sum() for w in penalized)
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        total.backward()
-        params = [p for p in model.parameters() if p.grad is not None]
-        if spec.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, spec.clip_norm)
-        if spec.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(params, spec.clip_value)
-        return float(data_loss.detach())
+        loss, _grad_norm, _total = train_step(spec, model, optimizers, criterion, xb, yb)
+        return loss
 
     def restore() -> None:
         with torch.no_grad():
@@ -309,6 +316,7 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
         for p in model.parameters():
             p.grad = None
         model.train(was_training)
+        restore_dropout(model, saved_generators)
 
     def update() -> None:
         for opt in optimizers:

@@ -19,6 +19,10 @@ allocating, so a spec of a billion parameters is refused at once instead of eati
 so ``model[i]`` is ``spec.layers[i]`` and state_dict keys read ``"<i>.weight"``. Every random
 draw of the initialisation comes from the given ``torch.Generator``: two builds with equally seeded
 generators are bit-identical, and building never disturbs torch's global random state.
+
+Dropout layers are `OwnedDropout`: their masks come from a ``torch.Generator`` that the race gives
+each run's model (`set_dropout_generator`), never from torch's process-global generator, so a race
+draws the same masks whether it trains alone or beside other work in other threads.
 """
 
 from __future__ import annotations
@@ -518,7 +522,7 @@ def _make_module(layer: LayerInfo) -> nn.Module:
     if kind == "act":
         return ACTIVATIONS[value]()
     if kind == "dropout":
-        return nn.Dropout(value)
+        return OwnedDropout(value)
     if kind == "batchnorm":
         # Always weight 1, bias 0: the init choice is about weight matrices only.
         flavour = nn.BatchNorm1d if len(layer.in_shape) == 1 else nn.BatchNorm2d
@@ -528,6 +532,64 @@ def _make_module(layer: LayerInfo) -> nn.Module:
     if kind == "flatten":
         return nn.Flatten()
     raise AssertionError(f"unhandled layer kind {kind!r}")  # validate_model admits no other
+
+
+class OwnedDropout(nn.Dropout):
+    """``nn.Dropout`` whose masks come from ``self.generator``, a ``torch.Generator`` its owner
+    sets (`set_dropout_generator`), instead of torch's process-global generator.
+
+    In training mode, with ``q = 1 − p``::
+
+        keep ~ Bernoulli(q) elementwise (drawn from ``generator``);  y = x · (keep / q)
+
+    the same inverted dropout as ``torch.nn.functional.dropout`` (which scales the mask by 1/q
+    the same way), but reproducible per owner: two threads training two models never share
+    random numbers. In eval mode (and for p = 0) it is the identity. Training with no generator
+    set is refused rather than silently drawing from the global generator.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__(p)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return input
+        if self.generator is None:
+            raise RuntimeError(
+                "OwnedDropout has no generator: give the model one with "
+                "core.models.set_dropout_generator(model, torch.Generator(...)) before training")
+        q = 1.0 - self.p
+        keep = torch.empty_like(input).bernoulli_(q, generator=self.generator)
+        return input * keep.div_(q)
+
+
+def set_dropout_generator(model: nn.Module, generator: torch.Generator | None) -> list:
+    """Give every `OwnedDropout` of ``model`` the one ``generator`` (its masks, layer after
+    layer, come from that one stream); returns the generators they had, for `restore_dropout`."""
+    layers = [m for m in model.modules() if isinstance(m, OwnedDropout)]
+    before = [m.generator for m in layers]
+    for m in layers:
+        m.generator = generator
+    return before
+
+
+def restore_dropout(model: nn.Module, generators: list) -> None:
+    """Put back the generators `set_dropout_generator` returned."""
+    layers = [m for m in model.modules() if isinstance(m, OwnedDropout)]
+    for m, generator in zip(layers, generators, strict=True):
+        m.generator = generator
+
+
+def dropout_stream(seed: int, run_index: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The dropout stream of run ``run_index`` (its place among the lab's enabled runs) in a race
+    seeded ``seed``: one generator per run, so adding or removing a run changes no other run's
+    masks. The race and the LR range test both take it from here."""
+    return torch.Generator(device=device).manual_seed(seed * 1009 + run_index + 1)
+
+
+def has_dropout(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Dropout) for m in model.modules())
 
 
 def _conv_param(value: Any, key: str, short_form_default: int) -> int:

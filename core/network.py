@@ -3,7 +3,10 @@
 Fairness is the point of a race, so every run starts from the *same* initial weights (one model
 is built from the lab's seed and copied) and sees the *same* mini-batches in the same order (one
 seeded generator draws each epoch's permutation once for all runs). Dropout masks come from a
-per-run RNG stream, so adding or removing a run never changes another run's numbers.
+per-run ``torch.Generator`` (`core.models.dropout_stream`) that the run's model owns, so adding or
+removing a run never changes another run's numbers. Nothing here draws from or reseeds torch's
+process-global generator: a race gives the same numbers alone or beside other work in other
+threads (sweeps, range tests, surfaces).
 
 Each step ``t`` (0 … steps), for every live run, in the order a plain PyTorch script uses::
 
@@ -51,7 +54,15 @@ from core.engine import EXPLODE_FACTOR, Divergence, finite_or_none
 from core.lab import SEED_STRIDE, Lab, RunSpec
 from core.landscape import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
 from core.metrics import classification_metrics, loss_function, regression_metrics
-from core.models import ModelSpec, build_model, linear_layers, validate_model
+from core.models import (
+    ModelSpec,
+    build_model,
+    dropout_stream,
+    has_dropout,
+    linear_layers,
+    set_dropout_generator,
+    validate_model,
+)
 from core.optimizers import build_optimizer, get_optimizer_info
 from core.schedules import Schedule
 from core.stacked import StackedMLP, can_stack
@@ -142,7 +153,42 @@ def _penalized_weights(model: nn.Module) -> list[torch.Tensor]:
     return [m.weight for _, m in linear_layers(model)]
 
 
-def _optimizer_for(run: RunSpec, model: nn.Module) -> list[torch.optim.Optimizer]:
+def _penalty(run: RunSpec, model: nn.Module) -> torch.Tensor | float:
+    """The run's L1/L2 penalty on the model's weight matrices (0.0 when it has none)."""
+    penalty: torch.Tensor | float = 0.0
+    if run.l1:
+        penalty = penalty + run.l1 * sum(w.abs().sum() for w in _penalized_weights(model))
+    if run.l2:
+        penalty = penalty + run.l2 * sum((w * w).sum() for w in _penalized_weights(model))
+    return penalty
+
+
+def train_step(run: RunSpec, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+               criterion, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    """THE training step of one run's model on one batch, up to (not including) the update:
+    forward in train mode, data loss + L1/L2 penalty, zero the grads, backward, the total
+    gradient norm, then clipping by norm and by value. Returns (data loss, gradient norm before
+    clipping, penalised loss). The race's per-run path and the LR range test
+    (core/lr_finder.py) both train through it; the stacked fast path (core/stacked.py) is its
+    batched twin, checked against it by the tests. Dropout masks come from the model's own
+    generator (`core.models.set_dropout_generator`)."""
+    model.train()
+    out = model(xb)
+    data_loss = criterion(out, yb)
+    total = data_loss + _penalty(run, model)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    total.backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+    if run.clip_norm is not None:
+        torch.nn.utils.clip_grads_with_norm_(params, run.clip_norm, torch.tensor(grad_norm))
+    if run.clip_value is not None:
+        torch.nn.utils.clip_grad_value_(params, run.clip_value)
+    return data_loss.item(), grad_norm, total
+
+
+def optimizers_for(run: RunSpec, model: nn.Module) -> list[torch.optim.Optimizer]:
     """The run's optimizer; Muon gets the weight matrices and AdamW the rest (as its docs advise)."""
     info = get_optimizer_info(run.optimizer)
     params = list(model.parameters())
@@ -313,7 +359,7 @@ class _SeedRace:
         generator = torch.Generator().manual_seed(self.seed)
         initial = build_model(self.model_spec, generator=generator)
         self.models = [copy.deepcopy(initial).to(self.device) for _ in self.runs]
-        self.has_dropout = any(isinstance(m, nn.Dropout) for m in initial.modules())
+        self.has_dropout = has_dropout(initial)
         # The fast path: every run in one batched pass (see core/stacked.py).
         self.stack: StackedMLP | None = None
         if len(self.runs) >= 2 and can_stack(initial, [r.optimizer for r in self.runs]):
@@ -331,7 +377,7 @@ class _SeedRace:
             self.stack.use_optimizers([opts[0] for opts in self.optimizers])
         else:
             self.optimizers = [
-                _optimizer_for(run, model) for run, model in zip(self.runs, self.models)
+                optimizers_for(run, model) for run, model in zip(self.runs, self.models)
             ]
         self.schedules = [
             Schedule(opts[0], run.schedule.name, run.schedule.params, lab.steps)
@@ -339,11 +385,10 @@ class _SeedRace:
             else Schedule(opts[0], "constant", {}, lab.steps)
             for run, opts in zip(self.runs, self.optimizers)
         ]
-        # One RNG stream per run for dropout, so runs never share random numbers.
-        self._rng_states = []
-        for i in range(len(self.runs)):
-            torch.manual_seed(self.seed * 1009 + i + 1)
-            self._rng_states.append(torch.get_rng_state())
+        # One dropout stream per run, owned by its model: runs never share random numbers.
+        if self.has_dropout:
+            for i, model in enumerate(self.models):
+                set_dropout_generator(model, dropout_stream(self.seed, i, self.device))
 
         self.x_train, self.y_train = setup.x_train, setup.y_train
         self.x_val, self.y_val = setup.x_val, setup.y_val
@@ -390,35 +435,9 @@ class _SeedRace:
             return torch.as_tensor(xs, device=self.device)
         return None
 
-    def _penalty(self, run: RunSpec, model: nn.Module) -> torch.Tensor | float:
-        penalty: torch.Tensor | float = 0.0
-        if run.l1:
-            penalty = penalty + run.l1 * sum(w.abs().sum() for w in _penalized_weights(model))
-        if run.l2:
-            penalty = penalty + run.l2 * sum((w * w).sum() for w in _penalized_weights(model))
-        return penalty
-
     def _train_step(self, i: int, xb, yb) -> tuple[float, float, torch.Tensor]:
-        """Forward + backward (+ clipping) of run i; returns loss, grad norm, penalised loss."""
-        run, model = self.runs[i], self.models[i]
-        model.train()
-        if self.has_dropout:
-            torch.set_rng_state(self._rng_states[i])
-        out = model(xb)
-        data_loss = self.criterion(out, yb)
-        total = data_loss + self._penalty(run, model)
-        for opt in self.optimizers[i]:
-            opt.zero_grad(set_to_none=True)
-        total.backward()
-        if self.has_dropout:
-            self._rng_states[i] = torch.get_rng_state()
-        params = [p for p in model.parameters() if p.grad is not None]
-        grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
-        if run.clip_norm is not None:
-            torch.nn.utils.clip_grads_with_norm_(params, run.clip_norm, torch.tensor(grad_norm))
-        if run.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(params, run.clip_value)
-        return data_loss.item(), grad_norm, total
+        """Forward + backward (+ clipping) of run i (`train_step`)."""
+        return train_step(self.runs[i], self.models[i], self.optimizers[i], self.criterion, xb, yb)
 
     def _train_all(self, xb, yb) -> list[tuple[int, float, float]]:
         """Forward + backward (+ clipping) of every live run: (run, loss, grad norm) each."""
