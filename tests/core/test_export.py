@@ -71,7 +71,22 @@ EXPRESSION_LAB = dict(
     ],
     steps=60,
 )
-LABS = {"function": FUNCTION_LAB, "expression": EXPRESSION_LAB, "network": NETWORK_LAB}
+# Dropout: each run's masks come from its own generator, in the script as in the engine.
+DROPOUT_LAB = dict(
+    problem={"kind": "network",
+             "dataset": {"name": "moons", "n": 200, "noise": 0.2, "val_fraction": 0.25},
+             "model": {"layers": [{"linear": 16}, {"act": "relu"}, {"dropout": 0.3},
+                                  {"linear": 16}, {"act": "relu"}, {"dropout": 0.5},
+                                  {"linear": 2}]},
+             "loss": "cross_entropy", "batch_size": 25, "eval_every": 10},
+    runs=[
+        {"label": "SGD", "optimizer": "sgd", "params": {"lr": 0.1, "momentum": 0.9}},
+        {"label": "Adam", "optimizer": "adam", "params": {"lr": 0.01}},
+    ],
+    steps=60, seed=4,
+)
+LABS = {"function": FUNCTION_LAB, "expression": EXPRESSION_LAB, "network": NETWORK_LAB,
+        "dropout": DROPOUT_LAB}
 # Runs each exported script as `python script.py --out CSV` would, all in ONE interpreter: the
 # import of torch costs seconds, the scripts themselves milliseconds.
 DRIVER = """
@@ -125,6 +140,14 @@ def test_network_script_reproduces_the_run(exported):
     # The early stop happened in both (no Adam rows after it) and validation was measured.
     assert max(step for run, step in ours if run == "Adam") < 100
     assert ours[("SGD", 100)]["val_accuracy"] != ""
+
+
+def test_dropout_network_script_reproduces_the_run(exported):
+    ours, theirs, folder = exported["dropout"]
+    assert rows_differ(ours, theirs, 1e-6) == []
+    assert len(ours) == 2 * 61
+    text = (folder / "exported.py").read_text()
+    assert "Dropout(0.3)" in text and "manual_seed(SEED * 1009 + i + 1)" in text
 
 
 def test_short_expression_stays_readable():
