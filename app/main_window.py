@@ -45,6 +45,7 @@ from core.errors import LabError
 from core.functions import get_function
 from core.history import NetworkHistory, RaceHistory
 from core.lab import Lab, default_lab, default_network_lab
+from core.race_summary import race_summary
 
 APP_NAME = "Descent Lab"
 MIN_REDRAW_INTERVAL = 1 / 30  # seconds
@@ -701,34 +702,8 @@ class MainWindow(QMainWindow):
         self.race_finished.emit(completed)
 
     def _summary_text(self) -> str:
-        if self.history is None:
-            return ""
-        if isinstance(self.history, NetworkHistory):
-            return self._network_summary_text(self.history)
-        best = []
-        for label, series in zip(self.history.labels, self.history.runs):
-            if len(series):
-                best.append((float(np.min(series.column("loss"))), label))
-        if not best:
-            return "Finished."
-        value, label = min(best)
-        diverged = len(self.history.divergences)
-        extra = f"; {diverged} diverged" if diverged else ""
-        return f"Finished: best loss {value:.4g} by {label}{extra}."
-
-    def _network_summary_text(self, history: NetworkHistory) -> str:
-        if history.evals is None:
-            return "Finished."
-        key = "val_accuracy" if "val_accuracy" in history.eval_fields else "val_loss"
-        if key not in history.eval_fields:
-            key = "train_loss"
-        scores = [(series.last(key), label) for label, series in zip(history.labels, history.evals)
-                  if len(series)]
-        if not scores:
-            return "Finished."
-        best = max(scores) if key.endswith("accuracy") else min(scores)
-        name = key.replace("_", " ")
-        return f"Finished: best {name} {best[0]:.4g} by {best[1]}."
+        # A winner only when there is one: ties and all-diverged races say so (core/race_summary.py).
+        return "" if self.history is None else race_summary(self.history)
 
     @Slot(str)
     def _on_failed(self, details: str) -> None:
