@@ -635,11 +635,13 @@ def _warmup_steps(steps: int) -> int:
     return max(1, steps // 10)
 
 
-def open_study(spec: SweepSpec, identity: dict, sampler, pruner, name: str):
-    """Create or load the study; refuse one that searches something else."""
+def open_study(spec: SweepSpec, identity: dict, sampler, pruner, name: str, storage=None):
+    """Create or load the study (in ``storage``, else one `open_storage` opens); refuse one that
+    searches something else."""
     import optuna
 
-    storage = open_storage(spec.storage)
+    if storage is None:
+        storage = open_storage(spec.storage)
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
                                     sampler=sampler, pruner=pruner, load_if_exists=True)
@@ -869,7 +871,31 @@ def _finished_count(study) -> int:
 
 
 WORKER_ATTR = f"{ATTR_KEY}:worker"  # trial system attribute: the worker running it
+TICKET_ATTR = f"{ATTR_KEY}:ticket"  # trial system attribute: finds a trial this worker added
 GRID_CLAIM = f"{ATTR_KEY}:grid"  # study system attributes "<GRID_CLAIM>:<point>:<attempt>"
+
+
+class _StudyRecords:
+    """The study's rows through Optuna's public storage API (`optuna.storages.BaseStorage`).
+
+    A `Study` keeps its storage, its id and each trial's id in private attributes (which a new
+    Optuna may rename); this keeps its own: the storage object `open_storage` made (the one the
+    study was created on), the study's id looked up by name, and trial ids looked up by trial
+    number (an id never changes, so each is asked once).
+    """
+
+    def __init__(self, storage, study):
+        self.storage = storage
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+        self._ids: dict[int, int] = {}
+
+    def trial_id(self, number: int) -> int:
+        trial_id = self._ids.get(number)
+        if trial_id is None:
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id,
+                                                                            number)
+            self._ids[number] = trial_id
+        return trial_id
 
 
 def _host_id() -> str:
@@ -926,23 +952,23 @@ def _worker_alive(worker: dict) -> bool | None:
     return not (start is not None and recorded is not None and start != recorded)
 
 
-def fail_dead_workers(study) -> list[int]:
+def fail_dead_workers(study, records: _StudyRecords) -> list[int]:
     """Mark failed the RUNNING trials whose worker ran on this host and no longer exists (killed,
     crashed). Returns their numbers. Trials of other hosts are left to the heartbeat."""
     import optuna
 
-    storage = study._storage
+    storage = records.storage
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = trial.system_attrs.get(WORKER_ATTR)
         if not isinstance(worker, dict) or _worker_alive(worker) is not False:
             continue
+        trial_id = records.trial_id(trial.number)
         try:
-            storage.set_trial_user_attr(trial._trial_id, "message",
+            storage.set_trial_user_attr(trial_id, "message",
                                         f"its worker (pid {worker['pid']}) died before it "
                                         "finished")
-            if storage.set_trial_state_values(trial._trial_id,
-                                              state=optuna.trial.TrialState.FAIL):
+            if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
                 failed.append(trial.number)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another worker got there first
@@ -960,10 +986,10 @@ class _GridClaims:
     order shuffled by the sampler seed (a seeded grid sweep is reproducible).
     """
 
-    def __init__(self, study, space: Sequence[ParamRange], seed: int):
+    def __init__(self, study, records: _StudyRecords, space: Sequence[ParamRange], seed: int):
         import itertools
 
-        self.study = study
+        self.study, self.records = study, records
         self.names = [p.name for p in space]
         self.distributions = {p.name: p.distribution() for p in space}
         self.points = list(itertools.product(*(p.grid_values() for p in space)))
@@ -976,7 +1002,7 @@ class _GridClaims:
 
         state = optuna.trial.TrialState
         trials = self.study.get_trials(deepcopy=False)
-        by_id = {t._trial_id: t for t in trials}
+        by_id = {self.records.trial_id(t.number): t for t in trials}
         taken: set[int] = set()
         for t in trials:  # also trials made without claims (older studies)
             i = self.index.get(tuple(t.params.get(n) for n in self.names))
@@ -984,7 +1010,7 @@ class _GridClaims:
                 taken.add(i)
         attempts: dict[int, int] = {}
         prefix = GRID_CLAIM + ":"
-        attrs = self.study._storage.get_study_system_attrs(self.study._study_id)
+        attrs = self.records.storage.get_study_system_attrs(self.records.study_id)
         for key, trial_id in attrs.items():
             if not key.startswith(prefix):
                 continue
@@ -1004,19 +1030,20 @@ class _GridClaims:
         """Claim a free point for ``trial`` and set its parameters; None when none is left."""
         import optuna
 
-        storage, study_id = self.study._storage, self.study._study_id
+        storage, study_id = self.records.storage, self.records.study_id
+        trial_id = self.records.trial_id(trial.number)
         taken, attempts = self._status()
         for i in self.order:
             if i in taken:
                 continue
             key = f"{GRID_CLAIM}:{i}:{attempts.get(i, 0)}"
-            storage.set_study_system_attr(study_id, key, trial._trial_id)
-            if storage.get_study_system_attrs(study_id).get(key) != trial._trial_id:
+            storage.set_study_system_attr(study_id, key, trial_id)
+            if storage.get_study_system_attrs(study_id).get(key) != trial_id:
                 continue  # another worker claimed it a moment earlier
             for name, value in zip(self.names, self.points[i]):
                 dist = self.distributions[name]
-                storage.set_trial_param(trial._trial_id, name, dist.to_internal_repr(value), dist)
-            return optuna.Trial(self.study, trial._trial_id)  # re-read: params cached
+                storage.set_trial_param(trial_id, name, dist.to_internal_repr(value), dist)
+            return optuna.Trial(self.study, trial_id)  # re-read: params cached
         return None
 
 
@@ -1045,18 +1072,20 @@ class Sweep:
         sampler = _make_sampler(spec.sampler, self.space, seed, spec.total or spec.trials)
         self.name = spec.study or default_study_name(spec)
         self.storage = shown_url(storage_url(spec.storage))
+        storage = open_storage(spec.storage)
         self.study = open_study(spec, self.identity, sampler,
-                                _make_pruner(spec.prune, lab.steps), self.name)
+                                _make_pruner(spec.prune, lab.steps), self.name, storage)
+        self.records = _StudyRecords(storage, self.study)
         self.worker = worker_identity()
-        self.grid = (_GridClaims(self.study, self.space, seed) if spec.sampler == "grid"
-                     else None)
+        self.grid = (_GridClaims(self.study, self.records, self.space, seed)
+                     if spec.sampler == "grid" else None)
         self._fail_abandoned()
 
     def _fail_abandoned(self) -> None:
         """Trials left RUNNING by dead workers: failed (never counted as finished)."""
         import optuna
 
-        fail_dead_workers(self.study)  # this host: at once
+        fail_dead_workers(self.study, self.records)  # this host: at once
         with warnings.catch_warnings():  # Optuna calls it "experimental"
             warnings.simplefilter("ignore")
             optuna.storages.fail_stale_trials(self.study)  # other hosts: missed heartbeat
@@ -1082,7 +1111,7 @@ class Sweep:
         """k new trials, each marked with this worker; grid trials get a claimed point."""
         import optuna
 
-        storage, trials = self.study._storage, []
+        trials = []
         with warnings.catch_warnings():  # heartbeat outside optimize(): we beat by hand
             warnings.simplefilter("ignore")
             for _ in range(k):
@@ -1090,8 +1119,7 @@ class Sweep:
                 if self.grid is not None:
                     claimed = self.grid.assign(trial)
                     if claimed is None:  # other workers took the last points meanwhile
-                        storage.set_trial_user_attr(trial._trial_id, "message",
-                                                    "no grid point left for it")
+                        trial.set_user_attr("message", "no grid point left for it")
                         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                         break
                     trial = claimed
@@ -1101,25 +1129,36 @@ class Sweep:
     def _new_trial(self, distributions: dict):
         """`Study.ask`, but the trial is created with this worker's mark in the same database
         write: a worker killed between creating a trial and marking it would leave a RUNNING
-        trial nobody could tell was abandoned (a real SIGKILL test hit that window)."""
+        trial nobody could tell was abandoned (a real SIGKILL test hit that window).
+
+        `Study.add_trial` writes it (a RUNNING trial is valid there) but returns nothing, so the
+        trial carries a ticket of its own to be found by among the running ones."""
         import datetime
+        import uuid
 
         import optuna
 
+        ticket = uuid.uuid4().hex
+        running = optuna.trial.TrialState.RUNNING
         template = optuna.trial.FrozenTrial(
-            number=-1, state=optuna.trial.TrialState.RUNNING, value=None,
+            number=-1, state=running, value=None,
             datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
-            distributions={}, user_attrs={}, system_attrs={WORKER_ATTR: self.worker},
+            distributions={}, user_attrs={},
+            system_attrs={WORKER_ATTR: self.worker, TICKET_ATTR: ticket},
             intermediate_values={}, trial_id=-1,
         )
         # What ask() does first: forget the trials cached for the sampler, so the one made a
-        # moment ago in this batch is seen (TPE's constant liar).
+        # moment ago in this batch is seen (TPE's constant liar). The one private attribute
+        # used: Optuna has no public way to do this; pyproject.toml pins Optuna's major and
+        # tests/core/test_optuna_pin.py checks the attribute is still there.
         local = getattr(self.study, "_thread_local", None)
         if local is not None:
             local.cached_all_trials = None
-        trial_id = self.study._storage.create_new_trial(self.study._study_id,
-                                                        template_trial=template)
-        trial = optuna.Trial(self.study, trial_id)
+        self.study.add_trial(template)
+        number = next(t.number for t in reversed(self.study.get_trials(deepcopy=False,
+                                                                      states=(running,)))
+                      if t.system_attrs.get(TICKET_ATTR) == ticket)
+        trial = optuna.Trial(self.study, self.records.trial_id(number))
         for param in self.space:
             if param.name in distributions:
                 _suggest(trial, param)
@@ -1152,7 +1191,8 @@ class Sweep:
             if not trials:
                 break
             launched += len(trials)
-            batch = _Batch(spec, study, self.base, trials, self.seeds, session)
+            batch = _Batch(spec, study, self.records, self.base, trials, self.seeds,
+                           session)
             yield from batch.run(stop)
             if batch.cancelled:
                 cancelled = True
@@ -1190,9 +1230,10 @@ def run_sweep(spec: SweepSpec, stop: threading.Event | None = None) -> Iterator[
 class _Batch:
     """K asked trials trained side by side over the seeds, then told."""
 
-    def __init__(self, spec: SweepSpec, study, base: RunSpec, trials, seeds: int,
-                 session: _Session):
+    def __init__(self, spec: SweepSpec, study, records: _StudyRecords, base: RunSpec, trials,
+                 seeds: int, session: _Session):
         self.spec, self.study, self.base, self.trials = spec, study, base, list(trials)
+        self.records = records
         self.seeds, self.session = seeds, session
         self.curves = {t.number: [] for t in self.trials}
         self.pruned_at: dict[int, int] = {}
@@ -1328,7 +1369,7 @@ class _Batch:
         return bool(trial.should_prune())
 
     def _heartbeat(self, active) -> None:
-        storage = self.study._storage
+        storage = self.records.storage
         now = time.perf_counter()
         if now - self._heartbeat_at < HEARTBEAT_INTERVAL_S or not hasattr(storage,
                                                                              "record_heartbeat"):
@@ -1338,7 +1379,7 @@ class _Batch:
             return
         for trial in active:
             if trial.number not in self._told:
-                storage.record_heartbeat(trial._trial_id)
+                storage.record_heartbeat(self.records.trial_id(trial.number))
 
     def _tell(self, trial, state: str, value: float | None = None,
               seed_values: tuple = (), message: str = "") -> None:

@@ -23,7 +23,7 @@ import optuna
 import pytest
 
 import main as cli
-from core.sweep import WORKER_ATTR
+from core.sweep import TICKET_ATTR, WORKER_ATTR
 
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -254,7 +254,7 @@ def test_two_workers_share_a_postgresql_study(shared):
     study = _load(shared["postgres"], "pg")
     trials = study.trials
     assert len(trials) == 6 and all(t.state in FINISHED for t in trials)
-    assert len({t._trial_id for t in trials}) == 6
+    assert len({t.system_attrs[TICKET_ATTR] for t in trials}) == 6  # six rows, each made once
     assert sorted(t.number for t in trials) == list(range(6))
     assert len(_worker_pids(trials)) == 2
     complete = [t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
