@@ -143,9 +143,6 @@ def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clea
                                                                                   tmp_path,
                                                                                   monkeypatch):
     import threading
-    import time
-
-    from PySide6.QtCore import QTimer
 
     from core.sweep import open_storage
 
@@ -159,11 +156,15 @@ def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clea
 
     for value, lr_value in ((3.0, 1e-4), (0.5, 1e-3), (2.0, 1e-2)):
         add_trial(value, lr_value)
-    # A slow database server: every read of the trials waits until the gate opens.
+    # A slow database server: every read of the trials waits until the gate opens. A read on
+    # the main thread while the gate is shut is the window frozen on the database: recorded.
     gate = threading.Event()
     read_trials = optuna.study.Study.get_trials
+    frozen_reads = []
 
     def slow_get_trials(self, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread() and not gate.is_set():
+            frozen_reads.append(self.study_name)
         gate.wait(3.0)
         return read_trials(self, *args, **kwargs)
 
@@ -174,18 +175,11 @@ def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clea
     window.storage_combo.setCurrentIndex(window.storage_combo.findData("url"))
     window.url_edit.setText(url)
     window.study_edit.setText("watched")
-    started = time.perf_counter()
     window.watch_button.setChecked(True)
-    assert time.perf_counter() - started < 1.0  # the window did not wait for the database
+    # Back at once: the database has not answered, the read is still in flight.
     assert window.is_reading() and "Opening study 'watched'" in window.progress_label.text()
-    ticks = []
-    ticker = QTimer(interval=20)
-    ticker.timeout.connect(lambda: ticks.append(1))
-    _collect_garbage()
-    ticker.start()
-    qtbot.wait(300)
-    ticker.stop()
-    assert len(ticks) >= 5  # the event loop kept running during the read: no freeze
+    _event_loop_turns_while(qtbot, window.is_reading)  # no freeze during the read
+    assert frozen_reads == []
     gate.set()
     qtbot.waitUntil(lambda: len(window.views.table.shown_rows()) == 3, timeout=10_000)
     assert "3 complete" in window.progress_label.text()
@@ -199,6 +193,7 @@ def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clea
     threading.Timer(0.3, gate.set).start()
     window.close()
     assert not window.is_reading()
+    assert frozen_reads == []
 
 
 class _SlowWindowReads:
@@ -237,7 +232,12 @@ def _collect_garbage() -> None:
     gc.collect()
 
 
-def _event_loop_ticks(qtbot, ms: int = 300) -> int:
+def _event_loop_turns_while(qtbot, pending) -> None:
+    """The main thread's event loop turns while the database has not answered: a 20 ms timer
+    ticks five times and ``pending()`` (the read or the connection) still holds. A window waiting
+    for the database on the main thread would tick only once the database answered, when
+    ``pending()`` no longer holds. Ticks are counted, not timed: how late they come is the
+    machine's speed, which `make bench` (gui-latency) measures."""
     from PySide6.QtCore import QTimer
 
     ticks = []
@@ -245,15 +245,15 @@ def _event_loop_ticks(qtbot, ms: int = 300) -> int:
     ticker.timeout.connect(lambda: ticks.append(1))
     _collect_garbage()
     ticker.start()
-    qtbot.wait(ms)
-    ticker.stop()
-    return len(ticks)
+    try:
+        qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=5_000)
+    finally:
+        ticker.stop()
+    assert pending(), "the database answered before the event loop turned: the window waited"
 
 
 def test_own_sweep_redraws_and_opens_trials_without_reading_on_the_main_thread(
         sweep_window, qtbot, monkeypatch):
-    import time
-
     slow = _SlowWindowReads(monkeypatch)
     window = sweep_window
     _grid_settings(window)
@@ -264,7 +264,7 @@ def test_own_sweep_redraws_and_opens_trials_without_reading_on_the_main_thread(
     qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=30_000)
     # The sweep is over, the final read waits for the database: the window stays responsive.
     assert window.is_reading() and "Reading the finished trials" in window.progress_label.text()
-    assert _event_loop_ticks(qtbot) >= 5
+    _event_loop_turns_while(qtbot, window.is_reading)
     with qtbot.waitSignal(window.sweep_finished, timeout=10_000):
         slow.gate.set()
     assert len(window.views.table.shown_rows()) == 3
@@ -275,20 +275,19 @@ def test_own_sweep_redraws_and_opens_trials_without_reading_on_the_main_thread(
     table = window.views.table
     number = table.item(0, table.header.index("number")).value
     lr = table.item(0, table.header.index("lr")).value
-    started = time.perf_counter()
     table.cellDoubleClicked.emit(0, 1)
-    assert time.perf_counter() - started < 1.0
+    # The run is there while the database still has not answered: nothing waited for it.
+    run = window.document.lab.runs[-1]
+    assert run.label == f"SGD · trial {number}" and run.params["lr"] == lr
+    assert slow.main_thread_reads == []
     slow.gate.set()
     slow.recording = False
     assert slow.main_thread_reads == []
-    run = window.document.lab.runs[-1]
-    assert run.label == f"SGD · trial {number}" and run.params["lr"] == lr
 
 
 def test_cancel_with_a_slow_database_does_not_freeze_and_close_mid_read_is_clean(
         qtbot, monkeypatch):
     import threading
-    import time
 
     slow = _SlowWindowReads(monkeypatch)
     window = SweepWindow(LabDocument(_lab(steps=400)))
@@ -303,12 +302,11 @@ def test_cancel_with_a_slow_database_does_not_freeze_and_close_mid_read_is_clean
     slow.gate.clear()
     finished = []
     window.sweep_finished.connect(finished.append)
-    started = time.perf_counter()
     window.cancel()
-    assert time.perf_counter() - started < 2.0  # the sweep thread ended; no database wait
+    # The sweep thread ended; the final read still waits for the database, and Cancel did not.
     assert not window.controller.is_running() and window.is_reading() and not finished
     assert window.start_button.isEnabled()
-    assert _event_loop_ticks(qtbot) >= 5
+    _event_loop_turns_while(qtbot, lambda: window.is_reading() and not finished)
     slow.recording = False
     assert slow.main_thread_reads == []
     # Closed while the final read still waits: the read ends, then its thread; none is left.
@@ -347,7 +345,6 @@ def _trials_in(url: str, name: str) -> int:
 def test_start_opens_the_storage_off_the_main_thread_and_close_mid_connect_is_clean(
         qtbot, monkeypatch, tmp_path):
     import threading
-    import time
 
     slow = _SlowStorageOpening(monkeypatch)
     url = f"sqlite:///{tmp_path / 'sweeps.db'}"
@@ -358,14 +355,12 @@ def test_start_opens_the_storage_off_the_main_thread_and_close_mid_connect_is_cl
     window.storage_combo.setCurrentIndex(window.storage_combo.findData("url"))
     window.url_edit.setText(url)
     window.study_edit.setText("slow")
-    started = time.perf_counter()
     assert window.start()
-    assert time.perf_counter() - started < 1.0  # the window did not wait for the database
+    # Back while the storage has not answered: the window did not wait for the database.
     assert window.is_connecting() and window.sweep is None
     assert window.start_button.text() == "Connecting to the storage…"
     assert not window.start_button.isEnabled() and window.cancel_button.isEnabled()
-    assert _event_loop_ticks(qtbot) >= 5  # no freeze while the server does not answer
-    assert window.is_connecting()
+    _event_loop_turns_while(qtbot, window.is_connecting)  # no freeze while it does not answer
     with qtbot.waitSignal(window.sweep_finished, timeout=15_000):
         slow.gate.set()
     assert threading.main_thread() not in slow.opened_on
@@ -385,8 +380,6 @@ def test_start_opens_the_storage_off_the_main_thread_and_close_mid_connect_is_cl
 
 def test_cancel_while_connecting_and_an_unreachable_server_name_the_storage(qtbot, monkeypatch,
                                                                             tmp_path):
-    import time
-
     slow = _SlowStorageOpening(monkeypatch)
     url = f"sqlite:///{tmp_path / 'sweeps.db'}"
     window = SweepWindow(LabDocument(_lab()))
@@ -397,11 +390,11 @@ def test_cancel_while_connecting_and_an_unreachable_server_name_the_storage(qtbo
     assert window.start() and window.is_connecting()
     finished = []
     window.sweep_finished.connect(finished.append)
-    started = time.perf_counter()
     window.cancel()
-    assert time.perf_counter() - started < 0.5  # Cancel does not wait for the server
+    # Cancel did not wait for the server: the storage is still being opened, nothing finished.
+    assert window.is_connecting() and not finished
     assert "Cancelling" in window.progress_label.text() and not window.cancel_button.isEnabled()
-    assert _event_loop_ticks(qtbot, 200) >= 3 and not finished
+    _event_loop_turns_while(qtbot, lambda: window.is_connecting() and not finished)
     slow.gate.set()
     qtbot.waitUntil(lambda: finished == [None], timeout=10_000)
     assert "Cancelled before the first trial" in window.progress_label.text()
