@@ -276,14 +276,18 @@ class NetworkHistory:
         if self.sharpness is None:
             self.sharpness = [RunSeries(DEFAULT_CAPACITY, SHARPNESS_FIELDS, "sharpness")
                               for _ in self.labels]
+        alive = getattr(record, "alive", None)
         for i, series in enumerate(self.sharpness):
             value = float(record.sharpness[i])
-            if np.isfinite(value):
+            # A live run's NaN is a measurement whose eigensolver did not converge: kept, so the
+            # plot can leave a gap there and say so. A run not alive adds nothing.
+            if np.isfinite(value) or (alive is not None and bool(alive[i])):
                 series.extend(np.array([[record.step], [value], [float(record.lr[i])]]))
 
     def sharpness_series(self, run_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run ``run_index``'s measured (steps, sharpness, lr) — empty arrays when none; plot
-        sharpness against 2/lr, the edge of stability of gradient descent."""
+        sharpness against 2/lr, the edge of stability of gradient descent. NaN sharpness: that
+        measurement did not converge."""
         if self.sharpness is None:
             empty = np.empty(0)
             return empty, empty, empty
@@ -291,7 +295,8 @@ class NetworkHistory:
         return tuple(series.column(name) for name in SHARPNESS_FIELDS)
 
     def last_sharpness(self, run_index: int) -> float:
-        """Run ``run_index``'s newest sharpness, NaN when it has none."""
+        """Run ``run_index``'s newest sharpness, NaN when it has none or when the newest
+        measurement did not converge (an older converged value would be a stale number)."""
         if self.sharpness is None or len(self.sharpness[run_index]) == 0:
             return float("nan")
         return self.sharpness[run_index].last("sharpness")

@@ -14,8 +14,8 @@ A *plane* is a centre θ and two directions d1, d2; the surface is
   are large", layer by layer, whatever the scale of each layer.
 - `pca_directions`: the top-2 principal components of the training trajectories of *all* runs,
   one basis shared by the whole race (so the paths can be compared on one picture).
-- `hessian_directions`: the top-2 eigenvectors of the loss Hessian, by Hessian-vector products and
-  power iteration with deflation.
+- `hessian_directions`: the top-2 eigenvectors of the loss Hessian (largest algebraic
+  eigenvalues), by Hessian-vector products and Lanczos (`core.eigensolver`).
 - `two_point_direction`: from one weight vector to another (init → final, run A → run B).
 
 Surfaces are evaluated in *batched* passes, many weight vectors at once, never one forward pass per
@@ -44,8 +44,11 @@ is (``nan``/``inf``) for the caller to mask.
 
 Curvature: `sharpness` (the top Hessian eigenvalue, compared with 2/lr in edge-of-stability
 plots) and `hessian_directions` use double backward (``torch.autograd.grad`` with
-``create_graph=True``) for Hessian-vector products; `SharpnessTracker` measures it again every few
-training steps, warm-started from the previous eigenvector (``problem.sharpness_every``).
+``create_graph=True``) for Hessian-vector products, fed to Lanczos for the largest *algebraic*
+eigenvalues (`hessian_top_eigen`, `core.eigensolver`) with a tolerance and a product budget; a
+solve that does not converge gives NaN ("not converged"), never a number. `SharpnessTracker`
+measures it again every few training steps, warm-started from the previous eigenvector
+(``problem.sharpness_every``).
 
 Following the training: `SurfaceFollower` recomputes a coarse surface around a run's current
 weights every N steps of a `core.network.NetworkRace`.
@@ -70,6 +73,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from core.eigensolver import EIGEN_TOL, KRYLOV, WARM_KRYLOV, TopEigen, top_eigenpairs
 
 Criterion = Callable[[Tensor, Tensor], Tensor]
 ModelLoss = Callable[[nn.Module], Tensor]
@@ -315,7 +320,7 @@ def pca_directions(
 
 
 # --------------------------------------------------------------------------------------------
-# Curvature: Hessian-vector products and power iteration
+# Curvature: Hessian-vector products and Lanczos (core.eigensolver)
 
 
 def model_loss(x: Tensor, y: Tensor, criterion: Criterion) -> ModelLoss:
@@ -323,8 +328,9 @@ def model_loss(x: Tensor, y: Tensor, criterion: Criterion) -> ModelLoss:
     return lambda model: criterion(model(x), y)
 
 
-def _hvp_operator(model: nn.Module, loss_fn: ModelLoss) -> Callable[[Tensor], Tensor]:
-    """v ↦ H·v at the model's current weights, by double backward.
+def _hvp_operator(model: nn.Module, loss_fn: ModelLoss) -> Callable[[Tensor], Tensor] | None:
+    """v ↦ H·v at the model's current weights, by double backward; None when H = 0 (the loss
+    is linear in the weights).
 
     The gradient graph is built once; each product is one more backward pass through it.
     """
@@ -334,8 +340,8 @@ def _hvp_operator(model: nn.Module, loss_fn: ModelLoss) -> Callable[[Tensor], Te
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True,
                                     materialize_grads=True)
     flat_grad = torch.cat([g.reshape(-1) for g in grads])
-    if not flat_grad.requires_grad:  # the loss is linear in the weights: H = 0
-        return lambda v: torch.zeros_like(v)
+    if not flat_grad.requires_grad:
+        return None
 
     def hvp(vector: Tensor) -> Tensor:
         products = torch.autograd.grad(flat_grad, params, grad_outputs=vector, retain_graph=True,
@@ -345,146 +351,126 @@ def _hvp_operator(model: nn.Module, loss_fn: ModelLoss) -> Callable[[Tensor], Te
     return hvp
 
 
-def _power_iteration(
-    operator: Callable[[Tensor], Tensor],
-    start: Tensor,
-    iters: int,
-    orthogonal_to: Sequence[Tensor] = (),
-    tol: float = 1e-5,
-) -> tuple[float, Tensor]:
-    """Dominant (largest |λ|) eigenpair of a symmetric operator, restricted to the complement
-    of ``orthogonal_to`` (unit vectors) — that restriction is the deflation."""
-
-    def project(v: Tensor) -> Tensor:
-        for u in orthogonal_to:
-            v = v - (u @ v) * u
-        return v
-
-    vector = project(start)
-    norm = vector.norm()
-    if norm == 0:
-        return 0.0, vector
-    vector = vector / norm
-    value = 0.0
-    for i in range(max(1, iters)):
-        image = project(operator(vector))
-        new_value = float(vector @ image)  # Rayleigh quotient
-        norm = image.norm()
-        if norm == 0:
-            return 0.0, vector
-        vector = image / norm
-        converged = i > 0 and abs(new_value - value) <= tol * max(abs(new_value), 1e-12)
-        value = new_value
-        if converged:
-            break
-    return value, vector
+# Hessian-vector products a curvature solve may use before it is reported as not converged
+# (core.eigensolver: Lanczos, tolerance EIGEN_TOL). Measured on the MLPs of the benches and tests
+# (docs/surfaces.md): a cold top-1 solve converges in 20-80 products, top-2 in 30-120, a warm one
+# in 6-20; the caps leave room for slow cases and bound the cost of hopeless ones.
+SHARPNESS_MAX_PRODUCTS = 300
+HESSIAN_MAX_PRODUCTS = 500
 
 
-def _top_eigenpair(operator, start, iters, orthogonal_to=(), tol=1e-5) -> tuple[float, Tensor]:
-    """The *largest* (most positive) eigenpair, not the largest in magnitude.
-
-    Power iteration finds the eigenvalue of largest |λ|. Away from a minimum (at initialisation,
-    say) that can be a negative one; then we iterate on H − λ·I, whose eigenvalues are all ≥ 0 and
-    whose largest is λ_max − λ.
-    """
-    value, vector = _power_iteration(operator, start, iters, orthogonal_to, tol)
-    if value < 0:
-        shift = value
-        shifted, vector = _power_iteration(lambda v: operator(v) - shift * v, vector.clone(),
-                                           iters, orthogonal_to, tol)
-        # Rayleigh quotient of the original operator at the vector found: exact for an eigenvector.
-        value = float(vector @ operator(vector)) if vector.norm() > 0 else shifted + shift
-    return value, vector
+def _random_start(size: int, generator: torch.Generator | None) -> np.ndarray:
+    return torch.randn(size, generator=_default_generator(generator),
+                       dtype=torch.float64).numpy()
 
 
-def _random_start(size: int, like: Tensor, generator: torch.Generator | None) -> Tensor:
-    start = torch.randn(size, generator=_default_generator(generator), dtype=torch.float32)
-    return start.to(device=like.device, dtype=like.dtype)
+def hessian_top_eigen(
+    model: nn.Module,
+    loss_fn: ModelLoss,
+    k: int = 1,
+    max_products: int = SHARPNESS_MAX_PRODUCTS,
+    generator: torch.Generator | None = None,
+    tol: float = EIGEN_TOL,
+    start: Tensor | None = None,
+    krylov: int = KRYLOV,
+) -> TopEigen:
+    """The ``k`` largest algebraic eigenpairs of the Hessian of ``loss_fn`` at the model's
+    weights (`core.eigensolver.top_eigenpairs` on float64 vectors; each product is one torch
+    Hessian-vector product in the model's dtype, on its device). Eval mode; the parameters'
+    ``.grad`` are left untouched. Not converged: NaN values, ``converged=False``."""
+    with _eval_mode(model):
+        like = next(model.parameters())
+        size = sum(p.numel() for p in model.parameters())
+        first = (start.detach().to(device="cpu", dtype=torch.float64).numpy()
+                 if start is not None else _random_start(size, generator))
+        hvp = _hvp_operator(model, loss_fn)
+        if hvp is None:  # H = 0: every eigenvalue is 0, any orthonormal vectors are eigenvectors
+            vectors, _ = np.linalg.qr(np.column_stack(
+                [first] + [_random_start(size, generator) for _ in range(k - 1)]))
+            return TopEigen(np.zeros(k), vectors, True, 0)
+
+        def matvec(x: np.ndarray) -> np.ndarray:
+            vector = torch.from_numpy(x).to(device=like.device, dtype=like.dtype)
+            return hvp(vector).to(device="cpu", dtype=torch.float64).numpy()
+
+        return top_eigenpairs(matvec, size, k, first, tol, max_products, krylov)
+
+
+def _as_param_vector(vectors: np.ndarray, j: int, like: Tensor) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(vectors[:, j])).to(like)
 
 
 def sharpness(
     model: nn.Module,
     loss_fn: ModelLoss,
-    iters: int = 20,
+    max_products: int = SHARPNESS_MAX_PRODUCTS,
     generator: torch.Generator | None = None,
-    tol: float = 1e-5,
+    tol: float = EIGEN_TOL,
 ) -> float:
-    """The top eigenvalue λ_max of the Hessian of ``loss_fn`` at the model's weights.
-
-    Power iteration on Hessian-vector products (at most ``iters`` of them, fewer when the
-    Rayleigh quotient settles to ``tol``). For gradient descent at learning rate η, λ_max ≈ 2/η
-    is the edge of stability. Evaluated in eval mode (no dropout noise in the Hessian).
-    """
-    with _eval_mode(model):
-        hvp = _hvp_operator(model, loss_fn)
-        start = _random_start(sum(p.numel() for p in model.parameters()),
-                              next(model.parameters()), generator)
-        value, _ = _top_eigenpair(hvp, start, iters, tol=tol)
-    return value
+    """The top (most positive) eigenvalue λ_max of the Hessian of ``loss_fn`` at the model's
+    weights, or NaN when the solve did not converge within ``max_products`` Hessian-vector
+    products (`hessian_top_eigen`). For gradient descent at learning rate η, λ_max ≈ 2/η is the
+    edge of stability. Evaluated in eval mode (no dropout noise in the Hessian)."""
+    return float(hessian_top_eigen(model, loss_fn, 1, max_products, generator, tol).values[0])
 
 
 SHARPNESS_SAMPLES = 2048  # training samples the tracked sharpness is measured on (the first ones)
-SHARPNESS_FIRST_ITERS = 20  # Hessian-vector products of a run's first measurement
-SHARPNESS_WARM_ITERS = 6  # ... and of each later one, warm-started from the last eigenvector
-SHARPNESS_TOL = 1e-4  # stop early once the Rayleigh quotient changes by less (relative)
 
 
 class SharpnessTracker:
     """Each run's sharpness (top Hessian eigenvalue), measured again every few training steps.
 
-    Cheap because the eigenvector moves slowly while training: each measurement starts power
-    iteration from the run's previous eigenvector, so a few Hessian-vector products
-    (`SHARPNESS_WARM_ITERS`) refine it, where a cold start needs `SHARPNESS_FIRST_ITERS`. Each
-    run has its own fixed random stream for its first start, so measuring never touches torch's
-    global RNG (dropout masks and batches stay as they were).
+    Cheap because the eigenvector moves slowly while training: each measurement starts Lanczos
+    from the run's previous eigenvector with a small basis (`WARM_KRYLOV` products before the
+    first convergence test, where a cold start builds `KRYLOV`). A measurement that does not
+    converge within ``max_products`` is NaN (records carry it; the GUI shows "not converged"),
+    and the next one starts cold-sized from its best approximation. Each run has its own fixed
+    random stream for its first start, so measuring never touches torch's global RNG (dropout
+    masks and batches stay as they were). ``products[i]``: what run i's last measurement cost.
     """
 
-    def __init__(self, count: int, first_iters: int = SHARPNESS_FIRST_ITERS,
-                 warm_iters: int = SHARPNESS_WARM_ITERS, tol: float = SHARPNESS_TOL):
+    def __init__(self, count: int, max_products: int = SHARPNESS_MAX_PRODUCTS,
+                 tol: float = EIGEN_TOL):
         self.vectors: list[Tensor | None] = [None] * count
-        self.first_iters, self.warm_iters, self.tol = first_iters, warm_iters, tol
+        self.warm: list[bool] = [False] * count  # the vector is a converged eigenvector
+        self.products: list[int] = [0] * count
+        self.max_products, self.tol = max_products, tol
 
     def measure(self, index: int, model: nn.Module, loss_fn: ModelLoss) -> float:
-        """Run ``index``'s λ_max at the model's current weights (eval mode, no autograd state
-        left behind: the parameters' ``.grad`` are untouched)."""
+        """Run ``index``'s λ_max at the model's current weights (NaN: not converged)."""
         previous = self.vectors[index]
-        with _eval_mode(model):
-            hvp = _hvp_operator(model, loss_fn)
-            like = next(model.parameters())
-            size = sum(p.numel() for p in model.parameters())
-            if previous is None or previous.numel() != size:
-                start = _random_start(size, like, torch.Generator().manual_seed(1 + index))
-                iters = self.first_iters
-            else:
-                start, iters = previous.to(like), self.warm_iters
-            value, vector = _top_eigenpair(hvp, start, iters, tol=self.tol)
-        self.vectors[index] = vector.detach()
-        return value
+        size = sum(p.numel() for p in model.parameters())
+        if previous is None or previous.numel() != size:
+            previous, warm = None, False
+        else:
+            warm = self.warm[index]
+        result = hessian_top_eigen(
+            model, loss_fn, 1, self.max_products, torch.Generator().manual_seed(1 + index),
+            self.tol, start=previous, krylov=WARM_KRYLOV if warm else KRYLOV)
+        self.vectors[index] = torch.from_numpy(np.ascontiguousarray(result.vectors[:, 0]))
+        self.warm[index] = result.converged
+        self.products[index] = result.products
+        return float(result.values[0])
 
 
 def hessian_directions(
     model: nn.Module,
     loss_fn: ModelLoss,
-    iters: int = 20,
+    max_products: int = HESSIAN_MAX_PRODUCTS,
     generator: torch.Generator | None = None,
-    tol: float = 1e-5,
+    tol: float = EIGEN_TOL,
 ) -> tuple[Tensor, Tensor, np.ndarray]:
-    """The top-2 Hessian eigenvectors (unit length) and their eigenvalues [λ1, λ2].
+    """The top-2 Hessian eigenvectors (orthonormal) and their eigenvalues [λ1, λ2], λ1 ≥ λ2.
 
-    Power iteration on Hessian-vector products; the second eigenvector is found in the orthogonal
-    complement of the first (deflation by projection). Each is the largest eigenvalue of its space
-    (see `_top_eigenpair`), so λ1 ≥ λ2.
-    """
-    with _eval_mode(model):
-        hvp = _hvp_operator(model, loss_fn)
-        size = sum(p.numel() for p in model.parameters())
-        like = next(model.parameters())
-        generator = _default_generator(generator)
-        value1, vector1 = _top_eigenpair(hvp, _random_start(size, like, generator), iters, tol=tol)
-        value2, vector2 = _top_eigenpair(hvp, _random_start(size, like, generator), iters,
-                                         orthogonal_to=(vector1,), tol=tol)
-    return (_fix_sign(vector1).detach(), _fix_sign(vector2).detach(),
-            np.array([value1, value2], dtype=np.float64))
+    One Lanczos solve for the two largest algebraic eigenvalues (`hessian_top_eigen`, k = 2).
+    When it does not converge within ``max_products`` products the eigenvalues are NaN (show
+    "not converged") and the directions are the solver's best orthonormal approximations, so a
+    plane can still be drawn, labelled as such."""
+    like = next(model.parameters())
+    result = hessian_top_eigen(model, loss_fn, 2, max_products, _default_generator(generator),
+                               tol)
+    d1, d2 = (_fix_sign(_as_param_vector(result.vectors, j, like)) for j in range(2))
+    return d1.detach(), d2.detach(), np.asarray(result.values, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,16 +21,20 @@ What it does
    directions, α and β are distances in weight space) 1.25 × the largest |α| or |β| of any
    projected snapshot, so every path fits.
 5. The loss is the data loss (the lab's criterion, without L1/L2 penalties) on the whole training
-   split, with the model in eval mode. Sharpness (top Hessian eigenvalue, 20 power iterations) is
-   measured at each run's final weights on the same data.
+   split, with the model in eval mode. Sharpness (the largest algebraic Hessian eigenvalue, by
+   Lanczos on Hessian-vector products, `core.landscape.sharpness`) is measured at each run's final
+   weights on the same data; a solve that does not converge is printed as "not converged".
 
 surface.npz
 -----------
 ``alphas`` (G,), ``betas`` (G,), ``loss`` (G, G): ``loss[j, i]`` is the loss at
 ``centre + alphas[i]·d1 + betas[j]·d2`` (rows are β, as an image is drawn);
 ``directions`` (the name), ``span``, ``steps``, ``every``, ``center_run`` (index), ``center_loss``;
-``explained_variance`` (2,) for pca, or ``eigenvalues`` (2,) for hessian;
-``labels`` (R,) run labels, ``sharpness`` (R,) (NaN for a run whose weights are not finite);
+``explained_variance`` (2,) for pca, or ``eigenvalues`` (2,) for hessian (λ1 ≥ λ2; both NaN when
+the eigensolver did not converge: the plane then lies along its best approximations);
+``labels`` (R,) run labels, ``sharpness`` (R,) (NaN for a run whose weights are not finite or
+whose eigensolver did not converge), ``sharpness_not_converged`` (R,) bool (True exactly where the
+eigensolver ran and did not converge);
 per run i: ``run{i}_step``, ``run{i}_alpha``, ``run{i}_beta``, ``run{i}_off_plane`` (distance of
 the snapshot from the plane), ``run{i}_true_loss`` (loss at the snapshot itself) and
 ``run{i}_surface_loss`` (loss at its projection onto the plane), one entry per snapshot.
@@ -60,8 +64,6 @@ MIN_GRID, MAX_GRID = 3, 101
 DEFAULT_GRID = 41
 TRAJECTORY_POINTS = 100  # snapshots a run by default
 AUTO_SPAN_MARGIN = 1.25
-SHARPNESS_ITERS = 20
-HESSIAN_ITERS = 20
 FUNCTION_LAB_MESSAGE = (
     "surface needs a network lab; a 2-D function's landscape is the function itself"
 )
@@ -88,6 +90,8 @@ class RaceSurface:
     sharpness: np.ndarray
     paths: list[dict[str, np.ndarray]]  # per run: step, alpha, beta, off_plane, true/surface loss
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # explained_variance / eigenvalues
+    # (R,) bool: the eigensolver ran and did not converge (sharpness NaN); None: none such.
+    sharpness_not_converged: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {
@@ -102,6 +106,9 @@ class RaceSurface:
             "center_loss": np.array(self.center_loss),
             "labels": np.array(self.labels, dtype=str),
             "sharpness": self.sharpness,
+            "sharpness_not_converged": (
+                np.zeros(len(self.labels), dtype=bool) if self.sharpness_not_converged is None
+                else np.asarray(self.sharpness_not_converged, dtype=bool)),
             **self.extra,
         }
         for i, path in enumerate(self.paths):
@@ -213,8 +220,8 @@ def compute_race_surface(
         d1, d2, ratio = landscape.pca_directions([w for _, w in paths if len(w)], center=center)
         extra["explained_variance"] = ratio
     else:
-        d1, d2, eigenvalues = landscape.hessian_directions(model, loss_of_model, HESSIAN_ITERS,
-                                                           generator)
+        d1, d2, eigenvalues = landscape.hessian_directions(model, loss_of_model,
+                                                           generator=generator)
         extra["eigenvalues"] = eigenvalues
 
     projections = [landscape.project_trajectory(w, center, d1, d2) for _, w in paths]
@@ -243,15 +250,15 @@ def compute_race_surface(
         run_paths.append({"step": kept, "alpha": alpha, "beta": beta, "off_plane": off_plane,
                           "true_loss": true_loss, "surface_loss": surface_loss})
         sharp.append(
-            landscape.sharpness(race.models[i], loss_of_model, SHARPNESS_ITERS,
-                                torch.Generator().manual_seed(lab.seed))
+            landscape.sharpness(race.models[i], loss_of_model,
+                                generator=torch.Generator().manual_seed(lab.seed))
             if finite[i] else math.nan
         )
     return RaceSurface(
         directions=directions, alphas=alphas, betas=betas, loss=loss, span=float(span),
         steps=lab.steps, every=every, center_run=center_run, center_loss=center_loss,
         labels=race.labels, sharpness=np.asarray(sharp, dtype=np.float64), paths=run_paths,
-        extra=extra,
+        extra=extra, sharpness_not_converged=np.isnan(sharp) & np.asarray(finite, dtype=bool),
     )
 
 
@@ -260,6 +267,16 @@ def write_surface_npz(path: str | Path, surface: RaceSurface) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **surface.arrays())
     write_atomic(path, buffer.getvalue())
+
+
+def _sharpness_text(value: float, not_converged: bool) -> str:
+    """A measured λ_max, or why there is none (never a made-up number)."""
+    if math.isfinite(value):
+        return f"{value:.6g}"
+    if not_converged:
+        return (f"not converged (within {landscape.SHARPNESS_MAX_PRODUCTS} Hessian-vector "
+                "products)")
+    return "n/a (no finite weights)"
 
 
 def _cmd_surface(args: argparse.Namespace) -> int:
@@ -287,10 +304,16 @@ def _cmd_surface(args: argparse.Namespace) -> int:
         print(f"explained variance {ratio[0]:.1%} + {ratio[1]:.1%}")
     if "eigenvalues" in surface.extra:
         values = surface.extra["eigenvalues"]
-        print(f"Hessian eigenvalues {values[0]:.6g}, {values[1]:.6g}")
-    for label, value, path in zip(surface.labels, surface.sharpness, surface.paths):
+        if np.all(np.isfinite(values)):
+            print(f"Hessian eigenvalues {values[0]:.6g}, {values[1]:.6g}")
+        else:
+            print(f"Hessian eigenvalues not converged within {landscape.HESSIAN_MAX_PRODUCTS} "
+                  "Hessian-vector products: the plane lies along the best approximations")
+    failed = surface.arrays()["sharpness_not_converged"]
+    for label, value, path, bad in zip(surface.labels, surface.sharpness, surface.paths, failed):
         off = float(np.max(path["off_plane"])) if len(path["off_plane"]) else math.nan
-        print(f"{label:<24} sharpness {value:.6g}  max off-plane distance {off:.3g}")
+        print(f"{label:<24} sharpness {_sharpness_text(value, bool(bad))}  "
+              f"max off-plane distance {off:.3g}")
     slow = landscape_fused.unavailable_reason()
     if slow:
         print(f"note: computed by the torch engine, without the native kernel ({slow}): "

@@ -844,7 +844,9 @@ class _SeedRace:
 
     def _measure_sharpness(self, alive: np.ndarray) -> np.ndarray:
         """Top Hessian eigenvalue of each live run's training data loss (no penalty) at the
-        weights of this step, before its update (core.landscape.SharpnessTracker)."""
+        weights of this step, before its update (core.landscape.SharpnessTracker). NaN for a run
+        not alive, and for a live run whose eigensolver did not converge: a live run's NaN means
+        "not converged" (core.history keeps it as such), never a stale or partial estimate."""
         loss = model_loss(self.x_train[:SHARPNESS_SAMPLES], self.y_train[:SHARPNESS_SAMPLES],
                           self.criterion)
         values = np.full(len(self.runs), np.nan)

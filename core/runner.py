@@ -165,8 +165,11 @@ def _run_network(
         for record in race.records(stop):
             last = record
             if record.sharpness is not None:
+                # A live run's newest measurement, NaN included (its eigensolver did not
+                # converge: reported as such, not as an older number); a run no longer alive
+                # keeps its last one.
                 previous = sharpness if sharpness is not None else record.sharpness
-                sharpness = np.where(np.isfinite(record.sharpness), record.sharpness, previous)
+                sharpness = np.where(record.alive, record.sharpness, previous)
             ev = record.evaluation
             if ev is not None and ev.val:
                 final_val = {k: np.where(record.alive, v, final_val.get(k, v))
@@ -230,6 +233,8 @@ def _run_network(
         entry["seeds"] = race.seed_count
         if sharpness is not None:  # problem.sharpness_every > 0
             entry["sharpness"] = float(sharpness[i]) if np.isfinite(sharpness[i]) else None
+            # False: the last measurement's eigensolver did not converge (sharpness is null).
+            entry["sharpness_converged"] = bool(np.isfinite(sharpness[i]))
         if race.seed_count > 1:
             entry["final_val_loss_std"] = _value(final_val_std, "loss", i)
             quality = "accuracy" if classification else "r2"

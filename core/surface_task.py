@@ -41,8 +41,6 @@ from core import landscape
 from core.errors import LabError
 from core.landscape_cli import (
     AUTO_SPAN_MARGIN,
-    HESSIAN_ITERS,
-    SHARPNESS_ITERS,
     TRAJECTORY_POINTS,
     RaceSurface,
     check_grid,
@@ -316,7 +314,9 @@ def _plane(source: RaceWeights, request: SurfaceRequest):
     if kind == "hessian":
         model = source.model_at(center)
         loss_fn = landscape.model_loss(source.x, source.y, source.criterion)
-        d1, d2, values = landscape.hessian_directions(model, loss_fn, HESSIAN_ITERS, generator)
+        # NaN eigenvalues: not converged; the plane lies along the best approximations and the
+        # view says so (app.plots.surface_view).
+        d1, d2, values = landscape.hessian_directions(model, loss_fn, generator=generator)
         extra["eigenvalues"] = values
         return center, d1, d2, extra, None, ("v₁ (top Hessian eigenvector)", "v₂")
     if kind == "init_final":
@@ -473,8 +473,10 @@ class TrainingFollower:
 
 
 def race_surface(update: SurfaceUpdate, every: int = 1,
-                 sharpness: Sequence[float] | None = None) -> RaceSurface:
-    """The finished surface as ``main.py surface`` writes it (`write_surface_npz`)."""
+                 sharpness: Sequence[float] | None = None,
+                 not_converged: Sequence[bool] | None = None) -> RaceSurface:
+    """The finished surface as ``main.py surface`` writes it (`write_surface_npz`);
+    ``not_converged`` marks the runs whose sharpness solve did not converge (NaN there)."""
     count = len(update.labels)
     sharp = np.full(count, np.nan) if sharpness is None else np.asarray(sharpness, float)
     return RaceSurface(
@@ -482,6 +484,8 @@ def race_surface(update: SurfaceUpdate, every: int = 1,
         loss=update.loss, span=update.span, steps=update.race_step, every=int(every),
         center_run=update.center_run, center_loss=update.center_loss, labels=update.labels,
         sharpness=sharp, paths=update.paths, extra=dict(update.extra),
+        sharpness_not_converged=None if not_converged is None else np.asarray(not_converged,
+                                                                               dtype=bool),
     )
 
 
@@ -538,7 +542,10 @@ def slice_updates(source: RaceWeights, kind: str = "init_final", run_a: int = 0,
 
 @dataclass
 class SharpnessUpdate:
-    """Run ``run``'s top Hessian eigenvalue at some of its kept steps, and the lr at each."""
+    """Run ``run``'s top Hessian eigenvalue at some of its kept steps, and the lr at each.
+
+    ``sharpness`` is NaN where the eigensolver did not converge (the weights of a kept step are
+    always finite), so NaN here means "not converged", never "not measured"."""
 
     run: int
     steps: np.ndarray
@@ -548,10 +555,11 @@ class SharpnessUpdate:
 
 
 def sharpness_updates(source: RaceWeights, points: int = SHARPNESS_POINTS,
-                      iters: int = SHARPNESS_ITERS,
+                      max_products: int = landscape.SHARPNESS_MAX_PRODUCTS,
                       stop: threading.Event | None = None) -> Iterator[SharpnessUpdate]:
     """λ_max along each run's trajectory (≤ ``points`` evenly spaced snapshots, the last one
-    included), by Hessian-vector power iteration. One update per measured point."""
+    included), by Lanczos on Hessian-vector products (`core.landscape.sharpness`; NaN where it
+    did not converge within ``max_products``). One update per measured point."""
     loss_fn = landscape.model_loss(source.x, source.y, source.criterion)
     plans = []
     for i, steps in enumerate(source.steps):
@@ -566,7 +574,7 @@ def sharpness_updates(source: RaceWeights, points: int = SHARPNESS_POINTS,
             if stop is not None and stop.is_set():
                 return
             model = source.model_at(source.paths[i][k])
-            values.append(landscape.sharpness(model, loss_fn, iters,
+            values.append(landscape.sharpness(model, loss_fn, max_products,
                                               torch.Generator().manual_seed(source.seed)))
             done += 1
             yield SharpnessUpdate(i, source.steps[i][picks[:len(values)]],

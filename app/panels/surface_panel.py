@@ -34,7 +34,8 @@ DIRECTION_CHOICES = (
      "whole race, so the paths can be compared. The explained variance is shown above the map."),
     ("hessian", "Hessian top-2",
      "The two eigenvectors of the loss Hessian with the largest eigenvalues, at the centre run's "
-     "weights (Hessian-vector products and power iteration)."),
+     "weights (Hessian-vector products and Lanczos). If the eigensolver does not converge the "
+     "eigenvalues read \"not converged\" and the plane lies along its best approximations."),
     ("init_final", "Two points: init → current",
      "The plane through the initial weights (α = −1) and run A's current weights (α = +1)."),
     ("runs", "Two points: run A → run B",

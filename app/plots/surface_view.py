@@ -14,7 +14,9 @@ Pages (an inner tab bar under the controls of `app.panels.surface_panel.SurfaceC
 * **Sharpness** — the top Hessian eigenvalue along each run's trajectory with its 2/lr
   edge-of-stability line (dashed, the run's colour): live from the race's `NetworkHistory`
   when the lab tracks it (``problem.sharpness_every``; redrawn only when new points arrived and
-  the page is visible), else measured on demand.
+  the page is visible), else measured on demand. A measurement whose eigensolver did not converge
+  (NaN, `core.eigensolver`) is a gap in its curve, listed in the plot's title as "not converged";
+  a Hessian plane whose eigenvalues did not converge says so in the info line.
 
 Weights come from a `core.surface_task.WeightTap` that the main window wraps around the race's
 records: the trajectories it kept, plus every run's current weights, copied consistently even
@@ -337,6 +339,34 @@ class SlicePlot(pg.PlotWidget):
 
 EDGE_LEGEND = "2/lr (dashed, run colour): edge of stability"
 MAX_DOTS = 200
+NOTE_STEPS = 4  # not-converged steps named per run in the plot's title (then a count)
+
+
+def _not_converged_note(labels: list[str], missing: dict[int, np.ndarray]) -> str:
+    """The plot title naming each run's not-converged measurements ("" when none)."""
+    parts = []
+    for run, steps in sorted(missing.items()):
+        if not len(steps):
+            continue
+        label = escape(labels[run]) if run < len(labels) else f"run {run}"
+        shown = ", ".join(str(int(s)) for s in steps[:NOTE_STEPS])
+        more = f" … ({len(steps)} in all)" if len(steps) > NOTE_STEPS else ""
+        word = "step" if len(steps) == 1 else "steps"
+        parts.append(f"{label} at {word} {shown}{more}")
+    if not parts:
+        return ""
+    return ("<span style='color:#e0b060'>not converged (gaps): " + "; ".join(parts)
+            + "</span>")
+
+
+def _gapped(steps: np.ndarray, values: np.ndarray, ok: np.ndarray):
+    """The drawable points and pyqtgraph's ``connect`` array: no segment across a point that
+    is not drawn (a not-converged measurement), so it shows as a gap."""
+    index = np.flatnonzero(ok)
+    connect = np.zeros(len(index), dtype=bool)
+    if len(index) > 1:
+        connect[:-1] = np.diff(index) == 1
+    return steps[index], values[index], connect
 
 
 class SharpnessPlot(pg.PlotWidget):
@@ -360,6 +390,8 @@ class SharpnessPlot(pg.PlotWidget):
         self.colors: list[str] = []
         self._history = None  # the tracked history waiting to be drawn (None: nothing new)
         self._drawn_counts: tuple[int, ...] = ()
+        # Per run: steps whose measurement did not converge (NaN), named in the title.
+        self.not_converged: dict[int, np.ndarray] = {}
         # One neutral legend entry explains every dashed line (not one entry per run).
         self._edge_sample = pg.PlotDataItem(
             pen=pg.mkPen(200, 200, 200, width=1, style=Qt.PenStyle.DashLine))
@@ -379,6 +411,8 @@ class SharpnessPlot(pg.PlotWidget):
         self.plotItem.legend.clear()
         self._history = None
         self._drawn_counts = ()
+        self.not_converged = {}
+        self.plotItem.setTitle(None)
 
     def show_history(self, history) -> bool:
         """Draw a `core.history.NetworkHistory`'s tracked sharpness if it has new points.
@@ -428,10 +462,14 @@ class SharpnessPlot(pg.PlotWidget):
             legend.removeItem(self._edge_sample)  # keep the explanation last
             legend.addItem(self._edge_sample, EDGE_LEGEND)
         line, edge = self.items[run]
-        ok = np.isfinite(sharpness) & (sharpness > 0)
+        ok = np.isfinite(sharpness) & (sharpness > 0)  # ≤ 0 has no place on the log axis
         # Dots mark the measured steps while they are few enough to tell apart.
         line.setSymbol("o" if int(ok.sum()) <= MAX_DOTS else None)
-        line.setData(steps[ok], sharpness[ok])
+        xs, ys, connect = _gapped(steps, sharpness, ok)
+        line.setData(xs, ys, connect=connect)
+        self.not_converged[run] = steps[np.isnan(sharpness)]
+        note = _not_converged_note(self.labels, self.not_converged)
+        self.plotItem.setTitle(note or None, size="9pt")
         good = np.isfinite(lr) & (lr > 0)
         edge.setData(steps[good], 2.0 / lr[good])
 
@@ -577,8 +615,9 @@ class SurfaceView(QWidget):
                 "every</b> in the network problem's Training box to do so): <b>Measure "
                 "sharpness</b> computes it now, at up to 12 kept steps of each run.")
             self.sharpness_button.setToolTip(
-                "Top Hessian eigenvalue (power iteration on Hessian-vector products) at up to 12 "
-                "kept steps of each run, on the full training set.")
+                "Top Hessian eigenvalue (Lanczos on Hessian-vector products) at up to 12 kept "
+                "steps of each run, on the full training set. A measurement that does not "
+                "converge is a gap, named in the plot's title.")
 
     def set_sharpness_every(self, every: int) -> None:
         """The lab's problem.sharpness_every (0: it does not track sharpness)."""
@@ -819,11 +858,16 @@ class SurfaceView(QWidget):
                      f"(together {r[0] + r[1]:.1%})")
         if "eigenvalues" in update.extra:
             ev = update.extra["eigenvalues"]
-            text += f" · λ₁ = {ev[0]:.4g}, λ₂ = {ev[1]:.4g}"
+            if np.all(np.isfinite(ev)):
+                text += f" · λ₁ = {ev[0]:.4g}, λ₂ = {ev[1]:.4g}"
+            else:  # core.eigensolver gave up: the plane is only approximately v₁, v₂
+                text += (" · <span style='color:#e0b060'>λ₁, λ₂ not converged: the plane lies "
+                         "along the eigensolver's best approximations</span>")
         if update.done and math.isfinite(update.center_loss):
             text += f" · loss at the centre {update.center_loss:.5g}"
         if self._sharpness_last:
-            sharp = ", ".join(f"{escape(self.labels[r])} {v:.4g}"
+            sharp = ", ".join(f"{escape(self.labels[r])} "
+                              + (f"{v:.4g}" if math.isfinite(v) else "not converged")
                               for r, v in sorted(self._sharpness_last.items()))
             text += f" · sharpness: {sharp}"
         slow = landscape_fused.unavailable_reason()
@@ -867,9 +911,12 @@ class SurfaceView(QWidget):
         if self.final is None:
             raise LabError("surface", "compute a surface first")
         sharp = [self._sharpness_last.get(i, math.nan) for i in range(len(self.final.labels))]
+        # An on-demand value is NaN only where its solve did not converge (core.surface_task).
+        failed = [i in self._sharpness_last and math.isnan(v) for i, v in enumerate(sharp)]
         every = self._tap.every if self._tap is not None and self._tap.every else 1
         path = Path(path)
-        write_surface_npz(path, race_surface(self.final, every=every, sharpness=sharp))
+        write_surface_npz(path, race_surface(self.final, every=every, sharpness=sharp,
+                                             not_converged=failed))
         return path
 
     def export_png(self, path: str | Path) -> Path:

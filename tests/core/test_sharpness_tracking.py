@@ -53,12 +53,12 @@ def test_tracked_sharpness_of_a_known_quadratic_and_its_warm_start():
         w = m.weight.reshape(-1)
         return 0.5 * w @ a @ w
 
-    tracker = landscape.SharpnessTracker(1, first_iters=60, warm_iters=2)
+    tracker = landscape.SharpnessTracker(1)
     assert tracker.measure(0, model, quadratic) == pytest.approx(5.0, rel=1e-3)
-    # Two warm iterations suffice only because they start at the eigenvector found before.
     assert tracker.measure(0, model, quadratic) == pytest.approx(5.0, rel=1e-3)
-    cold = landscape.SharpnessTracker(1, first_iters=2)
-    assert abs(cold.measure(0, model, quadratic) - 5.0) > 5e-3
+    # Two products cannot converge here: the tracker says so (NaN), it does not guess.
+    starved = landscape.SharpnessTracker(1, max_products=2)
+    assert np.isnan(starved.measure(0, model, quadratic))
 
 
 def _lab(sharpness_every: int, steps: int = 10, seeds: int = 1) -> Lab:
@@ -87,7 +87,7 @@ def test_records_and_history_carry_sharpness_every_n_steps_and_the_last():
     # Against the one-shot reference at the final weights (seed 0's model, training samples).
     loss = landscape.model_loss(race.x_train, race.y_train, race.criterion)
     # The last record's weights are the final ones (no update after the last step).
-    reference = landscape.sharpness(race.models[0], loss, iters=60, tol=1e-7)
+    reference = landscape.sharpness(race.models[0], loss)
     assert history.last_sharpness(0) == pytest.approx(reference, rel=1e-2)
 
 

@@ -202,7 +202,7 @@ def test_sharpness_along_the_path_matches_torch_hessian():
     tap = WeightTap(every=3)
     list(tap.records(NetworkRace(lab)))
     source = tap.snapshot()
-    updates = list(sharpness_updates(source, points=3, iters=200))
+    updates = list(sharpness_updates(source, points=3))
     last_of_run = {u.run: u for u in updates}
     for run, update in last_of_run.items():
         assert list(update.steps) == [0, 3, 6]
