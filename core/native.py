@@ -11,6 +11,13 @@ when that cannot be created), named by a hash of the source, the compiler, its f
 renamed into place, so two processes building at once, or a build that is killed, never leave a
 broken library behind. A build takes about half a second, once.
 
+A library is code this process runs, so its folder must be ours alone: it is created 0700, and
+before anything in it is built or loaded the folder must be owned by this user and writable by
+nobody else (the library file too). The temporary fallback has a predictable name
+(``<tmp>/descent-lab-native-<uid>``) that another user could create first, world-writable, to
+plant a library; such a folder, or a main cache in the same state, is not used: `load` gives
+None with the reason naming the folder, and the surfaces run on the torch engine.
+
 Where there is no C compiler, or the build fails, `load` returns None and says why in
 `unavailable_reason`; callers then use their torch code, which gives the same numbers more slowly.
 ``DESCENT_LAB_NATIVE=0`` turns native kernels off (to compare, or to rule them out).
@@ -80,14 +87,62 @@ def _cpu_signature() -> str:
         return platform.processor() + platform.machine()
 
 
-def _library_path(name: str, source: bytes, command: list[str]) -> Path:
+class UnsafeCacheError(OSError):
+    """A cache folder or library that someone else owns or may write: not used."""
+
+
+def _check_private(path: Path, what: str) -> None:
+    """Raise `UnsafeCacheError` unless ``path`` is this user's and writable by nobody else.
+
+    `os.stat` follows a symbolic link: a link planted in a shared folder points to something
+    its planter owns, so the owner check refuses it."""
+    info = os.stat(path)
+    uid = getattr(os, "getuid", lambda: None)()  # no uids on Windows: the mode check only
+    if uid is not None and info.st_uid != uid:
+        raise UnsafeCacheError(f"{what} {path} belongs to uid {info.st_uid}, not to this user "
+                               f"uid {uid}: not used; remove it")
+    if info.st_mode & 0o022:
+        raise UnsafeCacheError(f"{what} {path} is writable by group or others, mode "
+                               f"{info.st_mode & 0o777:o}: not used; remove it or chmod 700 it")
+
+
+def _private_dir(path: Path) -> Path:
+    """``path`` created if missing (0700), then checked by `_check_private`."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.is_dir():
+        raise UnsafeCacheError(f"kernel cache {path} is not a folder: not used")
+    _check_private(path, "kernel cache")
+    return path
+
+
+def fallback_cache_dir() -> Path:
+    """The private temporary cache used when `cache_dir` cannot be created (a read-only home)."""
+    user = getattr(os, "getuid", lambda: "user")()
+    return Path(tempfile.gettempdir()) / f"descent-lab-native-{user}"
+
+
+def usable_cache_dir() -> Path:
+    """The folder to build into and load from: `cache_dir`, or the temporary fallback when that
+    cannot be created. Raises `UnsafeCacheError` when the folder there fails `_check_private`
+    (a main cache that fails is not swapped for the fallback: its owner should hear of it)."""
+    try:
+        return _private_dir(cache_dir())
+    except UnsafeCacheError:
+        raise
+    except OSError:
+        return _private_dir(fallback_cache_dir())
+
+
+def _library_path(name: str, source: bytes, command: list[str],
+                  folder: Path | None = None) -> Path:
     digest = hashlib.sha256()
     for part in (source, " ".join(command).encode(), _cpu_signature().encode(),
                  platform.machine().encode()):
         digest.update(part)
         digest.update(b"\0")
     suffix = sysconfig.get_config_var("SHLIB_SUFFIX") or ".so"
-    return cache_dir() / f"{name}-{digest.hexdigest()[:16]}{suffix}"
+    folder = cache_dir() if folder is None else folder
+    return folder / f"{name}-{digest.hexdigest()[:16]}{suffix}"
 
 
 def _build(name: str) -> ctypes.CDLL:
@@ -98,17 +153,11 @@ def _build(name: str) -> ctypes.CDLL:
     if cc is None:
         raise OSError("no C compiler found: set CC, or install gcc or clang")
     last_error = ""
+    folder = usable_cache_dir()
     # -march=native first; a compiler that does not know it (some clang targets) builds without.
     for arch in (NATIVE_ARCH, ()):
         command = [*cc, *FLAGS, *arch]
-        target = _library_path(name, source, command)
-        if not target.exists():
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-            except OSError:  # a read-only home: a private temporary cache instead
-                user = getattr(os, "getuid", lambda: "user")()
-                target = Path(tempfile.gettempdir()) / f"descent-lab-native-{user}" / target.name
-                target.parent.mkdir(parents=True, exist_ok=True)
+        target = _library_path(name, source, command, folder)
         if not target.exists():
             handle, temporary = tempfile.mkstemp(prefix=f".{name}-", suffix=".so",
                                                  dir=target.parent)
@@ -127,6 +176,7 @@ def _build(name: str) -> ctypes.CDLL:
             finally:
                 if os.path.exists(temporary):
                     os.unlink(temporary)
+        _check_private(target, "kernel library")
         try:
             return ctypes.CDLL(str(target))
         except OSError:
