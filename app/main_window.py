@@ -40,6 +40,7 @@ from app.plots.landscape import LandscapePlot
 from app.recovery import RecoveryStore
 from app.status import ElidedLabel
 from app.timeline import Timeline
+from app.wheel_guard import install_wheel_guard
 from core.engine import FunctionRace
 from core.errors import LabError
 from core.functions import get_function
@@ -69,6 +70,8 @@ class MainWindow(QMainWindow):
         recovery: RecoveryStore | None = None,
     ):
         super().__init__()
+        # Before any panel exists: the wheel changes only a focused editor (app/wheel_guard.py).
+        install_wheel_guard(QApplication.instance())
         self.recovery = recovery if recovery is not None else RecoveryStore()
         self.setObjectName("mainWindow")
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, "descent-lab")
@@ -256,7 +259,8 @@ class MainWindow(QMainWindow):
         self.examples_menu = file_menu.addMenu("&Examples")
         for path in sorted(EXAMPLES_DIR.glob("*.lab.json")):
             act = self.examples_menu.addAction(path.name.removesuffix(".lab.json"))
-            act.triggered.connect(lambda _=False, p=path: self.open_lab(p))
+            # Asks about unsaved edits first, like Open, Recent, New and Lessons.
+            act.triggered.connect(lambda _=False, p=path: self.open_lab_after_asking(p))
         file_menu.addSeparator()
         for action in (self.save_action, self.save_as_action):
             file_menu.addAction(action)
@@ -807,12 +811,13 @@ class MainWindow(QMainWindow):
         recent = self._recent()
         for path in recent:
             act = self.recent_menu.addAction(path)
-            act.triggered.connect(lambda _=False, p=path: self._open_recent(p))
+            act.triggered.connect(lambda _=False, p=path: self.open_lab_after_asking(p))
         self.recent_menu.setEnabled(bool(recent))
 
-    def _open_recent(self, path: str) -> None:
-        if self._confirm_discard():
-            self.open_lab(path)
+    def open_lab_after_asking(self, path: str | Path) -> bool:
+        """Open a lab in place of this one (Recent, Examples, a drop): unsaved edits are asked
+        about first, with the same question as New and Open; Cancel keeps the lab and its undo."""
+        return self._confirm_discard() and self.open_lab(path)
 
     def _error(self, title: str, text: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, title, parent=self)
@@ -850,8 +855,9 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def offer_recovery(self) -> bool:
-        """At startup: restore the lab left by a session that crashed, if the user wants it."""
-        found = self.recovery.load()
+        """At startup: restore the lab left by a session that crashed, if the user wants it.
+        Only a lab with something unsaved is offered (app/recovery.py, `RecoveryStore.unsaved`)."""
+        found = self.recovery.unsaved()
         if found is None:
             self._save_recovery()
             return False

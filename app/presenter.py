@@ -287,9 +287,7 @@ class Comfort(QObject):
         return None
 
     def open_dropped(self, path: Path) -> bool:
-        if not self.window._confirm_discard():
-            return False
-        return self.window.open_lab(path)
+        return self.window.open_lab_after_asking(path)
 
 
 def install_comfort(window) -> Comfort:

@@ -3,7 +3,8 @@
 A finished race's results go beside it (``results.npz``, core/snapshot.py), tied to the lab
 that produced them, so a crash after a long race does not cost the race. A clean exit removes both; finding it at the next start means the app did not exit cleanly
 (a crash, a SIGKILL, a power cut), and the window offers to restore the lab — with the file name
-it belonged to and whether it had unsaved changes. Writing uses core's atomic write, so the
+it belonged to and whether it had unsaved changes — but only when something would otherwise be
+lost (`RecoveryStore.unsaved`): a lab with unsaved edits, or one that differs from its file. Writing uses core's atomic write, so the
 recovery file itself is never half-written.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths
 
 from core.errors import LabError
-from core.lab import Lab, lab_from_dict, lab_to_dict, write_atomic
+from core.lab import Lab, lab_from_dict, lab_to_dict, load_lab, write_atomic
 from core.snapshot import load_results, save_results
 
 RECOVERY_NAME = "recovery.json"
@@ -57,6 +58,24 @@ class RecoveryStore:
             return None
         source = Path(entry["source"]) if entry.get("source") else None
         return lab, source, bool(entry.get("dirty"))
+
+    def unsaved(self) -> tuple[Lab, Path | None, bool] | None:
+        """What `load` finds, when restoring it would bring back something not on disk: the lab
+        had unsaved edits, or its file no longer holds it (changed or gone since). An untouched
+        lab (a new one, a lesson's, a file just opened) is None: offering it would be noise."""
+        found = self.load()
+        if found is None:
+            return None
+        lab, source, dirty = found
+        if dirty:
+            return found
+        if source is None:
+            return None  # never saved and never edited: a new lab, nothing of the user's in it
+        try:
+            on_disk = load_lab(source)
+        except (OSError, LabError):
+            return found  # the file is gone or unreadable: this is the only copy left
+        return None if on_disk == lab else found
 
     def save_results(self, lab: Lab, history) -> None:
         """Keep a finished race's results; never raises (recovery must not break racing)."""
