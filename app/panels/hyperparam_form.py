@@ -12,6 +12,12 @@ Editors by kind:
 * ``pair`` → two `ScientificSpinBox` side by side
 * ``int_list`` → `QLineEdit` of comma-separated whole numbers
 
+Typing is never silently refused: a number beyond the allowed range (a negative lr) is taken and
+emitted like any other, so that the owner's validation can say in red what is allowed (README,
+"an invalid combination is shown in red under the form and not applied"); the owner then marks
+the field with `mark_refused` until a valid value replaces it. Only the arrows and the wheel stay
+inside the allowed range (`set_allowed`).
+
 A parameter whose default is ``None`` is *derived* (a cosine schedule's ``T_max`` becomes the lab's
 number of steps): it gets an "auto" check box beside its editor, and ``None`` is its value while
 that box is ticked. A pair element whose default is ``None`` (Adafactor's ``eps``) gets one too.
@@ -25,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QValidator
+from PySide6.QtGui import QColor, QPalette, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -85,6 +91,11 @@ def describe_default(spec: HyperParam) -> str:
     return str(default)
 
 
+def error_color(palette: QPalette) -> str:
+    """A red that reads on the current background (light red on dark, dark red on light)."""
+    return "#ff6b6b" if palette.color(QPalette.ColorRole.Window).lightness() < 128 else "#b00020"
+
+
 def tooltip_for(spec: HyperParam) -> str:
     """The hyperparameter's own explanation, then what is allowed and the default."""
     head = f"{spec.tooltip}\n" if spec.tooltip else ""
@@ -102,6 +113,9 @@ class ScientificSpinBox(QDoubleSpinBox):
     maximum Qt allows: 1e-30 stays 1e-30. What is *shown* comes from `format_float` instead.
     With ``log=True`` the arrows multiply or divide by `LOG_STEP_FACTOR`, which is how one
     explores a learning rate; from 0 the first step up goes to ``log_floor``.
+
+    ``set_allowed(low, high)`` keeps the arrows inside [low, high] while anything finite can
+    still be typed (see the module docstring); without it they keep to the box's own range.
     """
 
     def __init__(
@@ -110,6 +124,7 @@ class ScientificSpinBox(QDoubleSpinBox):
         super().__init__(parent)
         self._log = log
         self._log_floor = log_floor
+        self._allowed: tuple[float, float] | None = None
         self.setDecimals(323)  # DBL_MAX_10_EXP + DBL_DIG: never round away a tiny value
         self.setRange(-FLOAT_LIMIT, FLOAT_LIMIT)
         # Emit valueChanged on Enter, focus-out or an arrow step, not on every keystroke.
@@ -145,25 +160,62 @@ class ScientificSpinBox(QDoubleSpinBox):
     def fixup(self, text: str) -> str:  # Qt override
         return text
 
+    def set_allowed(self, low: float, high: float) -> None:
+        """Where the arrows and the wheel may go; typing may go beyond (validation explains)."""
+        self._allowed = (low, high)
+
+    def allowed(self) -> tuple[float, float]:
+        return self._allowed if self._allowed is not None else (self.minimum(), self.maximum())
+
     def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt override)
-        if not self._log:
-            super().stepBy(steps)
-            return
+        low, high = self.allowed()
         value = self.value()
-        if value <= 0:
+        if not self._log:
+            new = value + steps * self.singleStep()
+        elif value <= 0:
             new = self._log_floor if steps > 0 else value
         else:
             new = value * LOG_STEP_FACTOR**steps
-        self.setValue(min(max(new, self.minimum()), self.maximum()))
+        self.setValue(min(max(new, low), high))  # a refused value steps back into the range
         self.selectAll()
 
     def stepEnabled(self):  # noqa: N802 (Qt override)
-        if not self._log:
-            return super().stepEnabled()
+        low, high = self.allowed()
+        value = self.value()
         flags = QAbstractSpinBox.StepEnabledFlag.StepNone
-        if self.value() < self.maximum():
+        if value < high:
             flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
-        if self.value() > max(self.minimum(), 0.0):
+        if value > (max(low, 0.0) if self._log else low):
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+        return flags
+
+
+class WholeNumberBox(QSpinBox):
+    """A `QSpinBox` whose arrows and wheel stay inside the allowed range while any whole number
+    can be typed (the owner's validation says what is wrong with it, see the module docstring)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setRange(-INT_LIMIT, INT_LIMIT)
+        self._allowed = (-INT_LIMIT, INT_LIMIT)
+
+    def set_allowed(self, low: int, high: int) -> None:
+        self._allowed = (low, high)
+
+    def allowed(self) -> tuple[int, int]:
+        return self._allowed
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt override)
+        low, high = self._allowed
+        self.setValue(min(max(self.value() + steps * self.singleStep(), low), high))
+        self.selectAll()
+
+    def stepEnabled(self):  # noqa: N802 (Qt override)
+        low, high = self._allowed
+        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+        if self.value() < high:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+        if self.value() > low:
             flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
         return flags
 
@@ -173,24 +225,25 @@ def _float_box(spec: HyperParam, parent: QWidget | None = None) -> ScientificSpi
     box = ScientificSpinBox(parent, log=spec.log, log_floor=floor)
     low = spec.low if spec.low is not None and math.isfinite(spec.low) else -FLOAT_LIMIT
     high = spec.high if spec.high is not None and math.isfinite(spec.high) else FLOAT_LIMIT
-    # Exclusive bounds (betas < 1) stay typeable: validation then explains what is wrong,
-    # which teaches more than a box that silently refuses the key press.
-    box.setRange(low, high)
+    # Anything finite stays typeable (the box's own range is ±FLOAT_LIMIT): a value out of the
+    # allowed range, or on an exclusive bound (betas < 1), is then explained by validation,
+    # which teaches more than a box that silently refuses it. The arrows keep to [low, high].
+    box.set_allowed(low, high)
     if not spec.log:
         span = high - low
         box.setSingleStep(span / 100 if span <= 10 else 0.1)
     return box
 
 
-def _int_box(spec: HyperParam, parent: QWidget | None = None) -> QSpinBox:
-    box = QSpinBox(parent)
+def _int_box(spec: HyperParam, parent: QWidget | None = None) -> WholeNumberBox:
+    box = WholeNumberBox(parent)
     low = -INT_LIMIT if spec.low is None else int(math.ceil(spec.low))
     high = INT_LIMIT if spec.high is None else int(math.floor(spec.high))
     if spec.low is not None and not spec.low_inclusive and low == spec.low:
         low += 1
     if spec.high is not None and not spec.high_inclusive and high == spec.high:
         high -= 1
-    box.setRange(max(low, -INT_LIMIT), min(high, INT_LIMIT))
+    box.set_allowed(max(low, -INT_LIMIT), min(high, INT_LIMIT))
     box.setKeyboardTracking(False)
     box.setAccelerated(True)
     return box
@@ -404,6 +457,28 @@ class _PairEditor(_Editor):
         return [w for e in self.elements for w in e.focus_widgets()]
 
 
+def _value_widgets(editor: _Editor, index: int | None = None) -> list[QWidget]:
+    """The widgets that show ``editor``'s value (not its "auto" box); ``index``: one pair element."""
+    if isinstance(editor, _PairEditor):
+        elements = editor.elements if index is None else editor.elements[index:index + 1]
+        return [w for element in elements for w in _value_widgets(element)]
+    if isinstance(editor, _AutoEditor):
+        return _value_widgets(editor.inner)
+    return editor.focus_widgets()
+
+
+def _refused_palette(widget: QWidget) -> QPalette:
+    """``widget``'s palette with red text on a field tinted towards that red."""
+    palette = QPalette(widget.palette())
+    red = QColor(error_color(palette))
+    base = palette.color(QPalette.ColorRole.Base)
+    tint = QColor.fromRgbF(*(0.8 * b + 0.2 * r for b, r in zip(base.getRgbF()[:3],
+                                                                red.getRgbF()[:3])))
+    palette.setColor(QPalette.ColorRole.Text, red)
+    palette.setColor(QPalette.ColorRole.Base, tint)
+    return palette
+
+
 def _make_editor(spec: HyperParam, on_change: Callable[[], None], fallback: Any) -> _Editor:
     if spec.kind == "pair":
         editor: _Editor = _PairEditor(spec, on_change, fallback)
@@ -441,6 +516,7 @@ class HyperParamForm(QWidget):
         self._specs: tuple[HyperParam, ...] = ()
         self._editors: dict[str, _Editor] = {}
         self._shown: dict[str, Any] = {}
+        self._refused: list[QWidget] = []
         self._layout = QFormLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setHorizontalSpacing(8)
@@ -464,6 +540,7 @@ class HyperParamForm(QWidget):
         """
         specs = tuple(specs)
         fallbacks = dict(fallbacks or {})
+        self.clear_refused()  # the values shown are the lab's again
         if specs != self._specs:
             self._rebuild(specs, fallbacks)
         else:
@@ -490,9 +567,35 @@ class HyperParamForm(QWidget):
     def focus_chain(self) -> list[QWidget]:
         return [w for editor in self._editors.values() for w in editor.focus_widgets()]
 
+    # ---------------------------------------------------------------- refused values
+
+    def mark_refused(self, field: str) -> None:
+        """Mark the editor of ``field`` (``lr``; ``betas[1]`` marks that element) as holding a
+        refused value: red text on a reddish field, until `clear_refused` or `set_params`.
+        Only one field is marked at a time; a field this form does not show marks nothing."""
+        self.clear_refused()
+        name, _, rest = field.partition("[")
+        editor = self._editors.get(name)
+        if editor is None:
+            return
+        index = int(rest.rstrip("]")) if rest.rstrip("]").isdigit() else None
+        for widget in _value_widgets(editor, index):
+            widget.setPalette(_refused_palette(widget))
+            self._refused.append(widget)
+
+    def refused_widgets(self) -> list[QWidget]:
+        """The widgets marked now (empty when every value shown is accepted)."""
+        return list(self._refused)
+
+    def clear_refused(self) -> None:
+        for widget in self._refused:
+            widget.setPalette(QPalette())  # nothing of its own: the application's colours again
+        self._refused.clear()
+
     # ---------------------------------------------------------------- building
 
     def _rebuild(self, specs: tuple[HyperParam, ...], fallbacks: Mapping[str, Any]) -> None:
+        self.clear_refused()
         # Take rows out and delete them later: this may run inside a signal of one of them.
         while self._layout.rowCount():
             row = self._layout.takeRow(0)

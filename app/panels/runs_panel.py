@@ -47,7 +47,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.panels.hyperparam_form import HyperParamForm, format_float, same_value
+from app.panels.hyperparam_form import HyperParamForm, error_color, format_float, same_value
 from app.panels.tables import header_table
 from core.controls import TRAINING_CONTROLS
 from core.errors import LabError
@@ -167,11 +167,6 @@ def _pin_colors(lab: Lab) -> tuple[RunSpec, ...]:
     return tuple(
         run if run.color else replace(run, color=lab.run_color(i)) for i, run in enumerate(lab.runs)
     )
-
-
-def _error_color(palette: QPalette) -> str:
-    """A red that reads on the current background (light red on dark, dark red on light)."""
-    return "#ff6b6b" if palette.color(QPalette.ColorRole.Window).lightness() < 128 else "#b00020"
 
 
 class _PreviewPlot(pg.PlotWidget):
@@ -310,7 +305,7 @@ class RunsPanel(QWidget):
         label = QLabel(objectName=name)
         label.setWordWrap(True)
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        label.setStyleSheet(f"color: {_error_color(self.palette())};")
+        label.setStyleSheet(f"color: {error_color(self.palette())};")
         label.hide()
         return label
 
@@ -473,9 +468,9 @@ class RunsPanel(QWidget):
         try:
             cleaned = validate_params(TRAINING_CONTROLS, candidate, "controls")
         except LabError as error:
-            self._show_error(self.controls_error, error, "controls")
+            self._show_error(self.controls_error, error, "controls", self.controls_form)
             return
-        self.controls_error.hide()
+        self._hide_error(self.controls_error, self.controls_form)
         patience = cleaned.get("early_stopping_patience")
         min_delta = (run.early_stopping or {}).get("min_delta", 0.0)
         updated = replace(
@@ -1004,9 +999,9 @@ class RunsPanel(QWidget):
         try:
             cleaned = _drop_auto(validate_optimizer_params(run.optimizer, candidate, "params"))
         except LabError as error:
-            self._show_error(self.param_error, error, "params")
+            self._show_error(self.param_error, error, "params", self.optimizer_form)
             return
-        self.param_error.hide()
+        self._hide_error(self.param_error, self.optimizer_form)
         description = self._change_text(run.label, info.hyperparams, run.params, cleaned)
         if description:
             self._replace_run(i, replace(run, params=cleaned), description)
@@ -1065,9 +1060,9 @@ class RunsPanel(QWidget):
         try:
             cleaned = _drop_auto(self._check_schedule(info.name, candidate, run))
         except LabError as error:
-            self._show_error(self.schedule_error, error, "schedule")
+            self._show_error(self.schedule_error, error, "schedule", self.schedule_form)
             return
-        self.schedule_error.hide()
+        self._hide_error(self.schedule_error, self.schedule_form)
         description = self._change_text(
             f"{run.label} {info.name}", info.hyperparams, run.schedule.params, cleaned
         )
@@ -1078,10 +1073,17 @@ class RunsPanel(QWidget):
     # ---------------------------------------------------------------- messages
 
     @staticmethod
-    def _show_error(label: QLabel, error: LabError, prefix: str) -> None:
+    def _show_error(label: QLabel, error: LabError, prefix: str, form: HyperParamForm) -> None:
+        """Say in red what is wrong and mark the field until a valid value replaces it."""
         field = _field_name(error, prefix)
         label.setText(f"{field}: {error.message}" if field else error.message)
         label.show()
+        form.mark_refused(field)
+
+    @staticmethod
+    def _hide_error(label: QLabel, form: HyperParamForm) -> None:
+        label.hide()
+        form.clear_refused()
 
     @staticmethod
     def _change_text(

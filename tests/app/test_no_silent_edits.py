@@ -1,0 +1,285 @@
+"""Nothing changes or vanishes without the user knowing.
+
+Four ways a lab used to change behind the user's back, each driven as a user would meet it:
+File ▸ Examples replacing a modified lab without asking; the mouse wheel changing a value while
+scrolling the left panel; a refused value (a negative lr) silently reverting; and the next start
+offering to "restore" a lab that had nothing unsaved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import QPalette
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QApplication,
+    QComboBox,
+    QDoubleSpinBox,
+    QLabel,
+    QMessageBox,
+    QScrollArea,
+    QSpinBox,
+    QWidget,
+)
+
+from app.recovery import RecoveryStore
+from core.lab import load_lab
+
+ROOT = Path(__file__).resolve().parents[2]
+RAVINE = ROOT / "resources" / "labs" / "ravine.lab.json"
+
+
+def type_into(qtbot, box, text: str) -> None:
+    box.setFocus()
+    box.selectAll()
+    qtbot.keyClicks(box, text)
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+
+
+# --------------------------------------------------------------------------- File ▸ Examples
+
+
+def _answer_the_question(window, button: QMessageBox.StandardButton) -> list[str]:
+    """Answer the next modal question with ``button``; the list receives its text (or nothing
+    when no question came)."""
+    seen: list[str] = []
+    timer = QTimer(window)  # dies with the window: never fires into another test
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            timer.stop()
+            seen.append(box.text())
+            box.button(button).click()
+
+    timer.timeout.connect(answer)
+    timer.start(20)
+    return seen
+
+
+@pytest.fixture
+def asking_window(qtbot, settings):
+    """A window that really asks before discarding (the usual fixture answers "discard")."""
+    from app.main_window import MainWindow
+
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    yield window
+    window.document.undo_stack.setClean()  # closing must not ask
+    window.controller.shutdown()
+
+
+def _example_action(window, name: str):
+    return next(a for a in window.examples_menu.actions() if a.text() == name)
+
+
+def test_opening_an_example_asks_first_and_cancel_keeps_the_lab_and_its_undo(
+    qtbot, asking_window
+):
+    window = asking_window
+    document = window.document
+    edited = replace(document.lab, seed=123)
+    document.edit(edited, "Change seed")
+    assert window.undo_action.isEnabled()
+
+    seen = _answer_the_question(window, QMessageBox.StandardButton.Cancel)
+    _example_action(window, "ravine").trigger()
+    qtbot.waitUntil(lambda: bool(seen), timeout=3000)
+    assert "unsaved changes" in seen[0]
+    assert document.lab == edited
+    assert document.is_dirty() and window.undo_action.isEnabled()
+    document.undo_stack.undo()  # the history survived: the edit can still be taken back
+    assert document.lab.seed != 123
+
+
+def test_opening_an_example_after_discard_opens_it(qtbot, asking_window):
+    window = asking_window
+    window.document.edit(replace(window.document.lab, seed=123), "Change seed")
+    seen = _answer_the_question(window, QMessageBox.StandardButton.Discard)
+    _example_action(window, "ravine").trigger()
+    assert seen and "unsaved changes" in seen[0]
+    assert window.document.lab == load_lab(RAVINE)
+    assert window.document.path == RAVINE
+
+
+# --------------------------------------------------------------------------- the mouse wheel
+
+
+def _wheel(widget: QWidget, notches: int = -1) -> None:
+    """One real wheel notch over the middle of ``widget`` (negative: towards the user), sent
+    through the window system as a mouse would send it (spontaneous, so Qt propagates it and
+    gives focus on the wheel where a widget asks for that)."""
+    top = widget.window()
+    QTest.wheelEvent(top.windowHandle(), widget.mapTo(top, widget.rect().center()),
+                     QPoint(0, 120 * notches))
+    QApplication.processEvents()
+
+
+def _scroll_area_of(widget: QWidget) -> QAbstractScrollArea:
+    parent = widget.parentWidget()
+    while not isinstance(parent, QScrollArea):
+        parent = parent.parentWidget()
+    return parent
+
+
+def _read(widget):
+    return widget.value() if hasattr(widget, "value") else widget.currentIndex()
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [(QSpinBox, "batchSizeBox"), (QComboBox, "initCombo"), (QDoubleSpinBox, "optParam_lr")],
+)
+def test_the_wheel_over_an_unfocused_editor_scrolls_the_panel_and_changes_nothing(
+    qtbot, window, kind, name
+):
+    window.new_network_lab()
+    window.resize(1280, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    editor = window.findChild(kind, name)
+    assert editor is not None and editor.isVisible()
+    area = _scroll_area_of(editor)
+    bar = area.verticalScrollBar()
+    if bar.maximum() == 0:  # make the panel scroll, as on a small screen
+        area.widget().setMinimumHeight(area.viewport().height() + 400)
+        qtbot.waitUntil(lambda: bar.maximum() > 0)
+    if isinstance(editor, QComboBox):
+        editor.setCurrentIndex(1)  # one that a notch either way would change
+    area.ensureWidgetVisible(editor)
+    start = bar.value()
+    notch = -1 if start < bar.maximum() else 1  # a direction in which the panel can move
+    window.runs_panel.optimizer_combo.setFocus()  # focus is somewhere else in the panel
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.runs_panel.optimizer_combo)
+    lab, undo_count, before = window.document.lab, window.document.undo_stack.count(), _read(editor)
+
+    _wheel(editor, notch)
+    assert _read(editor) == before
+    assert window.document.lab == lab and window.document.undo_stack.count() == undo_count
+    assert bar.value() != start, "the wheel must scroll the panel instead"
+    # A real wheel gives a WheelFocus widget the focus *before* anything can look at the event:
+    # the value would change on the same notch.
+    assert editor.focusPolicy() == Qt.FocusPolicy.StrongFocus
+    assert not editor.hasFocus()
+
+    # Focused (clicked or tabbed into), the wheel does change it: an undoable edit.
+    area.ensureWidgetVisible(editor)
+    editor.setFocus()
+    qtbot.waitUntil(editor.hasFocus)
+    _wheel(editor, notches=1 if kind is not QComboBox else -1)
+    assert _read(editor) != before
+    assert window.document.undo_stack.count() == undo_count + 1
+
+
+# --------------------------------------------------------------------------- refused values
+
+
+def _reddish(color) -> bool:
+    return color.red() > color.green() + 40 and color.red() > color.blue() + 40
+
+
+def test_a_negative_lr_is_refused_in_red_and_the_field_stays_marked_until_fixed(qtbot, window):
+    window.show()
+    qtbot.waitExposed(window)
+    window.runs_panel.select_run(3)  # Adam, lr 0.05
+    document = window.document
+    lab, undo_count = document.lab, document.undo_stack.count()
+    box = window.findChild(QDoubleSpinBox, "optParam_lr")
+    error = window.findChild(QLabel, "paramError")
+    normal_text = box.palette().color(QPalette.ColorRole.Text)
+    assert not _reddish(normal_text)
+
+    type_into(qtbot, box, "-0.1")
+    assert error.isVisible()
+    assert "lr" in error.text() and ">= 0" in error.text()
+    assert _reddish(box.palette().color(QPalette.ColorRole.Text)), "the field must be marked"
+    assert box.text() == "-0.1", "what was typed stays on screen, to be fixed"
+    assert document.lab == lab and document.undo_stack.count() == undo_count
+    assert document.lab.runs[3].params["lr"] == 0.05
+
+    # Still marked after the focus moves on; a valid value clears it and is applied.
+    window.runs_panel.optimizer_combo.setFocus()
+    assert _reddish(box.palette().color(QPalette.ColorRole.Text))
+    type_into(qtbot, box, "0.02")
+    assert document.lab.runs[3].params["lr"] == 0.02
+    assert not error.isVisible()
+    assert box.palette().color(QPalette.ColorRole.Text) == normal_text
+
+
+def test_an_out_of_range_whole_number_is_refused_in_red_too(qtbot, window):
+    window.show()
+    qtbot.waitExposed(window)
+    window.runs_panel.select_run(0)  # SGD; warm restarts' T_mult must be >= 1
+    combo = window.runs_panel.schedule_combo
+    combo.setCurrentIndex(combo.findData("cosine_warm_restarts"))
+    combo.activated.emit(combo.currentIndex())
+    box = window.findChild(QSpinBox, "schedParam_T_mult")
+    lab = window.document.lab
+    type_into(qtbot, box, "0")
+    error = window.findChild(QLabel, "scheduleError")
+    assert error.isVisible() and "T_mult" in error.text() and ">= 1" in error.text()
+    assert _reddish(box.palette().color(QPalette.ColorRole.Text))
+    assert window.document.lab == lab
+
+
+# --------------------------------------------------------------------------- crash recovery
+
+
+def _killed_window(qtbot, settings, store: RecoveryStore, edit: bool):
+    """A window that opened the ravine lab (and edited it or not), then "died": its recovery
+    file stays where a SIGKILL leaves it (closeEvent, which removes it, never runs)."""
+    from app.main_window import MainWindow
+
+    window = MainWindow(settings=settings, recovery=store)
+    window._confirm_discard = lambda: True
+    assert window.open_lab(RAVINE)
+    if edit:
+        window.document.edit(replace(window.document.lab, seed=77), "Change seed")
+    assert store.path.exists()
+    window.controller.shutdown()
+    window.deleteLater()  # gone without closeEvent, as a kill leaves it
+
+
+def _next_start(qtbot, settings, store: RecoveryStore):
+    from app.main_window import MainWindow
+
+    window = MainWindow(settings=settings, recovery=store)
+    asked: list[tuple] = []
+    window._ask_restore = lambda source, dirty: asked.append((source, dirty)) or True
+    window._confirm_discard = lambda: True
+    qtbot.addWidget(window)
+    return window, asked
+
+
+def test_after_a_kill_an_unmodified_lab_is_not_offered(qtbot, tmp_path, settings):
+    store = RecoveryStore(tmp_path)
+    _killed_window(qtbot, settings, store, edit=False)
+    window, asked = _next_start(qtbot, settings, store)
+    assert not window.offer_recovery()
+    assert asked == []
+
+
+def test_after_a_kill_a_modified_lab_is_offered_and_restored(qtbot, tmp_path, settings):
+    store = RecoveryStore(tmp_path)
+    _killed_window(qtbot, settings, store, edit=True)
+    window, asked = _next_start(qtbot, settings, store)
+    assert window.offer_recovery()
+    assert asked == [(RAVINE, True)]
+    assert window.document.lab.seed == 77
+
+
+def test_a_clean_autosave_that_differs_from_its_file_is_offered(qtbot, tmp_path, settings):
+    """Saved, then the file changed (or vanished) on disk: the autosave is the only copy left."""
+    saved = tmp_path / "mine.lab.json"
+    saved.write_text(RAVINE.read_text(encoding="utf-8"), encoding="utf-8")
+    store = RecoveryStore(tmp_path / "recovery")
+    store.save(replace(load_lab(saved), seed=9), saved, dirty=False)
+    window, asked = _next_start(qtbot, settings, store)
+    assert window.offer_recovery()
+    assert asked == [(saved, False)] and window.document.lab.seed == 9
