@@ -19,6 +19,7 @@ BENCHMARKS = {
     "side-by-side": "bench.side_by_side",
     "history-memory": "bench.history_memory",
     "sweep-throughput": "bench.sweep_throughput",
+    "lessons": "bench.lessons",
     "fuzz": "bench.fuzz",
     "crash-recovery": "bench.crash_recovery",
     "soak": "bench.soak",

@@ -5,11 +5,15 @@ tests/core/test_expression.py use fewer examples) with 10,000 examples each, whi
 ``builtins.eval``, ``exec`` and ``compile`` are replaced by tripwires: the parser must never reach
 them. A crash is any exception other than `LabError`. Value: cases per second; ratio: the share of
 cases that ended cleanly (a Lab, or a LabError) — 1.0 is the goal.
+
+The note adds how long a model of 10⁹ parameters takes to be refused (``validate_model``, best of
+5): tests/core/test_models.py checks that nothing is built for it, this that it is instant.
 """
 
 from __future__ import annotations
 
 import builtins
+import math
 import time
 
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +23,7 @@ from bench.common import report
 from core.errors import LabError
 from core.functions import get_function
 from core.lab import lab_from_dict
+from core.models import validate_model
 
 EXAMPLES = 10_000
 EXPRESSION_ALPHABET = "xy0123456789.+-*/^() ,eEpisncoqrtlgbdhmaw_[]{}'\"=;:@!#$%&|~<>?`\\"
@@ -56,6 +61,22 @@ def _strings(value) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+def _huge_model_refusal_ms() -> float:
+    """Milliseconds to refuse 61 layers of 4,096 units (10⁹ parameters), best of 5; inf when it
+    was not refused."""
+    spec = {"layers": [{"linear": 4096}] * 61 + [{"linear": 2}]}
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        try:
+            validate_model(spec, (2,), 2)
+        except LabError:
+            best = min(best, time.perf_counter() - started)
+        else:
+            return math.inf
+    return best * 1000
 
 
 def run() -> dict:
@@ -106,5 +127,9 @@ def run() -> dict:
     note = f"{counts['cases']} cases, {counts['crashes']} crashes, {counts['evals']} evals"
     if first_crash:
         note += f"; first crash: {first_crash[0][:120]}"
+    refusal_ms = _huge_model_refusal_ms()
+    note += (f"; a 10⁹-parameter model refused in {refusal_ms:.2f} ms" if refusal_ms < math.inf
+             else "; WARNING: a 10⁹-parameter model was NOT refused")
     return report("fuzz", counts["cases"] / elapsed, "cases/s", clean, "all cases clean",
-                  note=note, **counts, seconds=elapsed)
+                  note=note, **counts, seconds=elapsed,
+                  huge_model_refusal_ms=refusal_ms if refusal_ms < math.inf else None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 import torch
@@ -368,21 +367,19 @@ def test_too_many_parameters_are_refused():
     assert f"the network has {expected:,} parameters; at most {MAX_PARAMS:,}" in err.message
 
 
-def test_a_billion_parameters_are_refused_instantly_without_allocating(monkeypatch):
+def test_a_billion_parameters_are_refused_without_allocating(monkeypatch):
+    # Counted from the spec, nothing built: so it is instant (bench `fuzz` times it).
     def no_allocation(*args, **kwargs):
         raise AssertionError("validation must not build modules")
 
     monkeypatch.setattr(nn.Linear, "__init__", no_allocation)
     monkeypatch.setattr(nn.Conv2d, "__init__", no_allocation)
     spec = {"layers": [{"linear": 4096}] * 61 + [{"linear": 2}]}
-    start = time.perf_counter()
     err = _refusal(spec)
-    elapsed = time.perf_counter() - start
     expected = (2 * 4096 + 4096) + 60 * (4096 * 4096 + 4096) + (4096 * 2 + 2)
     assert expected > 10**9
     assert err.field == "problem.model"
     assert f"the network has {expected:,} parameters" in err.message
-    assert elapsed < 0.5
 
 
 def test_program_errors_in_shapes_are_not_user_errors():
