@@ -282,6 +282,20 @@ def _direction_changes(trace: RunTrace, axis: str, within: int) -> int:
     return int(np.count_nonzero(np.sign(moves[1:]) != np.sign(moves[:-1])))
 
 
+def _widest_swing(trace: RunTrace, axis: str, after: int, within: int) -> float:
+    """The longest single move along ``axis`` between steps ``after`` and ``within``.
+
+    In a zig-zag each move crosses the valley from one side to the other, so this is the width
+    the eye sees the path swing (a run that reverses often may still swing narrowly, and the
+    reverse: reversals are `_direction_changes`). A run that stopped earlier has fewer moves;
+    none at all measures 0.
+    """
+    column = 0 if axis == "x" else 1
+    coords = np.asarray([point[column] for point in trace.points[after: within + 1]])
+    moves = np.abs(np.diff(coords))
+    return float(moves.max()) if len(moves) else 0.0
+
+
 def _distance(point, target) -> float:
     return math.hypot(point[0] - target[0], point[1] - target[1])
 
@@ -434,6 +448,16 @@ def _check_direction_changes(p, traces: Traces) -> Verdict:
     noun = "reversal" if count == 1 else "reversals"
     measured = f"{p['run']}: {count} {noun} along {p['axis']} in {p['within']} steps"
     return _in_bounds(count, p), measured, {"count": count}
+
+
+def _check_swings_wider(p, traces: Traces) -> Verdict:
+    after = p.get("after", 0)
+    ours = _widest_swing(traces[p["run"]], p["axis"], after, p["within"])
+    theirs = _widest_swing(traces[p["than"]], p["axis"], after, p["within"])
+    measured = (f"widest move along {p['axis']} in steps {after}–{p['within']}: "
+                f"{p['run']} {_num(ours)}, {p['than']} {_num(theirs)}")
+    return ours >= _factor(p) * theirs and ours > 0, measured, {"swing": ours,
+                                                                 "other_swing": theirs}
 
 
 def _check_lr_at(p, traces: Traces) -> Verdict:
@@ -610,6 +634,12 @@ def _sentence_direction_changes(p) -> str:
     return f"{p['run']} reverses direction {_bounds(p)} times {where}"
 
 
+def _sentence_swings_wider(p) -> str:
+    times = f" at least {_factor(p):g}x" if _factor(p) != 1.0 else ""
+    return (f"{p['run']} swings{times} wider than {p['than']} along {p['axis']} in steps "
+            f"{p.get('after', 0)}–{p['within']}")
+
+
 def _sentence_sweep(p) -> str:
     names = ", ".join(text.split("=")[0] for text in p["params"])
     objective = p.get("objective", "final_val_loss")
@@ -702,6 +732,14 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
             _sentence_direction_changes, _check_direction_changes, needs="function",
             help="how often the step along `axis` flips sign (zig-zags) in the first `within` "
             f"steps, counting moves of at least {VISIBLE_MOVE:g}",
+        ),
+        ClaimKind(
+            "swings_wider", {**_THAN, "axis": "axis", "within": "step"},
+            {"after": "step", **_FACTOR},
+            _sentence_swings_wider, _check_swings_wider, needs="function",
+            help="the longest single move along `axis` (a zig-zag's swing from one side of a "
+            "valley to the other) between steps `after` (0) and `within`: `run`'s >= `factor` × "
+            "`than`'s",
         ),
         ClaimKind(
             "lr_at", {**_RUN, "step": "step", "value": "number"}, {"rel_tol": "positive"},
@@ -924,6 +962,8 @@ def _claim_from_dict(data: Any, index: int, runs: Mapping[str, bool],
                 if runs[label] != (kind.needs == "network"):
                     raise LabError(f"{where}.{key}", f"{kind_name} needs a run of a {kind.needs} "
                                    f"lab; {label!r} is not")
+    if params.get("after", -1) >= params.get("within", math.inf):
+        raise LabError(f"{where}.after", f"must be < within ({params['within']})")
     if "low" in params and params["low"] > params["high"]:
         raise LabError(f"{where}.low", f"must be <= high ({params['high']:g})")
     if {"at_least", "at_most"} <= set(kind.optional) and not {"at_least", "at_most"} & set(params):
