@@ -77,6 +77,7 @@ from app.plots.curves import (
 from app.theme import BACKGROUND, FOREGROUND
 from core.datasets import Dataset
 from core.history import NetworkHistory
+from core.smoothing import DEFAULT_SMOOTHING, DebiasedEma, debiased_ema
 
 # x-axis choices: combo text → (column in the history series, axis label)
 X_AXES = {
@@ -96,7 +97,6 @@ CLASS_COLORS = (
 )
 MAX_CONFUSION_TEXT = 20  # above this many classes the counts would not fit in their cells
 LAYER_LOG_CAPACITY = 20_000  # per-layer snapshots kept; thinned by two when full
-EMA_BLOCK = 64
 X_HEADROOM = 1.6  # a re-ranged x axis spans the data × this (see `_fit_range`)
 Y_PAD = 0.05  # y room on both sides of the data (share of its span) when re-ranged
 Y_LEAD = 0.25  # more room where the data left the y range (it tends to go on that way)
@@ -105,50 +105,6 @@ UNIT_HEADROOM = 0.02  # how far the accuracy view may reach past 0 and 1 (no tic
 MIN_STEP_SPAN = 100  # on the step axis, the x range covers at least this many steps
 TAB_CURVES, TAB_BOUNDARIES, TAB_CONFUSION, TAB_TABLE = range(4)
 CURVE_PARTS = ("loss", "accuracy", "lr", "layers")
-
-
-# -- smoothing -----------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=64)
-def _decay_matrix(factor: float, size: int) -> np.ndarray:
-    """Upper-triangular M with M[i, j] = factor**(j - i): one block of a linear recurrence."""
-    k = np.arange(size)
-    matrix = np.triu(factor ** np.clip(k[None, :] - k[:, None], 0, None))
-    matrix.flags.writeable = False
-    return matrix
-
-
-def _linear_scan(u: np.ndarray, factor: float) -> np.ndarray:
-    """y[t] = factor·y[t-1] + u[t] with y[-1] = 0, without a Python loop over the points.
-
-    Blocks of `EMA_BLOCK` points are solved with one matrix product; the state carried from block
-    to block is the same recurrence one level up (factor**EMA_BLOCK), solved recursively.
-    """
-    n = len(u)
-    if n <= EMA_BLOCK:
-        return u @ _decay_matrix(factor, n)
-    blocks = -(-n // EMA_BLOCK)
-    padded = np.zeros(blocks * EMA_BLOCK)
-    padded[:n] = u
-    local = padded.reshape(blocks, EMA_BLOCK) @ _decay_matrix(factor, EMA_BLOCK)
-    carried = _linear_scan(local[:, -1].copy(), factor**EMA_BLOCK)
-    local[1:] += carried[:-1, None] * factor ** np.arange(1, EMA_BLOCK + 1)[None, :]
-    return local.ravel()[:n]
-
-
-def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
-    """Exponential moving average s[t] = a·s[t-1] + (1-a)·x[t], started at s[0] = x[0].
-
-    Starting at the first value (rather than at 0) needs no bias correction: the smoothed line
-    begins where the data begins. ``smoothing`` = a in [0, 1); 0 returns the values unchanged.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if smoothing <= 0 or len(values) < 2:
-        return values
-    u = (1.0 - smoothing) * values
-    u[0] = values[0]
-    return _linear_scan(u, float(smoothing))
 
 
 def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -484,9 +440,12 @@ class RunCurvesPlot(SeriesPlot):
         self.dashed: list[_SeriesCurve] = []
         self._colors: list[QColor] = []
         self._faint = False
+        self._labels: list[str] = []
+        self._legend_smoothing = 0.0  # the smoothing the legend's key names
         self._drawn: list[tuple | None] = []  # per run: (size, last x, smoothing) last drawn
         self._drawn_dashed: list[tuple | None] = []
-        self._ema: list[tuple | None] = []  # per run: (smoothing, _Grown of x, ema) of solid
+        # Per run: (DebiasedEma, _Grown of x, smoothed values) of its solid series.
+        self._ema: list[tuple | None] = []
         self._extents: dict[int, tuple | None] = {}  # id(item) → extent of its shown data
         self.bands: list[_Band | None] = []
         self.dashed_bands: list[_Band | None] = []
@@ -530,24 +489,37 @@ class RunCurvesPlot(SeriesPlot):
             dashed.setZValue(3)
             for item in (raw, smooth, dashed):
                 self.plotItem.addItem(item)
-            if self.legend is not None:
-                self.legend.addItem(smooth, label)
             self.curves.append(raw)
             self.smoothed.append(smooth)
             self.dashed.append(dashed)
         self.bands = [None] * len(self.curves)
         self.dashed_bands = [None] * len(self.curves)
         self.invalidate()
-        if self.legend is not None:
-            # A key for the line styles, after the runs; two columns once the list gets long.
-            grey = QColor(FOREGROUND)
-            self.legend.addItem(pg.PlotCurveItem(pen=pg.mkPen(grey, width=1)), "train")
-            self.legend.addItem(
-                pg.PlotCurveItem(pen=pg.mkPen(grey, width=1, style=Qt.PenStyle.DashLine)), "val"
-            )
-            self.legend.setColumnCount(2 if len(labels) > 4 else 1)
+        self._labels = list(labels)
+        self._fill_legend(0.0)
         self.follow = True
         self.plotItem.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+
+    def _fill_legend(self, smoothing: float) -> None:
+        """The runs, then a key for the line styles that says whether and how much the solid
+        lines are smoothed and what the faint line under them is (built afresh: it only changes
+        with the smoothing slider). Two columns once the list gets long."""
+        self._legend_smoothing = smoothing
+        if self.legend is None:
+            return
+        self.legend.clear()
+        for smooth, label in zip(self.smoothed, self._labels):
+            self.legend.addItem(smooth, label)
+        grey = QColor(FOREGROUND)
+        # Short texts: a wider legend covers more of the curves' right end.
+        keys = [(pg.mkPen(grey, width=1), f"smoothed {smoothing:.2f}" if smoothing > 0 else "train")]
+        if smoothing > 0:
+            keys.append((pg.mkPen(_faded(grey, RAW_ALPHA_SMOOTHED), width=1), "raw"))
+        keys.append((pg.mkPen(grey, width=1, style=Qt.PenStyle.DashLine), "val"))
+        for pen, text in keys:
+            self.legend.addItem(pg.PlotCurveItem(pen=pen), text)
+        self.legend.setColumnCount(2 if len(self._labels) > 4 else 1)
+        self._fit_legend()
 
     def _points(self, item: _SeriesCurve, x: np.ndarray,
                 y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -575,21 +547,21 @@ class RunCurvesPlot(SeriesPlot):
         self._extents[id(item)] = _extent(sx, sy)
 
     def _smoothed(self, i: int, x: np.ndarray, y: np.ndarray, smoothing: float) -> np.ndarray:
-        """EMA of run i's (filtered) series, extending the last one when only points were added."""
+        """`core.smoothing`'s debiased EMA of run i's whole series (non-finite points stay raw,
+        so the caller's filter drops them), extended by the new points only when the series only
+        grew since the last frame."""
         cache = self._ema[i]
         grown = _Grown()
         grown.remember(x)
-        if cache is not None and cache[0] == smoothing and cache[1].extends(x):
-            old = cache[2]
-            m = len(old)
-            if m == len(y):
+        if cache is not None and cache[0].weight == smoothing and cache[1].extends(x):
+            state, _, old = cache
+            if len(old) == len(y):
                 return old
-            u = (1.0 - smoothing) * np.asarray(y[m:], dtype=np.float64)
-            u[0] += smoothing * old[-1]
-            values = np.concatenate([old, _linear_scan(u, smoothing)])
+            values = np.concatenate([old, state.extend(y[len(old):])])
         else:
-            values = ema(y, smoothing)
-        self._ema[i] = (smoothing, grown, values)
+            state = DebiasedEma(smoothing)
+            values = state.extend(y)
+        self._ema[i] = (state, grown, values)
         return values
 
     def update_runs(
@@ -610,6 +582,8 @@ class RunCurvesPlot(SeriesPlot):
             for raw, color in zip(self.curves, self._colors):
                 raw.setPen(pg.mkPen(_faded(color, RAW_ALPHA_SMOOTHED) if faint else color, width=1))
             self._faint = faint
+        if solid is not None and smoothing != self._legend_smoothing:
+            self._fill_legend(smoothing)
         for i, (x, y) in enumerate(solid or []):
             # A finished or diverged run's series no longer grows: skip its redraw.
             key = (len(y), float(x[-1]) if len(x) else None, smoothing)
@@ -619,13 +593,16 @@ class RunCurvesPlot(SeriesPlot):
             std = solid_std[i] if solid_std is not None else None
             if std is not None:
                 self._band(self.bands, i).update(self, x, y, std, smoothing)
-            x, y = self._points(self.curves[i], x, y)
-            self.show_series(self.curves[i], x, y)
+            shown_x, shown_y = self._points(self.curves[i], x, y)
+            self.show_series(self.curves[i], shown_x, shown_y)
             if faint and len(y):
-                if self._ema[i] is None or self._ema[i][0] != smoothing:
+                if self._ema[i] is None or self._ema[i][0].weight != smoothing:
                     self.smoothed[i].forget()  # another EMA: its thinned copy is void
-                # The EMA of positive numbers stays positive: safe on a log axis too.
-                self.show_series(self.smoothed[i], x, self._smoothed(i, x, y, smoothing))
+                # Smoothed over every finite point, as TensorBoard does, so the log axis (which
+                # cannot draw a raw loss of 0) does not change the curve; then filtered for
+                # drawing like the raw line (NaN kept raw by the EMA drops out here).
+                smooth_y = self._smoothed(i, x, y, smoothing)
+                self.show_series(self.smoothed[i], *self._points(self.smoothed[i], x, smooth_y))
             elif self.smoothed[i].has_data():
                 self.show_series(self.smoothed[i], np.empty(0), np.empty(0))
         for i, (item, (x, y)) in enumerate(zip(self.dashed, dashed or [])):
@@ -750,13 +727,14 @@ class _Band:
         log_y = owner.log_y
         lower, upper = mean - std, mean + std
         keep = np.isfinite(x) & np.isfinite(lower) & np.isfinite(upper)
-        if log_y:
-            keep &= mean > 0
         if not keep.all():
             x, mean, lower, upper = x[keep], mean[keep], lower[keep], upper[keep]
-        if smoothing > 0 and len(x) > 1:
-            lower, upper = ema(lower, smoothing), ema(upper, smoothing)
-            mean = ema(mean, smoothing)
+        if smoothing > 0:  # like the line: over every finite point, on either axis
+            lower, upper = debiased_ema(lower, smoothing), debiased_ema(upper, smoothing)
+            mean = debiased_ema(mean, smoothing)
+        if log_y and not (mean > 0).all():
+            keep = mean > 0
+            x, mean, lower, upper = x[keep], mean[keep], lower[keep], upper[keep]
         if log_y:
             lower = np.where(lower > 0, lower, mean / 10.0)
         x, lower, upper = _envelope(x, lower, upper)
@@ -1154,15 +1132,17 @@ class NetworkView(QWidget):
         controls.addWidget(QLabel("Smoothing"))
         self.smoothing_slider = QSlider(Qt.Orientation.Horizontal, objectName="smoothingSlider")
         self.smoothing_slider.setRange(0, SMOOTHING_TICKS)
-        self.smoothing_slider.setValue(0)
+        # On by default: an unsmoothed mini-batch loss is a band of noise (core/smoothing.py).
+        self.smoothing_slider.setValue(round(DEFAULT_SMOOTHING / SMOOTHING_MAX * SMOOTHING_TICKS))
         self.smoothing_slider.setFixedWidth(140)
         self.smoothing_slider.setToolTip(
-            "Exponential moving average of the per-step training series (0 = off, 0.99 = "
-            "strongest); the raw data stays drawn as a faint line."
+            "Smoothing of the mini-batch training loss: TensorBoard's debiased exponential "
+            "moving average, last = w·last + (1−w)·x, shown = last / (1 − wⁿ) (0 = off, 0.99 = "
+            "strongest). The raw data stays drawn as a faint line behind it."
         )
         self.smoothing_slider.valueChanged.connect(self._on_smoothing)
         controls.addWidget(self.smoothing_slider)
-        self.smoothing_label = QLabel("0.00", objectName="smoothingLabel")
+        self.smoothing_label = QLabel(f"{self.smoothing:.2f}", objectName="smoothingLabel")
         self.smoothing_label.setMinimumWidth(32)
         controls.addWidget(self.smoothing_label)
 
@@ -1552,7 +1532,8 @@ class NetworkView(QWidget):
 
     @property
     def smoothing(self) -> float:
-        return self.smoothing_slider.value() / SMOOTHING_TICKS * SMOOTHING_MAX
+        # Rounded to the slider's 0.01 steps: position 60 is 0.6 itself, not 0.6000000000000001.
+        return round(self.smoothing_slider.value() / SMOOTHING_TICKS * SMOOTHING_MAX, 2)
 
     @property
     def x_column(self) -> str:

@@ -7,15 +7,17 @@ the curves, images and table are checked against what the engine really produced
 from __future__ import annotations
 
 import csv
+import math
 
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from app.plots.network_views import NetworkView, NumericItem, ema
+from app.plots.network_views import NetworkView, NumericItem, RunCurvesPlot
 from core.history import NetworkHistory
 from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
 from core.network import BOUNDARY_GRID, CURVE_POINTS, NetworkRace
+from core.smoothing import DEFAULT_SMOOTHING, debiased_ema
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
                   {"linear": 2}]}
@@ -121,7 +123,22 @@ def test_curves_grow_batch_by_batch(qtbot, moons_race):
         assert len(view.loss_plot.curves[0].getOriginalDataset()[1]) == min(start + 7, 41)
 
 
-def test_smoothing_draws_an_ema_over_the_raw_line_which_stays_visible(qtbot, moons_race):
+def _tensorboard_ema(values, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing written out as a loop (resmoothDataset in its line-chart.ts):
+    ``last`` starts at 0 and is divided by 1 - w**n, n counting the finite points; a non-finite
+    point keeps its raw value and leaves the average alone."""
+    last, n, out = 0.0, 0, []
+    for x in map(float, values):
+        if not math.isfinite(x):
+            out.append(x)
+            continue
+        last = weight * last + (1 - weight) * x
+        n += 1
+        out.append(last / (1 - weight**n))
+    return np.array(out)
+
+
+def test_smoothing_draws_tensorboards_ema_over_the_raw_line_which_stays_visible(qtbot, moons_race):
     race, records = moons_race
     view, history = _view(qtbot, race, records)
     raw_before = view.loss_plot.curves[0].getOriginalDataset()[1].copy()
@@ -135,28 +152,58 @@ def test_smoothing_draws_an_ema_over_the_raw_line_which_stays_visible(qtbot, moo
     assert raw.isVisible() and 0 < raw.opts["pen"].color().alpha() < 255  # … faintly
     assert smooth.isVisible() and smooth.opts["pen"].color().alpha() == 255
     assert not np.allclose(smooth_y, raw_y)
-    # s[0] = x[0], s[t] = a s[t-1] + (1-a) x[t]
-    a = view.smoothing
-    expected = [raw_y[0]]
-    for value in raw_y[1:]:
-        expected.append(a * expected[-1] + (1 - a) * value)
-    np.testing.assert_allclose(smooth_y, expected, rtol=1e-12)
+    # Debiased: the start is not dragged towards step 0's loss (an average started at the first
+    # value, as before, is off by up to 6 % here).
+    np.testing.assert_allclose(smooth_y, _tensorboard_ema(raw_y, view.smoothing), rtol=1e-12)
 
     view.smoothing_slider.setValue(0)
     assert raw.opts["pen"].color().alpha() == 255
     assert len(view.loss_plot.smoothed[0].getOriginalDataset()[0] or []) == 0
 
 
-@pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 1000, 9000])
-@pytest.mark.parametrize("a", [0.01, 0.5, 0.99])
-def test_ema_matches_the_recurrence(n, a):
-    x = np.random.default_rng(n).lognormal(size=n)
-    expected = np.empty(n)
-    expected[0] = x[0]
-    for t in range(1, n):
-        expected[t] = a * expected[t - 1] + (1 - a) * x[t]
-    np.testing.assert_allclose(ema(x, a), expected, rtol=1e-10)
-    np.testing.assert_array_equal(ema(x, 0.0), x)
+def test_a_fresh_view_smooths_the_mini_batch_loss_from_its_first_value(qtbot, moons_race):
+    race, records = moons_race
+    view, _ = _view(qtbot, race, records)
+    # Readable from the first frame (why 0.9 rather than TensorBoard's 0.6: core/smoothing.py).
+    assert view.smoothing == DEFAULT_SMOOTHING == 0.9
+    assert view.smoothing_label.text() == "0.90"
+    for i in range(2):
+        x, raw = view.loss_plot.curves[i].getOriginalDataset()
+        sx, smooth = view.loss_plot.smoothed[i].getOriginalDataset()
+        np.testing.assert_array_equal(sx, x)
+        assert smooth[0] == raw[0]  # the smoothed curve starts where the data starts
+        np.testing.assert_allclose(smooth, _tensorboard_ema(raw, 0.9), rtol=1e-12)
+
+    def keys():
+        return [label.text for _, label in view.loss_plot.legend.items][2:]  # after the runs
+
+    # The legend says that the solid lines are smoothed, by how much, and what the faint one is.
+    assert keys() == ["smoothed 0.90", "raw", "val"]
+    view.smoothing_slider.setValue(50)
+    assert keys() == ["smoothed 0.50", "raw", "val"]
+    view.smoothing_slider.setValue(0)
+    assert keys() == ["train", "val"]
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+def test_bad_losses_leave_gaps_in_the_raw_line_and_do_not_bend_the_smoothed_one(qtbot, log_y):
+    """NaN and inf keep their raw value and leave the average alone (TensorBoard); a loss of 0
+    counts in the average on both axes (a log axis only cannot draw the raw 0)."""
+    plot = RunCurvesPlot("Loss", "loss", log_y, "lossCurves", legend=False)
+    qtbot.addWidget(plot)
+    plot.set_runs(["a"], COLORS[:1])
+    x = np.arange(300.0)
+    y = np.exp(-x / 80) * (1 + 0.5 * np.random.default_rng(4).random(300))
+    y[[0, 40, 41, 90]] = [np.nan, np.inf, np.nan, 0.0]
+    plot.update_runs([(x, y)], smoothing=0.9)
+    expected = _tensorboard_ema(y, 0.9)
+    keep = np.isfinite(expected)
+    sx, smooth = plot.smoothed[0].getOriginalDataset()
+    np.testing.assert_array_equal(sx, x[keep])
+    np.testing.assert_allclose(smooth, expected[keep], rtol=1e-12)
+    assert smooth[0] == y[1]  # the first finite value
+    rx, _ = plot.curves[0].getOriginalDataset()
+    assert 90 not in rx if log_y else 90 in rx
 
 
 def test_x_axis_epoch_and_wall_time_use_those_columns(qtbot, moons_race):
@@ -299,7 +346,8 @@ def test_long_series_are_decimated_for_drawing_but_kept_whole(qtbot, moons_race)
     x2 = np.arange(n + 500, dtype=np.float64)
     y2 = np.concatenate([y, y[:500]])
     view.loss_plot.update_runs([(x2, y2), (x2, y2)], smoothing=0.5)
-    np.testing.assert_allclose(view.loss_plot.smoothed[0].getOriginalDataset()[1], ema(y2, 0.5),
+    np.testing.assert_allclose(view.loss_plot.smoothed[0].getOriginalDataset()[1],
+                               debiased_ema(y2, 0.5),
                                rtol=1e-10)
     (x0, x1), (y0, y1) = view.loss_plot.plotItem.vb.viewRange()
     assert x0 <= 0 and x1 >= n + 499 and y0 <= np.log10(y2.min()) and y1 >= np.log10(y2.max())
@@ -467,6 +515,7 @@ def test_several_seeds_draw_mean_plus_minus_std_bands(qtbot, seeded_race):
 
     race, records = seeded_race
     view, history = _view(qtbot, race, records)
+    view.smoothing_slider.setValue(0)  # the loss band as measured
     for i in range(2):
         evals = history.evals[i]
         # Accuracy (linear axis): train band under the solid line, val band under the dashed.
@@ -503,7 +552,7 @@ def test_the_solid_band_is_smoothed_like_its_line(qtbot, seeded_race):
     a = view.smoothing
     x, lower, upper = view.loss_plot.band_data(0)
     mean, std = history.steps[0].column("loss"), history.steps[0].column("loss_std")
-    np.testing.assert_allclose(upper, ema(mean + std, a))
+    np.testing.assert_allclose(upper, debiased_ema(mean + std, a))
     view.smoothing_slider.setValue(0)
     _, _, upper = view.loss_plot.band_data(0)
     np.testing.assert_allclose(upper, mean + std)
