@@ -10,9 +10,10 @@ Four tabs:
 
 * **Curves** — loss (log y optional), accuracy or R², learning rate, and per-layer gradient norm
   and update/weight ratio of one selected run. Solid lines are training, dashed lines validation,
-  one colour per run. The smoothing slider is an exponential moving average of the *per-step*
-  mini-batch series only: that is where batch noise lives. The raw series stays drawn as a faint
-  line of the same colour, so smoothing never hides a spike. Evaluation curves are full-data
+  one colour per run. The smoothing slider (on by default) is TensorBoard's debiased exponential
+  moving average (core/smoothing.py) of the *per-step* mini-batch series only: that is where batch
+  noise lives. The raw series stays drawn as a faint line of the same colour, so smoothing never
+  hides a spike, and the legend names the weight. Evaluation curves are full-data
   measurements and are drawn as measured. A race over several seeds draws each run's mean with a
   translucent band of ± one standard deviation over the seeds under it (`RunCurvesPlot` bands;
   smoothed like its line), and the comparison table shows "mean ± std".
