@@ -1,4 +1,5 @@
-"""The look: Qt's Fusion style with a dark or a light palette, and pyqtgraph settings that match.
+"""The look: Qt's Fusion style with a dark or a light palette, and pyqtgraph settings that match;
+and the class colours every view of a network lab draws its classes in (`CLASS_COLORS`).
 
 pyqtgraph options are global and only reach plots created afterwards, so `apply_theme` also
 restyles the plots that already exist (background, axes, titles): the switch is live. Antialiasing
@@ -8,7 +9,7 @@ stays off: antialiased pens wider than 1 px cost 5–30× in redraw time on thes
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QBrush, QColor, QPalette, QPen
 from PySide6.QtWidgets import QApplication
 
 THEMES = ("dark", "light")
@@ -17,6 +18,31 @@ THEME_KEY = "theme"  # QSettings key
 
 BACKGROUND = "#1b1d21"
 FOREGROUND = "#d6d6d6"
+
+# Class colours (Tableau 10; class 0 blue, class 1 orange), the one palette of every view that
+# draws a lab's classes: the data preview (app/panels/network_panel.py) and the decision
+# boundaries' points and background (app/plots/network_views.py), so a class is one colour in all.
+CLASS_COLORS = (
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
+    "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac",
+)
+
+
+def class_color(k: int) -> QColor:
+    """Class ``k``'s colour, cycling past ten classes."""
+    return QColor(CLASS_COLORS[int(k) % len(CLASS_COLORS)])
+
+
+def class_point_style(k: int, hollow: bool) -> tuple[QPen, QBrush]:
+    """(pen, brush) of a data point of class ``k``: filled (training) or a ring (validation).
+
+    Lighter than the class colour, so points stand out on the decision boundaries' background,
+    which is drawn in the same colours (darker)."""
+    color = class_color(k)
+    if hollow:
+        return pg.mkPen(color.lighter(130), width=1), pg.mkBrush(0, 0, 0, 0)
+    return pg.mkPen(20, 20, 20, 220, width=1), pg.mkBrush(color.lighter(115))
+
 
 # Per theme: the plots' background and foreground, then the palette roles.
 _PLOT_COLORS = {"dark": (BACKGROUND, FOREGROUND), "light": ("#ffffff", "#2b2b2b")}
