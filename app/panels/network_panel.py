@@ -72,7 +72,7 @@ from PySide6.QtWidgets import (
 from app.panels.hyperparam_form import HyperParamForm, ScientificSpinBox, format_float
 from app.panels.tables import header_table
 from app.plots.network_diagram import NetworkDiagram
-from app.theme import FOREGROUND
+from app.theme import CLASS_COLORS, FOREGROUND, class_color, class_point_style
 from core.datasets import (
     DATASETS,
     DEFAULT_FEATURES,
@@ -147,11 +147,6 @@ DEVICE_TIPS = {
     "cuda": "The GPU (falls back to the CPU, with a notice, when CUDA is not available)",
 }
 
-# Class colours of the preview: Playground's orange and blue first, then Tableau.
-CLASS_COLORS = (
-    "#f28e2b", "#4a90e2", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7",
-    "#9c755f", "#bab0ac",
-)
 # A preview of 100k points would cost more to draw than it shows; a regular subsample of this
 # many per split looks the same.
 MAX_PREVIEW_POINTS = 1500
@@ -736,6 +731,7 @@ class NetworkProblemPanel(QWidget):
         if points is None:
             return
         (train, val), (train_codes, val_codes, palette) = points, self._color_codes(dataset)
+        classes = dataset.task == "classification"
         plot_item.setAspectLocked(dataset.is_2d)
         # One scatter item per split and colour, each with one pen and brush: per-point styles
         # make pyqtgraph render a symbol per point (~0.4 s for 1,000 points).
@@ -744,8 +740,12 @@ class NetworkProblemPanel(QWidget):
             shown, shown_codes = split[pick], codes[pick]
             for code in np.unique(shown_codes):
                 color = palette[int(code)]
-                style = ({"pen": pg.mkPen(color, width=1.2), "brush": None, "size": 6} if hollow
-                         else {"pen": None, "brush": pg.mkBrush(color), "size": 5})
+                if classes:  # the classes' points exactly as the decision boundaries draw them
+                    pen, brush = class_point_style(int(code), hollow)
+                    style = {"pen": pen, "brush": brush, "size": 6 if hollow else 5}
+                else:
+                    style = ({"pen": pg.mkPen(color, width=1.2), "brush": None, "size": 6}
+                             if hollow else {"pen": None, "brush": pg.mkBrush(color), "size": 5})
                 item = pg.ScatterPlotItem(pos=shown[shown_codes == code], pxMode=True, **style)
                 plot_item.addItem(item)
                 self._preview_items.append(item)
@@ -755,7 +755,7 @@ class NetworkProblemPanel(QWidget):
         """(train, val) plane positions to plot, or None when the set has no picture."""
         if dataset.is_2d:
             colored_by = "class" if dataset.task == "classification" else \
-                "target (orange low, blue high)"
+                "target (blue low, orange high)"
             self.preview.setToolTip(
                 f"The training points (filled) and validation points (hollow), by {colored_by}"
             )
@@ -775,7 +775,7 @@ class NetworkProblemPanel(QWidget):
     @staticmethod
     def _color_codes(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """A colour index per train and val sample, and the colours: the class, or (2-D
-        regression) the target in `PREVIEW_LEVELS` steps from orange (low) to blue (high)."""
+        regression) the target in `PREVIEW_LEVELS` steps from blue (low) to orange (high)."""
         if dataset.task == "classification":
             return (dataset.y_train % len(CLASS_COLORS), dataset.y_val % len(CLASS_COLORS),
                     list(CLASS_COLORS))
@@ -791,7 +791,7 @@ class NetworkProblemPanel(QWidget):
             t = np.clip((values - low) / span, 0.0, 1.0)
             return np.round(t * (PREVIEW_LEVELS - 1)).astype(np.int64)
 
-        color_map = pg.ColorMap([0.0, 0.5, 1.0], [CLASS_COLORS[0], "#e6e6e6", CLASS_COLORS[1]])
+        color_map = pg.ColorMap([0.0, 0.5, 1.0], [class_color(0), "#e6e6e6", class_color(1)])
         levels = np.linspace(0.0, 1.0, PREVIEW_LEVELS)
         palette = [c.name() for c in color_map.map(levels, mode="qcolor")]
         return codes(train), codes(val), palette

@@ -75,7 +75,7 @@ from app.plots.curves import (
     bucket_extremes,
     settle_view_transform,
 )
-from app.theme import BACKGROUND, FOREGROUND
+from app.theme import BACKGROUND, FOREGROUND, class_color, class_point_style
 from core.datasets import Dataset
 from core.history import NetworkHistory
 from core.smoothing import DEFAULT_SMOOTHING, DebiasedEma, debiased_ema
@@ -91,11 +91,6 @@ SMOOTHING_TICKS = 99  # slider positions 0 … 99 → smoothing 0.00 … 0.99
 RAW_ALPHA_SMOOTHED = 60  # the raw line under a smoothed one: faint, but visible
 BAND_ALPHA = 50  # the mean ± std band of a race over several seeds
 BAND_POINTS = 1000  # a band is drawn through at most this many points (its envelope)
-# Categorical class colours (Tableau 10): class 0 blue and class 1 orange match the binary map.
-CLASS_COLORS = (
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
-    "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac",
-)
 MAX_CONFUSION_TEXT = 20  # above this many classes the counts would not fit in their cells
 LAYER_LOG_CAPACITY = 20_000  # per-layer snapshots kept; thinned by two when full
 X_HEADROOM = 1.6  # a re-ranged x axis spans the data × this (see `_fit_range`)
@@ -946,7 +941,7 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
 
 def _binary_colormap() -> pg.ColorMap:
     """Diverging blue (class 0) … background (undecided) … orange (class 1)."""
-    blue, orange = QColor(CLASS_COLORS[0]).darker(125), QColor(CLASS_COLORS[1]).darker(125)
+    blue, orange = class_color(0).darker(125), class_color(1).darker(125)
     middle = QColor(BACKGROUND).lighter(130)
     return pg.ColorMap([0.0, 0.5, 1.0], [blue, middle, orange])
 
@@ -960,7 +955,7 @@ def _lookup_table(name: str) -> np.ndarray:
 
 def _class_palette(count: int) -> np.ndarray:
     """(count, 3) uint8 RGB class colours, cycling past ten classes."""
-    rgb = [QColor(CLASS_COLORS[k % len(CLASS_COLORS)]).getRgb()[:3] for k in range(count)]
+    rgb = [class_color(k).getRgb()[:3] for k in range(count)]
     return np.asarray(rgb, dtype=np.uint8).reshape(count, 3)
 
 
@@ -1004,13 +999,9 @@ class _Panel:
 
 def _point_styles(labels: np.ndarray | None, count: int, hollow: bool):
     """Per-point (pens, brushes) as object arrays, indexed once from a per-class table."""
-    colors = [QColor(CLASS_COLORS[k % len(CLASS_COLORS)]) for k in range(max(count, 1))]
-    if hollow:
-        pens = np.array([pg.mkPen(c.lighter(130), width=1) for c in colors], dtype=object)
-        brushes = np.array([pg.mkBrush(0, 0, 0, 0) for _ in colors], dtype=object)
-    else:
-        pens = np.array([pg.mkPen(20, 20, 20, 220, width=1) for _ in colors], dtype=object)
-        brushes = np.array([pg.mkBrush(c.lighter(115)) for c in colors], dtype=object)
+    styles = [class_point_style(k, hollow) for k in range(max(count, 1))]
+    pens = np.array([pen for pen, _ in styles], dtype=object)
+    brushes = np.array([brush for _, brush in styles], dtype=object)
     if labels is None:
         return pens[0], brushes[0]
     return pens[labels], brushes[labels]
