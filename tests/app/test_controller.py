@@ -11,13 +11,17 @@ from app.controller import RaceController
 from app.worker import MAX_EMIT_HZ
 
 
-def counting(n, delay=0.0):
+def counting(n, delay=0.0, made=None):
+    """A generator factory of 0..n-1; ``made`` (a list) gets each number as it is made, on the
+    worker thread, before it is batched."""
     def make(stop):
         for i in range(n):
             if stop.is_set():
                 return
             if delay:
                 time.sleep(delay)
+            if made is not None:
+                made.append(i)
             yield i
 
     return make
@@ -49,9 +53,9 @@ def test_batches_are_throttled(qtbot):
 
 def test_pause_step_and_play(qtbot):
     ctrl = RaceController()
-    got = []
+    got, made = [], []
     ctrl.batch.connect(got.extend)
-    ctrl.start(counting(1_000_000), playing=False)
+    ctrl.start(counting(1_000_000, made=made), playing=False)
     qtbot.wait(150)
     assert got == []
     ctrl.step(3)
@@ -61,23 +65,30 @@ def test_pause_step_and_play(qtbot):
     ctrl.play()
     qtbot.waitUntil(lambda: len(got) > 100, timeout=5000)
     ctrl.pause()
+    at_pause = len(made)
+    # What was made before the pause still arrives (the last batch may come a little later);
+    # after it, at most the record in progress when pause() was called.
     qtbot.wait(150)
-    frozen = len(got)
-    qtbot.wait(150)
-    assert len(got) == frozen
+    qtbot.waitUntil(lambda: got == made, timeout=5000)
+    assert len(made) <= at_pause + 1
     ctrl.stop()
     assert not ctrl.is_running()
 
 
 def test_speed_paces_the_loop(qtbot):
     ctrl = RaceController()
-    got = []
+    got, made = [], []
     ctrl.batch.connect(got.extend)
     ctrl.set_speed(50)
-    ctrl.start(counting(1_000_000))
-    qtbot.wait(600)
-    ctrl.stop()
-    assert 10 <= len(got) <= 60
+    started = time.perf_counter()
+    ctrl.start(counting(1_000_000, made=made))
+    qtbot.waitUntil(lambda: len(got) >= 10, timeout=10_000)
+    ctrl.stop()  # returns once the worker thread has ended
+    elapsed = time.perf_counter() - started
+    # Record k is made no sooner than k/50 s after the start, however fast or slow the machine:
+    # an upper bound on the same clock, not a rate the machine must reach (+1 for a timed wait
+    # that wakes a hair early).
+    assert 10 <= len(got) <= len(made) <= 50 * elapsed + 2
 
 
 def test_a_worker_exception_reaches_the_user_and_the_thread_ends(qtbot):
