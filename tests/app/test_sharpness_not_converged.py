@@ -1,0 +1,109 @@
+"""The Surface view shows a curvature solve that did not converge as "not converged" — a gap
+in the sharpness curve named in the plot's title, words in the Hessian plane's info line —
+never as a number. Real races and real (budget-starved) eigensolves on a real QThread."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+import app.plots.surface_view as surface_view_module
+from app.plots.surface_view import PAGE_SHARPNESS, SurfaceView
+from core import landscape
+from core.history import NetworkHistory
+from core.network import NetworkRace
+from core.surface_task import WeightTap
+from tests.app.test_surface_view import COLORS, _lab, _network_view, _tracked_lab
+
+
+@pytest.fixture
+def flaky_tracking(monkeypatch):
+    """Run 0's second tracked measurement (step 5) gets 2 Hessian-vector products: it cannot
+    converge; every other measurement has the normal budget."""
+    import core.network
+
+    real = core.network.SharpnessTracker
+
+    class Flaky(real):
+        def measure(self, index, model, loss_fn):
+            self.calls = getattr(self, "calls", 0) + 1
+            budget = self.max_products
+            self.max_products = 2 if self.calls == 3 else budget  # calls: (0,0) (1,0) (0,5)
+            try:
+                return super().measure(index, model, loss_fn)
+            finally:
+                self.max_products = budget
+
+    monkeypatch.setattr(core.network, "SharpnessTracker", Flaky)
+
+
+def test_a_tracked_measurement_that_did_not_converge_is_a_named_gap(qtbot, flaky_tracking,
+                                                                   tmp_path):
+    race = NetworkRace(_tracked_lab())
+    records = list(race.records())
+    history = NetworkHistory(race.labels)
+    history.extend(records)
+    steps, values, _ = history.sharpness_series(0)
+    assert list(steps) == [0, 5, 10, 15, 20] and np.isnan(values[1])
+    assert np.isfinite(np.delete(values, 1)).all()
+
+    view = _network_view(qtbot, race, history)
+    surface = view.surface_view
+    view.tabs.setCurrentWidget(surface)
+    surface.pages.setCurrentIndex(PAGE_SHARPNESS)
+    view.update_from(history)
+    plot = surface.sharpness_plot
+    line = plot.items[0][0]
+    x, y = line.getOriginalDataset()
+    assert list(x) == [0, 10, 15, 20]  # no point, and no made-up value, at step 5
+    np.testing.assert_allclose(y, np.delete(values, 1))
+    # No segment bridges the gap: 0 is not joined to 10; 10, 15, 20 are joined.
+    assert list(line.opts["connect"]) == [False, True, True, False]
+    title = plot.plotItem.titleLabel.text
+    assert "not converged" in title and "SGD 0.05 at step 5" in title
+    assert "SGD 0.5" not in title  # the other run converged everywhere
+    assert list(plot.items[1][0].opts["connect"]) == [True, True, True, True, False]
+    qtbot.wait(50)  # the title row takes its height at the next layout pass
+    surface.sharpness_plot.grab().save(str(tmp_path / "sharpness.png"))
+
+
+@pytest.fixture
+def view(qtbot):
+    tap = WeightTap(every=5)
+    list(tap.records(NetworkRace(_lab(steps=10))))
+    widget = SurfaceView()
+    qtbot.addWidget(widget)
+    widget.resize(900, 640)
+    widget.set_runs(["SGD", "Adam"], COLORS)
+    widget.set_tap(tap)
+    yield widget
+    widget.shutdown()
+
+
+def test_a_hessian_plane_and_on_demand_sharpness_that_did_not_converge_say_so(
+        qtbot, view, monkeypatch, tmp_path):
+    starved = functools.partial(landscape.hessian_directions, max_products=2)
+    monkeypatch.setattr(landscape, "hessian_directions", starved)
+    view.controls.set_directions("hessian")
+    view.controls.grid_spin.setValue(9)
+    assert view.compute()
+    qtbot.waitUntil(lambda: view.final is not None and not view.controller.is_running(),
+                    timeout=15_000)
+    assert np.isnan(view.final.extra["eigenvalues"]).all()
+    text = view.info.text()
+    assert "λ₁, λ₂ not converged" in text and "λ₁ =" not in text and "nan" not in text
+
+    starved_sharpness = functools.partial(surface_view_module.sharpness_updates, max_products=2)
+    monkeypatch.setattr(surface_view_module, "sharpness_updates", starved_sharpness)
+    assert view.compute_sharpness()
+    qtbot.waitUntil(lambda: len(view.sharpness_plot.series) == 2
+                    and not view.controller.is_running(), timeout=15_000)
+    text = view.info.text()
+    assert "SGD not converged" in text and "Adam not converged" in text and "nan" not in text
+    assert "not converged (gaps)" in view.sharpness_plot.plotItem.titleLabel.text
+    view.export_npz(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as data:
+        assert np.isnan(data["sharpness"]).all()
+        assert data["sharpness_not_converged"].tolist() == [True, True]
