@@ -93,6 +93,12 @@ def _linear_scan(u: np.ndarray, factor: float) -> np.ndarray:
     return local.ravel()[:n]
 
 
+@functools.lru_cache(maxsize=64)
+def _horizon(weight: float) -> int:
+    """The n from which weight**n < 2**-60, so that 1 - weight**n is exactly 1.0."""
+    return math.ceil(60 * math.log(2) / -math.log(weight)) + 1
+
+
 @dataclass
 class DebiasedEma:
     """The running state of one series' debiased EMA (see the module docstring).
@@ -129,8 +135,13 @@ class DebiasedEma:
         u = (1.0 - w) * x
         u[0] += w * self.last
         last = _linear_scan(u, w)
-        n = np.arange(self.count + 1, self.count + m + 1, dtype=np.float64)
-        smoothed = last / (1.0 - np.power(w, n))
+        # Once wⁿ < 2⁻⁶⁰, 1 − wⁿ rounds to 1: only the points before that are divided (the power
+        # would otherwise cost more than the recurrence on a long series).
+        k = min(m, max(0, _horizon(w) - self.count))
+        smoothed = last.copy()
+        if k:
+            n = np.arange(self.count + 1, self.count + k + 1, dtype=np.float64)
+            smoothed[:k] = last[:k] / (1.0 - np.power(w, n))
         if self.constant:
             if math.isnan(self.first):
                 self.first = float(x[0])

@@ -78,7 +78,7 @@ from app.plots.curves import (
 from app.theme import BACKGROUND, FOREGROUND, class_color, class_point_style
 from core.datasets import Dataset
 from core.history import NetworkHistory
-from core.smoothing import DEFAULT_SMOOTHING, DebiasedEma, debiased_ema
+from core.smoothing import DEFAULT_SMOOTHING, DebiasedEma
 
 # x-axis choices: combo text → (column in the history series, axis label)
 X_AXES = {
@@ -673,6 +673,9 @@ class RunCurvesPlot(SeriesPlot):
         self._ema = [None] * len(self.curves)
         for item in self.curves + self.smoothed + self.dashed:
             item.forget()
+        for band in self.bands + self.dashed_bands:
+            if band is not None:
+                band.forget()
 
     def clear_data(self) -> None:
         empty = np.empty(0)
@@ -717,19 +720,41 @@ class _Band:
         for item in (self.lower, self.upper, self.fill):
             plot.addItem(item)
         self.fill.setZValue(-5)  # under every line
+        self.forget()
+
+    def forget(self) -> None:
+        # (weight, _Grown of x, DebiasedEma of the mean and of the std, their smoothed values)
+        self._ema: tuple | None = None
+
+    def _smoothed(self, x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                  smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+        """The smoothed mean and std (the band is linear in both), extended by the new points
+        only while the series only grows, like `RunCurvesPlot._smoothed`."""
+        cache = self._ema
+        grown = _Grown()
+        grown.remember(x)
+        if cache is not None and cache[0] == smoothing and cache[1].extends(x):
+            _, _, mean_ema, std_ema, smooth_mean, smooth_std = cache
+            m = len(smooth_mean)
+            if m < len(x):
+                smooth_mean = np.concatenate([smooth_mean, mean_ema.extend(mean[m:])])
+                smooth_std = np.concatenate([smooth_std, std_ema.extend(std[m:])])
+        else:
+            mean_ema, std_ema = DebiasedEma(smoothing), DebiasedEma(smoothing)
+            smooth_mean, smooth_std = mean_ema.extend(mean), std_ema.extend(std)
+        self._ema = (smoothing, grown, mean_ema, std_ema, smooth_mean, smooth_std)
+        return smooth_mean, smooth_std
 
     def update(self, owner: RunCurvesPlot, x: np.ndarray, mean: np.ndarray, std: np.ndarray,
                smoothing: float) -> None:
         log_y = owner.log_y
+        if smoothing > 0:  # like the line: over every finite point, on either axis
+            mean, std = self._smoothed(x, mean, std, smoothing)
         lower, upper = mean - std, mean + std
         keep = np.isfinite(x) & np.isfinite(lower) & np.isfinite(upper)
+        if log_y:
+            keep &= mean > 0
         if not keep.all():
-            x, mean, lower, upper = x[keep], mean[keep], lower[keep], upper[keep]
-        if smoothing > 0:  # like the line: over every finite point, on either axis
-            lower, upper = debiased_ema(lower, smoothing), debiased_ema(upper, smoothing)
-            mean = debiased_ema(mean, smoothing)
-        if log_y and not (mean > 0).all():
-            keep = mean > 0
             x, mean, lower, upper = x[keep], mean[keep], lower[keep], upper[keep]
         if log_y:
             lower = np.where(lower > 0, lower, mean / 10.0)

@@ -557,6 +557,19 @@ def test_the_solid_band_is_smoothed_like_its_line(qtbot, seeded_race):
     _, _, upper = view.loss_plot.band_data(0)
     np.testing.assert_allclose(upper, mean + std)
 
+    # Streamed a few records per frame (each frame smooths only the new points), at the default.
+    streamed, history = _view(qtbot, race)
+    for start in range(0, len(records), 4):
+        history.extend(records[start : start + 4])
+        streamed.update_from(history)
+        streamed.flush()
+    for i in range(2):
+        mean, std = history.steps[i].column("loss"), history.steps[i].column("loss_std")
+        x, lower, upper = streamed.loss_plot.band_data(i)
+        np.testing.assert_allclose(upper, debiased_ema(mean + std, DEFAULT_SMOOTHING), rtol=1e-12)
+        smooth_mean = streamed.loss_plot.smoothed[i].getOriginalDataset()[1]
+        np.testing.assert_allclose((lower + upper) / 2, smooth_mean, rtol=1e-12)  # about its line
+
 
 def test_the_comparison_table_shows_mean_plus_minus_std(qtbot, seeded_race):
     race, records = seeded_race
