@@ -20,8 +20,8 @@ test checks ``state_dict``). Function labs move a *copy* of the start point. Not
 torch's global generator, so a range test in one thread changes no other work's numbers.
 
 Smoothing: the raw mini-batch loss is noisy, so the rules read an exponential moving average
-with bias correction (as Adam's moments): ``a_t = β·a_{t-1} + (1-β)·loss_t``,
-``smoothed_t = a_t / (1 - β^(t+1))``. β = 0.98 is fastai's choice; the bias correction makes the
+with bias correction (as Adam's moments; the app's one EMA, `core.smoothing.DebiasedEma`):
+``a_t = β·a_{t-1} + (1-β)·loss_t``, ``smoothed_t = a_t / (1 - β^(t+1))``. β = 0.98 is fastai's choice; the bias correction makes the
 first points honest instead of starting from 0. The test stops once the smoothed loss exceeds
 ``divergence_factor`` × its best (fastai: 4×) or the loss turns NaN/Inf.
 
@@ -190,6 +190,8 @@ def _ramp(lab: Lab, spec: RunSpec, model: nn.Module | None, lr_min: float,
     """Train ``spec`` for up to ``steps`` steps at ``lr_min · factor(t)`` (a real LambdaLR over
     every optimizer of the run: Muon has two), measuring each step's loss before its update.
     Returns (lrs, losses, smoothed, stop reason, diverged)."""
+    from core.smoothing import DebiasedEma
+
     if lab.is_network:
         measure, update, optimizers, restore = _network_setup(lab, spec, model)
     else:
@@ -203,7 +205,7 @@ def _ramp(lab: Lab, spec: RunSpec, model: nn.Module | None, lr_min: float,
                 group["lr"] = lr_min
                 group["initial_lr"] = lr_min
             schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt, factor))
-        average, best = 0.0, math.inf
+        ema, best = DebiasedEma(smoothing), math.inf
         for i in range(steps):
             if stop is not None and stop.is_set():
                 stop_reason = "cancelled"
@@ -213,8 +215,7 @@ def _ramp(lab: Lab, spec: RunSpec, model: nn.Module | None, lr_min: float,
             if not math.isfinite(loss):
                 stop_reason, diverged = f"the loss became {loss} at lr {lr:.3g}", True
                 break
-            average = smoothing * average + (1 - smoothing) * loss
-            value = average / (1 - smoothing ** (i + 1))
+            value = ema.push(loss)
             lrs.append(lr)
             losses.append(loss)
             smoothed.append(value)
