@@ -18,7 +18,7 @@ from torch.func import functional_call, hessian
 from core import eigensolver, landscape
 from core.errors import LabError
 from core.history import NetworkHistory
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
+from core.lab import Lab, NetworkProblem, RunSpec, save_lab, validate_lab
 from core.network import NetworkRace
 from core.runner import run_to_dir
 
@@ -199,3 +199,65 @@ def test_summary_reports_a_converged_sharpness_as_a_number(tmp_path):
     run_to_dir(_tracked_lab(), tmp_path)
     runs = json.loads((tmp_path / "summary.json").read_text())["runs"]
     assert all(r["sharpness_converged"] and r["sharpness"] > 0 for r in runs)
+
+
+def _init_lab(path, sharpness_every: int = 0) -> Lab:
+    """A ReLU MLP at its {"normal": 1} initial weights (lr 1e-9: one step leaves them as they
+    are), where λ_min ≈ −0.95 λ_max: the old CLI printed 2.94 for a λ_max of 5.38."""
+    problem = NetworkProblem(
+        dataset={"name": "moons", "n": 128, "noise": 0.2, "val_fraction": 0.25},
+        model={"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
+                          {"linear": 2}], "init": {"normal": 1.0}},
+        batch_size=None, eval_every=1, device="cpu", sharpness_every=sharpness_every)
+    lab = validate_lab(Lab(name="init", seed=0, steps=1, problem=problem,
+                           runs=(RunSpec("SGD", "sgd", {"lr": 1e-9}),)))
+    save_lab(lab, path)
+    return lab
+
+
+def _exact_at_init(lab: Lab) -> np.ndarray:
+    race = NetworkRace(lab)
+    model, x, y, criterion = race.models[0], race.x_train, race.y_train, race.criterion
+    double = copy.deepcopy(model).double()
+    names = [name for name, _ in double.named_parameters()]
+    shapes = [p.shape for p in double.parameters()]
+    sizes = [p.numel() for p in double.parameters()]
+
+    def loss(flat):
+        params = {n: t.reshape(s) for n, t, s in zip(names, flat.split(sizes), shapes)}
+        return criterion(functional_call(double, params, (x.double(),)), y)
+
+    flat = torch.cat([p.detach().reshape(-1) for p in double.parameters()])
+    return np.linalg.eigvalsh(hessian(loss)(flat).numpy())
+
+
+def test_surface_command_and_summary_report_the_exact_sharpness_at_initial_weights(
+        tmp_path, capsys):
+    import argparse
+
+    from core.landscape_cli import register
+
+    lab = _init_lab(tmp_path / "init.lab.json")
+    exact = _exact_at_init(lab)
+    assert abs(exact[0]) >= 0.7 * exact[-1]  # the indefinite case
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["surface", str(tmp_path / "init.lab.json"), "--out",
+                              str(tmp_path / "out"), "--grid", "3", "--directions", "hessian",
+                              "--steps", "1"])
+    assert args.handler(args) == 0
+    printed = capsys.readouterr().out
+    with np.load(tmp_path / "out" / "surface.npz") as data:
+        sharp, failed, values = data["sharpness"], data["sharpness_not_converged"], \
+            data["eigenvalues"]
+    assert sharp[0] == pytest.approx(exact[-1], rel=RTOL) and not failed.any()
+    assert f"sharpness {sharp[0]:.6g}" in printed
+    assert values[0] >= values[1]
+    np.testing.assert_allclose(values, exact[::-1][:2], rtol=RTOL)
+
+    tracked = _init_lab(tmp_path / "tracked.lab.json", sharpness_every=1)
+    run_to_dir(tracked, tmp_path / "run")
+    runs = json.loads((tmp_path / "run" / "summary.json").read_text())["runs"]
+    assert runs[0]["sharpness_converged"]
+    assert runs[0]["sharpness"] == pytest.approx(exact[-1], rel=RTOL)
