@@ -194,8 +194,8 @@ class WholeNumberBox(QSpinBox):
     """A `QSpinBox` whose arrows and wheel stay inside the allowed range while any whole number
     can be typed (the owner's validation says what is wrong with it, see the module docstring)."""
 
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
+    def __init__(self, parent: QWidget | None = None, **qt_properties: Any):
+        super().__init__(parent, **qt_properties)
         self.setRange(-INT_LIMIT, INT_LIMIT)
         self._allowed = (-INT_LIMIT, INT_LIMIT)
 
@@ -467,6 +467,13 @@ def _value_widgets(editor: _Editor, index: int | None = None) -> list[QWidget]:
     return editor.focus_widgets()
 
 
+def show_refused(widget: QWidget, refused: bool) -> None:
+    """Mark an editor that holds a refused value (red text on a reddish field), or unmark it.
+    Every panel marks its fields this way, so a refused value looks the same everywhere."""
+    # Unmarked, it has no palette of its own: the application's colours (and theme) again.
+    widget.setPalette(_refused_palette(widget) if refused else QPalette())
+
+
 def _refused_palette(widget: QWidget) -> QPalette:
     """``widget``'s palette with red text on a field tinted towards that red."""
     palette = QPalette(widget.palette())
@@ -580,7 +587,7 @@ class HyperParamForm(QWidget):
             return
         index = int(rest.rstrip("]")) if rest.rstrip("]").isdigit() else None
         for widget in _value_widgets(editor, index):
-            widget.setPalette(_refused_palette(widget))
+            show_refused(widget, True)
             self._refused.append(widget)
 
     def refused_widgets(self) -> list[QWidget]:
@@ -589,7 +596,7 @@ class HyperParamForm(QWidget):
 
     def clear_refused(self) -> None:
         for widget in self._refused:
-            widget.setPalette(QPalette())  # nothing of its own: the application's colours again
+            show_refused(widget, False)
         self._refused.clear()
 
     # ---------------------------------------------------------------- building

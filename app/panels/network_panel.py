@@ -69,7 +69,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.panels.hyperparam_form import HyperParamForm, ScientificSpinBox, format_float
+from app.panels.hyperparam_form import (
+    HyperParamForm,
+    ScientificSpinBox,
+    WholeNumberBox,
+    format_float,
+    show_refused,
+)
 from app.panels.tables import header_table
 from app.plots.network_diagram import NetworkDiagram
 from app.theme import CLASS_COLORS, FOREGROUND, class_color, class_point_style
@@ -423,8 +429,10 @@ class NetworkProblemPanel(QWidget):
         self.device_combo.currentIndexChanged.connect(self._on_device)
         form.addRow("Loss", self._row(self.loss_combo, QLabel("Device"), self.device_combo))
 
-        self.batch_box = QSpinBox(objectName="batchSizeBox")
-        self.batch_box.setRange(1, 1_000_000)
+        # Whole-number boxes that take any typed number: one out of range is refused in red
+        # (with the field marked) by validation, not silently reverted (app/panels/hyperparam_form.py).
+        self.batch_box = WholeNumberBox(objectName="batchSizeBox")
+        self.batch_box.set_allowed(1, 1_000_000)
         self.batch_box.setKeyboardTracking(False)
         self.batch_box.setToolTip("Samples per optimizer step (a mini-batch)")
         self.batch_box.setAccessibleName("Batch size")
@@ -434,16 +442,16 @@ class NetworkProblemPanel(QWidget):
             "Use every training sample at every step (exact gradients, no mini-batch noise)"
         )
         self.full_batch_check.toggled.connect(self._on_full_batch)
-        self.eval_box = QSpinBox(objectName="evalEveryBox")
-        self.eval_box.setRange(1, MAX_STEPS)
+        self.eval_box = WholeNumberBox(objectName="evalEveryBox")
+        self.eval_box.set_allowed(1, MAX_STEPS)
         self.eval_box.setKeyboardTracking(False)
         self.eval_box.setToolTip(
             "Measure validation metrics and redraw boundaries every this many steps"
         )
         self.eval_box.setAccessibleName("Evaluate every")
         self.eval_box.valueChanged.connect(self._on_eval_every)
-        self.seeds_box = QSpinBox(objectName="seedsBox")
-        self.seeds_box.setRange(1, MAX_SEEDS)
+        self.seeds_box = WholeNumberBox(objectName="seedsBox")
+        self.seeds_box.set_allowed(1, MAX_SEEDS)
         self.seeds_box.setKeyboardTracking(False)
         self.seeds_box.setToolTip(
             "Train every run this many times from different initial weights and batch orders; "
@@ -1182,11 +1190,22 @@ class NetworkProblemPanel(QWidget):
         label.setText(f"{error.field}: {error.message}" if error.field else error.message)
         label.setToolTip(str(error))
         label.show()
+        # The field that holds the refused value stays marked until a valid one replaces it.
+        field = error.field
+        if field.startswith("problem.dataset."):
+            self.data_form.mark_refused(field.removeprefix("problem.dataset."))
+        boxes = {"problem.batch_size": self.batch_box, "problem.eval_every": self.eval_box,
+                 "problem.seeds": self.seeds_box}
+        if field in boxes:
+            show_refused(boxes[field], True)
 
     def _hide_errors(self) -> None:
         for label in (self.dataset_error, self.training_error, self.model_error):
             label.hide()
             label.clear()
+        self.data_form.clear_refused()
+        for box in (self.batch_box, self.eval_box, self.seeds_box):
+            show_refused(box, False)
 
     def _fit_to_data(self) -> str:
         """Make the draft's loss and network fit its data set; say what changed (or "")."""
