@@ -9,7 +9,10 @@ export QT_API := pyside6
 .PHONY: run test bench clean
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# Debian/Ubuntu ship venv's pip bootstrap apart (python3-venv): a venv that failed to be made
+	# is removed, the package comes from scripts/system-deps.sh (as root; else it names the line).
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) \
+		|| { rm -rf $(VENV); scripts/system-deps.sh install python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and exactly pinned: the CPU wheel of 2.13.0 is on disk.
 	$(PY) -m pip install --quiet "torch==2.13.0"
@@ -17,6 +20,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	# main.py first checks Qt can start (app/preflight.py): a display, and the system libraries
+	# of its xcb plugin, installed through scripts/system-deps.sh as root, else named.
 	$(PY) main.py
 
 test: $(STAMP)

@@ -47,6 +47,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gui(*args, **kwargs) -> int:
+    """The window, once app/preflight.py finds Qt can start here (a display, the system
+    libraries of its xcb plugin); else its one message and exit code, instead of Qt's abort."""
+    from app.preflight import check_gui
+
+    code = check_gui()
+    if code:
+        return code
+    from app.main_window import launch
+
+    return launch(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="descent-lab",
@@ -68,13 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if len(argv) != 2:
             print("error: --lesson: give one lesson name (see: main.py lessons)", file=sys.stderr)
             return EXIT_USER_ERROR
-        from app.main_window import launch
-
-        return launch(lesson=argv[1])
+        return _gui(lesson=argv[1])
     if not argv or argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
-        from app.main_window import launch
-
-        return launch(argv[0] if argv else None)
+        return _gui(argv[0] if argv else None)
     if argv[0] in ("-h", "--help") or argv[0] in SUBCOMMANDS:
         args = build_parser().parse_args(argv)
     else:
