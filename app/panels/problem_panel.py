@@ -3,7 +3,8 @@
 Like every panel it edits nothing in place: each change is emitted as a new `Lab` with a short
 description, and the document makes it an undoable step. A typed expression is parsed by the
 whitelist parser in core.functions; a mistake is shown in red with its column, and nothing is
-emitted until the text parses.
+emitted until the text parses. Steps or a seed out of range is refused the same way, in red with
+the allowed range and the box marked until a valid value replaces it (never silently reverted).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QWidget,
 )
 
+from app.panels.hyperparam_form import INT_LIMIT, WholeNumberBox, error_color, show_refused
 from core.errors import LabError
 from core.functions import FUNCTIONS, get_function
-from core.lab import MAX_STEPS, FunctionProblem, Lab
+from core.lab import MAX_STEPS, FunctionProblem, Lab, validate_lab
 
 CUSTOM = "__expression__"
 
@@ -84,13 +85,13 @@ class ProblemPanel(QWidget):
         start_row.addWidget(self.start_y)
         form.addRow("Start", start_row)
 
-        self.steps_box = QSpinBox(objectName="stepsBox")
-        self.steps_box.setRange(1, MAX_STEPS)
+        self.steps_box = WholeNumberBox(objectName="stepsBox")
+        self.steps_box.set_allowed(1, MAX_STEPS)
         self.steps_box.setSingleStep(100)
         self.steps_box.setToolTip("How many optimizer steps each run takes")
         self.steps_box.editingFinished.connect(self._on_steps)
-        self.seed_box = QSpinBox(objectName="seedBox")
-        self.seed_box.setRange(0, 2**31 - 1)
+        self.seed_box = WholeNumberBox(objectName="seedBox")
+        self.seed_box.set_allowed(0, INT_LIMIT)
         self.seed_box.setToolTip("Seed of the random generator: same seed, same numbers")
         self.seed_box.editingFinished.connect(self._on_seed)
         steps_row = QHBoxLayout()
@@ -99,6 +100,11 @@ class ProblemPanel(QWidget):
         steps_row.addWidget(QLabel("Seed"))
         steps_row.addWidget(self.seed_box)
         form.addRow("Steps", steps_row)
+        self.settings_error = QLabel(objectName="settingsError")
+        self.settings_error.setWordWrap(True)
+        self.settings_error.setStyleSheet(f"color: {error_color(self.palette())};")
+        self.settings_error.hide()
+        form.addRow(self.settings_error)
 
     def _coordinate_box(self, name: str, tip: str) -> QDoubleSpinBox:
         box = QDoubleSpinBox(objectName=name)
@@ -130,6 +136,7 @@ class ProblemPanel(QWidget):
         self.start_y.setValue(start[1])
         self.steps_box.setValue(lab.steps)
         self.seed_box.setValue(lab.seed)
+        self._settings_refused(None)
         for w in widgets:
             w.blockSignals(False)
 
@@ -189,8 +196,29 @@ class ProblemPanel(QWidget):
 
     def _on_steps(self) -> None:
         if self._lab is not None:
-            self._emit(replace(self._lab, steps=self.steps_box.value()), "Change steps")
+            self._emit_checked(replace(self._lab, steps=self.steps_box.value()), "Change steps")
 
     def _on_seed(self) -> None:
         if self._lab is not None:
-            self._emit(replace(self._lab, seed=self.seed_box.value()), "Change seed")
+            self._emit_checked(replace(self._lab, seed=self.seed_box.value()), "Change seed")
+
+    def _emit_checked(self, lab: Lab, description: str) -> None:
+        """Emit ``lab`` when it validates; otherwise say why (as a lab file would be told)."""
+        try:
+            validate_lab(lab)
+        except LabError as exc:
+            self._settings_refused(exc)
+            return
+        self._settings_refused(None)
+        self._emit(lab, description)
+
+    def _settings_refused(self, error: LabError | None) -> None:
+        """Show (or, with None, clear) a refused steps or seed: the message and the marked box."""
+        boxes = {"steps": self.steps_box, "seed": self.seed_box}
+        for field, box in boxes.items():
+            show_refused(box, error is not None and error.field == field)
+        if error is None:
+            self.settings_error.hide()
+        else:
+            self.settings_error.setText(f"{error.field}: {error.message}")
+            self.settings_error.show()

@@ -256,6 +256,27 @@ def test_a_refused_network_setting_is_said_in_red_and_marked_until_fixed(
     assert box.palette().color(QPalette.ColorRole.Text) == normal_text
 
 
+def test_steps_out_of_range_are_said_in_red_and_marked_until_fixed(qtbot, window):
+    window.show()
+    qtbot.waitExposed(window)
+    document = window.document
+    lab, undo_count = document.lab, document.undo_stack.count()
+    box = window.findChild(QSpinBox, "stepsBox")
+    error = window.findChild(QLabel, "settingsError")
+    normal_text = box.palette().color(QPalette.ColorRole.Text)
+
+    type_into(qtbot, box, "0")
+    assert error is not None and error.isVisible()
+    assert "steps" in error.text() and "[1, 1000000]" in error.text()
+    assert _reddish(box.palette().color(QPalette.ColorRole.Text))
+    assert document.lab == lab and document.undo_stack.count() == undo_count
+
+    type_into(qtbot, box, "200")
+    assert document.lab.steps == 200
+    assert not error.isVisible()
+    assert box.palette().color(QPalette.ColorRole.Text) == normal_text
+
+
 # --------------------------------------------------------------------------- crash recovery
 
 
