@@ -563,7 +563,7 @@ class NetworkProblemPanel(QWidget):
         self.init_combo.currentIndexChanged.connect(self._on_init)
         self.sigma_box = ScientificSpinBox(log=True, log_floor=0.01)
         self.sigma_box.setObjectName("initSigmaBox")
-        self.sigma_box.setRange(1e-6, MAX_NORMAL_SIGMA)
+        self.sigma_box.set_allowed(1e-6, MAX_NORMAL_SIGMA)  # typed beyond: refused in red
         self.sigma_box.setToolTip("σ: the standard deviation of the normal init, in (0, 10]")
         self.sigma_box.setAccessibleName("Init sigma")
         self.sigma_box.valueChanged.connect(self._on_sigma)
@@ -1074,7 +1074,7 @@ class NetworkProblemPanel(QWidget):
         )
         if is_normal:
             self.sigma_box.setValue(_as_float(init.get("normal"), DEFAULT_SIGMA))
-        elif self.sigma_box.value() <= self.sigma_box.minimum():
+        elif self.sigma_box.value() <= self.sigma_box.allowed()[0]:
             self.sigma_box.setValue(DEFAULT_SIGMA)
         for widget in (self.init_combo, self.sigma_box):
             widget.blockSignals(False)
@@ -1195,7 +1195,7 @@ class NetworkProblemPanel(QWidget):
         if field.startswith("problem.dataset."):
             self.data_form.mark_refused(field.removeprefix("problem.dataset."))
         boxes = {"problem.batch_size": self.batch_box, "problem.eval_every": self.eval_box,
-                 "problem.seeds": self.seeds_box}
+                 "problem.seeds": self.seeds_box, "problem.model.init.normal": self.sigma_box}
         if field in boxes:
             show_refused(boxes[field], True)
 
@@ -1204,7 +1204,7 @@ class NetworkProblemPanel(QWidget):
             label.hide()
             label.clear()
         self.data_form.clear_refused()
-        for box in (self.batch_box, self.eval_box, self.seeds_box):
+        for box in (self.batch_box, self.eval_box, self.seeds_box, self.sigma_box):
             show_refused(box, False)
 
     def _fit_to_data(self) -> str:

@@ -231,7 +231,8 @@ def test_an_out_of_range_whole_number_is_refused_in_red_too(qtbot, window):
 @pytest.mark.parametrize(
     ("kind", "name", "typed", "error_name", "words"),
     [(QSpinBox, "batchSizeBox", "0", "trainingError", ("batch_size", "[1, 1000000]")),
-     (QDoubleSpinBox, "dataParam_noise", "-0.5", "datasetError", ("noise", "[0, 5]"))],
+     (QDoubleSpinBox, "dataParam_noise", "-0.5", "datasetError", ("noise", "[0, 5]")),
+     (QDoubleSpinBox, "initSigmaBox", "-1", "modelError", ("init.normal", "(0, 10]"))],
 )
 def test_a_refused_network_setting_is_said_in_red_and_marked_until_fixed(
     qtbot, window, kind, name, typed, error_name, words
@@ -239,6 +240,9 @@ def test_a_refused_network_setting_is_said_in_red_and_marked_until_fixed(
     window.new_network_lab()
     window.show()
     qtbot.waitExposed(window)
+    if name == "initSigmaBox":  # σ is there for the normal initialisation
+        init = window.findChild(QComboBox, "initCombo")
+        init.setCurrentIndex(init.findData("normal"))
     document = window.document
     lab, undo_count = document.lab, document.undo_stack.count()
     box = window.findChild(kind, name)
@@ -250,7 +254,7 @@ def test_a_refused_network_setting_is_said_in_red_and_marked_until_fixed(
     assert _reddish(box.palette().color(QPalette.ColorRole.Text)), "the field must be marked"
     assert document.lab == lab and document.undo_stack.count() == undo_count
 
-    type_into(qtbot, box, "32" if kind is QSpinBox else "0.1")
+    type_into(qtbot, box, "32" if kind is QSpinBox else "0.05")
     assert document.undo_stack.count() == undo_count + 1
     assert not error.isVisible()
     assert box.palette().color(QPalette.ColorRole.Text) == normal_text
