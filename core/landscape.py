@@ -352,9 +352,10 @@ def _hvp_operator(model: nn.Module, loss_fn: ModelLoss) -> Callable[[Tensor], Te
 
 
 # Hessian-vector products a curvature solve may use before it is reported as not converged
-# (core.eigensolver: Lanczos, tolerance EIGEN_TOL). Measured on the MLPs of the benches and tests
-# (docs/surfaces.md): a cold top-1 solve converges in 20-80 products, top-2 in 30-120, a warm one
-# in 6-20; the caps leave room for slow cases and bound the cost of hopeless ones.
+# (core.eigensolver: Lanczos, tolerance EIGEN_TOL). Measured on the MLPs of the benches and of
+# tests/core/test_sharpness.py, indefinite points included: cold top-1 and top-2 solves converge
+# at ARPACK's first check (21 products), warm ones in 4-10 (docs/surfaces.md). The caps leave
+# room for harder spectra (larger models, clustered eigenvalues) and bound hopeless solves.
 SHARPNESS_MAX_PRODUCTS = 300
 HESSIAN_MAX_PRODUCTS = 500
 
