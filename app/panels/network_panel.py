@@ -961,12 +961,13 @@ class NetworkProblemPanel(QWidget):
         on_change = lambda *_args, row=row: self._on_layer_value(row)  # noqa: E731
         name = f"layerValue_{row}"
         if kind in ("linear", "maxpool"):
-            editor = QSpinBox(objectName=name)
+            # A typed 0 is not reverted silently: the row says in red what is allowed.
+            editor = WholeNumberBox(objectName=name)
             if kind == "linear":
-                editor.setRange(1, MAX_WIDTH)
+                editor.set_allowed(1, MAX_WIDTH)
                 editor.setToolTip("Width: the number of outputs (neurons) of this layer")
             else:
-                editor.setRange(1, MAX_KERNEL)
+                editor.set_allowed(1, MAX_KERNEL)
                 editor.setPrefix("size ")
                 editor.setToolTip("Pool size: each size×size patch becomes its largest value")
             editor.setKeyboardTracking(False)
@@ -993,11 +994,11 @@ class NetworkProblemPanel(QWidget):
             row_layout = QHBoxLayout(editor)
             row_layout.setContentsMargins(0, 0, 0, 0)
             row_layout.setSpacing(2)
-            channels = QSpinBox(objectName=f"layerChannels_{row}")
-            channels.setRange(1, MAX_WIDTH)
+            channels = WholeNumberBox(objectName=f"layerChannels_{row}")
+            channels.set_allowed(1, MAX_WIDTH)
             channels.setToolTip("Output channels: how many kernels (feature maps) this layer has")
-            kernel = QSpinBox(objectName=f"layerKernel_{row}")
-            kernel.setRange(1, MAX_KERNEL)
+            kernel = WholeNumberBox(objectName=f"layerKernel_{row}")
+            kernel.set_allowed(1, MAX_KERNEL)
             kernel.setPrefix("k")
             kernel.setToolTip("Kernel size: each kernel covers k×k pixels")
             for box in (channels, kernel):

@@ -260,6 +260,30 @@ def test_a_refused_network_setting_is_said_in_red_and_marked_until_fixed(
     assert box.palette().color(QPalette.ColorRole.Text) == normal_text
 
 
+def test_a_zero_layer_width_is_said_in_red_on_its_row_until_fixed(qtbot, window):
+    from app.panels.network_panel import COL_DESCRIBE
+
+    window.new_network_lab()
+    window.show()
+    qtbot.waitExposed(window)
+    document = window.document
+    lab, undo_count = document.lab, document.undo_stack.count()
+    row = next(i for i, layer in enumerate(lab.problem.model["layers"]) if "linear" in layer)
+    box = window.findChild(QSpinBox, f"layerValue_{row}")
+    error = window.findChild(QLabel, "modelError")
+    describe = window.network_panel.layer_table.item(row, COL_DESCRIBE)
+
+    type_into(qtbot, box, "0")
+    assert error.isVisible() and f"layers[{row}]" in error.text(), error.text()
+    assert describe.text().startswith("⚠") and "got 0" in describe.text()
+    assert box.value() == 0, "what was typed stays on screen, to be fixed"
+    assert document.lab == lab and document.undo_stack.count() == undo_count
+
+    type_into(qtbot, window.findChild(QSpinBox, f"layerValue_{row}"), "8")
+    assert document.lab.problem.model["layers"][row] == {"linear": 8}
+    assert not error.isVisible()
+
+
 def test_steps_out_of_range_are_said_in_red_and_marked_until_fixed(qtbot, window):
     window.show()
     qtbot.waitExposed(window)
