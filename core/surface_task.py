@@ -318,6 +318,8 @@ def _plane(source: RaceWeights, request: SurfaceRequest):
         # view says so (app.plots.surface_view).
         d1, d2, values = landscape.hessian_directions(model, loss_fn, generator=generator)
         extra["eigenvalues"] = values
+        if not np.all(np.isfinite(values)):
+            return center, d1, d2, extra, None, ("≈ v₁ (not converged)", "≈ v₂")
         return center, d1, d2, extra, None, ("v₁ (top Hessian eigenvector)", "v₂")
     if kind == "init_final":
         start = source.initial(run)

@@ -92,6 +92,8 @@ def test_a_hessian_plane_and_on_demand_sharpness_that_did_not_converge_say_so(
     qtbot.waitUntil(lambda: view.final is not None and not view.controller.is_running(),
                     timeout=15_000)
     assert np.isnan(view.final.extra["eigenvalues"]).all()
+    assert view.final.axis_names == ("≈ v₁ (not converged)", "≈ v₂")
+    view.grab().save(str(tmp_path / "hessian.png"))
     text = view.info.text()
     assert "λ₁, λ₂ not converged" in text and "λ₁ =" not in text and "nan" not in text
 
