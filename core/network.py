@@ -1119,15 +1119,20 @@ class NetworkRace:
         )
 
     def _combine_sharpness(self, seed_records: list[tuple[int, NetworkRecord]]):
-        """Per run: the mean sharpness over the seeds that measured it (None when none did)."""
-        values = [rec.sharpness for _, rec in seed_records if rec.sharpness is not None]
-        if not values:
+        """Per run: the mean sharpness over the seeds that measured it (None when none did).
+
+        A seed whose run was alive but whose solve did not converge (NaN) makes the run's mean
+        NaN too ("not converged"): a mean over the other seeds would pass for a measured value."""
+        measured = [rec for _, rec in seed_records if rec.sharpness is not None]
+        if not measured:
             return None
-        stacked = np.stack(values)
-        measured = np.isfinite(stacked)
-        total = np.where(measured, stacked, 0.0).sum(axis=0)
-        count = measured.sum(axis=0)
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        stacked = np.stack([rec.sharpness for rec in measured])
+        alive = np.stack([rec.alive for rec in measured])
+        finite = np.isfinite(stacked)
+        failed = (alive & ~finite).any(axis=0)
+        total = np.where(finite, stacked, 0.0).sum(axis=0)
+        count = finite.sum(axis=0)
+        return np.where((count > 0) & ~failed, total / np.maximum(count, 1), np.nan)
 
     def _run_event(self, i: int, step: int) -> Divergence | EarlyStop | None:
         """Run i's last seed ended at ``step``: one event naming every seed's fate.

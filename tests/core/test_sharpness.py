@@ -261,3 +261,30 @@ def test_surface_command_and_summary_report_the_exact_sharpness_at_initial_weigh
     runs = json.loads((tmp_path / "run" / "summary.json").read_text())["runs"]
     assert runs[0]["sharpness_converged"]
     assert runs[0]["sharpness"] == pytest.approx(exact[-1], rel=RTOL)
+
+
+def test_a_seed_that_did_not_converge_makes_the_mean_over_seeds_not_converged(monkeypatch):
+    """With two seeds, seed 0 measured and seed 1 starved: the run's sharpness is NaN (not
+    converged), not seed 0's value passed off as the mean over the seeds."""
+    import dataclasses
+
+    import core.network
+
+    real = core.network.SharpnessTracker
+    made = []
+
+    def tracker(count):
+        made.append(count)
+        return real(count) if len(made) == 1 else real(count, max_products=2)
+
+    lab = _tracked_lab()
+    two = dataclasses.replace(lab, problem=dataclasses.replace(lab.problem, seeds=2))
+    monkeypatch.setattr(core.network, "SharpnessTracker", tracker)
+    measured = [r for r in NetworkRace(validate_lab(two)).records() if r.sharpness is not None]
+    assert len(made) == 2 and [r.step for r in measured] == [0, 3, 6]
+    assert all(np.isnan(r.sharpness).all() for r in measured)
+
+    made.clear()
+    monkeypatch.setattr(core.network, "SharpnessTracker", real)
+    converged = [r for r in NetworkRace(validate_lab(two)).records() if r.sharpness is not None]
+    assert all(np.isfinite(r.sharpness).all() for r in converged)
