@@ -1976,9 +1976,16 @@ class NetworkView(QWidget):
                 values["target_step"] = float(evals.column("step")[reached[0]])
         steps = history.steps[i]
         wall = steps.last("wall") if len(steps) else nan
-        sharpness = history.last_sharpness(i)  # tracked; else an on-demand measurement
-        if not math.isfinite(sharpness):
+        # Tracked sharpness, else an on-demand measurement; one that was measured but did not
+        # converge says so rather than showing a blank (or an older number).
+        tracked = history.sharpness is not None and len(history.sharpness[i]) > 0
+        sharpness = history.last_sharpness(i)
+        measured = tracked
+        if not tracked:
             sharpness = self.surface_view.sharpness_value(i)
+            measured = self.surface_view.has_sharpness(i)
+        sharpness_text = ("not converged" if measured and math.isnan(sharpness)
+                          else _fmt(sharpness, ".4g"))
         metric_spec = ".1%" if metric == "accuracy" else ".3f"
 
         def cell(name: str, spec: str, std_spec: str) -> tuple[str, float]:
@@ -1990,7 +1997,7 @@ class NetworkView(QWidget):
             cell("final_m", metric_spec, metric_spec),
             cell("best_m", metric_spec, metric_spec),
             (_fmt(values["target_step"], ".0f"), values["target_step"]),
-            (_fmt(sharpness, ".4g"), sharpness),
+            (sharpness_text, sharpness),
             (_fmt(wall, ".1f"), wall),
         ]
 

@@ -633,8 +633,13 @@ class SurfaceView(QWidget):
             self._show_sharpness_source()
 
     def sharpness_value(self, run: int) -> float:
-        """Run ``run``'s last on-demand sharpness measurement (NaN when none)."""
+        """Run ``run``'s last on-demand sharpness measurement (NaN when none, or when it did
+        not converge: `has_sharpness` tells the two apart)."""
         return self._sharpness_last.get(run, math.nan)
+
+    def has_sharpness(self, run: int) -> bool:
+        """Whether run ``run`` has an on-demand sharpness measurement (converged or not)."""
+        return run in self._sharpness_last
 
     # -- wiring --------------------------------------------------------------------------------
 

@@ -109,3 +109,36 @@ def test_a_hessian_plane_and_on_demand_sharpness_that_did_not_converge_say_so(
     with np.load(tmp_path / "s.npz") as data:
         assert np.isnan(data["sharpness"]).all()
         assert data["sharpness_not_converged"].tolist() == [True, True]
+
+
+def test_the_comparison_table_says_not_converged_for_a_run_whose_newest_solve_failed(
+        qtbot, monkeypatch):
+    """Run 0's newest tracked measurement (step 20) is starved of products: its table cell
+    reads "not converged" — not a blank, and not its older converged value."""
+    import core.network
+
+    real = core.network.SharpnessTracker
+
+    class StarvedLast(real):
+        def measure(self, index, model, loss_fn):
+            self.calls = getattr(self, "calls", 0) + 1
+            budget = self.max_products
+            self.max_products = 2 if self.calls == 9 else budget  # run 0 at step 20
+            try:
+                return super().measure(index, model, loss_fn)
+            finally:
+                self.max_products = budget
+
+    monkeypatch.setattr(core.network, "SharpnessTracker", StarvedLast)
+    race = NetworkRace(_tracked_lab())
+    history = NetworkHistory(race.labels)
+    history.extend(list(race.records()))
+    assert np.isnan(history.last_sharpness(0)) and np.isfinite(history.last_sharpness(1))
+    view = _network_view(qtbot, race, history)
+    view.update_from(history)
+    view.flush()  # update_from draws one part per call; flush draws the rest
+    header = [view.table.horizontalHeaderItem(c).text() for c in range(view.table.columnCount())]
+    column = next(c for c, text in enumerate(header) if "sharp" in text.lower())
+    cells = {row[1]: row[column] for row in view.table_rows()}
+    assert cells["SGD 0.05"] == "not converged"
+    assert float(cells["SGD 0.5"]) == pytest.approx(history.last_sharpness(1), rel=1e-3)
