@@ -360,3 +360,33 @@ def test_a_clean_autosave_that_differs_from_its_file_is_offered(qtbot, tmp_path,
     window, asked = _next_start(qtbot, settings, store)
     assert window.offer_recovery()
     assert asked == [(saved, False)] and window.document.lab.seed == 9
+
+
+def test_the_wheel_still_works_on_editors_outside_a_scrolling_panel(qtbot):
+    """Outside a panel there is nothing to scroll: a toolbar's spin box takes the wheel."""
+    from PySide6.QtWidgets import QToolBar, QVBoxLayout
+
+    from app.wheel_guard import install_wheel_guard
+
+    install_wheel_guard(QApplication.instance())
+    window = QWidget()
+    qtbot.addWidget(window)
+    layout = QVBoxLayout(window)
+    bar = QToolBar()
+    free = QSpinBox()
+    free.setRange(0, 100)
+    free.setValue(50)
+    bar.addWidget(free)
+    area = QScrollArea()
+    inner = QSpinBox()
+    inner.setRange(0, 100)
+    inner.setValue(50)
+    area.setWidget(inner)
+    layout.addWidget(bar)
+    layout.addWidget(area)
+    window.show()
+    qtbot.waitExposed(window)
+    _wheel(free, notches=1)
+    assert free.value() == 51
+    _wheel(inner, notches=1)
+    assert inner.value() == 50
