@@ -445,7 +445,7 @@ def lab_to_dict(lab: Lab) -> dict:
             "loss": p.loss, "batch_size": p.batch_size, "eval_every": p.eval_every,
             "device": p.device,
         }
-        if p.seeds > 1:  # written only when used: older files round-trip unchanged
+        if p.seeds != 1:  # 1 is not written (older files round-trip); a bad value is checked
             problem["seeds"] = p.seeds
         if p.sharpness_every != 0:  # off is not written; a bad value still gets checked
             problem["sharpness_every"] = p.sharpness_every

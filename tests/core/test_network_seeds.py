@@ -82,6 +82,16 @@ def test_bad_seeds_are_refused_naming_the_field_and_the_range(bad):
     assert "[1, 10]" in info.value.message
 
 
+@pytest.mark.parametrize("bad", [0, -1])
+def test_a_lab_built_in_code_with_bad_seeds_is_refused_not_turned_into_one(bad):
+    """The GUI's edits go through validate_lab: seeds = 0 must be refused there too, not
+    dropped on the way through the file form and read back as the default."""
+    lab = _lab()
+    with pytest.raises(LabError) as info:
+        validate_lab(replace(lab, problem=replace(lab.problem, seeds=bad)))
+    assert info.value.field == "problem.seeds"
+
+
 def test_whole_float_seeds_are_accepted():
     data = lab_to_dict(_lab())
     data["problem"]["seeds"] = 3.0
