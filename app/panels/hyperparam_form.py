@@ -134,15 +134,20 @@ class ScientificSpinBox(QDoubleSpinBox):
     def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
         return format_float(value)
 
+    def _number_text(self, text: str) -> str:
+        """``text`` without the box's prefix and suffix (``p 0.1`` → ``0.1``): Qt hands the
+        overrides below the whole text, and strips them only in its own implementations."""
+        return text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+
     def valueFromText(self, text: str) -> float:  # noqa: N802 (Qt override)
         try:
-            value = float(text.strip())
+            value = float(self._number_text(text))
         except ValueError:
             return self.value()
         return value if math.isfinite(value) else self.value()
 
     def validate(self, text: str, pos: int):  # Qt override
-        stripped = text.strip()
+        stripped = self._number_text(text)
         try:
             value = float(stripped)
         except ValueError:

@@ -46,13 +46,13 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QPalette, QValidator
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractSpinBox,
     QApplication,
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -218,6 +218,44 @@ def _conv_values(value: Any) -> tuple[int, int]:
     return _as_int(value, NEW_CONV_CHANNELS), 3
 
 
+def _typed_whole(value: float) -> int | float:
+    """A whole number typed into a `ScientificSpinBox` as an int; 1.5 stays 1.5, for validation
+    to refuse (never silently truncated to 1)."""
+    return int(value) if float(value).is_integer() else value
+
+
+class _StepsOrOffBox(WholeNumberBox):
+    """``every N steps``, or ``off`` for 0, where any whole number can be typed (a negative one
+    is refused by validation in red). Qt's own special value text would show only at the box's
+    minimum, which is far below 0 here, so the text is made here."""
+
+    # The words around the number may be half deleted while typing ("every 5 step").
+    _TEXT = re.compile(r"\s*[a-z]*\s*([+-]?\d*)\s*[a-z]*\s*")
+
+    def textFromValue(self, value: int) -> str:  # noqa: N802 (Qt override)
+        return "off" if value == 0 else f"every {value} steps"
+
+    def valueFromText(self, text: str) -> int:  # noqa: N802 (Qt override)
+        if text.strip().lower() == "off":
+            return 0
+        match = self._TEXT.fullmatch(text.lower())
+        try:
+            return int(match.group(1)) if match else self.value()
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):  # Qt override
+        lower = text.strip().lower()
+        if lower == "off":
+            return QValidator.State.Acceptable, text, pos
+        if lower and "off".startswith(lower):
+            return QValidator.State.Intermediate, text, pos
+        match = self._TEXT.fullmatch(lower)
+        if match is None:
+            return QValidator.State.Invalid, text, pos
+        return super().validate(match.group(1), 0)[0], text, pos
+
+
 def _csv_columns(path: Path) -> list[str]:
     """The header row of a CSV file, or [] when it cannot be read (validation says why)."""
     try:
@@ -342,10 +380,12 @@ class NetworkProblemPanel(QWidget):
         self.data_form.value_edited.connect(self._on_data_param)
         form.addRow(self.data_form)
 
-        self.seed_box = QDoubleSpinBox(objectName="dataSeedBox")
-        # A double spin box with no decimals: QSpinBox stops at 2³¹−1, data seeds go to 2³²−1.
-        self.seed_box.setDecimals(0)
-        self.seed_box.setRange(0, MAX_DATA_SEED)
+        # A double spin box: QSpinBox stops at 2³¹−1, data seeds go to 2³²−1. Any number can be
+        # typed (the arrows keep to the range): -1 or 1.5 is refused in red, not clamped.
+        self.seed_box = ScientificSpinBox()
+        self.seed_box.setObjectName("dataSeedBox")
+        self.seed_box.set_allowed(0, MAX_DATA_SEED)
+        self.seed_box.setSingleStep(1)
         self.seed_box.setKeyboardTracking(False)
         self.seed_box.setToolTip(
             "Seed of the data (points, noise, split): same seed, same data. Type one to make it "
@@ -462,11 +502,8 @@ class NetworkProblemPanel(QWidget):
         form.addRow("Batch", self._row(self.batch_box, self.full_batch_check))
         form.addRow("Eval every", self._row(self.eval_box, QLabel("steps"), QLabel("Seeds"),
                                             self.seeds_box))
-        self.sharpness_box = QSpinBox(objectName="sharpnessEveryBox")
-        self.sharpness_box.setRange(0, MAX_STEPS)
-        self.sharpness_box.setSpecialValueText("off")
-        self.sharpness_box.setPrefix("every ")
-        self.sharpness_box.setSuffix(" steps")
+        self.sharpness_box = _StepsOrOffBox(objectName="sharpnessEveryBox")
+        self.sharpness_box.set_allowed(0, MAX_STEPS)  # a typed -5 is refused in red
         self.sharpness_box.setKeyboardTracking(False)
         self.sharpness_box.setToolTip(
             "Track sharpness every N steps: each run's top Hessian eigenvalue λ_max, measured "
@@ -981,9 +1018,10 @@ class NetworkProblemPanel(QWidget):
             editor.setToolTip("The activation function")
             editor.currentIndexChanged.connect(on_change)
         elif kind == "dropout":
-            editor = QDoubleSpinBox(objectName=name)
-            editor.setRange(0.0, MAX_DROPOUT)
-            editor.setDecimals(2)
+            # The arrows keep to [0, MAX_DROPOUT]; a typed 1 is said in red, not clamped to 0.95.
+            editor = ScientificSpinBox()
+            editor.setObjectName(name)
+            editor.set_allowed(0.0, MAX_DROPOUT)
             editor.setSingleStep(0.05)
             editor.setPrefix("p ")
             editor.setKeyboardTracking(False)
@@ -1196,17 +1234,36 @@ class NetworkProblemPanel(QWidget):
         if field.startswith("problem.dataset."):
             self.data_form.mark_refused(field.removeprefix("problem.dataset."))
         boxes = {"problem.batch_size": self.batch_box, "problem.eval_every": self.eval_box,
-                 "problem.seeds": self.seeds_box, "problem.model.init.normal": self.sigma_box}
+                 "problem.seeds": self.seeds_box, "problem.model.init.normal": self.sigma_box,
+                 "problem.sharpness_every": self.sharpness_box,
+                 "problem.dataset.seed": self.seed_box}
         if field in boxes:
             show_refused(boxes[field], True)
+        layer = _LAYER_INDEX.match(field)
+        if layer:  # the box of that row holding a value its arrows could not reach (a typed 0)
+            for box in self._layer_value_boxes(int(layer.group(1))):
+                low, high = box.allowed()
+                if not low <= box.value() <= high:
+                    show_refused(box, True)
 
     def _hide_errors(self) -> None:
         for label in (self.dataset_error, self.training_error, self.model_error):
             label.hide()
             label.clear()
         self.data_form.clear_refused()
-        for box in (self.batch_box, self.eval_box, self.seeds_box, self.sigma_box):
+        for box in (self.batch_box, self.eval_box, self.seeds_box, self.sigma_box,
+                    self.sharpness_box, self.seed_box):
             show_refused(box, False)
+        for row in range(self.layer_table.rowCount()):
+            for box in self._layer_value_boxes(row):
+                show_refused(box, False)
+
+    def _layer_value_boxes(self, row: int) -> list[QAbstractSpinBox]:
+        """The spin boxes of a layer row's value (conv2d has two; an activation none)."""
+        editor = self.layer_table.cellWidget(row, COL_VALUE)
+        if editor is None:
+            return []
+        return [w for w in (editor, *editor.findChildren(QAbstractSpinBox)) if hasattr(w, "allowed")]
 
     def _fit_to_data(self) -> str:
         """Make the draft's loss and network fit its data set; say what changed (or "")."""
@@ -1311,8 +1368,8 @@ class NetworkProblemPanel(QWidget):
         if self._draft is None:
             return
         spec = dict(self._draft.dataset)
-        spec["seed"] = int(value)
-        self._edit(self._with_dataset(spec), f"Data seed: {int(value)}")
+        spec["seed"] = _typed_whole(value)
+        self._edit(self._with_dataset(spec), f"Data seed: {format_float(value)}")
 
     def _on_seed_auto(self, checked: bool) -> None:
         if self._draft is None:
@@ -1322,8 +1379,8 @@ class NetworkProblemPanel(QWidget):
             spec.pop("seed", None)
             description = "Data seed: the lab's"
         else:
-            spec["seed"] = int(self.seed_box.value())
-            description = f"Data seed: {spec['seed']}"
+            spec["seed"] = _typed_whole(self.seed_box.value())
+            description = f"Data seed: {format_float(self.seed_box.value())}"
         self._edit(self._with_dataset(spec), description)
 
     def regenerate(self) -> None:
@@ -1475,7 +1532,7 @@ class NetworkProblemPanel(QWidget):
         elif kind == "act":
             value = editor.currentData()
         elif kind == "dropout":
-            value = round(float(editor.value()), 4)
+            value = round(float(editor.value()), 12)  # 0.1 + 0.05 is 0.15, not 0.15000000000000002
         elif kind == "conv2d":
             channels, kernel = (box.value() for box in editor.findChildren(QSpinBox))
             if isinstance(old, Mapping):

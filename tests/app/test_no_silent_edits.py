@@ -284,6 +284,91 @@ def test_a_zero_layer_width_is_said_in_red_on_its_row_until_fixed(qtbot, window)
     assert not error.isVisible()
 
 
+@pytest.mark.parametrize(
+    ("kind", "name", "typed", "valid", "error_name", "words", "read_back"),
+    [(QSpinBox, "sharpnessEveryBox", "-5", "50", "trainingError",
+      ("sharpness_every", "[0, 1000000]", "got -5"), lambda p: p.sharpness_every),
+     (QDoubleSpinBox, "dataSeedBox", "-1", "123", "datasetError",
+      ("dataset.seed", "[0, 4294967295]", "got -1"), lambda p: p.dataset["seed"]),
+     (QDoubleSpinBox, "dataSeedBox", "5000000000", "4294967295", "datasetError",
+      ("dataset.seed", "[0, 4294967295]", "got 5000000000"), lambda p: p.dataset["seed"])],
+)
+def test_a_typed_sharpness_interval_or_data_seed_out_of_range_is_refused_in_red(
+    qtbot, window, kind, name, typed, valid, error_name, words, read_back
+):
+    """Before, the '-' never reached the box (-5 became every 5 steps) and a data seed of
+    5000000000 lost its last digit: a different, valid value was applied without a word."""
+    window.new_network_lab()
+    window.show()
+    qtbot.waitExposed(window)
+    document = window.document
+    lab, undo_count = document.lab, document.undo_stack.count()
+    box = window.findChild(kind, name)
+    error = window.findChild(QLabel, error_name)
+    normal_text = box.palette().color(QPalette.ColorRole.Text)
+
+    type_into(qtbot, box, typed)
+    assert error.isVisible() and all(word in error.text() for word in words), error.text()
+    assert _reddish(box.palette().color(QPalette.ColorRole.Text)), "the field must be marked"
+    assert box.value() == int(typed), "what was typed stays on screen, to be fixed"
+    assert document.lab == lab and document.undo_stack.count() == undo_count
+
+    type_into(qtbot, box, valid)
+    assert read_back(document.lab.problem) == int(valid)
+    assert document.undo_stack.count() == undo_count + 1
+    assert not error.isVisible()
+    assert box.palette().color(QPalette.ColorRole.Text) == normal_text
+
+
+def test_a_sharpness_interval_of_0_still_reads_off(qtbot, window):
+    window.new_network_lab()
+    box = window.findChild(QSpinBox, "sharpnessEveryBox")
+    assert window.document.lab.problem.sharpness_every == 0 and box.text() == "off"
+    type_into(qtbot, box, "20")
+    assert box.text() == "every 20 steps" and window.document.lab.problem.sharpness_every == 20
+    type_into(qtbot, box, "0")
+    assert box.text() == "off" and window.document.lab.problem.sharpness_every == 0
+    type_into(qtbot, box, "20")
+    type_into(qtbot, box, "off")  # the word shown can be typed back
+    assert box.text() == "off" and window.document.lab.problem.sharpness_every == 0
+
+
+def test_a_dropout_p_of_1_is_said_in_red_on_its_row_and_marked_until_fixed(qtbot, window):
+    """Before, the box stopped at 0.95: a typed 1 was refused key by key and 0.99 became 0.9."""
+    from app.panels.network_panel import COL_DESCRIBE, COL_KIND
+
+    window.new_network_lab()
+    window.show()
+    qtbot.waitExposed(window)
+    document = window.document
+    table = window.network_panel.layer_table
+    row = next(i for i, layer in enumerate(document.lab.problem.model["layers"]) if "act" in layer)
+    kind = table.cellWidget(row, COL_KIND)
+    kind.setCurrentIndex(kind.findData("dropout"))
+    assert document.lab.problem.model["layers"][row] == {"dropout": 0.1}
+    lab, undo_count = document.lab, document.undo_stack.count()
+    box = window.findChild(QDoubleSpinBox, f"layerValue_{row}")
+    error = window.findChild(QLabel, "modelError")
+    normal_text = box.palette().color(QPalette.ColorRole.Text)
+
+    type_into(qtbot, box, "1")
+    assert error.isVisible(), "a p of 1 must be refused, not clamped"
+    assert f"layers[{row}].dropout" in error.text() and "[0, 1)" in error.text(), error.text()
+    assert "⚠" in table.item(row, COL_DESCRIBE).text()
+    assert box.value() == 1.0, "what was typed stays on screen, to be fixed"
+    assert _reddish(box.palette().color(QPalette.ColorRole.Text)), "the field must be marked"
+    assert document.lab == lab and document.undo_stack.count() == undo_count
+
+    # 0.99 is a valid p (the lab format allows [0, 1)): taken as typed, not cut to 0.95 or 0.9.
+    box = window.findChild(QDoubleSpinBox, f"layerValue_{row}")
+    type_into(qtbot, box, "0.99")
+    assert document.lab.problem.model["layers"][row] == {"dropout": 0.99}
+    assert document.undo_stack.count() == undo_count + 1
+    assert not error.isVisible()
+    box = window.findChild(QDoubleSpinBox, f"layerValue_{row}")
+    assert box.palette().color(QPalette.ColorRole.Text) == normal_text
+
+
 def test_steps_out_of_range_are_said_in_red_and_marked_until_fixed(qtbot, window):
     window.show()
     qtbot.waitExposed(window)
