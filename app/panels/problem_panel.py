@@ -3,8 +3,9 @@
 Like every panel it edits nothing in place: each change is emitted as a new `Lab` with a short
 description, and the document makes it an undoable step. A typed expression is parsed by the
 whitelist parser in core.functions; a mistake is shown in red with its column, and nothing is
-emitted until the text parses. Steps or a seed out of range is refused the same way, in red with
-the allowed range and the box marked until a valid value replaces it (never silently reverted).
+emitted until the text parses. A start point, steps or a seed out of range is refused the same
+way, in red with the allowed range and the box marked until a valid value replaces it (never
+silently reverted or cut to fit).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import replace
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -23,10 +23,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.panels.hyperparam_form import INT_LIMIT, WholeNumberBox, error_color, show_refused
+from app.panels.hyperparam_form import (
+    INT_LIMIT,
+    ScientificSpinBox,
+    WholeNumberBox,
+    error_color,
+    show_refused,
+)
 from core.errors import LabError
 from core.functions import FUNCTIONS, get_function
-from core.lab import MAX_STEPS, FunctionProblem, Lab, validate_lab
+from core.lab import MAX_COORD, MAX_STEPS, FunctionProblem, Lab, validate_lab
 
 CUSTOM = "__expression__"
 
@@ -106,10 +112,12 @@ class ProblemPanel(QWidget):
         self.settings_error.hide()
         form.addRow(self.settings_error)
 
-    def _coordinate_box(self, name: str, tip: str) -> QDoubleSpinBox:
-        box = QDoubleSpinBox(objectName=name)
-        box.setRange(-1e6, 1e6)
-        box.setDecimals(4)
+    def _coordinate_box(self, name: str, tip: str) -> ScientificSpinBox:
+        # Any number can be typed and is kept as typed (no rounding to a few decimals); one
+        # beyond ±MAX_COORD is refused in red, where a plain box dropped the extra digit.
+        box = ScientificSpinBox()
+        box.setObjectName(name)
+        box.set_allowed(-MAX_COORD, MAX_COORD)
         box.setSingleStep(0.1)
         box.setToolTip(tip)
         box.editingFinished.connect(self._on_start)
@@ -190,9 +198,11 @@ class ProblemPanel(QWidget):
             return
         start = (self.start_x.value(), self.start_y.value())
         if start == tuple(self.start_point(self._lab)):
+            if self.settings_error.text().startswith("problem.start"):
+                self._settings_refused(None)  # typed back to the lab's own start
             return
         problem = replace(self._lab.problem, start=start)
-        self._emit(replace(self._lab, problem=problem), "Move start point")
+        self._emit_checked(replace(self._lab, problem=problem), "Move start point")
 
     def _on_steps(self) -> None:
         if self._lab is not None:
@@ -213,8 +223,10 @@ class ProblemPanel(QWidget):
         self._emit(lab, description)
 
     def _settings_refused(self, error: LabError | None) -> None:
-        """Show (or, with None, clear) a refused steps or seed: the message and the marked box."""
-        boxes = {"steps": self.steps_box, "seed": self.seed_box}
+        """Show (or, with None, clear) a refused start, steps or seed: the message and the
+        marked box."""
+        boxes = {"steps": self.steps_box, "seed": self.seed_box,
+                 "problem.start[0]": self.start_x, "problem.start[1]": self.start_y}
         for field, box in boxes.items():
             show_refused(box, error is not None and error.field == field)
         if error is None:

@@ -390,6 +390,31 @@ def test_steps_out_of_range_are_said_in_red_and_marked_until_fixed(qtbot, window
     assert box.palette().color(QPalette.ColorRole.Text) == normal_text
 
 
+def test_a_start_point_out_of_range_is_said_in_red_and_not_cut_to_fit(qtbot, window):
+    """Before, the box dropped the seventh digit of -2000000 (the start moved to -200000 without
+    a word) and rounded 0.123456 to 0.1235."""
+    window.show()
+    qtbot.waitExposed(window)
+    document = window.document
+    lab, undo_count = document.lab, document.undo_stack.count()
+    box = window.findChild(QDoubleSpinBox, "startX")
+    error = window.findChild(QLabel, "settingsError")
+    normal_text = box.palette().color(QPalette.ColorRole.Text)
+
+    type_into(qtbot, box, "-2000000")
+    assert error.isVisible() and "start[0]" in error.text(), error.text()
+    assert "[-1e+06, 1e+06]" in error.text() and "-2000000" in error.text(), error.text()
+    assert _reddish(box.palette().color(QPalette.ColorRole.Text)), "the field must be marked"
+    assert box.value() == -2_000_000, "what was typed stays on screen, to be fixed"
+    assert document.lab == lab and document.undo_stack.count() == undo_count
+
+    type_into(qtbot, box, "0.123456")
+    assert document.lab.problem.start[0] == 0.123456
+    assert document.undo_stack.count() == undo_count + 1
+    assert not error.isVisible()
+    assert box.palette().color(QPalette.ColorRole.Text) == normal_text
+
+
 # --------------------------------------------------------------------------- crash recovery
 
 
