@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from core.errors import LabError
 
@@ -152,6 +151,10 @@ def top_eigenpairs(
         if counted.products == size:
             return TopEigen(values, vectors, True, counted.products)
         return _not_converged(counted, size, k, start)
+
+    # Imported here: scipy.sparse.linalg costs a quarter of a second, which the app would
+    # otherwise pay at start-up (core.network imports core.landscape, which imports this).
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
     operator = LinearOperator((size, size), matvec=counted, dtype=np.float64)
     try:
