@@ -67,6 +67,12 @@ def format_float(value: float) -> str:
     return text
 
 
+def typed_whole(value: float) -> int | float:
+    """A whole number typed into a `ScientificSpinBox` (a seed) as an int; 1.5 stays 1.5 for
+    validation to refuse, never silently truncated to 1."""
+    return int(value) if float(value).is_integer() else value
+
+
 def same_value(a: Any, b: Any) -> bool:
     """Equal as a user would see it: floats within 1e-12 relative, sequences element-wise."""
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):

@@ -75,6 +75,7 @@ from app.panels.hyperparam_form import (
     WholeNumberBox,
     format_float,
     show_refused,
+    typed_whole,
 )
 from app.panels.tables import header_table
 from app.plots.network_diagram import NetworkDiagram
@@ -216,12 +217,6 @@ def _conv_values(value: Any) -> tuple[int, int]:
     if isinstance(value, Mapping):
         return _as_int(value.get("out"), NEW_CONV_CHANNELS), _as_int(value.get("kernel", 3), 3)
     return _as_int(value, NEW_CONV_CHANNELS), 3
-
-
-def _typed_whole(value: float) -> int | float:
-    """A whole number typed into a `ScientificSpinBox` as an int; 1.5 stays 1.5, for validation
-    to refuse (never silently truncated to 1)."""
-    return int(value) if float(value).is_integer() else value
 
 
 class _StepsOrOffBox(WholeNumberBox):
@@ -1368,7 +1363,7 @@ class NetworkProblemPanel(QWidget):
         if self._draft is None:
             return
         spec = dict(self._draft.dataset)
-        spec["seed"] = _typed_whole(value)
+        spec["seed"] = typed_whole(value)
         self._edit(self._with_dataset(spec), f"Data seed: {format_float(value)}")
 
     def _on_seed_auto(self, checked: bool) -> None:
@@ -1379,7 +1374,7 @@ class NetworkProblemPanel(QWidget):
             spec.pop("seed", None)
             description = "Data seed: the lab's"
         else:
-            spec["seed"] = _typed_whole(self.seed_box.value())
+            spec["seed"] = typed_whole(self.seed_box.value())
             description = f"Data seed: {format_float(self.seed_box.value())}"
         self._edit(self._with_dataset(spec), description)
 

@@ -24,12 +24,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.panels.hyperparam_form import (
-    INT_LIMIT,
     ScientificSpinBox,
     WholeNumberBox,
     error_color,
     show_refused,
+    typed_whole,
 )
+from core.datasets import MAX_SEED
 from core.errors import LabError
 from core.functions import FUNCTIONS, get_function
 from core.lab import MAX_COORD, MAX_STEPS, FunctionProblem, Lab, validate_lab
@@ -96,8 +97,12 @@ class ProblemPanel(QWidget):
         self.steps_box.setSingleStep(100)
         self.steps_box.setToolTip("How many optimizer steps each run takes")
         self.steps_box.editingFinished.connect(self._on_steps)
-        self.seed_box = WholeNumberBox(objectName="seedBox")
-        self.seed_box.set_allowed(0, INT_LIMIT)
+        # A double spin box: QSpinBox stops at 2³¹−1 (3000000000 lost its last digit), seeds go
+        # to 2³²−1. Beyond that, or 1.5, is refused in red.
+        self.seed_box = ScientificSpinBox()
+        self.seed_box.setObjectName("seedBox")
+        self.seed_box.set_allowed(0, MAX_SEED)
+        self.seed_box.setSingleStep(1)
         self.seed_box.setToolTip("Seed of the random generator: same seed, same numbers")
         self.seed_box.editingFinished.connect(self._on_seed)
         steps_row = QHBoxLayout()
@@ -210,7 +215,8 @@ class ProblemPanel(QWidget):
 
     def _on_seed(self) -> None:
         if self._lab is not None:
-            self._emit_checked(replace(self._lab, seed=self.seed_box.value()), "Change seed")
+            seed = typed_whole(self.seed_box.value())
+            self._emit_checked(replace(self._lab, seed=seed), "Change seed")
 
     def _emit_checked(self, lab: Lab, description: str) -> None:
         """Emit ``lab`` when it validates; otherwise say why (as a lab file would be told)."""

@@ -17,6 +17,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
+    QAbstractSpinBox,
     QApplication,
     QComboBox,
     QDoubleSpinBox,
@@ -410,6 +411,34 @@ def test_a_start_point_out_of_range_is_said_in_red_and_not_cut_to_fit(qtbot, win
 
     type_into(qtbot, box, "0.123456")
     assert document.lab.problem.start[0] == 0.123456
+    assert document.undo_stack.count() == undo_count + 1
+    assert not error.isVisible()
+    assert box.palette().color(QPalette.ColorRole.Text) == normal_text
+
+
+@pytest.mark.parametrize(("typed", "words"), [("5000000000", ("[0, 4294967295]", "5000000000")),
+                                              ("1.5", ("whole number", "1.5"))])
+def test_a_lab_seed_out_of_range_is_said_in_red_and_a_large_valid_one_is_kept(
+    qtbot, window, typed, words
+):
+    """Before, the box stopped at 2³¹−1 although a lab's seed goes to 2³²−1: 5000000000 and
+    3000000000 both lost their last digit and a different seed was applied without a word."""
+    window.show()
+    qtbot.waitExposed(window)
+    document = window.document
+    lab, undo_count = document.lab, document.undo_stack.count()
+    box = window.findChild(QAbstractSpinBox, "seedBox")  # any kind: the old box was a QSpinBox
+    error = window.findChild(QLabel, "settingsError")
+    normal_text = box.palette().color(QPalette.ColorRole.Text)
+
+    type_into(qtbot, box, typed)
+    assert error.isVisible() and error.text().startswith("seed:"), error.text()
+    assert all(word in error.text() for word in words), error.text()
+    assert _reddish(box.palette().color(QPalette.ColorRole.Text)), "the field must be marked"
+    assert document.lab == lab and document.undo_stack.count() == undo_count
+
+    type_into(qtbot, box, "3000000000")
+    assert document.lab.seed == 3_000_000_000 and isinstance(document.lab.seed, int)
     assert document.undo_stack.count() == undo_count + 1
     assert not error.isVisible()
     assert box.palette().color(QPalette.ColorRole.Text) == normal_text
