@@ -55,9 +55,6 @@ from core.lab import Lab
 FUNCTION_VIEWS = {"landscape": "Landscape", "loss": "Loss curves", "lr": "Learning rates"}
 NETWORK_VIEWS = {"curves": "Training curves", "boundaries": "Decision boundaries / fits"}
 MAX_FRAMES = 2000
-# The per-layer plot of a frame is short (two rows of plots in 420 px): its legend goes in rows
-# of this many layers ("L1 L2 L3"), not one layer per line running over the axis below.
-LAYER_LEGEND_COLUMNS = 4
 MAX_SIDE = 3840
 EXPORT_DIR_KEY = "export_dir"
 
@@ -166,15 +163,6 @@ def frame_steps(last_step: int, frames: int) -> list[int]:
     return [int(s) for s in np.rint(np.linspace(0, max(0, last_step), frames))]
 
 
-def fit_layer_legend(layer_plot) -> None:
-    """Lay the per-layer legend out in rows of `LAYER_LEGEND_COLUMNS` entries, so it stays
-    inside its plot in a short frame (the live view's own layout is one entry per line)."""
-    count = len(layer_plot.grad_curves)
-    columns = min(count, LAYER_LEGEND_COLUMNS)
-    if columns and layer_plot.legend.columnCount != columns:
-        layer_plot.legend.setColumnCount(columns)
-
-
 class FrameCanvas(QWidget):
     """The views of one lab, offscreen, drawn from a history and grabbed as RGB frames."""
 
@@ -273,7 +261,6 @@ class FrameCanvas(QWidget):
         if self.lab.is_network:
             for view in self.widgets.values():
                 view.update_from(history)
-                fit_layer_legend(view.layer_plot)  # its layers are known once it has data
                 view.flush()
             return
         if "landscape" in self.widgets:

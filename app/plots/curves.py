@@ -14,11 +14,13 @@ The view follows the data until the user zooms or pans; a double click follows a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, QSizeF, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsView
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QGraphicsWidget, QSizePolicy
 
 LOG_FLOOR = 1e-16
 MAX_POINTS = 2000
@@ -106,6 +108,125 @@ class FastCurve(pg.PlotCurveItem):
             py = 0.0 if vy is None else vy.length() * pad
         return QRectF(x0 - px, y0 - py, x1 - x0 + 2 * px, y1 - y0 + 2 * py)
 
+
+class KeyRow(pg.LegendItem):
+    """A legend that is a row of its plot's layout, between the title and the data, instead of
+    pyqtgraph's box anchored over the data (that box hid the newest steps of the network view's
+    loss curves). Its entries flow left to right like words and wrap at the width it is given
+    (`fit`); when they need more than one line, the entries from `break_at` on (the line-style
+    key after the runs) start a line of their own. `needed_height` says how tall that makes it,
+    so the owner can hide it when the plot is too small. Used by the network view's plots
+    (app/plots/network_views.py); it places its entries itself, not with pyqtgraph's grid.
+    """
+
+    GAP = 4  # px between a sample and its label
+    ENTRY_GAP = 12  # px between two entries on a line
+    SAMPLE = 20  # px: pyqtgraph's ItemSample is a 20×20 square with its line across the middle
+    LINE = 16  # px from one line of entries to the next
+
+    def __init__(self, text_size: str = "8pt"):
+        super().__init__(offset=None, labelTextSize=text_size, frame=False)
+        self.break_at: int | None = None
+        self._width = 0.0  # the width given by `fit` (0: one line)
+        self._size = QSizeF(0, 0)
+        self._shown = True
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        # Its texts only change with the runs or the smoothing: blit a cached pixmap.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    def _addItemToLayout(self, sample, label) -> None:  # noqa: N802 - pyqtgraph's name
+        sample.setParentItem(self)
+        label.setParentItem(self)
+
+    def _removeItemFromLayout(self, *items) -> None:  # noqa: N802 - pyqtgraph's name
+        for item in items:
+            item.close()
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+
+    def setColumnCount(self, columnCount) -> None:  # noqa: N802, N803 - pyqtgraph's names
+        pass  # the entries wrap at the width given to `fit` instead
+
+    def _lines(self, width: float) -> list[list[tuple[float, object, object]]]:
+        """The entries as lines of (entry width, sample, label), wrapped at ``width``."""
+        entries = [(self.SAMPLE + self.GAP + label.minimumWidth(), sample, label)
+                   for sample, label in self.items]
+
+        def flow(parts):
+            lines, used = [], math.inf
+            for entry in parts:
+                if lines and used + self.ENTRY_GAP + entry[0] <= width:
+                    lines[-1].append(entry)
+                    used += self.ENTRY_GAP + entry[0]
+                else:
+                    lines.append([entry])
+                    used = entry[0]
+            return lines
+
+        lines = flow(entries)
+        if len(lines) > 1 and self.break_at:
+            lines = flow(entries[:self.break_at]) + flow(entries[self.break_at:])
+        return lines
+
+    def updateSize(self) -> None:  # noqa: N802 - pyqtgraph's name
+        # pyqtgraph's own version moves the legend to its parent's corner: here the plot's
+        # layout places it, and only needs to hear the new size.
+        lines = self._lines(self._width or math.inf)
+        widest = 0.0
+        for row, line in enumerate(lines):
+            x, y = 0.0, row * self.LINE
+            for entry_width, sample, label in line:
+                sample.setGeometry(QRectF(x, y + (self.LINE - self.SAMPLE) / 2,
+                                          self.SAMPLE, self.SAMPLE))
+                label.setGeometry(QRectF(x + self.SAMPLE + self.GAP,
+                                         y + (self.LINE - label.minimumHeight()) / 2,
+                                         label.minimumWidth(), label.minimumHeight()))
+                x += entry_width + self.ENTRY_GAP
+            widest = max(widest, x - self.ENTRY_GAP)
+        self._size = QSizeF(max(0.0, widest), len(lines) * self.LINE)
+        self._relayout()
+
+    def _relayout(self) -> None:
+        self.updateGeometry()
+        self.update()
+        # Now, not at the next event: an exported frame is grabbed before any (app/export.py).
+        # (QGraphicsWidget.layout: pyqtgraph's items hide the method behind a `layout` field.)
+        parent = self.parentWidget()
+        layout = None if parent is None else QGraphicsWidget.layout(parent)
+        if layout is not None:
+            layout.activate()
+
+    def set_shown(self, shown: bool) -> None:
+        """Show or hide the key; hidden, its row gives all its height back to the data."""
+        if shown != self._shown:
+            self._shown = shown
+            self.setVisible(shown)
+            self._relayout()
+
+    def sizeHint(self, which, constraint=QSizeF()) -> QSizeF:  # noqa: N802 - Qt's name
+        if not self._shown:
+            return QSizeF(0, 0)
+        if which == Qt.SizeHint.MinimumSize:  # never widens its plot: `fit` wraps it instead
+            return QSizeF(0, self._size.height())
+        return QSizeF(self._size)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        return QRectF(0, 0, self._size.width(), self._size.height())
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+        ev.ignore()  # a row of the layout: not dragged over the data
+
+    def fit(self, width: float) -> None:
+        """Wrap the entries at ``width`` px."""
+        if width != self._width:
+            self._width = width
+            self.updateSize()
+
+    def line_count(self) -> int:
+        return len(self._lines(self._width or math.inf))
+
+    def needed_height(self) -> float:
+        return self._size.height()
 
 class SeriesPlot(pg.PlotWidget):
     """One curve per run over the step axis."""

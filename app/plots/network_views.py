@@ -13,7 +13,9 @@ Four tabs:
   one colour per run. The smoothing slider (on by default) is TensorBoard's debiased exponential
   moving average (core/smoothing.py) of the *per-step* mini-batch series only: that is where batch
   noise lives. The raw series stays drawn as a faint line of the same colour, so smoothing never
-  hides a spike, and the legend names the weight. Evaluation curves are full-data
+  hides a spike, and the legend names the weight. The loss and per-layer legends are rows
+  between a plot's title and its data (`app.plots.curves.KeyRow`), so they cover no curve and
+  wrap in a narrow plot. Evaluation curves are full-data
   measurements and are drawn as measured. A race over several seeds draws each run's mean with a
   translucent band of ± one standard deviation over the seeds under it (`RunCurvesPlot` bands;
   smoothed like its line), and the comparison table shows "mean ± std".
@@ -52,7 +54,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QGraphicsItem,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -71,6 +72,7 @@ from app.panels.tables import save_table_csv
 from app.plots.curves import (
     MAX_POINTS,
     FastCurve,
+    KeyRow,
     SeriesPlot,
     bucket_extremes,
     settle_view_transform,
@@ -429,8 +431,15 @@ class RunCurvesPlot(SeriesPlot):
 
     def __init__(self, title: str, y_label: str, log_y: bool, object_name: str,
                  legend: bool = True, parent=None):
-        super().__init__(title, y_label, log_y, object_name, legend=legend, parent=parent)
+        super().__init__(title, y_label, log_y, object_name, legend=False, parent=parent)
         self.setMenuEnabled(False)
+        if legend:
+            # A row between the title and the data (not a box over the newest steps).
+            self.legend = KeyRow()
+            layout = self.plotItem.layout
+            layout.removeItem(self.plotItem.getAxis("top"))  # hidden: its row is the legend's
+            layout.addItem(self.legend, 1, 1)
+            layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignHCenter)
         _plain_axes(self.plotItem)
         self.smoothed: list[_SeriesCurve] = []
         self.dashed: list[_SeriesCurve] = []
@@ -512,10 +521,22 @@ class RunCurvesPlot(SeriesPlot):
         if smoothing > 0:
             keys.append((pg.mkPen(_faded(grey, RAW_ALPHA_SMOOTHED), width=1), "raw"))
         keys.append((pg.mkPen(grey, width=1, style=Qt.PenStyle.DashLine), "val"))
+        self.legend.break_at = len(self._labels)  # the line-style key on a line of its own
         for pen, text in keys:
             self.legend.addItem(pg.PlotCurveItem(pen=pen), text)
-        self.legend.setColumnCount(2 if len(self._labels) > 4 else 1)
         self._fit_legend()
+
+    # The legend (a `KeyRow` above the data) is hidden when its rows would take more than this
+    # share of the plot's height (a narrow plot needs many rows): the runs table is the key then.
+    LEGEND_MAX_FRACTION = 0.2
+
+    def _fit_legend(self, *_args) -> None:
+        if self.legend is None:
+            return
+        # The row spans the data's column; the left axis's width is known before the data's.
+        self.legend.fit(self.width() - self.plotItem.getAxis("left").width() - 12)
+        room = self.LEGEND_MAX_FRACTION * self.plotItem.height()
+        self.legend.set_shown(bool(self.curves) and self.legend.needed_height() <= room)
 
     def _points(self, item: _SeriesCurve, x: np.ndarray,
                 y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -844,9 +865,14 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         self.ratio_plot.setLabel("bottom", "step")
         # The ratio plot shows the gradient plot's steps: zoomed together, fitted one at a time.
         self._shared_x = _SharedUserX(self.grad_plot.vb, self.ratio_plot.vb, self._stop_following)
-        self.legend = self.grad_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
-        self.legend.setBrush(pg.mkBrush(27, 29, 33, 170))
-        self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # The layers' key is a row between the gradient plot's title and its data, as the loss
+        # plot's (`RunCurvesPlot`); the ratio plot keeps a row as tall, so both data areas align.
+        self.legend = KeyRow()
+        for plot in (self.grad_plot, self.ratio_plot):
+            plot.layout.removeItem(plot.getAxis("top"))  # hidden: its row is the legend's
+        self.grad_plot.layout.addItem(self.legend, 1, 1)
+        self.grad_plot.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignHCenter)
+        self.grad_plot.vb.sigResized.connect(self._fit_legend)
         self.grad_curves: list[_SeriesCurve] = []
         self.ratio_curves: list[_SeriesCurve] = []
         self.follow = True
@@ -872,15 +898,19 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         self.legend.clear()
         self.grad_curves, self.ratio_curves = [], []
         for k, color in enumerate(_layer_colors(count)):
-            grad = _SeriesCurve(pen=pg.mkPen(color, width=1), name=f"L{k + 1}",
-                                skipFiniteCheck=True)
+            grad = _SeriesCurve(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
             ratio = _SeriesCurve(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
+            self.legend.addItem(grad, f"L{k + 1}")
             self.grad_plot.addItem(grad)
             self.ratio_plot.addItem(ratio)
             self.grad_curves.append(grad)
             self.ratio_curves.append(ratio)
-        self.legend.setColumnCount(2 if count > 4 else 1)
+        self._fit_legend()
         self.follow = True
+
+    def _fit_legend(self, *_args) -> None:
+        self.legend.fit(self.grad_plot.width() - self.grad_plot.getAxis("left").width() - 12)
+        self.ratio_plot.layout.setRowFixedHeight(1, self.legend.needed_height())
 
     def update_layers(self, x: np.ndarray, grad: np.ndarray, ratio: np.ndarray) -> None:
         """``grad``/``ratio`` are (n, layers); zeros (no update at the last step) are left out."""

@@ -189,7 +189,9 @@ def test_network_export_frames_show_every_evaluation_s_layer_statistics(qtbot, t
 
 def test_network_frame_keeps_the_layer_legend_inside_its_plot(qtbot):
     """A 900×420 frame has two short rows of plots: the "L1 L2 L3" legend of the per-layer
-    plot stays inside that plot instead of running over its step axis."""
+    plot stays inside that plot, on one line between its title and its data, instead of
+    running over its curves or its step axis (the frame is grabbed before any event, so the
+    legend's row must be laid out at once)."""
     import threading
 
     from PySide6.QtCore import QSize
@@ -219,9 +221,10 @@ def test_network_frame_keeps_the_layer_legend_inside_its_plot(qtbot):
         layers = canvas.widgets["curves"].layer_plot
         legend, box = layers.legend, layers.grad_plot.vb
         assert [label.text for _, label in legend.items] == ["L1", "L2", "L3"]
-        assert legend.isVisible() and box.height() > 0
-        assert box.sceneBoundingRect().contains(legend.sceneBoundingRect()), (
-            legend.sceneBoundingRect(), box.sceneBoundingRect())
+        assert legend.isVisible() and box.height() > 0 and legend.line_count() == 1
+        key, data = legend.sceneBoundingRect(), box.sceneBoundingRect()
+        assert key.bottom() <= data.top() + 0.5, (key, data)
+        assert layers.grad_plot.sceneBoundingRect().contains(key)
     finally:
         canvas.close()
         canvas.deleteLater()

@@ -10,6 +10,7 @@ import csv
 import math
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 
@@ -848,3 +849,70 @@ def test_streamed_curves_draw_what_a_fresh_plot_draws_while_the_history_thins_it
     assert len(series[0]) < 60 * 45  # the history did thin itself in place
     assert len(streamed.curves[0].getData()[0]) <= streamed._budget()  # and so did the plot
     assert streamed.smoothed[0].thinning.size > 1
+
+
+def _key_above_data(legend, plot, items) -> None:
+    """``legend`` is shown between ``plot``'s title and its data, inside the plot, over none of
+    the points drawn by ``items``."""
+    assert legend.isVisible()
+    key, data = legend.sceneBoundingRect(), plot.vb.sceneBoundingRect()
+    assert key.bottom() <= data.top() + 0.5, (key, data)  # above the data
+    assert plot.sceneBoundingRect().adjusted(-0.5, -0.5, 0.5, 0.5).contains(key)  # fits
+    drawn = 0
+    for item in items:
+        x, y = item.getData()
+        for point in zip(x, y):
+            assert not key.contains(plot.vb.mapViewToScene(pg.Point(*point)))
+            drawn += 1
+    assert drawn > 0
+
+
+def test_the_legends_sit_above_the_data_and_hide_none_of_it(qtbot, moons_race):
+    """The loss plot's key (runs, "smoothed 0.90", "raw", "val") and the per-layer plot's
+    ("L1 L2 L3") are rows between the title and the data: no curve point is under them (they
+    were boxes over the newest steps), they fit their plot, and both per-layer plots keep their
+    data areas level."""
+    race, records = moons_race
+    view, history = _view(qtbot, race)
+    view.resize(815, 690)  # its size in a 1280×800 window (also about its smallest)
+    view.show()
+    qtbot.waitExposed(view)
+    history.extend(records)
+    view.update_from(history)
+    view.flush()
+    qtbot.wait(20)
+    loss, layers = view.loss_plot, view.layer_plot
+    texts = [label.text for _, label in loss.legend.items]
+    assert texts == ["SGD", "Adam", "smoothed 0.90", "raw", "val"]
+    assert [label.text for _, label in layers.legend.items] == ["L1", "L2", "L3"]
+    _key_above_data(loss.legend, loss.plotItem, loss.curves + loss.smoothed + loss.dashed)
+    _key_above_data(layers.legend, layers.grad_plot, layers.grad_curves)
+    assert layers.grad_plot.vb.sceneBoundingRect().top() == pytest.approx(
+        layers.ratio_plot.vb.sceneBoundingRect().top(), abs=0.5)
+
+
+def test_a_narrow_plot_wraps_its_key_and_a_short_one_hides_it(qtbot):
+    """Narrow, the key wraps over more lines (still above the data, inside the plot); when its
+    lines would take more than `LEGEND_MAX_FRACTION` of the plot's height it is hidden and its
+    row goes back to the data (the runs table's swatches are the key then)."""
+    plot = RunCurvesPlot("Loss", "loss", True, "lossCurves")
+    qtbot.addWidget(plot)
+    plot.set_runs(["SGD", "Momentum", "Adam"], COLORS)
+    x = np.arange(200.0)
+    plot.update_runs([(x, np.exp(-x / 50) + 0.1)] * 3, smoothing=0.9)
+    plot.resize(260, 520)
+    plot.show()
+    qtbot.waitExposed(plot)
+    qtbot.wait(20)
+    _key_above_data(plot.legend, plot.plotItem, plot.curves + plot.smoothed)
+    assert plot.legend.line_count() >= 3
+    plot.resize(160, 200)
+    qtbot.wait(20)
+    assert plot.legend.needed_height() > plot.LEGEND_MAX_FRACTION * plot.plotItem.height()
+    assert not plot.legend.isVisible()
+    title, data = plot.plotItem.titleLabel.sceneBoundingRect(), plot.plotItem.vb.sceneBoundingRect()
+    assert data.top() == pytest.approx(title.bottom(), abs=1)  # its row went to the data
+    plot.resize(700, 400)
+    qtbot.wait(20)
+    assert plot.legend.isVisible() and plot.legend.line_count() == 1
+    _key_above_data(plot.legend, plot.plotItem, plot.curves + plot.smoothed)
