@@ -1,4 +1,5 @@
-"""Take the README's screenshots from the real window: ``python -m app.screenshots [OUT_DIR]``.
+"""Take the README's screenshots from the real window:
+``python -m app.screenshots [OUT_DIR] [--only NAME ...]`` (``--smoothing``: smoothing.png only).
 
 Runs each example race to the end in a real `MainWindow` (offscreen unless a display is set) and
 saves ``widget.grab()`` as PNG, so the pictures in docs/ always show what the app really draws.
@@ -20,7 +21,8 @@ SHOTS = {
 }
 
 
-def take(out_dir: Path) -> list[Path]:
+def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
+    """Write the screenshots (``only`` these file names, when given) into ``out_dir``."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -35,6 +37,8 @@ def take(out_dir: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
         for name, lab in SHOTS.items():
+            if only is not None and name not in only:
+                continue
             window = MainWindow(settings=settings)
             window._confirm_discard = lambda: True
             window.resize(1280, 800)
@@ -55,7 +59,8 @@ def take(out_dir: Path) -> list[Path]:
             window.grab().save(str(path))
             written.append(path)
             window.close()
-        written.append(take_smoothing(out_dir, settings))
+        if only is None or "smoothing.png" in only:
+            written.append(take_smoothing(out_dir, settings))
     return written
 
 
@@ -63,11 +68,11 @@ SMOOTHING_STEPS = 400  # a few hundred steps: the fast early fall and the noisy 
 
 
 def take_smoothing(out_dir: Path, settings) -> Path:
-    """``smoothing.png``: the network view's smoothing control and loss plot (the default
-    smoothing over the faint raw mini-batch loss), after `SMOOTHING_STEPS` steps of the moons
-    race in a 1280×800 window."""
+    """``smoothing.png``: the network view's Curves tab in a 1280×800 window after
+    `SMOOTHING_STEPS` steps of the moons race, from its tabs down to the loss and accuracy
+    plots: the smoothing slider at its default, the loss legend ("smoothed 0.90", "raw", "val")
+    above the curves, and the smoothed lines over the faint raw mini-batch loss."""
     from PySide6.QtCore import QRect
-    from PySide6.QtGui import QPainter, QPixmap
     from PySide6.QtWidgets import QApplication
 
     from app.main_window import MainWindow
@@ -94,39 +99,30 @@ def take_smoothing(out_dir: Path, settings) -> Path:
         app.processEvents()
     view = window.network_view
     plot = view.loss_plot
-    # The control row up to the x-axis combo (the controls after it belong to other plots) over
-    # the loss plot, on the window's background.
-    combo = view.x_axis_combo
-    top = combo.mapTo(view, combo.rect().topRight())
-    controls = view.grab(QRect(0, max(0, top.y() - 6), top.x() + 6, combo.height() + 12))
-    curves = plot.grab()
-    picture = QPixmap(max(controls.width(), curves.width()), controls.height() + curves.height())
-    picture.fill(view.palette().window().color())
-    painter = QPainter(picture)
-    painter.drawPixmap(0, 0, controls)
-    painter.drawPixmap(0, controls.height(), curves)
-    painter.end()
+    bottom = plot.mapTo(view, plot.rect().bottomLeft()).y() + 1
     path = out_dir / "smoothing.png"
-    picture.save(str(path))
+    view.grab(QRect(0, 0, view.width(), bottom)).save(str(path))
     window.close()
     return path
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--smoothing"]:
-    # Only smoothing.png: python -m app.screenshots --smoothing [OUT_DIR]
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
+def main(argv: list[str]) -> None:
+    import argparse
 
-    from app.theme import apply_dark_theme
+    parser = argparse.ArgumentParser(prog="python -m app.screenshots", description=__doc__)
+    parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        choices=[*SHOTS, "smoothing.png"],
+                        help="take only these (default: all of them)")
+    parser.add_argument("--smoothing", action="store_true",
+                        help="take only smoothing.png (as --only smoothing.png)")
+    args = parser.parse_args(argv)
+    only = set(args.only) if args.only else None
+    if args.smoothing:
+        only = (only or set()) | {"smoothing.png"}
+    for path in take(args.out_dir, only):
+        print(path)
 
-    _app = QApplication.instance() or QApplication([])
-    apply_dark_theme(_app)
-    target = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "screenshots"
-    with tempfile.TemporaryDirectory() as tmp:
-        print(take_smoothing(target, QSettings(str(Path(tmp) / "s.ini"),
-                                               QSettings.Format.IniFormat)))
-elif __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
-    for p in take(target):
-        print(p)
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
