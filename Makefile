@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	# main.py first checks Qt can start (app/preflight.py): a display, and the system libraries
+	# main.py first checks Qt can start (app/shell/preflight.py): a display, and the system libraries
 	# of its xcb plugin, installed through scripts/system-deps.sh as root, else named.
 	$(PY) main.py
 

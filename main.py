@@ -22,14 +22,14 @@ EXIT_USER_ERROR = 2
 
 # Sub-commands defined elsewhere: each module has ``register(subparsers)``; its handlers
 # return an exit code. Imported only when a sub-command is asked for, so the GUI starts light.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("core.landscape_cli", "core.sweep_cli", "core.lessons")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("cli.surface", "cli.sweep", "core.teaching.lessons")
 SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from core.engine.runner import run_to_dir
     from core.errors import LabError
-    from core.lab import load_lab
-    from core.runner import run_to_dir
+    from core.lab.format import load_lab
 
     lab = load_lab(args.lab)
     try:
@@ -48,14 +48,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _gui(*args, **kwargs) -> int:
-    """The window, once app/preflight.py finds Qt can start here (a display, the system
+    """The window, once app/shell/preflight.py finds Qt can start here (a display, the system
     libraries of its xcb plugin); else its one message and exit code, instead of Qt's abort."""
-    from app.preflight import check_gui
+    from app.shell.preflight import check_gui
 
     code = check_gui()
     if code:
         return code
-    from app.main_window import launch
+    from app.shell.main_window import launch
 
     return launch(*args, **kwargs)
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         build_parser().parse_args(argv)  # prints usage and exits 2
         return EXIT_USER_ERROR
-    from core.devices import configure_threads
+    from core.engine.devices import configure_threads
     from core.errors import LabError
 
     configure_threads()

@@ -19,7 +19,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
 def _save(results: dict) -> None:
-    from core.lab import write_atomic  # the project's own temp-file + fsync + os.replace
+    from core.lab.format import write_atomic  # the project's own temp-file + fsync + os.replace
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -37,7 +37,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, {root!r})
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     app = QApplication([])
     window = MainWindow()
@@ -74,7 +74,7 @@ class Drill:
 
 
 def edited_lab(steps: int = STEPS):
-    from core.lab import load_lab
+    from core.lab.format import load_lab
 
     return replace(load_lab(LAB), seed=EDITED_SEED, steps=steps)
 
@@ -83,7 +83,7 @@ def expected_final_losses(steps: int = STEPS):
     """What the finished race must show: a headless run of the edited lab."""
     import numpy as np
 
-    from core.engine import race
+    from core.engine.function_race import race
 
     last = None
     for last in race(edited_lab(steps)):
@@ -97,7 +97,7 @@ def kill_at(delay: float, recovery_dir: Path, expected=None, steps: int = STEPS,
     "finished"; a negative delay kills during startup), then check what a restart recovers."""
     import numpy as np
 
-    from app.recovery import RecoveryStore
+    from app.shell.recovery import RecoveryStore
 
     drill = Drill(delay)
     env = dict(os.environ, DESCENT_LAB_RECOVERY_DIR=str(recovery_dir), QT_QPA_PLATFORM="offscreen",

@@ -1,6 +1,6 @@
 """engine-overhead: the core engine against a bare torch.optim loop, same optimizers, same steps.
 
-Ours: ``core.engine.FunctionRace(lab).records()`` steps 12 runs x 2,000 steps on Rosenbrock and we
+Ours: ``core.engine.function_race.FunctionRace(lab).records()`` steps 12 runs x 2,000 steps on Rosenbrock and we
 iterate every record (points, losses, lrs, gradient norms, divergence checks, per-run schedules,
 wall-time accounting: everything the GUI and ``main.py run`` get).
 
@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from bench.common import report
-from core.engine import DTYPE, FunctionRace
-from core.functions import get_function
-from core.lab import FunctionProblem, Lab, RunSpec, validate_lab
-from core.optimizers import OPTIMIZERS
+from core.engine.function_race import DTYPE, FunctionRace
+from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
+from core.optim.optimizers import OPTIMIZERS
+from core.problems.functions import get_function
 
 STEPS = 2_000
 REPEATS = 3

@@ -1,6 +1,6 @@
 """gui-latency: how late the main thread's event loop runs while a race streams into the window.
 
-A real ``app.main_window.MainWindow`` (dark theme as ``launch`` sets it, settings in a temp ini,
+A real ``app.shell.main_window.MainWindow`` (dark theme as ``launch`` sets it, settings in a temp ini,
 ``_confirm_discard`` patched to say yes) shows the 12-run Rosenbrock lab of `engine_overhead`
 with enough steps to stream for the whole window, at speed "Max" (the speed box's last item).
 A 5 ms precise QTimer on the main thread stamps every timeout; lateness = gap - 5 ms. Anything
@@ -88,7 +88,7 @@ def _settle(app, seconds: float) -> None:
 
 def network_lab():
     """8 runs of a 2-16-16-2 MLP on the moons, evaluated (boundaries redrawn) every 10 steps."""
-    from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
+    from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 
     runs = [RunSpec(f"Adam {i}", "adam", {"lr": 0.002 * (i + 1)}) for i in range(4)]
     runs += [RunSpec(f"SGD {i}", "sgd", {"lr": 0.05 * (i + 1), "momentum": 0.9}) for i in range(4)]
@@ -119,11 +119,11 @@ def _run_window(name: str, lab, what: str, tab: str | None = None) -> dict:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app.controller import LIVE_THREADS
-    from app.main_window import MainWindow
-    from app.theme import apply_dark_theme
+    from app.shell.controller import LIVE_THREADS
+    from app.shell.main_window import MainWindow
+    from app.shell.theme import apply_dark_theme
     from bench.engine_overhead import race_lab
-    from core.engine import FunctionRace
+    from core.engine.function_race import FunctionRace
 
     FunctionRace(race_lab(1))  # one-time lazy imports of torch.optim, not streaming cost
     app = QApplication.instance() or QApplication(["descent-lab-bench"])
@@ -137,7 +137,7 @@ def _run_window(name: str, lab, what: str, tab: str | None = None) -> dict:
         window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)  # "Max"
         window.show()
         if tab == "boundaries":
-            from app.plots.network_views import TAB_BOUNDARIES
+            from app.network.views import TAB_BOUNDARIES
 
             window.network_view.tabs.setCurrentIndex(TAB_BOUNDARIES)
         _settle(app, 0.5)  # first layout and paint out of the way

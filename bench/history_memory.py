@@ -1,6 +1,6 @@
 """history-memory: resident memory of a network race's history after 10⁶ steps of 8 runs.
 
-Feeds `core.history.NetworkHistory` the way the window does — batches of records — with 8 runs
+Feeds `core.engine.history.NetworkHistory` the way the window does — batches of records — with 8 runs
 × 1,000,000 steps of synthetic numbers (no training: this measures the history, not the engine)
 and reads the process's resident set size before and after. Goal: growth ≤ 100 MB.
 
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from bench.common import report
-from core.history import NETWORK_FIELDS, NetworkHistory
+from core.engine.history import NETWORK_FIELDS, NetworkHistory
 
 RUNS = 8
 STEPS = 1_000_000

@@ -1,13 +1,13 @@
 """lessons: the CPU time to check every claim of every built-in lesson, against its budget.
 
 Each lesson's claims are checked as ``main.py lessons check`` and tests/core/test_lessons.py do
-(`core.lessons.check_claims`: the lesson's labs raced headless with the real engines, then each
+(`core.teaching.lessons.check_claims`: the lesson's labs raced headless with the real engines, then each
 claim judged). The lessons are sized to take well under a minute of CPU all together, so that
 the test suite can check every claim; the suite only checks that the claims hold, and this
 measures what they cost.
 
 Value: CPU seconds of this process (``time.process_time``, one intra-op thread as in the app,
-`core.devices.configure_threads`) for all lessons. Baseline: the 60 s budget; ratio: budget /
+`core.engine.devices.configure_threads`) for all lessons. Baseline: the 60 s budget; ratio: budget /
 spent, so >= 1 means within it. The note names the three costliest lessons; a claim that does
 not hold is a WARNING line (the suite fails on it too).
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 
 from bench.common import report
-from core.devices import configure_threads
-from core.lessons import check_claims, lesson_names, load_lesson
+from core.engine.devices import configure_threads
+from core.teaching.lessons import check_claims, lesson_names, load_lesson
 
 CPU_BUDGET_S = 60.0  # every lesson's labs together, one thread
 

@@ -1,7 +1,7 @@
 """side-by-side: the network engine training 8 runs at once vs 8 plain models one after another.
 
-Ours: ``core.network.NetworkRace`` on 8 runs of a 2-16-16-2 MLP, 512 moons points, full batch —
-the batched path (core/stacked.py): one forward/backward for all runs (bmm over stacked weights),
+Ours: ``core.engine.network_race.NetworkRace`` on 8 runs of a 2-16-16-2 MLP, 512 moons points, full batch —
+the batched path (core/engine/stacked.py): one forward/backward for all runs (bmm over stacked weights),
 and each run's own torch.optim optimizer over its flat row, stepped through ONE torch.optim
 optimizer per optimizer type with one param group per run (fused CPU kernels for Adam, AdamW,
 SGD, Adagrad). Evaluation runs at the first and last step only, since the baseline evaluates
@@ -24,9 +24,9 @@ import time
 import torch
 
 from bench.common import report
-from core.devices import configure_threads
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
-from core.network import NetworkRace
+from core.engine.devices import configure_threads
+from core.engine.network_race import NetworkRace
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 
 STEPS = 300
 REPEATS = 3

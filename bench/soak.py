@@ -14,10 +14,10 @@ unchanged.
 Found with it: late in the network soak every other loss-plot frame was painted under a clip of
 two rectangles (the changed curves' rects union to an L), under which Qt strokes every curve about
 twice as slowly (that plot's paint 5.6 -> 11.2 ms, the late p99 gap x1.29). The curve plots now
-repaint one rectangle per frame (`app.plots.curves.SeriesPlot`). And each frame's data
+repaint one rectangle per frame (`app.widgets.curves.SeriesPlot`). And each frame's data
 preparation read every point of every run (finite and positive checks, decimation: 3.2 ms per
 frame at 15k steps, 5.6 ms at 95k); it now reads the new points only (`_ValidPrefix`,
-`_GrowingThinning` in app/plots/network_views.py: 2.2 ms at any length).
+`_GrowingThinning` in app/network/views.py: 2.2 ms at any length).
 
 The full sizes take long on 2 cores (the window's own drawing paces a race at Max), so
 ``make bench`` runs 2·10⁴ / 5·10³ steps; ``DESCENT_LAB_SOAK_FULL=1`` runs the issue's 10⁶ / 10⁵.
@@ -120,10 +120,10 @@ def soak(name: str, lab, what: str) -> dict:
     from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.controller import LIVE_THREADS
-    from app.main_window import MainWindow
-    from app.recovery import RecoveryStore
-    from app.theme import apply_dark_theme
+    from app.shell.controller import LIVE_THREADS
+    from app.shell.main_window import MainWindow
+    from app.shell.recovery import RecoveryStore
+    from app.shell.theme import apply_dark_theme
 
     app = QApplication.instance() or QApplication(["descent-lab-soak"])
     apply_dark_theme(app)
@@ -181,7 +181,7 @@ def soak(name: str, lab, what: str) -> dict:
 def run() -> dict:
     from bench.engine_overhead import race_lab
     from bench.gui_latency import network_lab
-    from core.engine import FunctionRace
+    from core.engine.function_race import FunctionRace
 
     FunctionRace(race_lab(1))  # one-time imports (torch._dynamo) are not soak
     return {

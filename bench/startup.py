@@ -1,6 +1,6 @@
 """startup: cold start to a painted main window, against the bare ``import torch``.
 
-Ours: a fresh ``python -c`` that does what ``main.py`` does for the GUI (``app.main_window.launch``:
+Ours: a fresh ``python -c`` that does what ``main.py`` does for the GUI (``app.shell.main_window.launch``:
 QApplication, theme, MainWindow, show, exec) with an application-wide event filter that waits for
 the first Paint of a widget of the main window; once that frame is done (a zero timer after it)
 the child prints a line and quits through the app's own quit path (aboutToQuit -> shutdown).
@@ -33,7 +33,7 @@ t_launch = float(sys.argv[1])
 import_start = time.time()
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
-from app.main_window import launch
+from app.shell.main_window import launch
 imported = time.time()
 
 class FirstPaint(QObject):

@@ -1,7 +1,7 @@
 """surface-follow: training speed while the loss surface follows the weights.
 
-Ours: a `core.network.NetworkRace` (4 runs of a 2-16-16-2 MLP on 512 moons points, full batch,
-500 steps) iterated through ``core.landscape.SurfaceFollower(race, every=50, grid=21)`` — a
+Ours: a `core.engine.network_race.NetworkRace` (4 runs of a 2-16-16-2 MLP on 512 moons points, full batch,
+500 steps) iterated through ``core.landscape.surfaces.SurfaceFollower(race, every=50, grid=21)`` — a
 21×21 surface around run 0's current weights recomputed every 50 steps (11 surfaces, 4,851
 grid points), in the same thread as the training, as the GUI's worker does.
 
@@ -17,10 +17,10 @@ import time
 import torch
 
 from bench.common import report
-from core.devices import configure_threads
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
-from core.landscape import SurfaceFollower
-from core.network import NetworkRace
+from core.engine.devices import configure_threads
+from core.engine.network_race import NetworkRace
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
+from core.landscape.surfaces import SurfaceFollower
 
 STEPS = 500
 EVERY = 50

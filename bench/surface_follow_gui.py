@@ -1,6 +1,6 @@
 """surface-follow-gui: the race's steps/s in the real window while the Surface tab follows it.
 
-A real ``app.main_window.MainWindow`` (dark theme, settings in a temp ini) runs the race of
+A real ``app.shell.main_window.MainWindow`` (dark theme, settings in a temp ini) runs the race of
 ``bench.surface_follow`` — 4 runs of a 2-16-16-2 MLP on 512 moons points, full batch — at speed
 "Max" with the Surface tab shown. Ours: "Follow training every 50 steps" ticked (the view
 recomputes a coarse surface around run A's current weights in its own worker thread, skipping a
@@ -76,9 +76,9 @@ def run() -> dict:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app.controller import LIVE_THREADS
-    from app.main_window import MainWindow
-    from app.theme import apply_dark_theme
+    from app.shell.controller import LIVE_THREADS
+    from app.shell.main_window import MainWindow
+    from app.shell.theme import apply_dark_theme
 
     app = QApplication.instance() or QApplication(["descent-lab-bench"])
     apply_dark_theme(app)

@@ -1,6 +1,6 @@
 """surface-peak: how close the batched surface gets to the machine's matmul speed.
 
-Ours: ``core.landscape.evaluate_surface`` on a 101×101 grid of a 2-32-32-2 MLP over 1,000 moons
+Ours: ``core.landscape.surfaces.evaluate_surface`` on a 101×101 grid of a 2-32-32-2 MLP over 1,000 moons
 points (23.5 GFLOP of nominal matmul work: 2·(2·32 + 32·32 + 32·2) flops per sample and point).
 Achieved GFLOP/s = nominal flops / wall time, as a fraction of a large (1024×1024) float32 matmul's
 GFLOP/s measured in the same run, same thread count (one): that fraction is the printed ratio,
@@ -33,10 +33,11 @@ import torch.nn.functional as F
 
 from bench.common import report
 from bench.surface_small import _loop
-from core import landscape, landscape_fused
-from core.datasets import make_dataset
-from core.devices import configure_threads
-from core.models import build_model, validate_model
+from core.engine.devices import configure_threads
+from core.landscape import fused as landscape_fused
+from core.landscape import surfaces as landscape
+from core.problems.datasets import make_dataset
+from core.problems.models import build_model, validate_model
 
 REPEATS = 3
 MATMUL_SIZE = 1024

@@ -1,7 +1,7 @@
 """surface-small: a 51×51 loss surface of a 2-16-16-2 MLP on 512 moons points, batched vs a loop.
 
-Ours: ``core.landscape.evaluate_surface`` — chunks of grid points evaluated at once, here by the
-fused native kernel (core/landscape_fused.py: first layer from three precomputed maps, every
+Ours: ``core.landscape.surfaces.evaluate_surface`` — chunks of grid points evaluated at once, here by the
+fused native kernel (core/landscape/fused.py: first layer from three precomputed maps, every
 activation of a 64-sample block in L1); the note names the engine that ran.
 
 Baseline: what the loss-landscape scripts do (Li et al.'s ``plot_surface.py``): for each of the
@@ -10,7 +10,7 @@ parameter), run one forward pass over the data, read the loss, next point. Eval 
 ``torch.no_grad()`` for both, so the baseline pays no autograd cost.
 
 Same model (briefly trained with Adam so the surface is a real one), same filter-normalised
-random directions, same data, one thread (``core.devices.configure_threads``), interleaved, best
+random directions, same data, one thread (``core.engine.devices.configure_threads``), interleaved, best
 of ``REPEATS``. Value: grid points per second of ours; ratio: baseline time / ours (wall clock).
 The note adds the same ratio in the thread's CPU time: on a loaded shared machine the long loop
 loses more wall time to other processes than our short surface does, so the two differ; on a
@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from bench.common import report
-from core import landscape, landscape_fused
-from core.datasets import make_dataset
-from core.devices import configure_threads
-from core.models import build_model, validate_model
+from core.engine.devices import configure_threads
+from core.landscape import fused as landscape_fused
+from core.landscape import surfaces as landscape
+from core.problems.datasets import make_dataset
+from core.problems.models import build_model, validate_model
 
 GRID = 51
 REPEATS = 3

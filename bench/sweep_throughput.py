@@ -4,7 +4,7 @@ The sweep: 32 trials of a 2-16-16-2 ReLU MLP on the two moons (512 points, 20 % 
 batches of 64), 200 steps each, SGD with momentum 0.9, the lr searched over its registry range
 by a seeded random sampler, objective final validation loss, no pruning, in-memory storage.
 
-Ours: ``core.sweep`` with ``batch=32``: the 32 trials are 32 runs of ONE `NetworkRace` (same
+Ours: ``core.tools.sweep`` with ``batch=32``: the 32 trials are 32 runs of ONE `NetworkRace` (same
 data, same initial weights, same batches), which the engine trains side by side.
 Baseline: the same sweep with ``batch=1``: one race per trial, one trial at a time (what an
 Optuna objective function that trains one model would do). The seeded random sampler proposes
@@ -27,8 +27,8 @@ import time
 import torch
 
 from bench.common import report
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
-from core.sweep import Sweep, SweepSpec
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
+from core.tools.sweep import Sweep, SweepSpec
 
 TRIALS = 32
 STEPS = 200

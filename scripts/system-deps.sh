@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The system packages Descent Lab needs on Debian/Ubuntu: the one list, used by .ci/run (all of
-# them), `make run` (python3-venv when `python3 -m venv` fails, Makefile) and app/preflight.py
+# them), `make run` (python3-venv when `python3 -m venv` fails, Makefile) and app/shell/preflight.py
 # (the libraries Qt's xcb platform plugin misses, found with ldd, mapped to packages by the
 # table below).
 #
@@ -15,7 +15,7 @@ set -euo pipefail
 #   cmd:NAME            a command on PATH
 #   -                   the package is installed (dpkg)
 #   LIB[,LIB...]        shared libraries as `ldd` names them (sonames): all known to ldconfig.
-#                       app/preflight.py maps a soname ldd reports "not found" to its package here.
+#                       app/shell/preflight.py maps a soname ldd reports "not found" to its package here.
 TABLE='
 gcc                   cmd:cc
 libc6-dev             cmd:cc

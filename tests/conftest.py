@@ -20,6 +20,6 @@ if not os.environ.get("DESCENT_LAB_DISPLAY"):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 # As in the app and the CLI: one intra-op thread (tiny models; more threads only contend).
-from core.devices import configure_threads  # noqa: E402
+from core.engine.devices import configure_threads  # noqa: E402
 
 configure_threads()

@@ -32,7 +32,11 @@ def test_core_sources_import_no_qt():
 
 
 def test_importing_all_of_core_loads_no_qt():
-    modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem != "__init__")
+    modules = sorted(
+        ".".join(p.relative_to(ROOT / "core").with_suffix("").parts).removesuffix(".__init__")
+        for p in (ROOT / "core").rglob("*.py")
+    )
+    modules = [m for m in modules if m != "__init__"]
     code = (
         "import sys\n"
         + "".join(f"import core.{m}\n" for m in modules)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.engine import race
-from core.lab import load_lab
+from core.engine.function_race import race
+from core.lab.format import load_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "resources" / "labs" / "too_large_lr.lab.json"

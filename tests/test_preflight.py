@@ -1,4 +1,4 @@
-"""Before the window: app/preflight.py's decision, the one list of system packages it reads
+"""Before the window: app/shell/preflight.py's decision, the one list of system packages it reads
 (scripts/system-deps.sh), and main.py stopping with one line instead of Qt's abort."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app import preflight
-from app.preflight import decide
+from app.shell import preflight
+from app.shell.preflight import decide
 
 ROOT = Path(__file__).resolve().parent.parent
 X11 = {"DISPLAY": ":0"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.controller import LIVE_THREADS
-from app.theme import configure_pyqtgraph
+from app.shell.controller import LIVE_THREADS
+from app.shell.theme import configure_pyqtgraph
 
 configure_pyqtgraph()
 
@@ -30,7 +30,7 @@ def settings(tmp_path):
 
 @pytest.fixture
 def window(qtbot, settings):
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     win = MainWindow(settings=settings)
     win._confirm_discard = lambda: True  # no modal questions in tests

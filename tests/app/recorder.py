@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.lab import Lab, validate_lab
+from core.lab.format import Lab, validate_lab
 
 
 class Recorder:

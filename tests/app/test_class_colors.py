@@ -1,7 +1,7 @@
 """A class is one colour in every view of a network lab.
 
-The data preview (app/panels/network_panel.py) once drew moons' class 0 orange while the decision
-boundaries (app/plots/network_views.py) drew it blue. These tests read the colours back from the
+The data preview (app/network/problem_panel.py) once drew moons' class 0 orange while the decision
+boundaries (app/network/views.py) drew it blue. These tests read the colours back from the
 items each view draws (the preview's scatter items, the boundary panel's scatter points, the
 rendered boundary image) and compare them class by class.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 import pyqtgraph as pg
 import pytest
 
-from app.panels.network_panel import NetworkProblemPanel
-from app.plots.network_views import NetworkView
-from core.history import NetworkHistory
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
-from core.network import NetworkRace
+from app.network.problem_panel import NetworkProblemPanel
+from app.network.views import NetworkView
+from core.engine.history import NetworkHistory
+from core.engine.network_race import NetworkRace
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 
 MOONS = {"name": "moons", "n": 256, "noise": 0.1, "val_fraction": 0.25}
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},

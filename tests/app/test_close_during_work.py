@@ -20,14 +20,14 @@ import optuna
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-import app.lr_finder_view as lr_finder_view
-import app.plots.surface_view as surface_view
-import app.sweep_window as sweep_window
-from app.export import AnimationOptions
-from core.engine import FunctionRace
-from core.lab import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
-from core.surface_task import TrainingFollower
-from core.sweep import Sweep
+import app.surface.view as surface_view
+import app.tools.lr_finder_window as lr_finder_view
+import app.tools.sweep_window as sweep_window
+from app.export.dialog import AnimationOptions
+from core.engine.function_race import FunctionRace
+from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
+from core.landscape.live import TrainingFollower
+from core.tools.sweep import Sweep
 
 BOOM = "injected failure for the test"
 

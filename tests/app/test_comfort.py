@@ -8,8 +8,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtWidgets import QApplication, QDockWidget, QToolBar
 
-from app.theme import THEME_KEY, apply_theme
-from core.lab import load_lab
+from app.shell.theme import THEME_KEY, apply_theme
+from core.lab.format import load_lab
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "labs"
 RAVINE = EXAMPLES / "ravine.lab.json"
@@ -70,7 +70,7 @@ def test_theme_switch_is_live_and_remembered(qtbot, window, settings):
 
 
 def test_stored_theme_is_applied_at_start(qtbot, settings):
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     app = QApplication.instance()
     before = app.palette()
@@ -87,7 +87,7 @@ def test_stored_theme_is_applied_at_start(qtbot, settings):
 
 
 def test_geometry_and_layout_restored_from_settings(qtbot, settings):
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     first = MainWindow(settings=settings)
     first._confirm_discard = lambda: True

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from app.controller import RaceController
-from app.worker import MAX_EMIT_HZ
+from app.shell.controller import RaceController
+from app.shell.worker import MAX_EMIT_HZ
 
 
 def counting(n, delay=0.0, made=None):

@@ -12,9 +12,9 @@ import imageio_ffmpeg
 import pytest
 from PySide6.QtGui import QImage
 
-from app.export import AnimationOptions, ExportDialog, export_picture, frame_steps
+from app.export.dialog import AnimationOptions, ExportDialog, export_picture, frame_steps
 from core.errors import LabError
-from core.lab import lab_from_dict
+from core.lab.format import lab_from_dict
 
 SMALL = {
     "format": "descent-lab/1", "name": "Tiny race", "seed": 0, "steps": 40,
@@ -124,7 +124,7 @@ def test_network_frames_show_only_the_plots_not_the_control_row(qtbot):
     from PySide6.QtCore import QSize
     from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QComboBox
 
-    from app.export import FrameCanvas
+    from app.export.dialog import FrameCanvas
 
     lab = lab_from_dict({
         "format": "descent-lab/1", "name": "Tiny net", "seed": 0, "steps": 10,
@@ -154,7 +154,7 @@ def test_network_export_frames_show_every_evaluation_s_layer_statistics(qtbot, t
     of every evaluation up to its step, inside an x range that ends at the race's end."""
     import numpy as np
 
-    from app.export import FrameCanvas, RaceAnimator
+    from app.export.dialog import FrameCanvas, RaceAnimator
 
     lab = lab_from_dict({
         "format": "descent-lab/1", "name": "Net 60", "seed": 0, "steps": 60,
@@ -196,9 +196,9 @@ def test_network_frame_keeps_the_layer_legend_inside_its_plot(qtbot):
 
     from PySide6.QtCore import QSize
 
-    from app.export import FrameCanvas
-    from core.history import NetworkHistory
-    from core.network import NetworkRace
+    from app.export.dialog import FrameCanvas
+    from core.engine.history import NetworkHistory
+    from core.engine.network_race import NetworkRace
 
     lab = lab_from_dict({
         "format": "descent-lab/1", "name": "Three layers", "seed": 0, "steps": 10,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from app.panels.internals_panel import rule_to_html
-from app.plots.internals_overlay import nice_scale
+from app.arena.internals_overlay import nice_scale
+from app.arena.internals_panel import rule_to_html
 
 RAVINE = "resources/labs/ravine.lab.json"
 MOMENTUM, ADAM = 1, 3  # rows of the ravine lab's runs

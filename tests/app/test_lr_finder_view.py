@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.document import LabDocument
-from app.lr_finder_view import LrFinderWindow
-from core.lab import FunctionProblem, Lab, RunSpec, validate_lab
-from core.lr_finder import RULES
+from app.shell.document import LabDocument
+from app.tools.lr_finder_window import LrFinderWindow
+from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
+from core.tools.lr_finder import RULES
 
 QUADRATIC = {"expression": "x**2 + 10*y**2"}
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from core.engine import race
-from core.lab import default_lab, load_lab
+from core.engine.function_race import race
+from core.lab.format import default_lab, load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 RAVINE = ROOT / "resources" / "labs" / "ravine.lab.json"
@@ -166,7 +166,7 @@ def test_a_diverging_run_is_reported_and_the_others_finish(qtbot, window):
 
 @pytest.mark.parametrize("cycle", range(20))
 def test_close_mid_run_leaves_no_thread(qtbot, settings, cycle):
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     win = MainWindow(settings=settings)
     win._confirm_discard = lambda: True

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
     QTableWidget,
 )
 
-from app.panels.network_panel import COL_KIND, COL_VALUE, NetworkProblemPanel
-from app.plots.network_diagram import NetworkDiagram
-from core.lab import Lab, NetworkProblem, RunSpec
-from core.models import default_model_for, validate_model
+from app.network.diagram import NetworkDiagram
+from app.network.problem_panel import COL_KIND, COL_VALUE, NetworkProblemPanel
+from core.lab.format import Lab, NetworkProblem, RunSpec
+from core.problems.models import default_model_for, validate_model
 from tests.app.recorder import Recorder
 
 MOONS = {"name": "moons", "n": 512, "noise": 0.2, "val_fraction": 0.2}
@@ -398,8 +398,8 @@ def test_diagram_of_a_conv_net_takes_conv_weights_too(qtbot):
 def test_seeds_per_run_are_set_in_the_panel(qtbot):
     from PySide6.QtWidgets import QSpinBox
 
-    from app.panels.network_panel import NetworkProblemPanel
-    from core.lab import Lab, NetworkProblem, RunSpec
+    from app.network.problem_panel import NetworkProblemPanel
+    from core.lab.format import Lab, NetworkProblem, RunSpec
 
     panel = NetworkProblemPanel()
     qtbot.addWidget(panel)

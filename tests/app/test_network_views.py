@@ -14,11 +14,11 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 
-from app.plots.network_views import NetworkView, NumericItem, RunCurvesPlot
-from core.history import NetworkHistory
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
-from core.network import BOUNDARY_GRID, CURVE_POINTS, NetworkRace
-from core.smoothing import DEFAULT_SMOOTHING, debiased_ema
+from app.network.views import NetworkView, NumericItem, RunCurvesPlot
+from core.engine.history import NetworkHistory
+from core.engine.network_race import BOUNDARY_GRID, CURVE_POINTS, NetworkRace
+from core.engine.smoothing import DEFAULT_SMOOTHING, debiased_ema
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
                   {"linear": 2}]}
@@ -165,7 +165,7 @@ def test_smoothing_draws_tensorboards_ema_over_the_raw_line_which_stays_visible(
 def test_a_fresh_view_smooths_the_mini_batch_loss_from_its_first_value(qtbot, moons_race):
     race, records = moons_race
     view, _ = _view(qtbot, race, records)
-    # Readable from the first frame (why 0.9 rather than TensorBoard's 0.6: core/smoothing.py).
+    # Readable from the first frame (why 0.9 rather than TensorBoard's 0.6: core/engine/smoothing.py).
     assert view.smoothing == DEFAULT_SMOOTHING == 0.9
     assert view.smoothing_label.text() == "0.90"
     for i in range(2):
@@ -254,7 +254,7 @@ def test_a_long_layer_log_shows_the_selected_runs_statistics_not_the_previous_on
     """The layer plot thins long logs incrementally (`_GrowingThinning`); selecting another run
     gives series at the same steps, which must be thinned afresh, not appended to the last
     run's buckets."""
-    from app.plots.network_views import _LayerLog
+    from app.network.views import _LayerLog
 
     race, records = moons_race
     view, history = _view(qtbot, race, records)
@@ -699,7 +699,7 @@ def test_fast_curve_bounds_equal_pyqtgraphs_after_new_data_and_a_zoom(qtbot):
     or curves would leave paint trails or be clipped."""
     import pyqtgraph as pg
 
-    from app.plots.curves import FastCurve
+    from app.widgets.curves import FastCurve
 
     widget = pg.PlotWidget()
     qtbot.addWidget(widget)
@@ -764,7 +764,7 @@ def test_streamed_curve_plots_repaint_one_rectangle_per_frame(qtbot):
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication
 
-    from app.plots.network_views import RunCurvesPlot
+    from app.network.views import RunCurvesPlot
 
     plot = RunCurvesPlot("Loss", "loss", False, "lossCurves")
     qtbot.addWidget(plot)
@@ -804,8 +804,8 @@ def test_streamed_curves_draw_what_a_fresh_plot_draws_while_the_history_thins_it
     `_GrowingThinning`): frame after frame, through the history thinning its own buffer in
     place, a NaN, a zero on the log axis and a change of smoothing, every curve must show exactly
     what a plot that forgets everything before each frame shows."""
-    from app.plots.network_views import RunCurvesPlot
-    from core.history import RunSeries
+    from app.network.views import RunCurvesPlot
+    from core.engine.history import RunSeries
 
     plots = []
     for name in ("streamed", "fresh"):

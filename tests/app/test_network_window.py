@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.lab import load_lab
+from core.lab.format import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 MOONS = ROOT / "resources" / "labs" / "moons_race.lab.json"
@@ -17,7 +17,7 @@ def test_two_network_runs_train_and_their_decision_boundaries_change(qtbot, wind
     lab = load_lab(MOONS)
     lab = replace(lab, steps=120, runs=lab.runs[2:])  # RMSprop and Adam
     path = tmp_path / "two.lab.json"
-    from core.lab import save_lab
+    from core.lab.format import save_lab
 
     save_lab(lab, path)
     assert window.open_lab(path)

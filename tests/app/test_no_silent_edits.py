@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.recovery import RecoveryStore
-from core.lab import load_lab
+from app.shell.recovery import RecoveryStore
+from core.lab.format import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 RAVINE = ROOT / "resources" / "labs" / "ravine.lab.json"
@@ -66,7 +66,7 @@ def _answer_the_question(window, button: QMessageBox.StandardButton) -> list[str
 @pytest.fixture
 def asking_window(qtbot, settings):
     """A window that really asks before discarding (the usual fixture answers "discard")."""
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
@@ -262,7 +262,7 @@ def test_a_refused_network_setting_is_said_in_red_and_marked_until_fixed(
 
 
 def test_a_zero_layer_width_is_said_in_red_on_its_row_until_fixed(qtbot, window):
-    from app.panels.network_panel import COL_DESCRIBE
+    from app.network.problem_panel import COL_DESCRIBE
 
     window.new_network_lab()
     window.show()
@@ -336,7 +336,7 @@ def test_a_sharpness_interval_of_0_still_reads_off(qtbot, window):
 
 def test_a_dropout_p_of_1_is_said_in_red_on_its_row_and_marked_until_fixed(qtbot, window):
     """Before, the box stopped at 0.95: a typed 1 was refused key by key and 0.99 became 0.9."""
-    from app.panels.network_panel import COL_DESCRIBE, COL_KIND
+    from app.network.problem_panel import COL_DESCRIBE, COL_KIND
 
     window.new_network_lab()
     window.show()
@@ -450,7 +450,7 @@ def test_a_lab_seed_out_of_range_is_said_in_red_and_a_large_valid_one_is_kept(
 def _killed_window(qtbot, settings, store: RecoveryStore, edit: bool):
     """A window that opened the ravine lab (and edited it or not), then "died": its recovery
     file stays where a SIGKILL leaves it (closeEvent, which removes it, never runs)."""
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(settings=settings, recovery=store)
     window._confirm_discard = lambda: True
@@ -463,7 +463,7 @@ def _killed_window(qtbot, settings, store: RecoveryStore, edit: bool):
 
 
 def _next_start(qtbot, settings, store: RecoveryStore):
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(settings=settings, recovery=store)
     asked: list[tuple] = []
@@ -505,7 +505,7 @@ def test_the_wheel_still_works_on_editors_outside_a_scrolling_panel(qtbot):
     """Outside a panel there is nothing to scroll: a toolbar's spin box takes the wheel."""
     from PySide6.QtWidgets import QToolBar, QVBoxLayout
 
-    from app.wheel_guard import install_wheel_guard
+    from app.shell.wheel_guard import install_wheel_guard
 
     install_wheel_guard(QApplication.instance())
     window = QWidget()

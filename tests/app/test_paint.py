@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pyqtgraph as pg
 
-from app.plots.curves import LossPlot
-from app.plots.landscape import LandscapePlot
-from core.functions import get_function
+from app.arena.function_map import LandscapePlot
+from app.widgets.curves import LossPlot
+from core.problems.functions import get_function
 
 
 def test_painting_hundreds_of_frames_keeps_none_alive(qtbot):
@@ -46,7 +46,7 @@ def test_painting_hundreds_of_frames_keeps_none_alive(qtbot):
 
 
 def test_thinning_keeps_every_move_of_a_pixel_and_the_ends():
-    from app.plots.landscape import thin_to_pixels
+    from app.arena.function_map import thin_to_pixels
 
     # A zig-zag with an amplitude of 3 pixels must survive whole; a crawl within one pixel
     # collapses to its ends.
@@ -63,7 +63,7 @@ def test_thinning_keeps_every_move_of_a_pixel_and_the_ends():
 def test_a_run_bouncing_between_the_same_pixels_is_drawn_once():
     """Rprop or a too-large lr in a valley: thousands of bounces over the same two pixels paint
     the same segment; the drawn path stays a few points long, its picture unchanged."""
-    from app.plots.landscape import ThinnedPath
+    from app.arena.function_map import ThinnedPath
 
     approach = np.column_stack([np.linspace(-1, 0, 50), np.linspace(1, 0.05, 50)])
     bounce = np.tile([[0.0, 0.05], [0.1, -0.05]], (2000, 1))
@@ -83,7 +83,7 @@ def test_a_run_bouncing_between_the_same_pixels_is_drawn_once():
 
 def test_the_incremental_thinning_equals_thinning_the_whole_path_at_once():
     """Frame by frame (a few new points each), the kept path is the one-shot thinning's."""
-    from app.plots.landscape import ThinnedPath, thin_to_pixels
+    from app.arena.function_map import ThinnedPath, thin_to_pixels
 
     rng = np.random.default_rng(1)
     steps = np.cumsum(rng.standard_normal((3000, 2)) * np.geomspace(0.05, 1e-4, 3000)[:, None],

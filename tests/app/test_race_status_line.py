@@ -1,9 +1,9 @@
 """The status line after a race, in the window: ties and all-diverged races are told as such
-(the words come from core/race_summary.py, whose cases tests/core/test_race_summary.py covers)."""
+(the words come from core/engine/race_summary.py, whose cases tests/core/test_race_summary.py covers)."""
 
 from __future__ import annotations
 
-from core.lab import FunctionProblem, Lab, RunSpec, save_lab, validate_lab
+from core.lab.format import FunctionProblem, Lab, RunSpec, save_lab, validate_lab
 
 
 def _play(qtbot, window, tmp_path, runs, steps=120) -> str:

@@ -10,7 +10,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from app.recovery import RecoveryStore
+from app.shell.recovery import RecoveryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 RAVINE = ROOT / "resources" / "labs" / "ravine.lab.json"
@@ -21,7 +21,7 @@ CHILD = textwrap.dedent(
     from dataclasses import replace
     sys.path.insert(0, {root!r})
     from PySide6.QtWidgets import QApplication
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
     app = QApplication([])
     window = MainWindow()
     window._confirm_discard = lambda: True
@@ -56,7 +56,7 @@ def test_sigkill_then_restart_offers_the_edited_lab(qtbot, tmp_path, settings):
     lab, source, dirty = found
     assert lab.seed == 77 and source == RAVINE and dirty
 
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(settings=settings, recovery=store)
     window._confirm_discard = lambda: True
@@ -71,8 +71,8 @@ def test_sigkill_then_restart_offers_the_edited_lab(qtbot, tmp_path, settings):
 
 
 def test_declining_keeps_the_default_lab(qtbot, tmp_path, settings):
-    from app.main_window import MainWindow
-    from core.lab import default_lab, load_lab
+    from app.shell.main_window import MainWindow
+    from core.lab.format import default_lab, load_lab
 
     store = RecoveryStore(tmp_path)
     store.save(replace(load_lab(RAVINE), seed=5), RAVINE, dirty=True)
@@ -109,10 +109,10 @@ def test_sigkill_mid_race_and_after_the_finish_loses_neither_the_lab_nor_the_res
 
 
 def test_the_restored_window_shows_the_finished_race(qtbot, tmp_path, settings):
-    from app.main_window import MainWindow
-    from core.engine import race
-    from core.history import RaceHistory
-    from core.lab import load_lab
+    from app.shell.main_window import MainWindow
+    from core.engine.function_race import race
+    from core.engine.history import RaceHistory
+    from core.lab.format import load_lab
 
     lab = replace(load_lab(RAVINE), seed=3, steps=25)
     history = RaceHistory([r.label for r in lab.enabled_runs()])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.lab import FunctionProblem, Lab, RunSpec, validate_lab
+from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
 
 
 def _lab(steps=300):

@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
     QTableWidget,
 )
 
-from app.panels.hyperparam_form import ScientificSpinBox, format_float
-from app.panels.runs_panel import COL_COLOR, COL_ENABLED, COL_LABEL, RunsPanel
-from core.lab import MAX_RUNS, Lab, RunSpec, ScheduleSpec
-from core.optimizers import OPTIMIZERS
-from core.schedules import preview
+from app.runs.runs_panel import COL_COLOR, COL_ENABLED, COL_LABEL, RunsPanel
+from app.widgets.hyperparam_form import ScientificSpinBox, format_float
+from core.lab.format import MAX_RUNS, Lab, RunSpec, ScheduleSpec
+from core.optim.optimizers import OPTIMIZERS
+from core.optim.schedules import preview
 from tests.app.recorder import Recorder
 
 LAB = Lab(
@@ -345,7 +345,7 @@ def test_scientific_spin_box_keeps_tiny_values():
 
 
 def _network_lab() -> Lab:
-    from core.lab import NetworkProblem
+    from core.lab.format import NetworkProblem
 
     return Lab(name="net", steps=100, problem=NetworkProblem(device="cpu"),
                runs=(RunSpec("Adam", "adam", {"lr": 0.01}),))

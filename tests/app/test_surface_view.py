@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from app.plots.surface_view import EDGE_LEGEND, PAGE_3D, PAGE_SHARPNESS, SurfaceView
-from core.lab import Lab, NetworkProblem, RunSpec, save_lab, validate_lab
-from core.network import NetworkRace
-from core.surface_task import WeightTap
+from app.surface.view import EDGE_LEGEND, PAGE_3D, PAGE_SHARPNESS, SurfaceView
+from core.engine.network_race import NetworkRace
+from core.lab.format import Lab, NetworkProblem, RunSpec, save_lab, validate_lab
+from core.landscape.live import WeightTap
 
 ROOT = Path(__file__).resolve().parents[2]
 COLORS = ["#e69f00", "#56b4e9"]
@@ -77,7 +77,7 @@ def test_the_map_shows_a_finite_surface_and_every_runs_projected_path(qtbot, vie
 
 def test_without_a_c_compiler_the_page_says_the_surface_ran_on_the_torch_engine(
         qtbot, view, monkeypatch, tmp_path):
-    from core import native
+    from core.landscape import native
 
     monkeypatch.setenv("DESCENT_LAB_NATIVE_CACHE", str(tmp_path / "native"))
     monkeypatch.delenv("DESCENT_LAB_NATIVE", raising=False)  # else the switch is the reason
@@ -184,8 +184,8 @@ OPENGL_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     from PySide6.QtWidgets import QApplication
-    from app.theme import configure_pyqtgraph
-    from app.plots.surface_3d import Surface3DView
+    from app.shell.theme import configure_pyqtgraph
+    from app.surface.view_3d import Surface3DView
 
     app = QApplication(sys.argv)
     configure_pyqtgraph()
@@ -244,7 +244,7 @@ def tracked_race():
 
 
 def _network_view(qtbot, race, history):
-    from app.plots.network_views import NetworkView
+    from app.network.views import NetworkView
 
     view = NetworkView()
     qtbot.addWidget(view)
@@ -258,7 +258,7 @@ def _network_view(qtbot, race, history):
 
 def test_the_sharpness_page_draws_the_races_tracked_sharpness_against_2_over_lr(
         qtbot, tracked_race):
-    from core.history import NetworkHistory
+    from core.engine.history import NetworkHistory
 
     lab, race, records = tracked_race
     history = NetworkHistory(race.labels)
@@ -294,7 +294,7 @@ def test_the_sharpness_page_draws_the_races_tracked_sharpness_against_2_over_lr(
 
 
 def test_a_hidden_sharpness_page_draws_only_when_shown(qtbot, tracked_race):
-    from core.history import NetworkHistory
+    from core.engine.history import NetworkHistory
 
     _, race, records = tracked_race
     history = NetworkHistory(race.labels)
@@ -310,7 +310,7 @@ def test_a_hidden_sharpness_page_draws_only_when_shown(qtbot, tracked_race):
 
 def test_the_comparison_table_shows_the_last_sharpness_and_exports_it(qtbot, tracked_race,
                                                                       tmp_path):
-    from core.history import NetworkHistory
+    from core.engine.history import NetworkHistory
 
     _, race, records = tracked_race
     history = NetworkHistory(race.labels)
@@ -340,8 +340,8 @@ def test_the_comparison_table_shows_the_last_sharpness_and_exports_it(qtbot, tra
 
 
 def test_an_untracked_lab_measures_on_demand_and_the_table_shows_it(qtbot, trained_tap):
-    from app.plots.network_views import NetworkView
-    from core.history import NetworkHistory
+    from app.network.views import NetworkView
+    from core.engine.history import NetworkHistory
 
     lab = _lab()
     race = NetworkRace(lab)

@@ -13,7 +13,7 @@ import optuna
 import pyqtgraph as pg
 import pytest
 
-from app.plots.sweep_views import BestSoFarPlot
+from app.tools.sweep_views import BestSoFarPlot
 
 
 def _trials(values):

@@ -11,9 +11,9 @@ import numpy as np
 import optuna
 import pytest
 
-from app.document import LabDocument
-from app.sweep_window import FairRaceWindow, SweepWindow
-from core.lab import FunctionProblem, Lab, RunSpec, validate_lab
+from app.shell.document import LabDocument
+from app.tools.sweep_window import FairRaceWindow, SweepWindow
+from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
 
 
 def _lab(steps=12) -> Lab:
@@ -144,7 +144,7 @@ def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clea
                                                                                   monkeypatch):
     import threading
 
-    from core.sweep import open_storage
+    from core.tools.sweep import open_storage
 
     url = f"sqlite:///{tmp_path / 'watched.db'}"
     study = optuna.create_study(storage=open_storage(url), study_name="watched")
@@ -203,7 +203,7 @@ class _SlowWindowReads:
     def __init__(self, monkeypatch):
         import threading
 
-        import app.sweep_window as sweep_window_module
+        import app.tools.sweep_window as sweep_window_module
 
         self.gate = threading.Event()
         self.gate.set()
@@ -316,28 +316,28 @@ def test_cancel_with_a_slow_database_does_not_freeze_and_close_mid_read_is_clean
 
 
 class _SlowStorageOpening:
-    """A slow database server seen by Start: opening the storage (`core.sweep.open_storage`,
-    which `core.sweep.Sweep` calls to create or load the study) waits for ``gate``."""
+    """A slow database server seen by Start: opening the storage (`core.tools.sweep.open_storage`,
+    which `core.tools.sweep.Sweep` calls to create or load the study) waits for ``gate``."""
 
     def __init__(self, monkeypatch):
         import threading
 
-        import core.sweep
+        import core.tools.sweep
 
         self.gate = threading.Event()
         self.opened_on: list[threading.Thread] = []
-        real_open = core.sweep.open_storage
+        real_open = core.tools.sweep.open_storage
 
         def slow_open(storage):
             self.opened_on.append(threading.current_thread())
             self.gate.wait(5.0)
             return real_open(storage)
 
-        monkeypatch.setattr(core.sweep, "open_storage", slow_open)
+        monkeypatch.setattr(core.tools.sweep, "open_storage", slow_open)
 
 
 def _trials_in(url: str, name: str) -> int:
-    from core.sweep import open_storage
+    from core.tools.sweep import open_storage
 
     return len(optuna.load_study(study_name=name, storage=open_storage(url)).trials)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 
-from core.engine import race
-from core.lab import load_lab
+from core.engine.function_race import race
+from core.lab.format import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 RAVINE = ROOT / "resources" / "labs" / "ravine.lab.json"
@@ -116,7 +116,7 @@ def test_ctrl_b_branches_the_selected_run_at_the_step_shown_and_undo_removes_it(
 def test_a_race_whose_branch_lost_its_parent_is_refused_in_the_status_bar(qtbot, window):
     from dataclasses import replace
 
-    from core.timeline import branch_run
+    from core.lab.branches import branch_run
 
     lab = branch_run(_lab(), "SGD", 10)
     # What the runs table allows: remove the parent of a branch.
@@ -127,7 +127,7 @@ def test_a_race_whose_branch_lost_its_parent_is_refused_in_the_status_bar(qtbot,
 
 
 def test_a_thinned_history_shows_the_nearest_kept_step_and_says_so(qtbot, window):
-    from core.history import RaceHistory
+    from core.engine.history import RaceHistory
 
     lab = replace_steps(_lab(), 200)
     window.document.replace(lab, None)

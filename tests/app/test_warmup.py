@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, {root!r})
 import torch
 assert "torch._dynamo" not in sys.modules
-from app.warmup import start_warmup
+from app.shell.warmup import start_warmup
 thread = start_warmup()
 assert start_warmup() is None, "a second call must not start another import"
 thread.join(120)

@@ -1,4 +1,4 @@
-"""Branches (core.timeline): replay the parent to step t, then go on — checked against plain torch."""
+"""Branches (core.lab.branches): replay the parent to step t, then go on — checked against plain torch."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.engine import race
+from core.engine.function_race import race
 from core.errors import LabError
-from core.lab import lab_from_dict, lab_to_dict, load_lab, save_lab
-from core.timeline import branch_run, rename_run
+from core.lab.branches import branch_run, rename_run
+from core.lab.format import lab_from_dict, lab_to_dict, load_lab, save_lab
 
 START = [-1.5, 2.0]
 STEPS = 120
@@ -197,7 +197,7 @@ def test_renaming_a_parent_renames_its_branches_and_helpers_validate():
 
 
 def test_a_parent_that_diverges_before_the_branch_step_takes_its_branch_with_it():
-    from core.engine import FunctionRace
+    from core.engine.function_race import FunctionRace
 
     lab = make_lab([{"label": "hot", "optimizer": "sgd", "params": {"lr": 0.01}},
                     {"label": "b", "optimizer": "sgd", "params": {"lr": 0.0001},

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.datasets import (
+from core.errors import LabError
+from core.problems.datasets import (
     DATASETS,
     DIGITS_SAMPLES,
     MAX_CSV_COLUMNS,
@@ -14,7 +15,6 @@ from core.datasets import (
     make_dataset,
     validate_dataset_spec,
 )
-from core.errors import LabError
 
 GENERATED = [name for name in DATASETS if name not in ("csv", "digits")]
 CLASSIFICATION_2D = ["moons", "circles", "blobs", "xor", "spirals", "gaussian"]
@@ -442,7 +442,7 @@ def test_csv_too_many_columns(tmp_path):
 
 def test_csv_too_many_rows(tmp_path, monkeypatch):
     # The real limit is 100k rows; a lower one keeps the test fast and checks the same code.
-    import core.datasets as datasets
+    import core.problems.datasets as datasets
 
     monkeypatch.setattr(datasets, "MAX_CSV_ROWS", 10)
     _write(tmp_path, "a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(11)))

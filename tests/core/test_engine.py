@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.engine import FunctionRace, race
-from core.functions import get_function
-from core.lab import FunctionProblem, Lab, RunSpec, ScheduleSpec, validate_lab
-from core.optimizers import OPTIMIZERS, build_optimizer
-from core.schedules import Schedule
+from core.engine.function_race import FunctionRace, race
+from core.lab.format import FunctionProblem, Lab, RunSpec, ScheduleSpec, validate_lab
+from core.optim.optimizers import OPTIMIZERS, build_optimizer
+from core.optim.schedules import Schedule
+from core.problems.functions import get_function
 
 # A gentle learning rate per optimizer so that 60 steps on Beale stay finite and move.
 RACE_PARAMS = {

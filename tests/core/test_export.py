@@ -9,9 +9,12 @@ import sys
 
 import pytest
 
-from core.engine import FunctionRace
+from core.engine.function_race import FunctionRace
+from core.engine.history import RaceHistory
+from core.engine.runner import run_to_dir
 from core.errors import LabError
-from core.export import (
+from core.lab.format import lab_from_dict
+from core.teaching.export import (
     export_script,
     read_metrics_csv,
     rows_differ,
@@ -19,9 +22,6 @@ from core.export import (
     write_metrics_json,
     write_script,
 )
-from core.history import RaceHistory
-from core.lab import lab_from_dict
-from core.runner import run_to_dir
 
 
 def _lab(problem: dict, runs: list[dict], steps: int, seed: int = 0):
@@ -191,7 +191,7 @@ def test_metrics_csv_and_json_from_a_history(tmp_path, exported):
 
 
 def test_a_branched_run_is_refused_rather_than_exported_wrong():
-    from core.timeline import branch_run
+    from core.lab.branches import branch_run
 
     lab = branch_run(_lab(**FUNCTION_LAB), "Adam", 20, {"params": {"lr": 0.005}})
     with pytest.raises(LabError) as info:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import LabError
-from core.functions import (
+from core.problems.functions import (
     FUNCTIONS,
     MAX_EXPRESSION_LENGTH,
     MAX_NESTING_DEPTH,

@@ -14,16 +14,23 @@ import numpy as np
 import pytest
 import torch
 
-from core.datasets import make_dataset
-from core.engine import EXPLODE_FACTOR, FunctionRace
-from core.lab import FunctionProblem, Lab, NetworkProblem, RunSpec, ScheduleSpec, validate_lab
-from core.models import build_model, validate_model
-from core.network import PARAM_NORM_FACTOR, NetworkRace, out_of_memory
-from core.runner import run_to_dir
+from core.engine.function_race import EXPLODE_FACTOR, FunctionRace
+from core.engine.network_race import PARAM_NORM_FACTOR, NetworkRace, out_of_memory
+from core.engine.runner import run_to_dir
+from core.lab.format import (
+    FunctionProblem,
+    Lab,
+    NetworkProblem,
+    RunSpec,
+    ScheduleSpec,
+    validate_lab,
+)
+from core.problems.datasets import make_dataset
+from core.problems.models import build_model, validate_model
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
                   {"linear": 2}]}
-# Batch norm makes the race take the per-run path (core.stacked cannot batch it).
+# Batch norm makes the race take the per-run path (core.engine.stacked cannot batch it).
 MLP_BN = {"layers": [{"linear": 16}, {"batchnorm": True}, {"act": "relu"}, {"linear": 2}]}
 MLP_DROPOUT = {"layers": [{"linear": 16}, {"act": "relu"}, {"dropout": 0.1}, {"linear": 2}]}
 MOONS = {"name": "moons", "n": 256, "noise": 0.2, "val_fraction": 0.25}
@@ -226,7 +233,7 @@ def test_out_of_memory_in_the_batched_pass_falls_back_to_one_run_at_a_time(monke
     assert [e.run for e in race.diverged if e is not None] == [1]
     assert race.diverged[1].step == 9 and "out of memory" in race.diverged[1].reason
     assert records[-1].step == 40 and records[-1].alive[[0, 2]].all()
-    # One run at a time gives the batched numbers to float rounding (core.stacked).
+    # One run at a time gives the batched numbers to float rounding (core.engine.stacked).
     for got, want in zip(records, plain):
         np.testing.assert_allclose(got.loss[[0, 2]], want.loss[[0, 2]], rtol=1e-4)
 

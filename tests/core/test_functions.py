@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.errors import LabError
-from core.functions import FUNCTIONS, ExpressionError, Objective, get_function
+from core.problems.functions import FUNCTIONS, ExpressionError, Objective, get_function
 
 REQUIRED = {
     "quadratic", "ravine", "saddle", "monkey_saddle", "rosenbrock", "beale", "himmelblau",

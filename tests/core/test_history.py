@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.history import FIELDS, RunSeries
+from core.engine.history import FIELDS, RunSeries
 
 
 def test_series_stays_bounded_and_keeps_extremes():
@@ -33,7 +33,7 @@ def test_series_stays_bounded_and_keeps_extremes():
 def test_layer_stats_ring_hands_a_view_every_evaluation_it_missed_in_order():
     """A view that redraws every few evaluations reads the ones since its last redraw, oldest
     first; one that fell more than the ring's capacity behind gets the newest `capacity`."""
-    from core.history import LayerStatsRing
+    from core.engine.history import LayerStatsRing
 
     ring = LayerStatsRing(capacity=8)
     runs, layers = 3, 2

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.engine import FunctionRace
-from core.history import RaceHistory
-from core.internals import DeferredInternals, available_parts, capture, explain
-from core.lab import RunSpec, load_lab, validate_lab
-from core.optimizers import OPTIMIZERS, build_optimizer
+from core.engine.function_race import FunctionRace
+from core.engine.history import RaceHistory
+from core.lab.format import RunSpec, load_lab, validate_lab
+from core.optim.internals import DeferredInternals, available_parts, capture, explain
+from core.optim.optimizers import OPTIMIZERS, build_optimizer
 
 RAVINE = "resources/labs/ravine.lab.json"
 TOL = 1e-12

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from core.errors import LabError
-from core.lab import (
+from core.lab.format import (
     FORMAT,
     Lab,
     default_lab,

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import LabError
-from core.lab import lab_from_dict, lab_from_json
+from core.lab.format import lab_from_dict, lab_from_json
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-10**12, 10**12),

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import landscape, native
+from cli.surface import register
 from core.errors import LabError
-from core.landscape_cli import register
+from core.landscape import native
+from core.landscape import surfaces as landscape
 
 TOL = 1e-5
 
@@ -285,8 +286,8 @@ def test_the_fast_mlp_path_equals_the_point_by_point_loop(case, monkeypatch):
 
 
 def _tiny_race(steps: int = 12, sharpness_every: int = 0, runs: int = 2):
-    from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
-    from core.network import NetworkRace
+    from core.engine.network_race import NetworkRace
+    from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 
     problem = NetworkProblem(dataset={"name": "moons", "n": 200, "noise": 0.2},
                              model={"layers": [{"linear": 8}, {"act": "tanh"}, {"linear": 2}]},

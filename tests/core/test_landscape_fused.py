@@ -1,4 +1,4 @@
-"""The fused native surface kernel (core/landscape_fused.py, core/mlp_plane.c) against the plain
+"""The fused native surface kernel (core/landscape/fused.py, core/landscape/mlp_plane.c) against the plain
 point-by-point loop and the torch engine it replaces, and its fallbacks: models or losses it does
 not compute, no C compiler, the kernel switched off."""
 
@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import landscape, landscape_fused, native
+from core.landscape import fused as landscape_fused
+from core.landscape import native
+from core.landscape import surfaces as landscape
 from tests.core.test_landscape import _mlp
 
 TOL = 1e-5

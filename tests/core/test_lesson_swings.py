@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from core.errors import LabError
-from core.lab import Lab
-from core.lessons import (
+from core.lab.format import Lab
+from core.teaching.lessons import (
     LESSON_FILE,
     LESSONS_DIR,
     RunTrace,

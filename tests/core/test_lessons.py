@@ -1,7 +1,7 @@
 """Lessons: every lesson loads, every claim its text makes holds when its labs run headless.
 
 This is the test behind "every claim a lesson's text makes is checked by a test": each lesson's
-claims are run through `core.lessons.check_claims`, which races the lesson's labs with the real
+claims are run through `core.teaching.lessons.check_claims`, which races the lesson's labs with the real
 engines. The lessons are sized so that all of them together take well under a minute of CPU;
 `make bench` (bench/lessons.py) measures that, the suite only that the claims hold.
 Bad lesson files must be refused with a message naming the file and the field, and a false claim
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from core import lessons
 from core.errors import LabError
-from core.lessons import (
+from core.teaching import lessons
+from core.teaching.lessons import (
     CLAIM_KINDS,
     LESSONS_DIR,
     check_claims,

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.datasets import make_dataset
 from core.errors import LabError
-from core.lab import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
-from core.lr_finder import RULES, apply_lr, explain, longest_valley, lr_range_test
-from core.models import build_model, validate_model
+from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
+from core.problems.datasets import make_dataset
+from core.problems.models import build_model, validate_model
+from core.tools.lr_finder import RULES, apply_lr, explain, longest_valley, lr_range_test
 
 # f = x² + 10·y²: Hessian diag(2, 20), so L = 20 and plain gradient descent is stable for
 # lr < 2 / L = 0.1 and diverges beyond.
@@ -135,7 +135,7 @@ def test_apply_lr_sets_the_runs_lr():
 
 
 def test_cli_handler_writes_csv_and_suggestions(tmp_path, capsys):
-    from core.sweep_cli import register
+    from cli.sweep import register
 
     path = tmp_path / "bowl.lab.json"
     save_lab(_quadratic_lab(), path)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from core.errors import LabError
-from core.models import (
+from core.problems.models import (
     ACTIVATIONS,
     MAX_PARAMS,
     build_model,

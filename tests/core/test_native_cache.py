@@ -1,4 +1,4 @@
-"""The native kernel cache cannot be planted (core/native.py).
+"""The native kernel cache cannot be planted (core/landscape/native.py).
 
 A library in the cache is code the app runs. Where ``~/.cache`` cannot be used the cache falls
 back to ``<tmp>/descent-lab-native-<uid>``, a name anyone can predict and create first. These
@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import landscape, landscape_fused, native
+from core.landscape import fused as landscape_fused
+from core.landscape import native
+from core.landscape import surfaces as landscape
 from tests.core.test_landscape_fused import _case
 
 pytestmark = pytest.mark.skipif(

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.datasets import make_dataset
-from core.devices import resolve_device
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
-from core.models import build_model, validate_model
-from core.network import NetworkRace
+from core.engine.devices import resolve_device
+from core.engine.network_race import NetworkRace
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
+from core.problems.datasets import make_dataset
+from core.problems.models import build_model, validate_model
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
                   {"linear": 2}]}

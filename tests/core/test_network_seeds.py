@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from core.engine.history import NetworkHistory
+from core.engine.network_race import NetworkRace
+from core.engine.runner import run_to_dir
 from core.errors import LabError
-from core.history import NetworkHistory
-from core.lab import (
+from core.lab.format import (
     Lab,
     NetworkProblem,
     RunSpec,
@@ -26,8 +28,6 @@ from core.lab import (
     lab_to_json,
     validate_lab,
 )
-from core.network import NetworkRace
-from core.runner import run_to_dir
 
 MLP = {"layers": [{"linear": 8}, {"act": "relu"}, {"linear": 2}]}
 # The data seed is fixed, so a plain race at seed lab.seed + s·1000 sees the very same data.
@@ -234,7 +234,7 @@ def test_pruning_a_run_from_outside_stops_it_on_every_seed():
     race = NetworkRace(_lab(seeds=2, steps=10))
     for record in race.records():
         if record.step == 2:
-            race.alive[1] = False  # what core.sweep does to a pruned trial
+            race.alive[1] = False  # what core.tools.sweep does to a pruned trial
     assert [r.alive[1] for r in race.seed_races] == [False, False]
     assert race.seed_races[0].step == 10 and race.diverged == [None, None]
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import LabError
-from core.hyperparams import HyperParam
-from core.optimizers import (
+from core.optim.hyperparams import HyperParam
+from core.optim.optimizers import (
     OPTIMIZERS,
     build_optimizer,
     get_optimizer_info,
@@ -22,9 +22,9 @@ from core.optimizers import (
 
 # torch constructor arguments that are implementation switches, not math: never exposed.
 IMPLEMENTATION_SWITCHES = {"params", "self", "foreach", "fused", "capturable", "differentiable"}
-# Math arguments deliberately not exposed (documented in core/optimizers.py).
+# Math arguments deliberately not exposed (documented in core/optim/optimizers.py).
 NOT_EXPOSED = {("muon", "ns_coefficients")}
-# Where our default spells out what torch's None means (documented in core/optimizers.py).
+# Where our default spells out what torch's None means (documented in core/optim/optimizers.py).
 EXPLICIT_DEFAULTS = {("muon", "adjust_lr_fn"): ("original", None)}
 
 HYPOTHESIS = settings(

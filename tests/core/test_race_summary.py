@@ -1,6 +1,6 @@
-"""The finished race's status line names a winner only when there is one (core/race_summary.py).
+"""The finished race's status line names a winner only when there is one (core/engine/race_summary.py).
 
-Real races: function races from `core.engine.race`, network races from `NetworkRace`; the
+Real races: function races from `core.engine.function_race.race`, network races from `NetworkRace`; the
 expected winner, tie and tie-break are read back from the recorded series with numpy.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.engine import race
-from core.history import NetworkHistory, RaceHistory
-from core.lab import FunctionProblem, Lab, NetworkProblem, RunSpec, validate_lab
-from core.network import NetworkRace
-from core.race_summary import race_summary
+from core.engine.function_race import race
+from core.engine.history import NetworkHistory, RaceHistory
+from core.engine.network_race import NetworkRace
+from core.engine.race_summary import race_summary
+from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, validate_lab
 
 
 def _function_history(runs, steps=200) -> RaceHistory:

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import lr_finder
-from core.engine import FunctionRace
-from core.lab import FunctionProblem, Lab, NetworkProblem, RunSpec, load_lab, validate_lab
-from core.network import NetworkRace
-from core.sweep import SweepSpec, sweep
+from core.engine.function_race import FunctionRace
+from core.engine.network_race import NetworkRace
+from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, load_lab, validate_lab
+from core.tools import lr_finder
+from core.tools.sweep import SweepSpec, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 DROPOUT_LAB = ROOT / "resources" / "lessons" / "overfitting" / "dropout.lab.json"
@@ -124,7 +124,7 @@ def test_no_module_of_core_calls_the_global_generator_functions():
     """``torch.manual_seed(…)`` and friends reseed or read the process-global generator;
     ``torch.Generator().manual_seed(…)`` (a generator of one's own) is fine."""
     offenders = []
-    for path in sorted((ROOT / "core").glob("*.py")):
+    for path in sorted((ROOT / "core").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch.optim import lr_scheduler
 
 from core.errors import LabError
-from core.schedules import (
+from core.optim.schedules import (
     SCHEDULES,
     Schedule,
     get_schedule_info,
@@ -169,7 +169,7 @@ TORCH_CLASSES = {
     "polynomial": lr_scheduler.PolynomialLR,
     "plateau": lr_scheduler.ReduceLROnPlateau,
 }
-# Our defaults that differ from torch's on purpose (see core/schedules.py's docstring).
+# Our defaults that differ from torch's on purpose (see core/optim/schedules.py's docstring).
 DELIBERATE_DEFAULTS = {("onecycle", "cycle_momentum"), ("cyclic", "cycle_momentum")}
 
 

@@ -15,12 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, hessian
 
-from core import eigensolver, landscape
+from core.engine.history import NetworkHistory
+from core.engine.network_race import NetworkRace
+from core.engine.runner import run_to_dir
 from core.errors import LabError
-from core.history import NetworkHistory
-from core.lab import Lab, NetworkProblem, RunSpec, save_lab, validate_lab
-from core.network import NetworkRace
-from core.runner import run_to_dir
+from core.lab.format import Lab, NetworkProblem, RunSpec, save_lab, validate_lab
+from core.landscape import eigensolver
+from core.landscape import surfaces as landscape
 
 RTOL = 1e-3
 
@@ -170,10 +171,10 @@ def _tracked_lab(steps: int = 6) -> Lab:
 @pytest.fixture
 def starved_tracker(monkeypatch):
     """Races track sharpness with a budget of 2 products: no measurement can converge."""
-    import core.network
+    import core.engine.network_race
 
-    real = core.network.SharpnessTracker
-    monkeypatch.setattr(core.network, "SharpnessTracker",
+    real = core.engine.network_race.SharpnessTracker
+    monkeypatch.setattr(core.engine.network_race, "SharpnessTracker",
                         lambda count: real(count, max_products=2))
 
 
@@ -235,7 +236,7 @@ def test_surface_command_and_summary_report_the_exact_sharpness_at_initial_weigh
         tmp_path, capsys):
     import argparse
 
-    from core.landscape_cli import register
+    from cli.surface import register
 
     lab = _init_lab(tmp_path / "init.lab.json")
     exact = _exact_at_init(lab)
@@ -268,9 +269,9 @@ def test_a_seed_that_did_not_converge_makes_the_mean_over_seeds_not_converged(mo
     converged), not seed 0's value passed off as the mean over the seeds."""
     import dataclasses
 
-    import core.network
+    import core.engine.network_race
 
-    real = core.network.SharpnessTracker
+    real = core.engine.network_race.SharpnessTracker
     made = []
 
     def tracker(count):
@@ -279,12 +280,12 @@ def test_a_seed_that_did_not_converge_makes_the_mean_over_seeds_not_converged(mo
 
     lab = _tracked_lab()
     two = dataclasses.replace(lab, problem=dataclasses.replace(lab.problem, seeds=2))
-    monkeypatch.setattr(core.network, "SharpnessTracker", tracker)
+    monkeypatch.setattr(core.engine.network_race, "SharpnessTracker", tracker)
     measured = [r for r in NetworkRace(validate_lab(two)).records() if r.sharpness is not None]
     assert len(made) == 2 and [r.step for r in measured] == [0, 3, 6]
     assert all(np.isnan(r.sharpness).all() for r in measured)
 
     made.clear()
-    monkeypatch.setattr(core.network, "SharpnessTracker", real)
+    monkeypatch.setattr(core.engine.network_race, "SharpnessTracker", real)
     converged = [r for r in NetworkRace(validate_lab(two)).records() if r.sharpness is not None]
     assert all(np.isfinite(r.sharpness).all() for r in converged)

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import landscape
+from core.engine.history import NetworkHistory
+from core.engine.network_race import NetworkRace
+from core.engine.runner import run_to_dir
 from core.errors import LabError
-from core.history import NetworkHistory
-from core.lab import Lab, NetworkProblem, RunSpec, lab_from_dict, lab_to_dict, validate_lab
-from core.network import NetworkRace
-from core.runner import run_to_dir
+from core.lab.format import Lab, NetworkProblem, RunSpec, lab_from_dict, lab_to_dict, validate_lab
+from core.landscape import surfaces as landscape
 
 
 def _regression(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""TensorBoard's debiased EMA (core/smoothing.py) against the formula written out as a plain
+"""TensorBoard's debiased EMA (core/engine/smoothing.py) against the formula written out as a plain
 Python loop: all at once, point by point, in uneven chunks, with non-finite points."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from core.engine.smoothing import DebiasedEma, debiased_ema
 from core.errors import LabError
-from core.smoothing import DebiasedEma, debiased_ema
 
 
 def _reference(values, weight: float) -> list[float]:

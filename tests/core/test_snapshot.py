@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.engine import race
-from core.history import NetworkHistory, RaceHistory
-from core.lab import load_lab
-from core.network import NetworkRace
-from core.snapshot import load_results, save_results
+from core.engine.function_race import race
+from core.engine.history import NetworkHistory, RaceHistory
+from core.engine.network_race import NetworkRace
+from core.engine.snapshot import load_results, save_results
+from core.lab.format import load_lab
 
 LABS = Path(__file__).resolve().parents[2] / "resources" / "labs"
 

@@ -1,4 +1,4 @@
-"""The batched path's grouped optimizers (core/stacked.py) against plain PyTorch scripts.
+"""The batched path's grouped optimizers (core/engine/stacked.py) against plain PyTorch scripts.
 
 One torch.optim optimizer per optimizer type steps every run of that type (one param group per
 run), so these tests check what a user would notice if the grouping leaked between runs:
@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch.optim import lr_scheduler
 
-from core.datasets import make_dataset
-from core.lab import Lab, NetworkProblem, RunSpec, ScheduleSpec, validate_lab
-from core.models import build_model, validate_model
-from core.network import NetworkRace
+from core.engine.network_race import NetworkRace
+from core.lab.format import Lab, NetworkProblem, RunSpec, ScheduleSpec, validate_lab
+from core.problems.datasets import make_dataset
+from core.problems.models import build_model, validate_model
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
                   {"linear": 2}]}

@@ -1,4 +1,4 @@
-"""core.surface_task against the CLI's own snapshots and plain PyTorch losses / Hessians."""
+"""core.landscape.live against the CLI's own snapshots and plain PyTorch losses / Hessians."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from core import landscape
+from cli.surface import _trained_snapshots, write_surface_npz
+from core.engine.network_race import NetworkRace
 from core.errors import LabError
-from core.lab import Lab, NetworkProblem, RunSpec, validate_lab
-from core.landscape_cli import _trained_snapshots, write_surface_npz
-from core.network import NetworkRace
-from core.surface_task import (
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
+from core.landscape import surfaces as landscape
+from core.landscape.live import (
     FOLLOW_GRID,
     SurfaceRequest,
     TrainingFollower,

@@ -12,11 +12,11 @@ import threading
 import optuna
 import pytest
 
-from core.engine import FunctionRace
+from core.engine.function_race import FunctionRace
 from core.errors import LabError
-from core.lab import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
-from core.optimizers import OPTIMIZERS
-from core.sweep import (
+from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
+from core.optim.optimizers import OPTIMIZERS
+from core.tools.sweep import (
     Sweep,
     SweepSpec,
     build_search_space,
@@ -181,7 +181,7 @@ def test_progress_is_throttled():
 
 
 def test_cli_handler_writes_trials_and_best(tmp_path, capsys):
-    from core.sweep_cli import register
+    from cli.sweep import register
 
     path = tmp_path / "banana.lab.json"
     save_lab(_banana(steps=20), path)

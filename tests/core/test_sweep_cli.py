@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 import main as cli
-from core.lab import load_lab
+from core.lab.format import load_lab
 
 
 def _write_lab(path, start=(-1.5, 2.0), steps=30):
@@ -70,7 +70,7 @@ def test_bad_flags_are_one_line_with_exit_2(lab, tmp_path, capsys, flags, words)
 
 def test_unreachable_storage_fails_fast_naming_it(lab, tmp_path, capsys, monkeypatch):
     psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 is not installed")
-    from core.sweep import CONNECT_TIMEOUT_S
+    from core.tools.sweep import CONNECT_TIMEOUT_S
 
     connects = []
     real_connect = psycopg2.connect

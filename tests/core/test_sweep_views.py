@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from core.errors import LabError
-from core.lab import FunctionProblem, Lab, RunSpec, validate_lab
-from core.optimizers import get_optimizer_info
-from core.sweep import Sweep, SweepSpec, build_search_space
-from core.sweep_views import (
+from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
+from core.optim.optimizers import get_optimizer_info
+from core.tools.sweep import Sweep, SweepSpec, build_search_space
+from core.tools.sweep_views import (
     base_run_for,
     best_so_far,
     grid_2d,

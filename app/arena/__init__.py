@@ -1,0 +1,1 @@
+"""2-D function races: the function map, optimizer internals, the problem panel."""

@@ -1,0 +1,1 @@
+"""Exports: the export dialog, the screenshot taker."""

@@ -1,0 +1,128 @@
+"""Take the README's screenshots from the real window:
+``python -m app.export.screenshots [OUT_DIR] [--only NAME ...]`` (``--smoothing``: smoothing.png only).
+
+Runs each example race to the end in a real `MainWindow` (offscreen unless a display is set) and
+saves ``widget.grab()`` as PNG, so the pictures in docs/ always show what the app really draws.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = {
+    "arena.png": ROOT / "resources" / "labs" / "banana_race.lab.json",
+    "ravine.png": ROOT / "resources" / "labs" / "ravine.lab.json",
+    "network.png": ROOT / "resources" / "labs" / "moons_race.lab.json",
+}
+
+
+def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
+    """Write the screenshots (``only`` these file names, when given) into ``out_dir``."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.shell.main_window import MainWindow
+    from app.shell.theme import apply_dark_theme
+
+    app = QApplication.instance() or QApplication([])
+    apply_dark_theme(app)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
+        for name, lab in SHOTS.items():
+            if only is not None and name not in only:
+                continue
+            window = MainWindow(settings=settings)
+            window._confirm_discard = lambda: True
+            window.resize(1280, 800)
+            window.show()
+            window.open_lab(lab)
+            window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+            done: list[bool] = []
+            window.race_finished.connect(done.append)
+            window.play()
+            deadline = time.monotonic() + 120
+            while not done and time.monotonic() < deadline:
+                app.processEvents()
+                time.sleep(0.01)
+            window.flush_redraw()
+            for _ in range(10):
+                app.processEvents()
+            path = out_dir / name
+            window.grab().save(str(path))
+            written.append(path)
+            window.close()
+        if only is None or "smoothing.png" in only:
+            written.append(take_smoothing(out_dir, settings))
+    return written
+
+
+SMOOTHING_STEPS = 400  # a few hundred steps: the fast early fall and the noisy plateau
+
+
+def take_smoothing(out_dir: Path, settings) -> Path:
+    """``smoothing.png``: the network view's Curves tab in a 1280×800 window after
+    `SMOOTHING_STEPS` steps of the moons race, from its tabs down to the loss and accuracy
+    plots: the smoothing slider at its default, the loss legend ("smoothed 0.90", "raw", "val")
+    above the curves, and the smoothed lines over the faint raw mini-batch loss."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QApplication
+
+    from app.shell.main_window import MainWindow
+
+    app = QApplication.instance()
+    window = MainWindow(settings=settings)
+    window._confirm_discard = lambda: True
+    window.resize(1280, 800)
+    window.show()
+    window.open_lab(SHOTS["network.png"])
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    window.play()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+            window.history is None or window.history.last_step < SMOOTHING_STEPS):
+        app.processEvents()
+        time.sleep(0.01)
+    window.pause()
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
+    window.flush_redraw()
+    for _ in range(10):
+        app.processEvents()
+    view = window.network_view
+    plot = view.loss_plot
+    bottom = plot.mapTo(view, plot.rect().bottomLeft()).y() + 1
+    path = out_dir / "smoothing.png"
+    view.grab(QRect(0, 0, view.width(), bottom)).save(str(path))
+    window.close()
+    return path
+
+
+def main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m app.export.screenshots", description=__doc__)
+    parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        choices=[*SHOTS, "smoothing.png"],
+                        help="take only these (default: all of them)")
+    parser.add_argument("--smoothing", action="store_true",
+                        help="take only smoothing.png (as --only smoothing.png)")
+    args = parser.parse_args(argv)
+    only = set(args.only) if args.only else None
+    if args.smoothing:
+        only = (only or set()) | {"smoothing.png"}
+    for path in take(args.out_dir, only):
+        print(path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

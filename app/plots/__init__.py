@@ -1,1 +1,0 @@
-"""Plots: the landscape, loss and lr curves."""

@@ -1,0 +1,1 @@
+"""The runs panel: the table of runs and the editor of the selected run."""

@@ -1,0 +1,296 @@
+"""Comfort: presenter mode, light / dark themes, remembered window layout, drag-and-drop of labs.
+
+`install_comfort(window)` adds all of it to a `MainWindow` without the window knowing:
+
+* **Presenter mode** (View ▸ Presenter mode, F11; F11 or Esc leaves): full screen, fonts ×1.6,
+  plot lines 2.5 times thicker, the editing chrome hidden (every dock except the lesson, every
+  toolbar except playback). Leaving restores exactly what was there: window state and geometry,
+  the docks and toolbars that were visible, fonts and pens.
+* **Themes** (View ▸ Theme ▸ Dark / Light): switched live, remembered in QSettings.
+* **Layout**: geometry and dock/toolbar state saved on close and restored at start (QSettings).
+* **Drag and drop**: drop a ``*.lab.json`` / ``*.json`` file on the window to open it, through
+  the window's own `open_lab` (a bad file shows the usual error and the current lab stays).
+
+An event filter on the window sees the close and drop events, so `MainWindow` needs no overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QActionGroup, QFont, QKeySequence
+from PySide6.QtWidgets import QApplication, QDockWidget, QMenu, QToolBar
+
+from app.shell.theme import THEME_KEY, THEMES, apply_theme, current_theme
+
+PRESENTER_FONT_SCALE = 1.6
+PRESENTER_PEN_SCALE = 2.5
+# Docks that are content rather than editing chrome: they stay in presenter mode.
+PRESENTER_KEEPS_DOCKS = ("lessonDock",)
+PRESENTER_KEEPS_TOOLBARS = ("playbackBar",)
+GEOMETRY_KEY = "window/geometry"
+STATE_KEY = "window/state"
+LAB_SUFFIXES = (".json",)  # *.lab.json included
+
+
+@dataclass
+class _Saved:
+    """What presenter mode changed, to put back on leaving."""
+
+    window_state: Qt.WindowState
+    geometry: QByteArray
+    hidden: list = field(default_factory=list)  # docks and toolbars presenter mode hid
+    font: QFont | None = None
+    pens: list = field(default_factory=list)  # (item, its pen before)
+    axis_fonts: list = field(default_factory=list)  # (axis, its tick font before or None)
+    label_styles: list = field(default_factory=list)  # (axis, its label style before)
+    titles: list = field(default_factory=list)  # (title LabelItem, its size before)
+
+
+class Comfort(QObject):
+    """Presenter mode, themes, layout memory and drops for one window (see the module doc)."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.settings = window.settings
+        self._saved: _Saved | None = None
+        self._build_actions()
+        self.restore_layout()
+        # Only a theme the user chose is applied here; otherwise the app keeps the one
+        # `launch` set (so building a window never restyles the whole application).
+        stored = self.settings.value(THEME_KEY)
+        if stored in THEMES and stored != self.theme:
+            self.set_theme(str(stored), remember=False)
+        self.theme_actions[self.theme].setChecked(True)
+        window.setAcceptDrops(True)
+        window.installEventFilter(self)
+        # A new lab rebuilds the plot items: give the new ones presenter pens too.
+        window.document.lab_changed.connect(self._on_lab_changed)
+        # Play after a finished race rebuilds the curves too (the views are reset first).
+        window.controller.state_changed.connect(self._on_lab_changed)
+
+    # -- actions and menu -------------------------------------------------------------------
+
+    def _build_actions(self) -> None:
+        w = self.window
+        self.presenter_action = QAction("&Presenter mode", w, checkable=True)
+        self.presenter_action.setShortcut(QKeySequence(Qt.Key.Key_F11))
+        self.presenter_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        tip = "Full screen, large fonts and thick lines, editing panels hidden (F11 / Esc leaves)"
+        self.presenter_action.setToolTip(tip)
+        self.presenter_action.setStatusTip(tip)
+        self.presenter_action.toggled.connect(self.set_presenter)
+        w.addAction(self.presenter_action)
+        # Esc leaves presenter mode; it is only bound while presenting, so Esc stays free
+        # for dialogs and editors otherwise.
+        self.leave_action = QAction("Leave presenter mode", w)
+        self.leave_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.leave_action.triggered.connect(lambda: self.set_presenter(False))
+        w.addAction(self.leave_action)
+
+        self.theme_group = QActionGroup(w)
+        self.theme_actions: dict[str, QAction] = {}
+        for name in THEMES:
+            action = QAction(name.capitalize(), w, checkable=True)
+            action.setToolTip(f"Switch to the {name} theme (remembered)")
+            action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            self.theme_group.addAction(action)
+            self.theme_actions[name] = action
+
+        menu = self._view_menu()
+        menu.addAction(self.presenter_action)
+        themes = menu.addMenu("&Theme")
+        for action in self.theme_actions.values():
+            themes.addAction(action)
+
+    def _view_menu(self) -> QMenu:
+        """The window's View menu (another module may have made it), else a new one."""
+        bar = self.window.menuBar()
+        for action in bar.actions():
+            if action.menu() is not None and action.text().replace("&", "") == "View":
+                return action.menu()
+        menu = QMenu("&View", self.window)
+        help_action = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+        if help_action is not None:
+            bar.insertMenu(help_action, menu)
+        else:
+            bar.addMenu(menu)
+        return menu
+
+    # -- themes -----------------------------------------------------------------------------
+
+    def set_theme(self, name: str, remember: bool = True) -> None:
+        app = QApplication.instance()
+        name = apply_theme(app, name)
+        self.theme_actions[name].setChecked(True)
+        if remember:
+            self.settings.setValue(THEME_KEY, name)
+
+    @property
+    def theme(self) -> str:
+        return current_theme(QApplication.instance())
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def save_layout(self) -> None:
+        if self._saved is not None:
+            self.set_presenter(False)  # remember the normal layout, not the presenter's
+        self.settings.setValue(GEOMETRY_KEY, self.window.saveGeometry())
+        self.settings.setValue(STATE_KEY, self.window.saveState())
+
+    def restore_layout(self) -> bool:
+        geometry = self.settings.value(GEOMETRY_KEY)
+        state = self.settings.value(STATE_KEY)
+        restored = False
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            restored = self.window.restoreGeometry(geometry)
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            restored = self.window.restoreState(state) or restored
+        return restored
+
+    # -- presenter mode ---------------------------------------------------------------------
+
+    @property
+    def presenting(self) -> bool:
+        return self._saved is not None
+
+    def set_presenter(self, on: bool) -> None:
+        if on == self.presenting:
+            self.presenter_action.setChecked(on)
+            return
+        if on:
+            self._enter()
+        else:
+            self._leave()
+        self.presenter_action.blockSignals(True)
+        self.presenter_action.setChecked(on)
+        self.presenter_action.blockSignals(False)
+
+    def _enter(self) -> None:
+        w = self.window
+        saved = _Saved(window_state=w.windowState(), geometry=w.saveGeometry())
+        for dock in w.findChildren(QDockWidget):
+            if dock.isVisible() and dock.objectName() not in PRESENTER_KEEPS_DOCKS:
+                saved.hidden.append(dock)
+        for bar in w.findChildren(QToolBar):
+            if bar.isVisible() and bar.objectName() not in PRESENTER_KEEPS_TOOLBARS:
+                saved.hidden.append(bar)
+        for widget in saved.hidden:
+            widget.hide()
+        saved.font = QFont(w.font())
+        big = QFont(w.font())
+        big.setPointSizeF(max(1.0, w.font().pointSizeF()) * PRESENTER_FONT_SCALE)
+        w.setFont(big)
+        self._saved = saved
+        self._thicken()
+        self.leave_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        w.showFullScreen()
+
+    def _leave(self) -> None:
+        w, saved = self.window, self._saved
+        self._saved = None
+        self.leave_action.setShortcut(QKeySequence())
+        for item, pen in saved.pens:
+            try:
+                item.setPen(pen)
+            except RuntimeError:  # the item was deleted with an old lab
+                pass
+        for axis, font in saved.axis_fonts:
+            try:
+                axis.setStyle(tickFont=font)
+            except RuntimeError:
+                pass
+        for axis, style in saved.label_styles:
+            try:
+                axis.labelStyle = style
+                axis._updateLabel()
+            except RuntimeError:
+                pass
+        for title, size in saved.titles:
+            try:
+                if size is None:
+                    title.opts.pop("size", None)
+                    title.setText(title.text)
+                else:
+                    title.setText(title.text, size=size)
+            except RuntimeError:
+                pass
+        w.setFont(saved.font)
+        for widget in saved.hidden:
+            widget.show()
+        w.setWindowState(saved.window_state)
+        if not saved.window_state & (Qt.WindowState.WindowFullScreen | Qt.WindowState.WindowMaximized):
+            w.restoreGeometry(saved.geometry)
+
+    def _thicken(self) -> None:
+        """Thicker curves and larger axis fonts in every plot of the window (remembered)."""
+        saved = self._saved
+        done = {id(item) for item, _pen in saved.pens}
+        axes_done = {id(axis) for axis, _font in saved.axis_fonts}
+        titles_done = {id(title) for title, _size in saved.titles}
+        size = max(1.0, self.window.font().pointSizeF())
+        for view in self.window.findChildren(pg.GraphicsView):
+            for item in view.scene().items():
+                if isinstance(item, pg.PlotCurveItem) and id(item) not in done:
+                    pen = pg.mkPen(item.opts["pen"])
+                    saved.pens.append((item, pg.mkPen(pen)))
+                    pen.setWidthF(max(1.0, pen.widthF()) * PRESENTER_PEN_SCALE)
+                    item.setPen(pen)
+                elif isinstance(item, pg.AxisItem) and id(item) not in axes_done:
+                    saved.axis_fonts.append((item, item.style.get("tickFont")))
+                    font = QFont(self.window.font())
+                    font.setPointSizeF(size * 0.8)
+                    item.setStyle(tickFont=font)
+                    saved.label_styles.append((item, dict(item.labelStyle)))
+                    item.labelStyle = {**item.labelStyle, "font-size": f"{size * 0.8:.0f}pt"}
+                    item._updateLabel()  # pyqtgraph's own re-render of the label text
+                elif (isinstance(item, pg.LabelItem) and id(item) not in titles_done
+                      and item.text):
+                    saved.titles.append((item, item.opts.get("size")))
+                    item.setText(item.text, size=f"{size * 0.9:.0f}pt")
+
+    def _on_lab_changed(self, _lab) -> None:
+        if self.presenting:
+            self._thicken()
+
+    # -- events: close, drag and drop --------------------------------------------------------
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.window:
+            kind = event.type()
+            if kind == QEvent.Type.Close:
+                self.save_layout()
+            elif kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+                if self.dropped_lab(event.mimeData()) is not None:
+                    event.acceptProposedAction()
+                    return True
+            elif kind == QEvent.Type.Drop:
+                path = self.dropped_lab(event.mimeData())
+                if path is not None:
+                    event.acceptProposedAction()
+                    self.open_dropped(path)
+                    return True
+        return super().eventFilter(watched, event)
+
+    @staticmethod
+    def dropped_lab(mime) -> Path | None:
+        """The first local lab-like file (``*.json``) among the dropped URLs, or None."""
+        if mime is None or not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(LAB_SUFFIXES):
+                return Path(url.toLocalFile())
+        return None
+
+    def open_dropped(self, path: Path) -> bool:
+        return self.window.open_lab_after_asking(path)
+
+
+def install_comfort(window) -> Comfort:
+    """Presenter mode, themes, layout memory and drops for ``window``; kept as window.comfort."""
+    window.comfort = Comfort(window)
+    return window.comfort

@@ -1,0 +1,1 @@
+"""Tool windows: sweeps, fair races, the LR range test."""

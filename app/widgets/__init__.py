@@ -1,0 +1,1 @@
+"""Reusable widgets: the hyperparameter form, tables, curve plots."""

@@ -1,0 +1,1 @@
+"""The command line: one module per sub-command of main.py (argparse only, no Qt)."""

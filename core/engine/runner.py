@@ -1,0 +1,258 @@
+"""Headless runs: iterate the engine and write summary.json, metrics.csv and trajectory.csv.
+
+This is ``main.py run``. It iterates the very generator the GUI's worker iterates, so the numbers
+are the same to the bit. Files are streamed to temporary files beside the targets and renamed into
+place only when complete: a crash or Ctrl+C never leaves half a CSV where a whole one was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from core.engine.function_race import FunctionRace, StepRecord
+from core.errors import LabError
+from core.lab.format import Lab, write_atomic
+
+
+class _AtomicCsv:
+    """A CSV writer into a temp file that becomes ``path`` on `commit`."""
+
+    def __init__(self, path: Path, header: list[str]):
+        self.path = path
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self.file = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(header)
+
+    def commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.file.close()
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
+def _check_has_runs(lab: Lab) -> None:
+    if lab.enabled_runs():
+        return
+    if lab.runs:
+        which = "its one run is" if len(lab.runs) == 1 else f"all {len(lab.runs)} runs are"
+        raise LabError("runs", f'add at least one run ({which} disabled: set "enabled": true)')
+    raise LabError("runs", "add at least one run")
+
+
+def run_to_dir(
+    lab: Lab,
+    out_dir: str | os.PathLike,
+    stop: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Run ``lab`` to the end and write its results into ``out_dir``; return the summary.
+
+    A lab with no enabled run is refused (`LabError` on ``runs``) before anything is written:
+    a summary of no runs is a mistake, not a result."""
+    _check_has_runs(lab)
+    if lab.is_network:
+        return _run_network(lab, Path(out_dir), stop, progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    race = FunctionRace(lab)
+    labels = race.labels
+    metrics = _AtomicCsv(out / "metrics.csv", ["run", "step", "loss", "lr", "grad_norm"])
+    trajectory = _AtomicCsv(out / "trajectory.csv", ["run", "step", "x", "y", "loss"])
+    best = np.full(len(labels), np.inf)
+    last: StepRecord | None = None
+    try:
+        for record in race.records(stop):
+            last = record
+            for i in np.flatnonzero(record.alive):
+                label = labels[i]
+                loss = float(record.loss[i])
+                metrics.writer.writerow(
+                    [label, record.step, loss, float(record.lr[i]), float(record.grad_norm[i])]
+                )
+                x, y = record.point[i]
+                trajectory.writer.writerow([label, record.step, float(x), float(y), loss])
+                if loss < best[i]:
+                    best[i] = loss
+            if progress is not None:
+                progress(record.step, lab.steps)
+    except BaseException:
+        metrics.discard()
+        trajectory.discard()
+        raise
+    metrics.commit()
+    trajectory.commit()
+
+    runs = []
+    for i, label in enumerate(labels):
+        event = race.diverged[i]
+        entry = {
+            "label": label,
+            "optimizer": race.runs[i].optimizer,
+            "final_loss": float(last.loss[i]) if last is not None else None,
+            "best_loss": float(best[i]) if np.isfinite(best[i]) else None,
+            # Updates this run completed (a diverged run stops before its bad step).
+            "steps": max(0, event.step - 1) if event is not None else (last.step if last else 0),
+            "diverged": event is not None,
+            "diverged_at": event.step if event is not None else None,
+            "divergence_reason": event.reason if event is not None else None,
+            # The forensics: the layer, last finite values and lr of the blow-up (core.engine.function_race).
+            "divergence": event.details() if event is not None else None,
+            "wall_s": round(float(race.wall_s[i]), 6),
+            "final_point": [float(v) for v in last.point[i]] if last is not None else None,
+        }
+        runs.append(entry)
+    return _write_summary(out, lab, started, runs, problem="function",
+                          function=race.objective.name)
+
+
+def _write_summary(out: Path, lab: Lab, started: float, runs: list[dict], **about) -> dict:
+    """summary.json: what was run (``about``), the lab's steps and seed, and every run."""
+    summary = {
+        "lab": lab.name,
+        **about,
+        "steps": lab.steps,
+        "seed": lab.seed,
+        "wall_s": round(time.perf_counter() - started, 6),
+        "runs": runs,
+    }
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _run_network(
+    lab: Lab,
+    out: Path,
+    stop: threading.Event | None,
+    progress: Callable[[int, int], None] | None,
+) -> dict:
+    """Network labs: metrics.csv (with val_loss / val_accuracy where measured), weights/*.pt."""
+    import torch
+
+    from core.engine.network_race import NetworkRace
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    race = NetworkRace(lab, base_dir=Path(lab.base_dir) if lab.base_dir else None)
+    labels = race.labels
+    classification = race.task == "classification"
+    header = ["run", "step", "epoch", "loss", "lr", "grad_norm", "val_loss"]
+    header += ["val_accuracy"] if classification else ["val_r2"]
+    metrics = _AtomicCsv(out / "metrics.csv", header)
+    best = np.full(len(labels), np.inf)
+    final_val: dict[str, np.ndarray] = {}
+    final_val_std: dict[str, np.ndarray] = {}  # several seeds: std over the seeds
+    last = None
+    sharpness = None  # each run's newest top Hessian eigenvalue, when the lab tracks it
+    try:
+        for record in race.records(stop):
+            last = record
+            if record.sharpness is not None:
+                # A live run's newest measurement, NaN included (its eigensolver did not
+                # converge: reported as such, not as an older number); a run no longer alive
+                # keeps its last one.
+                previous = sharpness if sharpness is not None else record.sharpness
+                sharpness = np.where(record.alive, record.sharpness, previous)
+            ev = record.evaluation
+            if ev is not None and ev.val:
+                final_val = {k: np.where(record.alive, v, final_val.get(k, v))
+                             for k, v in ev.val.items()}
+                final_val_std = {k: np.where(record.alive, v, final_val_std.get(k, v))
+                                 for k, v in ev.val_std.items()}
+            for i in np.flatnonzero(record.alive):
+                loss = float(record.loss[i])
+                row = [labels[i], record.step, record.epoch, loss, float(record.lr[i]),
+                       float(record.grad_norm[i])]
+                if ev is not None and ev.val:
+                    quality = ev.val["accuracy" if classification else "r2"][i]
+                    row += [float(ev.val["loss"][i]), float(quality)]
+                else:
+                    row += ["", ""]
+                metrics.writer.writerow(row)
+                best[i] = min(best[i], loss)
+            if progress is not None:
+                progress(record.step, lab.steps)
+    except BaseException:
+        metrics.discard()
+        raise
+    metrics.commit()
+
+    weights = out / "weights"
+    weights.mkdir(exist_ok=True)
+    for label, state in race.state_dicts().items():
+        fd, tmp = tempfile.mkstemp(prefix=".w.", suffix=".tmp", dir=weights)
+        os.close(fd)
+        torch.save(state, tmp)
+        os.replace(tmp, weights / f"{_safe_name(label)}.pt")
+
+    runs = []
+    for i, label in enumerate(labels):
+        event = race.diverged[i]
+        stopped = race.stopped[i]
+        entry = {
+            "label": label,
+            "optimizer": race.runs[i].optimizer,
+            "final_loss": float(last.loss[i]) if last is not None else None,
+            "best_loss": float(best[i]) if np.isfinite(best[i]) else None,
+            "steps": (max(0, event.step - 1) if event is not None
+                      else stopped.step if stopped is not None else (last.step if last else 0)),
+            "diverged": event is not None,
+            "diverged_at": event.step if event is not None else None,
+            "divergence_reason": event.reason if event is not None else None,
+            # The forensics: the layer, last finite values and lr of the blow-up (core.engine.function_race).
+            "divergence": event.details() if event is not None else None,
+            "early_stopped_at": stopped.step if stopped is not None else None,
+            "wall_s": round(float(race.wall_s[i]), 6),
+            "final_val_loss": _value(final_val, "loss", i),
+            "best_val_loss": float(race.best_val[i]) if np.isfinite(race.best_val[i]) else None,
+        }
+        if classification:
+            entry["final_val_accuracy"] = _value(final_val, "accuracy", i)
+            entry["final_val_f1"] = _value(final_val, "f1", i)
+        else:
+            entry["final_val_r2"] = _value(final_val, "r2", i)
+        # Several seeds: the numbers above are means over the seeds (best_val_loss: the best
+        # mean), these are their standard deviations; weights/<label>.pt is seed 0's.
+        entry["seeds"] = race.seed_count
+        if sharpness is not None:  # problem.sharpness_every > 0
+            entry["sharpness"] = float(sharpness[i]) if np.isfinite(sharpness[i]) else None
+            # False: the last measurement's eigensolver did not converge (sharpness is null).
+            entry["sharpness_converged"] = bool(np.isfinite(sharpness[i]))
+        if race.seed_count > 1:
+            entry["final_val_loss_std"] = _value(final_val_std, "loss", i)
+            quality = "accuracy" if classification else "r2"
+            entry[f"final_val_{quality}_std"] = _value(final_val_std, quality, i)
+        runs.append(entry)
+    return _write_summary(
+        out, lab, started, runs, problem="network", dataset=race.data.name, task=race.task,
+        parameters=race.model_spec.n_params, device=str(race.device), notices=race.notices,
+    )
+
+
+def _value(values: dict[str, np.ndarray], key: str, i: int) -> float | None:
+    if key not in values:
+        return None
+    return float(values[key][i])
+
+
+def _safe_name(label: str) -> str:
+    """A file name for a run label: letters, digits, spaces and -_+.() stay; others become '_'."""
+    name = "".join(c if c.isalnum() or c in " -_+.()" else "_" for c in label).strip(". ")
+    return name or "run"

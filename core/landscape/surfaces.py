@@ -1,0 +1,1238 @@
+"""Loss landscapes of real networks: directions, batched surfaces, projections and curvature.
+
+Everything works on *flat parameter vectors*: one float tensor holding every parameter of a model
+in ``model.parameters()`` order (what ``torch.nn.utils.parameters_to_vector`` gives). A
+`ParamLayout` says which slice of the vector is which parameter, its shape, and whether it is a
+weight matrix/filter bank, a bias, or a normalisation (batch-norm) parameter.
+
+A *plane* is a centre θ and two directions d1, d2; the surface is
+``L(α, β) = loss(θ + α·d1 + β·d2)`` on a grid. Directions come from:
+
+- `random_directions`: Gaussian, filter-normalised (Li et al. 2018, "Visualizing the Loss
+  Landscape of Neural Nets"): each row of a weight (a neuron's incoming weights, a conv filter) is
+  rescaled to the norm of the same row of the model's weights, so α = 1 is "as far as the weights
+  are large", layer by layer, whatever the scale of each layer.
+- `pca_directions`: the top-2 principal components of the training trajectories of *all* runs,
+  one basis shared by the whole race (so the paths can be compared on one picture).
+- `hessian_directions`: the top-2 eigenvectors of the loss Hessian (largest algebraic
+  eigenvalues), by Hessian-vector products and Lanczos (`core.landscape.eigensolver`).
+- `two_point_direction`: from one weight vector to another (init → final, run A → run B).
+
+Surfaces are evaluated in *batched* passes, many weight vectors at once, never one forward pass per
+point (what the loss-landscape scripts do, and what `surface_point_by_point` does as the
+reference). Three engines, picked per model (`_engine`):
+
+- Small float32 MLPs on the CPU: a fused C kernel, one pass per block of samples with every
+  activation in L1 (`core.landscape.fused`; compiled on first use, see `core.landscape.native`). Where it
+  does not apply or cannot be built, the two torch engines below give the same numbers.
+- MLPs (``nn.Sequential`` of Linear, element-wise activations, Dropout, Flatten): one ``bmm``
+  per layer for the whole chunk of points, activations laid out feature-major ``(points,
+  features, samples)`` in two reused buffers, the samples cut into tiles of ≤ 256 so a chunk
+  stays in the core's cache. On a plane the first layer is linear in the weights, so
+  ``W(α, β)·x = W_θ·x + α·D1·x + β·D2·x`` is one K = 3 product with three maps precomputed
+  once; a bias and the ReLU after it are one fused pass; with two-class cross entropy the last
+  layer computes only the logit margin z1 − z0 (CE = softplus(±margin)), the samples sorted by
+  class so the sign folds into that layer's weights.
+- Anything else (conv, batch norm, ...): ``torch.func.functional_call`` + ``torch.vmap`` over
+  stacked parameter dicts.
+
+The torch engines run on the model's device; all run in eval mode (dropout off, batch norm uses
+its running statistics), without autograd. Memory is bounded by evaluating *chunks* of points: see
+`default_chunk` for the bound. Losses are computed in float32 like the model and returned as
+float64 numpy arrays; a non-finite loss (a far point of an exploding regression) is returned as it
+is (``nan``/``inf``) for the caller to mask.
+
+Curvature: `sharpness` (the top Hessian eigenvalue, compared with 2/lr in edge-of-stability
+plots) and `hessian_directions` use double backward (``torch.autograd.grad`` with
+``create_graph=True``) for Hessian-vector products, fed to Lanczos for the largest *algebraic*
+eigenvalues (`hessian_top_eigen`, `core.landscape.eigensolver`) with a tolerance and a product budget; a
+solve that does not converge gives NaN ("not converged"), never a number. `SharpnessTracker`
+measures it again every few training steps, warm-started from the previous eigenvector
+(``problem.sharpness_every``).
+
+Following the training: `SurfaceFollower` recomputes a coarse surface around a run's current
+weights every N steps of a `core.engine.network_race.NetworkRace`.
+
+Two kinds of loss callables appear here, named by their type:
+
+- `Criterion` ``(output, target) -> scalar mean loss``, e.g. ``F.cross_entropy``: the surface
+  functions take the data ``x, y`` and a criterion;
+- `ModelLoss` ``(model) -> scalar loss at its current weights``: the curvature functions, which
+  differentiate through the model; build one with `model_loss(x, y, criterion)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.landscape.eigensolver import EIGEN_TOL, KRYLOV, WARM_KRYLOV, TopEigen, top_eigenpairs
+
+Criterion = Callable[[Tensor, Tensor], Tensor]
+ModelLoss = Callable[[nn.Module], Tensor]
+
+# Per-chunk memory budgets (bytes of the widest activation of a whole chunk). The MLP engine's
+# chunk is sized to stay in the CPU's L3 cache (measured: 32-64 points of a 2-16-16-2 MLP on 512
+# samples are fastest; smaller chunks pay more per-call overhead, larger ones stream from memory);
+# vmap has more per-call overhead, so it gets bigger chunks.
+MLP_CHUNK_BYTES = 1 << 20
+VMAP_CHUNK_BYTES = 8 << 20
+MAX_CHUNK = 256
+SAMPLE_TILE = 256  # samples per tile of the MLP engine (see _MlpEngine.__init__)
+YIELD_POINTS = 512  # points per yield of the chunked evaluation (stop is checked per chunk)
+PROGRESSIVE_STRIDES = (4, 2, 1)
+DEFAULT_INTERPOLATION = (-0.5, 1.5, 41)  # Goodfellow et al. 2015 plot α from −0.5 to 1.5
+_ROW_EPS = 1e-10  # as in Li et al.'s code: a zero direction row stays zero, never NaN
+
+# Element-wise modules: they act the same on any tensor layout, so the MLP engine can apply them
+# to its (points, features, samples) activations unchanged.
+_ELEMENTWISE = (
+    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity,
+    nn.Softplus, nn.Mish, nn.Hardtanh, nn.ReLU6, nn.CELU, nn.SELU, nn.Hardswish, nn.Hardsigmoid,
+)
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+# --------------------------------------------------------------------------------------------
+# Flat parameter vectors
+
+
+@dataclass(frozen=True)
+class ParamSlot:
+    """One parameter's place in the flat vector."""
+
+    name: str  # as named_parameters() names it: "0.weight"
+    shape: tuple[int, ...]
+    offset: int
+    numel: int
+    kind: str  # "weight" (a matrix / filter bank), "bias", or "norm" (batch/layer/group norm)
+
+    @property
+    def is_bias_or_norm(self) -> bool:
+        return self.kind != "weight"
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """Names, shapes and kinds of a model's parameters, in ``model.parameters()`` order."""
+
+    slots: tuple[ParamSlot, ...]
+    size: int
+
+    @classmethod
+    def of(cls, model: nn.Module) -> ParamLayout:
+        kinds: dict[str, str] = {}
+        for module_name, module in model.named_modules():
+            for param_name, param in module.named_parameters(recurse=False):
+                full = f"{module_name}.{param_name}" if module_name else param_name
+                if isinstance(module, _NORM_TYPES):
+                    kinds[full] = "norm"
+                else:
+                    # Li et al.: anything with one dimension (biases, per-channel scales) is not
+                    # a filter and gets no filter-normalised direction.
+                    kinds[full] = "bias" if param.ndim <= 1 else "weight"
+        slots, offset = [], 0
+        for name, param in model.named_parameters():
+            slots.append(ParamSlot(name, tuple(param.shape), offset, param.numel(),
+                                   kinds.get(name, "bias" if param.ndim <= 1 else "weight")))
+            offset += param.numel()
+        return cls(tuple(slots), offset)
+
+    def split(self, vector: Tensor) -> dict[str, Tensor]:
+        """Views of ``vector`` (P,) — or a stack (k, P) — shaped as the parameters (k, *shape)."""
+        if vector.shape[-1] != self.size:
+            raise ValueError(f"expected {self.size} parameters, got {vector.shape[-1]}")
+        lead = tuple(vector.shape[:-1])
+        return {
+            s.name: vector[..., s.offset:s.offset + s.numel].reshape(*lead, *s.shape)
+            for s in self.slots
+        }
+
+    def mask(self, kinds: Sequence[str]) -> Tensor:
+        """A bool (P,) mask of the entries whose slot kind is in ``kinds``."""
+        out = torch.zeros(self.size, dtype=torch.bool)
+        for s in self.slots:
+            if s.kind in kinds:
+                out[s.offset:s.offset + s.numel] = True
+        return out
+
+
+def flatten(model: nn.Module) -> Tensor:
+    """A detached copy of all the model's parameters as one (P,) vector."""
+    return nn.utils.parameters_to_vector(model.parameters()).detach().clone()
+
+
+def unflatten_into(model: nn.Module, vector: Tensor) -> None:
+    """Copy a (P,) vector into the model's parameters, in place (the model is left pointing at
+    its own tensors, so optimizers holding them stay valid)."""
+    params = list(model.parameters())
+    size = sum(p.numel() for p in params)
+    if vector.ndim != 1 or vector.numel() != size:
+        raise ValueError(f"expected a vector of {size} parameters, got shape {tuple(vector.shape)}")
+    with torch.no_grad():
+        offset = 0
+        for p in params:
+            p.copy_(vector[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    first = next(model.parameters(), None)
+    if first is None:
+        raise ValueError("the model has no parameters, so it has no loss landscape")
+    return first.device, first.dtype
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    """Dropout off and batch norm on its running statistics, then the caller's mode again."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+# --------------------------------------------------------------------------------------------
+# Directions
+
+
+def _default_generator(generator: torch.Generator | None) -> torch.Generator:
+    # A fixed seed rather than torch's global RNG: the same call gives the same picture, and
+    # drawing directions never disturbs the training's random stream.
+    return generator if generator is not None else torch.Generator().manual_seed(0)
+
+
+def filter_normalize(direction: Tensor, weights: Tensor, layout: ParamLayout,
+                     include_bias_bn: bool = False) -> Tensor:
+    """Li et al.'s filter normalisation of a (P,) direction against the (P,) weights.
+
+    Each row of a weight slot (dimension 0: a neuron's incoming weights, a conv filter) is scaled
+    to the norm of that row of the weights. Biases and norm parameters are zeroed, or, with
+    ``include_bias_bn``, each such vector is scaled as a whole to the norm of the weights' vector
+    (Li et al.'s code copies the weights there instead; a random direction keeps d1 and d2
+    independent).
+    """
+    out = direction.clone()
+    for s in layout.slots:
+        d = out[s.offset:s.offset + s.numel]
+        w = weights[s.offset:s.offset + s.numel]
+        if s.kind == "weight":
+            rows = s.shape[0]
+            d_rows, w_rows = d.view(rows, -1), w.view(rows, -1)
+            scale = w_rows.norm(dim=1, keepdim=True) / (d_rows.norm(dim=1, keepdim=True) + _ROW_EPS)
+            d_rows.mul_(scale)
+        elif include_bias_bn:
+            d.mul_(w.norm() / (d.norm() + _ROW_EPS))
+        else:
+            d.zero_()
+    return out
+
+
+def random_directions(
+    model: nn.Module,
+    generator: torch.Generator | None = None,
+    include_bias_bn: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Two filter-normalised Gaussian directions (P,) around the model's current weights.
+
+    Not orthogonalised: in many dimensions two Gaussian directions are nearly orthogonal already,
+    and `project_trajectory` solves least squares for the rest.
+    """
+    device, dtype = _device_dtype(model)
+    generator = _default_generator(generator)
+    layout = ParamLayout.of(model)
+    weights = flatten(model)
+    directions = []
+    for _ in range(2):
+        raw = torch.randn(layout.size, generator=generator, dtype=torch.float32)
+        raw = raw.to(device=device, dtype=dtype)
+        directions.append(filter_normalize(raw, weights, layout, include_bias_bn))
+    return directions[0], directions[1]
+
+
+def random_direction(model: nn.Module, generator: torch.Generator | None = None,
+                     include_bias_bn: bool = False) -> Tensor:
+    """One filter-normalised Gaussian direction (for 1-D slices)."""
+    return random_directions(model, generator, include_bias_bn)[0]
+
+
+def two_point_direction(a: Tensor, b: Tensor) -> Tensor:
+    """The direction from weights ``a`` to weights ``b``: α = 0 is ``a``, α = 1 is ``b``."""
+    if a.shape != b.shape:
+        raise ValueError(f"the two points differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    return (b - a).detach().clone()
+
+
+def _fix_sign(vector: Tensor) -> Tensor:
+    """Eigen/singular vectors are defined up to sign; make the largest entry positive so the
+    same data always gives the same picture."""
+    index = int(vector.abs().argmax())
+    return -vector if vector[index] < 0 else vector
+
+
+def pca_directions(
+    trajectories: Sequence[Tensor],
+    center: Tensor | None = None,
+) -> tuple[Tensor, Tensor, np.ndarray]:
+    """One PCA basis for the trajectories of all runs: (d1, d2, explained_variance_ratio).
+
+    ``trajectories`` are (T_i, P) stacks of weight vectors, one per run. As in Li et al. 2018, the
+    rows are taken relative to an origin — ``center``, by default run 0's final point (the
+    centre `landscape_cli` draws the surface around) — then, like their sklearn PCA, the rows of
+    all runs together are mean-centred and the top-2 right singular vectors are the directions.
+    d1 and d2 are orthonormal (unit length, so α, β are distances in weight space);
+    ``explained_variance_ratio`` is each one's share of the total variance of those rows.
+    """
+    if not trajectories:
+        raise ValueError("pca_directions needs at least one trajectory")
+    rows = torch.cat([t.detach().reshape(len(t), -1) for t in trajectories]).double()
+    if len(rows) < 2:
+        raise ValueError("pca_directions needs at least two weight vectors")
+    origin = trajectories[0][-1] if center is None else center
+    rows = rows - origin.detach().double()
+    rows = rows - rows.mean(dim=0, keepdim=True)
+    # full_matrices=False: cost O(min(T, P)² · max(T, P)); trajectories are kept to ~100 points
+    # per run, so this is small even for 10⁵ parameters.
+    _, singular, vh = torch.linalg.svd(rows, full_matrices=False)
+    total = float((singular ** 2).sum())
+    ratios = np.zeros(2)
+    if total > 0:
+        ratios[: min(2, len(singular))] = (singular[:2] ** 2).cpu().numpy() / total
+    if vh.shape[0] < 2:  # a single snapshot left after centring: complete the basis
+        extra = torch.zeros_like(vh[0])
+        extra[int(vh[0].abs().argmin())] = 1.0
+        extra = extra - (extra @ vh[0]) * vh[0]
+        vh = torch.stack([vh[0], extra / extra.norm()])
+    dtype = trajectories[0].dtype
+    d1, d2 = (_fix_sign(v).to(dtype) for v in (vh[0], vh[1]))
+    return d1, d2, ratios
+
+
+# --------------------------------------------------------------------------------------------
+# Curvature: Hessian-vector products and Lanczos (core.landscape.eigensolver)
+
+
+def model_loss(x: Tensor, y: Tensor, criterion: Criterion) -> ModelLoss:
+    """The `ModelLoss` of ``criterion`` on the data ``(x, y)``."""
+    return lambda model: criterion(model(x), y)
+
+
+def _hvp_operator(model: nn.Module, loss_fn: ModelLoss) -> Callable[[Tensor], Tensor] | None:
+    """v ↦ H·v at the model's current weights, by double backward; None when H = 0 (the loss
+    is linear in the weights).
+
+    The gradient graph is built once; each product is one more backward pass through it.
+    """
+    params = list(model.parameters())
+    with torch.enable_grad():
+        loss = loss_fn(model)
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+    flat_grad = torch.cat([g.reshape(-1) for g in grads])
+    if not flat_grad.requires_grad:
+        return None
+
+    def hvp(vector: Tensor) -> Tensor:
+        products = torch.autograd.grad(flat_grad, params, grad_outputs=vector, retain_graph=True,
+                                       allow_unused=True, materialize_grads=True)
+        return torch.cat([h.reshape(-1) for h in products]).detach()
+
+    return hvp
+
+
+# Hessian-vector products a curvature solve may use before it is reported as not converged
+# (core.landscape.eigensolver: Lanczos, tolerance EIGEN_TOL). Measured on the MLPs of the benches and of
+# tests/core/test_sharpness.py, indefinite points included: cold top-1 and top-2 solves converge
+# at ARPACK's first check (21 products), warm ones in 4-10 (docs/surfaces.md). The caps leave
+# room for harder spectra (larger models, clustered eigenvalues) and bound hopeless solves.
+SHARPNESS_MAX_PRODUCTS = 300
+HESSIAN_MAX_PRODUCTS = 500
+
+
+def _random_start(size: int, generator: torch.Generator | None) -> np.ndarray:
+    return torch.randn(size, generator=_default_generator(generator),
+                       dtype=torch.float64).numpy()
+
+
+def hessian_top_eigen(
+    model: nn.Module,
+    loss_fn: ModelLoss,
+    k: int = 1,
+    max_products: int = SHARPNESS_MAX_PRODUCTS,
+    generator: torch.Generator | None = None,
+    tol: float = EIGEN_TOL,
+    start: Tensor | None = None,
+    krylov: int = KRYLOV,
+) -> TopEigen:
+    """The ``k`` largest algebraic eigenpairs of the Hessian of ``loss_fn`` at the model's
+    weights (`core.landscape.eigensolver.top_eigenpairs` on float64 vectors; each product is one torch
+    Hessian-vector product in the model's dtype, on its device). Eval mode; the parameters'
+    ``.grad`` are left untouched. Not converged: NaN values, ``converged=False``."""
+    with _eval_mode(model):
+        like = next(model.parameters())
+        size = sum(p.numel() for p in model.parameters())
+        first = (start.detach().to(device="cpu", dtype=torch.float64).numpy()
+                 if start is not None else _random_start(size, generator))
+        hvp = _hvp_operator(model, loss_fn)
+        if hvp is None:  # H = 0: every eigenvalue is 0, any orthonormal vectors are eigenvectors
+            vectors, _ = np.linalg.qr(np.column_stack(
+                [first] + [_random_start(size, generator) for _ in range(k - 1)]))
+            return TopEigen(np.zeros(k), vectors, True, 0)
+
+        def matvec(x: np.ndarray) -> np.ndarray:
+            vector = torch.from_numpy(x).to(device=like.device, dtype=like.dtype)
+            return hvp(vector).to(device="cpu", dtype=torch.float64).numpy()
+
+        return top_eigenpairs(matvec, size, k, first, tol, max_products, krylov)
+
+
+def _as_param_vector(vectors: np.ndarray, j: int, like: Tensor) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(vectors[:, j])).to(like)
+
+
+def sharpness(
+    model: nn.Module,
+    loss_fn: ModelLoss,
+    max_products: int = SHARPNESS_MAX_PRODUCTS,
+    generator: torch.Generator | None = None,
+    tol: float = EIGEN_TOL,
+) -> float:
+    """The top (most positive) eigenvalue λ_max of the Hessian of ``loss_fn`` at the model's
+    weights, or NaN when the solve did not converge within ``max_products`` Hessian-vector
+    products (`hessian_top_eigen`). For gradient descent at learning rate η, λ_max ≈ 2/η is the
+    edge of stability. Evaluated in eval mode (no dropout noise in the Hessian)."""
+    return float(hessian_top_eigen(model, loss_fn, 1, max_products, generator, tol).values[0])
+
+
+SHARPNESS_SAMPLES = 2048  # training samples the tracked sharpness is measured on (the first ones)
+
+
+class SharpnessTracker:
+    """Each run's sharpness (top Hessian eigenvalue), measured again every few training steps.
+
+    Cheap because the eigenvector moves slowly while training: each measurement starts Lanczos
+    from the run's previous eigenvector with a small basis (`WARM_KRYLOV` products before the
+    first convergence test, where a cold start builds `KRYLOV`). A measurement that does not
+    converge within ``max_products`` is NaN (records carry it; the GUI shows "not converged"),
+    and the next one starts cold-sized from its best approximation. Each run has its own fixed
+    random stream for its first start, so measuring never touches torch's global RNG (dropout
+    masks and batches stay as they were). ``products[i]``: what run i's last measurement cost.
+    """
+
+    def __init__(self, count: int, max_products: int = SHARPNESS_MAX_PRODUCTS,
+                 tol: float = EIGEN_TOL):
+        self.vectors: list[Tensor | None] = [None] * count
+        self.warm: list[bool] = [False] * count  # the vector is a converged eigenvector
+        self.products: list[int] = [0] * count
+        self.max_products, self.tol = max_products, tol
+
+    def measure(self, index: int, model: nn.Module, loss_fn: ModelLoss) -> float:
+        """Run ``index``'s λ_max at the model's current weights (NaN: not converged)."""
+        previous = self.vectors[index]
+        size = sum(p.numel() for p in model.parameters())
+        if previous is None or previous.numel() != size:
+            previous, warm = None, False
+        else:
+            warm = self.warm[index]
+        result = hessian_top_eigen(
+            model, loss_fn, 1, self.max_products, torch.Generator().manual_seed(1 + index),
+            self.tol, start=previous, krylov=WARM_KRYLOV if warm else KRYLOV)
+        self.vectors[index] = torch.from_numpy(np.ascontiguousarray(result.vectors[:, 0]))
+        self.warm[index] = result.converged
+        self.products[index] = result.products
+        return float(result.values[0])
+
+
+def hessian_directions(
+    model: nn.Module,
+    loss_fn: ModelLoss,
+    max_products: int = HESSIAN_MAX_PRODUCTS,
+    generator: torch.Generator | None = None,
+    tol: float = EIGEN_TOL,
+) -> tuple[Tensor, Tensor, np.ndarray]:
+    """The top-2 Hessian eigenvectors (orthonormal) and their eigenvalues [λ1, λ2], λ1 ≥ λ2.
+
+    One Lanczos solve for the two largest algebraic eigenvalues (`hessian_top_eigen`, k = 2).
+    When it does not converge within ``max_products`` products the eigenvalues are NaN (show
+    "not converged") and the directions are the solver's best orthonormal approximations, so a
+    plane can still be drawn, labelled as such."""
+    like = next(model.parameters())
+    result = hessian_top_eigen(model, loss_fn, 2, max_products, _default_generator(generator),
+                               tol)
+    d1, d2 = (_fix_sign(_as_param_vector(result.vectors, j, like)) for j in range(2))
+    return d1.detach(), d2.detach(), np.asarray(result.values, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Batched evaluation
+
+
+def _binary_cross_entropy_signs(loss_fn: Criterion, y: Tensor, n: int,
+                                n_out: int) -> Tensor | None:
+    """s_i = +1 for class 0, −1 for class 1 when ``loss_fn`` is two-class cross entropy, else None.
+
+    With two logits, CE = log(1 + e^(z_other − z_true)) = softplus(s·(z1 − z0)): only the margin
+    z1 − z0 matters, so the last layer can compute that one row instead of two.
+    """
+    if (loss_fn is F.cross_entropy and n_out == 2 and y.shape == (n,)
+            and y.dtype in (torch.int64, torch.int32)):
+        return 1.0 - 2.0 * y.to(torch.float32)
+    return None
+
+
+def _reducer(loss_fn: Criterion, y: Tensor, n: int,
+             n_out: int) -> Callable[[Tensor], Tensor] | None:
+    """A fast per-point mean loss for feature-major outputs z (k, n_out, n), or None.
+
+    Only for the criteria core.problems.metrics hands out, called with their defaults (mean reduction),
+    which is how the engine calls them; anything else goes through vmap on the outputs.
+    """
+    signs = _binary_cross_entropy_signs(loss_fn, y, n, n_out)
+    if signs is not None:
+        return lambda z: F.softplus((z[:, 1] - z[:, 0]).mul_(signs.to(z))).mean(dim=1)
+    if loss_fn is F.cross_entropy and y.shape == (n,) and y.dtype in (torch.int64, torch.int32):
+        target = y.long()
+        return lambda z: F.cross_entropy(z, target.expand(len(z), n), reduction="none").mean(1)
+    if y.ndim == 2 and y.shape == (n, n_out) and y.is_floating_point():
+        target_t = y.T.contiguous()  # (n_out, n), broadcast over the points
+        if loss_fn is F.mse_loss:
+            return lambda z: (z - target_t).square_().mean(dim=(1, 2))
+        if loss_fn is F.l1_loss:
+            return lambda z: (z - target_t).abs_().mean(dim=(1, 2))
+        if loss_fn is F.huber_loss:
+            return lambda z: F.huber_loss(z, target_t.expand_as(z), reduction="none").mean((1, 2))
+    return None
+
+
+class _MlpEngine:
+    """Batched matmuls for ``nn.Sequential`` MLPs, activations laid out (points, features, n)."""
+
+    def __init__(self, model: nn.Sequential, layers: list, x: Tensor, y: Tensor,
+                 loss_fn: Criterion, layout: ParamLayout):
+        self.model = model
+        self.layout = layout
+        self.layers = layers  # ("linear", weight_slot, bias_slot | None, out) or ("act", module)
+        self.loss_fn = loss_fn
+        self.y = y
+        self.n = len(x)
+        self.n_out = layers[-1][3]
+        self.widest = max(layer[3] for layer in layers if layer[0] == "linear")
+        # Two-class CE after a hidden layer: the last layer computes only the margin row.
+        signs = _binary_cross_entropy_signs(loss_fn, y, self.n, self.n_out)
+        hidden = sum(1 for layer in layers if layer[0] == "linear") > 1
+        margin = signs is not None and hidden
+        self.margin = margin
+        x = x.reshape(len(x), -1)
+        if margin:
+            # Class 0 first, then class 1 (the mean does not depend on the order), so every
+            # tile holds one class and the margin's sign is folded into the last layer's
+            # weights instead of costing a pass over the margins.
+            order = torch.argsort(y, stable=True)
+            x, y = x[order], y[order]
+            n_first = int((y == y[0]).sum()) if int(y[0]) == 0 else 0
+            groups = [(0, n_first), (n_first, self.n)]
+        else:
+            groups = [(0, self.n)]
+        # The samples are cut into tiles of at most SAMPLE_TILE: a chunk's activations then stay
+        # in the core's own cache, and bmm avoids the power-of-two row strides (512, 1024
+        # floats) at which it measured up to 2x slower. A criterion we cannot sum tile by tile
+        # (the vmap fallback) keeps the samples whole.
+        can_split = margin or _reducer(loss_fn, y, self.n, self.n_out) is not None
+        self.tiles: list[tuple[int, int]] = []
+        for low, high in groups:
+            if high <= low:
+                continue
+            count = max(1, -(-(high - low) // SAMPLE_TILE)) if can_split else 1
+            width = -(-(high - low) // count)
+            self.tiles += [(a, min(high, a + width)) for a in range(low, high, width)]
+        # Per tile: the input (in, m) — one copy shared by all points —, whether its margins
+        # are negated (class 1), and the fast reducer; a tile's mean counts m / n of the total.
+        x_t = x.T
+        self.x_tiles = [x_t[:, a:b].contiguous() for a, b in self.tiles]
+        self.negated = [bool(y[a] == 1) for a, _ in self.tiles] if margin else None
+        self.reducers = [_reducer(loss_fn, y[a:b], b - a, self.n_out) for a, b in self.tiles]
+        self.shares = [(b - a) / self.n for a, b in self.tiles]
+        # The per-layer plan, so the per-chunk loop does no type tests: for each layer, either
+        # ("act", module | None: None when the preceding bias add applied this ReLU), or
+        # ("linear", rows, fuse the next ReLU).
+        self.plan: list[tuple] = []
+        for index, layer in enumerate(layers):
+            if layer[0] == "act":
+                fused = index > 0 and self.plan[-1][0] == "linear" and self.plan[-1][2]
+                self.plan.append(("act", None if fused else layer[1]))
+                continue
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            fuse = (index > 0 and layer[2] is not None and following is not None
+                    and type(following[1]) is nn.ReLU)
+            self.plan.append(("linear", 1 if (margin and index == len(layers) - 1) else layer[3],
+                              fuse))
+        self.plane: list = []
+        self._buffers: list[Tensor | None] = [None, None]
+        self._views: dict[tuple[int, int], list] = {}
+
+    @classmethod
+    def build(cls, model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion,
+              layout: ParamLayout) -> _MlpEngine | None:
+        """The engine for ``model``, or None when it is not a plain MLP."""
+        if not isinstance(model, nn.Sequential) or any(True for _ in model.buffers()):
+            return None
+        slots = {s.name: s for s in layout.slots}
+        modules = list(model.named_children())
+        first = next((i for i, (_, m) in enumerate(modules) if isinstance(m, nn.Linear)), None)
+        if first is None:
+            return None
+        head = modules[:first]
+        # Modules before the first Linear see the same input for every point: run them once.
+        if any(any(True for _ in m.parameters()) for _, m in head):
+            return None
+        with torch.no_grad():
+            for _, module in head:
+                x = module(x)
+        if x.ndim != 2:
+            return None
+        layers = []
+        for name, module in modules[first:]:
+            if isinstance(module, nn.Linear):
+                bias = slots.get(f"{name}.bias") if module.bias is not None else None
+                layers.append(("linear", slots[f"{name}.weight"], bias, module.out_features))
+            elif isinstance(module, _ELEMENTWISE):
+                layers.append(("act", module))
+            elif isinstance(module, (nn.Dropout, nn.Flatten)):
+                continue  # eval-mode dropout is the identity; the data is already (n, features)
+            else:
+                return None
+        if layers[-1][0] != "linear":
+            return None
+        return cls(model, layers, x, y, loss_fn, layout)
+
+    def bytes_per_point(self) -> int:
+        tile = max(end - start for start, end in self.tiles)
+        return 4 * (self.widest * tile + self.layout.size)
+
+    def _targets(self, k: int, tile: int) -> list[tuple[Tensor, Tensor] | None]:
+        """Per plan step, the (k, rows·m) and (k, rows, m) output views of a linear layer.
+
+        Two reused activation buffers, alternating by linear layer so no layer writes over its
+        input (allocating ~1 MB per layer and chunk cost page faults that measured as much as
+        the arithmetic); the views are cached per (k, tile): slicing and viewing afresh for every
+        tile of every chunk measured ~10 % of a 2-32-32-2 surface.
+        """
+        key = (k, tile)
+        cached = self._views.get(key)
+        if cached is not None:
+            return cached
+        m = self.x_tiles[tile].shape[1]
+        size = k * max(step[1] for step in self.plan if step[0] == "linear") * m
+        if self._buffers[0] is None or self._buffers[0].numel() < size:
+            like = self.x_tiles[0]
+            self._buffers = [torch.empty(size, dtype=like.dtype, device=like.device)
+                             for _ in range(2)]
+            self._views = {}
+        views: list[tuple[Tensor, Tensor] | None] = []
+        buffer = 0
+        for step in self.plan:
+            if step[0] != "linear":
+                views.append(None)
+                continue
+            rows = step[1]
+            target = self._buffers[buffer][:k * rows * m]
+            views.append((target.view(k, rows * m), target.view(k, rows, m)))
+            buffer ^= 1
+        self._views[key] = views
+        return views
+
+    def _is_margin_layer(self, layer) -> bool:
+        return self.margin and layer is self.layers[-1]
+
+    def _linear_params(self, vector: Tensor, layer) -> tuple[Tensor, Tensor | None]:
+        """The (rows, in) weight and (rows,) bias of a linear layer in the (…, P) ``vector``;
+        for the margin layer of two-class CE, the one row z1 − z0."""
+        _, w_slot, b_slot, out = layer
+        lead = vector.shape[:-1]
+        weight = vector[..., w_slot.offset:w_slot.offset + w_slot.numel]
+        weight = weight.reshape(*lead, *w_slot.shape)
+        bias = vector[..., b_slot.offset:b_slot.offset + b_slot.numel] if b_slot else None
+        if self._is_margin_layer(layer):
+            weight = weight[..., 1:2, :] - weight[..., 0:1, :]
+            bias = bias[..., 1:2] - bias[..., 0:1] if bias is not None else None
+        return weight, bias
+
+    def prepare_plane(self, center: Tensor, d1: Tensor, d2: Tensor) -> None:
+        """Per-layer bases for the plane θ + α·d1 + β·d2, so a chunk never builds (k, P) weights.
+
+        First layer: W(α,β)·x + b(α,β) = M_θ + α·M_1 + β·M_2 with three (rows, m) maps M per
+        sample tile, computed once (the input is the same for every point), so per point it
+        costs a K = 3 product per output instead of a K = in one. Later layers: a
+        (3, rows·in) weight basis and a (3, rows) bias basis; one small (k, 3) @ basis product
+        each gives the whole chunk's weights and biases as *contiguous* (k, rows, in) and
+        (k, rows, 1) tensors (a strided view into one combined product measured slower).
+        """
+        self.plane = []
+        for index, layer in enumerate(self.layers):
+            if layer[0] != "linear":
+                self.plane.append(None)
+                continue
+            parts = [self._linear_params(v, layer) for v in (center, d1, d2)]
+            if index == 0:
+                self.plane.append([
+                    torch.stack([(w @ x_t + (b.view(-1, 1) if b is not None else 0)).reshape(-1)
+                                 for w, b in parts])
+                    for x_t in self.x_tiles
+                ])
+            else:
+                weights = torch.stack([w.reshape(-1) for w, _ in parts])
+                biases = torch.stack([b for _, b in parts]) if parts[0][1] is not None else None
+                self.plane.append((weights, biases))
+
+    def plane_losses(self, coords: Tensor) -> Tensor:
+        """Mean loss at each of the k plane points (α, β) of ``coords`` (k, 2)."""
+        k = len(coords)
+        coeffs = torch.cat([torch.ones_like(coords[:, :1]), coords], dim=1)  # (k, 3): 1, α, β
+        params: list = []
+        for index, layer in enumerate(self.layers):
+            if layer[0] != "linear" or index == 0:
+                params.append(None)
+                continue
+            weights, biases = self.plane[index]
+            weight = torch.mm(coeffs, weights).view(k, -1, layer[1].shape[1])
+            bias = torch.mm(coeffs, biases).view(k, -1, 1) if biases is not None else None
+            params.append((weight, bias))
+
+        def first(target: Tensor, tile: int) -> Tensor:
+            # (k, 3) @ (3, rows·m): one pass writing the output, the maps read from cache
+            # (measured faster than two fused multiply-adds over the output at tile sizes).
+            return torch.mm(coeffs, self.plane[0][tile], out=target)
+
+        return self._forward(k, first, params)
+
+    def losses(self, weights: Tensor) -> Tensor:
+        """Mean loss of each of the k stacked weight vectors (k, P)."""
+        k = len(weights)
+        params: list = []
+        for layer in self.layers:
+            if layer[0] != "linear":
+                params.append(None)
+                continue
+            weight, bias = self._linear_params(weights, layer)
+            params.append((weight, bias.unsqueeze(-1) if bias is not None else None))
+        first_weight, first_bias = params[0]
+
+        def first(target: Tensor, tile: int) -> Tensor:
+            # Shared input: one (k·rows, in) @ (in, m) product for the whole chunk.
+            x_t = self.x_tiles[tile]
+            out = torch.mm(first_weight.reshape(-1, first_weight.shape[-1]), x_t,
+                           out=target.view(-1, x_t.shape[1]))
+            if first_bias is not None:
+                out.view(k, -1, x_t.shape[1]).add_(first_bias)
+            return target
+
+        return self._forward(k, first, params)
+
+    def _forward(self, k: int, first: Callable[[Tensor, int], Tensor], params: list) -> Tensor:
+        """The chunk's mean losses, tile by tile, added up (each tile weighted by its share)."""
+        if self.margin:
+            # The margin layer with the opposite sign, for the class-1 tiles (CE = softplus(−m)).
+            weight, bias = params[-1]
+            negated = (weight.neg(), bias.neg() if bias is not None else None)
+        total: Tensor | None = None
+        last = len(self.plan) - 1
+        for tile, x_tile in enumerate(self.x_tiles):
+            m = x_tile.shape[1]
+            h: Tensor | None = None
+            targets = self._targets(k, tile)
+            for index, step in enumerate(self.plan):
+                if step[0] == "act":
+                    module = step[1]
+                    if module is not None:
+                        h = h.relu_() if type(module) is nn.ReLU else module(h)
+                    continue
+                flat, shaped = targets[index]
+                if index == 0:
+                    h = first(flat, tile).view(shaped.shape)
+                    continue
+                weight, bias = negated if (index == last and self.negated
+                                           and self.negated[tile]) else params[index]
+                h = torch.bmm(weight, h, out=shaped)
+                if bias is not None:
+                    # bmm + add_ rather than baddbmm: baddbmm first copies the broadcast bias
+                    # into the output, which measured ~1.5x slower here. Bias and a following
+                    # ReLU in one pass over the activations (aten's fused add-relu kernel).
+                    if step[2]:
+                        torch.ops.aten._add_relu_(h, bias)
+                    else:
+                        h.add_(bias)
+            if self.margin:  # signed margins: the tile's CE sum is the sum of softplus
+                part = F.softplus(h.view(k, m)).sum(dim=1)
+            elif self.reducers[tile] is not None:
+                part = self.reducers[tile](h)
+                part = part.mul_(self.shares[tile]) if len(self.tiles) > 1 else part
+            else:
+                # An unknown criterion (samples never tiled): called as the model's output
+                # would meet it, (n, out) per point.
+                return torch.vmap(lambda z: self.loss_fn(z, self.y))(h.transpose(1, 2))
+            total = part if total is None else total.add_(part)
+        return total.div_(self.n) if self.margin else total
+
+
+class _VmapEngine:
+    """Any module: torch.func.functional_call under torch.vmap over stacked parameter dicts."""
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion,
+                 layout: ParamLayout):
+        self.layout = layout
+        self.model = model
+        self.buffers = dict(model.named_buffers())
+        self.x, self.y, self.loss_fn = x, y, loss_fn
+        self.widest = _widest_activation(model, x)
+
+        def one_point(params: dict[str, Tensor]) -> Tensor:
+            output = torch.func.functional_call(model, {**params, **self.buffers}, (self.x,))
+            return self.loss_fn(output, self.y)
+
+        self._batched = torch.vmap(one_point)
+
+    def bytes_per_point(self) -> int:
+        # vmap keeps a few activations alive at once (input, output, a temporary).
+        return 4 * (3 * self.widest + self.layout.size)
+
+    def prepare_plane(self, center: Tensor, d1: Tensor, d2: Tensor) -> None:
+        self.basis = torch.stack([d1, d2])
+        self.center = center
+
+    def plane_losses(self, coords: Tensor) -> Tensor:
+        return self.losses(torch.addmm(self.center, coords, self.basis))
+
+    def losses(self, weights: Tensor) -> Tensor:
+        return self._batched(self.layout.split(weights))
+
+
+def _widest_activation(model: nn.Module, x: Tensor) -> int:
+    """Elements of the largest leaf-module output for the whole batch x (one forward pass)."""
+    sizes = [x.numel()]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+             for m in model.modules() if not any(True for _ in m.children())]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(sizes) * len(x)
+
+
+def _engine(model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion):
+    """The fastest engine that can evaluate ``model`` (built in eval mode, without autograd)."""
+    layout = ParamLayout.of(model)
+    device, dtype = _device_dtype(model)
+    x = torch.as_tensor(x).to(device)
+    x = x.to(dtype) if x.is_floating_point() else x
+    y = torch.as_tensor(y).to(device)
+    with _eval_mode(model), torch.no_grad():
+        # The fused native kernel where it applies (small float32 MLPs on the CPU, a C
+        # compiler present); imported here because core.landscape.fused builds on this module.
+        from core.landscape.fused import fused_mlp_engine
+        engine = fused_mlp_engine(model, x, y, loss_fn, layout)
+        if engine is None:
+            engine = _MlpEngine.build(model, x, y, loss_fn, layout)
+        return engine if engine is not None else _VmapEngine(model, x, y, loss_fn, layout)
+
+
+def default_chunk(engine) -> int:
+    """Points per batched pass, so that peak extra memory stays bounded.
+
+    A chunk of k points holds k weight vectors (k·P floats) and, at most, two activations of the
+    widest layer for all samples (MLP engine, 2·k·width·n floats) or about three (vmap engine).
+    k is the largest number (≤ 256) keeping the widest activation of the chunk within 2 MiB (MLP:
+    cache-sized, fastest) or 8 MiB (vmap), and at least 1: peak extra memory ≈ 3 × that budget +
+    k·P·4 bytes — about 6–24 MiB, plus a single point's needs when one point alone is larger.
+    """
+    budget = MLP_CHUNK_BYTES if isinstance(engine, _MlpEngine) else VMAP_CHUNK_BYTES
+    return int(max(1, min(MAX_CHUNK, budget // max(1, engine.bytes_per_point()))))
+
+
+def _chunk_losses(
+    engine,
+    count: int,
+    losses_of: Callable[[int, int], Tensor],
+    chunk: int | None,
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, losses) per group of chunks of ``count`` points; ``losses_of(a, b)`` evaluates
+    points a..b−1 in one batched pass. Checks ``stop`` before each chunk.
+
+    Chunks are grouped up to `YIELD_POINTS` per yield: entering eval/inference mode and
+    converting to numpy once per chunk measured ~10 % of a small MLP's surface.
+    """
+    size = chunk if chunk is not None else default_chunk(engine)
+    if size < 1:
+        raise ValueError(f"chunk must be at least 1, got {size}")
+    group = max(size, YIELD_POINTS // size * size)
+    for group_start in range(0, count, group):
+        group_end = min(count, group_start + group)
+        parts = []
+        # Eval and inference mode per group, never across a yield: while this generator is
+        # suspended the caller (maybe training this very model) must see its own modes.
+        with _eval_mode(engine.model), torch.inference_mode():
+            for start in range(group_start, group_end, size):
+                if stop is not None and stop.is_set():
+                    break
+                parts.append(losses_of(start, min(group_end, start + size)))
+            if parts:
+                losses = torch.cat(parts).double().cpu().numpy()
+        if parts:
+            yield group_start, losses
+        if len(parts) * size < group_end - group_start:
+            return  # stopped
+
+
+def _as_vector(model: nn.Module, vector: Tensor) -> Tensor:
+    device, dtype = _device_dtype(model)
+    return torch.as_tensor(vector).detach().to(device=device, dtype=dtype).reshape(-1)
+
+
+def _plane_losses(model, center, d1, d2, coords: np.ndarray, x, y, loss_fn, chunk=None,
+                  stop=None, engine=None) -> Iterator[tuple[int, np.ndarray]]:
+    device, dtype = _device_dtype(model)
+    center, d1, d2 = (_as_vector(model, v) for v in (center, d1, d2))
+    engine = engine or _engine(model, x, y, loss_fn)
+    with torch.no_grad():
+        engine.prepare_plane(center, d1, d2)
+    coord_t = torch.as_tensor(coords, dtype=dtype, device=device).reshape(-1, 2)
+    yield from _chunk_losses(engine, len(coord_t), lambda a, b: engine.plane_losses(coord_t[a:b]),
+                             chunk, stop)
+
+
+def evaluate_points(model: nn.Module, center: Tensor, d1: Tensor, d2: Tensor,
+                    coords: np.ndarray, x: Tensor, y: Tensor, loss_fn: Criterion,
+                    chunk: int | None = None) -> np.ndarray:
+    """Loss at θ + α·d1 + β·d2 for each row (α, β) of ``coords`` (N, 2), batched."""
+    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    out = np.empty(len(coords))
+    for start, losses in _plane_losses(model, center, d1, d2, coords, x, y, loss_fn, chunk):
+        out[start:start + len(losses)] = losses
+    return out
+
+
+def evaluate_weights(model: nn.Module, weights: Tensor, x: Tensor, y: Tensor,
+                     loss_fn: Criterion, chunk: int | None = None) -> np.ndarray:
+    """Loss of each of the (N, P) weight vectors (a trajectory, say), batched."""
+    device, dtype = _device_dtype(model)
+    weights = torch.as_tensor(weights).detach().to(device=device, dtype=dtype)
+    weights = weights.reshape(len(weights), -1)
+    out = np.empty(len(weights))
+    engine = _engine(model, x, y, loss_fn)
+    for start, losses in _chunk_losses(engine, len(weights),
+                                       lambda a, b: engine.losses(weights[a:b]), chunk):
+        out[start:start + len(losses)] = losses
+    return out
+
+
+def _grid_coords(alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    grid_b, grid_a = np.meshgrid(betas, alphas, indexing="ij")  # row j = β_j, column i = α_i
+    return np.column_stack([grid_a.ravel(), grid_b.ravel()])
+
+
+def evaluate_surface(model: nn.Module, center: Tensor, d1: Tensor, d2: Tensor,
+                     alphas: Sequence[float], betas: Sequence[float], x: Tensor, y: Tensor,
+                     loss_fn: Criterion, chunk: int | None = None) -> np.ndarray:
+    """The loss grid Z[j, i] = loss(center + alphas[i]·d1 + betas[j]·d2), shape (len(betas),
+    len(alphas)) — rows are β, as an image is drawn. Batched and chunked (`default_chunk`)."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    betas = np.asarray(betas, dtype=np.float64)
+    losses = evaluate_points(model, center, d1, d2, _grid_coords(alphas, betas), x, y, loss_fn,
+                             chunk)
+    return losses.reshape(len(betas), len(alphas))
+
+
+def surface_point_by_point(model: nn.Module, center: Tensor, d1: Tensor, d2: Tensor,
+                           alphas: Sequence[float], betas: Sequence[float], x: Tensor, y: Tensor,
+                           loss_fn: Criterion) -> np.ndarray:
+    """The reference: what the loss-landscape scripts do — for each grid point, load the weights
+    into the model, run a forward pass, read the loss. Slow; for tests and benchmarks. The model's
+    weights are restored afterwards."""
+    center, d1, d2 = (_as_vector(model, v) for v in (center, d1, d2))
+    saved = flatten(model)
+    out = np.empty((len(betas), len(alphas)))
+    try:
+        with _eval_mode(model), torch.no_grad():
+            for j, beta in enumerate(betas):
+                for i, alpha in enumerate(alphas):
+                    unflatten_into(model, center + float(alpha) * d1 + float(beta) * d2)
+                    out[j, i] = float(loss_fn(model(x), y))
+    finally:
+        unflatten_into(model, saved)
+    return out
+
+
+def grid_axes(grid: int, span: float | tuple[float, float] = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """α and β axes of ``grid`` points each over [−span, span] (or per-axis half-widths)."""
+    span_a, span_b = (span, span) if np.isscalar(span) else span
+    return (np.linspace(-span_a, span_a, grid), np.linspace(-span_b, span_b, grid))
+
+
+def _level_indices(grid: int, stride: int) -> np.ndarray:
+    # Every stride-th index, plus the last, so even the coarsest level covers the whole extent.
+    return np.union1d(np.arange(0, grid, stride), [grid - 1])
+
+
+def surface_progressive(
+    model: nn.Module,
+    center: Tensor,
+    d1: Tensor,
+    d2: Tensor,
+    x: Tensor,
+    y: Tensor,
+    loss_fn: Criterion,
+    grid: int = 51,
+    span: float | tuple[float, float] = 1.0,
+    strides: Sequence[int] = PROGRESSIVE_STRIDES,
+    chunk: int | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Coarse to fine: yields ``(level, alphas, betas, Z)`` with Z always the full (grid, grid).
+
+    Level 0 computes every ``strides[0]``-th point (and the last row/column); each later level
+    computes only the points it adds; points not computed yet show their nearest computed
+    neighbour. The last level is the full evaluation (== `evaluate_surface`). ``stop`` is checked
+    between chunks: once set, the generator ends without yielding a partial level.
+    """
+    if grid < 2:
+        raise ValueError(f"grid must be at least 2, got {grid}")
+    alphas, betas = grid_axes(grid, span)
+    known = np.zeros((grid, grid), dtype=bool)
+    values = np.full((grid, grid), np.nan)
+    strides = sorted({int(s) for s in strides if s >= 1} | {1}, reverse=True)
+    engine = _engine(model, x, y, loss_fn)
+    level = 0
+    for stride in strides:
+        rows = _level_indices(grid, stride)
+        wanted = np.zeros_like(known)
+        wanted[np.ix_(rows, rows)] = True
+        new = wanted & ~known
+        if not new.any():
+            continue
+        js, is_ = np.nonzero(new)
+        coords = np.column_stack([alphas[is_], betas[js]])
+        finished = 0
+        for start, losses in _plane_losses(model, center, d1, d2, coords, x, y, loss_fn,
+                                           chunk, stop, engine):
+            values[js[start:start + len(losses)], is_[start:start + len(losses)]] = losses
+            finished += len(losses)
+        if finished < len(coords):
+            return  # stopped
+        known |= new
+        nearest = _nearest(rows, grid)
+        yield level, alphas, betas, values[np.ix_(nearest, nearest)].copy()
+        level += 1
+
+
+def _nearest(indices: np.ndarray, grid: int) -> np.ndarray:
+    """For each of 0..grid−1 the nearest of the sorted ``indices``."""
+    positions = np.arange(grid)
+    right = np.clip(np.searchsorted(indices, positions), 0, len(indices) - 1)
+    left = np.clip(right - 1, 0, len(indices) - 1)
+    take_left = np.abs(positions - indices[left]) <= np.abs(indices[right] - positions)
+    return np.where(take_left, indices[left], indices[right])
+
+
+# --------------------------------------------------------------------------------------------
+# 1-D slices
+
+
+def default_interpolation_ts() -> np.ndarray:
+    low, high, count = DEFAULT_INTERPOLATION
+    return np.linspace(low, high, count)
+
+
+def interpolate_1d(model: nn.Module, a: Tensor, b: Tensor, ts: Sequence[float] | None,
+                   x: Tensor, y: Tensor, loss_fn: Criterion,
+                   chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation (Goodfellow et al. 2015): loss((1−t)·a + t·b) for each t.
+
+    ``ts`` None means t from −0.5 to 1.5 (41 points), so the plot shows both minima and beyond.
+    Returns (ts, losses).
+    """
+    ts = default_interpolation_ts() if ts is None else np.asarray(ts, dtype=np.float64)
+    a = _as_vector(model, a)
+    direction = two_point_direction(a, _as_vector(model, b))
+    coords = np.column_stack([ts, np.zeros_like(ts)])
+    losses = evaluate_points(model, a, direction, torch.zeros_like(direction), coords, x, y,
+                             loss_fn, chunk)
+    return ts, losses
+
+
+def random_slice_1d(model: nn.Module, center: Tensor, x: Tensor, y: Tensor, loss_fn: Criterion,
+                    generator: torch.Generator | None = None, span: float = 1.0, count: int = 51,
+                    include_bias_bn: bool = False,
+                    chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, Tensor]:
+    """loss(center + α·d) along one filter-normalised random direction d (normalised against
+    ``center``), α over [−span, span]. Returns (alphas, losses, d)."""
+    center = _as_vector(model, center)
+    layout = ParamLayout.of(model)
+    raw = torch.randn(layout.size, generator=_default_generator(generator), dtype=torch.float32)
+    direction = filter_normalize(raw.to(center), center, layout, include_bias_bn)
+    alphas = np.linspace(-span, span, count)
+    coords = np.column_stack([alphas, np.zeros_like(alphas)])
+    losses = evaluate_points(model, center, direction, torch.zeros_like(direction), coords, x, y,
+                             loss_fn, chunk)
+    return alphas, losses, direction
+
+
+# --------------------------------------------------------------------------------------------
+# Trajectories on the plane
+
+
+def project_trajectory(points: Tensor, center: Tensor, d1: Tensor,
+                       d2: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (T, P) point's plane coordinates (α, β) and its distance from the plane.
+
+    Least squares: (α, β) minimise ‖p − (center + α·d1 + β·d2)‖, which is the orthogonal
+    projection even when d1 and d2 are not orthogonal (random directions); the off-plane
+    distance is the norm of what is left. Computed in float64.
+    """
+    basis = torch.stack([d1.detach().reshape(-1), d2.detach().reshape(-1)]).double()
+    offsets = points.detach().reshape(len(points), -1).double() - center.detach().double()
+    gram = basis @ basis.T
+    # pinv: a degenerate plane (d2 ∥ d1) still gives the least-norm answer instead of failing.
+    coords = (torch.linalg.pinv(gram) @ (basis @ offsets.T)).T  # (T, 2)
+    residual = offsets - coords @ basis
+    off_plane = residual.norm(dim=1)
+    coords = coords.cpu().numpy()
+    return coords[:, 0].copy(), coords[:, 1].copy(), off_plane.cpu().numpy()
+
+
+def true_vs_surface_loss(model: nn.Module, points: Tensor, center: Tensor, d1: Tensor,
+                         d2: Tensor, x: Tensor, y: Tensor, loss_fn: Criterion,
+                         chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(true_loss, surface_loss) of each (T, P) point.
+
+    The true loss is the loss at the point itself; the surface loss is the loss at its projection
+    center + α·d1 + β·d2 — exactly what the surface shows at (α, β), evaluated there rather than
+    read off the grid, so it holds for points outside the grid too. They differ by what the
+    plane leaves out (see the off-plane distance of `project_trajectory`).
+    """
+    alpha, beta, _ = project_trajectory(points, center, d1, d2)
+    true_loss = evaluate_weights(model, points, x, y, loss_fn, chunk)
+    surface_loss = evaluate_points(model, center, d1, d2, np.column_stack([alpha, beta]), x, y,
+                                   loss_fn, chunk)
+    return true_loss, surface_loss
+
+
+# --------------------------------------------------------------------------------------------
+# Following the training
+
+FOLLOW_SAMPLES = 2048  # training samples a followed surface is evaluated on (the first ones)
+
+
+@dataclass(frozen=True)
+class FollowedSurface:
+    """One surface around a run's weights at ``step``: Z[j, i] = loss(center + α_i·d1 + β_j·d2).
+
+    ``center`` (P,) and the directions are detached copies, so the trajectory code can project
+    onto this very plane after the training has moved on.
+    """
+
+    step: int
+    run_index: int
+    alphas: np.ndarray
+    betas: np.ndarray
+    losses: np.ndarray  # (len(betas), len(alphas))
+    center: Tensor
+    d1: Tensor
+    d2: Tensor
+    seconds: float  # time spent computing it
+
+
+class SurfaceFollower:
+    """Recompute the loss surface around a run's *current* weights every ``every`` steps.
+
+    ``race`` is a `core.engine.network_race.NetworkRace` (or anything with ``models``, ``x_train``,
+    ``y_train`` and ``criterion``): the followed model is ``race.models[run_index]`` (seed 0's),
+    the loss its training loss (the first `FOLLOW_SAMPLES` samples). ``directions`` is
+    ``"random"`` — the same Gaussian draw each time, filter-normalised against the current
+    weights, so consecutive pictures are comparable — or a fixed pair (d1, d2) (e.g. the race's
+    PCA plane). The grid is coarse on purpose (21×21 by default): a follow-up costs
+    ``grid²`` batched points, a few per cent of 50 training steps of a small MLP
+    (``BENCH surface-follow``).
+
+    Call `maybe_update` with each step (or iterate `follow`): it returns a `FollowedSurface` at
+    steps 0, every, 2·every, ... and None otherwise. It only reads the weights (in eval mode,
+    without autograd), so training continues unchanged.
+    """
+
+    def __init__(self, race, every: int = 50, grid: int = 21, span: float | tuple = 1.0,
+                 run_index: int = 0, directions: str | tuple[Tensor, Tensor] = "random",
+                 include_bias_bn: bool = False, seed: int = 0, chunk: int | None = None):
+        if every < 1:
+            raise ValueError(f"every must be at least 1 step, got {every}")
+        if grid < 2:
+            raise ValueError(f"grid must be at least 2, got {grid}")
+        models = race.models
+        if not 0 <= run_index < len(models):
+            raise ValueError(f"run_index must be in [0, {len(models) - 1}], got {run_index}")
+        if isinstance(directions, str) and directions != "random":
+            raise ValueError(
+                f"directions must be 'random' or a pair of tensors, got {directions!r}")
+        self.model = models[run_index]
+        self.run_index, self.every, self.grid = run_index, every, grid
+        self.alphas, self.betas = grid_axes(grid, span)
+        self.coords = _grid_coords(self.alphas, self.betas)
+        self.chunk = chunk
+        self.include_bias_bn = include_bias_bn
+        self.layout = ParamLayout.of(self.model)
+        device, dtype = _device_dtype(self.model)
+        if isinstance(directions, str):
+            raw = torch.randn(2, self.layout.size, generator=torch.Generator().manual_seed(seed))
+            self._raw = raw.to(device=device, dtype=dtype)
+            self._fixed = None
+        else:
+            self._raw = None
+            self._fixed = tuple(_as_vector(self.model, d) for d in directions)
+        self.x = race.x_train[:FOLLOW_SAMPLES]
+        self.y = race.y_train[:FOLLOW_SAMPLES]
+        self.loss_fn = race.criterion
+        # Built once: the engine's data layout (tiles, transposed inputs) does not change.
+        self._engine = _engine(self.model, self.x, self.y, self.loss_fn)
+        self.last: FollowedSurface | None = None
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def maybe_update(self, step: int) -> FollowedSurface | None:
+        """The surface around the current weights when ``step`` is due, else None."""
+        if not self.due(step):
+            return None
+        started = time.perf_counter()
+        center = flatten(self.model)
+        if self._fixed is not None:
+            d1, d2 = self._fixed
+        else:
+            d1, d2 = (filter_normalize(raw, center, self.layout, self.include_bias_bn)
+                      for raw in self._raw)
+        values = np.empty(len(self.coords))
+        for start, losses in _plane_losses(self.model, center, d1, d2, self.coords, self.x,
+                                           self.y, self.loss_fn, self.chunk,
+                                           engine=self._engine):
+            values[start:start + len(losses)] = losses
+        self.last = FollowedSurface(
+            step=step, run_index=self.run_index, alphas=self.alphas, betas=self.betas,
+            losses=values.reshape(len(self.betas), len(self.alphas)), center=center, d1=d1,
+            d2=d2, seconds=time.perf_counter() - started,
+        )
+        return self.last
+
+    def follow(self, records: Iterator) -> Iterator[tuple[object, FollowedSurface | None]]:
+        """(record, surface or None) for each record of ``race.records()``."""
+        for record in records:
+            yield record, self.maybe_update(record.step)
