@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cli.surface import MAX_GRID, MIN_GRID
 from core.landscape.live import SurfaceRequest
+from core.landscape.race_surface import MAX_GRID, MIN_GRID
 
 DIRECTION_CHOICES = (
     ("random", "Random (filter-normalized)",

@@ -61,7 +61,6 @@ from app.shell.errors import show_failure
 from app.surface.panel import SurfaceControls
 from app.surface.view_3d import Surface3DView
 from app.widgets.curves import FastCurve
-from cli.surface import write_surface_npz
 from core.errors import LabError
 from core.lab.format import write_atomic
 from core.landscape import fused as landscape_fused
@@ -78,6 +77,7 @@ from core.landscape.live import (
     slice_updates,
     surface_updates,
 )
+from core.landscape.race_surface import write_surface_npz
 
 CONTOUR_LEVELS = 12
 HOVER_PIXELS = 10  # a path point within this many pixels of the mouse is "hovered"

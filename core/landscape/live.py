@@ -2,8 +2,8 @@
 
 The GUI's Surface view needs the weights of a race that trains on another thread. `WeightTap`
 wraps ``NetworkRace.records`` on the race's own thread and keeps, per run, the flat weights every
-``every`` steps (step 0 and the last step always), exactly as `cli.surface` keeps them for
-``main.py surface``. `WeightTap.snapshot` hands any other thread a consistent copy of those
+``every`` steps (step 0 and the last step always), exactly as `core.landscape.race_surface` keeps
+them for ``main.py surface``. `WeightTap.snapshot` hands any other thread a consistent copy of those
 trajectories plus every run's *current* weights: training happens only while the tap holds its
 lock, so a reader either waits for the step in progress to end or (paused, finished race) reads
 at once; a waiting reader is let in before the next step starts, so a fast race cannot starve it.
@@ -21,8 +21,8 @@ The work itself is plain generators over such a `RaceWeights` snapshot, each che
 - `TrainingFollower`: "Follow training" — one coarse random-direction surface per snapshot,
   reusing one `core.landscape.surfaces.SurfaceFollower` (engine and directions) from call to call.
 
-`race_surface` turns a finished surface into `cli.surface.RaceSurface`, so the GUI's .npz
-export writes the same keys as ``main.py surface``.
+`race_surface` turns a finished surface into `core.landscape.race_surface.RaceSurface`, so the
+GUI's .npz export writes the same keys as ``main.py surface``.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cli.surface import (
+from core.errors import LabError
+from core.landscape import surfaces as landscape
+from core.landscape.race_surface import (
     AUTO_SPAN_MARGIN,
     TRAJECTORY_POINTS,
     RaceSurface,
     check_grid,
 )
-from core.errors import LabError
-from core.landscape import surfaces as landscape
 
 # Plane directions: the CLI's three, plus the two-point planes (init → final of one run, run A →
 # run B), which contain both points: α = −1 is the first point, α = +1 the second.

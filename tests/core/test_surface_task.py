@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from cli.surface import _trained_snapshots, write_surface_npz
 from core.engine.network_race import NetworkRace
 from core.errors import LabError
 from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
@@ -24,6 +23,7 @@ from core.landscape.live import (
     slice_updates,
     surface_updates,
 )
+from core.landscape.race_surface import _trained_snapshots, write_surface_npz
 
 MLP = {"layers": [{"linear": 8}, {"act": "tanh"}, {"linear": 2}]}
 
