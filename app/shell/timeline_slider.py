@@ -30,7 +30,8 @@ from PySide6.QtWidgets import QSlider, QStyle
 
 from core.engine.history import RaceHistory
 from core.errors import LabError
-from core.lab.branches import branch_run, check_branches
+from core.lab.branches import branch_run
+from core.lab.format import check_branches
 
 REPLAY_INTERVAL_MS = 33  # ~30 frames a second when Play replays recorded steps
 SLIDER_SYNC_S = 0.2  # while a race plays, move the (disabled) slider at most 5 times a second

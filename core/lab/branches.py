@@ -14,9 +14,10 @@ A lab file's run may carry ``"branch": {"from": "<parent label>", "step": t}`` (
   continues from its t-th step instead of restarting. Parameters derived from the race length
   still derive from ``lab.steps``.
 
-So a branch that changes nothing equals its parent at every step. This module holds the checks
-and edits of branch specs (`branch_from_dict`, `check_branches`, `branch_run`, `rename_run`) and
-`Branching`, the part of a `core.engine.function_race.FunctionRace` that replays and forks branch runs. The
+So a branch that changes nothing equals its parent at every step. A branch as the file writes
+it is read, written and checked with the rest of the file (`branch_from_dict`, `branch_to_dict`,
+`check_branches` in core/lab/format.py). This module holds the edits of branch specs
+(`branch_run`, `rename_run`) and `Branching`, the part of a `core.engine.function_race.FunctionRace` that replays and forks branch runs. The
 engine stays one batched race: a branch run's row simply mirrors its source's row until it forks.
 """
 
@@ -38,69 +39,8 @@ from core.lab.format import (
     BranchSpec,
     Lab,
     RunSpec,
-    _check_keys,
-    _expect,
-    _int_in,
+    check_branches,
 )
-
-# ---------------------------------------------------------------------------------------------
-# The lab file
-
-
-def branch_from_dict(data: Any, field: str, steps: int) -> BranchSpec:
-    """Read a run's ``branch`` object: ``{"from": "<parent label>", "step": t}``, 0 ≤ t ≤ steps."""
-    _expect(data, dict, field, 'an object like {"from": "Adam", "step": 40}')
-    _check_keys(data, {"from", "step"}, {"from", "step"}, field)
-    parent = _expect(data["from"], str, f"{field}.from", "the label of another run")
-    if not parent.strip():
-        raise LabError(f"{field}.from", "must be the label of another run, got an empty string")
-    step = _int_in(data["step"], f"{field}.step", 0, steps)
-    return BranchSpec(parent, step)
-
-
-def branch_to_dict(branch: BranchSpec) -> dict:
-    return {"from": branch.parent, "step": branch.step}
-
-
-def check_branches(lab: Lab) -> None:
-    """Refuse branches that cannot be replayed: a missing, disabled or cyclic parent, a step
-    past the race, or a network problem. Each LabError names ``runs[i].branch…``."""
-    index = {run.label: i for i, run in enumerate(lab.runs)}
-    for i, run in enumerate(lab.runs):
-        if run.branch is None:
-            continue
-        where = f"runs[{i}].branch"
-        if lab.is_network:
-            raise LabError(where, "only 2-D function races can branch (network races cannot yet)")
-        parent = run.branch.parent
-        if parent == run.label:
-            raise LabError(f"{where}.from", f"a run cannot branch from itself ({parent!r})")
-        if parent not in index:
-            labels = ", ".join(repr(r.label) for r in lab.runs if r.label != run.label)
-            raise LabError(
-                f"{where}.from", f"no run labelled {parent!r}; the other runs are {labels or 'none'}"
-            )
-        if not 0 <= run.branch.step <= lab.steps:
-            raise LabError(
-                f"{where}.step", f"must be in [0, {lab.steps}] (the lab's steps), got {run.branch.step}"
-            )
-        # Walk up the ancestors: a cycle never reaches a root; a disabled one cannot be replayed.
-        chain, j = [run.label], index[parent]
-        while True:
-            ancestor = lab.runs[j]
-            if ancestor.label in chain:
-                loop = " → ".join([*chain[chain.index(ancestor.label):], ancestor.label])
-                raise LabError(f"{where}.from", f"branches form a cycle: {loop}")
-            chain.append(ancestor.label)
-            if run.enabled and not ancestor.enabled:
-                raise LabError(
-                    f"{where}.from",
-                    f"{ancestor.label!r} is disabled, but this branch replays it up to step "
-                    f"{run.branch.step}: enable it or disable the branch",
-                )
-            if ancestor.branch is None or ancestor.branch.parent not in index:
-                break
-            j = index[ancestor.branch.parent]
 
 
 def branch_label(parent: str, step: int, taken: set[str], note: str = "") -> str:
@@ -282,6 +222,5 @@ def describe_branch(run: RunSpec) -> str:
 
 
 __all__ = [
-    "Branching", "branch_from_dict", "branch_to_dict", "branch_label", "branch_run",
-    "check_branches", "describe_branch", "rename_run",
+    "Branching", "branch_label", "branch_run", "describe_branch", "rename_run",
 ]

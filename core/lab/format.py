@@ -5,13 +5,14 @@ into one is checked here, once, for both the GUI and the headless commands: each
 `LabError` naming the field (``runs[1].params.lr``) and what is allowed.
 
 Parsing is strict on purpose: an unknown key is almost always a typo (``"step": 500``) and silently
-ignoring it would run a different experiment than the user wrote.
+ignoring it would run a different experiment than the user wrote. The value checks themselves
+(`expect`, `check_keys`, ...) live in core/lab/checks.py; a run's ``branch`` is read, written and
+checked here with the rest of the file (replaying a branch: core/lab/branches.py).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import LabError
+from core.lab.checks import check_keys, expect, finite_float, int_in, show
 
 FORMAT = "descent-lab/1"
 FORMAT_VERSION = 1
@@ -161,54 +163,6 @@ class Lab:
 # Reading and checking
 
 
-def _expect(value: Any, types: type | tuple[type, ...], field_: str, what: str) -> Any:
-    # bool is an int in Python; a lab that says "steps": true is a mistake, not 1.
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise LabError(field_, f"must be {what}, got {json.dumps(value)}")
-    if not isinstance(value, types):
-        raise LabError(field_, f"must be {what}, got {_show(value)}")
-    return value
-
-
-def _show(value: Any) -> str:
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_keys(data: Mapping, allowed: set[str], required: set[str], field_: str) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        where = f"{field_}." if field_ else ""
-        raise LabError(
-            f"{where}{unknown[0]}",
-            f"unknown key; allowed keys here: {', '.join(sorted(allowed))}",
-        )
-    for key in sorted(required):
-        if key not in data:
-            where = f"{field_}." if field_ else ""
-            raise LabError(f"{where}{key}", "is missing")
-
-
-def _int_in(value: Any, field_: str, low: int, high: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    _expect(value, int, field_, f"a whole number in [{low}, {high}]")
-    if not low <= value <= high:
-        raise LabError(field_, f"must be in [{low}, {high}], got {value}")
-    return value
-
-
-def _finite_float(value: Any, field_: str, limit: float) -> float:
-    _expect(value, (int, float), field_, "a number")
-    value = float(value)
-    if not math.isfinite(value) or abs(value) > limit:
-        raise LabError(field_, f"must be a finite number in [-{limit:g}, {limit:g}], got {value}")
-    return value
-
-
 def migrate(data: dict) -> dict:
     """Bring an older lab dict up to `FORMAT`; refuse one written by a newer Descent Lab.
 
@@ -217,18 +171,18 @@ def migrate(data: dict) -> dict:
     """
     fmt = data.get("format", FORMAT)
     if not isinstance(fmt, str) or not fmt.startswith("descent-lab/"):
-        raise LabError("format", f'must be "{FORMAT}", got {_show(fmt)}')
+        raise LabError("format", f'must be "{FORMAT}", got {show(fmt)}')
     try:
         version = int(fmt.split("/", 1)[1])
     except ValueError:
-        raise LabError("format", f'must be "{FORMAT}", got {_show(fmt)}') from None
+        raise LabError("format", f'must be "{FORMAT}", got {show(fmt)}') from None
     if version > FORMAT_VERSION:
         raise LabError(
             "format",
             f"{fmt} was written by a newer Descent Lab; this version reads up to {FORMAT}",
         )
     if version < 1:
-        raise LabError("format", f'must be "{FORMAT}", got {_show(fmt)}')
+        raise LabError("format", f'must be "{FORMAT}", got {show(fmt)}')
     data = dict(data)
     data["format"] = FORMAT
     return data
@@ -239,15 +193,15 @@ def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None) -> Lab:
 
     ``base_dir`` is the lab file's folder, for relative paths inside it.
     """
-    _expect(data, dict, "", "a JSON object")
+    expect(data, dict, "", "a JSON object")
     data = migrate(data)
-    _check_keys(data, {"format", "name", "seed", "steps", "problem", "runs"}, {"problem", "runs"}, "")
-    name = _expect(data.get("name", "Untitled lab"), str, "name", "a string")
-    seed = _int_in(data.get("seed", 0), "seed", 0, 2**32 - 1)
-    steps = _int_in(data.get("steps", 500), "steps", 1, MAX_STEPS)
+    check_keys(data, {"format", "name", "seed", "steps", "problem", "runs"}, {"problem", "runs"}, "")
+    name = expect(data.get("name", "Untitled lab"), str, "name", "a string")
+    seed = int_in(data.get("seed", 0), "seed", 0, 2**32 - 1)
+    steps = int_in(data.get("steps", 500), "steps", 1, MAX_STEPS)
     base = str(base_dir) if base_dir is not None else None
     problem = _problem_from_dict(data["problem"], seed, base)
-    runs_data = _expect(data["runs"], list, "runs", "a list of runs")
+    runs_data = expect(data["runs"], list, "runs", "a list of runs")
     if len(runs_data) > MAX_RUNS:
         raise LabError("runs", f"at most {MAX_RUNS} runs, got {len(runs_data)}")
     network = isinstance(problem, NetworkProblem)
@@ -263,8 +217,6 @@ def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None) -> Lab:
         seen[run.label] = i
     lab = Lab(name=name, seed=seed, steps=steps, problem=problem, runs=runs, base_dir=base)
     check_runs_fit_problem(lab)
-    from core.lab.branches import check_branches
-
     check_branches(lab)
     return lab
 
@@ -274,23 +226,23 @@ def _problem_from_dict(
 ) -> FunctionProblem | NetworkProblem:
     from core.problems.functions import get_function
 
-    _expect(data, dict, "problem", "a JSON object")
+    expect(data, dict, "problem", "a JSON object")
     kind = data.get("kind")
     if kind == "network":
         return _network_problem_from_dict(data, seed, base_dir)
     if kind != "function":
-        raise LabError("problem.kind", f'must be "function" or "network", got {_show(kind)}')
-    _check_keys(data, {"kind", "function", "start"}, {"function"}, "problem")
+        raise LabError("problem.kind", f'must be "function" or "network", got {show(kind)}')
+    check_keys(data, {"kind", "function", "start"}, {"function"}, "problem")
     function = data["function"]
     get_function(function, field="problem.function")  # raises a precise LabError
     if isinstance(function, dict):
         function = dict(function)
     start = data.get("start")
     if start is not None:
-        _expect(start, list, "problem.start", "a list [x, y]")
+        expect(start, list, "problem.start", "a list [x, y]")
         if len(start) != 2:
-            raise LabError("problem.start", f"must be a list [x, y] of two numbers, got {_show(start)}")
-        start = tuple(_finite_float(v, f"problem.start[{i}]", MAX_COORD) for i, v in enumerate(start))
+            raise LabError("problem.start", f"must be a list [x, y] of two numbers, got {show(start)}")
+        start = tuple(finite_float(v, f"problem.start[{i}]", MAX_COORD) for i, v in enumerate(start))
     return FunctionProblem(function=function, start=start)
 
 
@@ -300,33 +252,33 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
     from core.problems.metrics import loss_function
     from core.problems.models import validate_model
 
-    _check_keys(
+    check_keys(
         data,
         {"kind", "dataset", "model", "loss", "batch_size", "eval_every", "device", "seeds",
          "sharpness_every"},
         {"dataset", "model"},
         "problem",
     )
-    dataset_spec = _expect(data["dataset"], dict, "problem.dataset", "a JSON object")
+    dataset_spec = expect(data["dataset"], dict, "problem.dataset", "a JSON object")
     # Building the data set checks every field of it and tells the model its input shape.
     dataset = make_dataset(
         dataset_spec, seed, field="problem.dataset",
         base_dir=Path(base_dir) if base_dir else None,
     )
-    model_spec = _expect(data["model"], dict, "problem.model", "a JSON object")
+    model_spec = expect(data["model"], dict, "problem.model", "a JSON object")
     validate_model(model_spec, dataset.input_shape, dataset.n_outputs, field="problem.model")
     default_loss = "cross_entropy" if dataset.task == "classification" else "mse"
-    loss = _expect(data.get("loss", default_loss), str, "problem.loss", "a loss name")
+    loss = expect(data.get("loss", default_loss), str, "problem.loss", "a loss name")
     loss_function(loss, dataset.task, field="problem.loss")
     batch_size = data.get("batch_size", 64)
     if batch_size is not None:
-        batch_size = _int_in(batch_size, "problem.batch_size", 1, 1_000_000)
-    eval_every = _int_in(data.get("eval_every", 10), "problem.eval_every", 1, MAX_STEPS)
-    device = _expect(data.get("device", "auto"), str, "problem.device", "a device name")
+        batch_size = int_in(batch_size, "problem.batch_size", 1, 1_000_000)
+    eval_every = int_in(data.get("eval_every", 10), "problem.eval_every", 1, MAX_STEPS)
+    device = expect(data.get("device", "auto"), str, "problem.device", "a device name")
     if device not in DEVICES:
-        raise LabError("problem.device", f"must be one of {', '.join(DEVICES)}, got {_show(device)}")
-    seeds = _int_in(data.get("seeds", 1), "problem.seeds", 1, MAX_SEEDS)
-    sharpness_every = _int_in(data.get("sharpness_every", 0), "problem.sharpness_every", 0,
+        raise LabError("problem.device", f"must be one of {', '.join(DEVICES)}, got {show(device)}")
+    seeds = int_in(data.get("seeds", 1), "problem.seeds", 1, MAX_SEEDS)
+    sharpness_every = int_in(data.get("sharpness_every", 0), "problem.sharpness_every", 0,
                               MAX_STEPS)
     return NetworkProblem(
         dataset=dict(dataset_spec), model=dict(model_spec), loss=loss, batch_size=batch_size,
@@ -346,10 +298,10 @@ def _controls_from_dict(data: dict, field_: str) -> dict[str, Any]:
     rule = data.get("early_stopping")
     if rule is not None:
         where = f"{field_}.early_stopping"
-        _expect(rule, dict, where, 'an object like {"patience": 10}')
-        _check_keys(rule, {"patience", "min_delta"}, {"patience"}, where)
+        expect(rule, dict, where, 'an object like {"patience": 10}')
+        check_keys(rule, {"patience", "min_delta"}, {"patience"}, where)
         patience = specs["early_stopping_patience"].validate(rule["patience"], f"{where}.patience")
-        min_delta = _finite_float(rule.get("min_delta", 0.0), f"{where}.min_delta", 1e6)
+        min_delta = finite_float(rule.get("min_delta", 0.0), f"{where}.min_delta", 1e6)
         if min_delta < 0:
             raise LabError(f"{where}.min_delta", f"must be >= 0, got {min_delta}")
         controls["early_stopping"] = {"patience": patience, "min_delta": min_delta}
@@ -360,47 +312,106 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) ->
     from core.optim.optimizers import get_optimizer_info, validate_optimizer_params
     from core.optim.schedules import get_schedule_info, validate_schedule_params
 
-    _expect(data, dict, field_, "a JSON object")
+    expect(data, dict, field_, "a JSON object")
     allowed = {"label", "optimizer", "params", "schedule", "enabled", "color", "branch"}
     if not network:
         for key in NETWORK_RUN_KEYS:
             if key in data:
                 raise LabError(f"{field_}.{key}", "only network problems have this control")
-    _check_keys(data, allowed | set(NETWORK_RUN_KEYS), {"optimizer"}, field_)
-    optimizer = _expect(data["optimizer"], str, f"{field_}.optimizer", "an optimizer name")
+    check_keys(data, allowed | set(NETWORK_RUN_KEYS), {"optimizer"}, field_)
+    optimizer = expect(data["optimizer"], str, f"{field_}.optimizer", "an optimizer name")
     get_optimizer_info(optimizer, field=f"{field_}.optimizer")
-    label = _expect(data.get("label", optimizer), str, f"{field_}.label", "a string")
+    label = expect(data.get("label", optimizer), str, f"{field_}.label", "a string")
     if not label.strip() or len(label) > MAX_LABEL_CHARS:
         raise LabError(f"{field_}.label", f"must be 1 to {MAX_LABEL_CHARS} characters")
-    params = _expect(data.get("params", {}), dict, f"{field_}.params", "a JSON object")
+    params = expect(data.get("params", {}), dict, f"{field_}.params", "a JSON object")
     params = validate_optimizer_params(optimizer, params, field=f"{field_}.params")
     schedule = None
     if data.get("schedule") is not None:
-        sched = _expect(data["schedule"], dict, f"{field_}.schedule", "a JSON object")
-        _check_keys(sched, {"name", "params"}, {"name"}, f"{field_}.schedule")
-        sname = _expect(sched["name"], str, f"{field_}.schedule.name", "a schedule name")
+        sched = expect(data["schedule"], dict, f"{field_}.schedule", "a JSON object")
+        check_keys(sched, {"name", "params"}, {"name"}, f"{field_}.schedule")
+        sname = expect(sched["name"], str, f"{field_}.schedule.name", "a schedule name")
         get_schedule_info(sname, field=f"{field_}.schedule.name")
-        sparams = _expect(sched.get("params", {}), dict, f"{field_}.schedule.params", "a JSON object")
+        sparams = expect(sched.get("params", {}), dict, f"{field_}.schedule.params", "a JSON object")
         base_lr = params.get("lr", get_optimizer_info(optimizer).defaults().get("lr"))
         sparams = validate_schedule_params(
             sname, sparams, field=f"{field_}.schedule.params", total_steps=steps,
             base_lr=base_lr,
         )
         schedule = ScheduleSpec(sname, sparams)
-    enabled = _expect(data.get("enabled", True), bool, f"{field_}.enabled", "true or false")
+    enabled = expect(data.get("enabled", True), bool, f"{field_}.enabled", "true or false")
     color = data.get("color")
     if color is not None:
-        _expect(color, str, f"{field_}.color", 'a colour like "#1f77b4"')
+        expect(color, str, f"{field_}.color", 'a colour like "#1f77b4"')
         if not _COLOR_RE.match(color):
-            raise LabError(f"{field_}.color", f'must be a colour like "#1f77b4", got {_show(color)}')
+            raise LabError(f"{field_}.color", f'must be a colour like "#1f77b4", got {show(color)}')
     controls: dict[str, Any] = {}
     if network:
         controls = _controls_from_dict(data, field_)
     if data.get("branch") is not None:
-        from core.lab.branches import branch_from_dict
-
         controls["branch"] = branch_from_dict(data["branch"], f"{field_}.branch", steps)
     return RunSpec(label, optimizer, params, schedule, enabled, color, **controls)
+
+
+# --------------------------------------------------------------------------------------------
+# A run's branch in the file (what replaying one means: core/lab/branches.py)
+
+
+def branch_from_dict(data: Any, field: str, steps: int) -> BranchSpec:
+    """Read a run's ``branch`` object: ``{"from": "<parent label>", "step": t}``, 0 ≤ t ≤ steps."""
+    expect(data, dict, field, 'an object like {"from": "Adam", "step": 40}')
+    check_keys(data, {"from", "step"}, {"from", "step"}, field)
+    parent = expect(data["from"], str, f"{field}.from", "the label of another run")
+    if not parent.strip():
+        raise LabError(f"{field}.from", "must be the label of another run, got an empty string")
+    step = int_in(data["step"], f"{field}.step", 0, steps)
+    return BranchSpec(parent, step)
+
+
+def branch_to_dict(branch: BranchSpec) -> dict:
+    """A run's ``branch`` object as the lab file writes it."""
+    return {"from": branch.parent, "step": branch.step}
+
+
+def check_branches(lab: Lab) -> None:
+    """Refuse branches that cannot be replayed: a missing, disabled or cyclic parent, a step
+    past the race, or a network problem. Each LabError names ``runs[i].branch…``."""
+    index = {run.label: i for i, run in enumerate(lab.runs)}
+    for i, run in enumerate(lab.runs):
+        if run.branch is None:
+            continue
+        where = f"runs[{i}].branch"
+        if lab.is_network:
+            raise LabError(where, "only 2-D function races can branch (network races cannot yet)")
+        parent = run.branch.parent
+        if parent == run.label:
+            raise LabError(f"{where}.from", f"a run cannot branch from itself ({parent!r})")
+        if parent not in index:
+            labels = ", ".join(repr(r.label) for r in lab.runs if r.label != run.label)
+            raise LabError(
+                f"{where}.from", f"no run labelled {parent!r}; the other runs are {labels or 'none'}"
+            )
+        if not 0 <= run.branch.step <= lab.steps:
+            raise LabError(
+                f"{where}.step", f"must be in [0, {lab.steps}] (the lab's steps), got {run.branch.step}"
+            )
+        # Walk up the ancestors: a cycle never reaches a root; a disabled one cannot be replayed.
+        chain, j = [run.label], index[parent]
+        while True:
+            ancestor = lab.runs[j]
+            if ancestor.label in chain:
+                loop = " → ".join([*chain[chain.index(ancestor.label):], ancestor.label])
+                raise LabError(f"{where}.from", f"branches form a cycle: {loop}")
+            chain.append(ancestor.label)
+            if run.enabled and not ancestor.enabled:
+                raise LabError(
+                    f"{where}.from",
+                    f"{ancestor.label!r} is disabled, but this branch replays it up to step "
+                    f"{run.branch.step}: enable it or disable the branch",
+                )
+            if ancestor.branch is None or ancestor.branch.parent not in index:
+                break
+            j = index[ancestor.branch.parent]
 
 
 def check_runs_fit_problem(lab: Lab) -> None:
@@ -475,7 +486,7 @@ def lab_to_dict(lab: Lab) -> dict:
         if run.early_stopping is not None:
             entry["early_stopping"] = _plain(run.early_stopping)
         if run.branch is not None:  # written only when used: older files round-trip unchanged
-            entry["branch"] = {"from": run.branch.parent, "step": run.branch.step}
+            entry["branch"] = branch_to_dict(run.branch)
         runs.append(entry)
     return {
         "format": FORMAT,
