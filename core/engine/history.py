@@ -201,6 +201,19 @@ class LayerStatsRing:
         rows = np.arange(self.total - count, self.total) % self.capacity
         return self._xs[rows], self._grad[rows], self._ratio[rows]
 
+    def in_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(xs, grad, ratio) of every evaluation kept, oldest first: read-only views of the
+        buffers (no copy) until the ring first wraps, then copies (`since`). For a view that
+        redraws the kept evaluations at every new one."""
+        if self.total > self.capacity:
+            return self.since(0)
+        if self._grad is None:
+            return np.empty((0, 3)), np.empty((0, 0, 0)), np.empty((0, 0, 0))
+        views = (self._xs[: self.total], self._grad[: self.total], self._ratio[: self.total])
+        for view in views:
+            view.flags.writeable = False
+        return views
+
 
 class NetworkHistory:
     """A network race's series: per-step training numbers and per-evaluation metrics.

@@ -50,3 +50,27 @@ def test_layer_stats_ring_hands_a_view_every_evaluation_it_missed_in_order():
     assert len(ring.since(11)[0]) == 0
     xs[0, 0] = -1.0  # a copy: the ring keeps its numbers
     assert ring.since(10)[0][0, 0] == 100.0 and ring.since(3)[0][0, 0] == 30.0
+
+
+def test_layer_stats_ring_hands_a_redrawing_view_every_kept_evaluation_oldest_first():
+    """The network view's per-layer plot redraws all kept evaluations at each new one: until
+    the ring wraps they are views of its buffers (no copy per frame, read-only), then the
+    newest `capacity` in order."""
+    from core.engine.history import LayerStatsRing
+
+    ring = LayerStatsRing(capacity=8)
+    xs, grad, ratio = ring.in_order()
+    assert xs.shape == (0, 3) and len(grad) == len(ratio) == 0
+    for k in range(5):
+        ring.append(10.0 * k, k / 4, 0.5 * k, np.full((2, 3), float(k)), np.full((2, 3), -k))
+    xs, grad, ratio = ring.in_order()
+    np.testing.assert_array_equal(xs[:, 0], 10.0 * np.arange(5))
+    np.testing.assert_array_equal(grad[:, 1, 2], np.arange(5.0))
+    assert not grad.flags.writeable and not xs.flags.writeable
+    ring.append(50.0, 1.25, 2.5, np.full((2, 3), 5.0), np.full((2, 3), -5.0))
+    assert grad.base is ring.in_order()[1].base  # the same buffer, not a copy
+    for k in range(6, 11):
+        ring.append(10.0 * k, k / 4, 0.5 * k, np.full((2, 3), float(k)), np.full((2, 3), -k))
+    xs, grad, ratio = ring.in_order()  # 11 added, 8 kept: the newest, oldest first
+    np.testing.assert_array_equal(xs[:, 0], 10.0 * np.arange(3, 11))
+    np.testing.assert_array_equal(ratio[:, 0, 0], -np.arange(3.0, 11.0))
