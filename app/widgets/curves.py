@@ -116,7 +116,8 @@ class KeyRow(pg.LegendItem):
     (`fit`); when they need more than one line, the entries from `break_at` on (the line-style
     key after the runs) start a line of their own. `needed_height` says how tall that makes it,
     so the owner can hide it when the plot is too small. Used by the network view's plots
-    (app/network/views.py); it places its entries itself, not with pyqtgraph's grid.
+    (app/network/run_curves.py, layer_stats.py); it places its entries itself, not with
+    pyqtgraph's grid.
     """
 
     GAP = 4  # px between a sample and its label

@@ -1,7 +1,7 @@
 """Smoothing of training curves: TensorBoard's debiased exponential moving average.
 
 Every smoothed curve of the app (the network view's loss curves and their mean ± std bands,
-app/network/views.py) goes through this module, so they all show the same thing as
+app/network/run_curves.py) goes through this module, so they all show the same thing as
 TensorBoard, which users compare with. For a weight w in [0, 1) and the finite points x₁, x₂, …
 of a series:
 

@@ -251,21 +251,21 @@ def test_layer_statistics_follow_the_selected_run(qtbot, moons_race):
 
 def test_a_long_layer_log_shows_the_selected_runs_statistics_not_the_previous_ones(
         qtbot, moons_race):
-    """The layer plot thins long logs incrementally (`_GrowingThinning`); selecting another run
+    """The layer plot thins long logs incrementally (`GrowingThinning`); selecting another run
     gives series at the same steps, which must be thinned afresh, not appended to the last
     run's buckets."""
-    from app.network.views import _LayerLog
+    from core.engine.history import LayerStatsRing
 
     race, records = moons_race
     view, history = _view(qtbot, race, records)
     view.resize(900, 700)
-    log, rng = _LayerLog(), np.random.default_rng(0)
+    log, rng = LayerStatsRing(), np.random.default_rng(0)
     for k in range(3000):  # far more evaluations than the plot has pixels
         grad = np.array([1 + rng.random(3), 10 + rng.random(3)])  # run 0: 1-2, run 1: 10-11
-        log.append((k, k / 100, k / 10), grad, grad / 100)
-    view._layer_log = log
+        log.append(k, k / 100, k / 10, grad, grad / 100)
+    view.layer_plot.log = log
     view.layer_plot.set_layers(3)
-    view._draw_layers()
+    view.curves.draw_layers()
     shown = view.layer_plot.grad_curves[0].getData()[1]
     assert len(shown) < 3000 and (10 ** shown < 2.0).all()
     view.layer_run_combo.setCurrentIndex(1)
@@ -800,8 +800,8 @@ def test_streamed_curve_plots_repaint_one_rectangle_per_frame(qtbot):
 @pytest.mark.parametrize("log_y", [False, True])
 def test_streamed_curves_draw_what_a_fresh_plot_draws_while_the_history_thins_itself(
         qtbot, log_y):
-    """Each frame only reads the points added since the last one (`_ValidPrefix`,
-    `_GrowingThinning`): frame after frame, through the history thinning its own buffer in
+    """Each frame only reads the points added since the last one (`ValidPrefix`,
+    `GrowingThinning`): frame after frame, through the history thinning its own buffer in
     place, a NaN, a zero on the log axis and a change of smoothing, every curve must show exactly
     what a plot that forgets everything before each frame shows."""
     from app.network.views import RunCurvesPlot
