@@ -1,6 +1,6 @@
 """A fused native kernel for loss surfaces of small MLPs: one pass per block of samples.
 
-`core.landscape.surfaces._MlpEngine` evaluates a chunk of plane points with one torch kernel per layer
+`core.landscape.engines.MlpEngine` evaluates a chunk of plane points with one torch kernel per layer
 (mm, bias + ReLU, bmm, softplus, ...). For small networks each of those kernels costs more in
 writing its whole (points, features, samples) activation to memory and reading it back than in
 arithmetic: on a 2-16-16-2 ReLU MLP and 512 samples, ~29 µs per grid point, of which the bmm is
@@ -17,7 +17,7 @@ a block of 64 samples at a time, the block's activations staying in the core's L
   written out (~1 ulp) so the loops vectorise;
 - each point's loss sum accumulated in double, the arithmetic otherwise float32 like torch's.
 
-Supported: ``nn.Sequential`` MLPs as `_MlpEngine.build` accepts them (Linear, Dropout, Flatten),
+Supported: ``nn.Sequential`` MLPs as `MlpEngine.build` accepts them (Linear, Dropout, Flatten),
 with at most one activation between linear layers among ReLU, LeakyReLU, Tanh, Sigmoid and
 Identity; float32 on the CPU; ``F.cross_entropy`` with integer labels (n,) or ``F.mse_loss`` with
 float targets (n, outputs); layers at most `MAX_FUSED_WIDTH` wide (wider networks are
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.landscape import native
-from core.landscape.surfaces import Criterion, ParamLayout, _binary_cross_entropy_signs, _MlpEngine
+from core.landscape.engines import Criterion, MlpEngine, ParamLayout, binary_cross_entropy_signs
 
 KERNEL = "mlp_plane"  # core/landscape/mlp_plane.c
 BLOCK = 64  # samples per block of the kernel (its BLOCK): n is padded to a multiple of it
@@ -74,8 +74,8 @@ def unavailable_reason() -> str | None:
     return native.unavailable_reason(KERNEL)
 
 
-class FusedMlpEngine(_MlpEngine):
-    """`_MlpEngine` whose plane surfaces run in the fused kernel.
+class FusedMlpEngine(MlpEngine):
+    """`MlpEngine` whose plane surfaces run in the fused kernel.
 
     A subclass, so everything else is the torch engine's own: ``losses`` (stacked weight vectors,
     used for trajectories), the layer list, the layout. Build it with `fused_mlp_engine`.
@@ -123,9 +123,9 @@ class FusedMlpEngine(_MlpEngine):
         return 4 * self.layout.size
 
     def _fused_params(self, vector: Tensor, layer) -> tuple[Tensor, Tensor]:
-        weight, bias = self._linear_params(vector, layer)  # the margin row when _MlpEngine has it
+        weight, bias = self._linear_params(vector, layer)  # the margin row when MlpEngine has it
         if self.fused_margin and layer is self.linear[-1] and not self._is_margin_layer(layer):
-            weight = weight[1:2] - weight[0:1]  # a one-layer model: _MlpEngine has no margin row
+            weight = weight[1:2] - weight[0:1]  # a one-layer model: MlpEngine has no margin row
             bias = bias[1:2] - bias[0:1] if bias is not None else None
         if bias is None:
             bias = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
@@ -169,7 +169,7 @@ def _loss_kind(loss_fn: Criterion, y: Tensor, n: int, n_out: int) -> int | None:
     if loss_fn is F.cross_entropy and y.shape == (n,) and y.dtype in (torch.int64, torch.int32):
         if n_out < 1 or n == 0 or int(y.min()) < 0 or int(y.max()) >= n_out:
             return None  # torch raises its own error for labels out of range: let it
-        return LOSS_MARGIN_CE if _binary_cross_entropy_signs(loss_fn, y, n, n_out) is not None \
+        return LOSS_MARGIN_CE if binary_cross_entropy_signs(loss_fn, y, n, n_out) is not None \
             else LOSS_CE
     if loss_fn is F.mse_loss and y.shape == (n, n_out) and y.dtype == torch.float32:
         return LOSS_MSE
@@ -213,6 +213,6 @@ def describe_engine(engine) -> str:
     says why when a torch engine runs because the kernel could not be built."""
     if isinstance(engine, FusedMlpEngine):
         return "fused native kernel"
-    name = "torch MLP engine" if isinstance(engine, _MlpEngine) else "torch vmap engine"
+    name = "torch MLP engine" if isinstance(engine, MlpEngine) else "torch vmap engine"
     reason = unavailable_reason()
     return f"{name} (no native kernel: {reason})" if reason else name

@@ -15,7 +15,7 @@ from torch import nn
 
 from cli.surface import register
 from core.errors import LabError
-from core.landscape import native
+from core.landscape import engines, native
 from core.landscape import surfaces as landscape
 
 TOL = 1e-5
@@ -264,8 +264,8 @@ def test_the_fast_mlp_path_equals_the_point_by_point_loop(case, monkeypatch):
     if case == "one-class":  # every tile of one class: the margin's sign is never flipped
         y = torch.ones_like(y)
     engine = landscape._engine(model, x, y, F.cross_entropy)
-    assert type(engine) is landscape._MlpEngine
-    assert len(engine.tiles) >= 3 and max(b - a for a, b in engine.tiles) <= landscape.SAMPLE_TILE
+    assert type(engine) is engines.MlpEngine
+    assert len(engine.tiles) >= 3 and max(b - a for a, b in engine.tiles) <= engines.SAMPLE_TILE
     center = landscape.flatten(model)
     d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(2),
                                          include_bias_bn=case != "no-bias")

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.landscape import engines, native
 from core.landscape import fused as landscape_fused
-from core.landscape import native
 from core.landscape import surfaces as landscape
 from tests.core.test_landscape import _mlp
 
@@ -77,7 +77,7 @@ def test_the_fused_surface_equals_the_point_by_point_loop_and_the_torch_engine(n
     layout = landscape.ParamLayout.of(model)
     with torch.no_grad():
         fused = landscape_fused.fused_mlp_engine(model, x, y, loss_fn, layout)
-        torch_engine = landscape._MlpEngine.build(model, x, y, loss_fn, layout)
+        torch_engine = engines.MlpEngine.build(model, x, y, loss_fn, layout)
     assert isinstance(fused, landscape_fused.FusedMlpEngine)
     got, reference = _surfaces(model, x, y, loss_fn, alphas, betas, fused)
     np.testing.assert_allclose(got, reference, rtol=TOL, atol=TOL)
@@ -176,7 +176,7 @@ def test_without_the_kernel_surfaces_are_the_torch_engines_and_the_reason_is_giv
             pytest.skip("no C compiler here: a build that fails cannot be tried")
         monkeypatch.setattr(native, "FLAGS", (*native.FLAGS, "--no-such-flag-at-all"))
     engine = landscape._engine(model, x, y, loss_fn)
-    assert type(engine) is landscape._MlpEngine
+    assert type(engine) is engines.MlpEngine
     reason = landscape_fused.unavailable_reason()
     assert reason and {"no compiler": "no C compiler", "switched off": "DESCENT_LAB_NATIVE=0",
                        "build fails": "could not build"}[how] in reason

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.landscape import engines, native
 from core.landscape import fused as landscape_fused
-from core.landscape import native
 from core.landscape import surfaces as landscape
 from tests.core.test_landscape_fused import _case
 
@@ -97,7 +97,7 @@ def test_a_world_writable_fallback_folder_made_beforehand_is_not_used(kernel_cop
     assert str(folder) in reason and "writable by group or others" in reason
     assert not _mapped(planted) and planted.exists()
     engine = _surface_engine()
-    assert type(engine) is landscape._MlpEngine  # the torch engine
+    assert type(engine) is engines.MlpEngine  # the torch engine
     assert str(folder) in landscape_fused.describe_engine(engine)
 
 
