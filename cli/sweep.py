@@ -185,10 +185,10 @@ def _default_out(lab_path: str, suffix: str) -> Path:
 
 
 def _format_params(params: dict) -> str:
-    from core.tools.sweep import _show_choice
+    from core.tools.sweep import show_choice
 
     return " ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={_show_choice(v)}"
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={show_choice(v)}"
         for k, v in params.items()
     )
 

@@ -23,7 +23,7 @@ from core.errors import LabError
 from core.lab.format import Lab, write_atomic
 
 
-class _AtomicCsv:
+class AtomicCsv:
     """A CSV writer into a temp file that becomes ``path`` on `commit`."""
 
     def __init__(self, path: Path, header: list[str]):
@@ -74,8 +74,8 @@ def run_to_dir(
     started = time.perf_counter()
     race = FunctionRace(lab)
     labels = race.labels
-    metrics = _AtomicCsv(out / "metrics.csv", ["run", "step", "loss", "lr", "grad_norm"])
-    trajectory = _AtomicCsv(out / "trajectory.csv", ["run", "step", "x", "y", "loss"])
+    metrics = AtomicCsv(out / "metrics.csv", ["run", "step", "loss", "lr", "grad_norm"])
+    trajectory = AtomicCsv(out / "trajectory.csv", ["run", "step", "x", "y", "loss"])
     best = np.full(len(labels), np.inf)
     last: StepRecord | None = None
     try:
@@ -155,7 +155,7 @@ def _run_network(
     classification = race.task == "classification"
     header = ["run", "step", "epoch", "loss", "lr", "grad_norm", "val_loss"]
     header += ["val_accuracy"] if classification else ["val_r2"]
-    metrics = _AtomicCsv(out / "metrics.csv", header)
+    metrics = AtomicCsv(out / "metrics.csv", header)
     best = np.full(len(labels), np.inf)
     final_val: dict[str, np.ndarray] = {}
     final_val_std: dict[str, np.ndarray] = {}  # several seeds: std over the seeds

@@ -828,11 +828,11 @@ def _network_rows(history) -> tuple[list[str], list[list]]:
 
 def write_metrics_csv(history, path: str | os.PathLike) -> Path:
     """A history's metrics as CSV (the columns of ``main.py run``), written atomically."""
-    from core.engine.runner import _AtomicCsv
+    from core.engine.runner import AtomicCsv
 
     header, rows = history_rows(history)
     target = Path(path)
-    out = _AtomicCsv(target, header)
+    out = AtomicCsv(target, header)
     try:
         out.writer.writerows(rows)
     except BaseException:

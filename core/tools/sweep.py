@@ -165,13 +165,14 @@ class ParamRange:
     def describe(self) -> str:
         """The flag that makes this range (the study remembers its space in this form)."""
         if self.kind == "categorical":
-            return f"{self.name}=" + ",".join(_show_choice(c) for c in self.choices)
+            return f"{self.name}=" + ",".join(show_choice(c) for c in self.choices)
         scale = "log" if self.log else "linear"
         return (f"{self.name}={format_number(self.low)}:{format_number(self.high)}:{scale}"
                 f":{self.grid_points}")
 
 
-def _show_choice(value: Any) -> str:
+def show_choice(value: Any) -> str:
+    """A categorical value as a flag writes it: true/false, a number in `format_number`'s form."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
