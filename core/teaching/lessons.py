@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import LabError
+from core.lab.checks import check_keys
 from core.lab.format import Lab, load_lab
 
 FORMAT = "descent-lesson/1"
@@ -849,16 +850,6 @@ def _text(value: Any, where: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     return value
 
 
-def _check_keys(data: Mapping, allowed: set[str], required: set[str], where: str) -> None:
-    prefix = f"{where}." if where else ""
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise LabError(f"{prefix}{unknown[0]}",
-                       f"unknown key; allowed keys here: {', '.join(sorted(allowed))}")
-    for key in sorted(required - set(data)):
-        raise LabError(f"{prefix}{key}", "is missing")
-
-
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise LabError(where, f"must be a finite number, got {_show(value)}")
@@ -951,7 +942,7 @@ def _claim_from_dict(data: Any, index: int, runs: Mapping[str, bool],
         raise LabError(f"{where}.kind",
                        f"unknown claim kind {_show(kind_name)}; kinds: {', '.join(CLAIM_KINDS)}")
     kind = CLAIM_KINDS[kind_name]
-    _check_keys(data, {"kind", *kind.fields}, {"kind", *kind.required}, where)
+    check_keys(data, {"kind", *kind.fields}, {"kind", *kind.required}, where)
     params = {key: _field_value(kind.fields[key], value, f"{where}.{key}", runs)
               for key, value in data.items() if key != "kind"}
     if kind.needs != "any":
@@ -1004,7 +995,7 @@ def lesson_from_dict(data: Any, folder: Path, expected_name: str | None = None) 
     """
     if not isinstance(data, dict):
         raise LabError("", f"must be a JSON object, got {_show(data)}")
-    _check_keys(data, set(_KEYS), _REQUIRED_KEYS, "")
+    check_keys(data, set(_KEYS), _REQUIRED_KEYS, "")
     if data["format"] != FORMAT:
         raise LabError("format", f'must be "{FORMAT}", got {_show(data["format"])}')
     name = data["name"]
