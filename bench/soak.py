@@ -16,8 +16,8 @@ two rectangles (the changed curves' rects union to an L), under which Qt strokes
 twice as slowly (that plot's paint 5.6 -> 11.2 ms, the late p99 gap x1.29). The curve plots now
 repaint one rectangle per frame (`app.widgets.curves.SeriesPlot`). And each frame's data
 preparation read every point of every run (finite and positive checks, decimation: 3.2 ms per
-frame at 15k steps, 5.6 ms at 95k); it now reads the new points only (`_ValidPrefix`,
-`_GrowingThinning` in app/network/views.py: 2.2 ms at any length).
+frame at 15k steps, 5.6 ms at 95k); it now reads the new points only (`ValidPrefix`,
+`GrowingThinning` in app/network/series_curve.py: 2.2 ms at any length).
 
 The full sizes take long on 2 cores (the window's own drawing paces a race at Max), so
 ``make bench`` runs 2·10⁴ / 5·10³ steps; ``DESCENT_LAB_SOAK_FULL=1`` runs the issue's 10⁶ / 10⁵.

@@ -21,7 +21,7 @@ FOREGROUND = "#d6d6d6"
 
 # Class colours (Tableau 10; class 0 blue, class 1 orange), the one palette of every view that
 # draws a lab's classes: the data preview (app/network/problem_panel.py) and the decision
-# boundaries' points and background (app/network/views.py), so a class is one colour in all.
+# boundaries' points and background (app/network/boundaries_tab.py): one colour in all.
 CLASS_COLORS = (
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
     "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac",
