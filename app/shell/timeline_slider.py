@@ -279,7 +279,7 @@ class Timeline(QObject):
     @Slot(int)
     def branch(self, index: int) -> None:
         """Add a branch of run ``index`` at the step shown and open the run editor on it."""
-        from app.runs.runs_panel import next_color
+        from app.runs.run_text import next_color
 
         window = self.window
         lab = window.document.lab

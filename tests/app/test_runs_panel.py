@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
     QTableWidget,
 )
 
-from app.runs.runs_panel import COL_COLOR, COL_ENABLED, COL_LABEL, RunsPanel
+from app.runs.runs_panel import RunsPanel
+from app.runs.runs_table import COL_COLOR, COL_ENABLED, COL_LABEL
 from app.widgets.hyperparam_form import ScientificSpinBox, format_float
 from core.lab.format import MAX_RUNS, Lab, RunSpec, ScheduleSpec
 from core.optim.optimizers import OPTIMIZERS

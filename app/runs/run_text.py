@@ -1,0 +1,120 @@
+"""What the runs panel says about a run, the name and colour a new run gets, and the red line
+that says why an edit was refused.
+
+Shared by the runs table (`app.runs.runs_table`: the summary columns, new and renamed labels)
+and the run editor (`app.runs.run_editor`: undo texts, the label that follows the optimizer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QLabel
+
+from app.widgets.hyperparam_form import error_color, format_float, same_value
+from core.lab.format import RUN_COLORS, Lab, RunSpec
+from core.optim.hyperparams import HyperParam
+from core.optim.optimizers import OPTIMIZERS
+
+NO_SCHEDULE = "constant"  # the registry's "constant" is stored as RunSpec.schedule = None
+
+# Short names for the table's summary column; the full names are in the cell's tooltip.
+_SHORT_NAMES = {"betas": "β", "weight_decay": "wd", "momentum": "mom"}
+
+_NUMBERED = re.compile(r"^(.*?)(?: (\d+))?$")
+
+
+def label_stem(label: str) -> str:
+    """``"Adam 2"`` → ``"Adam"``: the label without the number `unique_label` adds."""
+    return _NUMBERED.match(label).group(1)
+
+
+def unique_label(base: str, taken: set[str]) -> str:
+    """``base`` if free, else ``"base 2"``, ``"base 3"``, …; a trailing number is replaced."""
+    base = base.strip() or "Run"
+    if base not in taken:
+        return base
+    stem = label_stem(base) or base
+    n = 2
+    while f"{stem} {n}" in taken:
+        n += 1
+    return f"{stem} {n}"
+
+
+def next_color(lab: Lab) -> str:
+    """The first palette colour no run shows yet (the cycle goes on when all are used)."""
+    used = {lab.run_color(i).lower() for i in range(len(lab.runs))}
+    for color in RUN_COLORS:
+        if color.lower() not in used:
+            return color
+    return RUN_COLORS[len(lab.runs) % len(RUN_COLORS)]
+
+
+def show_value(value: Any) -> str:
+    """A value as the summary and undo text show it: ``0.001``, ``(0.9, 0.999)``, ``auto``."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return format_float(value)
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(show_value(v) for v in value) + ")"
+    return str(value)
+
+
+def run_lr(run: RunSpec) -> float:
+    """The run's learning rate: its own, or the optimizer's default."""
+    lr = run.params.get("lr")
+    if lr is None:
+        lr = OPTIMIZERS[run.optimizer].defaults().get("lr", 0.0)
+    return float(lr)
+
+
+def params_summary(run: RunSpec) -> str:
+    """``lr=0.001, β=(0.9, 0.99)``: the lr (always), then what the run sets explicitly."""
+    parts = [f"lr={show_value(run_lr(run))}"]
+    for name, value in run.params.items():
+        if name == "lr":
+            continue
+        if isinstance(value, bool):
+            if value:
+                parts.append(name)  # "nesterov" reads better than "nesterov=on"
+            continue
+        parts.append(f"{_SHORT_NAMES.get(name, name)}={show_value(value)}")
+    return ", ".join(parts)
+
+
+def schedule_name(run: RunSpec) -> str:
+    """The registry name ("cosine", "constant"): short enough for the table's last column."""
+    return run.schedule.name if run.schedule else NO_SCHEDULE
+
+
+def change_text(owner: str, specs: tuple[HyperParam, ...], before: Mapping, after: Mapping) -> str:
+    """``Change Adam lr to 0.01`` (one value), ``Change SGD momentum, nesterov``, or ""."""
+    changed = [
+        spec.name
+        for spec in specs
+        if not same_value(before.get(spec.name, spec.default), after.get(spec.name, spec.default))
+    ]
+    if not changed:
+        return ""
+    if len(changed) == 1:
+        name = changed[0]
+        default = next(s.default for s in specs if s.name == name)
+        return f"Change {owner} {name} to {show_value(after.get(name, default))}"
+    return f"Change {owner} {', '.join(changed)}"
+
+
+def error_label(name: str, palette: QPalette) -> QLabel:
+    """A red, selectable, wrapping line under a form or the table; hidden until it is needed."""
+    label = QLabel(objectName=name)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setStyleSheet(f"color: {error_color(palette)};")
+    label.hide()
+    return label
