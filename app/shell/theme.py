@@ -20,7 +20,7 @@ BACKGROUND = "#1b1d21"
 FOREGROUND = "#d6d6d6"
 
 # Class colours (Tableau 10; class 0 blue, class 1 orange), the one palette of every view that
-# draws a lab's classes: the data preview (app/network/problem_panel.py) and the decision
+# draws a lab's classes: the data preview (app/network/data_preview.py) and the decision
 # boundaries' points and background (app/network/boundaries_tab.py): one colour in all.
 CLASS_COLORS = (
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",

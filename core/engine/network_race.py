@@ -1,12 +1,12 @@
 """The network engine: trains every run of a network lab side by side and yields plain records.
 
 Fairness is the point of a race, so every run starts from the *same* initial weights (one model
-is built from the lab's seed and copied) and sees the *same* mini-batches in the same order (one
-seeded generator draws each epoch's permutation once for all runs). Dropout masks come from a
-per-run ``torch.Generator`` (`core.problems.models.dropout_stream`) that the run's model owns, so adding or
-removing a run never changes another run's numbers. Nothing here draws from or reseeds torch's
-process-global generator: a race gives the same numbers alone or beside other work in other
-threads (sweeps, range tests, surfaces).
+is built from the lab's seed by `initial_model` and copied) and sees the *same* mini-batches in
+the same order (one seeded generator draws each epoch's permutation once for all runs). Dropout
+masks come from a per-run ``torch.Generator`` (`core.problems.models.dropout_stream`) that the
+run's model owns, so adding or removing a run never changes another run's numbers. Nothing here
+draws from or reseeds torch's process-global generator: a race gives the same numbers alone or
+beside other work in other threads (sweeps, range tests, surfaces).
 
 Each step ``t`` (0 … steps), for every live run, in the order a plain PyTorch script uses::
 
@@ -202,6 +202,19 @@ def optimizers_for(run: RunSpec, model: nn.Module) -> list[torch.optim.Optimizer
     return optimizers
 
 
+def initial_model(lab: Lab, data: Dataset, seed_index: int = 0) -> nn.Module:
+    """The model every run of seed ``seed_index`` starts from, on the CPU: ``lab.problem.model``
+    built for ``data`` with weights drawn from ``lab.seed + SEED_STRIDE·seed_index``.
+
+    The race copies it for each run; the problem panel's diagram (app/network/layer_editor.py)
+    draws seed 0's, so both always show the same initial weights. Raises `LabError` when the
+    model does not fit the data.
+    """
+    spec = validate_model(lab.problem.model, data.input_shape, data.n_outputs)
+    seed = lab.seed + SEED_STRIDE * seed_index
+    return build_model(spec, generator=torch.Generator().manual_seed(seed))
+
+
 @dataclass
 class _Setup:
     """What every seed of a race shares: the device, the data and its tensors, the model spec."""
@@ -356,8 +369,7 @@ class _SeedRace:
         self.task = self.data.task
         self.criterion = setup.criterion
 
-        generator = torch.Generator().manual_seed(self.seed)
-        initial = build_model(self.model_spec, generator=generator)
+        initial = initial_model(lab, self.data, seed_index)
         self.models = [copy.deepcopy(initial).to(self.device) for _ in self.runs]
         self.has_dropout = has_dropout(initial)
         # The fast path: every run in one batched pass (see core/engine/stacked.py).

@@ -1,6 +1,6 @@
 """A class is one colour in every view of a network lab.
 
-The data preview (app/network/problem_panel.py) once drew moons' class 0 orange while the decision
+The data preview (app/network/data_preview.py) once drew moons' class 0 orange while the decision
 boundaries (app/network/boundaries_tab.py) drew it blue. These tests read the colours back from the
 items each view draws (the preview's scatter items, the boundary panel's scatter points, the
 rendered boundary image) and compare them class by class.

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.network.diagram import NetworkDiagram
-from app.network.problem_panel import COL_KIND, COL_VALUE, NetworkProblemPanel
+from app.network.layer_rows import COL_KIND, COL_VALUE
+from app.network.problem_panel import NetworkProblemPanel
 from core.lab.format import Lab, NetworkProblem, RunSpec
 from core.problems.models import default_model_for, validate_model
 from tests.app.recorder import Recorder
@@ -330,6 +331,38 @@ def test_panel_diagram_shows_the_initial_weights(panel):
     assert len(colors) == 2 * 16 + 16 * 16 + 16 * 2
     blue = colors[:, 2] > colors[:, 0]
     assert blue.any() and (~blue).any()  # seeded init: weights of both signs
+
+
+def _diagram_of_race_start(qtbot, lab: Lab) -> np.ndarray:
+    """The edge colours of a diagram drawn from the weights a race of ``lab`` starts from."""
+    from core.engine.network_race import NetworkRace
+    from core.problems.models import linear_layers
+
+    race = NetworkRace(lab)  # no step taken: its models hold the initial weights
+    diagram = NetworkDiagram()
+    qtbot.addWidget(diagram)
+    names = race.data.feature_names if race.data.is_2d else None
+    diagram.set_architecture(race.model_spec, input_names=names)
+    diagram.set_weights([m.weight.detach().numpy() for _, m in linear_layers(race.models[0])])
+    return diagram.edge_colors()
+
+
+def test_panel_diagram_draws_the_weights_the_race_starts_from(qtbot, panel, recorder):
+    lab = replace_seed(network_lab(), 7)
+    panel.set_lab(lab)
+    assert np.array_equal(panel.diagram.edge_colors(), _diagram_of_race_start(qtbot, lab))
+    assert not np.array_equal(panel.diagram.edge_colors(),
+                              _diagram_of_race_start(qtbot, replace_seed(lab, 8)))
+    # After an edit the diagram is the new network's start, as the race of the emitted lab has it.
+    child(panel, QSpinBox, "layerValue_0").setValue(8)
+    assert recorder.last.problem.model["layers"][0] == {"linear": 8}
+    assert np.array_equal(panel.diagram.edge_colors(), _diagram_of_race_start(qtbot, recorder.last))
+
+
+def replace_seed(lab: Lab, seed: int) -> Lab:
+    from dataclasses import replace
+
+    return replace(lab, seed=seed)
 
 
 # ------------------------------------------------------------------------------- diagram

@@ -262,7 +262,7 @@ def test_a_refused_network_setting_is_said_in_red_and_marked_until_fixed(
 
 
 def test_a_zero_layer_width_is_said_in_red_on_its_row_until_fixed(qtbot, window):
-    from app.network.problem_panel import COL_DESCRIBE
+    from app.network.layer_rows import COL_DESCRIBE
 
     window.new_network_lab()
     window.show()
@@ -336,7 +336,7 @@ def test_a_sharpness_interval_of_0_still_reads_off(qtbot, window):
 
 def test_a_dropout_p_of_1_is_said_in_red_on_its_row_and_marked_until_fixed(qtbot, window):
     """Before, the box stopped at 0.95: a typed 1 was refused key by key and 0.99 became 0.9."""
-    from app.network.problem_panel import COL_DESCRIBE, COL_KIND
+    from app.network.layer_rows import COL_DESCRIBE, COL_KIND
 
     window.new_network_lab()
     window.show()

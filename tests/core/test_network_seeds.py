@@ -277,3 +277,28 @@ def test_run_writes_seeds_and_stds_and_keeps_metrics_columns(tmp_path, three_see
     assert (tmp_path / "many" / "weights" / "SGD.pt").exists()
     one = run_to_dir(replace(lab3, problem=replace(lab3.problem, seeds=1)), tmp_path / "one")
     assert all(e["seeds"] == 1 and "final_val_loss_std" not in e for e in one["runs"])
+
+
+# -- the initial weights ----------------------------------------------------------------------
+
+
+def test_initial_model_is_what_every_run_of_each_seed_starts_from():
+    """`initial_model` is the one place the initial weights come from: the race's runs of seed s
+    start from it (the problem panel's diagram draws seed 0's), and seed s is seed 0 of a lab
+    whose seed is lab.seed + s·1000."""
+    from core.engine.network_race import initial_model
+
+    lab = _lab(seeds=2)
+    race = NetworkRace(lab)  # no step taken yet: every model holds its initial weights
+    for s, seed_race in enumerate(race.seed_races):
+        expected = initial_model(lab, race.data, s).state_dict()
+        for model in seed_race.models:
+            got = model.state_dict()
+            assert list(got) == list(expected)
+            for key, value in expected.items():
+                assert torch.equal(got[key].cpu(), value), (s, key)
+    seed_1 = initial_model(lab, race.data, 1).state_dict()
+    shifted = initial_model(_lab(seed=5 + 1000), race.data).state_dict()
+    assert all(torch.equal(seed_1[key], shifted[key]) for key in seed_1)
+    seed_0 = initial_model(lab, race.data).state_dict()
+    assert not torch.equal(seed_0["0.weight"], seed_1["0.weight"])
