@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
         race_menu.addAction(self.internals_action)
         self.lessons_menu = bar.addMenu("&Lessons")
         self._fill_lessons_menu()
-        tools_menu = bar.addMenu("&Tools")  # the windows live in app/tools/sweep_window.py
+        tools_menu = bar.addMenu("&Tools")  # the windows: app/tools/tool_windows.py
         for text, kind, shortcut, tip in (
             ("&LR range test…", "lr_finder", "Ctrl+L", "Ramp the lr to find a good one"),
             ("&Sweep…", "sweep", None, "Search hyperparameters with Optuna"),
@@ -892,7 +892,7 @@ class MainWindow(QMainWindow):
 
     def open_tool(self, kind: str):
         """Tools menu: the LR range test, sweep or fair race window for this lab."""
-        from app.tools.sweep_window import open_tool_window
+        from app.tools.tool_windows import open_tool_window
         return open_tool_window(self, kind)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -904,7 +904,7 @@ class MainWindow(QMainWindow):
         self.controller.shutdown()
         if self.network_view is not None:
             self.network_view.surface_view.shutdown()
-        from app.tools.sweep_window import close_tool_windows
+        from app.tools.tool_windows import close_tool_windows
         close_tool_windows(self)  # their threads end with the window
         export_dialog = getattr(self, "export_dialog", None)
         if export_dialog is not None:  # an animation's thread, ffmpeg and partial file go

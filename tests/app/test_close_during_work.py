@@ -21,9 +21,10 @@ import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 import app.surface.view as surface_view
+import app.tools.fair_race_window as fair_race_window
 import app.tools.lr_finder_window as lr_finder_view
-import app.tools.sweep_window as sweep_window
 from app.export.dialog import AnimationOptions
+from app.tools.sweep_settings import STORAGE_SQLITE
 from core.engine.function_race import FunctionRace
 from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
 from core.landscape.live import TrainingFollower
@@ -267,7 +268,7 @@ def test_a_failing_follow_up_reports_once_and_the_race_goes_on(qtbot, window, tm
 
 def _start_sweep(window, trials=400, prune=False):
     sweep = window.open_tool("sweep")
-    assert sweep.storage_combo.currentData() == sweep_window.STORAGE_SQLITE
+    assert sweep.storage_combo.currentData() == STORAGE_SQLITE
     sweep.prune_check.setChecked(prune)  # no per-step reports to SQLite: trials end sooner
     sweep.sampler_combo.setCurrentIndex(sweep.sampler_combo.findData("random"))
     sweep.trials_spin.setValue(trials)
@@ -376,7 +377,7 @@ def test_closing_during_a_fair_race_leaves_the_lab_alone(qtbot, window, tmp_path
 def test_a_failing_fair_race_says_why_and_can_start_again(qtbot, window, tmp_path,
                                                          monkeypatch):
     _open(window, _function_lab(steps=10), tmp_path)
-    real = sweep_window.fair_race
+    real = fair_race_window.fair_race
 
     def failing(lab, optimizers, budget, seeds=1, *, stop=None, on_progress=None, **kwargs):
         # A real first progress report (one trial of the first optimizer), then the error.
@@ -391,7 +392,7 @@ def test_a_failing_fair_race_says_why_and_can_start_again(qtbot, window, tmp_pat
         on_progress(*first[-1])
         raise RuntimeError(BOOM)
 
-    monkeypatch.setattr(sweep_window, "fair_race", failing)
+    monkeypatch.setattr(fair_race_window, "fair_race", failing)
     fair = window.open_tool("fair_race")
     received = []
     fair.task.progress.connect(received.append)
@@ -402,7 +403,7 @@ def test_a_failing_fair_race_says_why_and_can_start_again(qtbot, window, tmp_pat
     _assert_one_traceback_box()
     assert fair.start_button.isEnabled()
     assert [r.label for r in window.document.lab.runs] == ["SGD", "Adam"]
-    monkeypatch.setattr(sweep_window, "fair_race", real)
+    monkeypatch.setattr(fair_race_window, "fair_race", real)
     with qtbot.waitSignal(fair.race_opened, timeout=15_000):
         assert fair.start()
     assert [r.label for r in window.document.lab.runs] == ["SGD (tuned)", "Adam (tuned)"]

@@ -12,7 +12,8 @@ import optuna
 import pytest
 
 from app.shell.document import LabDocument
-from app.tools.sweep_window import FairRaceWindow, SweepWindow
+from app.tools.fair_race_window import FairRaceWindow
+from app.tools.sweep_window import SweepWindow
 from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
 
 
@@ -203,13 +204,13 @@ class _SlowWindowReads:
     def __init__(self, monkeypatch):
         import threading
 
-        import app.tools.sweep_window as sweep_window_module
+        import app.tools.study_reads as study_reads_module
 
         self.gate = threading.Event()
         self.gate.set()
         self.main_thread_reads: list[str] = []
         self.recording = False
-        real_read, real_get_trials = sweep_window_module.read_study, optuna.study.Study.get_trials
+        real_read, real_get_trials = study_reads_module.read_study, optuna.study.Study.get_trials
 
         def slow_read(*args, **kwargs):
             self.gate.wait(5.0)
@@ -220,7 +221,7 @@ class _SlowWindowReads:
                 self.main_thread_reads.append(study.study_name)
             return real_get_trials(study, *args, **kwargs)
 
-        monkeypatch.setattr(sweep_window_module, "read_study", slow_read)
+        monkeypatch.setattr(study_reads_module, "read_study", slow_read)
         monkeypatch.setattr(optuna.study.Study, "get_trials", get_trials)
 
 
