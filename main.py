@@ -20,31 +20,14 @@ import sys
 
 EXIT_USER_ERROR = 2
 
-# Sub-commands defined elsewhere: each module has ``register(subparsers)``; its handlers
-# return an exit code. Imported only when a sub-command is asked for, so the GUI starts light.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("cli.surface", "cli.sweep", "core.teaching.lessons")
+# One module of cli/ per sub-command: each has ``register(subparsers)`` (adds the sub-command,
+# whose ``args.handler(args)`` returns an exit code), registered in this order (the order of
+# ``--help``). Imported only when a sub-command is asked for, so the GUI starts light; hence the
+# names in SUBCOMMANDS too, to tell a sub-command from a lab file without importing them.
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "cli.run", "cli.surface", "cli.sweep", "cli.lr_find", "cli.lessons",
+)
 SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons")
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from core.engine.runner import run_to_dir
-    from core.errors import LabError
-    from core.lab.format import load_lab
-
-    lab = load_lab(args.lab)
-    try:
-        summary = run_to_dir(lab, args.out)
-    except LabError as exc:  # about the lab's content (no enabled run): name the file too
-        raise exc.from_file(args.lab) from None
-    for run in summary["runs"]:
-        state = f"diverged at step {run['diverged_at']}" if run["diverged"] else "ok"
-        print(
-            f"{run['label']:<24} final loss {run['final_loss']:.6g}  "
-            f"best {run['best_loss']:.6g}  {state}"
-        )
-    files = "metrics.csv, weights/" if lab.is_network else "metrics.csv, trajectory.csv"
-    print(f"wrote {args.out}/summary.json, {files}")
-    return 0
 
 
 def _gui(*args, **kwargs) -> int:
@@ -66,10 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Descent Lab: watch real PyTorch optimizers race over loss landscapes.",
     )
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run a lab file headless and write its results")
-    run.add_argument("lab", help="a *.lab.json file")
-    run.add_argument("--out", required=True, help="output directory (created if missing)")
-    run.set_defaults(handler=_cmd_run)
     for module in SUBCOMMAND_MODULES:
         importlib.import_module(module).register(sub)
     return parser

@@ -1,6 +1,6 @@
-"""The ``sweep`` and ``lr-find`` sub-commands of ``main.py`` (argparse only, no Qt).
+"""The ``sweep`` sub-command of ``main.py``, with its ``--fair`` race (argparse only, no Qt).
 
-``register(subparsers)`` adds both; each handler returns an exit code and lets a user's mistake
+``register(subparsers)`` adds it; each handler returns an exit code and lets a user's mistake
 raise `LabError`, which main.py prints as one line with exit code 2. Output files are written
 atomically (temp file + rename): a crash or Ctrl+C never leaves half a CSV.
 
@@ -9,7 +9,6 @@ atomically (temp file + rename): a crash or Ctrl+C never leaves half a CSV.
                              [--study NAME] [--param SPEC ...] [--out DIR]
     python main.py sweep LAB --fair --optimizers sgd,adam,rmsprop [--trials-per-optimizer N]
                              [--seeds S] [--out DIR] [same sampler/objective/storage flags]
-    python main.py lr-find LAB [--run LABEL] [--min 1e-6] [--max 1] [--steps 100] [--out DIR]
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-SUBCOMMANDS = ("sweep", "lr-find")
+from cli.output_dirs import default_out
+
 WRITE_EVERY_S = 2.0  # rewrite trials.csv/best.json during a long sweep at most this often
 
 SWEEP_EPILOG = """\
@@ -65,24 +65,10 @@ study made with another lab or search space, a storage that cannot be opened); n
 study is changed then.
 """
 
-LR_FIND_EPILOG = """\
-the LR range test (Smith 2017, fastai's lr_find) trains a copy of the run's starting model
-(or point) while the lr grows exponentially from --min to --max, stops when the smoothed loss
-passes 4x its best, and prints the lr each common rule suggests (steepest descent, valley,
-minimum/10) with a sentence on why they differ. Writes DIR/lr_find.csv (step, lr, loss,
-smoothed_loss) and DIR/suggestions.json.
-"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``sweep`` and ``lr-find`` to main.py's sub-command parser."""
-    from core.tools.lr_finder import (
-        DEFAULT_DIVERGENCE_FACTOR,
-        DEFAULT_LR_MAX,
-        DEFAULT_LR_MIN,
-        DEFAULT_SMOOTHING,
-        DEFAULT_STEPS,
-    )
+    """Add ``sweep`` to main.py's sub-command parser."""
     from core.tools.sweep import DEFAULT_BATCH, MAX_BATCH, OBJECTIVES, SAMPLERS
 
     sweep = subparsers.add_parser(
@@ -147,41 +133,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="finished trials each optimizer gets (default: --trials)")
     sweep.set_defaults(handler=cmd_sweep)
 
-    find = subparsers.add_parser(
-        "lr-find",
-        help="LR range test: suggest a learning rate for a run",
-        description="Run the learning-rate range test on one run of a lab.",
-        epilog=LR_FIND_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    find.add_argument("lab", help="a *.lab.json file")
-    find.add_argument("--run", metavar="LABEL",
-                      help="label of the run to test (default: the first enabled run)")
-    find.add_argument("--min", dest="lr_min", type=float, default=DEFAULT_LR_MIN, metavar="LR",
-                      help=f"lr at the start of the ramp (default {DEFAULT_LR_MIN:g})")
-    find.add_argument("--max", dest="lr_max", type=float, default=DEFAULT_LR_MAX, metavar="LR",
-                      help=f"lr at the end of the ramp (default {DEFAULT_LR_MAX:g})")
-    find.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
-                      help=f"training steps of the ramp (default {DEFAULT_STEPS})")
-    find.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING, metavar="BETA",
-                      help=f"EMA factor of the smoothed loss, in [0, 1) (default "
-                      f"{DEFAULT_SMOOTHING:g}, fastai's)")
-    find.add_argument("--divergence", type=float, default=DEFAULT_DIVERGENCE_FACTOR,
-                      metavar="X", help="stop once the smoothed loss passes X times its best "
-                      f"(default {DEFAULT_DIVERGENCE_FACTOR:g})")
-    find.add_argument("--out", metavar="DIR",
-                      help="output directory (default: <lab>-lr-find/ next to the lab)")
-    find.set_defaults(handler=cmd_lr_find)
-
 
 # --------------------------------------------------------------------------------------------
 # sweep
-
-
-def _default_out(lab_path: str, suffix: str) -> Path:
-    path = Path(lab_path)
-    stem = path.name.split(".")[0] or "lab"
-    return path.parent / f"{stem}-{suffix}"
 
 
 def _format_params(params: dict) -> str:
@@ -274,7 +228,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sampler_seed=args.sampler_seed, total=getattr(args, "total", None),
     )
     sweep = Sweep(spec)  # every check happens here, before anything is written
-    out = Path(args.out) if args.out else _default_out(args.lab, "sweep")
+    out = Path(args.out) if args.out else default_out(args.lab, "sweep")
     out.mkdir(parents=True, exist_ok=True)
     print(f"study {sweep.name!r} in {sweep.storage}: {len(sweep.study.trials)} trials so far; "
           f"searching {', '.join(p.describe() for p in sweep.space)}", flush=True)
@@ -334,7 +288,7 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
     budget = args.trials_per_optimizer if args.trials_per_optimizer is not None else args.trials
     lab = load_lab(args.lab)
     storage = args.storage if args.storage is not None else default_storage(args.lab)
-    out = Path(args.out) if args.out else _default_out(args.lab, "fair")
+    out = Path(args.out) if args.out else default_out(args.lab, "fair")
     finals: dict[str, object] = {}
     started = time.perf_counter()
 
@@ -390,34 +344,4 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
             f" +- {std:.2g}" if std is not None else "")
         print(f"  {place}. {row['label']:<22} {shown}  {_format_params(row['params'])}")
     print(f"wrote {out}/tuned.lab.json, {out}/fair_race.json, {out}/race/")
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# lr-find
-
-
-def cmd_lr_find(args: argparse.Namespace) -> int:
-    from core.lab.format import load_lab, write_atomic
-    from core.tools.lr_finder import explain, lr_range_test
-
-    lab = load_lab(args.lab)
-    result = lr_range_test(lab, run=args.run, lr_min=args.lr_min, lr_max=args.lr_max,
-                           steps=args.steps, smoothing=args.smoothing,
-                           divergence_factor=args.divergence)
-    out = Path(args.out) if args.out else _default_out(args.lab, "lr-find")
-    out.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["step", "lr", "loss", "smoothed_loss"])
-    for i, (lr, loss, smooth) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
-        writer.writerow([i, repr(float(lr)), repr(float(loss)), repr(float(smooth))])
-    write_atomic(out / "lr_find.csv", buffer.getvalue())
-    write_atomic(out / "suggestions.json", json.dumps(result.to_json(), indent=2) + "\n")
-    print(f"{result.run_label} ({result.optimizer}): {len(result.lrs)} steps, "
-          f"{result.stop_reason}")
-    for rule, lr in result.suggestions.items():
-        print(f"  {rule:<11} lr = {lr:.3g}")
-    print(explain(result))
-    print(f"wrote {out}/lr_find.csv, {out}/suggestions.json")
     return 0

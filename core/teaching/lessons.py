@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1134,53 +1133,3 @@ def evaluate_claims(claims: tuple[Claim, ...] | list[Claim], traces: Traces) -> 
 def check_claims(lesson: Lesson) -> list[ClaimResult]:
     """Run the lesson's labs headless with the real engines and judge each of its claims."""
     return evaluate_claims(lesson.claims, trace_labs(lesson.labs))
-
-
-# --------------------------------------------------------------------------------------------
-# Command line: `main.py lessons` and `main.py lessons check [NAME]`
-
-
-def register(subparsers) -> None:
-    """Add the ``lessons`` sub-command to ``subparsers``; its handler returns the exit code."""
-    parser = subparsers.add_parser(
-        "lessons", help="list the built-in lessons, or check the claims their texts make",
-        description="Without arguments: list the lessons. `lessons check [NAME]`: run the "
-        "lessons' labs headless and check every claim (exit 0 if all hold, 1 if one fails).",
-    )
-    actions = parser.add_subparsers(dest="lessons_action")
-    check = actions.add_parser("check", help="run lessons headless and check their claims")
-    check.add_argument("name", nargs="?", help="a lesson name or folder (default: every lesson)")
-    parser.set_defaults(handler=run_command)
-
-
-def _marks() -> tuple[str, str]:
-    """✓ and ✗, or plain words where the terminal's encoding has no such characters."""
-    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-    try:
-        "✓✗".encode(encoding)
-    except (UnicodeEncodeError, LookupError):
-        return "ok", "FAILED"
-    return "✓", "✗"
-
-
-def run_command(args) -> int:
-    """The ``lessons`` handler: list (exit 0) or check (0 if every claim holds, else 1)."""
-    if getattr(args, "lessons_action", None) != "check":
-        lessons = list_lessons()
-        width = max((len(lesson.name) for lesson in lessons), default=0)
-        for lesson in lessons:
-            print(f"{lesson.name:<{width}}  {lesson.title}")
-            print(f"{'':<{width}}  {lesson.summary}")
-        return 0
-    lessons = [load_lesson(args.name)] if args.name else list_lessons()
-    ok, failed = _marks()
-    total = failures = 0
-    for lesson in lessons:
-        print(f"{lesson.name}: {lesson.title}", flush=True)
-        for result in check_claims(lesson):
-            total += 1
-            failures += not result.holds
-            print(f"  {result.line(ok, failed)}", flush=True)
-    summary = f"{total - failures} of {total} claims hold"
-    print(summary + (f", {failures} failed" if failures else ""))
-    return 1 if failures else 0

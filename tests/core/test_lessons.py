@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from cli import lessons
 from core.errors import LabError
-from core.teaching import lessons
 from core.teaching.lessons import (
     CLAIM_KINDS,
     LESSONS_DIR,

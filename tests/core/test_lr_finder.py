@@ -135,7 +135,7 @@ def test_apply_lr_sets_the_runs_lr():
 
 
 def test_cli_handler_writes_csv_and_suggestions(tmp_path, capsys):
-    from cli.sweep import register
+    from cli.lr_find import register
 
     path = tmp_path / "bowl.lab.json"
     save_lab(_quadratic_lab(), path)

@@ -1,0 +1,42 @@
+"""The ``run`` sub-command of ``main.py``: run a lab file headless and write its results.
+
+    python main.py run LAB --out DIR
+
+The race, the files and their format (summary.json, metrics.csv, trajectory.csv or weights/)
+live in core/engine/runner.py; this module parses the flags and prints one line per run.
+``register(subparsers)`` adds the sub-command; its handler returns an exit code and lets a user's
+mistake raise `LabError`, which main.py prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run`` to main.py's sub-command parser."""
+    run = subparsers.add_parser("run", help="run a lab file headless and write its results")
+    run.add_argument("lab", help="a *.lab.json file")
+    run.add_argument("--out", required=True, help="output directory (created if missing)")
+    run.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.engine.runner import run_to_dir
+    from core.errors import LabError
+    from core.lab.format import load_lab
+
+    lab = load_lab(args.lab)
+    try:
+        summary = run_to_dir(lab, args.out)
+    except LabError as exc:  # about the lab's content (no enabled run): name the file too
+        raise exc.from_file(args.lab) from None
+    for run in summary["runs"]:
+        state = f"diverged at step {run['diverged_at']}" if run["diverged"] else "ok"
+        print(
+            f"{run['label']:<24} final loss {run['final_loss']:.6g}  "
+            f"best {run['best_loss']:.6g}  {state}"
+        )
+    files = "metrics.csv, weights/" if lab.is_network else "metrics.csv, trajectory.csv"
+    print(f"wrote {args.out}/summary.json, {files}")
+    return 0
