@@ -201,13 +201,20 @@ class RunEditor(QWidget):
         self.update_rule.hide()
         layout.addWidget(self.update_rule)
 
-        self.optimizer_form = HyperParamForm("optParam_", objectName="optimizerForm")
-        self.optimizer_form.value_edited.connect(self._on_optimizer_param_edited)
-        layout.addWidget(self.optimizer_form)
-
-        self.param_error = error_label("paramError", self.palette())
-        layout.addWidget(self.param_error)
+        self.optimizer_form, self.param_error = self._add_form(
+            layout, "optParam_", "optimizerForm", self._on_optimizer_param_edited, "paramError"
+        )
         return group
+
+    def _add_form(self, layout: QVBoxLayout, prefix: str, name: str, slot,
+                  error_name: str) -> tuple[HyperParamForm, QLabel]:
+        """A hyperparameter form and, under it, the red line that says why a value is refused."""
+        form = HyperParamForm(prefix, objectName=name)
+        form.value_edited.connect(slot)
+        layout.addWidget(form)
+        error = error_label(error_name, self.palette())
+        layout.addWidget(error)
+        return form, error
 
     def _fill_optimizer_combo(self, network: bool) -> None:
         self._combo_network = network
@@ -233,12 +240,9 @@ class RunEditor(QWidget):
         self.schedule_combo.activated.connect(self._on_schedule_chosen)
         layout.addWidget(self.schedule_combo)
 
-        self.schedule_form = HyperParamForm("schedParam_", objectName="scheduleForm")
-        self.schedule_form.value_edited.connect(self._on_schedule_param_edited)
-        layout.addWidget(self.schedule_form)
-
-        self.schedule_error = error_label("scheduleError", self.palette())
-        layout.addWidget(self.schedule_error)
+        self.schedule_form, self.schedule_error = self._add_form(
+            layout, "schedParam_", "scheduleForm", self._on_schedule_param_edited, "scheduleError"
+        )
 
         self.lr_preview = LrPreview()
         layout.addWidget(self.lr_preview)
@@ -249,11 +253,9 @@ class RunEditor(QWidget):
         group = QGroupBox("Training controls", objectName="controlsGroup")
         layout = QVBoxLayout(group)
         layout.setSpacing(4)
-        self.controls_form = HyperParamForm("ctrlParam_", objectName="controlsForm")
-        self.controls_form.value_edited.connect(self._on_control_edited)
-        layout.addWidget(self.controls_form)
-        self.controls_error = error_label("controlsError", self.palette())
-        layout.addWidget(self.controls_error)
+        self.controls_form, self.controls_error = self._add_form(
+            layout, "ctrlParam_", "controlsForm", self._on_control_edited, "controlsError"
+        )
         self.controls_group = group
         group.hide()
         return group
