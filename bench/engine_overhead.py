@@ -1,8 +1,9 @@
 """engine-overhead: the core engine against a bare torch.optim loop, same optimizers, same steps.
 
-Ours: ``core.engine.function_race.FunctionRace(lab).records()`` steps 12 runs x 2,000 steps on Rosenbrock and we
-iterate every record (points, losses, lrs, gradient norms, divergence checks, per-run schedules,
-wall-time accounting: everything the GUI and ``main.py run`` get).
+Ours: ``make_race(lab).records()`` (a `FunctionRace`, core/engine/factory.py) steps 12 runs x
+2,000 steps on Rosenbrock and we iterate every record (points, losses, lrs, gradient norms,
+divergence checks, per-run schedules, wall-time accounting: everything the GUI and ``main.py run``
+get).
 
 Baseline: what one would write by hand: 12 float64 tensors, 12 torch.optim optimizers (the
 registry's own classes, the same hyperparameters), and for each run and step ``zero_grad``,
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 
 from bench.common import report
-from core.engine.function_race import DTYPE, FunctionRace
+from core.engine.factory import make_race
+from core.engine.function_race import DTYPE
 from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
 from core.optim.optimizers import OPTIMIZERS
 from core.problems.functions import get_function
@@ -61,7 +63,7 @@ def race_lab(steps: int = STEPS) -> Lab:
 def _engine(lab: Lab) -> tuple[float, np.ndarray]:
     t0 = time.perf_counter()
     last = None
-    for last in FunctionRace(lab).records():
+    for last in make_race(lab).records():
         pass
     elapsed = time.perf_counter() - t0
     assert last.step == lab.steps and last.alive.all(), "a benchmark run diverged"

@@ -123,9 +123,9 @@ def _run_window(name: str, lab, what: str, tab: str | None = None) -> dict:
     from app.shell.main_window import MainWindow
     from app.shell.theme import apply_dark_theme
     from bench.engine_overhead import race_lab
-    from core.engine.function_race import FunctionRace
+    from core.engine.factory import make_race
 
-    FunctionRace(race_lab(1))  # one-time lazy imports of torch.optim, not streaming cost
+    make_race(race_lab(1))  # one-time lazy imports of torch.optim, not streaming cost
     app = QApplication.instance() or QApplication(["descent-lab-bench"])
     apply_dark_theme(app)
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,7 @@ import torch
 
 from bench.common import report
 from core.engine.devices import configure_threads
-from core.engine.network_race import NetworkRace
+from core.engine.factory import make_race
 from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 
 STEPS = 300
@@ -54,7 +54,7 @@ def _lab(runs, width: int) -> Lab:
 
 
 def _ours(lab: Lab) -> float:
-    race = NetworkRace(lab)
+    race = make_race(lab)
     assert race.stack is not None, "the batched path did not engage"
     started = time.perf_counter()
     for _ in race.records():
@@ -63,7 +63,7 @@ def _ours(lab: Lab) -> float:
 
 
 def _baseline(lab: Lab) -> float:
-    race = NetworkRace(_lab(lab.runs[:1], _width(lab)))  # the same data and initial weights
+    race = make_race(_lab(lab.runs[:1], _width(lab)))  # the same data and initial weights
     x, y = race.x_train, race.y_train
     initial = race.models[0]
     models = [copy.deepcopy(initial) for _ in lab.runs]

@@ -181,9 +181,9 @@ def soak(name: str, lab, what: str) -> dict:
 def run() -> dict:
     from bench.engine_overhead import race_lab
     from bench.gui_latency import network_lab
-    from core.engine.function_race import FunctionRace
+    from core.engine.factory import make_race
 
-    FunctionRace(race_lab(1))  # one-time imports (torch._dynamo) are not soak
+    make_race(race_lab(1))  # one-time imports (torch._dynamo) are not soak
     return {
         "soak-2d": soak("soak-2d", race_lab(STEPS_2D), "12 runs on Rosenbrock"),
         "soak-network": soak("soak-network", replace(network_lab(), steps=STEPS_NETWORK),

@@ -18,7 +18,7 @@ import torch
 
 from bench.common import report
 from core.engine.devices import configure_threads
-from core.engine.network_race import NetworkRace
+from core.engine.factory import make_race
 from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 from core.landscape.surfaces import SurfaceFollower
 
@@ -46,7 +46,7 @@ def _lab() -> Lab:
 
 def _train(lab: Lab, follow: bool) -> tuple[float, int]:
     """Seconds for the whole race (building the follower included) and surfaces computed."""
-    race = NetworkRace(lab)
+    race = make_race(lab)
     started = time.perf_counter()
     surfaces = 0
     if follow:

@@ -186,8 +186,7 @@ class FrameCanvas(QWidget):
             from app.network.views import NetworkView
             from core.problems.datasets import make_dataset
 
-            base = Path(lab.base_dir) if lab.base_dir else None
-            dataset = make_dataset(lab.problem.dataset, lab.seed, base_dir=base)
+            dataset = make_dataset(lab.problem.dataset, lab.seed, base_dir=lab.base_path)
             for index, name in enumerate(NETWORK_VIEWS):
                 if name in views:
                     view = NetworkView()
@@ -324,18 +323,10 @@ class RaceAnimator(QObject):
     def start(self) -> None:
         lab = self.lab
         self.active = True
-        if lab.is_network:
-            from core.engine.network_race import NetworkRace
+        from core.engine.factory import make_race
 
-            base = Path(lab.base_dir) if lab.base_dir else None
-
-            def make(stop):
-                return NetworkRace(lab, base_dir=base).records(stop)
-        else:
-            from core.engine.function_race import FunctionRace
-
-            def make(stop):
-                return FunctionRace(lab).records(stop)
+        def make(stop):
+            return make_race(lab).records(stop)
 
         self.progress.emit(0, lab.steps, "Running the race")
         self.controller.start(make, playing=True)

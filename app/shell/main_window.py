@@ -41,7 +41,7 @@ from app.shell.status import ElidedLabel
 from app.shell.timeline_slider import Timeline
 from app.shell.wheel_guard import install_wheel_guard
 from app.widgets.curves import LossPlot, LrPlot
-from core.engine.function_race import FunctionRace
+from core.engine.factory import make_race
 from core.engine.history import NetworkHistory, RaceHistory
 from core.engine.race_summary import race_summary
 from core.errors import LabError
@@ -430,8 +430,7 @@ class MainWindow(QMainWindow):
         self.network_panel.set_lab(lab)
         key = (repr(lab.problem.dataset), lab.seed, lab.base_dir)
         if key != self._dataset_key:
-            base = Path(lab.base_dir) if lab.base_dir else None
-            self._dataset = make_dataset(lab.problem.dataset, lab.seed, base_dir=base)
+            self._dataset = make_dataset(lab.problem.dataset, lab.seed, base_dir=lab.base_path)
             self._dataset_key = key
         self._reset_views(lab)
 
@@ -477,10 +476,8 @@ class MainWindow(QMainWindow):
         lab = self.document.lab
         if lab.is_network:
             from core.engine.devices import resolve_device
-            from core.engine.network_race import NetworkRace
             from core.landscape.live import WeightTap
 
-            base = Path(lab.base_dir) if lab.base_dir else None
             # The same device decision the engine makes, said here on the main thread.
             _device, notices = resolve_device(lab.problem.device)
             self._notices = notices
@@ -490,12 +487,12 @@ class MainWindow(QMainWindow):
             self.network_view.surface_view.set_tap(tap)
 
             def make(stop):
-                return tap.records(NetworkRace(lab, base_dir=base), stop)
+                return tap.records(make_race(lab), stop)
 
             return make
 
         def make(stop):
-            return FunctionRace(lab, internals=True).records(stop)
+            return make_race(lab, internals=True).records(stop)
 
         return make
 

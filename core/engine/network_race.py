@@ -42,7 +42,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -230,10 +229,10 @@ class _Setup:
     y_val: torch.Tensor
 
     @classmethod
-    def of(cls, lab: Lab, base_dir: Path | None) -> _Setup:
+    def of(cls, lab: Lab) -> _Setup:
         problem = lab.problem
         device, notices = resolve_device(problem.device)
-        data = make_dataset(problem.dataset, lab.seed, base_dir=base_dir)
+        data = make_dataset(problem.dataset, lab.seed, base_dir=lab.base_path)
         model_spec = validate_model(problem.model, data.input_shape, data.n_outputs)
         return cls(
             device=device, notices=notices, data=data, model_spec=model_spec,
@@ -947,13 +946,14 @@ class NetworkRace:
     `state_dicts` are seed 0's; ``alive`` / ``diverged`` / ``stopped`` / ``best_val`` /
     ``wall_s`` are per run over all seeds (``best_val``: the best mean validation loss;
     ``wall_s``: the compute time of all its seeds). Setting ``alive[i] = False`` between records
-    (core.tools.sweep's pruning) stops run i on every seed.
+    (core.tools.sweep's pruning) stops run i on every seed. A relative CSV path in the lab is
+    read from the lab file's folder (``lab.base_path``). Build one with core/engine/factory.py.
     """
 
-    def __init__(self, lab: Lab, base_dir: Path | None = None):
+    def __init__(self, lab: Lab):
         self.lab = lab
         self.seed_count = int(getattr(lab.problem, "seeds", 1))
-        setup = _Setup.of(lab, base_dir)
+        setup = _Setup.of(lab)
         self.seed_races = [_SeedRace(lab, setup, s) for s in range(self.seed_count)]
         first = self.seed_races[0]
         self.runs, self.labels = first.runs, first.labels

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.engine.function_race import FunctionRace, StepRecord
+from core.engine.factory import make_race
+from core.engine.function_race import StepRecord
 from core.errors import LabError
 from core.lab.format import Lab, write_atomic
 
@@ -72,7 +73,7 @@ def run_to_dir(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    race = FunctionRace(lab)
+    race = make_race(lab)
     labels = race.labels
     metrics = AtomicCsv(out / "metrics.csv", ["run", "step", "loss", "lr", "grad_norm"])
     trajectory = AtomicCsv(out / "trajectory.csv", ["run", "step", "x", "y", "loss"])
@@ -146,11 +147,9 @@ def _run_network(
     """Network labs: metrics.csv (with val_loss / val_accuracy where measured), weights/*.pt."""
     import torch
 
-    from core.engine.network_race import NetworkRace
-
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    race = NetworkRace(lab, base_dir=Path(lab.base_dir) if lab.base_dir else None)
+    race = make_race(lab)
     labels = race.labels
     classification = race.task == "classification"
     header = ["run", "step", "epoch", "loss", "lr", "grad_norm", "val_loss"]

@@ -137,6 +137,12 @@ class Lab:
     def is_network(self) -> bool:
         return isinstance(self.problem, NetworkProblem)
 
+    @property
+    def base_path(self) -> Path | None:
+        """``base_dir`` as a Path: the folder a relative path in the lab is read from (None for a
+        lab not read from a file: then the current directory, core/problems/datasets.py)."""
+        return Path(self.base_dir) if self.base_dir else None
+
     def enabled_runs(self) -> tuple[RunSpec, ...]:
         return tuple(r for r in self.runs if r.enabled)
 

@@ -9,8 +9,8 @@ A lesson lives in ``resources/lessons/<name>/`` as data, not code (docs/lessons.
 
 Every sentence of a lesson's text that states a measurable fact ("momentum reaches f < 1e-3 in
 fewer steps than SGD") has a matching *claim*: a small JSON object that `check_claims` verifies by
-running the lesson's labs headless with the very engines the GUI uses (`core.engine.function_race.FunctionRace`,
-`core.engine.network_race.NetworkRace`). ``python main.py lessons check`` and tests/core/test_lessons.py run
+running the lesson's labs headless with the very engines the GUI uses (core/engine/factory.py
+picks the race for each lab). ``python main.py lessons check`` and tests/core/test_lessons.py run
 them all, so a lesson cannot drift away from what the app really shows.
 
 What "loss" means in a claim
@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from core.engine.factory import make_race
 from core.errors import LabError
 from core.lab.checks import check_keys
 from core.lab.format import Lab, load_lab
@@ -174,9 +175,7 @@ class RunTrace:
 
 
 def _trace_function_lab(lab: Lab) -> dict[str, RunTrace]:
-    from core.engine.function_race import FunctionRace
-
-    race = FunctionRace(lab)
+    race = make_race(lab)
     traces = {label: RunTrace(label, lab, network=False) for label in race.labels}
     for record in race.records():
         for i in np.flatnonzero(record.alive):
@@ -194,10 +193,9 @@ def _trace_function_lab(lab: Lab) -> dict[str, RunTrace]:
 
 
 def _trace_network_lab(lab: Lab) -> dict[str, RunTrace]:
-    from core.engine.network_race import NetworkRace
     from core.problems.models import linear_layers
 
-    race = NetworkRace(lab, base_dir=Path(lab.base_dir) if lab.base_dir else None)
+    race = make_race(lab)
     traces = {label: RunTrace(label, lab, network=True) for label in race.labels}
     for record in race.records():
         evaluation = record.evaluation

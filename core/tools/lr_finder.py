@@ -46,7 +46,6 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -284,8 +283,7 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     )
 
     problem = lab.problem
-    base_dir = Path(lab.base_dir) if lab.base_dir else None
-    data = make_dataset(problem.dataset, lab.seed, base_dir=base_dir)
+    data = make_dataset(problem.dataset, lab.seed, base_dir=lab.base_path)
     if model is None:
         model_spec = validate_model(problem.model, data.input_shape, data.n_outputs)
         model = build_model(model_spec, generator=torch.Generator().manual_seed(lab.seed))

@@ -84,6 +84,7 @@ from typing import Any
 
 import numpy as np
 
+from core.engine.factory import make_race
 from core.errors import LabError
 from core.lab.format import Lab, RunSpec, validate_lab
 from core.optim.hyperparams import HyperParam, format_number
@@ -688,9 +689,7 @@ class _FunctionTicks:
     """K trials as K runs of one `FunctionRace` (one batched evaluation per step)."""
 
     def __init__(self, lab: Lab):
-        from core.engine.function_race import FunctionRace
-
-        self.race = FunctionRace(lab)
+        self.race = make_race(lab)
         self.every = max(1, lab.steps // FUNCTION_REPORTS)
         self.alive = self.race.alive
         self.diverged = self.race.diverged
@@ -707,9 +706,7 @@ class _EngineTicks:
     """K trials as K runs of one `NetworkRace`; the monitored value is the validation loss."""
 
     def __init__(self, lab: Lab):
-        from core.engine.network_race import NetworkRace
-
-        self.race = NetworkRace(lab, base_dir=Path(lab.base_dir) if lab.base_dir else None)
+        self.race = make_race(lab)
         self.alive = self.race.alive
         self.diverged = self.race.diverged
 
