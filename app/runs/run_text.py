@@ -1,8 +1,9 @@
 """What the runs panel says about a run, the name and colour a new run gets, and the red line
 that says why an edit was refused.
 
-Shared by the runs table (`app.runs.runs_table`: the summary columns, new and renamed labels)
-and the run editor (`app.runs.run_editor`: undo texts, the label that follows the optimizer).
+Shared by the runs table (`app.runs.runs_table`: the summary columns, new and renamed labels),
+the run editor (`app.runs.run_editor`: undo texts, the label that follows the optimizer) and the
+timeline's branches (`app.shell.timeline_slider`: the colour of a new branch).
 """
 
 from __future__ import annotations

@@ -133,7 +133,8 @@ class SweepWindow(ToolWindow):
 
     def _build(self) -> None:
         settings = self.settings = SweepSettings(self.document)
-        # The settings the tests and a user's script reach through the window.
+        # The settings tests reach through the window (tests/app/test_sweep_window.py,
+        # tests/app/test_close_during_work.py).
         self.space, self.sampler_combo = settings.space, settings.sampler_combo
         self.trials_spin, self.prune_check = settings.trials_spin, settings.prune_check
         self.storage_combo, self.url_edit = settings.storage_combo, settings.url_edit
