@@ -80,8 +80,7 @@ def _kwargs(values: dict) -> str:
 
 def _objective_code(function_spec) -> list[str]:
     """Lines defining ``objective(x, y)`` for a registry name or a typed expression."""
-    from core.problems.expression import Expression
-    from core.problems.functions import get_function
+    from core.problems.functions import Expression, get_function
 
     objective = get_function(function_spec)
     if isinstance(objective.fn, Expression):
@@ -105,9 +104,9 @@ def _objective_code(function_spec) -> list[str]:
 def _torch_function_name(name: str) -> str:
     import torch
 
-    from core.problems.expression import ALLOWED_FUNCTIONS
+    from core.problems.functions import _FUNCTIONS
 
-    implementation = ALLOWED_FUNCTIONS[name][1]
+    implementation = _FUNCTIONS[name][1]
     if name == "softplus":
         return "torch.nn.functional.softplus"
     qualified = getattr(implementation, "__name__", "")
@@ -121,7 +120,7 @@ _OPERATORS = {"+": "+", "-": "-", "*": "*", "/": "/", "**": "**"}
 
 def _expression_code(expression) -> list[str]:
     """``objective(x, y)`` from the parsed AST: the same torch operations, in the same order."""
-    from core.problems.expression import Binary, Call, Negate, Number, Variable
+    from core.problems.functions import Binary, Call, Negate, Number, Variable
 
     # Post-order walk without recursion (a formula may nest deeply): each node's code text.
     code: dict[int, str] = {}
@@ -178,7 +177,7 @@ def _expression_code(expression) -> list[str]:
 
 
 def _depth(root) -> int:
-    from core.problems.expression import Binary, Call, Negate
+    from core.problems.functions import Binary, Call, Negate
 
     deepest, stack = 0, [(root, 1)]
     while stack:
