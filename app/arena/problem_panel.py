@@ -2,8 +2,8 @@
 
 Like every panel it edits nothing in place: each change is emitted as a new `Lab` with a short
 description, and the document makes it an undoable step. A typed expression is parsed by the
-whitelist parser in core.problems.functions; a mistake is shown in red with its column, and nothing is
-emitted until the text parses. A start point, steps or a seed out of range is refused the same
+whitelist parser in core.problems.expression; a mistake is shown in red with its column, and
+nothing is emitted until the text parses. A start point, steps or a seed out of range is refused the same
 way, in red with the allowed range and the box marked until a valid value replaces it (never
 silently reverted or cut to fit).
 """

@@ -15,15 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import LabError
-from core.problems.functions import (
-    FUNCTIONS,
+from core.problems.expression import (
     MAX_EXPRESSION_LENGTH,
     MAX_NESTING_DEPTH,
     Expression,
     ExpressionError,
-    get_function,
     parse_expression,
 )
+from core.problems.functions import FUNCTIONS, get_function
 
 
 def assert_tensors_close(actual, expected, rtol=1e-12, atol=1e-12):

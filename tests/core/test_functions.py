@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from core.errors import LabError
-from core.problems.functions import FUNCTIONS, ExpressionError, Objective, get_function
+from core.problems.expression import ExpressionError
+from core.problems.functions import FUNCTIONS, Objective, get_function
 
 REQUIRED = {
     "quadratic", "ravine", "saddle", "monkey_saddle", "rosenbrock", "beale", "himmelblau",
