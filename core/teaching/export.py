@@ -80,7 +80,8 @@ def _kwargs(values: dict) -> str:
 
 def _objective_code(function_spec) -> list[str]:
     """Lines defining ``objective(x, y)`` for a registry name or a typed expression."""
-    from core.problems.functions import Expression, get_function
+    from core.problems.expression import Expression
+    from core.problems.functions import get_function
 
     objective = get_function(function_spec)
     if isinstance(objective.fn, Expression):
@@ -104,9 +105,9 @@ def _objective_code(function_spec) -> list[str]:
 def _torch_function_name(name: str) -> str:
     import torch
 
-    from core.problems.functions import _FUNCTIONS
+    from core.problems.expression import ALLOWED_FUNCTIONS
 
-    implementation = _FUNCTIONS[name][1]
+    implementation = ALLOWED_FUNCTIONS[name][1]
     if name == "softplus":
         return "torch.nn.functional.softplus"
     qualified = getattr(implementation, "__name__", "")
@@ -120,7 +121,7 @@ _OPERATORS = {"+": "+", "-": "-", "*": "*", "/": "/", "**": "**"}
 
 def _expression_code(expression) -> list[str]:
     """``objective(x, y)`` from the parsed AST: the same torch operations, in the same order."""
-    from core.problems.functions import Binary, Call, Negate, Number, Variable
+    from core.problems.expression import Binary, Call, Negate, Number, Variable
 
     # Post-order walk without recursion (a formula may nest deeply): each node's code text.
     code: dict[int, str] = {}
@@ -177,7 +178,7 @@ def _expression_code(expression) -> list[str]:
 
 
 def _depth(root) -> int:
-    from core.problems.functions import Binary, Call, Negate
+    from core.problems.expression import Binary, Call, Negate
 
     deepest, stack = 0, [(root, 1)]
     while stack:
