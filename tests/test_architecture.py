@@ -28,9 +28,6 @@ FORBIDDEN = {
     "cli": QT + ("app",),
     "app": ("cli",),
 }
-# Private imports whose fix sits in code being split right now, each (file, module, name). Such an
-# entry must still offend (the test says so once it is fixed): the list only ever shrinks.
-PENDING_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -168,23 +165,16 @@ def test_no_import_cycles():
 
 
 def test_no_private_names_imported_across_modules():
-    offenders, pending = [], set()
+    offenders = []
     for path in _modules().values():
         for imp in _imports(path):
             private = (imp.name is not None and imp.name.startswith("_")
                        and not imp.name.startswith("__"))
-            if not private or f"{imp.module}.{imp.name}" in _modules():
-                continue  # a public name, or a module (not a name) whose file name starts with _
-            key = (str(path.relative_to(ROOT)), imp.module, imp.name)
-            if key in PENDING_PRIVATE_IMPORTS:
-                pending.add(key)
-            else:
+            if private and f"{imp.module}.{imp.name}" not in _modules():  # a name, not a module
                 offenders.append(f"{_where(path, imp)}: from {imp.module} import {imp.name}")
     assert not offenders, (
         "a name another module uses is public (no leading underscore):\n  " + "\n  ".join(offenders)
     )
-    fixed = PENDING_PRIVATE_IMPORTS - pending
-    assert not fixed, f"fixed, so remove from PENDING_PRIVATE_IMPORTS: {sorted(fixed)}"
 
 
 def test_every_package_has_an_init_with_a_docstring():
