@@ -238,7 +238,7 @@ class DatasetEditor(ProblemSection):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        base_dir = Path(lab.base_dir) if lab.base_dir else None
+        base_dir = lab.base_path
         # The first digits set imports scikit-learn (seconds); a CSV may be large. Say we're busy.
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
@@ -255,7 +255,7 @@ class DatasetEditor(ProblemSection):
 
     def _base(self) -> Path:
         """The folder a relative CSV path is read from: the lab file's, else the working one."""
-        return Path(self._lab.base_dir) if self._lab.base_dir else Path.cwd()
+        return self._lab.base_path or Path.cwd()
 
     def _show_widgets(self, spec: Mapping) -> None:
         info = self._info()

@@ -476,11 +476,9 @@ def _module_code(module, index: int) -> str:
 
 
 def _network_setup(lab: Lab):
-    """The checked data set, the initial model (seed 0 of the race) and the criterion name."""
-    import torch
-
+    """The checked data set and the initial model (seed 0 of the race)."""
+    from core.engine.network_race import initial_model
     from core.problems.datasets import make_dataset
-    from core.problems.models import build_model, validate_model
 
     problem = lab.problem
     if problem.seeds > 1:
@@ -490,9 +488,7 @@ def _network_setup(lab: Lab):
             "Set seeds to 1 to export it",
         )
     data = make_dataset(problem.dataset, lab.seed, base_dir=lab.base_path)
-    spec = validate_model(problem.model, data.input_shape, data.n_outputs)
-    model = build_model(spec, generator=torch.Generator().manual_seed(lab.seed))
-    return data, model
+    return data, initial_model(lab, data)  # seed 0's weights, as the race starts from
 
 
 def network_arrays(lab: Lab) -> dict[str, np.ndarray]:

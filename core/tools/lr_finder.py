@@ -271,22 +271,19 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     batch order and the run's dropout stream; restore the model afterwards."""
     # The engine's own pieces, so the range test trains exactly as the race does: the same
     # step, batch order, and Muon's split of matrices (Muon) and the rest (AdamW).
-    from core.engine.network_race import BatchOrder, optimizers_for, train_step
+    from core.engine.network_race import BatchOrder, initial_model, optimizers_for, train_step
     from core.problems.datasets import make_dataset
     from core.problems.metrics import loss_function
     from core.problems.models import (
-        build_model,
         dropout_stream,
         restore_dropout,
         set_dropout_generator,
-        validate_model,
     )
 
     problem = lab.problem
     data = make_dataset(problem.dataset, lab.seed, base_dir=lab.base_path)
     if model is None:
-        model_spec = validate_model(problem.model, data.input_shape, data.n_outputs)
-        model = build_model(model_spec, generator=torch.Generator().manual_seed(lab.seed))
+        model = initial_model(lab, data)  # the race's seed-0 initial weights
     device = next(model.parameters()).device
     saved_state = copy.deepcopy(model.state_dict())
     was_training = model.training
