@@ -1,8 +1,8 @@
 """lessons: the CPU time to check every claim of every built-in lesson, against its budget.
 
 Each lesson's claims are checked as ``main.py lessons check`` and tests/core/test_lessons.py do
-(`core.teaching.lessons.check_claims`: the lesson's labs raced headless with the real engines, then each
-claim judged). The lessons are sized to take well under a minute of CPU all together, so that
+(`core.teaching.lessons.check.check_claims`: the lesson's labs raced headless with the real
+engines, then each claim judged). The lessons are sized to take well under a minute of CPU all together, so that
 the test suite can check every claim; the suite only checks that the claims hold, and this
 measures what they cost.
 
@@ -18,7 +18,8 @@ import time
 
 from bench.common import report
 from core.engine.devices import configure_threads
-from core.teaching.lessons import check_claims, lesson_names, load_lesson
+from core.teaching.lessons.check import check_claims
+from core.teaching.lessons.loader import lesson_names, load_lesson
 
 CPU_BUDGET_S = 60.0  # every lesson's labs together, one thread
 

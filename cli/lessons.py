@@ -3,7 +3,7 @@
     python main.py lessons                 list the lessons (name, title, summary)
     python main.py lessons check [NAME]    run the lessons' labs headless and check every claim
 
-Lessons, their claims and how a claim is judged live in core/teaching/lessons.py; this module
+Lessons, their claims and how a claim is judged live in core/teaching/lessons/; this module
 parses the arguments and prints (exit 0 if every claim holds, 1 if one fails). A user's mistake
 (an unknown lesson, a broken lesson file) raises `LabError`, which main.py prints as one line
 with exit code 2.
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from core.teaching.lessons import check_claims, list_lessons, load_lesson
+from core.teaching.lessons.check import check_claims
+from core.teaching.lessons.loader import list_lessons, load_lesson
 
 
 def register(subparsers) -> None:

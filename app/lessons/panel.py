@@ -1,9 +1,9 @@
 """The lesson panel: what to notice, why, and a question — beside a lab that runs itself.
 
-Shows a `core.teaching.lessons.Lesson`'s text in a right-hand dock. A lesson with several labs (batch norm:
-with and without) gets one button per lab. Every sentence the text states as a measurable fact is
-checked by the lesson's claims (``main.py lessons check``); the panel lists those claims too, so a
-student sees which statements the numbers back.
+Shows a `core.teaching.lessons.lesson.Lesson`'s text in a right-hand dock. A lesson with several
+labs (batch norm: with and without) gets one button per lab. Every sentence the text states as a
+measurable fact is checked by the lesson's claims (``main.py lessons check``); the panel lists
+those claims too, so a student sees which statements the numbers back.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.teaching.lessons import Lesson
+from core.teaching.lessons.lesson import Lesson
 
 
 class LessonPanel(QScrollArea):

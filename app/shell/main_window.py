@@ -292,7 +292,7 @@ class MainWindow(QMainWindow):
         self._refresh_recent_menu()
 
     def _fill_lessons_menu(self) -> None:
-        from core.teaching.lessons import list_lessons
+        from core.teaching.lessons.loader import list_lessons
 
         try:
             lessons = list_lessons()
@@ -316,7 +316,7 @@ class MainWindow(QMainWindow):
     def open_lesson(self, name: str, autoplay: bool = True) -> bool:
         """Load a lesson: its lab (unsaved, so Save asks where), its text, and play it."""
         from app.lessons.panel import LessonPanel
-        from core.teaching.lessons import load_lesson
+        from core.teaching.lessons.loader import load_lesson
 
         try:
             lesson = load_lesson(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.teaching.lessons import list_lessons, load_lesson
+from core.teaching.lessons.loader import list_lessons, load_lesson
 
 
 def test_a_lesson_loads_its_lab_text_and_plays(qtbot, window):

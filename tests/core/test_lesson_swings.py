@@ -16,15 +16,9 @@ import pytest
 
 from core.errors import LabError
 from core.lab.format import Lab
-from core.teaching.lessons import (
-    LESSON_FILE,
-    LESSONS_DIR,
-    RunTrace,
-    check_claims,
-    evaluate_claims,
-    lesson_from_dict,
-    load_lesson,
-)
+from core.teaching.lessons.check import check_claims, evaluate_claims
+from core.teaching.lessons.loader import LESSON_FILE, LESSONS_DIR, lesson_from_dict, load_lesson
+from core.teaching.lessons.trace import RunTrace
 
 RAVINE = LESSONS_DIR / "ravine"
 

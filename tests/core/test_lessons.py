@@ -1,9 +1,9 @@
 """Lessons: every lesson loads, every claim its text makes holds when its labs run headless.
 
 This is the test behind "every claim a lesson's text makes is checked by a test": each lesson's
-claims are run through `core.teaching.lessons.check_claims`, which races the lesson's labs with the real
-engines. The lessons are sized so that all of them together take well under a minute of CPU;
-`make bench` (bench/lessons.py) measures that, the suite only that the claims hold.
+claims are run through `core.teaching.lessons.check.check_claims`, which races the lesson's labs
+with the real engines. The lessons are sized so that all of them together take well under a
+minute of CPU; `make bench` (bench/lessons.py) measures that, the suite only that the claims hold.
 Bad lesson files must be refused with a message naming the file and the field, and a false claim
 (the runs swapped) must be reported as failed, with the numbers that refute it.
 """
@@ -19,18 +19,18 @@ import pytest
 
 from cli import lessons
 from core.errors import LabError
-from core.teaching.lessons import (
-    CLAIM_KINDS,
+from core.teaching.lessons.check import check_claims
+from core.teaching.lessons.loader import (
     LESSONS_DIR,
-    check_claims,
     lesson_from_dict,
     lesson_names,
     list_lessons,
     load_lesson,
 )
+from core.teaching.lessons.registry import CLAIM_KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
-# The topics the lessons must cover (issue 6), by lesson name.
+# The topics the lessons must cover (the 14 README.md lists under Lessons), by lesson name.
 REQUIRED_LESSONS = (
     "learning_rate", "ravine", "saddle", "rosenbrock", "rastrigin", "adaptive", "adamw",
     "schedules", "overfitting", "batch_norm", "batch_size", "flat_sharp", "lr_range_test",
