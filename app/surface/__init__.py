@@ -1,1 +1,2 @@
-"""Loss surfaces: the surface view (2-D, 3-D, sharpness) and its panel."""
+"""Loss surfaces: the surface view (map, 3-D, 1-D slices, sharpness), its panel, and the wiring
+of its computations to a worker thread."""

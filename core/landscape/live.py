@@ -315,7 +315,7 @@ def _plane(source: RaceWeights, request: SurfaceRequest):
         model = source.model_at(center)
         loss_fn = landscape.model_loss(source.x, source.y, source.criterion)
         # NaN eigenvalues: not converged; the plane lies along the best approximations and the
-        # view says so (app.surface.view).
+        # view says so (app.surface.info_line).
         d1, d2, values = landscape.hessian_directions(model, loss_fn, generator=generator)
         extra["eigenvalues"] = values
         if not np.all(np.isfinite(values)):

@@ -20,7 +20,7 @@ import optuna
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-import app.surface.view as surface_view
+import app.surface.work as surface_work
 import app.tools.fair_race_window as fair_race_window
 import app.tools.lr_finder_window as lr_finder_view
 from app.export.dialog import AnimationOptions
@@ -152,14 +152,14 @@ def test_closing_during_a_surface_computation(qtbot, window, tmp_path):
 def test_a_failing_surface_computation_shows_the_traceback_and_can_run_again(
         qtbot, window, tmp_path, monkeypatch):
     surface = _trained_surface(qtbot, window, tmp_path)
-    real = surface_view.surface_updates
+    real = surface_work.surface_updates
 
     def failing(source, request, stop=None):
         for update in real(source, request, stop):
             yield update  # the first level is shown …
             raise RuntimeError(BOOM)  # … then the core code breaks
 
-    monkeypatch.setattr(surface_view, "surface_updates", failing)
+    monkeypatch.setattr(surface_work, "surface_updates", failing)
     surface.controls.grid_spin.setValue(21)
     assert surface.compute()
     qtbot.waitUntil(lambda: not surface.controller.is_running(), timeout=10_000)
@@ -169,7 +169,7 @@ def test_a_failing_surface_computation_shows_the_traceback_and_can_run_again(
     assert len(boxes) == 1
     assert "Traceback" in boxes[0].detailedText() and BOOM in boxes[0].detailedText()
     _close_boxes()
-    monkeypatch.setattr(surface_view, "surface_updates", real)
+    monkeypatch.setattr(surface_work, "surface_updates", real)
     surface.controls.grid_spin.setValue(9)
     assert surface.compute()
     qtbot.waitUntil(lambda: surface.final is not None, timeout=10_000)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from app.surface.view import EDGE_LEGEND, PAGE_3D, PAGE_SHARPNESS, SurfaceView
+from app.surface.sharpness_page import EDGE_LEGEND
+from app.surface.view import PAGE_3D, PAGE_SHARPNESS, SurfaceView
 from core.engine.network_race import NetworkRace
 from core.lab.format import Lab, NetworkProblem, RunSpec, save_lab, validate_lab
 from core.landscape.live import WeightTap
