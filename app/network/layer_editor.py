@@ -3,7 +3,7 @@
 `LayerEditor` shows the ordered layers (`LayerRows`, app/network/layer_rows.py) with Add, Remove,
 Move and Default buttons, the initialisation, the parameter count, what the panel changed by
 itself to fit new data (a note), and `NetworkDiagram` drawn from the very weights a race starts
-from (`core.engine.network_race.initial_model`). It proposes each change as an edited copy of the
+from (`core.engine.race_setup.initial_model`). It proposes each change as an edited copy of the
 draft (`ProblemSection`); the panel (app/network/problem_panel.py) validates and commits it.
 ``diagram`` is public so the main window can recolour it from the weights of a running race.
 """
@@ -30,7 +30,8 @@ from app.network.diagram import NetworkDiagram
 from app.network.editor_parts import ProblemSection, as_float, plural
 from app.network.layer_rows import KIND_TITLES, NEW_CONV_CHANNELS, NEW_LINEAR_WIDTH, LayerRows
 from app.widgets.hyperparam_form import ScientificSpinBox, format_float, show_refused
-from core.engine.network_race import DIAGRAM_MAX_PARAMS, initial_model
+from core.engine.network_records import DIAGRAM_MAX_PARAMS
+from core.engine.race_setup import initial_model
 from core.errors import LabError
 from core.lab.format import Lab
 from core.problems.datasets import Dataset

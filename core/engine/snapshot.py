@@ -24,6 +24,7 @@ import numpy as np
 
 from core.engine.function_race import Divergence
 from core.engine.history import DEFAULT_CAPACITY, NetworkHistory, RaceHistory, RunSeries
+from core.engine.network_records import EarlyStop, Evaluation
 from core.lab.format import Lab, lab_to_json, write_atomic
 
 FORMAT = "descent-lab-results/1"
@@ -76,8 +77,6 @@ def _evaluation_arrays(evaluation, out: dict) -> None:
 
 
 def _evaluation_from(data):
-    from core.engine.network_race import Evaluation  # torch-heavy module: only for network results
-
     def group(name: str) -> dict:
         head = f"ev.{name}."
         return {k[len(head):]: data[k] for k in data.files
@@ -145,8 +144,6 @@ def load_results(path: str | os.PathLike, lab: Lab) -> RaceHistory | NetworkHist
 def _history_from(data) -> RaceHistory | NetworkHistory:
     labels = [str(v) for v in data["labels"]]
     if str(data["kind"]) == "network":
-        from core.engine.network_race import EarlyStop
-
         history = NetworkHistory(labels)
         history.steps = _series_from("steps", data, len(labels), history.capacity, "loss")
         history.step_fields = history.steps[0].fields if history.steps else history.step_fields

@@ -153,7 +153,7 @@ def top_eigenpairs(
         return _not_converged(counted, size, k, start)
 
     # Imported here: scipy.sparse.linalg costs a quarter of a second, which the app would
-    # otherwise pay at start-up (core.engine.network_race imports core.landscape.surfaces, which imports this).
+    # otherwise pay at start-up (core.engine.seed_race imports core.landscape.surfaces, which imports this).
     from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
     operator = LinearOperator((size, size), matvec=counted, dtype=np.float64)

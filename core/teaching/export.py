@@ -477,7 +477,7 @@ def _module_code(module, index: int) -> str:
 
 def _network_setup(lab: Lab):
     """The checked data set and the initial model (seed 0 of the race)."""
-    from core.engine.network_race import initial_model
+    from core.engine.race_setup import initial_model
     from core.problems.datasets import make_dataset
 
     problem = lab.problem

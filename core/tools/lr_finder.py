@@ -12,12 +12,13 @@ in closed form, so step N-1 lands exactly on ``lr_max`` without the rounding dri
 ``ExponentialLR``.
 
 Network labs train the run's model through the race's own training step
-(`core.engine.network_race.train_step`: the same forward, L1/L2 penalties, clipping and gradient norm) on the
-engine's mini-batch order, with the run's own dropout stream (`core.problems.models.dropout_stream`), so at
-a constant lr the range test's losses are the race's first losses exactly (the tests check). The
-weights, buffers, train/eval mode and dropout generators are put back afterwards, bit for bit (the
-test checks ``state_dict``). Function labs move a *copy* of the start point. Nothing draws from
-torch's global generator, so a range test in one thread changes no other work's numbers.
+(`core.engine.training_step.train_step`: the same forward, L1/L2 penalties, clipping and gradient
+norm) on the engine's mini-batch order, with the run's own dropout stream
+(`core.problems.models.dropout_stream`), so at a constant lr the range test's losses are the
+race's first losses exactly (the tests check). The weights, buffers, train/eval mode and dropout
+generators are put back afterwards, bit for bit (the test checks ``state_dict``). Function labs
+move a *copy* of the start point. Nothing draws from torch's global generator, so a range test in
+one thread changes no other work's numbers.
 
 Smoothing: the raw mini-batch loss is noisy, so the rules read an exponential moving average
 with bias correction (as Adam's moments; the app's one EMA, `core.engine.smoothing.DebiasedEma`):
@@ -267,11 +268,12 @@ def _function_setup(lab: Lab, spec: RunSpec):
 
 
 def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
-    """The race's training step (`core.engine.network_race.train_step`) of the run's model on the engine's
-    batch order and the run's dropout stream; restore the model afterwards."""
+    """The race's training step (`core.engine.training_step.train_step`) of the run's model on
+    the engine's batch order and the run's dropout stream; restore the model afterwards."""
     # The engine's own pieces, so the range test trains exactly as the race does: the same
     # step, batch order, and Muon's split of matrices (Muon) and the rest (AdamW).
-    from core.engine.network_race import BatchOrder, initial_model, optimizers_for, train_step
+    from core.engine.race_setup import initial_model
+    from core.engine.training_step import BatchOrder, optimizers_for, train_step
     from core.problems.datasets import make_dataset
     from core.problems.metrics import loss_function
     from core.problems.models import (

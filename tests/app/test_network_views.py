@@ -16,7 +16,8 @@ from PySide6.QtCore import Qt
 
 from app.network.views import NetworkView, NumericItem, RunCurvesPlot
 from core.engine.history import NetworkHistory
-from core.engine.network_race import BOUNDARY_GRID, CURVE_POINTS, NetworkRace
+from core.engine.network_race import NetworkRace
+from core.engine.network_records import BOUNDARY_GRID, CURVE_POINTS
 from core.engine.smoothing import DEFAULT_SMOOTHING, debiased_ema
 from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 

@@ -22,9 +22,9 @@ from tests.app.test_surface_view import COLORS, _lab, _network_view, _tracked_la
 def flaky_tracking(monkeypatch):
     """Run 0's second tracked measurement (step 5) gets 2 Hessian-vector products: it cannot
     converge; every other measurement has the normal budget."""
-    import core.engine.network_race
+    import core.engine.seed_race
 
-    real = core.engine.network_race.SharpnessTracker
+    real = core.engine.seed_race.SharpnessTracker
 
     class Flaky(real):
         def measure(self, index, model, loss_fn):
@@ -36,7 +36,7 @@ def flaky_tracking(monkeypatch):
             finally:
                 self.max_products = budget
 
-    monkeypatch.setattr(core.engine.network_race, "SharpnessTracker", Flaky)
+    monkeypatch.setattr(core.engine.seed_race, "SharpnessTracker", Flaky)
 
 
 def test_a_tracked_measurement_that_did_not_converge_is_a_named_gap(qtbot, flaky_tracking,
@@ -115,9 +115,9 @@ def test_the_comparison_table_says_not_converged_for_a_run_whose_newest_solve_fa
         qtbot, monkeypatch):
     """Run 0's newest tracked measurement (step 20) is starved of products: its table cell
     reads "not converged" — not a blank, and not its older converged value."""
-    import core.engine.network_race
+    import core.engine.seed_race
 
-    real = core.engine.network_race.SharpnessTracker
+    real = core.engine.seed_race.SharpnessTracker
 
     class StarvedLast(real):
         def measure(self, index, model, loss_fn):
@@ -129,7 +129,7 @@ def test_the_comparison_table_says_not_converged_for_a_run_whose_newest_solve_fa
             finally:
                 self.max_products = budget
 
-    monkeypatch.setattr(core.engine.network_race, "SharpnessTracker", StarvedLast)
+    monkeypatch.setattr(core.engine.seed_race, "SharpnessTracker", StarvedLast)
     race = NetworkRace(_tracked_lab())
     history = NetworkHistory(race.labels)
     history.extend(list(race.records()))

@@ -286,7 +286,7 @@ def test_initial_model_is_what_every_run_of_each_seed_starts_from():
     """`initial_model` is the one place the initial weights come from: the race's runs of seed s
     start from it (the problem panel's diagram draws seed 0's), and seed s is seed 0 of a lab
     whose seed is lab.seed + s·1000."""
-    from core.engine.network_race import initial_model
+    from core.engine.race_setup import initial_model
 
     lab = _lab(seeds=2)
     race = NetworkRace(lab)  # no step taken yet: every model holds its initial weights

@@ -171,10 +171,10 @@ def _tracked_lab(steps: int = 6) -> Lab:
 @pytest.fixture
 def starved_tracker(monkeypatch):
     """Races track sharpness with a budget of 2 products: no measurement can converge."""
-    import core.engine.network_race
+    import core.engine.seed_race
 
-    real = core.engine.network_race.SharpnessTracker
-    monkeypatch.setattr(core.engine.network_race, "SharpnessTracker",
+    real = core.engine.seed_race.SharpnessTracker
+    monkeypatch.setattr(core.engine.seed_race, "SharpnessTracker",
                         lambda count: real(count, max_products=2))
 
 
@@ -269,9 +269,9 @@ def test_a_seed_that_did_not_converge_makes_the_mean_over_seeds_not_converged(mo
     converged), not seed 0's value passed off as the mean over the seeds."""
     import dataclasses
 
-    import core.engine.network_race
+    import core.engine.seed_race
 
-    real = core.engine.network_race.SharpnessTracker
+    real = core.engine.seed_race.SharpnessTracker
     made = []
 
     def tracker(count):
@@ -280,12 +280,12 @@ def test_a_seed_that_did_not_converge_makes_the_mean_over_seeds_not_converged(mo
 
     lab = _tracked_lab()
     two = dataclasses.replace(lab, problem=dataclasses.replace(lab.problem, seeds=2))
-    monkeypatch.setattr(core.engine.network_race, "SharpnessTracker", tracker)
+    monkeypatch.setattr(core.engine.seed_race, "SharpnessTracker", tracker)
     measured = [r for r in NetworkRace(validate_lab(two)).records() if r.sharpness is not None]
     assert len(made) == 2 and [r.step for r in measured] == [0, 3, 6]
     assert all(np.isnan(r.sharpness).all() for r in measured)
 
     made.clear()
-    monkeypatch.setattr(core.engine.network_race, "SharpnessTracker", real)
+    monkeypatch.setattr(core.engine.seed_race, "SharpnessTracker", real)
     converged = [r for r in NetworkRace(validate_lab(two)).records() if r.sharpness is not None]
     assert all(np.isfinite(r.sharpness).all() for r in converged)

@@ -1,0 +1,424 @@
+"""One seed of a network race: every run of the lab trained side by side on one seed.
+
+`SeedRace` owns the seed's models, optimizers, schedules, batch order and stacked fast path
+(core/engine/stacked.py), and steps them through `train_phase` (forward + backward of every live
+run, `core.engine.training_step.train_step`, or the stack's batched twin) and `finish_phase`
+(record the lr, evaluate when due, stop early, update). Its divergence checks and its out-of-
+memory isolation use `core.engine.param_watch`; its evaluations `core.engine.network_evaluation`.
+core/engine/network_race.py steps several of them in lockstep; with one seed it is the race.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from core.engine.function_race import EXPLODE_FACTOR, Divergence, finite_or_none
+from core.engine.network_evaluation import Evaluator, linear_weights, update_ratios, with_ratios
+from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
+from core.engine.param_watch import PARAM_NORM_FACTOR, ParamWatch, out_of_memory
+from core.engine.race_setup import RaceSetup, initial_model
+from core.engine.stacked import StackedMLP, can_stack
+from core.engine.training_step import BatchOrder, optimizers_for, train_step
+from core.lab.format import SEED_STRIDE, Lab
+from core.landscape.surfaces import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
+from core.optim.optimizers import build_optimizer
+from core.optim.schedules import Schedule
+from core.problems.datasets import Dataset
+from core.problems.models import (
+    ModelSpec,
+    dropout_stream,
+    has_dropout,
+    set_dropout_generator,
+)
+
+
+class SeedRace:
+    """Every run of the lab on ONE seed; `records()` advances it (the whole race when S = 1)."""
+
+    def __init__(self, lab: Lab, setup: RaceSetup, seed_index: int = 0):
+        problem = lab.problem
+        self.lab = lab
+        self.seed_index = seed_index
+        self.seed = lab.seed + SEED_STRIDE * seed_index
+        self.runs = lab.enabled_runs()
+        self.labels = tuple(r.label for r in self.runs)
+        self.device, self.notices = setup.device, setup.notices
+        self.data: Dataset = setup.data
+        self.model_spec: ModelSpec = setup.model_spec
+        self.task = self.data.task
+        self.criterion = setup.criterion
+
+        initial = initial_model(lab, self.data, seed_index)
+        self.models = [copy.deepcopy(initial).to(self.device) for _ in self.runs]
+        self.has_dropout = has_dropout(initial)
+        # The fast path: every run in one batched pass (see core/engine/stacked.py).
+        self.stack: StackedMLP | None = None
+        if len(self.runs) >= 2 and can_stack(initial, [r.optimizer for r in self.runs]):
+            self.stack = StackedMLP(self.models)
+            # Per-run L1/L2 coefficients, fixed for the race: built once, not every step.
+            self._penalties = (
+                torch.tensor([r.l1 for r in self.runs], device=self.device),
+                torch.tensor([r.l2 for r in self.runs], device=self.device),
+            )
+            self.optimizers = [
+                [build_optimizer(run.optimizer, run.params, [param])]
+                for run, param in zip(self.runs, self.stack.run_params)
+            ]
+            # Each run keeps its optimizer; the stack steps them one torch.optim call per type.
+            self.stack.use_optimizers([opts[0] for opts in self.optimizers])
+        else:
+            self.optimizers = [
+                optimizers_for(run, model) for run, model in zip(self.runs, self.models)
+            ]
+        self.schedules = [
+            Schedule(opts[0], run.schedule.name, run.schedule.params, lab.steps)
+            if run.schedule is not None
+            else Schedule(opts[0], "constant", {}, lab.steps)
+            for run, opts in zip(self.runs, self.optimizers)
+        ]
+        # One dropout stream per run, owned by its model: runs never share random numbers.
+        if self.has_dropout:
+            for i, model in enumerate(self.models):
+                set_dropout_generator(model, dropout_stream(self.seed, i, self.device))
+
+        self.x_train, self.y_train = setup.x_train, setup.y_train
+        self.x_val, self.y_val = setup.x_val, setup.y_val
+        self.order = BatchOrder(len(self.x_train), problem.batch_size, self.seed + 1)
+        self._evaluator = Evaluator(setup)
+
+        count = len(self.runs)
+        self.step = 0
+        self.alive = np.ones(count, dtype=bool)
+        self.diverged: list[Divergence | None] = [None] * count
+        self.stopped: list[EarlyStop | None] = [None] * count
+        self.best_val = np.full(count, np.inf)
+        self.best_val_step = np.zeros(count, dtype=int)
+        self._evals_since_best = np.zeros(count, dtype=int)
+        self._start_loss: np.ndarray | None = None
+        self.wall_s = np.zeros(count)
+        self._last_loss = np.zeros(count)
+        self._last_grad = np.zeros(count)
+        self._last_lr = np.full(count, np.nan)  # the lr of the latest update (forensics)
+        self._watch = ParamWatch(self.models, self.stack)  # parameter norms, pre-update copy
+        self._out_of_memory: dict[int, str] = {}  # runs that ran out of memory, to be marked
+        self._unbatched = False  # stacked runs train one by one after a batched OOM
+        self._pending: tuple[np.ndarray, np.ndarray, list[Divergence]] | None = None
+        self._started = time.perf_counter()
+        self.last_evaluation: Evaluation | None = None
+        every = getattr(problem, "sharpness_every", 0)
+        self._sharpness = SharpnessTracker(count) if every > 0 else None
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _train_step(self, i: int, xb, yb) -> tuple[float, float, torch.Tensor]:
+        """Forward + backward (+ clipping) of run i (`train_step`)."""
+        return train_step(self.runs[i], self.models[i], self.optimizers[i], self.criterion, xb, yb)
+
+    def _train_all(self, xb, yb) -> list[tuple[int, float, float]]:
+        """Forward + backward (+ clipping) of every live run: (run, loss, grad norm) each."""
+        live = np.flatnonzero(self.alive)
+        if self.stack is None or self._unbatched:
+            return self._train_one_by_one(live, xb, yb)
+        t0 = time.perf_counter()
+        stack = self.stack
+        l1, l2 = self._penalties
+        try:
+            losses, norms = stack.train_step(xb, yb, self.criterion, self.alive, l1, l2)
+        except RuntimeError as error:
+            if out_of_memory(error) is None:
+                raise
+            # The batched pass holds every run's activations at once, so its OOM is no run's
+            # in particular. One run at a time needs 1/R of that: fall back to it for the rest
+            # of the race (same optimizers and state; numbers equal to float rounding, as
+            # stacked vs separate models always are). A run that still runs out of memory on
+            # its own is then marked alone. (Retried outside this block: while it runs, the
+            # error's traceback keeps the failed pass's tensors alive.)
+            self._unbatched = True
+        if self._unbatched:
+            self._free_cache()
+            return self._train_one_by_one(live, xb, yb)
+        for i in live:
+            run = self.runs[i]
+            if run.clip_norm is not None:
+                # torch.nn.utils.clip_grad_norm_'s own formula, on this run's row.
+                coef = torch.clamp(run.clip_norm / (norms[i] + 1e-6), max=1.0)
+                stack.grad[i].mul_(coef)
+            if run.clip_value is not None:
+                stack.grad[i].clamp_(-run.clip_value, run.clip_value)
+        losses, norms = losses.tolist(), norms.tolist()
+        spent = (time.perf_counter() - t0) / max(1, len(live))
+        self.wall_s[live] += spent
+        return [(int(i), losses[i], norms[i]) for i in live]
+
+    def _train_one_by_one(self, live: np.ndarray, xb, yb) -> list[tuple[int, float, float]]:
+        """The per-run path (and the stacked runs' fallback after a batched OOM). A run that
+        runs out of memory is set aside in ``_out_of_memory``; the others go on."""
+        results = []
+        for i in live:
+            i = int(i)
+            t0 = time.perf_counter()
+            try:
+                if self.stack is not None:
+                    self.models[i].zero_grad(set_to_none=True)  # its views' own grads
+                loss, grad_norm, _total = self._train_step(i, xb, yb)
+                if self.stack is not None:  # the row the run's optimizer steps
+                    self.stack.grad[i].copy_(torch.cat(
+                        [p.grad.reshape(-1) for p in self.models[i].parameters()]))
+            except RuntimeError as error:
+                message = out_of_memory(error)
+                if message is None:
+                    raise
+                self._out_of_memory[i] = message
+            finally:
+                self.wall_s[i] += time.perf_counter() - t0
+            if i in self._out_of_memory:
+                self._release(i)  # out of the except block: the traceback is gone by now
+                continue
+            results.append((i, loss, grad_norm))
+        return results
+
+    def _release(self, i: int) -> None:
+        """Free what run i holds beyond its weights: gradients and optimizer state."""
+        self.models[i].zero_grad(set_to_none=True)
+        for opt in self.optimizers[i]:
+            opt.zero_grad(set_to_none=True)
+            for state in opt.state.values():
+                state.clear()  # the dict itself may be shared with the stack's stepper
+        self._free_cache()
+
+    def _free_cache(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _evaluate(self) -> Evaluation:
+        """Metrics of every run at the current weights (update ratios are filled in later): a
+        stacked race in one batched pass, the others one model at a time (`Evaluator`)."""
+        if self.stack is not None:
+            return self._evaluator.stacked(self.stack)
+        return self._evaluator.per_model(self.models)
+
+    def _check_divergence(self, i: int, loss: float, grad_norm: float) -> Divergence | None:
+        """NaN/Inf or an exploding loss or gradient: run i's divergence (see `_diverge`)."""
+        reason = None
+        if not math.isfinite(loss):
+            reason = "the loss became NaN" if math.isnan(loss) else "the loss became infinite"
+        elif abs(loss) > EXPLODE_FACTOR * (self._start_loss[i] + 1.0):
+            reason = f"the loss exploded to {loss:.3g}"
+        elif not math.isfinite(grad_norm):
+            reason = "the gradient became NaN/Inf"
+        if reason is None:
+            return None
+        return self._diverge(i, reason)
+
+    def _check_parameters(self) -> list[Divergence]:
+        """Before this step uses the weights: runs whose latest update ran out of memory or
+        blew their parameter norm up (one batched norm per step, `ParamWatch`)."""
+        events = self._take_out_of_memory()
+        flagged, norms = self._watch.blown(self.alive)
+        for i in flagged:
+            norm = float(norms[i])
+            if math.isfinite(norm):
+                reason = (f"the parameter norm blew up to {norm:.3g} (more than "
+                          f"{PARAM_NORM_FACTOR:g} × (start norm {self._watch.start[i]:.3g} + 1))")
+            else:
+                reason = "the parameters became NaN/Inf"
+            events.append(self._diverge(int(i), reason, param_norm=norm))
+        return events
+
+    def _take_out_of_memory(self) -> list[Divergence]:
+        events = []
+        for i, message in self._out_of_memory.items():
+            if self.alive[i]:
+                events.append(self._diverge(i, f"out of memory: {message}", blame=False))
+                self._release(i)
+        self._out_of_memory.clear()
+        return events
+
+    def _diverge(self, i: int, reason: str, param_norm: float | None = None,
+                 blame: bool = True) -> Divergence:
+        """Freeze run i with its forensics: the tensor its latest update blew up (named in the
+        reason too), the last finite loss and gradient norm (step - 1) and that update's lr."""
+        layer, ratio = None, None
+        if blame:
+            layer, ratio, culprit = self._watch.blame(i)
+            if culprit:
+                reason = f"{reason}; {culprit}"
+        if param_norm is None:
+            param_norm = float(self._watch.norms()[i])
+        first = self.step == 0  # no update yet: nothing before it is known
+        event = Divergence(
+            i, self.labels[i], self.step, reason, layer=layer,
+            lr=None if first else finite_or_none(self._last_lr[i]),
+            last_loss=None if first else finite_or_none(self._last_loss[i]),
+            last_grad_norm=None if first else finite_or_none(self._last_grad[i]),
+            update_ratio=finite_or_none(ratio), param_norm=finite_or_none(param_norm),
+        )
+        self.alive[i] = False
+        self.diverged[i] = event
+        return event
+
+    def _early_stopping(self, evaluation: Evaluation) -> list[EarlyStop]:
+        events = []
+        val_loss = evaluation.val.get("loss")
+        if val_loss is None:
+            return events
+        for i in np.flatnonzero(self.alive):
+            rule = self.runs[i].early_stopping
+            value = float(val_loss[i])
+            min_delta = rule.get("min_delta", 0.0) if rule else 0.0
+            if value < self.best_val[i] - min_delta:
+                self.best_val[i] = value
+                self.best_val_step[i] = self.step
+                self._evals_since_best[i] = 0
+            else:
+                self._evals_since_best[i] += 1
+            if rule and self._evals_since_best[i] > rule["patience"]:
+                self.alive[i] = False
+                event = EarlyStop(int(i), self.labels[i], self.step, int(self.best_val_step[i]),
+                                  float(self.best_val[i]))
+                self.stopped[i] = event
+                events.append(event)
+        return events
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def records(self, stop: threading.Event | None = None) -> Iterator[NetworkRecord]:
+        while True:
+            if stop is not None and stop.is_set():
+                return
+            diverged = self.train_phase()
+            yield self.finish_phase(self.scheduled_evaluation() or bool(diverged))
+            if self.step >= self.lab.steps or not self.alive.any():
+                return
+            self.step += 1
+
+    def scheduled_evaluation(self) -> bool:
+        return self.step % self.lab.problem.eval_every == 0 or self.step == self.lab.steps
+
+    def train_phase(self) -> list[Divergence]:
+        """Forward + backward of this step's batch for every live run; returns divergences."""
+        idx = self.order.batch(self.step)
+        xb = self.x_train if idx is None else self.x_train[idx]
+        yb = self.y_train if idx is None else self.y_train[idx]
+        losses = self._last_loss.copy()
+        grads = self._last_grad.copy()
+        diverged = self._check_parameters()
+        for i, loss, grad_norm in self._train_all(xb, yb):
+            if self._start_loss is None:
+                self._start_loss = np.zeros(len(self.runs))
+            if self.step == 0:
+                self._start_loss[i] = abs(loss) if math.isfinite(loss) else 0.0
+            event = self._check_divergence(int(i), loss, grad_norm)
+            if event is not None:
+                diverged.append(event)
+                continue
+            losses[i], grads[i] = loss, grad_norm
+        diverged += self._take_out_of_memory()  # runs that ran out of memory in this pass
+        self._last_loss, self._last_grad = losses, grads
+        self._pending = (losses, grads, diverged)
+        return diverged
+
+    def finish_phase(self, evaluate: bool) -> NetworkRecord:
+        """Record lr, evaluate (when asked), early-stop, update: the record of this step."""
+        losses, grads, diverged = self._pending
+        self._pending = None
+        steps = self.lab.steps
+        before = None
+        if evaluate and self.step < steps:
+            before = linear_weights(self.models)
+        lr = np.array([float(opts[0].param_groups[0]["lr"]) for opts in self.optimizers])
+        self._last_lr = lr  # the lr of the update below, for a divergence it may cause
+        # Update after recording lr; the evaluation below sees the weights *before* the
+        # update (the state of step t), plus the update ratio of this step.
+        evaluation = None
+        stopped: list[EarlyStop] = []
+        if evaluate:
+            evaluation = self._evaluate()
+            self.last_evaluation = evaluation
+            stopped = self._early_stopping(evaluation)
+        # A run that stops early at this step still owns this step's numbers.
+        alive = self.alive.copy()
+        for event in stopped:
+            alive[event.run] = True
+        sharpness = self._measure_sharpness(alive) if self._sharpness_due() else None
+        if self.step < steps:
+            live = np.flatnonzero(self.alive)
+            self._watch.snapshot()  # to name the tensor, should this update blow a run up
+            if self.stack is not None:  # every live run in one call per optimizer type
+                t0 = time.perf_counter()
+                try:
+                    self.stack.step(self.alive)
+                except RuntimeError as error:
+                    message = out_of_memory(error)
+                    if message is None:
+                        raise
+                    # One call steps (and at first allocates the state of) every live run, and
+                    # one that fails midway leaves some runs updated and others not: there is
+                    # no per-run fallback for that, so every live run is marked (next step).
+                    self._out_of_memory.update({int(i): message for i in live})
+                for i in live:
+                    self.schedules[i].step(float(losses[i]))
+                self.wall_s[live] += (time.perf_counter() - t0) / max(1, len(live))
+            else:
+                for i in live:
+                    t0 = time.perf_counter()
+                    try:
+                        for opt in self.optimizers[i]:
+                            opt.step()
+                    except RuntimeError as error:
+                        message = out_of_memory(error)
+                        if message is None:
+                            raise
+                        self._out_of_memory[int(i)] = message  # marked at the next step
+                    if i in self._out_of_memory:
+                        self._release(int(i))
+                    self.schedules[i].step(float(losses[i]))
+                    self.wall_s[i] += time.perf_counter() - t0
+            if before is not None and evaluation is not None:
+                evaluation = with_ratios(evaluation, update_ratios(self.models, before))
+        return NetworkRecord(
+            step=self.step,
+            epoch=self.step * self.order.batch_size / self.order.n,
+            loss=losses,
+            lr=lr,
+            grad_norm=grads,
+            alive=alive,
+            wall_time=time.perf_counter() - self._started,
+            evaluation=evaluation,
+            diverged=tuple(diverged),
+            stopped=tuple(stopped),
+            sharpness=sharpness,
+        )
+
+    def _sharpness_due(self) -> bool:
+        if self._sharpness is None:
+            return False
+        every = self.lab.problem.sharpness_every
+        return self.step % every == 0 or self.step == self.lab.steps
+
+    def _measure_sharpness(self, alive: np.ndarray) -> np.ndarray:
+        """Top Hessian eigenvalue of each live run's training data loss (no penalty) at the
+        weights of this step, before its update (core.landscape.surfaces.SharpnessTracker). NaN for a run
+        not alive, and for a live run whose eigensolver did not converge: a live run's NaN means
+        "not converged" (core.engine.history keeps it as such), never a stale or partial estimate."""
+        loss = model_loss(self.x_train[:SHARPNESS_SAMPLES], self.y_train[:SHARPNESS_SAMPLES],
+                          self.criterion)
+        values = np.full(len(self.runs), np.nan)
+        for i in np.flatnonzero(alive):
+            values[i] = self._sharpness.measure(int(i), self.models[i], loss)
+        return values
+
+    def state_dicts(self) -> dict[str, dict]:
+        # Clones: with the stacked path the parameters are views of one shared tensor, and
+        # torch.save would write that whole tensor into every run's file.
+        return {
+            label: {k: v.detach().clone() for k, v in model.state_dict().items()}
+            for label, model in zip(self.labels, self.models)
+        }

@@ -1,0 +1,96 @@
+"""THE training step of a network run, its optimizers and the one mini-batch order of a race.
+
+`train_step` is one run's forward, data loss + L1/L2 penalty, backward, gradient norm and
+clipping, up to (not including) the update; the race's per-run path (core/engine/seed_race.py)
+and the LR range test (core/tools/lr_finder.py) both train through it, and the stacked fast path
+(core/engine/stacked.py) is its batched twin. `optimizers_for` builds a run's optimizers and
+`BatchOrder` the seeded permutation every run of a seed sees.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from core.lab.format import RunSpec
+from core.optim.optimizers import build_optimizer, get_optimizer_info
+from core.problems.models import linear_layers
+
+
+class BatchOrder:
+    """The one mini-batch order every run sees: a fresh seeded permutation per epoch."""
+
+    def __init__(self, n: int, batch_size: int | None, seed: int):
+        self.n = n
+        self.batch_size = n if batch_size is None else min(batch_size, n)
+        self.per_epoch = math.ceil(n / self.batch_size)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._epoch = -1
+        self._perm: torch.Tensor | None = None
+
+    def batch(self, step: int) -> torch.Tensor | None:
+        """Indices of the batch used at ``step`` (None for full batch: use everything)."""
+        if self.batch_size >= self.n:
+            return None
+        epoch, within = divmod(step, self.per_epoch)
+        while self._epoch < epoch:  # steps only move forward
+            self._perm = torch.randperm(self.n, generator=self._generator)
+            self._epoch += 1
+        start = within * self.batch_size
+        return self._perm[start : start + self.batch_size]
+
+
+def _penalized_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The weights L1/L2 act on: linear and conv weight matrices, not biases or batch norm."""
+    return [m.weight for _, m in linear_layers(model)]
+
+
+def _penalty(run: RunSpec, model: nn.Module) -> torch.Tensor | float:
+    """The run's L1/L2 penalty on the model's weight matrices (0.0 when it has none)."""
+    penalty: torch.Tensor | float = 0.0
+    if run.l1:
+        penalty = penalty + run.l1 * sum(w.abs().sum() for w in _penalized_weights(model))
+    if run.l2:
+        penalty = penalty + run.l2 * sum((w * w).sum() for w in _penalized_weights(model))
+    return penalty
+
+
+def train_step(run: RunSpec, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+               criterion, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    """THE training step of one run's model on one batch, up to (not including) the update:
+    forward in train mode, data loss + L1/L2 penalty, zero the grads, backward, the total
+    gradient norm, then clipping by norm and by value. Returns (data loss, gradient norm before
+    clipping, penalised loss). The race's per-run path and the LR range test
+    (core/tools/lr_finder.py) both train through it; the stacked fast path (core/engine/stacked.py) is its
+    batched twin, checked against it by the tests. Dropout masks come from the model's own
+    generator (`core.problems.models.set_dropout_generator`)."""
+    model.train()
+    out = model(xb)
+    data_loss = criterion(out, yb)
+    total = data_loss + _penalty(run, model)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    total.backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+    if run.clip_norm is not None:
+        torch.nn.utils.clip_grads_with_norm_(params, run.clip_norm, torch.tensor(grad_norm))
+    if run.clip_value is not None:
+        torch.nn.utils.clip_grad_value_(params, run.clip_value)
+    return data_loss.item(), grad_norm, total
+
+
+def optimizers_for(run: RunSpec, model: nn.Module) -> list[torch.optim.Optimizer]:
+    """The run's optimizer; Muon gets the weight matrices and AdamW the rest (as its docs advise)."""
+    info = get_optimizer_info(run.optimizer)
+    params = list(model.parameters())
+    if info.min_param_ndim <= 1:
+        return [build_optimizer(run.optimizer, run.params, params)]
+    matrices = [p for p in params if p.ndim >= info.min_param_ndim]
+    others = [p for p in params if p.ndim < info.min_param_ndim]
+    optimizers = [build_optimizer(run.optimizer, run.params, matrices)]
+    if others:
+        optimizers.append(build_optimizer("adamw", {"lr": run.params.get("lr", 1e-3)}, others))
+    return optimizers
