@@ -460,7 +460,6 @@ class ExportDialog(QDialog):
         self.window_ = window
         self.settings = settings if settings is not None else window.settings
         self.animator: RaceAnimator | None = None
-        self.last_written: list[Path] = []
         # (caption, suggested file name, filter) -> path or "" ; tests replace it.
         self.ask_path = self._ask_path
         self.tabs = QTabWidget()
@@ -589,7 +588,6 @@ class ExportDialog(QDialog):
         return self._path(f"Save {what} as {upper}", f".{fmt}", f"{upper} {kind} (*.{fmt})")
 
     def _done(self, paths: list[Path]) -> None:
-        self.last_written = paths
         self.status.setText("Wrote " + ", ".join(str(p) for p in paths))
 
     def _refuse(self, text: str) -> None:

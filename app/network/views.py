@@ -97,7 +97,6 @@ class NetworkView(QWidget):
         self.layer_run_combo = curves.layer_run_combo
         self.loss_plot, self.accuracy_plot = curves.loss_plot, curves.accuracy_plot
         self.lr_plot, self.layer_plot = curves.lr_plot, curves.layer_plot
-        self.boundary_grid = self.boundaries
         self.confusion_run_combo = self.confusion.confusion_run_combo
         self.confusion_plot = self.confusion.confusion_plot
         self.confusion_image = self.confusion.confusion_image

@@ -36,10 +36,6 @@ class ElidedLabel(QLabel):
         """The full message, however much of it fits."""
         return self._full_text
 
-    def shown_text(self) -> str:
-        """What is drawn: the message, elided with "…" if it does not fit."""
-        return super().text()
-
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
         self._elide()

@@ -135,7 +135,3 @@ def restyle_plot(view: pg.GraphicsView, theme: str) -> None:
 
 def apply_dark_theme(app: QApplication) -> None:
     apply_theme(app, "dark")
-
-
-def apply_light_theme(app: QApplication) -> None:
-    apply_theme(app, "light")

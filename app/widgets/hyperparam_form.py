@@ -578,10 +578,6 @@ class HyperParamForm(QWidget):
     def values(self) -> dict[str, Any]:
         return {name: editor.get() for name, editor in self._editors.items()}
 
-    def editor_widgets(self, name: str) -> list[QWidget]:
-        """The focusable widgets that edit ``name`` (two spin boxes for a pair)."""
-        return self._editors[name].focus_widgets()
-
     def focus_chain(self) -> list[QWidget]:
         return [w for editor in self._editors.values() for w in editor.focus_widgets()]
 
@@ -600,10 +596,6 @@ class HyperParamForm(QWidget):
         for widget in _value_widgets(editor, index):
             show_refused(widget, True)
             self._refused.append(widget)
-
-    def refused_widgets(self) -> list[QWidget]:
-        """The widgets marked now (empty when every value shown is accepted)."""
-        return list(self._refused)
 
     def clear_refused(self) -> None:
         for widget in self._refused:

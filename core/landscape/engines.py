@@ -52,10 +52,6 @@ class ParamSlot:
     numel: int
     kind: str  # "weight" (a matrix / filter bank), "bias", or "norm" (batch/layer/group norm)
 
-    @property
-    def is_bias_or_norm(self) -> bool:
-        return self.kind != "weight"
-
 
 @dataclass(frozen=True)
 class ParamLayout:

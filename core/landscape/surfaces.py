@@ -188,12 +188,6 @@ def random_directions(
     return directions[0], directions[1]
 
 
-def random_direction(model: nn.Module, generator: torch.Generator | None = None,
-                     include_bias_bn: bool = False) -> Tensor:
-    """One filter-normalised Gaussian direction (for 1-D slices)."""
-    return random_directions(model, generator, include_bias_bn)[0]
-
-
 def two_point_direction(a: Tensor, b: Tensor) -> Tensor:
     """The direction from weights ``a`` to weights ``b``: α = 0 is ``a``, α = 1 is ``b``."""
     if a.shape != b.shape:
