@@ -2,7 +2,7 @@
 
 Every benchmark runs its naive baseline beside ours in the same process and run, and prints one
 line ``BENCH <name>: <value> <unit> (x<ratio> vs <baseline>)``. Absolute times are noisy on the
-shared 2-core build machines; the ratios are what to compare between runs (DESIGN.md).
+shared 2-core build machines; the ratios are what to compare between runs (README.md, Benchmarks).
 
 Results also go to ``bench/results/latest.json`` (git-ignored).
 """

@@ -105,8 +105,8 @@ def run() -> dict:
         "gui-latency-network": _run_window(
             "gui-latency-network", network_lab(), "8 MLP runs on moons, curves tab"
         ),
-        # The case: the decision-boundary tab shown, its 8 panels redrawn at every
-        # evaluation (every 10 steps) while the race streams.
+        # A heavy drawing case: the decision-boundary tab shown, its 8 panels
+        # redrawn at every evaluation (every 10 steps) while the race streams.
         "gui-latency-boundaries": _run_window(
             "gui-latency-boundaries", network_lab(),
             "8 MLP runs on moons, decision boundaries shown, redrawn every 10 steps",

@@ -1,6 +1,6 @@
 """soak-2d / soak-network: a long race streamed into the real window — does anything creep?
 
-The issue's figures: a 2-D race of 12 runs for 10⁶ steps and a network race of 8 runs for 10⁵
+The goals: a 2-D race of 12 runs for 10⁶ steps and a network race of 8 runs for 10⁵
 steps; resident memory growth after warm-up ≤ 50 MB, and the event-loop p99 gap unchanged.
 
 A real MainWindow (offscreen, temp settings and recovery dir) plays the 12-run Rosenbrock lab of
@@ -20,7 +20,7 @@ frame at 15k steps, 5.6 ms at 95k); it now reads the new points only (`ValidPref
 `GrowingThinning` in app/network/series_curve.py: 2.2 ms at any length).
 
 The full sizes take long on 2 cores (the window's own drawing paces a race at Max), so
-``make bench`` runs 2·10⁴ / 5·10³ steps; ``DESCENT_LAB_SOAK_FULL=1`` runs the issue's 10⁶ / 10⁵.
+``make bench`` runs 2·10⁴ / 5·10³ steps; ``DESCENT_LAB_SOAK_FULL=1`` runs the full 10⁶ / 10⁵.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Optuna objective function that trains one model would do). The seeded random sam
 the same 32 configurations to both; their objective values must agree (else a WARNING line).
 
 Both run with ``torch.set_num_threads(1)`` (as the GUI's worker does). Value: trials per minute
-side by side; ratio: one-at-a-time time / side-by-side time. Goal (issue 5): >= 2x.
+side by side; ratio: one-at-a-time time / side-by-side time. Goal (README.md, Benchmarks): >= 2x.
 
 Second line, sweep-pruning: the same 32 configurations in batches of 8 with the median pruner on
 and off. Value: the fraction of training steps the pruner saved; ratio: training steps without

@@ -1,4 +1,5 @@
-"""The headless command: the files DESIGN.md promises, and exit code 2 with one line for mistakes."""
+"""The headless command: the files docs/lab-format.md promises, and exit code 2 with one line for
+mistakes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The 2-D landscape: heatmap with a colour bar, contour lines, minima, trajectories, start point.
 
-Drawing choices, measured on these machines (see issue 2's known traps):
+Drawing choices, measured on these machines (the slower way each one avoids is named):
 * contours come from contourpy (1–6 ms) rather than pyqtgraph's IsocurveItem (~130 ms), and all
   levels go into ONE PlotDataItem with a ``connect`` array, so a redraw is one path;
 * pens are 1–2 px without antialiasing (wider antialiased pens cost 5–30× in redraw time);

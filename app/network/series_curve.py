@@ -56,7 +56,7 @@ class ValidPrefix(GrownSeries):
 
     Late in a long race a run's series holds ~30,000 points; checking all of them (finite, and
     positive on a log axis) for every run at every frame made a frame's data preparation grow
-    with the race (issue 7's soak: the late event-loop gaps were longer than the early ones).
+    with the race (bench/soak.py: the late event-loop gaps were longer than the early ones).
     Once a series has had a bad point (a mini-batch loss of exactly 0 on a log axis, late in a
     race), the valid points found so far are kept and extended rather than found again.
     """
