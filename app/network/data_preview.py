@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize
 
 from app.shell.theme import CLASS_COLORS, FOREGROUND, class_color, class_point_style
+from app.widgets.static_plot import StaticPlot
 from core.problems.datasets import Dataset
 
 # A preview of 100k points would cost more to draw than it shows; a regular subsample of this
@@ -23,29 +24,21 @@ PREVIEW_LEVELS = 12  # colour steps of a 2-D regression target
 PREVIEW_HEIGHT = 118
 
 
-class DataPreview(pg.PlotWidget):
+class DataPreview(StaticPlot):
     """The data preview: small, not interactive, and the wheel scrolls the panel instead."""
 
     def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(PREVIEW_HEIGHT, **kwargs)
         self._shown: Dataset | None = None
         self._items: list[pg.ScatterPlotItem] = []
         self._has_picture = False
         self.setToolTip("The training points (filled) and validation points (hollow)")
         self.setAccessibleName("Data preview")
-        self.setFixedHeight(PREVIEW_HEIGHT)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setMouseEnabled(x=False, y=False)
-        self.setMenuEnabled(False)
-        self.hideButtons()
         plot_item = self.getPlotItem()
         for axis in ("left", "bottom"):
             plot_item.getAxis(axis).setStyle(tickLength=-4)
             plot_item.getAxis(axis).setTextPen(pg.mkPen("#8a8d93"))
         plot_item.setContentsMargins(0, 2, 4, 0)
-
-    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        event.ignore()
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         # pyqtgraph asks for 600×480, which would widen the whole dock.

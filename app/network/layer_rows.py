@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.network.editor_parts import as_float, as_int, plural, shape_text
 from app.widgets.hyperparam_form import ScientificSpinBox, WholeNumberBox, error_color, show_refused
-from app.widgets.tables import header_table
+from app.widgets.tables import row_table, size_columns
 from core.errors import LabError
 from core.problems.models import ACTIVATIONS, LAYER_KINDS, MAX_KERNEL, MAX_WIDTH, ModelSpec
 
@@ -89,32 +89,22 @@ class LayerRows(QObject):
         super().__init__(parent)
         self._layers: list = []
         self._row_to_select: int | None = None
-        table = header_table(_TABLE_HEADERS, "layerList", "Layers")
+        # Tab moves through the row's editors, then leaves the table.
+        table = row_table(_TABLE_HEADERS, "layerList", "Layers")
         table.setToolTip(
             "The layers, input at the top; select one to add after it, move or remove it"
         )
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setTabKeyNavigation(False)  # Tab moves through the row's editors, then leaves
-        table.setWordWrap(False)
-        table.setTextElideMode(Qt.TextElideMode.ElideRight)
         table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        table.verticalHeader().setVisible(False)
         self._row_height = QComboBox().sizeHint().height() + 2
         table.verticalHeader().setDefaultSectionSize(self._row_height)
         table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        header = table.horizontalHeader()
-        header.setHighlightSections(False)
-        for column, mode, width in (
+        size_columns(table, (
             (COL_KIND, QHeaderView.ResizeMode.Fixed, 98),
             (COL_VALUE, QHeaderView.ResizeMode.Fixed, 96),
             (COL_DESCRIBE, QHeaderView.ResizeMode.Stretch, 0),
             (COL_SHAPE, QHeaderView.ResizeMode.ResizeToContents, 0),
-        ):
-            header.setSectionResizeMode(column, mode)
-            if width:
-                header.resizeSection(column, width)
+        ))
         self.table = table
 
     # ---------------------------------------------------------------- showing

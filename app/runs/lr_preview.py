@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 
 from app.runs.run_text import run_lr, schedule_name
+from app.widgets.static_plot import StaticPlot
 from core.errors import LabError
 from core.lab.format import RunSpec
 from core.optim.schedules import preview
@@ -23,19 +23,14 @@ PREVIEW_MAX_STEPS = 5000
 PREVIEW_HEIGHT = 110
 
 
-class LrPreview(pg.PlotWidget):
+class LrPreview(StaticPlot):
     """The lr preview: small, not interactive, and wheel events scroll the panel instead."""
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(PREVIEW_HEIGHT, parent)
         self.setObjectName("lrPreview")
         self.setAccessibleName("Learning rate over the run")
         self.setToolTip("The lr this run uses at each step (a preview: nothing is trained)")
-        self.setFixedHeight(PREVIEW_HEIGHT)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setMouseEnabled(x=False, y=False)
-        self.setMenuEnabled(False)
-        self.hideButtons()
         plot_item = self.getPlotItem()
         plot_item.setContentsMargins(0, 4, 6, 0)
         for side in ("left", "bottom"):
@@ -49,9 +44,6 @@ class LrPreview(pg.PlotWidget):
         plot_item.addItem(self.note, ignoreBounds=True)
         self.note.hide()
         self._key: tuple | None = None  # what the curve shows now
-
-    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        event.ignore()
 
     def show_run(self, run: RunSpec | None, steps: int = 0, color: str = "#ffffff") -> None:
         """Draw ``run``'s lr over ``steps`` steps in ``color``; None clears the plot."""

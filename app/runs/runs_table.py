@@ -34,7 +34,7 @@ from app.runs.run_text import (
     show_value,
     unique_label,
 )
-from app.widgets.tables import header_table
+from app.widgets.tables import row_table, size_columns
 from core.lab.branches import describe_branch, rename_run
 from core.lab.format import MAX_LABEL_CHARS, MAX_RUNS, Lab, RunSpec
 from core.optim.optimizers import OPTIMIZERS
@@ -174,37 +174,25 @@ class RunsTable(QWidget):
         self._update_buttons()
 
     def _build_table(self):
-        table = header_table(_HEADERS, "runsTable", "Runs")
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table = row_table(_HEADERS, "runsTable", "Runs")
         table.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked
             | QAbstractItemView.EditTrigger.EditKeyPressed
             | QAbstractItemView.EditTrigger.SelectedClicked
         )
-        # Tab leaves the table (arrow keys move between cells): no keyboard trap.
-        table.setTabKeyNavigation(False)
         table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
-        table.setTextElideMode(Qt.TextElideMode.ElideRight)
         table.setIconSize(QSize(14, 14))
-        table.verticalHeader().setVisible(False)
         table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 10)
-        header = table.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setMinimumSectionSize(22)
+        table.horizontalHeader().setMinimumSectionSize(22)
         narrow = table.fontMetrics().height() + 12
-        for column, mode, width in (
+        size_columns(table, (
             (COL_ENABLED, QHeaderView.ResizeMode.Fixed, narrow),
             (COL_COLOR, QHeaderView.ResizeMode.Fixed, narrow),
             (COL_LABEL, QHeaderView.ResizeMode.Interactive, 92),
             (COL_OPTIMIZER, QHeaderView.ResizeMode.Interactive, 66),
             (COL_PARAMS, QHeaderView.ResizeMode.Stretch, 0),
             (COL_SCHEDULE, QHeaderView.ResizeMode.Interactive, 62),
-        ):
-            header.setSectionResizeMode(column, mode)
-            if width:
-                header.resizeSection(column, width)
+        ))
         table.setMinimumHeight(table.verticalHeader().defaultSectionSize() * 3 + 30)
         table.itemChanged.connect(self._on_item_changed)
         table.cellClicked.connect(self._on_cell_clicked)

@@ -1,1 +1,2 @@
-"""Reusable widgets: the hyperparameter form, tables, curve plots."""
+"""Reusable widgets: the hyperparameter form, tables, curve plots, the side panels' static
+preview plot."""
