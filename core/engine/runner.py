@@ -103,25 +103,33 @@ def run_to_dir(
 
     runs = []
     for i, label in enumerate(labels):
-        event = race.diverged[i]
-        entry = {
-            "label": label,
-            "optimizer": race.runs[i].optimizer,
-            "final_loss": float(last.loss[i]) if last is not None else None,
-            "best_loss": float(best[i]) if np.isfinite(best[i]) else None,
-            # Updates this run completed (a diverged run stops before its bad step).
-            "steps": max(0, event.step - 1) if event is not None else (last.step if last else 0),
-            "diverged": event is not None,
-            "diverged_at": event.step if event is not None else None,
-            "divergence_reason": event.reason if event is not None else None,
-            # The forensics: the layer, last finite values and lr of the blow-up (core.engine.function_race).
-            "divergence": event.details() if event is not None else None,
-            "wall_s": round(float(race.wall_s[i]), 6),
-            "final_point": [float(v) for v in last.point[i]] if last is not None else None,
-        }
+        entry = _run_entry(race, i, label, last, best)
+        entry["wall_s"] = round(float(race.wall_s[i]), 6)
+        entry["final_point"] = [float(v) for v in last.point[i]] if last is not None else None
         runs.append(entry)
     return _write_summary(out, lab, started, runs, problem="function",
                           function=race.objective.name)
+
+
+def _run_entry(race, i: int, label: str, last, best: np.ndarray,
+               stopped_at: int | None = None) -> dict:
+    """The summary keys of run ``i`` that both kinds of race write, in their order in the file."""
+    event = race.diverged[i]
+    return {
+        "label": label,
+        "optimizer": race.runs[i].optimizer,
+        "final_loss": float(last.loss[i]) if last is not None else None,
+        "best_loss": float(best[i]) if np.isfinite(best[i]) else None,
+        # Updates this run completed (a diverged run stops before its bad step).
+        "steps": (max(0, event.step - 1) if event is not None
+                  else stopped_at if stopped_at is not None else (last.step if last else 0)),
+        "diverged": event is not None,
+        "diverged_at": event.step if event is not None else None,
+        "divergence_reason": event.reason if event is not None else None,
+        # The forensics: the layer, last finite values and lr of the blow-up
+        # (core/engine/function_race.py).
+        "divergence": event.details() if event is not None else None,
+    }
 
 
 def _write_summary(out: Path, lab: Lab, started: float, runs: list[dict], **about) -> dict:
@@ -203,25 +211,14 @@ def _run_network(
 
     runs = []
     for i, label in enumerate(labels):
-        event = race.diverged[i]
         stopped = race.stopped[i]
-        entry = {
-            "label": label,
-            "optimizer": race.runs[i].optimizer,
-            "final_loss": float(last.loss[i]) if last is not None else None,
-            "best_loss": float(best[i]) if np.isfinite(best[i]) else None,
-            "steps": (max(0, event.step - 1) if event is not None
-                      else stopped.step if stopped is not None else (last.step if last else 0)),
-            "diverged": event is not None,
-            "diverged_at": event.step if event is not None else None,
-            "divergence_reason": event.reason if event is not None else None,
-            # The forensics: the layer, last finite values and lr of the blow-up (core.engine.function_race).
-            "divergence": event.details() if event is not None else None,
-            "early_stopped_at": stopped.step if stopped is not None else None,
-            "wall_s": round(float(race.wall_s[i]), 6),
-            "final_val_loss": _value(final_val, "loss", i),
-            "best_val_loss": float(race.best_val[i]) if np.isfinite(race.best_val[i]) else None,
-        }
+        stopped_at = stopped.step if stopped is not None else None
+        entry = _run_entry(race, i, label, last, best, stopped_at)
+        entry["early_stopped_at"] = stopped_at
+        entry["wall_s"] = round(float(race.wall_s[i]), 6)
+        entry["final_val_loss"] = _value(final_val, "loss", i)
+        entry["best_val_loss"] = (float(race.best_val[i]) if np.isfinite(race.best_val[i])
+                                  else None)
         if classification:
             entry["final_val_accuracy"] = _value(final_val, "accuracy", i)
             entry["final_val_f1"] = _value(final_val, "f1", i)
