@@ -28,7 +28,8 @@ import torch
 
 from bench.common import report
 from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
-from core.tools.sweep import Sweep, SweepSpec
+from core.tools.sweep.run import Sweep
+from core.tools.sweep.spec import SweepSpec
 
 TRIALS = 32
 STEPS = 200

@@ -69,7 +69,8 @@ study is changed then.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sweep`` to main.py's sub-command parser."""
-    from core.tools.sweep import DEFAULT_BATCH, MAX_BATCH, OBJECTIVES, SAMPLERS
+    from core.tools.sweep.objective import OBJECTIVES
+    from core.tools.sweep.spec import DEFAULT_BATCH, MAX_BATCH, SAMPLERS
 
     sweep = subparsers.add_parser(
         "sweep",
@@ -139,7 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _format_params(params: dict) -> str:
-    from core.tools.sweep import show_choice
+    from core.tools.sweep.space import show_choice
 
     return " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={show_choice(v)}"
@@ -164,7 +165,7 @@ def trial_line(result) -> str:
 def write_sweep_files(sweep, out: Path, progress=None) -> None:
     """DIR/trials.csv (every trial of the study) and DIR/best.json, each atomically."""
     from core.lab.format import Lab, lab_to_dict, write_atomic
-    from core.tools.sweep import best_run, trial_rows
+    from core.tools.sweep.run import best_run, trial_rows
 
     header, rows = trial_rows(sweep.study, [p.name for p in sweep.space])
     buffer = io.StringIO()
@@ -211,7 +212,9 @@ def write_sweep_files(sweep, out: Path, progress=None) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from core.errors import LabError
     from core.lab.format import load_lab
-    from core.tools.sweep import Sweep, SweepSpec, default_storage
+    from core.tools.sweep.run import Sweep
+    from core.tools.sweep.spec import SweepSpec
+    from core.tools.sweep.storage import default_storage
 
     if getattr(args, "fair", False):
         return cmd_fair_race(args)
@@ -277,7 +280,8 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
     from core.engine.runner import run_to_dir
     from core.errors import LabError
     from core.lab.format import load_lab, save_lab, write_atomic
-    from core.tools.sweep import default_storage, fair_race, shown_url, storage_url
+    from core.tools.sweep.fair_race import fair_race
+    from core.tools.sweep.storage import default_storage, shown_url, storage_url
 
     for flag, given in (("--run", args.run is not None), ("--study", args.study is not None),
                         ("--total", getattr(args, "total", None) is not None)):

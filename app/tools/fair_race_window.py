@@ -1,7 +1,7 @@
 """The fair-race window (Tools ▸ Fair race…).
 
-`core.tools.sweep.fair_race` tunes each chosen optimizer with the same budget, seeds, sampler
-seed and objective, in a `CallbackTask` (app.shell.controller); at the end the tuned lab
+`core.tools.sweep.fair_race.fair_race` tunes each chosen optimizer with the same budget, seeds,
+sampler seed and objective, in a `CallbackTask` (app.shell.controller); at the end the tuned lab
 (network labs with the chosen seeds, so the race view shows mean ± std bands) replaces the main
 window's lab as one undoable edit and plays.
 """
@@ -32,7 +32,9 @@ from app.shell.tool_window import ToolWindow
 from app.tools.sweep_text import SAMPLER_TITLES, progress_text
 from core.lab.format import MAX_SEEDS as LAB_MAX_SEEDS
 from core.optim.optimizers import OPTIMIZERS
-from core.tools.sweep import OBJECTIVES, SAMPLERS, SweepProgress, fair_race
+from core.tools.sweep.fair_race import fair_race
+from core.tools.sweep.objective import OBJECTIVES
+from core.tools.sweep.spec import SAMPLERS, SweepProgress
 
 
 class FairRaceWindow(ToolWindow):

@@ -1,7 +1,7 @@
 """The search-space editor of the sweep window: one row per searchable hyperparameter of the
 optimizer being tuned (tick, low, high, log scale, grid points), from the registry's specs
 (`core.tools.sweep_views.searchable_params`). It only turns the rows into ``--param`` texts;
-`core.tools.sweep` parses and checks them, as it does for the command line."""
+`core.tools.sweep.space` parses and checks them, as it does for the command line."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import LabError
 from core.optim.hyperparams import HyperParam, format_number
-from core.tools.sweep import DEFAULT_GRID_POINTS, MAX_GRID_POINTS
+from core.tools.sweep.space import DEFAULT_GRID_POINTS, MAX_GRID_POINTS
 from core.tools.sweep_views import param_flag, searchable_params
 
 
@@ -60,7 +60,7 @@ class ParamRow:
             self.low = self.high = self.log = self.points = None
 
     def flag(self) -> str:
-        """The ``--param`` text for this row (core.tools.sweep parses and checks it)."""
+        """The ``--param`` text for this row (core.tools.sweep.space parses and checks it)."""
         if self.low is None:
             return param_flag(self.hp)
         low, high = self.low.text().strip(), self.high.text().strip()

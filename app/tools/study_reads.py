@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.shell.controller import CallbackTask
-from core.tools.sweep import trial_rows
+from core.tools.sweep.run import trial_rows
 from core.tools.sweep_views import StudySnapshot, read_study, study_optimizer
 
 WATCH_INTERVAL_MS = 1000  # from one read of a watched study's storage to the next
@@ -37,7 +37,7 @@ class StudyRead:
 
 
 class _Trials:
-    """The trials of one read, shaped like a study for `core.tools.sweep.trial_rows`."""
+    """The trials of one read, shaped like a study for `core.tools.sweep.run.trial_rows`."""
 
     def __init__(self, trials: list):
         self._trials = trials

@@ -1,6 +1,6 @@
 """The settings of the sweep window (its left side): the run to tune, the search space
 (`app.tools.space_editor`), sampler, objective, target, trials, seeds, pruning, storage and study
-name; and what they become, a `core.tools.sweep.SweepSpec`.
+name; and what they become, a `core.tools.sweep.spec.SweepSpec`.
 
 The settings follow the main window's lab (its enabled runs; one seed for a 2-D function lab)
 and its file (a saved lab keeps its sweeps in a SQLite file beside it by default). A wrong
@@ -29,7 +29,10 @@ from app.shell.document import LabDocument
 from app.tools.space_editor import SpaceEditor
 from app.tools.sweep_text import SAMPLER_TIPS, SAMPLER_TITLES
 from core.errors import LabError
-from core.tools.sweep import OBJECTIVES, SAMPLERS, SweepSpec, default_storage, default_study_name
+from core.tools.sweep.objective import OBJECTIVES
+from core.tools.sweep.spec import SAMPLERS, SweepSpec
+from core.tools.sweep.storage import default_storage
+from core.tools.sweep.study import default_study_name
 
 STORAGE_MEMORY, STORAGE_SQLITE, STORAGE_URL = "memory", "sqlite", "url"
 

@@ -1,11 +1,11 @@
 """What the sweep and fair-race windows say: sampler names and tips, and the one-line progress
-of a sweep (`core.tools.sweep.SweepProgress`) with its clock times."""
+of a sweep (`core.tools.sweep.spec.SweepProgress`) with its clock times."""
 
 from __future__ import annotations
 
 import math
 
-from core.tools.sweep import SweepProgress
+from core.tools.sweep.spec import SweepProgress
 
 SAMPLER_TITLES = {"grid": "Grid", "random": "Random", "tpe": "TPE (Bayesian)",
                   "cmaes": "CMA-ES"}

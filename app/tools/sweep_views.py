@@ -126,7 +126,8 @@ class TrialsTable(QTableWidget):
         self.cellDoubleClicked.connect(self._on_double_click)
 
     def set_rows(self, header: list[str], rows: list[list]) -> None:
-        """Show ``header`` and ``rows`` (core.tools.sweep.trial_rows), keeping the user's sort."""
+        """Show ``header`` and ``rows`` (core.tools.sweep.run.trial_rows), keeping the user's
+        sort."""
         self.header, self.rows = list(header), [list(r) for r in rows]
         sort_column = self.horizontalHeader().sortIndicatorSection()
         order = self.horizontalHeader().sortIndicatorOrder()

@@ -1,14 +1,14 @@
 """The sweep window (Tools ▸ Sweep…): settings on the left, progress and the five views on the
 right.
 
-What lives where: the settings form and what it becomes (a `core.tools.sweep.SweepSpec`) in
+What lives where: the settings form and what it becomes (a `core.tools.sweep.spec.SweepSpec`) in
 `app.tools.sweep_settings`, its search-space table in `app.tools.space_editor`, the background
 reads of the study in `app.tools.study_reads`, the views in `app.tools.sweep_views`. This module
 runs the sweep and shows how it goes.
 
 The search space is checked at once (an inverted range: one message, nothing started), and the
 sweep runs in the controller's worker thread, as a race does. That thread first opens the
-storage and the study (`core.tools.sweep.Sweep`: a PostgreSQL server over the network, a locked
+storage and the study (`core.tools.sweep.run.Sweep`: a PostgreSQL server over the network, a locked
 SQLite file, up to its connect timeout) while the Start button says "Connecting to the
 storage…"; a storage that cannot be opened, or a study made with another search space, comes
 back as the same one-line message naming the field. Cancel while connecting lets the thread end
@@ -50,14 +50,10 @@ from app.tools.sweep_text import clock, progress_text
 from app.tools.sweep_views import SweepViews
 from app.widgets.tables import save_table_csv
 from core.errors import LabError
-from core.tools.sweep import (
-    Sweep,
-    SweepProgress,
-    SweepSpec,
-    build_search_space,
-    shown_url,
-    storage_url,
-)
+from core.tools.sweep.run import Sweep
+from core.tools.sweep.space import build_search_space
+from core.tools.sweep.spec import SweepProgress, SweepSpec
+from core.tools.sweep.storage import shown_url, storage_url
 from core.tools.sweep_views import base_run_for, lab_with_trial, param_importance
 
 REFRESH_INTERVAL_MS = 400  # views redraw at most this often while a sweep runs

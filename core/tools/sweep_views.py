@@ -62,7 +62,7 @@ def searchable_params(optimizer: str) -> list[HyperParam]:
 
 def param_flag(hp: HyperParam, low: float | str | None = None, high: float | str | None = None,
                log: bool | None = None, points: int | None = None) -> str:
-    """The ``--param`` text for one ticked row (parsed and checked by core.tools.sweep.parse_param).
+    """The ``--param`` text for one ticked row (parsed and checked by core.tools.sweep.space.parse_param).
 
     Booleans and choices search all their values; numbers search ``low:high`` on the given
     scale with ``points`` grid points.
@@ -375,7 +375,7 @@ def study_names(storage: str | None) -> list[str]:
     """The studies kept in a storage (a `LabError` naming --storage if it cannot be read)."""
     import optuna
 
-    from core.tools.sweep import open_storage
+    from core.tools.sweep.storage import open_storage
 
     return sorted(optuna.get_all_study_names(storage=open_storage(storage)))
 
@@ -384,7 +384,7 @@ def load_existing_study(storage: str | None, name: str):
     """An existing study, to watch; a `LabError` listing the studies there if ``name`` is not."""
     import optuna
 
-    from core.tools.sweep import open_storage, shown_url, storage_url
+    from core.tools.sweep.storage import open_storage, shown_url, storage_url
 
     backend = open_storage(storage)
     names = sorted(optuna.get_all_study_names(storage=backend))
@@ -408,7 +408,7 @@ class StudySnapshot:
 
 
 class _TrialsAsRead:
-    """The trials of one read, in the shape `core.tools.sweep.trial_rows` asks a study for: the
+    """The trials of one read, in the shape `core.tools.sweep.run.trial_rows` asks a study for: the
     table is built from the same list as the pictures, not from a second, newer read."""
 
     def __init__(self, trials: list):
@@ -426,7 +426,7 @@ def read_study(storage: str | None, name: str, study=None) -> StudySnapshot:
     """
     import optuna
 
-    from core.tools.sweep import trial_rows
+    from core.tools.sweep.run import trial_rows
 
     if study is None:
         study = load_existing_study(storage, name)
@@ -443,7 +443,7 @@ def read_study(storage: str | None, name: str, study=None) -> StudySnapshot:
 
 def study_optimizer(study) -> str | None:
     """The optimizer a study of ours tunes (None for a study made elsewhere)."""
-    from core.tools.sweep import ATTR_KEY
+    from core.tools.sweep.study import ATTR_KEY
 
     identity = study.user_attrs.get(ATTR_KEY) or {}
     return identity.get("optimizer")

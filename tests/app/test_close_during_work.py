@@ -28,7 +28,7 @@ from app.tools.sweep_settings import STORAGE_SQLITE
 from core.engine.function_race import FunctionRace
 from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
 from core.landscape.live import TrainingFollower
-from core.tools.sweep import Sweep
+from core.tools.sweep.run import Sweep
 
 BOOM = "injected failure for the test"
 

@@ -145,7 +145,7 @@ def test_watching_reads_the_study_off_the_main_thread_and_close_mid_read_is_clea
                                                                                   monkeypatch):
     import threading
 
-    from core.tools.sweep import open_storage
+    from core.tools.sweep.storage import open_storage
 
     url = f"sqlite:///{tmp_path / 'watched.db'}"
     study = optuna.create_study(storage=open_storage(url), study_name="watched")
@@ -317,28 +317,29 @@ def test_cancel_with_a_slow_database_does_not_freeze_and_close_mid_read_is_clean
 
 
 class _SlowStorageOpening:
-    """A slow database server seen by Start: opening the storage (`core.tools.sweep.open_storage`,
-    which `core.tools.sweep.Sweep` calls to create or load the study) waits for ``gate``."""
+    """A slow database server seen by Start: opening the storage
+    (`core.tools.sweep.storage.open_storage`, which `core.tools.sweep.run.Sweep` calls to create or
+    load the study) waits for ``gate``."""
 
     def __init__(self, monkeypatch):
         import threading
 
-        import core.tools.sweep
+        import core.tools.sweep.run
 
         self.gate = threading.Event()
         self.opened_on: list[threading.Thread] = []
-        real_open = core.tools.sweep.open_storage
+        real_open = core.tools.sweep.run.open_storage
 
         def slow_open(storage):
             self.opened_on.append(threading.current_thread())
             self.gate.wait(5.0)
             return real_open(storage)
 
-        monkeypatch.setattr(core.tools.sweep, "open_storage", slow_open)
+        monkeypatch.setattr(core.tools.sweep.run, "open_storage", slow_open)
 
 
 def _trials_in(url: str, name: str) -> int:
-    from core.tools.sweep import open_storage
+    from core.tools.sweep.storage import open_storage
 
     return len(optuna.load_study(study_name=name, storage=open_storage(url)).trials)
 

@@ -1,9 +1,9 @@
-"""Optuna is pinned to the major core/tools/sweep.py was checked against (pyproject.toml).
+"""Optuna is pinned to the major core/tools/sweep/ was checked against (pyproject.toml).
 
-core/tools/sweep.py uses Optuna's public API but for one private attribute (`Study._thread_local`,
-cleared before a trial is added so TPE's constant liar sees the trials of the same batch).
-These tests fail when the installed Optuna is outside the pin, and when that attribute stops
-doing its job: then the pin must not move until core/tools/sweep.py is changed.
+core/tools/sweep/ uses Optuna's public API but for one private attribute (`Study._thread_local`,
+cleared in core/tools/sweep/run.py before a trial is added so TPE's constant liar sees the trials
+of the same batch). These tests fail when the installed Optuna is outside the pin, and when that
+attribute stops doing its job: then the pin must not move until core/tools/sweep/run.py is changed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
-from core.tools.sweep import Sweep, SweepSpec
+from core.tools.sweep.run import Sweep
+from core.tools.sweep.spec import SweepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 

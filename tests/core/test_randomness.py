@@ -17,7 +17,8 @@ from core.engine.function_race import FunctionRace
 from core.engine.network_race import NetworkRace
 from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, load_lab, validate_lab
 from core.tools import lr_finder
-from core.tools.sweep import SweepSpec, sweep
+from core.tools.sweep.run import sweep
+from core.tools.sweep.spec import SweepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 DROPOUT_LAB = ROOT / "resources" / "lessons" / "overfitting" / "dropout.lab.json"

@@ -16,14 +16,10 @@ from core.engine.function_race import FunctionRace
 from core.errors import LabError
 from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
 from core.optim.optimizers import OPTIMIZERS
-from core.tools.sweep import (
-    Sweep,
-    SweepSpec,
-    build_search_space,
-    fair_race,
-    run_sweep,
-    sweep,
-)
+from core.tools.sweep.fair_race import fair_race
+from core.tools.sweep.run import Sweep, run_sweep, sweep
+from core.tools.sweep.space import build_search_space
+from core.tools.sweep.spec import SweepSpec
 
 
 def _banana(steps=60, lr=0.001) -> Lab:

@@ -70,7 +70,7 @@ def test_bad_flags_are_one_line_with_exit_2(lab, tmp_path, capsys, flags, words)
 
 def test_unreachable_storage_fails_fast_naming_it(lab, tmp_path, capsys, monkeypatch):
     psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 is not installed")
-    from core.tools.sweep import CONNECT_TIMEOUT_S
+    from core.tools.sweep.storage import CONNECT_TIMEOUT_S
 
     connects = []
     real_connect = psycopg2.connect

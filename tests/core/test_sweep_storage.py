@@ -23,7 +23,7 @@ import optuna
 import pytest
 
 import main as cli
-from core.tools.sweep import TICKET_ATTR, WORKER_ATTR
+from core.tools.sweep.workers import TICKET_ATTR, WORKER_ATTR
 
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

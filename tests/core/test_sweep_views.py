@@ -11,7 +11,9 @@ import pytest
 from core.errors import LabError
 from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
 from core.optim.optimizers import get_optimizer_info
-from core.tools.sweep import Sweep, SweepSpec, build_search_space
+from core.tools.sweep.run import Sweep
+from core.tools.sweep.space import build_search_space
+from core.tools.sweep.spec import SweepSpec
 from core.tools.sweep_views import (
     base_run_for,
     best_so_far,
