@@ -271,11 +271,6 @@ class HeatmapView(QWidget):
                 combo.blockSignals(False)
         self._redraw()
 
-    def set_pair(self, x_name: str, y_name: str) -> None:
-        self.x_combo.setCurrentText(x_name)
-        self.y_combo.setCurrentText(y_name)
-        self._redraw()
-
     def _redraw(self, *_args) -> None:
         x_name, y_name = self.x_combo.currentText(), self.y_combo.currentText()
         for text in self.texts:

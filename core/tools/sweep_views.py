@@ -371,15 +371,6 @@ def base_run_for(lab: Lab, optimizer: str, label: str | None = None) -> RunSpec:
 # Watching a study
 
 
-def study_names(storage: str | None) -> list[str]:
-    """The studies kept in a storage (a `LabError` naming --storage if it cannot be read)."""
-    import optuna
-
-    from core.tools.sweep.storage import open_storage
-
-    return sorted(optuna.get_all_study_names(storage=open_storage(storage)))
-
-
 def load_existing_study(storage: str | None, name: str):
     """An existing study, to watch; a `LabError` listing the studies there if ``name`` is not."""
     import optuna
