@@ -24,12 +24,15 @@ def test_two_network_runs_train_and_their_decision_boundaries_change(qtbot, wind
     assert window.center_stack.currentWidget() is window.network_view
     assert window.problem_stack.currentWidget() is window.network_panel
     window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    # Listen before Play: at full speed the race may end before the first evaluation is read
+    # below, and a signal waited for only afterwards would never come.
+    finished = []
+    window.race_finished.connect(lambda *args: finished.append(args))
     window.play()
     qtbot.waitUntil(lambda: window.history.last_evaluation is not None, timeout=30_000)
     window.flush_redraw()
     first = window.history.last_evaluation.boundary.copy()
-    with qtbot.waitSignal(window.race_finished, timeout=60_000):
-        pass
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
     last = window.history.last_evaluation.boundary
     assert first.shape == last.shape == (2, 64, 64)
     assert np.abs(first - last).max() > 0.1, "the boundaries did not move while training"
