@@ -12,7 +12,7 @@
   shows, with no second drawing code to keep in step. Frames go to a temporary file beside the
   target, renamed into place only when the last frame is written; Cancel or an error deletes it.
 * **Data**: the window's metrics as CSV or JSON (the columns of ``main.py run``), and the lab as a
-  standalone PyTorch script (core/teaching/export.py).
+  standalone PyTorch script (core/teaching/script_export.py).
 
 `install_export(window)` adds the action to the File menu; the window needs no other change.
 """
@@ -673,7 +673,7 @@ class ExportDialog(QDialog):
         self._end_animation("Canceled: nothing was written.")
 
     def save_metrics(self, fmt: str) -> None:
-        from core.teaching.export import write_metrics_csv, write_metrics_json
+        from core.teaching.metrics_export import write_metrics_csv, write_metrics_json
 
         history = self.window_.history
         if history is None or history.last_step < 0:
@@ -693,7 +693,7 @@ class ExportDialog(QDialog):
         self._done([written])
 
     def save_script(self) -> None:
-        from core.teaching.export import export_script, write_script
+        from core.teaching.script_export import export_script, write_script
 
         lab = self.window_.document.lab
         try:

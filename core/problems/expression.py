@@ -6,8 +6,8 @@ and calls :func:`parse_expression` here for the formula itself. Typed text never
 ``eval``, ``exec`` or ``compile``: a whitelist tokenizer and a recursive-descent parser build a
 small AST of frozen dataclasses (:class:`Number`, :class:`Variable`, :class:`Negate`,
 :class:`Binary`, :class:`Call`), and :class:`Expression` evaluates that tree with torch
-operations only, so autograd gives the gradient. core/teaching/export.py walks the same tree to
-write the formula into a standalone script.
+operations only, so autograd gives the gradient. core/teaching/function_script.py walks the same
+tree to write the formula into a standalone script.
 
 Grammar (Python's precedence, ``^`` is accepted as a synonym of ``**``)::
 
@@ -71,7 +71,7 @@ def _softplus(t: Tensor) -> Tensor:
 
 
 # name -> (arity, torch implementation). A fixed whitelist: nothing else can be called.
-# Public: core/teaching/export.py writes the same torch calls into a script.
+# Public: core/teaching/function_script.py writes the same torch calls into a script.
 ALLOWED_FUNCTIONS: dict[str, tuple[int, Callable[..., Tensor]]] = {
     "sin": (1, torch.sin),
     "cos": (1, torch.cos),

@@ -14,14 +14,13 @@ from core.engine.history import RaceHistory
 from core.engine.runner import run_to_dir
 from core.errors import LabError
 from core.lab.format import lab_from_dict
-from core.teaching.export import (
-    export_script,
+from core.teaching.metrics_export import (
     read_metrics_csv,
     rows_differ,
     write_metrics_csv,
     write_metrics_json,
-    write_script,
 )
+from core.teaching.script_export import export_script, write_script
 
 
 def _lab(problem: dict, runs: list[dict], steps: int, seed: int = 0):

@@ -1,0 +1,188 @@
+"""What every exported script shares: the literals, the optimizer and schedule code of each run.
+
+`core.teaching.script_export` writes a lab as a standalone PyTorch program; the function script
+(`core.teaching.function_script`) and the network script (`core.teaching.network_script`) both
+start with `script_header`, build their runs with `run_code` / `runs_block`, and paste the
+`SCHEDULE_STEP` and `WRITE_CSV` helpers into the script. Values are written with `literal`, whose
+floats round-trip exactly, so a script trains with the very numbers the lab holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from core.errors import LabError
+from core.lab.format import Lab, RunSpec
+
+SCRIPT_FORMAT = "descent-lab-script/1"
+
+
+# --------------------------------------------------------------------------------------------
+# Literals and names
+
+
+def literal(value) -> str:
+    """Python source for a hyperparameter value (floats round-trip exactly through repr)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return 'float("nan")'
+        if math.isinf(value):
+            return 'float("inf")' if value > 0 else '-float("inf")'
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        items = ", ".join(literal(v) for v in value)
+        return f"({items},)" if isinstance(value, tuple) and len(value) == 1 else (
+            f"({items})" if isinstance(value, tuple) else f"[{items}]")
+    raise LabError("params", f"cannot write {value!r} into a script")
+
+
+def kwargs_code(values: dict) -> str:
+    return ", ".join(f"{key}={literal(value)}" for key, value in values.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Optimizers and schedules
+
+
+@dataclass(frozen=True)
+class RunCode:
+    label: str
+    optimizer: str  # "torch.optim.SGD(params, lr=0.1)"
+    scheduler: str  # "None" or "lr_scheduler.StepLR(optimizer, ...)"
+    plateau: bool
+    schedule_steps: int | None  # one-cycle: stop stepping after this many
+    needs_closure: bool
+
+
+def run_code(run: RunSpec, index: int, steps: int, network: bool) -> RunCode:
+    import torch
+
+    from core.optim.optimizers import get_optimizer_info, validate_optimizer_params
+    from core.optim.schedules import Schedule
+
+    info = get_optimizer_info(run.optimizer, f"runs[{index}].optimizer")
+    if network and (info.needs_closure or info.min_param_ndim > 1):
+        raise LabError(
+            f"runs[{index}].optimizer",
+            f"the script export does not support {info.title} on a network yet; "
+            "choose another optimizer or export the metrics instead",
+        )
+    cleaned = validate_optimizer_params(run.optimizer, run.params, f"runs[{index}].params")
+    kwargs = info.torch_kwargs(cleaned)
+    optimizer = f"torch.optim.{info.cls.__name__}(params{', ' if kwargs else ''}{kwargs_code(kwargs)})"
+    scheduler, plateau, cap = "None", False, None
+    if run.schedule is not None and run.schedule.name != "constant":
+        # The values the engine would use, derived defaults filled in, from the real Schedule.
+        dummy = torch.zeros(2, requires_grad=True)
+        schedule = Schedule(info.cls([dummy], **kwargs), run.schedule.name, run.schedule.params,
+                            steps, f"runs[{index}].schedule.params")
+        scheduler, plateau, cap = _scheduler_code(schedule.name, schedule.params, steps)
+    return RunCode(run.label, optimizer, scheduler, plateau, cap, info.needs_closure)
+
+
+def _scheduler_code(name: str, p: dict, steps: int) -> tuple[str, bool, int | None]:
+    """Constructor source for schedule ``name`` with resolved params ``p`` (see core.optim.schedules)."""
+
+    def pick(*keys: str) -> str:
+        return kwargs_code({k: (list(p[k]) if isinstance(p[k], tuple) else p[k]) for k in keys})
+
+    simple = {
+        "step": ("StepLR", ("step_size", "gamma")),
+        "multistep": ("MultiStepLR", ("milestones", "gamma")),
+        "exponential": ("ExponentialLR", ("gamma",)),
+        "cosine": ("CosineAnnealingLR", ("T_max", "eta_min")),
+        "cosine_warm_restarts": ("CosineAnnealingWarmRestarts", ("T_0", "T_mult", "eta_min")),
+        "linear": ("LinearLR", ("start_factor", "end_factor", "total_iters")),
+        "cyclic": ("CyclicLR", ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode",
+                                "gamma", "cycle_momentum", "base_momentum", "max_momentum")),
+        "polynomial": ("PolynomialLR", ("total_iters", "power")),
+    }
+    if name in simple:
+        cls, keys = simple[name]
+        return f"lr_scheduler.{cls}(optimizer, {pick(*keys)})", False, None
+    if name == "onecycle":
+        # One more position than updates (core.optim.schedules): the cycle ends exactly at the last
+        # update, and the scheduler is not stepped past its end.
+        keys = ("max_lr", "pct_start", "anneal_strategy", "div_factor", "final_div_factor",
+                "three_phase", "cycle_momentum", "base_momentum", "max_momentum")
+        code = (f"lr_scheduler.OneCycleLR(optimizer, total_steps={p['total_steps'] + 1}, "
+                f"{pick(*keys)})")
+        return code, False, int(p["total_steps"])
+    if name == "plateau":
+        keys = ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr")
+        return f"lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', {pick(*keys)})", True, None
+    if name == "warmup_cosine":
+        cosine = f"lr_scheduler.CosineAnnealingLR(optimizer, T_max={steps - p['warmup_steps']}, eta_min={literal(p['eta_min'])})"
+        if p["warmup_steps"] == 0:
+            return cosine, False, None
+        warmup = (f"lr_scheduler.LinearLR(optimizer, start_factor={literal(p['start_factor'])}, "
+                  f"end_factor=1.0, total_iters={p['warmup_steps']})")
+        return (f"lr_scheduler.SequentialLR(optimizer, [{warmup}, {cosine}], "
+                f"milestones=[{p['warmup_steps']}])"), False, None
+    raise LabError("schedule.name", f"the script export does not know the schedule {name!r}")
+
+
+def runs_block(runs: list[RunCode], params_doc: str) -> list[str]:
+    lines = []
+    for i, run in enumerate(runs):
+        lines += [
+            f"def make_run_{i}(params):",
+            f'    """{run.label}: the optimizer over {params_doc} and its lr schedule."""',
+            f"    optimizer = {run.optimizer}",
+            f"    scheduler = {run.scheduler}",
+            "    return optimizer, scheduler",
+            "",
+            "",
+        ]
+    lines.append("# (label, builder, plateau schedule?, schedule steps before it stops or None,"
+                 " needs a closure?)")
+    lines.append("RUNS = [")
+    for i, run in enumerate(runs):
+        lines.append(f"    ({run.label!r}, make_run_{i}, {run.plateau}, {run.schedule_steps!r}, "
+                     f"{run.needs_closure}),")
+    lines.append("]")
+    return lines
+
+
+SCHEDULE_STEP = '''
+def step_schedule(run, loss):
+    """One schedule step after every optimizer step (plateau watches the training loss)."""
+    if run["scheduler"] is None or run["schedule_left"] <= 0:
+        return
+    run["schedule_left"] -= 1
+    if run["plateau"]:
+        run["scheduler"].step(loss)
+    else:
+        run["scheduler"].step()
+    # torch's recursive formulas can land a schedule meant to end at 0 on about -1e-18.
+    for group in run["optimizer"].param_groups:
+        if group["lr"] < 0:
+            group["lr"] = 0.0
+'''
+
+WRITE_CSV = '''
+def write_metrics(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+'''
+
+
+def script_header(lab: Lab, extra: str = "") -> list[str]:
+    return [
+        '"""' + f"{lab.name} — exported from Descent Lab ({SCRIPT_FORMAT}).",
+        "",
+        "A standalone PyTorch program: it trains every run of the lab the way Descent Lab does and",
+        "writes metrics.csv with the columns of `main.py run` (run, step, loss, lr, grad_norm, ...).",
+        "Step 0 is the starting point; step t is the state after t updates.",
+        *([""] + extra.splitlines() if extra else []),
+        "",
+        "    python this_script.py [--out metrics.csv]",
+        '"""',
+        "",
+    ]
+
