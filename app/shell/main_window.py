@@ -11,7 +11,9 @@ plot gets ``setData`` once per batch.
   app/shell/race_wiring.py   play / pause / step / reset, the history, the redraw, the status line
   app/shell/views_switch.py  the plots and docks, function lab or network lab
   app/shell/lesson_wiring.py the Lessons menu and the lesson dock
-  app/shell/presenter.py     presenter mode, themes, layout memory, drops (installed last)
+  app/shell/presenter.py     presenter mode (installed last, with the three below)
+  app/shell/theme_menu.py    View ▸ Theme, remembered
+  app/shell/window_state.py  the layout remembered between sessions, lab files dropped on it
 """
 
 from __future__ import annotations
@@ -97,10 +99,16 @@ class MainWindow(QMainWindow):
         files.update_title()
         self.race_wiring.on_state_changed("idle")
         from app.export.dialog import install_export
-        from app.shell.presenter import install_comfort
+        from app.shell.presenter import PresenterMode
+        from app.shell.theme_menu import ThemeMenu
+        from app.shell.window_state import LabDrops, LayoutMemory
 
         install_export(self)  # File ▸ Export… (Ctrl+E)
-        install_comfort(self)  # presenter mode, themes, layout memory, drops (restores layout)
+        self.presenter = PresenterMode(self)  # View ▸ Presenter mode (F11)
+        self.theme_menu = ThemeMenu(self)  # View ▸ Theme
+        self.layout_memory = LayoutMemory(self, self.presenter)  # restores the last layout
+        self.theme_menu.apply_stored()
+        self.lab_drops = LabDrops(self)
 
     # -- the race (app/shell/race_wiring.py) --------------------------------------------------
 

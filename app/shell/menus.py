@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel, QStyle, QToolBar
+from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QStyle, QToolBar
 
 from app.shell.timeline_slider import Timeline
 
@@ -142,3 +142,18 @@ def build_toolbar(window) -> None:
     window.controller.set_speed(SPEEDS[DEFAULT_SPEED_INDEX][1])
     bar.addWidget(window.speed_combo)
     window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+
+def view_menu(window) -> QMenu:
+    """The window's View menu (another module may have made it), else a new one before Help."""
+    bar = window.menuBar()
+    for action in bar.actions():
+        if action.menu() is not None and action.text().replace("&", "") == "View":
+            return action.menu()
+    menu = QMenu("&View", window)
+    help_action = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+    if help_action is not None:
+        bar.insertMenu(help_action, menu)
+    else:
+        bar.addMenu(menu)
+    return menu

@@ -1,39 +1,27 @@
-"""Comfort: presenter mode, light / dark themes, remembered window layout, drag-and-drop of labs.
+"""Presenter mode: View ▸ Presenter mode, F11; F11 or Esc leaves.
 
-`install_comfort(window)` adds all of it to a `MainWindow` without the window knowing:
-
-* **Presenter mode** (View ▸ Presenter mode, F11; F11 or Esc leaves): full screen, fonts ×1.6,
-  plot lines 2.5 times thicker, the editing chrome hidden (every dock except the lesson, every
-  toolbar except playback). Leaving restores exactly what was there: window state and geometry,
-  the docks and toolbars that were visible, fonts and pens.
-* **Themes** (View ▸ Theme ▸ Dark / Light): switched live, remembered in QSettings.
-* **Layout**: geometry and dock/toolbar state saved on close and restored at start (QSettings).
-* **Drag and drop**: drop a ``*.lab.json`` / ``*.json`` file on the window to open it, through
-  the window's own `open_lab` (a bad file shows the usual error and the current lab stays).
-
-An event filter on the window sees the close and drop events, so `MainWindow` needs no overrides.
+Full screen, fonts ×1.6, plot lines 2.5 times thicker, the editing chrome hidden (every dock
+except the lesson, every toolbar except playback). Leaving restores exactly what was there: window
+state and geometry, the docks and toolbars that were visible, fonts and pens. The theme menu lives
+in app/shell/theme_menu.py, the window's remembered layout and lab drops in app/shell/window_state.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QActionGroup, QFont, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QMenu, QToolBar
+from PySide6.QtCore import QByteArray, QObject, Qt
+from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QToolBar
 
-from app.shell.theme import THEME_KEY, THEMES, apply_theme, current_theme
+from app.shell.menus import view_menu
 
 PRESENTER_FONT_SCALE = 1.6
 PRESENTER_PEN_SCALE = 2.5
 # Docks that are content rather than editing chrome: they stay in presenter mode.
 PRESENTER_KEEPS_DOCKS = ("lessonDock",)
 PRESENTER_KEEPS_TOOLBARS = ("playbackBar",)
-GEOMETRY_KEY = "window/geometry"
-STATE_KEY = "window/state"
-LAB_SUFFIXES = (".json",)  # *.lab.json included
 
 
 @dataclass
@@ -50,30 +38,18 @@ class _Saved:
     titles: list = field(default_factory=list)  # (title LabelItem, its size before)
 
 
-class Comfort(QObject):
-    """Presenter mode, themes, layout memory and drops for one window (see the module doc)."""
+class PresenterMode(QObject):
+    """Presenter mode of one window: its actions (F11, Esc) and entering / leaving it."""
 
     def __init__(self, window):
         super().__init__(window)
         self.window = window
-        self.settings = window.settings
         self._saved: _Saved | None = None
         self._build_actions()
-        self.restore_layout()
-        # Only a theme the user chose is applied here; otherwise the app keeps the one
-        # `launch` set (so building a window never restyles the whole application).
-        stored = self.settings.value(THEME_KEY)
-        if stored in THEMES and stored != self.theme:
-            self.set_theme(str(stored), remember=False)
-        self.theme_actions[self.theme].setChecked(True)
-        window.setAcceptDrops(True)
-        window.installEventFilter(self)
         # A new lab rebuilds the plot items: give the new ones presenter pens too.
         window.document.lab_changed.connect(self._on_lab_changed)
         # Play after a finished race rebuilds the curves too (the views are reset first).
         window.controller.state_changed.connect(self._on_lab_changed)
-
-    # -- actions and menu -------------------------------------------------------------------
 
     def _build_actions(self) -> None:
         w = self.window
@@ -91,68 +67,7 @@ class Comfort(QObject):
         self.leave_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.leave_action.triggered.connect(lambda: self.set_presenter(False))
         w.addAction(self.leave_action)
-
-        self.theme_group = QActionGroup(w)
-        self.theme_actions: dict[str, QAction] = {}
-        for name in THEMES:
-            action = QAction(name.capitalize(), w, checkable=True)
-            action.setToolTip(f"Switch to the {name} theme (remembered)")
-            action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
-            self.theme_group.addAction(action)
-            self.theme_actions[name] = action
-
-        menu = self._view_menu()
-        menu.addAction(self.presenter_action)
-        themes = menu.addMenu("&Theme")
-        for action in self.theme_actions.values():
-            themes.addAction(action)
-
-    def _view_menu(self) -> QMenu:
-        """The window's View menu (another module may have made it), else a new one."""
-        bar = self.window.menuBar()
-        for action in bar.actions():
-            if action.menu() is not None and action.text().replace("&", "") == "View":
-                return action.menu()
-        menu = QMenu("&View", self.window)
-        help_action = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
-        if help_action is not None:
-            bar.insertMenu(help_action, menu)
-        else:
-            bar.addMenu(menu)
-        return menu
-
-    # -- themes -----------------------------------------------------------------------------
-
-    def set_theme(self, name: str, remember: bool = True) -> None:
-        app = QApplication.instance()
-        name = apply_theme(app, name)
-        self.theme_actions[name].setChecked(True)
-        if remember:
-            self.settings.setValue(THEME_KEY, name)
-
-    @property
-    def theme(self) -> str:
-        return current_theme(QApplication.instance())
-
-    # -- layout -----------------------------------------------------------------------------
-
-    def save_layout(self) -> None:
-        if self._saved is not None:
-            self.set_presenter(False)  # remember the normal layout, not the presenter's
-        self.settings.setValue(GEOMETRY_KEY, self.window.saveGeometry())
-        self.settings.setValue(STATE_KEY, self.window.saveState())
-
-    def restore_layout(self) -> bool:
-        geometry = self.settings.value(GEOMETRY_KEY)
-        state = self.settings.value(STATE_KEY)
-        restored = False
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            restored = self.window.restoreGeometry(geometry)
-        if isinstance(state, QByteArray) and not state.isEmpty():
-            restored = self.window.restoreState(state) or restored
-        return restored
-
-    # -- presenter mode ---------------------------------------------------------------------
+        view_menu(w).addAction(self.presenter_action)
 
     @property
     def presenting(self) -> bool:
@@ -256,41 +171,3 @@ class Comfort(QObject):
     def _on_lab_changed(self, _lab) -> None:
         if self.presenting:
             self._thicken()
-
-    # -- events: close, drag and drop --------------------------------------------------------
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
-        if watched is self.window:
-            kind = event.type()
-            if kind == QEvent.Type.Close:
-                self.save_layout()
-            elif kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
-                if self.dropped_lab(event.mimeData()) is not None:
-                    event.acceptProposedAction()
-                    return True
-            elif kind == QEvent.Type.Drop:
-                path = self.dropped_lab(event.mimeData())
-                if path is not None:
-                    event.acceptProposedAction()
-                    self.open_dropped(path)
-                    return True
-        return super().eventFilter(watched, event)
-
-    @staticmethod
-    def dropped_lab(mime) -> Path | None:
-        """The first local lab-like file (``*.json``) among the dropped URLs, or None."""
-        if mime is None or not mime.hasUrls():
-            return None
-        for url in mime.urls():
-            if url.isLocalFile() and url.toLocalFile().lower().endswith(LAB_SUFFIXES):
-                return Path(url.toLocalFile())
-        return None
-
-    def open_dropped(self, path: Path) -> bool:
-        return self.window.open_lab_after_asking(path)
-
-
-def install_comfort(window) -> Comfort:
-    """Presenter mode, themes, layout memory and drops for ``window``; kept as window.comfort."""
-    window.comfort = Comfort(window)
-    return window.comfort

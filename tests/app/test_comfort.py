@@ -30,7 +30,7 @@ def test_presenter_mode_toggles_with_f11_and_esc(qtbot, window):
     assert lab_dock.isVisible()
 
     qtbot.keyClick(window.landscape, Qt.Key.Key_F11)
-    assert window.comfort.presenting
+    assert window.presenter.presenting
     assert window.isFullScreen()
     assert window.font().pointSizeF() >= normal_font * 1.5
     assert not lab_dock.isVisible()
@@ -38,7 +38,7 @@ def test_presenter_mode_toggles_with_f11_and_esc(qtbot, window):
     assert curve.opts["pen"].widthF() >= 2.5 * max(1.0, normal_width)
 
     qtbot.keyClick(window.landscape, Qt.Key.Key_Escape)  # Esc leaves too
-    assert not window.comfort.presenting
+    assert not window.presenter.presenting
     assert not window.isFullScreen()
     assert window.font().pointSizeF() == normal_font
     assert lab_dock.isVisible()
@@ -46,21 +46,21 @@ def test_presenter_mode_toggles_with_f11_and_esc(qtbot, window):
     assert window.loss_plot.getPlotItem().titleLabel.opts["size"] == "10pt"
 
     qtbot.keyClick(window.landscape, Qt.Key.Key_F11)
-    assert window.comfort.presenting
+    assert window.presenter.presenting
     qtbot.keyClick(window.landscape, Qt.Key.Key_F11)
-    assert not window.comfort.presenting and lab_dock.isVisible()
+    assert not window.presenter.presenting and lab_dock.isVisible()
 
 
 def test_theme_switch_is_live_and_remembered(qtbot, window, settings):
     app = QApplication.instance()
     before = app.palette()
     try:
-        window.comfort.theme_actions["light"].trigger()
-        assert window.comfort.theme == "light"
+        window.theme_menu.actions["light"].trigger()
+        assert window.theme_menu.theme == "light"
         assert app.palette().color(QPalette.ColorRole.Window).lightness() > 200
         assert window.loss_plot.backgroundBrush().color().lightness() > 200  # plots follow
         assert settings.value(THEME_KEY) == "light"
-        window.comfort.theme_actions["dark"].trigger()
+        window.theme_menu.actions["dark"].trigger()
         assert app.palette().color(QPalette.ColorRole.Window).lightness() < 80
         assert window.loss_plot.backgroundBrush().color().lightness() < 80
         assert settings.value(THEME_KEY) == "dark"
@@ -78,8 +78,8 @@ def test_stored_theme_is_applied_at_start(qtbot, settings):
     win = MainWindow(settings=settings)
     qtbot.addWidget(win)
     try:
-        assert win.comfort.theme == "light"
-        assert win.comfort.theme_actions["light"].isChecked()
+        assert win.theme_menu.theme == "light"
+        assert win.theme_menu.actions["light"].isChecked()
     finally:
         win.controller.shutdown()
         apply_theme(app, "dark")
