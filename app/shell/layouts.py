@@ -1,18 +1,9 @@
-"""Small layout helpers shared by the windows and dialogs."""
+"""Where `hbox` was: it lives in app/widgets/layouts.py now.
+
+Kept only while app/export/dialog.py (being split by another change) still imports it from here;
+that import moves to app.widgets.layouts and this module goes with the split.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
-
-
-def hbox(*parts: QWidget | str | tuple[QWidget, int]) -> QHBoxLayout:
-    """Widgets side by side: a str becomes a plain label, ``(widget, stretch)`` stretches."""
-    row = QHBoxLayout()
-    for part in parts:
-        if isinstance(part, str):
-            row.addWidget(QLabel(part))
-        elif isinstance(part, tuple):
-            row.addWidget(*part)
-        else:
-            row.addWidget(part)
-    return row
+from app.widgets.layouts import hbox as hbox

@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.shell.document import LabDocument
-from app.shell.layouts import hbox
 from app.shell.tool_window import ToolWindow
 from app.tools.sweep_text import SAMPLER_TITLES, progress_text
+from app.widgets.layouts import hbox
 from core.lab.format import MAX_SEEDS as LAB_MAX_SEEDS
 from core.optim.optimizers import OPTIMIZERS
 from core.tools.sweep.fair_race import fair_race

@@ -30,10 +30,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.shell.document import LabDocument
-from app.shell.layouts import hbox
 from app.shell.theme import FOREGROUND
 from app.shell.tool_window import ToolWindow
 from app.shell.worker import error_text
+from app.widgets.layouts import hbox
 from core.errors import LabError
 from core.tools.lr_finder import (
     DEFAULT_LR_MAX,

@@ -41,13 +41,13 @@ from PySide6.QtWidgets import (
 
 from app.shell.controller import CallbackTask, RaceController
 from app.shell.document import LabDocument
-from app.shell.layouts import hbox
 from app.shell.tool_window import ToolWindow
 from app.shell.worker import error_text
 from app.tools.study_reads import StudyRead, StudyReads
 from app.tools.sweep_settings import SweepSettings
 from app.tools.sweep_text import clock, progress_text
 from app.tools.sweep_views import SweepViews
+from app.widgets.layouts import hbox
 from app.widgets.tables import save_table_csv
 from core.errors import LabError
 from core.tools.sweep.run import Sweep
