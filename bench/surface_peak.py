@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from bench.common import report
 from bench.surface_small import _loop
 from core.engine.devices import configure_threads
+from core.landscape import directions, engines, params
 from core.landscape import fused as landscape_fused
 from core.landscape import surfaces as landscape
 from core.problems.datasets import make_dataset
@@ -95,9 +96,9 @@ def measure(dataset: dict, hidden: list[int], grid: int, loop_grid: int, train_s
             chunk: int | None = None) -> dict:
     """Our seconds for a grid×grid surface, the loop's seconds per point, the matmul peak."""
     model, x, y = _problem(dataset, hidden, train_steps)
-    center = landscape.flatten(model)
-    d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(1))
-    layout = landscape.ParamLayout.of(model)
+    center = params.flatten(model)
+    d1, d2 = directions.random_directions(model, torch.Generator().manual_seed(1))
+    layout = engines.ParamLayout.of(model)
     per_param = [list(layout.split(d).values()) for d in (d1, d2)]
     axis = np.linspace(-1.0, 1.0, grid)
     loop_axis = np.linspace(-1.0, 1.0, loop_grid)

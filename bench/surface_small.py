@@ -27,8 +27,10 @@ import torch.nn.functional as F
 
 from bench.common import report
 from core.engine.devices import configure_threads
+from core.landscape import directions, engines
 from core.landscape import fused as landscape_fused
 from core.landscape import surfaces as landscape
+from core.landscape.params import flatten
 from core.problems.datasets import make_dataset
 from core.problems.models import build_model, validate_model
 
@@ -89,9 +91,9 @@ def run() -> dict:
     configure_threads()
     try:
         model, x, y = _problem()
-        center = landscape.flatten(model)
-        d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(1))
-        layout = landscape.ParamLayout.of(model)
+        center = flatten(model)
+        d1, d2 = directions.random_directions(model, torch.Generator().manual_seed(1))
+        layout = engines.ParamLayout.of(model)
         per_param_d1 = list(layout.split(d1).values())
         per_param_d2 = list(layout.split(d2).values())
         axis = np.linspace(-1.0, 1.0, GRID)

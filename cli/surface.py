@@ -17,8 +17,8 @@ import numpy as np
 
 from core.errors import LabError
 from core.lab.format import load_lab
+from core.landscape import curvature
 from core.landscape import fused as landscape_fused
-from core.landscape import surfaces as landscape
 from core.landscape.race_surface import (
     DEFAULT_GRID,
     DIRECTIONS,
@@ -37,7 +37,7 @@ def _sharpness_text(value: float, not_converged: bool) -> str:
     if math.isfinite(value):
         return f"{value:.6g}"
     if not_converged:
-        return (f"not converged (within {landscape.SHARPNESS_MAX_PRODUCTS} Hessian-vector "
+        return (f"not converged (within {curvature.SHARPNESS_MAX_PRODUCTS} Hessian-vector "
                 "products)")
     return "n/a (no finite weights)"
 
@@ -70,7 +70,7 @@ def _cmd_surface(args: argparse.Namespace) -> int:
         if np.all(np.isfinite(values)):
             print(f"Hessian eigenvalues {values[0]:.6g}, {values[1]:.6g}")
         else:
-            print(f"Hessian eigenvalues not converged within {landscape.HESSIAN_MAX_PRODUCTS} "
+            print(f"Hessian eigenvalues not converged within {curvature.HESSIAN_MAX_PRODUCTS} "
                   "Hessian-vector products: the plane lies along the best approximations")
     failed = surface.arrays()["sharpness_not_converged"]
     for label, value, path, bad in zip(surface.labels, surface.sharpness, surface.paths, failed):

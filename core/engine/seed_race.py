@@ -27,7 +27,7 @@ from core.engine.race_setup import RaceSetup, initial_model
 from core.engine.stacked import StackedMLP, can_stack
 from core.engine.training_step import BatchOrder, optimizers_for, train_step
 from core.lab.format import SEED_STRIDE, Lab
-from core.landscape.surfaces import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
+from core.landscape.curvature import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
 from core.optim.optimizers import build_optimizer
 from core.optim.schedules import Schedule
 from core.problems.datasets import Dataset
@@ -405,7 +405,7 @@ class SeedRace:
 
     def _measure_sharpness(self, alive: np.ndarray) -> np.ndarray:
         """Top Hessian eigenvalue of each live run's training data loss (no penalty) at the
-        weights of this step, before its update (core.landscape.surfaces.SharpnessTracker). NaN for a run
+        weights of this step, before its update (core.landscape.curvature.SharpnessTracker). NaN for a run
         not alive, and for a live run whose eigensolver did not converge: a live run's NaN means
         "not converged" (core.engine.history keeps it as such), never a stale or partial estimate."""
         loss = model_loss(self.x_train[:SHARPNESS_SAMPLES], self.y_train[:SHARPNESS_SAMPLES],

@@ -1,6 +1,6 @@
 """The largest algebraic eigenvalues of a symmetric operator given only by its products.
 
-`top_eigenpairs` is what `core.landscape.surfaces` measures curvature with (sharpness, Hessian
+`top_eigenpairs` is what `core.landscape.curvature` measures curvature with (sharpness, Hessian
 directions, tracked sharpness): the operator is a Hessian-vector product, so the matrix is never
 formed. It runs implicitly restarted Lanczos (ARPACK, through ``scipy.sparse.linalg.eigsh`` with
 ``which="LA"``) on a float64 `LinearOperator`, with
@@ -153,7 +153,7 @@ def top_eigenpairs(
         return _not_converged(counted, size, k, start)
 
     # Imported here: scipy.sparse.linalg costs a quarter of a second, which the app would
-    # otherwise pay at start-up (core.engine.seed_race imports core.landscape.surfaces, which imports this).
+    # otherwise pay at start-up (core.engine.seed_race imports core.landscape.curvature, which imports this).
     from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
     operator = LinearOperator((size, size), matvec=counted, dtype=np.float64)

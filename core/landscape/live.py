@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from core.errors import LabError
+from core.landscape import curvature, directions, params
 from core.landscape import surfaces as landscape
 from core.landscape.race_surface import (
     AUTO_SPAN_MARGIN,
@@ -97,7 +98,7 @@ class RaceWeights:
         return self.paths[run][0] if len(self.paths[run]) else None
 
     def model_at(self, weights: torch.Tensor) -> nn.Module:
-        landscape.unflatten_into(self.model, weights)
+        params.unflatten_into(self.model, weights)
         return self.model
 
 
@@ -141,7 +142,7 @@ class WeightTap:
             every = self.every or max(1, race.lab.steps // TRAJECTORY_POINTS)
             self.every = every
             self._steps = [[0] for _ in race.models]
-            self._weights = [[landscape.flatten(m)] for m in race.models]
+            self._weights = [[params.flatten(m)] for m in race.models]
             self._lrs = [[math.nan] for _ in race.models]
         inner = race.records(stop)
         total = race.lab.steps
@@ -163,7 +164,7 @@ class WeightTap:
                 if record.step < total and (after % every == 0 or after == total):
                     for i in np.flatnonzero(race.alive):
                         self._steps[i].append(after)
-                        self._weights[i].append(landscape.flatten(race.models[i]))
+                        self._weights[i].append(params.flatten(race.models[i]))
                         self._lrs[i].append(float(self._last_lr[i]))
             yield record
 
@@ -195,7 +196,7 @@ class WeightTap:
                     now = self._current_step(i)
                     if kept[-1] != now:
                         kept.append(now)
-                        stack.append(landscape.flatten(model))
+                        stack.append(params.flatten(model))
                         rates.append(float(self._last_lr[i]) if self._last_lr is not None
                                      else math.nan)
                     matrix = torch.stack(stack)
@@ -280,7 +281,7 @@ def _two_point_plane(source: RaceWeights, a: torch.Tensor, b: torch.Tensor, requ
     center = (a + b) / 2
     d1 = (b - a) / 2
     model = source.model_at(center)
-    raw, _ = landscape.random_directions(model, torch.Generator().manual_seed(source.seed),
+    raw, _ = directions.random_directions(model, torch.Generator().manual_seed(source.seed),
                                          request.include_bias_bn)
     norm = float(d1.norm())
     if norm > 0:
@@ -304,19 +305,19 @@ def _plane(source: RaceWeights, request: SurfaceRequest):
     generator = torch.Generator().manual_seed(source.seed)
     if kind == "random":
         model = source.model_at(center)
-        d1, d2 = landscape.random_directions(model, generator, request.include_bias_bn)
+        d1, d2 = directions.random_directions(model, generator, request.include_bias_bn)
         return center, d1, d2, extra, 1.0, names
     if kind == "pca":
-        d1, d2, ratio = landscape.pca_directions([p for p in source.paths if len(p)],
+        d1, d2, ratio = directions.pca_directions([p for p in source.paths if len(p)],
                                                  center=center)
         extra["explained_variance"] = ratio
         return center, d1, d2, extra, None, ("PC1", "PC2")
     if kind == "hessian":
         model = source.model_at(center)
-        loss_fn = landscape.model_loss(source.x, source.y, source.criterion)
+        loss_fn = curvature.model_loss(source.x, source.y, source.criterion)
         # NaN eigenvalues: not converged; the plane lies along the best approximations and the
         # view says so (app.surface.info_line).
-        d1, d2, values = landscape.hessian_directions(model, loss_fn, generator=generator)
+        d1, d2, values = curvature.hessian_directions(model, loss_fn, generator=generator)
         extra["eigenvalues"] = values
         if not np.all(np.isfinite(values)):
             return center, d1, d2, extra, None, ("≈ v₁ (not converged)", "≈ v₂")
@@ -453,7 +454,7 @@ class TrainingFollower:
             self._follower = landscape.SurfaceFollower(
                 _FollowedModel(self._model, source), every=1, grid=request.grid, span=span,
                 include_bias_bn=request.include_bias_bn, seed=source.seed)
-        landscape.unflatten_into(self._model, center)
+        params.unflatten_into(self._model, center)
         surface = self._follower.maybe_update(source.step)
         self.computed += 1
         paths = []
@@ -557,12 +558,12 @@ class SharpnessUpdate:
 
 
 def sharpness_updates(source: RaceWeights, points: int = SHARPNESS_POINTS,
-                      max_products: int = landscape.SHARPNESS_MAX_PRODUCTS,
+                      max_products: int = curvature.SHARPNESS_MAX_PRODUCTS,
                       stop: threading.Event | None = None) -> Iterator[SharpnessUpdate]:
     """λ_max along each run's trajectory (≤ ``points`` evenly spaced snapshots, the last one
-    included), by Lanczos on Hessian-vector products (`core.landscape.surfaces.sharpness`; NaN where it
+    included), by Lanczos on Hessian-vector products (`core.landscape.curvature.sharpness`; NaN where it
     did not converge within ``max_products``). One update per measured point."""
-    loss_fn = landscape.model_loss(source.x, source.y, source.criterion)
+    loss_fn = curvature.model_loss(source.x, source.y, source.criterion)
     plans = []
     for i, steps in enumerate(source.steps):
         picks = np.unique(np.linspace(0, len(steps) - 1, min(points, len(steps))).round()
@@ -576,7 +577,7 @@ def sharpness_updates(source: RaceWeights, points: int = SHARPNESS_POINTS,
             if stop is not None and stop.is_set():
                 return
             model = source.model_at(source.paths[i][k])
-            values.append(landscape.sharpness(model, loss_fn, max_products,
+            values.append(curvature.sharpness(model, loss_fn, max_products,
                                               torch.Generator().manual_seed(source.seed)))
             done += 1
             yield SharpnessUpdate(i, source.steps[i][picks[:len(values)]],

@@ -15,7 +15,7 @@ What it does
    ones only).
 2. The centre of the plane is the **first run's final weights** (the first run whose final
    weights are finite, if run 0 diverged).
-3. Directions (`core.landscape.surfaces`): ``random`` — two filter-normalised Gaussian
+3. Directions (`core.landscape.directions`, `core.landscape.curvature`): ``random`` — two filter-normalised Gaussian
    directions drawn from the lab's seed; ``pca`` — the top-2 principal components of all runs'
    snapshots taken relative to the centre (one basis shared by all runs); ``hessian`` — the
    top-2 Hessian eigenvectors at the centre.
@@ -25,7 +25,7 @@ What it does
    projected snapshot, so every path fits.
 5. The loss is the data loss (the lab's criterion, without L1/L2 penalties) on the whole training
    split, with the model in eval mode. Sharpness (the largest algebraic Hessian eigenvalue, by
-   Lanczos on Hessian-vector products, `core.landscape.surfaces.sharpness`) is measured at each
+   Lanczos on Hessian-vector products, `core.landscape.curvature.sharpness`) is measured at each
    run's final weights on the same data; a solve that does not converge is printed as "not
    converged".
 
@@ -60,7 +60,9 @@ import torch
 
 from core.errors import LabError
 from core.lab.format import MAX_STEPS, Lab, validate_lab, write_atomic
+from core.landscape import curvature, params
 from core.landscape import surfaces as landscape
+from core.landscape.directions import pca_directions, random_directions
 
 DIRECTIONS = ("random", "pca", "hessian")
 MIN_GRID, MAX_GRID = 3, 101
@@ -143,7 +145,7 @@ def _trained_snapshots(race, every: int, stop: threading.Event | None,
     """Train the race; return per run the snapshot steps and (T, P) weight stacks."""
     count = len(race.models)
     steps_kept: list[list[int]] = [[0] for _ in range(count)]
-    weights: list[list[torch.Tensor]] = [[landscape.flatten(m)] for m in race.models]
+    weights: list[list[torch.Tensor]] = [[params.flatten(m)] for m in race.models]
     total = race.lab.steps
     for record in race.records(stop):
         # At a record of step t the alive runs have just been updated: they hold θ_(t+1)
@@ -153,7 +155,7 @@ def _trained_snapshots(race, every: int, stop: threading.Event | None,
             for i in np.flatnonzero(race.alive):
                 if after % every == 0 or after == total:
                     steps_kept[i].append(after)
-                    weights[i].append(landscape.flatten(race.models[i]))
+                    weights[i].append(params.flatten(race.models[i]))
         if progress is not None:
             progress(record.step, total)
     if stop is not None and stop.is_set():
@@ -165,7 +167,7 @@ def _trained_snapshots(race, every: int, stop: threading.Event | None,
         final_step = event.step if event is not None else total
         if steps_kept[i][-1] != final_step:
             steps_kept[i].append(final_step)
-            weights[i].append(landscape.flatten(race.models[i]))
+            weights[i].append(params.flatten(race.models[i]))
     paths = []
     for kept, stack in zip(steps_kept, weights):
         matrix = torch.stack(stack)
@@ -205,7 +207,7 @@ def compute_race_surface(
 
     race = make_race(lab)
     paths = _trained_snapshots(race, every, stop, progress)
-    finals = [landscape.flatten(m) for m in race.models]
+    finals = [params.flatten(m) for m in race.models]
     finite = [bool(torch.isfinite(w).all()) for w in finals]
     if not any(finite):
         raise LabError("runs", "every run diverged; there are no finite weights to centre on")
@@ -213,17 +215,17 @@ def compute_race_surface(
     center = finals[center_run]
     model = race.models[center_run]
     x, y, criterion = race.x_train, race.y_train, race.criterion
-    loss_of_model = landscape.model_loss(x, y, criterion)
+    loss_of_model = curvature.model_loss(x, y, criterion)
     generator = torch.Generator().manual_seed(lab.seed)
 
     extra: dict[str, np.ndarray] = {}
     if directions == "random":
-        d1, d2 = landscape.random_directions(model, generator)
+        d1, d2 = random_directions(model, generator)
     elif directions == "pca":
-        d1, d2, ratio = landscape.pca_directions([w for _, w in paths if len(w)], center=center)
+        d1, d2, ratio = pca_directions([w for _, w in paths if len(w)], center=center)
         extra["explained_variance"] = ratio
     else:
-        d1, d2, eigenvalues = landscape.hessian_directions(model, loss_of_model,
+        d1, d2, eigenvalues = curvature.hessian_directions(model, loss_of_model,
                                                            generator=generator)
         extra["eigenvalues"] = eigenvalues
 
@@ -253,7 +255,7 @@ def compute_race_surface(
         run_paths.append({"step": kept, "alpha": alpha, "beta": beta, "off_plane": off_plane,
                           "true_loss": true_loss, "surface_loss": surface_loss})
         sharp.append(
-            landscape.sharpness(race.models[i], loss_of_model,
+            curvature.sharpness(race.models[i], loss_of_model,
                                 generator=torch.Generator().manual_seed(lab.seed))
             if finite[i] else math.nan
         )

@@ -1,22 +1,10 @@
-"""Loss landscapes of real networks: directions, batched surfaces, projections and curvature.
+"""Loss surfaces of real networks: the batched surface computation, 1-D slices, projections of
+trajectories, and the engine choice.
 
-Everything works on *flat parameter vectors*: one float tensor holding every parameter of a model
-in ``model.parameters()`` order (what ``torch.nn.utils.parameters_to_vector`` gives). A
-`ParamLayout` (core/landscape/engines.py) says which slice of the vector is which parameter, its shape, and whether it is a
-weight matrix/filter bank, a bias, or a normalisation (batch-norm) parameter.
-
-A *plane* is a centre θ and two directions d1, d2; the surface is
-``L(α, β) = loss(θ + α·d1 + β·d2)`` on a grid. Directions come from:
-
-- `random_directions`: Gaussian, filter-normalised (Li et al. 2018, "Visualizing the Loss
-  Landscape of Neural Nets"): each row of a weight (a neuron's incoming weights, a conv filter) is
-  rescaled to the norm of the same row of the model's weights, so α = 1 is "as far as the weights
-  are large", layer by layer, whatever the scale of each layer.
-- `pca_directions`: the top-2 principal components of the training trajectories of *all* runs,
-  one basis shared by the whole race (so the paths can be compared on one picture).
-- `hessian_directions`: the top-2 eigenvectors of the loss Hessian (largest algebraic
-  eigenvalues), by Hessian-vector products and Lanczos (`core.landscape.eigensolver`).
-- `two_point_direction`: from one weight vector to another (init → final, run A → run B).
+Everything works on *flat parameter vectors* (core/landscape/params.py). A *plane* is a centre θ
+and two directions d1, d2 (core/landscape/directions.py: random filter-normalised, PCA of the
+trajectories, two points; core/landscape/curvature.py: top Hessian eigenvectors); the surface is
+``L(α, β) = loss(θ + α·d1 + β·d2)`` on a grid.
 
 Surfaces are evaluated in *batched* passes, many weight vectors at once, never one forward pass per
 point (what the loss-landscape scripts do, and what `surface_point_by_point` does as the
@@ -41,30 +29,15 @@ The torch engines run on the model's device; all run in eval mode (dropout off, 
 its running statistics), without autograd. Memory is bounded by evaluating *chunks* of points: see
 `default_chunk` for the bound. Losses are computed in float32 like the model and returned as
 float64 numpy arrays; a non-finite loss (a far point of an exploding regression) is returned as it
-is (``nan``/``inf``) for the caller to mask.
-
-Curvature: `sharpness` (the top Hessian eigenvalue, compared with 2/lr in edge-of-stability
-plots) and `hessian_directions` use double backward (``torch.autograd.grad`` with
-``create_graph=True``) for Hessian-vector products, fed to Lanczos for the largest *algebraic*
-eigenvalues (`hessian_top_eigen`, `core.landscape.eigensolver`) with a tolerance and a product budget; a
-solve that does not converge gives NaN ("not converged"), never a number. `SharpnessTracker`
-measures it again every few training steps, warm-started from the previous eigenvector
-(``problem.sharpness_every``).
+is (``nan``/``inf``) for the caller to mask. The surface functions take the data ``x, y`` and a
+`Criterion` ``(output, target) -> scalar mean loss``, e.g. ``F.cross_entropy``.
 
 Following the training: `SurfaceFollower` recomputes a coarse surface around a run's current
 weights every N steps of a `core.engine.network_race.NetworkRace`.
-
-Two kinds of loss callables appear here, named by their type:
-
-- `Criterion` ``(output, target) -> scalar mean loss``, e.g. ``F.cross_entropy``: the surface
-  functions take the data ``x, y`` and a criterion;
-- `ModelLoss` ``(model) -> scalar loss at its current weights``: the curvature functions, which
-  differentiate through the model; build one with `model_loss(x, y, criterion)`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,11 +47,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from core.landscape.eigensolver import EIGEN_TOL, KRYLOV, WARM_KRYLOV, TopEigen, top_eigenpairs
+from core.landscape.directions import default_generator, filter_normalize, two_point_direction
 from core.landscape.engines import Criterion, MlpEngine, ParamLayout, VmapEngine
 from core.landscape.fused import fused_mlp_engine
-
-ModelLoss = Callable[[nn.Module], Tensor]
+from core.landscape.params import device_dtype, eval_mode, flatten, unflatten_into
 
 # Per-chunk memory budgets (bytes of the widest activation of a whole chunk). The MLP engine's
 # chunk is sized to stay in the CPU's L3 cache (measured: 32-64 points of a 2-16-16-2 MLP on 512
@@ -90,323 +62,16 @@ MAX_CHUNK = 256
 YIELD_POINTS = 512  # points per yield of the chunked evaluation (stop is checked per chunk)
 PROGRESSIVE_STRIDES = (4, 2, 1)
 DEFAULT_INTERPOLATION = (-0.5, 1.5, 41)  # Goodfellow et al. 2015 plot α from −0.5 to 1.5
-_ROW_EPS = 1e-10  # as in Li et al.'s code: a zero direction row stays zero, never NaN
-
-def flatten(model: nn.Module) -> Tensor:
-    """A detached copy of all the model's parameters as one (P,) vector."""
-    return nn.utils.parameters_to_vector(model.parameters()).detach().clone()
-
-
-def unflatten_into(model: nn.Module, vector: Tensor) -> None:
-    """Copy a (P,) vector into the model's parameters, in place (the model is left pointing at
-    its own tensors, so optimizers holding them stay valid)."""
-    params = list(model.parameters())
-    size = sum(p.numel() for p in params)
-    if vector.ndim != 1 or vector.numel() != size:
-        raise ValueError(f"expected a vector of {size} parameters, got shape {tuple(vector.shape)}")
-    with torch.no_grad():
-        offset = 0
-        for p in params:
-            p.copy_(vector[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
-
-
-def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    first = next(model.parameters(), None)
-    if first is None:
-        raise ValueError("the model has no parameters, so it has no loss landscape")
-    return first.device, first.dtype
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    """Dropout off and batch norm on its running statistics, then the caller's mode again."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
-# --------------------------------------------------------------------------------------------
-# Directions
-
-
-def _default_generator(generator: torch.Generator | None) -> torch.Generator:
-    # A fixed seed rather than torch's global RNG: the same call gives the same picture, and
-    # drawing directions never disturbs the training's random stream.
-    return generator if generator is not None else torch.Generator().manual_seed(0)
-
-
-def filter_normalize(direction: Tensor, weights: Tensor, layout: ParamLayout,
-                     include_bias_bn: bool = False) -> Tensor:
-    """Li et al.'s filter normalisation of a (P,) direction against the (P,) weights.
-
-    Each row of a weight slot (dimension 0: a neuron's incoming weights, a conv filter) is scaled
-    to the norm of that row of the weights. Biases and norm parameters are zeroed, or, with
-    ``include_bias_bn``, each such vector is scaled as a whole to the norm of the weights' vector
-    (Li et al.'s code copies the weights there instead; a random direction keeps d1 and d2
-    independent).
-    """
-    out = direction.clone()
-    for s in layout.slots:
-        d = out[s.offset:s.offset + s.numel]
-        w = weights[s.offset:s.offset + s.numel]
-        if s.kind == "weight":
-            rows = s.shape[0]
-            d_rows, w_rows = d.view(rows, -1), w.view(rows, -1)
-            scale = w_rows.norm(dim=1, keepdim=True) / (d_rows.norm(dim=1, keepdim=True) + _ROW_EPS)
-            d_rows.mul_(scale)
-        elif include_bias_bn:
-            d.mul_(w.norm() / (d.norm() + _ROW_EPS))
-        else:
-            d.zero_()
-    return out
-
-
-def random_directions(
-    model: nn.Module,
-    generator: torch.Generator | None = None,
-    include_bias_bn: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """Two filter-normalised Gaussian directions (P,) around the model's current weights.
-
-    Not orthogonalised: in many dimensions two Gaussian directions are nearly orthogonal already,
-    and `project_trajectory` solves least squares for the rest.
-    """
-    device, dtype = _device_dtype(model)
-    generator = _default_generator(generator)
-    layout = ParamLayout.of(model)
-    weights = flatten(model)
-    directions = []
-    for _ in range(2):
-        raw = torch.randn(layout.size, generator=generator, dtype=torch.float32)
-        raw = raw.to(device=device, dtype=dtype)
-        directions.append(filter_normalize(raw, weights, layout, include_bias_bn))
-    return directions[0], directions[1]
-
-
-def two_point_direction(a: Tensor, b: Tensor) -> Tensor:
-    """The direction from weights ``a`` to weights ``b``: α = 0 is ``a``, α = 1 is ``b``."""
-    if a.shape != b.shape:
-        raise ValueError(f"the two points differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    return (b - a).detach().clone()
-
-
-def _fix_sign(vector: Tensor) -> Tensor:
-    """Eigen/singular vectors are defined up to sign; make the largest entry positive so the
-    same data always gives the same picture."""
-    index = int(vector.abs().argmax())
-    return -vector if vector[index] < 0 else vector
-
-
-def pca_directions(
-    trajectories: Sequence[Tensor],
-    center: Tensor | None = None,
-) -> tuple[Tensor, Tensor, np.ndarray]:
-    """One PCA basis for the trajectories of all runs: (d1, d2, explained_variance_ratio).
-
-    ``trajectories`` are (T_i, P) stacks of weight vectors, one per run. As in Li et al. 2018, the
-    rows are taken relative to an origin — ``center``, by default run 0's final point (the
-    centre `landscape_cli` draws the surface around) — then, like their sklearn PCA, the rows of
-    all runs together are mean-centred and the top-2 right singular vectors are the directions.
-    d1 and d2 are orthonormal (unit length, so α, β are distances in weight space);
-    ``explained_variance_ratio`` is each one's share of the total variance of those rows.
-    """
-    if not trajectories:
-        raise ValueError("pca_directions needs at least one trajectory")
-    rows = torch.cat([t.detach().reshape(len(t), -1) for t in trajectories]).double()
-    if len(rows) < 2:
-        raise ValueError("pca_directions needs at least two weight vectors")
-    origin = trajectories[0][-1] if center is None else center
-    rows = rows - origin.detach().double()
-    rows = rows - rows.mean(dim=0, keepdim=True)
-    # full_matrices=False: cost O(min(T, P)² · max(T, P)); trajectories are kept to ~100 points
-    # per run, so this is small even for 10⁵ parameters.
-    _, singular, vh = torch.linalg.svd(rows, full_matrices=False)
-    total = float((singular ** 2).sum())
-    ratios = np.zeros(2)
-    if total > 0:
-        ratios[: min(2, len(singular))] = (singular[:2] ** 2).cpu().numpy() / total
-    if vh.shape[0] < 2:  # a single snapshot left after centring: complete the basis
-        extra = torch.zeros_like(vh[0])
-        extra[int(vh[0].abs().argmin())] = 1.0
-        extra = extra - (extra @ vh[0]) * vh[0]
-        vh = torch.stack([vh[0], extra / extra.norm()])
-    dtype = trajectories[0].dtype
-    d1, d2 = (_fix_sign(v).to(dtype) for v in (vh[0], vh[1]))
-    return d1, d2, ratios
-
-
-# --------------------------------------------------------------------------------------------
-# Curvature: Hessian-vector products and Lanczos (core.landscape.eigensolver)
-
-
-def model_loss(x: Tensor, y: Tensor, criterion: Criterion) -> ModelLoss:
-    """The `ModelLoss` of ``criterion`` on the data ``(x, y)``."""
-    return lambda model: criterion(model(x), y)
-
-
-def _hvp_operator(model: nn.Module, loss_fn: ModelLoss) -> Callable[[Tensor], Tensor] | None:
-    """v ↦ H·v at the model's current weights, by double backward; None when H = 0 (the loss
-    is linear in the weights).
-
-    The gradient graph is built once; each product is one more backward pass through it.
-    """
-    params = list(model.parameters())
-    with torch.enable_grad():
-        loss = loss_fn(model)
-        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True,
-                                    materialize_grads=True)
-    flat_grad = torch.cat([g.reshape(-1) for g in grads])
-    if not flat_grad.requires_grad:
-        return None
-
-    def hvp(vector: Tensor) -> Tensor:
-        products = torch.autograd.grad(flat_grad, params, grad_outputs=vector, retain_graph=True,
-                                       allow_unused=True, materialize_grads=True)
-        return torch.cat([h.reshape(-1) for h in products]).detach()
-
-    return hvp
-
-
-# Hessian-vector products a curvature solve may use before it is reported as not converged
-# (core.landscape.eigensolver: Lanczos, tolerance EIGEN_TOL). Measured on the MLPs of the benches and of
-# tests/core/test_sharpness.py, indefinite points included: cold top-1 and top-2 solves converge
-# at ARPACK's first check (21 products), warm ones in 4-10 (docs/surfaces.md). The caps leave
-# room for harder spectra (larger models, clustered eigenvalues) and bound hopeless solves.
-SHARPNESS_MAX_PRODUCTS = 300
-HESSIAN_MAX_PRODUCTS = 500
-
-
-def _random_start(size: int, generator: torch.Generator | None) -> np.ndarray:
-    return torch.randn(size, generator=_default_generator(generator),
-                       dtype=torch.float64).numpy()
-
-
-def hessian_top_eigen(
-    model: nn.Module,
-    loss_fn: ModelLoss,
-    k: int = 1,
-    max_products: int = SHARPNESS_MAX_PRODUCTS,
-    generator: torch.Generator | None = None,
-    tol: float = EIGEN_TOL,
-    start: Tensor | None = None,
-    krylov: int = KRYLOV,
-) -> TopEigen:
-    """The ``k`` largest algebraic eigenpairs of the Hessian of ``loss_fn`` at the model's
-    weights (`core.landscape.eigensolver.top_eigenpairs` on float64 vectors; each product is one torch
-    Hessian-vector product in the model's dtype, on its device). Eval mode; the parameters'
-    ``.grad`` are left untouched. Not converged: NaN values, ``converged=False``."""
-    with _eval_mode(model):
-        like = next(model.parameters())
-        size = sum(p.numel() for p in model.parameters())
-        first = (start.detach().to(device="cpu", dtype=torch.float64).numpy()
-                 if start is not None else _random_start(size, generator))
-        hvp = _hvp_operator(model, loss_fn)
-        if hvp is None:  # H = 0: every eigenvalue is 0, any orthonormal vectors are eigenvectors
-            vectors, _ = np.linalg.qr(np.column_stack(
-                [first] + [_random_start(size, generator) for _ in range(k - 1)]))
-            return TopEigen(np.zeros(k), vectors, True, 0)
-
-        def matvec(x: np.ndarray) -> np.ndarray:
-            vector = torch.from_numpy(x).to(device=like.device, dtype=like.dtype)
-            return hvp(vector).to(device="cpu", dtype=torch.float64).numpy()
-
-        return top_eigenpairs(matvec, size, k, first, tol, max_products, krylov)
-
-
-def _as_param_vector(vectors: np.ndarray, j: int, like: Tensor) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(vectors[:, j])).to(like)
-
-
-def sharpness(
-    model: nn.Module,
-    loss_fn: ModelLoss,
-    max_products: int = SHARPNESS_MAX_PRODUCTS,
-    generator: torch.Generator | None = None,
-    tol: float = EIGEN_TOL,
-) -> float:
-    """The top (most positive) eigenvalue λ_max of the Hessian of ``loss_fn`` at the model's
-    weights, or NaN when the solve did not converge within ``max_products`` Hessian-vector
-    products (`hessian_top_eigen`). For gradient descent at learning rate η, λ_max ≈ 2/η is the
-    edge of stability. Evaluated in eval mode (no dropout noise in the Hessian)."""
-    return float(hessian_top_eigen(model, loss_fn, 1, max_products, generator, tol).values[0])
-
-
-SHARPNESS_SAMPLES = 2048  # training samples the tracked sharpness is measured on (the first ones)
-
-
-class SharpnessTracker:
-    """Each run's sharpness (top Hessian eigenvalue), measured again every few training steps.
-
-    Cheap because the eigenvector moves slowly while training: each measurement starts Lanczos
-    from the run's previous eigenvector with a small basis (`WARM_KRYLOV` products before the
-    first convergence test, where a cold start builds `KRYLOV`). A measurement that does not
-    converge within ``max_products`` is NaN (records carry it; the GUI shows "not converged"),
-    and the next one starts cold-sized from its best approximation. Each run has its own fixed
-    random stream for its first start, so measuring never touches torch's global RNG (dropout
-    masks and batches stay as they were). ``products[i]``: what run i's last measurement cost.
-    """
-
-    def __init__(self, count: int, max_products: int = SHARPNESS_MAX_PRODUCTS,
-                 tol: float = EIGEN_TOL):
-        self.vectors: list[Tensor | None] = [None] * count
-        self.warm: list[bool] = [False] * count  # the vector is a converged eigenvector
-        self.products: list[int] = [0] * count
-        self.max_products, self.tol = max_products, tol
-
-    def measure(self, index: int, model: nn.Module, loss_fn: ModelLoss) -> float:
-        """Run ``index``'s λ_max at the model's current weights (NaN: not converged)."""
-        previous = self.vectors[index]
-        size = sum(p.numel() for p in model.parameters())
-        if previous is None or previous.numel() != size:
-            previous, warm = None, False
-        else:
-            warm = self.warm[index]
-        result = hessian_top_eigen(
-            model, loss_fn, 1, self.max_products, torch.Generator().manual_seed(1 + index),
-            self.tol, start=previous, krylov=WARM_KRYLOV if warm else KRYLOV)
-        self.vectors[index] = torch.from_numpy(np.ascontiguousarray(result.vectors[:, 0]))
-        self.warm[index] = result.converged
-        self.products[index] = result.products
-        return float(result.values[0])
-
-
-def hessian_directions(
-    model: nn.Module,
-    loss_fn: ModelLoss,
-    max_products: int = HESSIAN_MAX_PRODUCTS,
-    generator: torch.Generator | None = None,
-    tol: float = EIGEN_TOL,
-) -> tuple[Tensor, Tensor, np.ndarray]:
-    """The top-2 Hessian eigenvectors (orthonormal) and their eigenvalues [λ1, λ2], λ1 ≥ λ2.
-
-    One Lanczos solve for the two largest algebraic eigenvalues (`hessian_top_eigen`, k = 2).
-    When it does not converge within ``max_products`` products the eigenvalues are NaN (show
-    "not converged") and the directions are the solver's best orthonormal approximations, so a
-    plane can still be drawn, labelled as such."""
-    like = next(model.parameters())
-    result = hessian_top_eigen(model, loss_fn, 2, max_products, _default_generator(generator),
-                               tol)
-    d1, d2 = (_fix_sign(_as_param_vector(result.vectors, j, like)) for j in range(2))
-    return d1.detach(), d2.detach(), np.asarray(result.values, dtype=np.float64)
-
-
-# --------------------------------------------------------------------------------------------
-# Batched evaluation
 
 
 def _engine(model: nn.Module, x: Tensor, y: Tensor, loss_fn: Criterion):
     """The fastest engine that can evaluate ``model`` (built in eval mode, without autograd)."""
     layout = ParamLayout.of(model)
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     x = torch.as_tensor(x).to(device)
     x = x.to(dtype) if x.is_floating_point() else x
     y = torch.as_tensor(y).to(device)
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         # The fused native kernel where it applies (small float32 MLPs on the CPU, a C
         # compiler present).
         engine = fused_mlp_engine(model, x, y, loss_fn, layout)
@@ -450,7 +115,7 @@ def _chunk_losses(
         parts = []
         # Eval and inference mode per group, never across a yield: while this generator is
         # suspended the caller (maybe training this very model) must see its own modes.
-        with _eval_mode(engine.model), torch.inference_mode():
+        with eval_mode(engine.model), torch.inference_mode():
             for start in range(group_start, group_end, size):
                 if stop is not None and stop.is_set():
                     break
@@ -464,13 +129,13 @@ def _chunk_losses(
 
 
 def _as_vector(model: nn.Module, vector: Tensor) -> Tensor:
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     return torch.as_tensor(vector).detach().to(device=device, dtype=dtype).reshape(-1)
 
 
 def _plane_losses(model, center, d1, d2, coords: np.ndarray, x, y, loss_fn, chunk=None,
                   stop=None, engine=None) -> Iterator[tuple[int, np.ndarray]]:
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     center, d1, d2 = (_as_vector(model, v) for v in (center, d1, d2))
     engine = engine or _engine(model, x, y, loss_fn)
     with torch.no_grad():
@@ -494,7 +159,7 @@ def evaluate_points(model: nn.Module, center: Tensor, d1: Tensor, d2: Tensor,
 def evaluate_weights(model: nn.Module, weights: Tensor, x: Tensor, y: Tensor,
                      loss_fn: Criterion, chunk: int | None = None) -> np.ndarray:
     """Loss of each of the (N, P) weight vectors (a trajectory, say), batched."""
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     weights = torch.as_tensor(weights).detach().to(device=device, dtype=dtype)
     weights = weights.reshape(len(weights), -1)
     out = np.empty(len(weights))
@@ -532,7 +197,7 @@ def surface_point_by_point(model: nn.Module, center: Tensor, d1: Tensor, d2: Ten
     saved = flatten(model)
     out = np.empty((len(betas), len(alphas)))
     try:
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for j, beta in enumerate(betas):
                 for i, alpha in enumerate(alphas):
                     unflatten_into(model, center + float(alpha) * d1 + float(beta) * d2)
@@ -647,7 +312,7 @@ def random_slice_1d(model: nn.Module, center: Tensor, x: Tensor, y: Tensor, loss
     ``center``), α over [−span, span]. Returns (alphas, losses, d)."""
     center = _as_vector(model, center)
     layout = ParamLayout.of(model)
-    raw = torch.randn(layout.size, generator=_default_generator(generator), dtype=torch.float32)
+    raw = torch.randn(layout.size, generator=default_generator(generator), dtype=torch.float32)
     direction = filter_normalize(raw.to(center), center, layout, include_bias_bn)
     alphas = np.linspace(-span, span, count)
     coords = np.column_stack([alphas, np.zeros_like(alphas)])
@@ -758,7 +423,7 @@ class SurfaceFollower:
         self.chunk = chunk
         self.include_bias_bn = include_bias_bn
         self.layout = ParamLayout.of(self.model)
-        device, dtype = _device_dtype(self.model)
+        device, dtype = device_dtype(self.model)
         if isinstance(directions, str):
             raw = torch.randn(2, self.layout.size, generator=torch.Generator().manual_seed(seed))
             self._raw = raw.to(device=device, dtype=dtype)

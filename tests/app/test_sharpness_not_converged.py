@@ -13,7 +13,7 @@ import app.surface.work as surface_work
 from app.surface.view import PAGE_SHARPNESS, SurfaceView
 from core.engine.history import NetworkHistory
 from core.engine.network_race import NetworkRace
-from core.landscape import surfaces as landscape
+from core.landscape import curvature
 from core.landscape.live import WeightTap
 from tests.app.test_surface_view import COLORS, _lab, _network_view, _tracked_lab
 
@@ -84,8 +84,8 @@ def view(qtbot):
 
 def test_a_hessian_plane_and_on_demand_sharpness_that_did_not_converge_say_so(
         qtbot, view, monkeypatch, tmp_path):
-    starved = functools.partial(landscape.hessian_directions, max_products=2)
-    monkeypatch.setattr(landscape, "hessian_directions", starved)
+    starved = functools.partial(curvature.hessian_directions, max_products=2)
+    monkeypatch.setattr(curvature, "hessian_directions", starved)
     view.controls.set_directions("hessian")
     view.controls.grid_spin.setValue(9)
     assert view.compute()

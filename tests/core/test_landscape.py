@@ -15,7 +15,7 @@ from torch import nn
 
 from cli.surface import register
 from core.errors import LabError
-from core.landscape import engines, native
+from core.landscape import curvature, directions, engines, native, params
 from core.landscape import surfaces as landscape
 
 TOL = 1e-5
@@ -39,14 +39,14 @@ def _moons_like(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _loss_at(model: nn.Module, vector: torch.Tensor, x, y, criterion) -> float:
-    saved, training = landscape.flatten(model), model.training
-    landscape.unflatten_into(model, vector)
+    saved, training = params.flatten(model), model.training
+    params.unflatten_into(model, vector)
     try:
         with torch.no_grad():
             model.eval()
             return float(criterion(model(x), y))
     finally:
-        landscape.unflatten_into(model, saved)
+        params.unflatten_into(model, saved)
         model.train(training)
 
 
@@ -57,15 +57,15 @@ def _loss_at(model: nn.Module, vector: torch.Tensor, x, y, criterion) -> float:
 def test_layout_names_kinds_and_round_trip():
     model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
                           nn.Linear(3 * 4 * 4, 2))
-    layout = landscape.ParamLayout.of(model)
+    layout = engines.ParamLayout.of(model)
     kinds = {s.name: s.kind for s in layout.slots}
     assert kinds == {"0.weight": "weight", "0.bias": "bias", "1.weight": "norm",
                      "1.bias": "norm", "4.weight": "weight", "4.bias": "bias"}
     assert layout.size == sum(p.numel() for p in model.parameters())
-    vector = landscape.flatten(model)
+    vector = params.flatten(model)
     assert torch.equal(vector, nn.utils.parameters_to_vector(model.parameters()))
-    landscape.unflatten_into(model, vector * 2)
-    assert torch.allclose(landscape.flatten(model), vector * 2)
+    params.unflatten_into(model, vector * 2)
+    assert torch.allclose(params.flatten(model), vector * 2)
     for name, view in layout.split(vector).items():
         assert torch.equal(view, dict(model.named_parameters())[name].detach() / 2)
 
@@ -75,10 +75,10 @@ def test_filter_normalization_gives_each_row_its_weight_rows_norm_and_zero_biase
                           nn.Linear(4 * 4 * 4, 8), nn.Tanh(), nn.Linear(8, 3))
     weights = dict(model.named_parameters())
     for include in (False, True):
-        d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(3),
+        d1, d2 = directions.random_directions(model, torch.Generator().manual_seed(3),
                                              include_bias_bn=include)
         assert not torch.allclose(d1, d2)
-        layout = landscape.ParamLayout.of(model)
+        layout = engines.ParamLayout.of(model)
         for direction in (d1, d2):
             for slot in layout.slots:
                 d = layout.split(direction)[slot.name]
@@ -107,7 +107,7 @@ def test_pca_recovers_a_known_plane_and_its_explained_variance():
         all_coords.append(torch.stack([a, b], 1))
         trajectories.append(origin + a[:, None] * u + b[:, None] * v)
     center = trajectories[0][-1]
-    d1, d2, ratio = landscape.pca_directions(trajectories, center=center)
+    d1, d2, ratio = directions.pca_directions(trajectories, center=center)
     # Orthonormal, and spanning the same plane as u, v.
     gram = torch.stack([d1, d2]) @ torch.stack([d1, d2]).T
     torch.testing.assert_close(gram, torch.eye(2, dtype=torch.float64), atol=1e-10, rtol=0)
@@ -119,7 +119,7 @@ def test_pca_recovers_a_known_plane_and_its_explained_variance():
     eig = np.sort(np.linalg.eigvalsh(np.cov(coords.T)))[::-1]
     np.testing.assert_allclose(ratio, eig / eig.sum(), atol=1e-10)
     # The default origin is run 0's final point.
-    d1b, d2b, ratio_b = landscape.pca_directions(trajectories)
+    d1b, d2b, ratio_b = directions.pca_directions(trajectories)
     torch.testing.assert_close(d1b, d1)
     np.testing.assert_allclose(ratio_b, ratio)
 
@@ -130,7 +130,7 @@ def test_a_straight_line_trajectory_projects_onto_a_straight_line():
     ts = torch.linspace(0, 1, 11)[:, None]
     line = start + ts * (end - start)
     other = end + ts * torch.randn(30, generator=g)  # a second run, off in its own direction
-    d1, d2, _ = landscape.pca_directions([line, other], center=end)
+    d1, d2, _ = directions.pca_directions([line, other], center=end)
     alpha, beta, _ = landscape.project_trajectory(line, end, d1, d2)
     points = np.column_stack([alpha, beta])
     steps = np.diff(points, axis=0)
@@ -141,7 +141,7 @@ def test_a_straight_line_trajectory_projects_onto_a_straight_line():
 
 def test_two_point_direction_goes_from_a_to_b():
     a, b = torch.zeros(5), torch.arange(5.0)
-    d = landscape.two_point_direction(a, b)
+    d = directions.two_point_direction(a, b)
     torch.testing.assert_close(a + d, b)
 
 
@@ -165,14 +165,14 @@ def _linear_regression_hessian(x: torch.Tensor) -> np.ndarray:
 def test_sharpness_and_hessian_directions_match_a_quadratics_closed_form():
     x, y = _regression()
     model = nn.Linear(3, 1)
-    loss_fn = landscape.model_loss(x, y, F.mse_loss)
+    loss_fn = curvature.model_loss(x, y, F.mse_loss)
     eigenvalues, eigenvectors = np.linalg.eigh(_linear_regression_hessian(x))
     top, second = eigenvalues[-1], eigenvalues[-2]
 
-    value = landscape.sharpness(model, loss_fn, generator=torch.Generator().manual_seed(0))
+    value = curvature.sharpness(model, loss_fn, generator=torch.Generator().manual_seed(0))
     assert value == pytest.approx(top, rel=1e-4)
 
-    d1, d2, found = landscape.hessian_directions(model, loss_fn,
+    d1, d2, found = curvature.hessian_directions(model, loss_fn,
                                                  generator=torch.Generator().manual_seed(0))
     np.testing.assert_allclose(found, [top, second], rtol=1e-3)
     assert abs(float(d1.double() @ torch.from_numpy(eigenvectors[:, -1]))) > 0.999
@@ -190,7 +190,7 @@ def test_sharpness_is_the_most_positive_eigenvalue_even_beside_a_larger_negative
         w = m.weight.reshape(-1)
         return 0.5 * w @ matrix @ w
 
-    assert landscape.sharpness(model, loss_fn) == pytest.approx(2.0, rel=1e-3)
+    assert curvature.sharpness(model, loss_fn) == pytest.approx(2.0, rel=1e-3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,8 +220,8 @@ def test_batched_surface_equals_the_point_by_point_loop(case):
         y = (x[:, :1] ** 2 - x[:, 1:]).float()
     else:
         model, y = _bn_model(), (y + (x[:, 0] > 1).long())
-    center, training = landscape.flatten(model), model.training
-    d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(5))
+    center, training = params.flatten(model), model.training
+    d1, d2 = directions.random_directions(model, torch.Generator().manual_seed(5))
     alphas, betas = np.linspace(-1, 1, 7), np.linspace(-0.8, 1.2, 5)
     reference = landscape.surface_point_by_point(model, center, d1, d2, alphas, betas, x, y,
                                                  criterion)
@@ -235,7 +235,7 @@ def test_batched_surface_equals_the_point_by_point_loop(case):
     expected = _loss_at(model, center + alphas[i] * d1 + betas[j] * d2, x, y, criterion)
     assert batched[j, i] == pytest.approx(expected, rel=TOL, abs=TOL)
     # The model is left as it was: same weights, same mode.
-    assert torch.equal(landscape.flatten(model), center)
+    assert torch.equal(params.flatten(model), center)
     assert model.training == training
 
 
@@ -266,8 +266,8 @@ def test_the_fast_mlp_path_equals_the_point_by_point_loop(case, monkeypatch):
     engine = landscape._engine(model, x, y, F.cross_entropy)
     assert type(engine) is engines.MlpEngine
     assert len(engine.tiles) >= 3 and max(b - a for a, b in engine.tiles) <= engines.SAMPLE_TILE
-    center = landscape.flatten(model)
-    d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(2),
+    center = params.flatten(model)
+    d1, d2 = directions.random_directions(model, torch.Generator().manual_seed(2),
                                          include_bias_bn=case != "no-bias")
     alphas, betas = np.linspace(-1.5, 1.5, 9), np.linspace(-1, 1, 6)
     reference = landscape.surface_point_by_point(model, center, d1, d2, alphas, betas, x, y,
@@ -308,7 +308,7 @@ def test_the_follower_recomputes_every_n_steps_around_the_current_weights():
         updated.append(record.step)
         pictures.append(surface.losses)
         assert surface.losses.shape == (5, 5) and np.all(np.isfinite(surface.losses))
-        assert torch.equal(surface.center, landscape.flatten(model))
+        assert torch.equal(surface.center, params.flatten(model))
         # The middle of the grid (α = β = 0) is the model's training loss right now.
         training = model.training
         model.eval()
@@ -332,8 +332,8 @@ def test_the_follower_refuses_bad_arguments():
 def test_the_surface_at_the_origin_is_the_models_loss():
     x, y = _moons_like()
     model = _mlp()
-    d1, d2 = landscape.random_directions(model)
-    surface = landscape.evaluate_surface(model, landscape.flatten(model), d1, d2, [0.0], [0.0],
+    d1, d2 = directions.random_directions(model)
+    surface = landscape.evaluate_surface(model, params.flatten(model), d1, d2, [0.0], [0.0],
                                          x, y, F.cross_entropy)
     with torch.no_grad():
         assert surface[0, 0] == pytest.approx(float(F.cross_entropy(model(x), y)), abs=TOL)
@@ -342,7 +342,7 @@ def test_the_surface_at_the_origin_is_the_models_loss():
 def test_evaluate_weights_gives_each_vectors_loss():
     x, y = _moons_like()
     model = _mlp()
-    center = landscape.flatten(model)
+    center = params.flatten(model)
     vectors = torch.stack([center, center * 0.5, center + 0.1])
     got = landscape.evaluate_weights(model, vectors, x, y, F.cross_entropy, chunk=2)
     expected = [_loss_at(model, v, x, y, F.cross_entropy) for v in vectors]
@@ -352,8 +352,8 @@ def test_evaluate_weights_gives_each_vectors_loss():
 def test_coarse_to_fine_shows_a_full_picture_at_once_and_ends_at_the_full_evaluation():
     x, y = _moons_like()
     model = _mlp()
-    center = landscape.flatten(model)
-    d1, d2 = landscape.random_directions(model)
+    center = params.flatten(model)
+    d1, d2 = directions.random_directions(model)
     levels = list(landscape.surface_progressive(model, center, d1, d2, x, y, F.cross_entropy,
                                                 grid=11, span=0.7, chunk=8))
     assert [level for level, *_ in levels] == [0, 1, 2]
@@ -375,8 +375,8 @@ def test_coarse_to_fine_shows_a_full_picture_at_once_and_ends_at_the_full_evalua
 def test_coarse_to_fine_stops_between_chunks():
     x, y = _moons_like()
     model = _mlp()
-    center = landscape.flatten(model)
-    d1, d2 = landscape.random_directions(model)
+    center = params.flatten(model)
+    d1, d2 = directions.random_directions(model)
     stop = threading.Event()
     levels = []
     for item in landscape.surface_progressive(model, center, d1, d2, x, y, F.cross_entropy,
@@ -393,7 +393,7 @@ def test_coarse_to_fine_stops_between_chunks():
 def test_interpolation_endpoints_equal_the_losses_at_a_and_b():
     x, y = _moons_like()
     model_a, model_b = _mlp(0), _mlp(7)
-    a, b = landscape.flatten(model_a), landscape.flatten(model_b)
+    a, b = params.flatten(model_a), params.flatten(model_b)
     ts, losses = landscape.interpolate_1d(model_a, a, b, None, x, y, F.cross_entropy)
     assert ts[0] == pytest.approx(-0.5) and ts[-1] == pytest.approx(1.5)
     zero, one = int(np.argmin(np.abs(ts))), int(np.argmin(np.abs(ts - 1)))
@@ -405,7 +405,7 @@ def test_interpolation_endpoints_equal_the_losses_at_a_and_b():
 def test_random_slice_passes_through_the_center():
     x, y = _moons_like()
     model = _mlp()
-    center = landscape.flatten(model)
+    center = params.flatten(model)
     alphas, losses, direction = landscape.random_slice_1d(model, center, x, y, F.cross_entropy,
                                                           count=11)
     assert alphas[5] == 0 and direction.shape == center.shape
@@ -435,8 +435,8 @@ def test_projection_recovers_plane_coordinates_and_off_plane_distance():
 def test_true_loss_equals_surface_loss_for_points_on_the_plane():
     x, y = _moons_like()
     model = _mlp()
-    center = landscape.flatten(model)
-    d1, d2 = landscape.random_directions(model)
+    center = params.flatten(model)
+    d1, d2 = directions.random_directions(model)
     on_plane = torch.stack([center + 0.3 * d1 - 0.2 * d2, center - 0.5 * d2])
     true_loss, surface_loss = landscape.true_vs_surface_loss(model, on_plane, center, d1, d2,
                                                              x, y, F.cross_entropy)

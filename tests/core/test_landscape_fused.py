@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.landscape import engines, native
+from core.landscape import directions, engines, native, params
 from core.landscape import fused as landscape_fused
 from core.landscape import surfaces as landscape
 from tests.core.test_landscape import _mlp
@@ -25,8 +25,8 @@ needs_kernel = pytest.mark.skipif(
 def _surfaces(model, x, y, loss_fn, alphas, betas, engine):
     """``engine``'s surface (driven as `_plane_losses` drives any engine, in chunks of 7) and
     the point-by-point reference."""
-    center = landscape.flatten(model)
-    d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(2),
+    center = params.flatten(model)
+    d1, d2 = directions.random_directions(model, torch.Generator().manual_seed(2),
                                          include_bias_bn=True)
     coords = landscape._grid_coords(alphas, betas)
     got = np.concatenate([losses for _, losses in landscape._plane_losses(
@@ -74,7 +74,7 @@ CASES = ["relu-two-class", "tanh-three-class", "sigmoid-mse", "leaky-wide", "one
 def test_the_fused_surface_equals_the_point_by_point_loop_and_the_torch_engine(name):
     model, x, y, loss_fn = _case(name)
     alphas, betas = np.linspace(-1.5, 1.5, 7), np.linspace(-1.0, 1.0, 5)
-    layout = landscape.ParamLayout.of(model)
+    layout = engines.ParamLayout.of(model)
     with torch.no_grad():
         fused = landscape_fused.fused_mlp_engine(model, x, y, loss_fn, layout)
         torch_engine = engines.MlpEngine.build(model, x, y, loss_fn, layout)
@@ -105,7 +105,7 @@ def test_far_points_give_inf_and_nan_as_torch_does_not_a_wrong_number():
     """MSE far along a direction overflows float32; a NaN weight gives a NaN loss."""
     model = _mlp(5, (2, 4, 1), nn.ReLU)
     x, y = torch.randn(20, 2) * 1e18, torch.zeros(20, 1)
-    layout = landscape.ParamLayout.of(model)
+    layout = engines.ParamLayout.of(model)
     with torch.no_grad():
         engine = landscape_fused.fused_mlp_engine(model, x, y, F.mse_loss, layout)
     got, reference = _surfaces(model, x, y, F.mse_loss, np.array([0.0, 1e3]), np.array([0.0]),
@@ -123,7 +123,7 @@ def test_far_points_give_inf_and_nan_as_torch_does_not_a_wrong_number():
 
 def test_models_and_losses_the_kernel_does_not_compute_are_left_to_torch():
     x, y = torch.randn(30, 2), torch.randint(0, 2, (30,))
-    layout_of = landscape.ParamLayout.of
+    layout_of = engines.ParamLayout.of
     cases = [
         (nn.Sequential(nn.Linear(2, 8), nn.GELU(), nn.Linear(8, 2)), F.cross_entropy),
         (nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Tanh(), nn.Linear(8, 2)), F.cross_entropy),
@@ -159,8 +159,8 @@ def test_without_the_kernel_surfaces_are_the_torch_engines_and_the_reason_is_giv
         how, monkeypatch, fresh_native):
     model, x, y, loss_fn = _case("relu-two-class")
     axis = np.linspace(-1, 1, 5)
-    center = landscape.flatten(model)
-    d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(1))
+    center = params.flatten(model)
+    d1, d2 = directions.random_directions(model, torch.Generator().manual_seed(1))
     reference = landscape.surface_point_by_point(model, center, d1, d2, axis, axis, x, y,
                                                  loss_fn)
     if how == "switched off":
@@ -209,8 +209,8 @@ def test_where_a_c_compiler_is_found_the_kernel_is_built_and_computes_the_surfac
     monkeypatch.setattr(landscape_fused, "_kernel", lambda: counting_kernel)
     model, x, y, loss_fn = _case("relu-two-class")
     axis = np.linspace(-1, 1, 5)
-    center = landscape.flatten(model)
-    d1, d2 = landscape.random_directions(model, torch.Generator().manual_seed(1))
+    center = params.flatten(model)
+    d1, d2 = directions.random_directions(model, torch.Generator().manual_seed(1))
     engine = landscape._engine(model, x, y, loss_fn)
     assert landscape_fused.describe_engine(engine) == "fused native kernel"
     got = landscape.evaluate_surface(model, center, d1, d2, axis, axis, x, y, loss_fn)

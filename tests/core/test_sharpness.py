@@ -20,8 +20,7 @@ from core.engine.network_race import NetworkRace
 from core.engine.runner import run_to_dir
 from core.errors import LabError
 from core.lab.format import Lab, NetworkProblem, RunSpec, save_lab, validate_lab
-from core.landscape import eigensolver
-from core.landscape import surfaces as landscape
+from core.landscape import curvature, eigensolver
 
 RTOL = 1e-3
 
@@ -78,12 +77,12 @@ def _check_against_exact(model: nn.Module, x, y, require_indefinite: bool) -> No
     top, second, bottom = values[-1], values[-2], values[0]
     if require_indefinite:  # the case this file is about, not a friendly PSD one
         assert abs(bottom) >= 0.7 * top > 0
-    loss_fn = landscape.model_loss(x, y, F.cross_entropy)
+    loss_fn = curvature.model_loss(x, y, F.cross_entropy)
 
-    value = landscape.sharpness(model, loss_fn, generator=torch.Generator().manual_seed(0))
+    value = curvature.sharpness(model, loss_fn, generator=torch.Generator().manual_seed(0))
     assert value == pytest.approx(top, rel=RTOL)
 
-    d1, d2, found = landscape.hessian_directions(model, loss_fn,
+    d1, d2, found = curvature.hessian_directions(model, loss_fn,
                                                  generator=torch.Generator().manual_seed(0))
     assert found[0] >= found[1]
     np.testing.assert_allclose(found, [top, second], rtol=RTOL)
@@ -110,8 +109,8 @@ def test_sharpness_and_directions_at_trained_weights(activation, sigma, seed):
 def test_tracked_sharpness_follows_the_exact_value_and_warm_starts_cost_less():
     x, y = _data()
     model = _mlp(nn.ReLU, 3.0, 7)  # starts at an indefinite point (see INDEFINITE)
-    loss_fn = landscape.model_loss(x, y, F.cross_entropy)
-    tracker = landscape.SharpnessTracker(1)
+    loss_fn = curvature.model_loss(x, y, F.cross_entropy)
+    tracker = curvature.SharpnessTracker(1)
     opt = torch.optim.SGD(model.parameters(), lr=0.02)
     costs = []
     for step in range(61):
@@ -145,17 +144,17 @@ def test_the_eigensolver_matches_eigh_on_an_indefinite_matrix():
 def test_a_solve_that_cannot_converge_is_reported_as_not_converged_not_as_a_number():
     x, y = _data()
     model = _mlp(nn.ReLU, 3.0, 7)
-    loss_fn = landscape.model_loss(x, y, F.cross_entropy)
-    result = landscape.hessian_top_eigen(model, loss_fn, k=1, max_products=2)
+    loss_fn = curvature.model_loss(x, y, F.cross_entropy)
+    result = curvature.hessian_top_eigen(model, loss_fn, k=1, max_products=2)
     assert not result.converged and result.products <= 2 and np.isnan(result.values).all()
-    assert np.isnan(landscape.sharpness(model, loss_fn, max_products=2))
-    assert np.isnan(landscape.SharpnessTracker(1, max_products=2).measure(0, model, loss_fn))
-    d1, d2, values = landscape.hessian_directions(model, loss_fn, max_products=2)
+    assert np.isnan(curvature.sharpness(model, loss_fn, max_products=2))
+    assert np.isnan(curvature.SharpnessTracker(1, max_products=2).measure(0, model, loss_fn))
+    d1, d2, values = curvature.hessian_directions(model, loss_fn, max_products=2)
     assert np.isnan(values).all()
     d = torch.stack([d1, d2]).double()
     torch.testing.assert_close(d @ d.T, torch.eye(2, dtype=torch.float64), atol=1e-5, rtol=0)
     with pytest.raises(LabError) as error:
-        landscape.sharpness(model, loss_fn, max_products=0)
+        curvature.sharpness(model, loss_fn, max_products=0)
     assert error.value.field == "max_products"
 
 

@@ -16,7 +16,7 @@ from core.engine.network_race import NetworkRace
 from core.engine.runner import run_to_dir
 from core.errors import LabError
 from core.lab.format import Lab, NetworkProblem, RunSpec, lab_from_dict, lab_to_dict, validate_lab
-from core.landscape import surfaces as landscape
+from core.landscape import curvature
 
 
 def _regression(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,9 +30,9 @@ def _regression(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]
 def test_tracked_sharpness_of_linear_regression_is_2_lambda_max_of_xtx_over_n():
     x, y = _regression()
     model = nn.Linear(4, 1, bias=False)
-    loss = landscape.model_loss(x, y, F.mse_loss)
+    loss = curvature.model_loss(x, y, F.mse_loss)
     analytic = float(torch.linalg.eigvalsh(2 * x.T.double() @ x.double() / len(x))[-1])
-    tracker = landscape.SharpnessTracker(1)
+    tracker = curvature.SharpnessTracker(1)
     first = tracker.measure(0, model, loss)
     assert first == pytest.approx(analytic, rel=1e-3)
     # The Hessian of MSE does not depend on the weights: after a step the warm start is already
@@ -53,11 +53,11 @@ def test_tracked_sharpness_of_a_known_quadratic_and_its_warm_start():
         w = m.weight.reshape(-1)
         return 0.5 * w @ a @ w
 
-    tracker = landscape.SharpnessTracker(1)
+    tracker = curvature.SharpnessTracker(1)
     assert tracker.measure(0, model, quadratic) == pytest.approx(5.0, rel=1e-3)
     assert tracker.measure(0, model, quadratic) == pytest.approx(5.0, rel=1e-3)
     # Two products cannot converge here: the tracker says so (NaN), it does not guess.
-    starved = landscape.SharpnessTracker(1, max_products=2)
+    starved = curvature.SharpnessTracker(1, max_products=2)
     assert np.isnan(starved.measure(0, model, quadratic))
 
 
@@ -85,9 +85,9 @@ def test_records_and_history_carry_sharpness_every_n_steps_and_the_last():
     np.testing.assert_allclose(lr, 0.02)
     assert history.last_sharpness(1) == sharpness[-1]
     # Against the one-shot reference at the final weights (seed 0's model, training samples).
-    loss = landscape.model_loss(race.x_train, race.y_train, race.criterion)
+    loss = curvature.model_loss(race.x_train, race.y_train, race.criterion)
     # The last record's weights are the final ones (no update after the last step).
-    reference = landscape.sharpness(race.models[0], loss)
+    reference = curvature.sharpness(race.models[0], loss)
     assert history.last_sharpness(0) == pytest.approx(reference, rel=1e-2)
 
 

@@ -11,6 +11,7 @@ import torch
 from core.engine.network_race import NetworkRace
 from core.errors import LabError
 from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
+from core.landscape import directions, engines, params
 from core.landscape import surfaces as landscape
 from core.landscape.live import (
     FOLLOW_GRID,
@@ -61,7 +62,7 @@ def test_tap_keeps_the_same_snapshots_as_the_surface_command(tapped):
         np.testing.assert_array_equal(kept, steps)
         torch.testing.assert_close(path, stack, rtol=0, atol=0)
     for i, model in enumerate(race.models):
-        torch.testing.assert_close(source.current(i), landscape.flatten(model), rtol=0, atol=0)
+        torch.testing.assert_close(source.current(i), params.flatten(model), rtol=0, atol=0)
     # The learning rate each snapshot was taken under (2/lr is the edge of stability).
     assert np.allclose(source.lrs[0][1:], 0.2) and np.allclose(source.lrs[1][1:], 0.05)
 
@@ -75,7 +76,7 @@ def test_snapshot_mid_race_holds_the_current_weights_and_step():
         next(records)
     source = tap.snapshot()
     assert list(source.steps[0]) == [0, 5, 8]
-    torch.testing.assert_close(source.current(1), landscape.flatten(race.models[1]))
+    torch.testing.assert_close(source.current(1), params.flatten(race.models[1]))
     assert source.step == 7
     records.close()
 
@@ -118,7 +119,7 @@ def test_coarse_then_full_grid_equal_to_the_batched_surface(tapped):
     assert len(np.unique(first.loss)) <= 13 * 13 < len(np.unique(last.loss))
     assert last.done and last.progress == 1.0
     model = source.model
-    d1, d2 = landscape.random_directions(source.model_at(source.current(1)),
+    d1, d2 = directions.random_directions(source.model_at(source.current(1)),
                                          torch.Generator().manual_seed(source.seed))
     expected = landscape.evaluate_surface(model, source.current(1), d1, d2, last.alphas,
                                           last.betas, source.x, source.y, source.criterion)
@@ -210,7 +211,7 @@ def test_sharpness_along_the_path_matches_torch_hessian():
             weights = source.paths[run][step_index].double()
             model = source.model_at(source.paths[run][step_index])
             params = dict(model.named_parameters())
-            layout = landscape.ParamLayout.of(model)
+            layout = engines.ParamLayout.of(model)
 
             def loss_of(vector, layout=layout, model=model):
                 pieces = {k: v.float() for k, v in layout.split(vector).items()}
