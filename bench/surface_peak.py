@@ -37,7 +37,7 @@ from core.engine.devices import configure_threads
 from core.landscape import directions, engines, params
 from core.landscape import fused as landscape_fused
 from core.landscape import surfaces as landscape
-from core.problems.datasets import make_dataset
+from core.problems.datasets.build import make_dataset
 from core.problems.models import build_model, validate_model
 
 REPEATS = 3

@@ -31,7 +31,7 @@ from core.landscape import directions, engines
 from core.landscape import fused as landscape_fused
 from core.landscape import surfaces as landscape
 from core.landscape.params import flatten
-from core.problems.datasets import make_dataset
+from core.problems.datasets.build import make_dataset
 from core.problems.models import build_model, validate_model
 
 GRID = 51

@@ -184,7 +184,7 @@ class FrameCanvas(QWidget):
         self.widgets: dict[str, QWidget] = {}
         if lab.is_network:
             from app.network.views import NetworkView
-            from core.problems.datasets import make_dataset
+            from core.problems.datasets.build import make_dataset
 
             dataset = make_dataset(lab.problem.dataset, lab.seed, base_dir=lab.base_path)
             for index, name in enumerate(NETWORK_VIEWS):

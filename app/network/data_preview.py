@@ -15,7 +15,7 @@ from PySide6.QtCore import QSize
 
 from app.shell.theme import CLASS_COLORS, FOREGROUND, class_color, class_point_style
 from app.widgets.static_plot import StaticPlot
-from core.problems.datasets import Dataset
+from core.problems.datasets.dataset import Dataset
 
 # A preview of 100k points would cost more to draw than it shows; a regular subsample of this
 # many per split looks the same.

@@ -45,7 +45,7 @@ from app.network.layer_editor import LayerEditor
 from app.network.training_editor import TrainingEditor, fitting_losses, loss_title
 from core.errors import LabError
 from core.lab.format import Lab, NetworkProblem, validate_lab
-from core.problems.datasets import Dataset
+from core.problems.datasets.dataset import Dataset
 from core.problems.models import ModelSpec, default_model_for, validate_model
 
 

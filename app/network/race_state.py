@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from core.engine.history import NetworkHistory
-from core.problems.datasets import Dataset
+from core.problems.datasets.dataset import Dataset
 
 
 @dataclass

@@ -41,7 +41,7 @@ from app.network.curves_tab import CurvesTab
 from app.network.race_state import ShownRace
 from app.network.run_curves import RunCurvesPlot
 from core.engine.history import NetworkHistory
-from core.problems.datasets import Dataset
+from core.problems.datasets.dataset import Dataset
 
 # NumericItem and RunCurvesPlot: tests import them from here, where they lived before the tabs
 # had modules of their own.

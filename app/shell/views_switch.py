@@ -141,7 +141,7 @@ class LabViews(QObject):
         window.center_stack.addWidget(window.network_view)
 
     def _show_network_lab(self, lab: Lab) -> None:
-        from core.problems.datasets import make_dataset
+        from core.problems.datasets.build import make_dataset
 
         window = self.window
         self._ensure_network_widgets()

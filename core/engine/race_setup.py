@@ -14,7 +14,8 @@ from torch import nn
 
 from core.engine.devices import resolve_device
 from core.lab.format import SEED_STRIDE, Lab
-from core.problems.datasets import Dataset, make_dataset
+from core.problems.datasets.build import make_dataset
+from core.problems.datasets.dataset import Dataset
 from core.problems.metrics import loss_function
 from core.problems.models import ModelSpec, build_model, validate_model
 

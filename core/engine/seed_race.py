@@ -30,7 +30,7 @@ from core.lab.format import SEED_STRIDE, Lab
 from core.landscape.curvature import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
 from core.optim.optimizers import build_optimizer
 from core.optim.schedules import Schedule
-from core.problems.datasets import Dataset
+from core.problems.datasets.dataset import Dataset
 from core.problems.models import (
     ModelSpec,
     dropout_stream,

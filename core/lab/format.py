@@ -140,7 +140,7 @@ class Lab:
     @property
     def base_path(self) -> Path | None:
         """``base_dir`` as a Path: the folder a relative path in the lab is read from (None for a
-        lab not read from a file: then the current directory, core/problems/datasets.py)."""
+        lab not read from a file: then the current directory, core/problems/datasets/build.py)."""
         return Path(self.base_dir) if self.base_dir else None
 
     def enabled_runs(self) -> tuple[RunSpec, ...]:
@@ -254,7 +254,7 @@ def _problem_from_dict(
 
 def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> NetworkProblem:
     from core.engine.devices import DEVICES
-    from core.problems.datasets import make_dataset
+    from core.problems.datasets.build import make_dataset
     from core.problems.metrics import loss_function
     from core.problems.models import validate_model
 

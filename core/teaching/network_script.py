@@ -54,7 +54,7 @@ def _module_code(module, index: int) -> str:
 def _network_setup(lab: Lab):
     """The checked data set and the initial model (seed 0 of the race)."""
     from core.engine.race_setup import initial_model
-    from core.problems.datasets import make_dataset
+    from core.problems.datasets.build import make_dataset
 
     problem = lab.problem
     if problem.seeds > 1:

@@ -274,7 +274,7 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     # step, batch order, and Muon's split of matrices (Muon) and the rest (AdamW).
     from core.engine.race_setup import initial_model
     from core.engine.training_step import BatchOrder, optimizers_for, train_step
-    from core.problems.datasets import make_dataset
+    from core.problems.datasets.build import make_dataset
     from core.problems.metrics import loss_function
     from core.problems.models import (
         dropout_stream,

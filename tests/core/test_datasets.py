@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 
 from core.errors import LabError
-from core.problems.datasets import (
-    DATASETS,
-    DIGITS_SAMPLES,
-    MAX_CSV_COLUMNS,
-    POINT_FEATURES,
-    load_csv,
-    make_dataset,
-    validate_dataset_spec,
-)
+from core.problems.datasets.build import make_dataset
+from core.problems.datasets.csv_file import MAX_CSV_COLUMNS, load_csv
+from core.problems.datasets.features import POINT_FEATURES
+from core.problems.datasets.spec import DATASETS, DIGITS_SAMPLES, validate_dataset_spec
 
 GENERATED = [name for name in DATASETS if name not in ("csv", "digits")]
 CLASSIFICATION_2D = ["moons", "circles", "blobs", "xor", "spirals", "gaussian"]
@@ -442,9 +437,9 @@ def test_csv_too_many_columns(tmp_path):
 
 def test_csv_too_many_rows(tmp_path, monkeypatch):
     # The real limit is 100k rows; a lower one keeps the test fast and checks the same code.
-    import core.problems.datasets as datasets
+    import core.problems.datasets.csv_file as csv_file
 
-    monkeypatch.setattr(datasets, "MAX_CSV_ROWS", 10)
+    monkeypatch.setattr(csv_file, "MAX_CSV_ROWS", 10)
     _write(tmp_path, "a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(11)))
     with pytest.raises(LabError) as info:
         load_csv(tmp_path / "data.csv", "y")

@@ -26,7 +26,7 @@ from core.lab.format import (
     ScheduleSpec,
     validate_lab,
 )
-from core.problems.datasets import make_dataset
+from core.problems.datasets.build import make_dataset
 from core.problems.models import build_model, validate_model
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},

@@ -13,7 +13,7 @@ import torch
 
 from core.errors import LabError
 from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
-from core.problems.datasets import make_dataset
+from core.problems.datasets.build import make_dataset
 from core.problems.models import build_model, validate_model
 from core.tools.lr_finder import RULES, apply_lr, explain, longest_valley, lr_range_test
 

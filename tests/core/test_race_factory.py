@@ -74,7 +74,7 @@ def test_a_network_race_reads_a_relative_csv_from_the_lab_files_folder(tmp_path,
     race = NetworkRace(lab)
 
     # The very rows of the file beside the lab (standardize off: the inputs are the numbers, as
-    # float32 like every data set's points, core/problems/datasets.py).
+    # float32 like every data set's points, core/problems/datasets/build.py).
     with open(folder / "data.csv", newline="", encoding="utf-8") as handle:
         written = sorted((float(np.float32(r["u"])), float(np.float32(r["v"])))
                          for r in csv.DictReader(handle))

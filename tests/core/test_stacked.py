@@ -16,7 +16,7 @@ from torch.optim import lr_scheduler
 
 from core.engine.network_race import NetworkRace
 from core.lab.format import Lab, NetworkProblem, RunSpec, ScheduleSpec, validate_lab
-from core.problems.datasets import make_dataset
+from core.problems.datasets.build import make_dataset
 from core.problems.models import build_model, validate_model
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},

@@ -1,0 +1,248 @@
+"""What a ``problem.dataset`` entry may hold: the limits, the registry of sets, and the check of a spec.
+
+A lab file describes a data set in ``problem.dataset``::
+
+    {"name": "moons", "n": 512, "noise": 0.2, "val_fraction": 0.2,
+     "features": ["x", "y", "xy"], "standardize": true}
+
+Keys
+----
+``name``          required; one of :data:`DATASETS`.
+``n``             number of samples, a whole number in [8, 100000] (default 512). ``digits`` has at
+                  most 1797 and uses all of them by default; a smaller ``n`` takes a seeded subset.
+``noise``         in [0, 5]; what it means and its default depend on the set (see each
+                  `DatasetInfo`): the spread of the points for the 2-D sets, the noise added to the
+                  target for regression, the noise added to each pixel for digits. The random
+                  draws do not depend on the value, so with one seed, more noise moves the same
+                  points further.
+``val_fraction``  in [0, 0.9] (default 0.2): the share held out for validation. 0 gives an empty
+                  validation set.
+``seed``          optional whole number in [0, 4294967295]: the data seed. Absent (or ``null``)
+                  means the lab's own ``seed``.
+``features``      2-D sets only: the network's inputs built from each point (x, y), as in
+                  TensorFlow Playground: any of ``x, y, x2, y2, xy, sinx, siny`` (default
+                  ``["x", "y"]``), in the order given.
+``standardize``   true or false (default false, for every set, so nothing is rescaled behind the
+                  user's back): subtract the mean and divide by the standard deviation of each
+                  input, with both computed on the *training* split only (a column that is
+                  constant in training is left unscaled rather than divided by zero).
+``classes``       ``blobs``: the number of clusters; ``spirals``: the number of arms; in [2, 10].
+``path``          ``csv`` only, required: the file, relative to the lab file's directory.
+``label``         ``csv`` only, required: the name of the target column.
+``task``          ``csv`` only: ``"classification"`` (default) or ``"regression"``.
+
+Unknown keys are refused (a typo such as ``"noice"`` would otherwise run a different experiment
+than the user wrote), as is a key that does not apply to the named set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import LabError
+from core.optim.hyperparams import HyperParam, show_value
+from core.problems.datasets.features import DEFAULT_FEATURES, POINT_FEATURES
+
+MIN_SAMPLES = 8
+MAX_SAMPLES = 100_000
+DEFAULT_SAMPLES = 512
+MAX_NOISE = 5.0
+MAX_VAL_FRACTION = 0.9
+MIN_CLASSES = 2
+MAX_CLASSES = 10
+MAX_SEED = 2**32 - 1  # the lab's own seed has the same range
+DIGITS_SAMPLES = 1797
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registry entry: what the GUI shows and which spec keys the set takes.
+
+    ``task`` is ``"classification"``, ``"regression"``, or ``"any"`` for ``csv`` (its ``task`` key
+    decides). ``params`` are the numeric/boolean/choice keys with their defaults and ranges;
+    ``two_d`` sets also take ``features``; ``csv`` also takes the text keys ``path`` and ``label``.
+    """
+
+    name: str
+    title: str
+    task: str
+    params: tuple[HyperParam, ...]
+    description: str
+    two_d: bool = False
+
+
+def _n_param(default: int = DEFAULT_SAMPLES, high: int = MAX_SAMPLES) -> HyperParam:
+    return HyperParam(
+        "n", default, "int", low=MIN_SAMPLES, high=high,
+        tooltip="Number of samples, before the split into training and validation.",
+    )
+
+
+def _noise_param(default: float, tooltip: str) -> HyperParam:
+    return HyperParam("noise", default, "float", low=0.0, high=MAX_NOISE, tooltip=tooltip)
+
+
+def _classes_param(default: int, tooltip: str) -> HyperParam:
+    return HyperParam("classes", default, "int", low=MIN_CLASSES, high=MAX_CLASSES, tooltip=tooltip)
+
+
+_VAL_FRACTION = HyperParam(
+    "val_fraction", 0.2, "float", low=0.0, high=MAX_VAL_FRACTION,
+    tooltip="Share of the samples held out for validation (0: no validation set).",
+)
+_SEED = HyperParam(
+    "seed", None, "int", low=0, high=MAX_SEED, derived="the lab's seed",
+    tooltip="Seed of the data (points, noise, shuffle); empty: the lab's seed.",
+)
+_STANDARDIZE = HyperParam(
+    "standardize", False, "bool",
+    tooltip="Rescale each input to mean 0 and standard deviation 1, using training statistics.",
+)
+_TASK = HyperParam(
+    "task", "classification", "choice", choices=("classification", "regression"),
+    tooltip="Whether the label column holds classes or a number to predict.",
+)
+_POINT_NOISE = "Standard deviation of the Gaussian noise added to each point."
+_COMMON = (_VAL_FRACTION, _SEED, _STANDARDIZE)
+
+
+def _info(name, title, task, params, description, two_d=False) -> DatasetInfo:
+    return DatasetInfo(name, title, task, tuple(params) + _COMMON, description, two_d)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        _info("moons", "Two moons", "classification",
+              (_n_param(), _noise_param(0.1, _POINT_NOISE)),
+              "Two interleaving half circles: a line cannot separate them, a small network can.",
+              two_d=True),
+        _info("circles", "Circles", "classification",
+              (_n_param(), _noise_param(0.05, _POINT_NOISE)),
+              "A ring (class 0, radius 1) around a disc edge (class 1, radius 0.5). "
+              "Try the x2 and y2 features: with them a single layer suffices.",
+              two_d=True),
+        _info("blobs", "Blobs", "classification",
+              (_n_param(), _noise_param(0.5, "Standard deviation of each cluster."),
+               _classes_param(3, "Number of clusters (one class each).")),
+              "k round clusters with centres evenly spaced on a circle of radius 2.5.",
+              two_d=True),
+        _info("xor", "XOR", "classification",
+              (_n_param(), _noise_param(0.05, "Standard deviation of the noise added to each "
+                                              "point after its label is decided.")),
+              "Points in the square [-1, 1]²; class 1 where x and y have opposite signs. "
+              "The xy feature makes it linear.",
+              two_d=True),
+        _info("spirals", "Spirals", "classification",
+              (_n_param(), _noise_param(0.05, _POINT_NOISE),
+               _classes_param(2, "Number of spiral arms (one class each).")),
+              "k interleaved arms, each 1.5 turns from the centre out to radius 1: hard for "
+              "small networks, a classic test of depth and of the optimizer.",
+              two_d=True),
+        _info("gaussian", "Two Gaussians", "classification",
+              (_n_param(), _noise_param(0.5, "Standard deviation of each cluster.")),
+              "Two Gaussian clusters centred at (1, 1) (class 0) and (-1, -1) (class 1): "
+              "nearly linearly separable, the easiest start.",
+              two_d=True),
+        _info("linear", "Line", "regression",
+              (_n_param(), _noise_param(0.1, "Standard deviation of the noise added to y.")),
+              "y = 2x + 1 + noise for x uniform in [-1, 1]: one input, one output; a single "
+              "linear layer recovers slope 2 and intercept 1."),
+        _info("sine", "Sine", "regression",
+              (_n_param(), _noise_param(0.1, "Standard deviation of the noise added to y.")),
+              "y = sin(x) + noise for x uniform in [-π, π]: a curve a network must bend to."),
+        _info("plane", "Plane", "regression",
+              (_n_param(), _noise_param(0.1, "Standard deviation of the noise added to y.")),
+              "y = 1.5·x − 2·y + noise for points uniform in [-1, 1]²: two inputs, one output.",
+              two_d=True),
+        _info("digits", "Digits (8×8)", "classification",
+              (_n_param(DIGITS_SAMPLES, DIGITS_SAMPLES),
+               _noise_param(0.0, "Standard deviation of the noise added to each pixel "
+                                 "(values are clipped back to [0, 1]).")),
+              "1,797 handwritten digits as 8×8 grey images (pixel values in [0, 1]), 10 classes; "
+              "shipped with scikit-learn (the UCI optical-digits test set)."),
+        _info("csv", "CSV file", "any", (_TASK,),
+              "Your own table: a header row, numeric feature columns and a label column, "
+              "read from a file next to the lab file."),
+    )
+}
+
+
+def validate_dataset_spec(spec: Mapping, field: str = "problem.dataset") -> dict:
+    """Check a ``problem.dataset`` entry; return a cleaned copy with every default filled in.
+
+    Raises `LabError` naming the key (``problem.dataset.noise``) and what is allowed. ``seed`` is
+    ``None`` in the result when the spec leaves it to the lab.
+    """
+    if not isinstance(spec, Mapping):
+        raise LabError(
+            field, f'must be an object such as {{"name": "moons"}}, got {show_value(spec)}'
+        )
+    names = ", ".join(DATASETS)
+    if "name" not in spec:
+        raise LabError(f"{field}.name", f"is missing; one of: {names}")
+    name = spec["name"]
+    info = DATASETS.get(name) if isinstance(name, str) else None
+    if info is None:
+        raise LabError(f"{field}.name", f"must be one of: {names}; got {show_value(name)}")
+
+    allowed = ["name", *(p.name for p in info.params)]
+    if info.two_d:
+        allowed.append("features")
+    if name == "csv":
+        allowed += ["path", "label"]
+    for key in spec:
+        if key not in allowed:
+            raise LabError(
+                f"{field}.{key}",
+                f"unknown key for the {name!r} data set; "
+                f"allowed keys: {', '.join(sorted(allowed))}",
+            )
+
+    cleaned: dict[str, Any] = {"name": name}
+    for param in info.params:
+        if param.name in spec:
+            cleaned[param.name] = param.validate(spec[param.name], f"{field}.{param.name}")
+        else:
+            cleaned[param.name] = param.default
+    if info.two_d:
+        cleaned["features"] = _check_features(spec.get("features", list(DEFAULT_FEATURES)),
+                                              f"{field}.features")
+    if name == "csv":
+        for key in ("path", "label"):
+            if key not in spec:
+                raise LabError(
+                    f"{field}.{key}", "is missing (csv needs a file path and a label column)"
+                )
+            value = spec[key]
+            if not isinstance(value, str) or not value.strip():
+                raise LabError(
+                    f"{field}.{key}", f"must be a non-empty text, got {show_value(value)}"
+                )
+            cleaned[key] = value
+    if "classes" in cleaned:
+        # Fewer than two samples of a class cannot even fill both splits.
+        needed = 2 * cleaned["classes"]
+        if cleaned["n"] < needed:
+            raise LabError(
+                f"{field}.n",
+                f"must be at least {needed} for {cleaned['classes']} classes (2 per class), "
+                f"got {cleaned['n']}",
+            )
+    return cleaned
+
+
+def _check_features(value: Any, field: str) -> list[str]:
+    allowed = ", ".join(POINT_FEATURES)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise LabError(field, f"must be a non-empty list of: {allowed}; got {show_value(value)}")
+    seen: list[str] = []
+    for i, key in enumerate(value):
+        if not isinstance(key, str) or key not in POINT_FEATURES:
+            raise LabError(f"{field}[{i}]", f"must be one of: {allowed}; got {show_value(key)}")
+        if key in seen:
+            raise LabError(f"{field}[{i}]", f"{key!r} is listed twice")
+        seen.append(key)
+    return seen
