@@ -23,7 +23,7 @@ from bench.common import report
 from core.errors import LabError
 from core.lab.format import lab_from_dict
 from core.problems.functions import get_function
-from core.problems.models import validate_model
+from core.problems.model_spec import validate_model
 
 EXAMPLES = 10_000
 EXPRESSION_ALPHABET = "xy0123456789.+-*/^() ,eEpisncoqrtlgbdhmaw_[]{}'\"=;:@!#$%&|~<>?`\\"

@@ -38,7 +38,8 @@ from core.landscape import directions, engines, params
 from core.landscape import fused as landscape_fused
 from core.landscape import surfaces as landscape
 from core.problems.datasets.build import make_dataset
-from core.problems.models import build_model, validate_model
+from core.problems.model_spec import validate_model
+from core.problems.models import build_model
 
 REPEATS = 3
 MATMUL_SIZE = 1024

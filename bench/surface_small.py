@@ -32,7 +32,8 @@ from core.landscape import fused as landscape_fused
 from core.landscape import surfaces as landscape
 from core.landscape.params import flatten
 from core.problems.datasets.build import make_dataset
-from core.problems.models import build_model, validate_model
+from core.problems.model_spec import validate_model
+from core.problems.models import build_model
 
 GRID = 51
 REPEATS = 3

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.shell.theme import BACKGROUND, FOREGROUND
-from core.problems.models import ModelSpec
+from core.problems.model_spec import ModelSpec
 
 MAX_DRAWN_NEURONS = 16
 POSITIVE_COLOR = "#4a90e2"  # blue, as TensorFlow Playground

@@ -29,20 +29,21 @@ from PySide6.QtWidgets import (
 from app.network.diagram import NetworkDiagram
 from app.network.editor_parts import ProblemSection, as_float, plural
 from app.network.layer_rows import KIND_TITLES, NEW_CONV_CHANNELS, NEW_LINEAR_WIDTH, LayerRows
-from app.widgets.hyperparam_form import ScientificSpinBox, format_float, show_refused
+from app.widgets.hyperparam_form import show_refused
+from app.widgets.number_boxes import ScientificSpinBox, format_float
 from core.engine.network_records import DIAGRAM_MAX_PARAMS
 from core.engine.race_setup import initial_model
 from core.errors import LabError
 from core.lab.format import Lab
 from core.problems.datasets.dataset import Dataset
-from core.problems.models import (
+from core.problems.model_spec import (
     INIT_NAMES,
     MAX_NORMAL_SIGMA,
     ModelSpec,
     default_model_for,
-    linear_layers,
     validate_model,
 )
+from core.problems.models import linear_layers
 
 # What a row becomes when its kind is changed (a new linear layer at the end: the output width).
 KIND_DEFAULTS: dict[str, Any] = {

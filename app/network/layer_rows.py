@@ -29,10 +29,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.network.editor_parts import as_float, as_int, plural, shape_text
-from app.widgets.hyperparam_form import ScientificSpinBox, WholeNumberBox, error_color, show_refused
+from app.widgets.hyperparam_form import error_color, show_refused
+from app.widgets.number_boxes import ScientificSpinBox, WholeNumberBox
 from app.widgets.tables import row_table, size_columns
 from core.errors import LabError
-from core.problems.models import ACTIVATIONS, LAYER_KINDS, MAX_KERNEL, MAX_WIDTH, ModelSpec
+from core.problems.model_spec import ACTIVATIONS, LAYER_KINDS, MAX_KERNEL, MAX_WIDTH, ModelSpec
 
 KIND_TITLES = {
     "linear": "Linear", "act": "Activation", "dropout": "Dropout", "batchnorm": "BatchNorm",

@@ -46,7 +46,7 @@ from app.network.training_editor import TrainingEditor, fitting_losses, loss_tit
 from core.errors import LabError
 from core.lab.format import Lab, NetworkProblem, validate_lab
 from core.problems.datasets.dataset import Dataset
-from core.problems.models import ModelSpec, default_model_for, validate_model
+from core.problems.model_spec import ModelSpec, default_model_for, validate_model
 
 
 class NetworkProblemPanel(QWidget):

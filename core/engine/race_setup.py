@@ -17,7 +17,8 @@ from core.lab.format import SEED_STRIDE, Lab
 from core.problems.datasets.build import make_dataset
 from core.problems.datasets.dataset import Dataset
 from core.problems.metrics import loss_function
-from core.problems.models import ModelSpec, build_model, validate_model
+from core.problems.model_spec import ModelSpec, validate_model
+from core.problems.models import build_model
 
 
 def initial_model(lab: Lab, data: Dataset, seed_index: int = 0) -> nn.Module:

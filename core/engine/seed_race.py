@@ -31,12 +31,8 @@ from core.landscape.curvature import SHARPNESS_SAMPLES, SharpnessTracker, model_
 from core.optim.optimizers import build_optimizer
 from core.optim.schedules import Schedule
 from core.problems.datasets.dataset import Dataset
-from core.problems.models import (
-    ModelSpec,
-    dropout_stream,
-    has_dropout,
-    set_dropout_generator,
-)
+from core.problems.model_spec import ModelSpec
+from core.problems.models import dropout_stream, has_dropout, set_dropout_generator
 
 
 class SeedRace:

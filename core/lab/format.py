@@ -85,7 +85,7 @@ class NetworkProblem:
     """Train a small network on a data set.
 
     ``dataset`` and ``model`` are the lab file's mappings, checked by core.problems.datasets and
-    core.problems.models; ``batch_size`` None means full batch. ``seeds`` S > 1 trains every run S times:
+    core.problems.model_spec; ``batch_size`` None means full batch. ``seeds`` S > 1 trains every run S times:
     seed s (0 … S−1) draws the shared initial weights, the batch order and the dropout streams
     from ``lab.seed + s·SEED_STRIDE`` (the data set keeps its own seed), and the curves show the
     mean ± std over the seeds.
@@ -256,7 +256,7 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
     from core.engine.devices import DEVICES
     from core.problems.datasets.build import make_dataset
     from core.problems.metrics import loss_function
-    from core.problems.models import validate_model
+    from core.problems.model_spec import validate_model
 
     check_keys(
         data,

@@ -43,7 +43,7 @@ def _module_code(module, index: int) -> str:
         return f"Dropout({literal(float(module.p))})"
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return f"nn.{type(module).__name__}({module.num_features})"
-    from core.problems.models import ACTIVATIONS
+    from core.problems.model_spec import ACTIVATIONS
 
     if type(module) in ACTIVATIONS.values():
         return f"nn.{type(module).__name__}()"

@@ -276,11 +276,7 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     from core.engine.training_step import BatchOrder, optimizers_for, train_step
     from core.problems.datasets.build import make_dataset
     from core.problems.metrics import loss_function
-    from core.problems.models import (
-        dropout_stream,
-        restore_dropout,
-        set_dropout_generator,
-    )
+    from core.problems.models import dropout_stream, restore_dropout, set_dropout_generator
 
     problem = lab.problem
     data = make_dataset(problem.dataset, lab.seed, base_dir=lab.base_path)

@@ -25,7 +25,7 @@ from app.network.diagram import NetworkDiagram
 from app.network.layer_rows import COL_KIND, COL_VALUE
 from app.network.problem_panel import NetworkProblemPanel
 from core.lab.format import Lab, NetworkProblem, RunSpec
-from core.problems.models import default_model_for, validate_model
+from core.problems.model_spec import default_model_for, validate_model
 from tests.app.recorder import Recorder
 
 MOONS = {"name": "moons", "n": 512, "noise": 0.2, "val_fraction": 0.2}

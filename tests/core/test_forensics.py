@@ -27,7 +27,8 @@ from core.lab.format import (
     validate_lab,
 )
 from core.problems.datasets.build import make_dataset
-from core.problems.models import build_model, validate_model
+from core.problems.model_spec import validate_model
+from core.problems.models import build_model
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
                   {"linear": 2}]}

@@ -14,7 +14,8 @@ import torch
 from core.errors import LabError
 from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
 from core.problems.datasets.build import make_dataset
-from core.problems.models import build_model, validate_model
+from core.problems.model_spec import validate_model
+from core.problems.models import build_model
 from core.tools.lr_finder import RULES, apply_lr, explain, longest_valley, lr_range_test
 
 # f = x² + 10·y²: Hessian diag(2, 20), so L = 20 and plain gradient descent is stable for

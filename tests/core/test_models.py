@@ -10,14 +10,8 @@ import torch
 from torch import nn
 
 from core.errors import LabError
-from core.problems.models import (
-    ACTIVATIONS,
-    MAX_PARAMS,
-    build_model,
-    default_model_for,
-    linear_layers,
-    validate_model,
-)
+from core.problems.model_spec import ACTIVATIONS, MAX_PARAMS, default_model_for, validate_model
+from core.problems.models import build_model, linear_layers
 
 MLP = {
     "layers": [

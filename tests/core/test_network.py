@@ -12,7 +12,8 @@ from core.engine.devices import resolve_device
 from core.engine.network_race import NetworkRace
 from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
 from core.problems.datasets.build import make_dataset
-from core.problems.models import build_model, validate_model
+from core.problems.model_spec import validate_model
+from core.problems.models import build_model
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
                   {"linear": 2}]}

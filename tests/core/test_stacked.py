@@ -17,7 +17,8 @@ from torch.optim import lr_scheduler
 from core.engine.network_race import NetworkRace
 from core.lab.format import Lab, NetworkProblem, RunSpec, ScheduleSpec, validate_lab
 from core.problems.datasets.build import make_dataset
-from core.problems.models import build_model, validate_model
+from core.problems.model_spec import validate_model
+from core.problems.models import build_model
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
                   {"linear": 2}]}
