@@ -23,13 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.hyperparam_form import (
-    ScientificSpinBox,
-    WholeNumberBox,
-    error_color,
-    show_refused,
-    typed_whole,
-)
+from app.widgets.hyperparam_form import error_color, show_refused
+from app.widgets.number_boxes import ScientificSpinBox, WholeNumberBox, typed_whole
 from core.errors import LabError
 from core.lab.format import MAX_COORD, MAX_STEPS, FunctionProblem, Lab, validate_lab
 from core.problems.datasets.spec import MAX_SEED

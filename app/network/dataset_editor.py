@@ -36,13 +36,8 @@ from PySide6.QtWidgets import (
 
 from app.network.data_preview import DataPreview
 from app.network.editor_parts import ProblemSection, plural, section_form, widget_row
-from app.widgets.hyperparam_form import (
-    HyperParamForm,
-    ScientificSpinBox,
-    format_float,
-    show_refused,
-    typed_whole,
-)
+from app.widgets.hyperparam_form import HyperParamForm, show_refused
+from app.widgets.number_boxes import ScientificSpinBox, format_float, typed_whole
 from core.errors import LabError
 from core.lab.format import Lab, NetworkProblem
 from core.problems.datasets.build import make_dataset

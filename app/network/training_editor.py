@@ -17,7 +17,8 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QWidget
 
 from app.network.editor_parts import ProblemSection, section_form, widget_row
-from app.widgets.hyperparam_form import WholeNumberBox, show_refused
+from app.widgets.hyperparam_form import show_refused
+from app.widgets.number_boxes import WholeNumberBox
 from core.engine.devices import DEVICES
 from core.lab.format import MAX_SEEDS, MAX_STEPS, NetworkProblem
 from core.problems.metrics import CLASSIFICATION_LOSSES, LOSSES, REGRESSION_LOSSES

@@ -16,7 +16,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QLabel
 
-from app.widgets.hyperparam_form import error_color, format_float, same_value
+from app.widgets.hyperparam_form import error_color, same_value
+from app.widgets.number_boxes import format_float
 from core.lab.format import RUN_COLORS, Lab, RunSpec
 from core.optim.hyperparams import HyperParam
 from core.optim.optimizers import OPTIMIZERS

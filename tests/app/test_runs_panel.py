@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.runs.runs_panel import RunsPanel
 from app.runs.runs_table import COL_COLOR, COL_ENABLED, COL_LABEL
-from app.widgets.hyperparam_form import ScientificSpinBox, format_float
+from app.widgets.number_boxes import ScientificSpinBox, format_float
 from core.lab.format import MAX_RUNS, Lab, RunSpec, ScheduleSpec
 from core.optim.optimizers import OPTIMIZERS
 from core.optim.schedules import preview
