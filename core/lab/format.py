@@ -1,5 +1,8 @@
 """The lab file: what a race is, as frozen dataclasses, with validation, load/save and migration.
 
+Longer than 600 lines because it is the whole schema of one file format: each dataclass sits
+beside the reader and the writer of its keys, so a field is added in one module, not three.
+
 A lab is plain data (``*.lab.json``, documented in docs/lab-format.md). Everything a user can type
 into one is checked here, once, for both the GUI and the headless commands: each problem raises
 `LabError` naming the field (``runs[1].params.lr``) and what is allowed.

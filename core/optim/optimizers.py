@@ -1,5 +1,8 @@
 """The optimizer registry: every first-order optimizer of ``torch.optim`` (plus L-BFGS), described.
 
+Longer than 600 lines because the registry holds one entry per ``torch.optim`` optimizer (its
+hyperparameters, their ranges, its update rule as text); the checks and the builder are short.
+
 Each entry says which torch class it is, which hyperparameters a user may set (as `HyperParam`s
 with torch's own defaults and the ranges torch's math allows), and the update rule as text for
 the GUI's info panel. A lab file names an optimizer by its lower-case torch class name
