@@ -146,7 +146,7 @@ class CurvesTab(QWidget):
         layout.addLayout(grid, 1)
 
     def hide_controls(self) -> None:
-        """Only the plots (for exported frames, app/export/dialog.py): the control row goes."""
+        """Only the plots (for exported frames, app/export/animation.py): the control row goes."""
         self.curve_controls.setContentsMargins(0, 0, 0, 0)
         for i in range(self.curve_controls.count()):
             widget = self.curve_controls.itemAt(i).widget()

@@ -168,7 +168,7 @@ class NetworkView(QWidget):
         return self.comparison.table_items
 
     def hide_controls(self) -> None:
-        """Only the plots (for exported frames, app/export/dialog.py): the control row goes."""
+        """Only the plots (for exported frames, app/export/animation.py): the control row goes."""
         self.curves.hide_controls()
 
     def boundary_images(self) -> list[np.ndarray | None]:

@@ -190,7 +190,7 @@ class KeyRow(pg.LegendItem):
     def _relayout(self) -> None:
         self.updateGeometry()
         self.update()
-        # Now, not at the next event: an exported frame is grabbed before any (app/export/dialog.py).
+        # Now, not at the next event: an exported frame is grabbed before any (app/export/animation.py).
         # (QGraphicsWidget.layout: pyqtgraph's items hide the method behind a `layout` field.)
         parent = self.parentWidget()
         layout = None if parent is None else QGraphicsWidget.layout(parent)

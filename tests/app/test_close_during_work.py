@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 import app.surface.work as surface_work
 import app.tools.fair_race_window as fair_race_window
 import app.tools.lr_finder_window as lr_finder_view
-from app.export.dialog import AnimationOptions
+from app.export.animation_options import AnimationOptions
 from app.tools.sweep_settings import STORAGE_SQLITE
 from core.engine.function_race import FunctionRace
 from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
