@@ -32,10 +32,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-# FrameCanvas and frame_steps are imported here only for tests/app/test_export_dialog.py, which
-# imports them from this module and is kept unchanged; they live where they are imported from.
-from app.export.animation import FrameCanvas, RaceAnimator  # noqa: F401
-from app.export.animation_options import AnimationOptions, frame_steps  # noqa: F401
+from app.export.animation import RaceAnimator
+from app.export.animation_options import AnimationOptions
 from app.export.pages import animation_page, data_page, picture_page
 from app.export.pictures import export_picture, window_plots
 from core.errors import LabError

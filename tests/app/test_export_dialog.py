@@ -12,7 +12,9 @@ import imageio_ffmpeg
 import pytest
 from PySide6.QtGui import QImage
 
-from app.export.dialog import AnimationOptions, ExportDialog, export_picture, frame_steps
+from app.export.animation_options import AnimationOptions, frame_steps
+from app.export.dialog import ExportDialog
+from app.export.pictures import export_picture
 from core.errors import LabError
 from core.lab.format import lab_from_dict
 
@@ -124,7 +126,7 @@ def test_network_frames_show_only_the_plots_not_the_control_row(qtbot):
     from PySide6.QtCore import QSize
     from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QComboBox
 
-    from app.export.dialog import FrameCanvas
+    from app.export.animation import FrameCanvas
 
     lab = lab_from_dict({
         "format": "descent-lab/1", "name": "Tiny net", "seed": 0, "steps": 10,
@@ -154,7 +156,7 @@ def test_network_export_frames_show_every_evaluation_s_layer_statistics(qtbot, t
     of every evaluation up to its step, inside an x range that ends at the race's end."""
     import numpy as np
 
-    from app.export.dialog import FrameCanvas, RaceAnimator
+    from app.export.animation import FrameCanvas, RaceAnimator
 
     lab = lab_from_dict({
         "format": "descent-lab/1", "name": "Net 60", "seed": 0, "steps": 60,
@@ -196,7 +198,7 @@ def test_network_frame_keeps_the_layer_legend_inside_its_plot(qtbot):
 
     from PySide6.QtCore import QSize
 
-    from app.export.dialog import FrameCanvas
+    from app.export.animation import FrameCanvas
     from core.engine.history import NetworkHistory
     from core.engine.network_race import NetworkRace
 
