@@ -1,6 +1,6 @@
 """The main window: problem and runs on the left, the landscape in the middle, curves on the right.
 
-Data flow (DESIGN.md): panels emit edited labs → the document (undo stack) → ``lab_changed`` →
+Data flow (docs/architecture.md): panels emit edited labs → the document (undo stack) → ``lab_changed`` →
 the window stops any race, resets the history and redraws. Play starts the shared core engine in
 the controller's worker thread; each batch of records is appended to the history once and each
 plot gets ``setData`` once per batch.
