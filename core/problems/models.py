@@ -102,12 +102,19 @@ class OwnedDropout(nn.Dropout):
     the same inverted dropout as ``torch.nn.functional.dropout`` (which scales the mask by 1/q
     the same way), but reproducible per owner: two threads training two models never share
     random numbers. In eval mode (and for p = 0) it is the identity. Training with no generator
-    set is refused rather than silently drawing from the global generator.
+    set is refused rather than silently drawing from the global generator. A copy (``deepcopy``,
+    pickling) comes without the generator: a copy is not the run, and must not read or replay the
+    run's stream (live surfaces copy a race's model while the race trains).
     """
 
     def __init__(self, p: float = 0.5):
         super().__init__(p)
         self.generator: torch.Generator | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state["generator"] = None
+        return state
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -115,7 +122,8 @@ class OwnedDropout(nn.Dropout):
         if self.generator is None:
             raise RuntimeError(
                 "OwnedDropout has no generator: give the model one with "
-                "core.problems.models.set_dropout_generator(model, torch.Generator(...)) before training")
+                "core.problems.models.set_dropout_generator(model, torch.Generator(...)) "
+                "before training")
         q = 1.0 - self.p
         keep = torch.empty_like(input).bernoulli_(q, generator=self.generator)
         return input * keep.div_(q)

@@ -164,3 +164,24 @@ def test_the_range_test_at_a_constant_lr_gives_the_race_first_losses_exactly(lab
     assert lrs == [run.params["lr"]] * steps
     assert losses == race
     assert len(set(np.round(losses, 6))) > steps // 2  # it trained: the losses moved
+
+
+def test_a_copy_of_a_race_model_does_not_carry_the_run_dropout_stream():
+    """Live surfaces copy a race's model while it trains: the copy must not replay (or read) the
+    run's masks, and the race's own numbers stay those of a race nobody copied."""
+    import copy
+
+    from core.problems.models import OwnedDropout
+
+    lab = _dropout_bn_lab(steps=20)
+    alone = _losses(lab)
+    race = NetworkRace(lab)
+    losses = []
+    for record in race.records():
+        losses.append(record.loss.tolist())
+        twin = copy.deepcopy(race.models[1])
+    layers = [m for m in twin.modules() if isinstance(m, OwnedDropout)]
+    assert layers and all(m.generator is None for m in layers)
+    assert all(m.generator is not None for m in race.models[1].modules()
+               if isinstance(m, OwnedDropout))
+    assert losses == alone
