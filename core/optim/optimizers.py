@@ -115,6 +115,16 @@ class OptimizerInfo:
     needs_closure: bool = False
     min_param_ndim: int = 0
     description: str = ""
+    # Where it comes from: "torch.optim", "pytorch-optimizer", "schedule-free" or "yours" (the
+    # picker's groups), and in words which version or file ("pytorch-optimizer 4.1.0").
+    group: str = "torch.optim"
+    origin: str = ""
+    # Adapters a training loop applies (core/engine/training_step.py): Schedule-Free keeps two
+    # points and must be told train()/eval(); AdaHessian/Sophia-H differentiate the gradient.
+    train_eval: bool = False
+    create_graph: bool = False
+    # A check of the values together (e.g. SGD's nesterov needs momentum); None when there is none.
+    check: Callable[[Mapping, str], None] | None = None
 
     def defaults(self) -> dict:
         """The hyperparameters that have a fixed default (derived ones, default None, left out)."""
