@@ -125,6 +125,9 @@ class OptimizerInfo:
     create_graph: bool = False
     # A check of the values together (e.g. SGD's nesterov needs momentum); None when there is none.
     check: Callable[[Mapping, str], None] | None = None
+    # How to construct it from (tensors, torch kwargs) when ``cls(tensors, **kwargs)`` is not
+    # enough (a wrapper such as SAM gets its base optimizer's class); None: ``cls`` itself.
+    build: Callable[[list, dict], torch.optim.Optimizer] | None = None
 
     def defaults(self) -> dict:
         """The hyperparameters that have a fixed default (derived ones, default None, left out)."""
@@ -572,7 +575,7 @@ def validate_optimizer_params(name: str, params: Mapping, field: str = "params")
     """Check ``params`` for optimizer ``name``; return the cleaned dict (no defaults filled in)."""
     info = get_optimizer_info(name)
     cleaned = validate_params(info.hyperparams, params, field)
-    check = _CROSS_CHECKS.get(info.name)
+    check = info.check or _CROSS_CHECKS.get(info.name)
     if check is not None:
         check({**info.defaults(), **cleaned}, field)
     return cleaned
@@ -603,7 +606,10 @@ def build_optimizer(
     cleaned = validate_optimizer_params(name, params, field)
     tensors = list(tensors)
     _check_shapes(info, tensors, "optimizer")
-    return info.cls(tensors, **info.torch_kwargs(cleaned))
+    kwargs = info.torch_kwargs(cleaned)
+    if info.build is not None:
+        return info.build(tensors, kwargs)
+    return info.cls(tensors, **kwargs)
 
 
 def unprofiled_step(optimizer: torch.optim.Optimizer) -> Callable[..., object]:
