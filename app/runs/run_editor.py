@@ -35,7 +35,7 @@ from app.runs.run_text import (
     NO_SCHEDULE,
     change_text,
     error_label,
-    label_stem,
+    names_optimizer,
     run_lr,
     schedule_name,
     unique_label,
@@ -151,6 +151,9 @@ class RunEditor(QWidget):
         super().__init__(parent, objectName="runEditor")
         self._lab: Lab | None = None
         self._index = -1
+        # run label → the lr typed for it here: kept through a change of optimizer while the
+        # run still has that lr (`_on_optimizer_chosen`).
+        self._typed_lr: dict[str, float] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 4, 4)
         layout.setSpacing(6)
@@ -176,6 +179,11 @@ class RunEditor(QWidget):
 
         self.optimizer_combo = QComboBox(objectName="optimizerCombo")
         self.optimizer_combo.setAccessibleName("Optimizer")
+        self._combo_tip = (
+            "\n\nChoosing another optimizer gives the run that optimizer's default lr (an lr "
+            "typed here for this run goes along), and its name when the label only named the "
+            "old optimizer."
+        )
         self._fill_optimizer_combo(network=False)
         self.optimizer_combo.activated.connect(self._on_optimizer_chosen)
         layout.addWidget(self.optimizer_combo)
@@ -319,7 +327,7 @@ class RunEditor(QWidget):
             self.optimizer_combo.addItem(info.title, info.name)
             position = self.optimizer_combo.count() - 1
         self.optimizer_combo.setCurrentIndex(position)
-        self.optimizer_combo.setToolTip(info.description)
+        self.optimizer_combo.setToolTip(info.description + self._combo_tip)
         self.optimizer_combo.blockSignals(False)
         family = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()
         self.update_rule.setText(
@@ -351,20 +359,33 @@ class RunEditor(QWidget):
             self.lab_edited.emit(lab, description)
 
     def _on_optimizer_chosen(self, position: int) -> None:
+        """Another optimizer for the shown run. What follows it (see also the combo's tooltip):
+
+        * the label, when it only named the old optimizer ("Adam", "Adam 2", "Momentum" for SGD:
+          `names_optimizer`) becomes the new one's title; a label a person chose stays;
+        * the lr: an lr typed in this editor for this run goes along (a deliberate choice);
+          any other lr (the lab file's, or the old default) was chosen for the old optimizer,
+          so the new optimizer's default lr applies;
+        * every other hyperparameter the two share (weight_decay, eps, …) is kept.
+        """
         run = self._run()
         if run is None:
             return
         name = self.optimizer_combo.itemData(position)
         if name == run.optimizer:
             return
-        info, old = OPTIMIZERS[name], OPTIMIZERS[run.optimizer]
+        info = OPTIMIZERS[name]
         kept = {k: v for k, v in run.params.items() if k in {hp.name for hp in info.hyperparams}}
+        typed = self._typed_lr.pop(run.label, None)
+        if "lr" in kept and not same_value(kept["lr"], typed):
+            del kept["lr"]
         params = _drop_refused(kept, lambda p: validate_optimizer_params(name, p, "params"))
         label = run.label
-        # An automatic label ("Adam", "Adam 2") follows the optimizer; a name the user chose stays.
-        if label_stem(label) == old.title:
+        if names_optimizer(label, run.optimizer):
             taken = {other.label for other in self._lab.runs} - {run.label}
             label = unique_label(info.title, taken)
+        if "lr" in params:
+            self._typed_lr[label] = params["lr"]
         new_run = replace(run, optimizer=name, params=params, label=label)
         self._replace_run(new_run, f"Change {run.label} optimizer to {info.title}")
 
@@ -381,6 +402,8 @@ class RunEditor(QWidget):
             return
         _hide_error(self.param_error, self.optimizer_form)
         description = change_text(run.label, info.hyperparams, run.params, cleaned)
+        if name == "lr" and "lr" in cleaned:
+            self._typed_lr[run.label] = cleaned["lr"]  # goes along to another optimizer
         if description:
             self._replace_run(replace(run, params=cleaned), description)
 

@@ -35,6 +35,29 @@ def label_stem(label: str) -> str:
     return _NUMBERED.match(label).group(1)
 
 
+# Names a lab gives a run after its optimizer other than the optimizer's title: a label that is one
+# of these (or the title) describes the optimizer, so it follows a change of optimizer.
+OPTIMIZER_NICKNAMES = {
+    "sgd": ("GD", "Gradient descent", "Momentum", "Nesterov", "SGD + momentum", "SGD + Nesterov",
+            "Heavy ball"),
+}
+
+
+def names_optimizer(label: str, optimizer: str) -> bool:
+    """Whether ``label`` (less the number `unique_label` adds) is just the name of ``optimizer``:
+    its title ("Adam", "Adam 2") or a nickname ("Momentum" for SGD), in any case. Such a label
+    is automatic; any other ("Adam + cosine", "lr 0.3 (about right)") was chosen by a person."""
+    stem = label_stem(label).strip().casefold()
+    names = (OPTIMIZERS[optimizer].title, *OPTIMIZER_NICKNAMES.get(optimizer, ()))
+    return stem in {name.casefold() for name in names}
+
+
+def round_lr(lr: float) -> float:
+    """An lr to 2 significant digits (0.0265604… → 0.027): what a person would type; no
+    suggestion is more precise than that."""
+    return float(f"{lr:.2g}")
+
+
 def unique_label(base: str, taken: set[str]) -> str:
     """``base`` if free, else ``"base 2"``, ``"base 3"``, …; a trailing number is replaced."""
     base = base.strip() or "Run"

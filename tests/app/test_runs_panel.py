@@ -228,17 +228,55 @@ def test_nesterov_without_momentum_is_refused_then_fixed(panel, recorder, qtbot)
     assert error.isHidden()
 
 
-def test_switching_adam_to_sgd_keeps_lr_and_drops_betas(panel, recorder, qtbot):
-    panel.select_run(1)
+def choose_optimizer(panel, name: str) -> None:
     combo = panel.findChild(QComboBox, "optimizerCombo")
-    combo.setCurrentIndex(combo.findData("sgd"))
+    combo.setCurrentIndex(combo.findData(name))
     combo.activated.emit(combo.currentIndex())  # what a user's pick sends
+
+
+def test_switching_adam_to_sgd_takes_sgds_default_lr_and_drops_betas(panel, recorder):
+    panel.select_run(1)  # Adam, lr 0.02 from the lab: chosen for Adam, not for SGD
+    choose_optimizer(panel, "sgd")
     run = recorder.last.runs[1]
     assert run.optimizer == "sgd"
-    assert run.params == {"lr": 0.02}
+    assert run.params == {}  # SGD's default lr, no betas
     assert run.label == "SGD 2"  # an automatic label follows; "SGD" is taken
-    assert panel.findChild(QDoubleSpinBox, "optParam_lr").value() == 0.02
+    assert panel.findChild(QDoubleSpinBox, "optParam_lr").value() == OPTIMIZERS["sgd"].defaults()["lr"]
     assert panel.findChild(QDoubleSpinBox, "optParam_momentum") is not None
+
+
+def test_a_momentum_run_switched_to_adagrad_is_relabelled_with_adagrads_lr(qtbot):
+    """The banana race's "Momentum" (SGD, lr 0.0005) made Adagrad: not "Momentum" at 0.0005."""
+    lab = Lab(name="Race", steps=100, runs=(
+        RunSpec("Momentum", "sgd", {"lr": 0.0005, "momentum": 0.9}),
+        RunSpec("Adam + cosine", "adam", {"lr": 0.1}, ScheduleSpec("cosine", {})),
+    ))
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+    panel.set_lab(lab)
+    recorder = Recorder(panel)
+    panel.select_run(0)
+    choose_optimizer(panel, "adagrad")
+    run = recorder.last.runs[0]
+    assert (run.label, run.optimizer) == ("Adagrad", "adagrad")
+    assert run.params.get("lr", OPTIMIZERS["adagrad"].defaults()["lr"]) == 0.01
+    assert panel.findChild(QDoubleSpinBox, "optParam_lr").value() == 0.01
+    assert "default lr" in panel.findChild(QComboBox, "optimizerCombo").toolTip()
+
+    # A label a person chose stays, whatever the optimizer.
+    panel.select_run(1)
+    choose_optimizer(panel, "adamw")
+    assert recorder.last.runs[1].label == "Adam + cosine"
+
+
+def test_an_lr_typed_for_the_run_goes_along_to_the_new_optimizer(panel, recorder, qtbot):
+    panel.select_run(0)  # SGD
+    type_into(qtbot, panel.findChild(QDoubleSpinBox, "optParam_lr"), "0.03")
+    choose_optimizer(panel, "rmsprop")
+    run = recorder.last.runs[0]
+    assert (run.label, run.optimizer, run.params["lr"]) == ("RMSprop", "rmsprop", 0.03)
+    choose_optimizer(panel, "adam")  # still the lr the user typed: it still goes along
+    assert recorder.last.runs[0].params["lr"] == 0.03
 
 
 def test_the_optimizer_combo_leaves_out_matrix_only_optimizers(panel):
