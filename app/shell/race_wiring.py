@@ -77,6 +77,9 @@ class RaceWiring(QObject):
             self.history = RaceHistory(self.race_labels)
             window.landscape.set_runs(colors)
             window.internals_panel.set_runs(lab, self.race_indices)
+            # set_runs selects the first row: the run selected in the runs table is the one
+            # whose update rule shows (an edit of run 3 must not show run 1's rule).
+            self.select_internals_run(window.runs_panel.selected_run())
             window.loss_plot.set_runs(list(self.race_labels), colors, x_max=lab.steps)
             window.lr_plot.set_runs(list(self.race_labels), colors, x_max=lab.steps)
         self.finished = False
