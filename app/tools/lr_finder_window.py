@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.runs.run_text import round_lr
 from app.shell.document import LabDocument
 from app.shell.theme import FOREGROUND
 from app.shell.tool_window import ToolWindow
@@ -256,9 +257,9 @@ class LrFinderWindow(ToolWindow):
         self._draw_markers(result)
         for rule in RULES:
             self.rule_labels[rule].setText(
-                f"<b>{RULE_TITLES[rule]}</b>: lr = {result.suggestions[rule]:.3g}")
+                f"<b>{RULE_TITLES[rule]}</b>: lr = {round_lr(result.suggestions[rule]):g}")
             self.use_buttons[rule].setToolTip(
-                f"Set {result.run_label}'s lr to {result.suggestions[rule]:.3g} "
+                f"Set {result.run_label}'s lr to {round_lr(result.suggestions[rule]):g} "
                 "(undo with Ctrl+Z)")
         self.explanation.setText(explain(result))
         self.status.setText(f"Ran {len(result.lrs)} of {result.steps_planned} steps: "
@@ -312,13 +313,15 @@ class LrFinderWindow(ToolWindow):
         """Apply ``rule``'s suggestion to the tested run (one undoable edit)."""
         if self.result is None:
             return False
-        lr = self.result.suggestions[rule]
+        # Two significant digits: what the label shows and a person would type (the rules'
+        # suggestions are not more precise than that).
+        lr = round_lr(self.result.suggestions[rule])
         try:
             lab = apply_lr(self.document.lab, self.result.run_label, lr)
         except LabError as exc:
             self._show_error(error_text(exc))
             return False
         self.document.edit(lab, "Use lr from range test")
-        self.status.setText(f"{self.result.run_label} now uses lr {lr:.3g} "
+        self.status.setText(f"{self.result.run_label} now uses lr {lr:g} "
                             f"({RULE_TITLES[rule].lower()}); Ctrl+Z undoes it.")
         return True

@@ -38,7 +38,8 @@ def test_range_test_marks_each_rule_and_use_this_lr_is_undoable(lr_window, qtbot
         line, dot = window.markers[rule]
         assert line.value() == pytest.approx(__import__("math").log10(result.suggestions[rule]))
         assert window.use_buttons[rule].isEnabled()
-        assert f"{result.suggestions[rule]:.3g}" in window.rule_labels[rule].text()
+        # Two significant digits, as "Use this lr" sets it.
+        assert f"lr = {float(f'{result.suggestions[rule]:.2g}'):g}" in window.rule_labels[rule].text()
     assert "valley" in window.explanation.text()
     x, y = window.smooth_curve.getData()
     assert len(x) == len(result.lrs) > 5
@@ -46,7 +47,10 @@ def test_range_test_marks_each_rule_and_use_this_lr_is_undoable(lr_window, qtbot
 
     document = window.document
     assert window.use_lr("valley")
-    assert document.lab.runs[0].params["lr"] == result.suggestions["valley"]
+    # Rounded to 2 significant digits (0.0265604… → 0.027), not the raw suggestion.
+    lr = document.lab.runs[0].params["lr"]
+    assert lr == float(f"{result.suggestions['valley']:.2g}")
+    assert lr != result.suggestions["valley"]  # the raw suggestion has more digits
     assert document.undo_stack.undoText() == "Use lr from range test"
     window.activateWindow()
     document.undo_stack.undo()  # what Ctrl+Z triggers (the window's Edit ▸ Undo action)
