@@ -7,6 +7,11 @@
     python main.py lr-find LAB                 the LR range test and its suggestions
     python main.py lessons [check [NAME]]      list the lessons / check their claims headless
     python main.py --lesson NAME               open the app straight into a lesson
+    descent-lab --install-desktop-entry        add the app to the desktop's menu (and its icon)
+    descent-lab --uninstall-desktop-entry      take it out again
+
+Installed (``pip install .`` / ``pipx install .``), the ``descent-lab`` command is this module's
+`main`: the same window and the same sub-commands.
 
 A user's mistake (a bad lab file, a wrong flag) exits with code 2 and one line that names the
 file, the field and what is allowed — never a traceback.
@@ -28,6 +33,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "cli.run", "cli.surface", "cli.sweep", "cli.lr_find", "cli.lessons",
 )
 SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons")
+# Flags that set the app up on this desktop rather than open it (app/shell/desktop_entry.py).
+DESKTOP_FLAGS = ("--install-desktop-entry", "--uninstall-desktop-entry")
 
 
 def _gui(*args, **kwargs) -> int:
@@ -48,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="descent-lab",
         description="Descent Lab: watch real PyTorch optimizers race over loss landscapes.",
     )
+    for flag, what in zip(DESKTOP_FLAGS, ("write", "remove"), strict=True):
+        parser.add_argument(flag, action="store_true",
+                            help=f"{what} the desktop menu entry and icons under $XDG_DATA_HOME")
     sub = parser.add_subparsers(dest="command")
     for module in SUBCOMMAND_MODULES:
         importlib.import_module(module).register(sub)
@@ -61,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --lesson: give one lesson name (see: main.py lessons)", file=sys.stderr)
             return EXIT_USER_ERROR
         return _gui(lesson=argv[1])
+    if argv[:1] and argv[0] in DESKTOP_FLAGS:
+        if len(argv) != 1:
+            print(f"error: {argv[0]} takes no other argument", file=sys.stderr)
+            return EXIT_USER_ERROR
+        from app.shell.desktop_entry import run_flag
+
+        return run_flag(argv[0])
     if not argv or argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
         return _gui(argv[0] if argv else None)
     if argv[0] in ("-h", "--help") or argv[0] in SUBCOMMANDS:

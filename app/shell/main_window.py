@@ -239,6 +239,9 @@ def launch(lab_path: str | None = None, lesson: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(SETTINGS_ORG)
+    from app.shell.desktop_entry import apply_app_identity
+
+    apply_app_identity(app)  # the icon in resources/icons on every window
     apply_dark_theme(app)
     window = MainWindow()
     app.aboutToQuit.connect(window.controller.shutdown)
