@@ -38,10 +38,14 @@ MAX_SEEDS = 10  # a network problem's "seeds": each run trained from 1 … 10 se
 SEED_STRIDE = 1000  # seed s of a network lab uses lab.seed + s·SEED_STRIDE
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
-# A colour-blind-friendly cycle (Okabe-Ito, then Tableau) for runs without an explicit colour.
+# The colours of runs without an explicit one, in order. The first seven are Paul Tol's
+# colour-blind-safe set (bright, with the muted cyan and purple: lighter on a dark plot),
+# ordered so that neighbouring runs alternate light and dark: two thin lines of runs 1 and 2
+# differ in lightness as well as hue, so they stay apart in grey and for colour-blind eyes
+# (tests/core/test_run_colors.py checks both). Then Tol's muted sand and teal.
 RUN_COLORS = (
-    "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
-    "#ffffff", "#ff9da7", "#9c755f", "#bab0ac", "#59a14f",
+    "#ee6677", "#88ccee", "#aa4499", "#ccbb44", "#228833", "#bbbbbb", "#4477aa",
+    "#ddcc77", "#44aa99",
 )
 
 
