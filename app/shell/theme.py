@@ -12,6 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtGui import QBrush, QColor, QPalette, QPen
 from PySide6.QtWidgets import QApplication
 
+from app.widgets.plot_style import install_plot_defaults
+
 THEMES = ("dark", "light")
 DEFAULT_THEME = "dark"
 THEME_KEY = "theme"  # QSettings key
@@ -85,6 +87,7 @@ _DISABLED_TEXT = {"dark": "#7a7d83", "light": "#a0a3a7"}
 
 def configure_pyqtgraph(theme: str = DEFAULT_THEME) -> None:
     background, foreground = _PLOT_COLORS[theme]
+    install_plot_defaults()  # plain axis numbers, no "(x0.001)" (app/widgets/plot_style.py)
     pg.setConfigOptions(
         background=background, foreground=foreground, antialias=False, imageAxisOrder="row-major"
     )
