@@ -16,6 +16,7 @@ import io
 import json
 from pathlib import Path
 
+from cli.code_consent import add_trust_flag, load_lab_for
 from cli.output_dirs import default_out
 
 LR_FIND_EPILOG = """\
@@ -45,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     find.add_argument("lab", help="a *.lab.json file")
+    add_trust_flag(find)
     find.add_argument("--run", metavar="LABEL",
                       help="label of the run to test (default: the first enabled run)")
     find.add_argument("--min", dest="lr_min", type=float, default=DEFAULT_LR_MIN, metavar="LR",
@@ -65,10 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from core.lab.format import load_lab, write_atomic
+    from core.lab.format import write_atomic
     from core.tools.lr_finder import explain, lr_range_test
 
-    lab = load_lab(args.lab)
+    lab = load_lab_for(args)
     result = lr_range_test(lab, run=args.run, lr_min=args.lr_min, lr_max=args.lr_max,
                            steps=args.steps, smoothing=args.smoothing,
                            divergence_factor=args.divergence)

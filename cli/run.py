@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 
+from cli.code_consent import add_trust_flag, load_lab_for
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run`` to main.py's sub-command parser."""
     run = subparsers.add_parser("run", help="run a lab file headless and write its results")
     run.add_argument("lab", help="a *.lab.json file")
+    add_trust_flag(run)
     run.add_argument("--out", required=True, help="output directory (created if missing)")
     run.set_defaults(handler=cmd_run)
 
@@ -24,9 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from core.engine.runner import run_to_dir
     from core.errors import LabError
-    from core.lab.format import load_lab
 
-    lab = load_lab(args.lab)
+    lab = load_lab_for(args)
     try:
         summary = run_to_dir(lab, args.out)
     except LabError as exc:  # about the lab's content (no enabled run): name the file too

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cli.code_consent import add_trust_flag, load_lab_for
 from core.errors import LabError
-from core.lab.format import load_lab
 from core.landscape import curvature
 from core.landscape import fused as landscape_fused
 from core.landscape.race_surface import (
@@ -48,7 +48,7 @@ def _cmd_surface(args: argparse.Namespace) -> int:
     check_steps(args.steps)
     if args.every is not None and args.every < 1:
         raise LabError("--every", f"must be a whole number >= 1, got {args.every}")
-    lab = load_lab(args.lab)
+    lab = load_lab_for(args)
     try:
         surface = compute_race_surface(
             lab, grid=args.grid, directions=args.directions, span=args.span,
@@ -91,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "surface", help="train a network lab and write the loss surface around it (surface.npz)"
     )
     parser.add_argument("lab", help="a *.lab.json file with a network problem")
+    add_trust_flag(parser)
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--grid", type=int, default=DEFAULT_GRID,
                         help=f"points per axis, {MIN_GRID} to {MAX_GRID} (default {DEFAULT_GRID})")

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from cli.code_consent import add_trust_flag, load_lab_for
 from cli.output_dirs import default_out
 
 WRITE_EVERY_S = 2.0  # rewrite trials.csv/best.json during a long sweep at most this often
@@ -82,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sweep.add_argument("lab", help="a *.lab.json file")
+    add_trust_flag(sweep)
     sweep.add_argument("--run", metavar="LABEL",
                        help="label of the run to tune (default: the first enabled run)")
     count = sweep.add_mutually_exclusive_group()
@@ -211,7 +213,6 @@ def write_sweep_files(sweep, out: Path, progress=None) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from core.errors import LabError
-    from core.lab.format import load_lab
     from core.tools.sweep.run import Sweep
     from core.tools.sweep.spec import SweepSpec
     from core.tools.sweep.storage import default_storage
@@ -222,7 +223,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         ("--trials-per-optimizer", getattr(args, "trials_per_optimizer", None))):
         if value is not None:
             raise LabError(flag, "only with --fair (a fair race of several optimizers)")
-    lab = load_lab(args.lab)
+    lab = load_lab_for(args)
     storage = args.storage if args.storage is not None else default_storage(args.lab)
     spec = SweepSpec(
         lab=lab, run=args.run, params=tuple(args.param), trials=args.trials,
@@ -279,7 +280,7 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
     summary (`fair_race` does the tuning; `core.engine.runner` races, as ``main.py run``)."""
     from core.engine.runner import run_to_dir
     from core.errors import LabError
-    from core.lab.format import load_lab, save_lab, write_atomic
+    from core.lab.format import save_lab, write_atomic
     from core.tools.sweep.fair_race import fair_race
     from core.tools.sweep.storage import default_storage, shown_url, storage_url
 
@@ -290,7 +291,7 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
                                  "of --trials-per-optimizer finished trials")
     names = parse_optimizers(args.optimizers)
     budget = args.trials_per_optimizer if args.trials_per_optimizer is not None else args.trials
-    lab = load_lab(args.lab)
+    lab = load_lab_for(args)
     storage = args.storage if args.storage is not None else default_storage(args.lab)
     out = Path(args.out) if args.out else default_out(args.lab, "fair")
     finals: dict[str, object] = {}

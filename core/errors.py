@@ -33,7 +33,7 @@ class LabError(ValueError):
         return type(self)._rebuild(self, source=source)
 
     def _rebuild(self, **changes) -> LabError:
-        err = LabError.__new__(LabError)
+        err = LabError.__new__(type(self))  # a subclass (core.optim.user_code) stays itself
         LabError.__init__(
             err,
             changes.get("field", self.field),

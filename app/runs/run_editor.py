@@ -44,8 +44,9 @@ from app.widgets.hyperparam_form import HyperParamForm, same_value
 from core.errors import LabError
 from core.lab.controls import TRAINING_CONTROLS
 from core.lab.format import Lab, RunSpec, ScheduleSpec
+from core.optim.catalog import validate_optimizer_params
 from core.optim.hyperparams import validate_params
-from core.optim.optimizers import OPTIMIZERS, OptimizerInfo, validate_optimizer_params
+from core.optim.optimizers import OPTIMIZERS, OptimizerInfo
 from core.optim.schedules import SCHEDULES, resolve_schedule_params, validate_schedule_params
 
 

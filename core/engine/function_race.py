@@ -33,8 +33,9 @@ import torch
 
 from core.lab.branches import Branching
 from core.lab.format import Lab, RunSpec
+from core.optim.catalog import build_optimizer, get_optimizer_info
 from core.optim.internals import DeferredInternals, capture
-from core.optim.optimizers import build_optimizer, get_optimizer_info, unprofiled_step
+from core.optim.optimizers import unprofiled_step
 from core.optim.schedules import Schedule
 from core.problems.functions import Objective, get_function
 

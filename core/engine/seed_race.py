@@ -28,7 +28,7 @@ from core.engine.stacked import StackedMLP, can_stack
 from core.engine.training_step import BatchOrder, optimizers_for, train_step
 from core.lab.format import SEED_STRIDE, Lab
 from core.landscape.curvature import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
-from core.optim.optimizers import build_optimizer
+from core.optim.catalog import build_optimizer
 from core.optim.schedules import Schedule
 from core.problems.datasets.dataset import Dataset
 from core.problems.model_spec import ModelSpec

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from core.lab.format import RunSpec
-from core.optim.optimizers import build_optimizer, get_optimizer_info
+from core.optim.catalog import build_optimizer, get_optimizer_info
 from core.problems.models import linear_layers
 
 

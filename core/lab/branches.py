@@ -180,7 +180,7 @@ class Branching:
     def _fork(self, i: int, src: int) -> None:
         """Give run ``i`` its own optimizer (with ``src``'s state when it is the same type) and
         its own schedule, positioned at the current step."""
-        from core.optim.optimizers import build_optimizer
+        from core.optim.catalog import build_optimizer
         from core.optim.schedules import Schedule
 
         race, run, step = self.race, self.race.runs[i], self.race.step

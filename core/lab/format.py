@@ -26,6 +26,7 @@ from typing import Any
 
 from core.errors import LabError
 from core.lab.checks import check_keys, expect, finite_float, int_in, show
+from core.lab.code import Consent, default_label, optimizer_from_file, optimizer_to_file
 
 FORMAT = "descent-lab/1"
 FORMAT_VERSION = 1
@@ -82,6 +83,8 @@ class RunSpec:
     clip_value: float | None = None
     early_stopping: Mapping[str, Any] | None = None  # {"patience": int, "min_delta": float}
     branch: BranchSpec | None = None  # replay another run up to a step, then go on (timeline)
+    # User code only: the SHA-256 of the optimizer's file when the lab was saved (core/lab/code.py).
+    code_sha256: str | None = None
 
 
 NETWORK_RUN_KEYS = ("l1", "l2", "clip_norm", "clip_value", "early_stopping")
@@ -201,10 +204,13 @@ def migrate(data: dict) -> dict:
     return data
 
 
-def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None) -> Lab:
+def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None,
+                  consent: Consent | None = None) -> Lab:
     """Check a parsed lab file and build the `Lab` it describes, or raise `LabError`.
 
-    ``base_dir`` is the lab file's folder, for relative paths inside it.
+    ``base_dir`` is the lab file's folder, for relative paths inside it. ``consent`` is asked
+    before a run's own optimizer code runs (core/lab/code.py); without it such a lab raises
+    `CodeNotTrusted` unless that code was loaded before.
     """
     expect(data, dict, "", "a JSON object")
     data = migrate(data)
@@ -219,7 +225,8 @@ def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None) -> Lab:
         raise LabError("runs", f"at most {MAX_RUNS} runs, got {len(runs_data)}")
     network = isinstance(problem, NetworkProblem)
     runs = tuple(
-        _run_from_dict(r, f"runs[{i}]", steps, network) for i, r in enumerate(runs_data)
+        _run_from_dict(r, f"runs[{i}]", steps, network, base, consent)
+        for i, r in enumerate(runs_data)
     )
     seen: dict[str, int] = {}
     for i, run in enumerate(runs):
@@ -321,8 +328,9 @@ def _controls_from_dict(data: dict, field_: str) -> dict[str, Any]:
     return controls
 
 
-def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) -> RunSpec:
-    from core.optim.optimizers import get_optimizer_info, validate_optimizer_params
+def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False,
+                   base_dir: str | None = None, consent: Consent | None = None) -> RunSpec:
+    from core.optim.catalog import get_optimizer_info, validate_optimizer_params
     from core.optim.schedules import get_schedule_info, validate_schedule_params
 
     expect(data, dict, field_, "a JSON object")
@@ -332,9 +340,10 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) ->
             if key in data:
                 raise LabError(f"{field_}.{key}", "only network problems have this control")
     check_keys(data, allowed | set(NETWORK_RUN_KEYS), {"optimizer"}, field_)
-    optimizer = expect(data["optimizer"], str, f"{field_}.optimizer", "an optimizer name")
+    optimizer, code_sha256 = optimizer_from_file(
+        data["optimizer"], f"{field_}.optimizer", base_dir, consent)
     get_optimizer_info(optimizer, field=f"{field_}.optimizer")
-    label = expect(data.get("label", optimizer), str, f"{field_}.label", "a string")
+    label = expect(data.get("label", default_label(optimizer)), str, f"{field_}.label", "a string")
     if not label.strip() or len(label) > MAX_LABEL_CHARS:
         raise LabError(f"{field_}.label", f"must be 1 to {MAX_LABEL_CHARS} characters")
     params = expect(data.get("params", {}), dict, f"{field_}.params", "a JSON object")
@@ -363,6 +372,8 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False) ->
         controls = _controls_from_dict(data, field_)
     if data.get("branch") is not None:
         controls["branch"] = branch_from_dict(data["branch"], f"{field_}.branch", steps)
+    if code_sha256:
+        controls["code_sha256"] = code_sha256
     return RunSpec(label, optimizer, params, schedule, enabled, color, **controls)
 
 
@@ -429,7 +440,7 @@ def check_branches(lab: Lab) -> None:
 
 def check_runs_fit_problem(lab: Lab) -> None:
     """Refuse runs whose optimizer cannot work on this problem (e.g. Muon on 2-D points)."""
-    from core.optim.optimizers import get_optimizer_info
+    from core.optim.catalog import get_optimizer_info
 
     if lab.is_network:
         return
@@ -461,7 +472,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def lab_to_dict(lab: Lab) -> dict:
+def lab_to_dict(lab: Lab, base_dir: str | os.PathLike | None = None) -> dict:
+    """The lab as its file holds it; user code paths are written relative to ``base_dir``
+    (default: the folder the lab was read from)."""
+    base = base_dir if base_dir is not None else lab.base_dir
     if isinstance(lab.problem, NetworkProblem):
         p = lab.problem
         problem: dict[str, Any] = {
@@ -481,7 +495,7 @@ def lab_to_dict(lab: Lab) -> dict:
     for run in lab.runs:
         entry: dict[str, Any] = {
             "label": run.label,
-            "optimizer": run.optimizer,
+            "optimizer": optimizer_to_file(run.optimizer, run.code_sha256, base),
             "params": _plain(run.params),
         }
         if run.schedule is not None:
@@ -511,8 +525,8 @@ def lab_to_dict(lab: Lab) -> dict:
     }
 
 
-def lab_to_json(lab: Lab) -> str:
-    return json.dumps(lab_to_dict(lab), indent=2) + "\n"
+def lab_to_json(lab: Lab, base_dir: str | os.PathLike | None = None) -> str:
+    return json.dumps(lab_to_dict(lab, base_dir), indent=2) + "\n"
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
@@ -538,10 +552,10 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
 
 
 def save_lab(lab: Lab, path: str | os.PathLike) -> None:
-    write_atomic(path, lab_to_json(lab))
+    write_atomic(path, lab_to_json(lab, Path(path).resolve().parent))
 
 
-def load_lab(path: str | os.PathLike) -> Lab:
+def load_lab(path: str | os.PathLike, consent: Consent | None = None) -> Lab:
     """Read and check a lab file. Every problem is a `LabError` whose field starts with the file."""
     path = Path(path)
     try:
@@ -556,10 +570,11 @@ def load_lab(path: str | os.PathLike) -> Lab:
         raise LabError("", "not UTF-8 text; a lab file is JSON", str(path)) from None
     except OSError as exc:
         raise LabError("", f"cannot read the file ({exc.strerror or exc})", str(path)) from None
-    return lab_from_json(text, source=str(path), base_dir=path.parent)
+    return lab_from_json(text, source=str(path), base_dir=path.parent, consent=consent)
 
 
-def lab_from_json(text: str, source: str = "", base_dir: str | os.PathLike | None = None) -> Lab:
+def lab_from_json(text: str, source: str = "", base_dir: str | os.PathLike | None = None,
+                  consent: Consent | None = None) -> Lab:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
@@ -571,7 +586,7 @@ def lab_from_json(text: str, source: str = "", base_dir: str | os.PathLike | Non
     except ValueError as exc:
         raise LabError("", str(exc), source) from None
     try:
-        return lab_from_dict(data, base_dir=base_dir)
+        return lab_from_dict(data, base_dir=base_dir, consent=consent)
     except LabError as exc:
         raise (exc.from_file(source) if source else exc) from None
 

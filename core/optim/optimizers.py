@@ -1,14 +1,12 @@
 """The optimizer registry: every first-order optimizer of ``torch.optim`` (plus L-BFGS), described.
 
-Longer than 600 lines because the registry holds one entry per ``torch.optim`` optimizer (its
-hyperparameters, their ranges, its update rule as text); the checks and the builder are short.
-
 Each entry says which torch class it is, which hyperparameters a user may set (as `HyperParam`s
 with torch's own defaults and the ranges torch's math allows), and the update rule as text for
 the GUI's info panel. A lab file names an optimizer by its lower-case torch class name
 (``"sgd"``, ``"adamw"``, ``"nadam"``) and its ``params`` go to the torch constructor unchanged.
 
-Validation happens here, before torch sees anything: everything torch's constructor would reject
+Validation (core/optim/catalog.py, from these descriptions) happens before torch sees anything:
+everything torch's constructor would reject
 (and a few values torch accepts but whose math is nonsense, such as SGD dampening above 1 or
 RMSprop alpha above 1, which make the update flip sign or take the square root of a negative
 number) is refused with a `LabError` that names the field and the allowed range.
@@ -32,14 +30,13 @@ Two value mappings between lab files and torch (done by `HyperParam.to_torch`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
 from core.errors import LabError
-from core.optim.hyperparams import HyperParam, format_number, validate_params
+from core.optim.hyperparams import HyperParam, format_number
 
 # --------------------------------------------------------------------------------------------
 # Hyperparameters shared by many optimizers (same meaning, different defaults).
@@ -100,6 +97,38 @@ def _decoupled_weight_decay() -> HyperParam:
 
 
 # --------------------------------------------------------------------------------------------
+# Cross-parameter checks: constraints between values, checked on defaults + given values so
+# that e.g. {"nesterov": true} alone (momentum defaults to 0) is refused too.
+
+
+def _check_sgd(values: Mapping, field: str) -> None:
+    if values["nesterov"] and (values["momentum"] <= 0 or values["dampening"] != 0):
+        raise LabError(
+            f"{field}.nesterov",
+            "Nesterov momentum needs momentum > 0 and dampening = 0, got momentum "
+            f"{format_number(values['momentum'])} and dampening "
+            f"{format_number(values['dampening'])}",
+        )
+
+
+def _check_rprop(values: Mapping, field: str) -> None:
+    eta_minus, eta_plus = values["etas"]
+    if not (eta_minus < 1.0 < eta_plus):
+        raise LabError(
+            f"{field}.etas",
+            "must be (η₋, η₊) with 0 < η₋ < 1 < η₊ (shrink on a sign flip, grow otherwise), "
+            f"got ({format_number(eta_minus)}, {format_number(eta_plus)})",
+        )
+    smallest, largest = values["step_sizes"]
+    if smallest > largest:
+        raise LabError(
+            f"{field}.step_sizes",
+            "must be (minimum, maximum) with minimum <= maximum, "
+            f"got ({format_number(smallest)}, {format_number(largest)})",
+        )
+
+
+# --------------------------------------------------------------------------------------------
 # The registry
 
 
@@ -154,6 +183,7 @@ v̂ ← v / (1 − β₂ᵗ)          (amsgrad: v̂ ← max(v̂_max, v̂))
 _INFOS: list[OptimizerInfo] = [
     OptimizerInfo(
         name="sgd",
+        check=_check_sgd,
         cls=torch.optim.SGD,
         title="SGD",
         description="Stochastic gradient descent, optionally with (Nesterov) momentum.",
@@ -384,6 +414,7 @@ g ← ∇f(θ) + λ_wd·θ
     ),
     OptimizerInfo(
         name="rprop",
+        check=_check_rprop,
         cls=torch.optim.Rprop,
         title="Rprop",
         description="Resilient backprop: only the gradient's sign counts; each coordinate adapts its own step size.",
@@ -523,93 +554,6 @@ each step: up to max_iter iterations of
 ]
 
 OPTIMIZERS: dict[str, OptimizerInfo] = {info.name: info for info in _INFOS}
-
-
-def get_optimizer_info(name: str, field: str = "optimizer") -> OptimizerInfo:
-    """The registry entry for ``name``; an unknown name raises `LabError` listing the choices."""
-    info = OPTIMIZERS.get(name) if isinstance(name, str) else None
-    if info is None:
-        raise LabError(field, f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    return info
-
-
-# --------------------------------------------------------------------------------------------
-# Cross-parameter checks: constraints between values, checked on defaults + given values so
-# that e.g. {"nesterov": true} alone (momentum defaults to 0) is refused too.
-
-
-def _check_sgd(values: Mapping, field: str) -> None:
-    if values["nesterov"] and (values["momentum"] <= 0 or values["dampening"] != 0):
-        raise LabError(
-            f"{field}.nesterov",
-            "Nesterov momentum needs momentum > 0 and dampening = 0, got momentum "
-            f"{format_number(values['momentum'])} and dampening "
-            f"{format_number(values['dampening'])}",
-        )
-
-
-def _check_rprop(values: Mapping, field: str) -> None:
-    eta_minus, eta_plus = values["etas"]
-    if not (eta_minus < 1.0 < eta_plus):
-        raise LabError(
-            f"{field}.etas",
-            "must be (η₋, η₊) with 0 < η₋ < 1 < η₊ (shrink on a sign flip, grow otherwise), "
-            f"got ({format_number(eta_minus)}, {format_number(eta_plus)})",
-        )
-    smallest, largest = values["step_sizes"]
-    if smallest > largest:
-        raise LabError(
-            f"{field}.step_sizes",
-            "must be (minimum, maximum) with minimum <= maximum, "
-            f"got ({format_number(smallest)}, {format_number(largest)})",
-        )
-
-
-_CROSS_CHECKS: dict[str, Callable[[Mapping, str], None]] = {
-    "sgd": _check_sgd,
-    "rprop": _check_rprop,
-}
-
-
-def validate_optimizer_params(name: str, params: Mapping, field: str = "params") -> dict:
-    """Check ``params`` for optimizer ``name``; return the cleaned dict (no defaults filled in)."""
-    info = get_optimizer_info(name)
-    cleaned = validate_params(info.hyperparams, params, field)
-    check = info.check or _CROSS_CHECKS.get(info.name)
-    if check is not None:
-        check({**info.defaults(), **cleaned}, field)
-    return cleaned
-
-
-def _check_shapes(info: OptimizerInfo, tensors: list[Tensor], field: str) -> None:
-    if not info.min_param_ndim:
-        return
-    for tensor in tensors:
-        # Muon orthogonalises matrices: torch refuses anything that is not exactly 2-D.
-        if tensor.ndim != info.min_param_ndim:
-            raise LabError(
-                field,
-                f"{info.title} only works on {info.min_param_ndim}-D weight matrices, "
-                f"got a parameter of shape {tuple(tensor.shape)}",
-            )
-
-
-def build_optimizer(
-    name: str, params: Mapping, tensors: Iterable[Tensor], field: str = "params"
-) -> torch.optim.Optimizer:
-    """Validate ``params``, then build the torch optimizer over ``tensors``.
-
-    The hyperparameters reach the torch constructor unchanged (pairs as tuples), except the
-    ``"none"`` choice, which becomes ``None``; missing ones take torch's own defaults.
-    """
-    info = get_optimizer_info(name)
-    cleaned = validate_optimizer_params(name, params, field)
-    tensors = list(tensors)
-    _check_shapes(info, tensors, "optimizer")
-    kwargs = info.torch_kwargs(cleaned)
-    if info.build is not None:
-        return info.build(tensors, kwargs)
-    return info.cls(tensors, **kwargs)
 
 
 def unprofiled_step(optimizer: torch.optim.Optimizer) -> Callable[..., object]:

@@ -60,7 +60,7 @@ class RunCode:
 def run_code(run: RunSpec, index: int, steps: int, network: bool) -> RunCode:
     import torch
 
-    from core.optim.optimizers import get_optimizer_info, validate_optimizer_params
+    from core.optim.catalog import get_optimizer_info, validate_optimizer_params
     from core.optim.schedules import Schedule
 
     info = get_optimizer_info(run.optimizer, f"runs[{index}].optimizer")

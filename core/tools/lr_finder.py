@@ -242,7 +242,7 @@ def _ramp(lab: Lab, spec: RunSpec, model: nn.Module | None, lr_min: float,
 def _function_setup(lab: Lab, spec: RunSpec):
     """Measure and update a copy of the function lab's start point (nothing to restore)."""
     from core.engine.function_race import DTYPE
-    from core.optim.optimizers import build_optimizer, get_optimizer_info
+    from core.optim.catalog import build_optimizer, get_optimizer_info
     from core.problems.functions import get_function
 
     objective = get_function(lab.problem.function)

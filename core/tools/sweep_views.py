@@ -52,7 +52,7 @@ def searchable_params(optimizer: str) -> list[HyperParam]:
     Numbers need a registry ``search`` range (the window's default); booleans and choices are
     searched over all their values. Pairs and lists cannot be searched (see core.tools.sweep).
     """
-    from core.optim.optimizers import get_optimizer_info
+    from core.optim.catalog import get_optimizer_info
 
     info = get_optimizer_info(optimizer)
     return [hp for hp in info.hyperparams
@@ -356,7 +356,7 @@ def base_run_for(lab: Lab, optimizer: str, label: str | None = None) -> RunSpec:
     """The run a trial builds on: ``label`` if the lab has it with that optimizer, else the
     lab's first run of ``optimizer``, else the registry defaults (a study watched from
     another lab)."""
-    from core.optim.optimizers import get_optimizer_info
+    from core.optim.catalog import get_optimizer_info
 
     for run in lab.runs:
         if run.label == label and run.optimizer == optimizer:

@@ -10,7 +10,8 @@ import torch
 
 from core.engine.function_race import FunctionRace, race
 from core.lab.format import FunctionProblem, Lab, RunSpec, ScheduleSpec, validate_lab
-from core.optim.optimizers import OPTIMIZERS, build_optimizer
+from core.optim.catalog import build_optimizer
+from core.optim.optimizers import OPTIMIZERS
 from core.optim.schedules import Schedule
 from core.problems.functions import get_function
 

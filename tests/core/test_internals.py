@@ -15,8 +15,9 @@ import torch
 from core.engine.function_race import FunctionRace
 from core.engine.history import RaceHistory
 from core.lab.format import RunSpec, load_lab, validate_lab
+from core.optim.catalog import build_optimizer
 from core.optim.internals import DeferredInternals, available_parts, capture, explain
-from core.optim.optimizers import OPTIMIZERS, build_optimizer
+from core.optim.optimizers import OPTIMIZERS
 
 RAVINE = "resources/labs/ravine.lab.json"
 TOL = 1e-12

@@ -11,14 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import LabError
+from core.optim.catalog import build_optimizer, get_optimizer_info, validate_optimizer_params
 from core.optim.hyperparams import HyperParam
-from core.optim.optimizers import (
-    OPTIMIZERS,
-    build_optimizer,
-    get_optimizer_info,
-    unprofiled_step,
-    validate_optimizer_params,
-)
+from core.optim.optimizers import OPTIMIZERS, unprofiled_step
 
 # torch constructor arguments that are implementation switches, not math: never exposed.
 IMPLEMENTATION_SWITCHES = {"params", "self", "foreach", "fused", "capturable", "differentiable"}

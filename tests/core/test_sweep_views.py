@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import LabError
 from core.lab.format import FunctionProblem, Lab, RunSpec, validate_lab
-from core.optim.optimizers import get_optimizer_info
+from core.optim.catalog import get_optimizer_info
 from core.tools.sweep.run import Sweep
 from core.tools.sweep.space import build_search_space
 from core.tools.sweep.spec import SweepSpec

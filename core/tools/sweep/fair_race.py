@@ -42,7 +42,7 @@ def fair_race(
     of giving one optimizer more trials than another. Network labs come back with
     ``problem.seeds = seeds`` (capped at the lab format's maximum): their race shows mean ± std.
     """
-    from core.optim.optimizers import get_optimizer_info
+    from core.optim.catalog import get_optimizer_info
 
     if not optimizers:
         raise LabError("optimizers", "pick at least one optimizer for a fair race")

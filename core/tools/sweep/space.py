@@ -186,7 +186,7 @@ def _range(name: str, hp: HyperParam, low, high, log: bool, points: int, text: s
 
 def build_search_space(optimizer: str, params: Sequence[str] = ()) -> tuple[ParamRange, ...]:
     """The default space (``lr`` over its registry range) narrowed or extended by ``params``."""
-    from core.optim.optimizers import get_optimizer_info
+    from core.optim.catalog import get_optimizer_info
 
     info = get_optimizer_info(optimizer)
     space: dict[str, ParamRange] = {}
