@@ -1,0 +1,527 @@
+"""Check an optimizer before it races: a report card of the properties a race relies on.
+
+    report = check_optimizer(Lion, {"lr": 1e-3}, seed=0, name="pytorch_optimizer:Lion")
+    print(report.card())            # ✓ / ✗ per property with its evidence
+    report.to_json()                # the same, machine-readable (main.py check-optimizer --json)
+
+Each property is probed on small float64 problems built here (a separable convex quadratic
+½·Σ h⊙(W − W*)² over matrices, known minimum 0), whose data and gradient noise come from a
+`torch.Generator` seeded with ``seed``: nothing here draws from or seeds torch's global random
+generator (it only reads its state, to say where a non-deterministic optimizer drew from). The
+parameters are matrices so that matrix optimizers (Muon-type) can be checked too.
+
+The properties, in the card's order (`PROPERTIES`):
+
+* ``decreases``      the quadratic's loss falls over 50 noise-free steps (at the evaluation point
+                     for ``train()``/``eval()`` optimizers)
+* ``deterministic``  two runs of 20 noisy steps with the same seed give bit-identical parameters
+* ``state_dict``     10 steps, ``copy.deepcopy(state_dict())`` (what branching a run does, see
+                     core/lab/branches.py), a fresh optimizer loads it, 10 more steps: bit-identical
+                     to 20 straight steps
+* ``grad_none``      a parameter that gets no gradient (``grad`` stays None) is left unchanged
+* ``frozen``         a parameter with ``requires_grad=False`` that the loss uses is left unchanged
+* ``param_groups``   two groups on identical sub-problems, the second with a tenth of the lr: both
+                     move, the second less (an optimizer that ignores a group's lr moves them alike)
+* ``zero_gradient``  3 steps on an exactly zero gradient, then 3 ordinary ones, stay finite
+* ``adapters``       what it needs beyond ``loss.backward(); step()``, found by trying (`detect_adapters`)
+* ``step_time``      its step time over torch.optim.Adam's on the same float32 parameters (median of
+                     a few repeats; evidence only, never a failure for being slow)
+
+Every probe is protected: an optimizer that raises inside one fails that property with the
+exception's message, and the report always completes. A probe cannot stop an optimizer that hangs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+PASSED, FAILED, NOT_APPLICABLE = "passed", "failed", "not applicable"
+
+# key → the line the card shows.
+PROPERTIES: dict[str, str] = {
+    "decreases": "decreases a convex quadratic",
+    "deterministic": "deterministic for a fixed seed",
+    "state_dict": "state_dict save/load mid-run continues identically",
+    "grad_none": "leaves a parameter with grad None unchanged",
+    "frozen": "leaves a frozen parameter (requires_grad=False) unchanged",
+    "param_groups": "works with several param groups",
+    "zero_gradient": "no NaN on a zero gradient",
+    "adapters": "adapters it needs",
+    "step_time": "step time relative to torch.optim.Adam",
+}
+
+DECREASE_STEPS = 50
+RUN_STEPS = 20  # the determinism and state_dict runs (saved and reloaded halfway)
+SMALL_STEPS = 5
+SHAPES = ((3, 4), (4, 2))
+NOISE = 0.1  # scale of the seeded gradient noise of the determinism and state_dict runs
+TIMING_SHAPES = ((128, 128), (128, 64))
+TIMING_STEPS = 10
+
+
+@dataclass(frozen=True)
+class PropertyResult:
+    """One line of the card: a property, passed / failed / not applicable, and why."""
+
+    key: str
+    status: str
+    evidence: str
+    value: float | None = None  # the number behind it, where there is one (the time ratio)
+
+    @property
+    def title(self) -> str:
+        return PROPERTIES[self.key]
+
+    def to_json(self) -> dict:
+        out = {"key": self.key, "title": self.title, "status": self.status,
+               "evidence": self.evidence}
+        if self.value is not None:
+            out["value"] = self.value
+        return out
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """What an optimizer needs beyond ``loss.backward(); optimizer.step()``."""
+
+    closure: bool = False       # step(closure) re-evaluates the loss (L-BFGS, SAM)
+    create_graph: bool = False  # backward(create_graph=True) (AdaHessian, Sophia-H)
+    train_eval: bool = False    # optimizer.train() / .eval() (Schedule-Free)
+    matrix_only: bool = False   # refuses parameters that are not matrices (Muon)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(name.replace("_", "-") for name in
+                     ("closure", "create_graph", "train_eval", "matrix_only")
+                     if getattr(self, name))
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The report card of one optimizer: its results in `PROPERTIES` order."""
+
+    name: str
+    kwargs: Mapping
+    seed: int
+    results: tuple[PropertyResult, ...]
+    adapters: Adapters | None  # None where no way of stepping it worked
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def failures(self) -> tuple[PropertyResult, ...]:
+        return tuple(r for r in self.results if r.status == FAILED)
+
+    def result(self, key: str) -> PropertyResult:
+        for result in self.results:
+            if result.key == key:
+                return result
+        raise KeyError(key)
+
+    def card(self, ok: str = "✓", failed: str = "✗", skipped: str = "–") -> str:
+        marks = {PASSED: ok, FAILED: failed, NOT_APPLICABLE: skipped}
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        lines = [f"Check of {self.name}({args}), seed {self.seed}, {self.seconds:.1f} s"]
+        for r in self.results:
+            lines.append(f"  {marks[r.status]} {r.title}")
+            lines.append(f"      {r.evidence}")
+        if self.passed:
+            lines.append("Passes every check.")
+        else:
+            names = ", ".join(r.key for r in self.failures)
+            lines.append(f"Fails {len(self.failures)} of {len(self.results)} checks: {names}.")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "optimizer": self.name,
+            "kwargs": {k: _plain(v) for k, v in self.kwargs.items()},
+            "seed": self.seed,
+            "passed": self.passed,
+            "failed": [r.key for r in self.failures],
+            "adapters": list(self.adapters.names()) if self.adapters else None,
+            "seconds": round(self.seconds, 3),
+            "results": [r.to_json() for r in self.results],
+        }
+
+
+def _plain(value):
+    """A kwargs value as JSON can hold it (a class or a function by its repr)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+# --------------------------------------------------------------------------------------------
+# The problem and one step of it
+
+
+class Quadratic:
+    """½·Σ h⊙(W − W*)² (+ seeded noise·W) over matrices of ``shapes``; its minimum is 0 at W*.
+
+    Curvatures h ∈ [0.5, 2], targets W* and the start come from ``torch.Generator(seed)``; so does
+    the noise of each loss evaluation, so a run's gradients are a function of the seed alone.
+    """
+
+    def __init__(self, seed: int, shapes=SHAPES, noise: float = 0.0,
+                 dtype: torch.dtype = torch.float64):
+        self.generator = torch.Generator().manual_seed(seed)
+        g, self.noise, self.dtype = self.generator, noise, dtype
+        self.shapes = tuple(tuple(s) for s in shapes)
+        self.curvature = [0.5 + 1.5 * torch.rand(s, generator=g, dtype=dtype) for s in shapes]
+        self.target = [torch.randn(s, generator=g, dtype=dtype) for s in shapes]
+        self.start = [torch.randn(s, generator=g, dtype=dtype) for s in shapes]
+
+    def params(self) -> list[torch.nn.Parameter]:
+        return [torch.nn.Parameter(s.clone()) for s in self.start]
+
+    def loss(self, params, scale: float = 1.0) -> torch.Tensor:
+        total = torch.zeros((), dtype=self.dtype)
+        for p, h, t in zip(params, self.curvature, self.target):
+            total = total + 0.5 * (h * (p - t) ** 2).sum()
+            if self.noise:
+                eps = torch.randn(p.shape, generator=self.generator, dtype=self.dtype)
+                total = total + self.noise * (eps * p).sum()
+        return total * scale
+
+
+Make = Callable[[list], torch.optim.Optimizer]  # parameters (or param groups) → an optimizer
+
+
+def build(make: Make, params, adapters: Adapters) -> torch.optim.Optimizer:
+    optimizer = make(params)
+    if adapters.train_eval:
+        optimizer.train()
+    return optimizer
+
+
+def step(optimizer, loss_fn: Callable[[], torch.Tensor], adapters: Adapters) -> None:
+    """One training step as a trainer takes it (core/optim/probe.py's loop): zero the gradients,
+    forward, backward, then ``step()``, or ``step(closure)`` with the gradients already computed
+    (SAM's documentation asks for that; L-BFGS re-evaluates anyway)."""
+
+    @torch.enable_grad()  # some steps call the closure under no_grad, as torch's L-BFGS guards
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn()
+        loss.backward(create_graph=adapters.create_graph)
+        return loss
+
+    closure()
+    if adapters.closure:
+        optimizer.step(closure)
+    else:
+        optimizer.step()
+
+
+def _run(make, adapters, problem: Quadratic, params, steps: int, optimizer=None):
+    optimizer = optimizer or build(make, params, adapters)
+    for _ in range(steps):
+        step(optimizer, lambda: problem.loss(params), adapters)
+    return optimizer
+
+
+def _snapshot(params) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+def _max_diff(a, b) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+def _finite(params) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in params)
+
+
+# --------------------------------------------------------------------------------------------
+# Adapters, found by trying
+
+
+def has_train_eval(cls) -> bool:
+    """Both ``train`` and ``eval`` methods, which torch.optim.Optimizer does not have."""
+    return callable(getattr(cls, "train", None)) and callable(getattr(cls, "eval", None))
+
+
+def detect_adapters(make: Make, train_eval: bool = False, seed: int = 0) -> Adapters:
+    """What the optimizer ``make`` builds needs, by trying: plain steps first, then a closure,
+    then create_graph, then both, on a float64 `Quadratic` of matrices.
+
+    ``matrix_only``: the way that works fails on a vector parameter. Raises the first attempt's
+    exception when no way works. (core/optim/probe.py finds the same for the catalog on a
+    float32 least-squares fit; this one runs on the check's own problem and seed.)
+    """
+    first_error: Exception | None = None
+    for closure, create_graph in ((False, False), (True, False), (False, True), (True, True)):
+        adapters = Adapters(closure, create_graph, train_eval)
+        try:
+            _try_steps(make, adapters, seed, SHAPES)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not this way
+            first_error = first_error or exc
+            continue
+        try:
+            _try_steps(make, adapters, seed, ((5,),))
+        except Exception:  # noqa: BLE001
+            return Adapters(closure, create_graph, train_eval, matrix_only=True)
+        return adapters
+    raise first_error
+
+
+def _try_steps(make, adapters, seed, shapes) -> None:
+    problem = Quadratic(seed, shapes)
+    params = problem.params()
+    _run(make, adapters, problem, params, 2)
+    if not _finite(params):
+        raise FloatingPointError("the parameters are not finite after 2 steps")
+
+
+# --------------------------------------------------------------------------------------------
+# The probes: each returns (status, evidence) or (status, evidence, value)
+
+
+def _decreases(make, adapters, seed):
+    problem = Quadratic(seed)
+    params = problem.params()
+    with torch.no_grad():
+        start = float(problem.loss(params))
+    optimizer = _run(make, adapters, problem, params, DECREASE_STEPS)
+    where = ""
+    if adapters.train_eval:
+        optimizer.eval()  # judge it where it is evaluated (Schedule-Free's x)
+        where = " at the evaluation point (after eval())"
+    with torch.no_grad():
+        end = float(problem.loss(params))
+    text = f"loss {start:.4g} → {end:.4g} after {DECREASE_STEPS} steps{where} (minimum 0)"
+    if math.isfinite(end) and end < start:
+        return PASSED, text
+    return FAILED, text + ": it did not decrease"
+
+
+def _global_sources() -> tuple:
+    """The global random states a seed does not control (read, never set)."""
+    return (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+
+
+def _which_changed(before, after) -> list[str]:
+    names = ("torch's global generator", "Python's random", "numpy's global generator")
+    same = (torch.equal(before[0], after[0]), before[1] == after[1],
+            np.array_equal(before[2], after[2]))
+    return [name for name, s in zip(names, same) if not s]
+
+
+def _straight(make, adapters, seed):
+    problem = Quadratic(seed, noise=NOISE)
+    params = problem.params()
+    _run(make, adapters, problem, params, RUN_STEPS)
+    return _snapshot(params)
+
+
+def _deterministic(make, adapters, seed, runs):
+    before = _global_sources()
+    first = _straight(make, adapters, seed)
+    second = _straight(make, adapters, seed)
+    drew = _which_changed(before, _global_sources())
+    runs["straight"], runs["spread"] = first, _max_diff(first, second)
+    if all(torch.equal(a, b) for a, b in zip(first, second)):
+        return PASSED, f"two runs with seed {seed} are bit-identical after {RUN_STEPS} steps"
+    text = (f"after {RUN_STEPS} steps the parameters differ by {runs['spread']:.2g} "
+            f"between two runs with seed {seed}")
+    if drew:
+        text += f"; it drew from {' and '.join(drew)}, which the seed does not control"
+    return FAILED, text
+
+
+def _state_dict(make, adapters, seed, runs):
+    straight = runs.get("straight") or _straight(make, adapters, seed)
+    half = RUN_STEPS // 2
+    problem = Quadratic(seed, noise=NOISE)
+    params = problem.params()
+    saved = copy.deepcopy(_run(make, adapters, problem, params, half).state_dict())
+    resumed = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    optimizer = build(make, resumed, adapters)
+    optimizer.load_state_dict(saved)
+    _run(make, adapters, problem, resumed, half, optimizer)
+    if all(torch.equal(a, b) for a, b in zip(straight, resumed)):
+        return PASSED, (f"{half} steps, save, load into a fresh optimizer, {half} more: "
+                        f"bit-identical to {RUN_STEPS} straight steps")
+    diff = _max_diff(straight, resumed)
+    text = (f"after {half} steps, save/load and {half} more the parameters differ by "
+            f"{diff:.2g} from {RUN_STEPS} straight steps")
+    spread = runs.get("spread")
+    if spread and diff <= 10 * spread:
+        text += f" (two straight runs already differ by {spread:.2g}: see deterministic)"
+    return FAILED, text
+
+
+def _two_params(seed):
+    problem = Quadratic(seed, shapes=(SHAPES[0],))
+    return problem, problem.params()[0], problem.params()[0]
+
+
+def _grad_none(make, adapters, seed):
+    problem, used, unused = _two_params(seed)
+    before = unused.detach().clone()
+    _run_on(make, adapters, [used, unused], lambda: problem.loss([used]))
+    if torch.equal(unused.detach(), before):
+        return PASSED, f"unchanged after {SMALL_STEPS} steps"
+    return FAILED, (f"a parameter with grad None moved by {_max_diff([unused], [before]):.2g} "
+                    f"after {SMALL_STEPS} steps")
+
+
+def _frozen(make, adapters, seed):
+    problem, used, frozen = _two_params(seed)
+    frozen.requires_grad_(False)
+    before = frozen.detach().clone()
+    _run_on(make, adapters, [used, frozen], lambda: problem.loss([used + frozen]))
+    if torch.equal(frozen.detach(), before):
+        return PASSED, f"unchanged after {SMALL_STEPS} steps of a loss that uses it"
+    return FAILED, (f"a frozen parameter moved by {_max_diff([frozen], [before]):.2g} "
+                    f"after {SMALL_STEPS} steps")
+
+
+def _run_on(make, adapters, param_groups, loss_fn):
+    optimizer = build(make, param_groups, adapters)
+    for _ in range(SMALL_STEPS):
+        step(optimizer, loss_fn, adapters)
+    return optimizer
+
+
+def _param_groups(make, adapters, seed):
+    problem, first, second = _two_params(seed)
+    lr = build(make, [first], adapters).defaults.get("lr")
+    if lr is None or not float(lr) > 0:
+        return NOT_APPLICABLE, "it has no positive lr to give each group"
+    lr = float(lr)
+    groups = [{"params": [first]}, {"params": [second], "lr": lr / 10}]
+    start = first.detach().clone()
+    _run_on(make, adapters, groups, lambda: problem.loss([first]) + problem.loss([second]))
+    moved = (_max_diff([first], [start]), _max_diff([second], [start]))
+    text = (f"on identical sub-problems, group 0 (lr {lr:.3g}) moved {moved[0]:.3g}, "
+            f"group 1 (lr {lr / 10:.3g}) moved {moved[1]:.3g} in {SMALL_STEPS} steps")
+    if not _finite([first, second]):
+        return FAILED, text + ": not finite"
+    if not 0 < moved[1] < moved[0]:
+        return FAILED, text + ": the groups' learning rates were not respected"
+    return PASSED, text
+
+
+def _zero_gradient(make, adapters, seed):
+    problem = Quadratic(seed)
+    params = problem.params()
+    optimizer = build(make, params, adapters)
+    for i in range(2 * 3):
+        scale = 0.0 if i < 3 else 1.0  # 0·loss: every gradient exactly zero
+        step(optimizer, lambda s=scale: problem.loss(params, s), adapters)
+        if not _finite(params):
+            kind = "a zero-gradient" if i < 3 else "an ordinary"
+            return FAILED, (f"the parameters hold NaN or inf after step {i + 1} ({kind} step; "
+                            f"steps 1-3 have a zero gradient)")
+    return PASSED, "3 zero-gradient steps, then 3 ordinary ones: all finite"
+
+
+class _Timer:
+    """Times TIMING_STEPS steps of one optimizer; ``full``: forward and backward included."""
+
+    def __init__(self, make, adapters, seed, full: bool):
+        problem = Quadratic(seed, TIMING_SHAPES, dtype=torch.float32)
+        self.params = problem.params()
+        self.optimizer = build(make, self.params, adapters)
+        self.problem, self.adapters, self.full = problem, adapters, full
+        if not full:
+            for p in self.params:
+                p.grad = torch.randn(p.shape, generator=problem.generator)
+        self.steps(3)  # the first steps allocate the state
+
+    def steps(self, count: int) -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            if self.full:
+                step(self.optimizer, lambda: self.problem.loss(self.params), self.adapters)
+            else:
+                self.optimizer.step()
+        return time.perf_counter() - start
+
+
+def _step_time(make, adapters, seed, repeats):
+    full = adapters.closure or adapters.create_graph
+    mine = _Timer(make, adapters, seed, full)
+    adam = _Timer(torch.optim.Adam, Adapters(), seed, full)
+    times = [(mine.steps(TIMING_STEPS), adam.steps(TIMING_STEPS)) for _ in range(repeats)]
+    # Interleaved repeats and the median of their ratios: a busy machine slows both alike.
+    ratio = statistics.median(a / b for a, b in times)
+    mine_us, adam_us = (statistics.median(t[i] for t in times) / TIMING_STEPS * 1e6
+                        for i in (0, 1))
+    what = "a whole training step (loss, backward, step)" if full else "step()"
+    size = sum(math.prod(s) for s in TIMING_SHAPES)
+    return PASSED, (f"{ratio:.2f}× Adam's time for {what} on {size} float32 parameters "
+                    f"({mine_us:.0f} µs vs {adam_us:.0f} µs, median of {repeats})"), ratio
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def check_optimizer(cls, kwargs: Mapping | None = None, *, seed: int = 0, name: str = "",
+                    build: Callable[[list, dict], torch.optim.Optimizer] | None = None,
+                    timing_repeats: int = 5) -> CheckReport:
+    """The report card of optimizer class ``cls`` built with ``kwargs`` (see the module's text).
+
+    ``build(params, kwargs)`` constructs it where ``cls(params, **kwargs)`` is not enough
+    (`OptimizerInfo.build`: a wrapper's base optimizer, Muon's groups); ``params`` may be a list
+    of param groups. Runs ``cls``'s code: call it only on code the user trusts
+    (core/optim/user_code.py).
+    """
+    kwargs = dict(kwargs or {})
+
+    def make(params):
+        return build(params, dict(kwargs)) if build is not None else cls(params, **kwargs)
+
+    clock = time.perf_counter()
+    results: dict[str, PropertyResult] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zoo optimizers warn freely; the card is the verdict
+        try:
+            adapters = detect_adapters(make, has_train_eval(cls), seed)
+            needs = ", ".join(adapters.names()) or "none (plain backward() and step())"
+            results["adapters"] = PropertyResult("adapters", PASSED, needs)
+        except Exception as exc:  # noqa: BLE001
+            adapters = None
+            results["adapters"] = PropertyResult(
+                "adapters", FAILED, f"no way of stepping it worked: {_message(exc)}")
+        driver = adapters or Adapters()
+        runs: dict = {}  # the deterministic probe's runs, which the state_dict probe reuses
+        probes = {
+            "decreases": lambda: _decreases(make, driver, seed),
+            "deterministic": lambda: _deterministic(make, driver, seed, runs),
+            "state_dict": lambda: _state_dict(make, driver, seed, runs),
+            "grad_none": lambda: _grad_none(make, driver, seed),
+            "frozen": lambda: _frozen(make, driver, seed),
+            "param_groups": lambda: _param_groups(make, driver, seed),
+            "zero_gradient": lambda: _zero_gradient(make, driver, seed),
+            "step_time": lambda: _step_time(make, driver, seed, timing_repeats),
+        }
+        for key, probe in probes.items():
+            try:
+                results[key] = PropertyResult(key, *probe())
+            except Exception as exc:  # noqa: BLE001 - the report always completes
+                results[key] = PropertyResult(key, FAILED, f"raised {_message(exc)}")
+    ordered = tuple(results[key] for key in PROPERTIES)
+    return CheckReport(name or getattr(cls, "__name__", str(cls)), kwargs, seed, ordered,
+                       adapters, time.perf_counter() - clock)
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
