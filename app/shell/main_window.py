@@ -30,6 +30,7 @@ from app.shell.files import APP_NAME, FileActions
 from app.shell.lesson_wiring import LessonWiring
 from app.shell.race_wiring import RaceWiring
 from app.shell.recovery import RecoveryStore
+from app.shell.shortcut_guard import install_shortcut_guard
 from app.shell.status import ElidedLabel
 from app.shell.views_switch import LabViews
 from app.shell.wheel_guard import install_wheel_guard
@@ -56,6 +57,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         # Before any panel exists: the wheel changes only a focused editor (app/shell/wheel_guard.py).
         install_wheel_guard(QApplication.instance())
+        # Space, Ctrl+E, Ctrl+I… from a number box too (app/shell/shortcut_guard.py).
+        install_shortcut_guard(QApplication.instance())
         self.recovery = recovery if recovery is not None else RecoveryStore()
         self.setObjectName("mainWindow")
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, "descent-lab")

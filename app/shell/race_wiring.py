@@ -21,6 +21,11 @@ from core.lab.format import Lab
 
 MIN_REDRAW_INTERVAL = 1 / 30  # seconds
 ARENA_TURNS = ("landscape", "loss", "landscape", "lr")
+PAUSED = "Paused at step"
+
+
+def paused_text(step: int) -> str:
+    return f"{PAUSED} {step}. Space plays on, → steps once."
 
 
 class RaceWiring(QObject):
@@ -93,7 +98,10 @@ class RaceWiring(QObject):
         if not self.race_indices:
             window.status_label.setText("Add a run to start a race.")
         else:
-            window.status_label.setText(f"Ready: {len(self.race_indices)} runs. Press Space to play.")
+            # Space plays from anywhere but a free-text field, where it types a space
+            # (app/shell/shortcut_guard.py): the line promises no more than that.
+            window.status_label.setText(f"Ready: {len(self.race_indices)} runs. Press Play, or "
+                                        "Space when not typing in a text box.")
 
     # -- playback ----------------------------------------------------------------------------
 
@@ -295,6 +303,9 @@ class RaceWiring(QObject):
 
     def show_step(self, step: int) -> None:
         self.window.step_label.setText(f"step {step} / {self.window.document.lab.steps}")
+        status = self.window.status_label
+        if status.text().startswith(PAUSED) and self.controller.state() == "paused":
+            status.setText(paused_text(step))  # a step (→) while paused: say the new step
         self.show_internals(step=step)
 
     @Slot(int)
@@ -347,3 +358,11 @@ class RaceWiring(QObject):
         play_action.setText("&Pause" if playing else "&Play")
         icon = QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay
         play_action.setIcon(self.window.style().standardIcon(icon))
+        # The status line says what is true now (a divergence or the winner's line stays
+        # until the next change of state).
+        status = self.window.status_label
+        if playing:
+            status.setText(f"Playing: {len(self.race_indices)} runs. Space pauses.")
+        elif state == "paused":
+            step = self.history.last_step if self.history is not None else 0
+            status.setText(paused_text(max(step, 0)))

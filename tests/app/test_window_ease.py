@@ -28,3 +28,78 @@ def test_the_internals_show_the_rule_of_the_run_just_given_another_optimizer(qtb
     title = window.internals_panel.equation_title.text()
     assert "Adagrad" in title and "SGD" not in title
     assert window.internals_panel.selected_run() == 1
+
+
+def _number_box(window):
+    from PySide6.QtWidgets import QDoubleSpinBox
+
+    box = window.runs_panel.findChild(QDoubleSpinBox, "optParam_lr")
+    window.show()
+    window.activateWindow()
+    box.setFocus()
+    return box
+
+
+def test_space_ctrl_i_and_ctrl_e_work_with_the_focus_in_a_number_box(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    triggered = []
+    window.export_action.triggered.disconnect()  # no dialog in a test: just see it asked for
+    window.export_action.triggered.connect(lambda: triggered.append("export"))
+    window.play_action.triggered.disconnect()
+    window.play_action.triggered.connect(lambda: triggered.append("play"))
+    box = _number_box(window)
+    qtbot.waitUntil(box.hasFocus)
+    text = box.text()
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert triggered == ["play"] and box.text() == text  # no space typed into the number
+    qtbot.keyClick(box, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert triggered == ["play", "export"]
+    assert window.internals_dock.isHidden()
+    qtbot.keyClick(box, Qt.Key.Key_I, Qt.KeyboardModifier.ControlModifier)
+    assert not window.internals_dock.isHidden()
+
+
+def test_space_types_a_space_in_a_label_and_the_status_line_says_so(qtbot, window):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLineEdit
+
+    triggered = []
+    window.play_action.triggered.disconnect()
+    window.play_action.triggered.connect(lambda: triggered.append("play"))
+    from dataclasses import replace
+
+    lab = window.document.lab
+    problem = replace(lab.problem, function={"expression": "x**2 + y**2"})
+    window.document.edit(replace(lab, problem=problem), "Custom expression")
+    window.show()
+    window.activateWindow()
+    name = window.problem_panel.findChild(QLineEdit, "expressionEdit")
+    name.setFocus()
+    qtbot.waitUntil(name.hasFocus)
+    before = name.text()
+    qtbot.keyClick(name, Qt.Key.Key_Space)
+    assert triggered == [] and name.text() == before + " "
+    # The ready line promises Space only where it plays.
+    assert "Space" in window.status_label.text() and "typing" in window.status_label.text()
+
+
+def test_the_status_line_says_playing_then_paused_at_the_step_shown(qtbot, window):
+    window.speed_combo.setCurrentIndex(0)  # 10 steps/s: time to pause before the end
+    assert "Ready" in window.status_label.text()
+    window.play()
+    qtbot.waitUntil(lambda: window.controller.state() == "playing", timeout=10_000)
+    assert window.status_label.text().startswith("Playing")
+    assert "Ready" not in window.status_label.text()
+    qtbot.waitUntil(lambda: window.history.last_step >= 1, timeout=10_000)
+    window.pause()
+    qtbot.waitUntil(lambda: window.controller.state() == "paused", timeout=10_000)
+    window.flush_redraw()
+    shown = window.step_label.text().split()[1]  # "step 7 / 200"
+    assert window.status_label.text().startswith(f"Paused at step {shown}.")
+    window.step()
+    qtbot.waitUntil(lambda: window.step_label.text().split()[1] != shown, timeout=10_000)
+    window.flush_redraw()
+    assert window.status_label.text().startswith(
+        f"Paused at step {window.step_label.text().split()[1]}.")
+    window.reset()
