@@ -14,6 +14,8 @@ if str(ROOT) not in sys.path:
 import tempfile  # noqa: E402
 
 os.environ.setdefault("DESCENT_LAB_RECOVERY_DIR", tempfile.mkdtemp(prefix="descent-lab-recovery-"))
+# Likewise the user data folder (core/user_data.py): sweeps of bundled examples and the like.
+os.environ.setdefault("DESCENT_LAB_DATA_DIR", tempfile.mkdtemp(prefix="descent-lab-data-"))
 
 # Offscreen by default; OpenGL tests run the suite under xvfb-run with DESCENT_LAB_DISPLAY=1.
 if not os.environ.get("DESCENT_LAB_DISPLAY"):

@@ -36,6 +36,7 @@ from app.export.animation import RaceAnimator
 from app.export.animation_options import AnimationOptions
 from app.export.pages import animation_page, data_page, picture_page
 from app.export.pictures import export_picture, window_plots
+from app.shell.user_folders import LAST_DIR_KEY, remember_dir, start_dir
 from core.errors import LabError
 
 EXPORT_DIR_KEY = "export_dir"
@@ -85,7 +86,8 @@ class ExportDialog(QDialog):
 
 
     def _ask_path(self, caption: str, name: str, filter_: str) -> str:
-        start = self.settings.value(EXPORT_DIR_KEY, self.settings.value("last_dir", str(Path.home())))
+        # The last export folder, else the last lab folder, else Documents: never the app's own.
+        start = start_dir(self.settings, EXPORT_DIR_KEY, LAST_DIR_KEY)
         path, _ = QFileDialog.getSaveFileName(self, caption, str(Path(str(start)) / name), filter_)
         return path
 
@@ -97,7 +99,7 @@ class ExportDialog(QDialog):
         path = Path(path)
         if path.suffix.lower() != suffix:
             path = path.with_name(path.name + suffix)
-        self.settings.setValue(EXPORT_DIR_KEY, str(path.parent))
+        remember_dir(self.settings, EXPORT_DIR_KEY, path.parent)
         return path
 
     def _format_path(self, what: str, fmt: str, kind: str) -> Path | None:

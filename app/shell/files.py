@@ -13,8 +13,10 @@ import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app.shell.user_folders import LAST_DIR_KEY, remember_dir, start_dir
 from core.errors import LabError
 from core.lab.format import Lab, default_lab, default_network_lab
+from core.user_data import is_bundled
 
 APP_NAME = "Descent Lab"
 MAX_RECENT = 8
@@ -65,7 +67,7 @@ class FileActions(QObject):
     def open_dialog(self) -> None:
         if not self.window._confirm_discard():
             return
-        start = self.settings.value("last_dir", str(Path.home()))
+        start = start_dir(self.settings, LAST_DIR_KEY)
         path, _ = QFileDialog.getOpenFileName(self.window, "Open lab", start,
                                               "Lab files (*.lab.json *.json)")
         if path:
@@ -89,12 +91,13 @@ class FileActions(QObject):
         return self.window._confirm_discard() and self.open_lab(path)
 
     def save(self) -> bool:
-        if self.document.path is None:
+        # An example shipped with the app is never overwritten: Save asks where, like a new lab.
+        if self.document.path is None or is_bundled(self.document.path):
             return self.save_as()
         return self.save_to(self.document.path)
 
     def save_as(self) -> bool:
-        start = self.settings.value("last_dir", str(Path.home()))
+        start = start_dir(self.settings, LAST_DIR_KEY)
         name = self.document.lab.name.replace(" ", "_").lower() or "lab"
         path, _ = QFileDialog.getSaveFileName(
             self.window, "Save lab", str(Path(start) / f"{name}.lab.json"), "Lab files (*.lab.json)"
@@ -115,7 +118,7 @@ class FileActions(QObject):
         path = str(Path(path).resolve())
         recent = [p for p in self.recent() if p != path]
         self.settings.setValue("recent_files", [path, *recent][:MAX_RECENT])
-        self.settings.setValue("last_dir", str(Path(path).parent))
+        remember_dir(self.settings, LAST_DIR_KEY, Path(path).parent)
         self.refresh_recent_menu()
 
     def recent(self) -> list[str]:

@@ -14,23 +14,22 @@ import json
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths
-
 from core.engine.snapshot import load_results, save_results
 from core.errors import LabError
 from core.lab.format import Lab, lab_from_dict, lab_to_dict, load_lab, write_atomic
+from core.user_data import user_data_dir
 
 RECOVERY_NAME = "recovery.json"
 RESULTS_NAME = "results.npz"
 
 
 def recovery_dir() -> Path:
-    """Where the recovery file lives (``DESCENT_LAB_RECOVERY_DIR`` overrides, for tests)."""
+    """Where the recovery file lives: ``recovery/`` in the user data folder (core/user_data.py;
+    ``DESCENT_LAB_RECOVERY_DIR`` overrides, for tests)."""
     override = os.environ.get("DESCENT_LAB_RECOVERY_DIR")
     if override:
         return Path(override)
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(base or Path.home() / ".descent-lab")
+    return user_data_dir() / "recovery"
 
 
 class RecoveryStore:

@@ -33,6 +33,7 @@ from core.tools.sweep.objective import OBJECTIVES
 from core.tools.sweep.spec import SAMPLERS, SweepSpec
 from core.tools.sweep.storage import default_storage
 from core.tools.sweep.study import default_study_name
+from core.user_data import is_bundled
 
 STORAGE_MEMORY, STORAGE_SQLITE, STORAGE_URL = "memory", "sqlite", "url"
 
@@ -154,8 +155,11 @@ class SweepSettings(QWidget):
         path = self.document.path
         if path is not None:
             url = default_storage(path)
-            self.storage_combo.addItem(f"SQLite next to the lab ({Path(url[10:]).name})",
-                                       STORAGE_SQLITE)
+            # An example shipped with the app keeps its studies in the user data folder.
+            where = "in your data folder" if is_bundled(path) else "next to the lab"
+            self.storage_combo.addItem(f"SQLite {where} ({Path(url[10:]).name})", STORAGE_SQLITE)
+            self.storage_combo.setItemData(self.storage_combo.count() - 1, url[10:],
+                                           Qt.ItemDataRole.ToolTipRole)
         self.storage_combo.addItem("Database URL…", STORAGE_URL)
         index = self.storage_combo.findData(current)
         if index < 0:  # a saved lab keeps its sweeps beside it by default

@@ -2,7 +2,8 @@
 
 In memory (``storage=None``), any Optuna storage URL (``sqlite:///...``, ``postgresql://``, ...),
 or a plain file path (a SQLite file); the CLI defaults to a SQLite file next to the lab
-(`default_storage`). `open_storage` fails fast with a `LabError` naming ``--storage``: a SQLite
+(`default_storage`; for an example shipped with the app, in the user data folder:
+core/user_data.py). `open_storage` fails fast with a `LabError` naming ``--storage``: a SQLite
 file in a missing or read-only folder is refused before any database call, a server that does
 not answer gives up after ``CONNECT_TIMEOUT_S``; SQLite gets a busy timeout and a WAL journal,
 a bare ``postgresql://`` URL the PostgreSQL driver that is installed.
@@ -16,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from core.errors import LabError
+from core.user_data import folder_for_lab
 
 HEARTBEAT_INTERVAL_S = 15
 HEARTBEAT_GRACE_S = 60
@@ -25,10 +27,11 @@ OPEN_ATTEMPTS = 4  # SQLite: two workers creating the tables at once may collide
 
 
 def default_storage(lab_path: str | os.PathLike) -> str:
-    """The SQLite file next to a lab file that a saved sweep uses: ``<stem>.sweeps.db``."""
+    """The SQLite file a saved sweep of a lab uses: ``<stem>.sweeps.db`` next to the lab, or in
+    the user data folder for a lab shipped with the app (never inside the installed app)."""
     path = Path(lab_path).resolve()
     stem = path.name.split(".")[0] or "lab"
-    return f"sqlite:///{path.with_name(stem + '.sweeps.db')}"
+    return f"sqlite:///{folder_for_lab(path) / (stem + '.sweeps.db')}"
 
 
 def storage_url(storage: str | os.PathLike | None) -> str | None:
