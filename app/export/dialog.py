@@ -61,6 +61,11 @@ class ExportDialog(QDialog):
         self.status = QLabel(wordWrap=True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
+        # Esc and the Close button reject (QDialog); Ctrl+W closes it like the tool windows.
+        close = QAction("Close", self)
+        close.setShortcut(QKeySequence("Ctrl+W"))
+        close.triggered.connect(self.reject)
+        self.addAction(close)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.status)

@@ -103,3 +103,31 @@ def test_the_status_line_says_playing_then_paused_at_the_step_shown(qtbot, windo
     assert window.status_label.text().startswith(
         f"Paused at step {window.step_label.text().split()[1]}.")
     window.reset()
+
+
+def test_tool_windows_close_with_a_button_ctrl_w_and_esc(qtbot, window):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QPushButton
+
+    window.show()
+    for kind in ("lr_finder", "sweep", "fair_race"):
+        tool = window.open_tool(kind)
+        qtbot.waitExposed(tool)
+        button = tool.findChild(QPushButton, "toolCloseButton")
+        assert button is not None and button.isVisible() and button.text() == "Close"
+        button.click()
+        assert not tool.isVisible()
+        for keys in ((Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier),
+                     (Qt.Key.Key_Escape, Qt.KeyboardModifier.NoModifier)):
+            window.open_tool(kind)
+            tool.activateWindow()
+            qtbot.waitUntil(tool.isActiveWindow)
+            qtbot.keyClick(tool, *keys)
+            assert not tool.isVisible(), (kind, keys)
+    window.export_action.trigger()
+    dialog = window.export_dialog
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    qtbot.keyClick(dialog, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
+    assert not dialog.isVisible()
