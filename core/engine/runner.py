@@ -21,6 +21,7 @@ import numpy as np
 from core.engine.factory import make_race
 from core.engine.function_race import StepRecord
 from core.errors import LabError
+from core.lab.code import written_name
 from core.lab.format import Lab, write_atomic
 
 
@@ -117,7 +118,7 @@ def _run_entry(race, i: int, label: str, last, best: np.ndarray,
     event = race.diverged[i]
     return {
         "label": label,
-        "optimizer": race.runs[i].optimizer,
+        "optimizer": written_name(race.runs[i].optimizer, race.lab.base_dir),
         "final_loss": float(last.loss[i]) if last is not None else None,
         "best_loss": float(best[i]) if np.isfinite(best[i]) else None,
         # Updates this run completed (a diverged run stops before its bad step).

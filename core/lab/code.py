@@ -59,6 +59,8 @@ def optimizer_from_file(value: Any, field: str, base_dir: str | Path | None,
     User code is loaded here — only with consent (see the module docstring).
     """
     text, recorded = _class_text(value, field)
+    if isinstance(value, dict) and ":" not in text:
+        user_code.parse_code_ref(text, base_dir, field)  # names the expected form
     if not user_code.is_code_ref(text):
         return text, None
     ref = user_code.parse_code_ref(text, base_dir, field)
@@ -87,6 +89,14 @@ def optimizer_to_file(name: str, recorded: str | None, base_dir: str | Path | No
     if sha256:
         entry["sha256"] = sha256
     return entry
+
+
+def written_name(name: str, base_dir: str | Path | None) -> str:
+    """The optimizer's name as a person reads it in a summary or a table: user code by its path
+    relative to the lab (``opts/lion.py:Lion``), any other name as it is."""
+    if not user_code.is_code_ref(name):
+        return name
+    return user_code.parse_code_ref(name).written(base_dir)
 
 
 def default_label(name: str) -> str:
