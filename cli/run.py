@@ -21,20 +21,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("lab", help="a *.lab.json file")
     add_trust_flag(run)
     run.add_argument("--out", required=True, help="output directory (created if missing)")
+    run.add_argument(
+        "--step-time-limit", type=float, default=None, metavar="SECONDS",
+        help="stop a run whose optimizer step takes longer than this (default 30; 0: no limit)",
+    )
     run.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from core.engine.faults import DEFAULT_STEP_TIME_LIMIT
     from core.engine.runner import run_to_dir
     from core.errors import LabError
 
+    limit = args.step_time_limit
+    limit = DEFAULT_STEP_TIME_LIMIT if limit is None else (None if limit == 0 else limit)
     lab = load_lab_for(args)
     try:
-        summary = run_to_dir(lab, args.out)
+        summary = run_to_dir(lab, args.out, step_time_limit=limit)
     except LabError as exc:  # about the lab's content (no enabled run): name the file too
         raise exc.from_file(args.lab) from None
     for run in summary["runs"]:
         state = f"diverged at step {run['diverged_at']}" if run["diverged"] else "ok"
+        failure = run.get("failure")
+        if failure is not None:  # its optimizer raised or was too slow: the reason, one line
+            verb = "failed" if failure["kind"] == "failed" else "stopped"
+            state = f"{verb} at step {failure['step']}: {failure['reason']}"
         print(
             f"{run['label']:<24} final loss {run['final_loss']:.6g}  "
             f"best {run['best_loss']:.6g}  {state}"

@@ -17,7 +17,10 @@ that the update from t to t+1 uses.
 
 A run whose loss, gradient or point turns NaN/Inf, or explodes (see `EXPLODE_FACTOR`), is frozen at
 its last finite state and reported once in `StepRecord.diverged`; the others go on. Nothing
-non-finite ever leaves the engine, so plots never receive NaN.
+non-finite ever leaves the engine, so plots never receive NaN. A run whose optimizer step raises
+or takes longer than the per-step time limit (core/engine/faults.py) is put back on its point
+before that step, frozen there and reported the same way (``Divergence.kind`` "failed" / "too
+slow", with the traceback).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.engine import faults
+from core.engine.faults import DEFAULT_STEP_TIME_LIMIT, Fault, StepLimit, fault_of
 from core.lab.branches import Branching
 from core.lab.format import Lab, RunSpec
 from core.optim.catalog import build_optimizer, get_optimizer_info
@@ -67,6 +72,12 @@ class Divergence:
     update_ratio: float | None = None  # ‖Δ‖ / ‖W‖ of that update (``layer``'s; 2-D: the point's)
     param_norm: float | None = None  # the parameter norm after that update, when finite
     last_point: tuple[float, float] | None = None  # 2-D: the point at step - 1
+    # Why the run stopped: "diverged" (its numbers blew up), or a fault of its optimizer
+    # (core/engine/faults.py): "failed" (its step raised; ``traceback`` holds the text) or
+    # "too slow" (a step over the time limit). A faulty run is frozen like a diverged one, at the
+    # state before the faulty update (step - 1).
+    kind: str = "diverged"
+    traceback: str | None = None
 
     def __post_init__(self):
         if self.last_point is not None:  # a JSON round trip gives a list
@@ -80,6 +91,11 @@ class Divergence:
         if self.last_point is not None:
             out["last_point"] = list(self.last_point)
         return {name: value for name, value in out.items() if value is not None}
+
+    @property
+    def verb(self) -> str:
+        """What the run did, for sentences: "diverged", "failed" or "was stopped"."""
+        return {"diverged": "diverged", "failed": "failed"}.get(self.kind, "was stopped")
 
     def describe(self) -> str:
         """One line of the forensic details for people (status bar, tooltips), most telling
@@ -95,7 +111,8 @@ class Divergence:
         if self.last_grad_norm is not None:
             before.append(f"gradient norm {self.last_grad_norm:.3g}")
         if before:
-            parts.append(f"last finite (step {max(0, self.step - 1)}): " + ", ".join(before))
+            last = "last finite" if self.kind == "diverged" else "last good"
+            parts.append(f"{last} (step {max(0, self.step - 1)}): " + ", ".join(before))
         if self.layer is not None:
             update = (f" (update {self.update_ratio:.3g} × its norm)"
                       if self.update_ratio is not None else "")
@@ -141,9 +158,12 @@ class FunctionRace:
     the points between steps — the GUI's step readouts and branching build on that.
     """
 
-    def __init__(self, lab: Lab, internals: bool = False):
+    def __init__(self, lab: Lab, internals: bool = False,
+                 step_time_limit: float | None = DEFAULT_STEP_TIME_LIMIT):
         self.lab = lab
         self.internals = internals  # attach core.optim.internals.Internals to every record
+        # A step over it stops its run (core/engine/faults.py); None: no limit.
+        self.step_limit = StepLimit(step_time_limit)
         self.runs: tuple[RunSpec, ...] = lab.enabled_runs()
         self.labels = tuple(r.label for r in self.runs)
         self.objective: Objective = get_function(lab.problem.function)
@@ -184,6 +204,7 @@ class FunctionRace:
         self._last_lr = np.full(count, np.nan)
         self._start_loss: np.ndarray | None = None
         self._pending_internals: list = [None] * count
+        self._fault_events: list[Divergence] = []  # runs whose last update faulted, to report
         # Runs that replay another run up to a step, then fork from it (core.lab.branches).
         self.branching = Branching.for_race(self)
 
@@ -315,21 +336,56 @@ class FunctionRace:
             if self.branching is not None and self.branching.is_following(i):
                 continue  # its row mirrors its parent's (synced after the next evaluation)
             probe = self._capture_internals(i, origins, grads) if self.internals else None
-            t0 = time.perf_counter()
-            if i in self._closures:
-                own, closure = self._closures[i]
-                self._steps[i](closure)
-                with torch.no_grad():
-                    self.points[i].copy_(own)
-            else:
-                self._steps[i]()
-            self.schedules[i].step(float(loss[i]))
-            self.wall_s[i] += time.perf_counter() - t0
+            fault = None
+            t0 = faults.clock()
+            try:
+                if i in self._closures:
+                    own, closure = self._closures[i]
+                    self._steps[i](closure)
+                    with torch.no_grad():
+                        self.points[i].copy_(own)
+                else:
+                    self._steps[i]()
+                self.schedules[i].step(float(loss[i]))
+            except Exception as error:  # the run's own fault: it stops, the others go on
+                fault = fault_of(error)
+            spent = faults.clock() - t0
+            self.wall_s[i] += spent
+            fault = fault or self.step_limit.check(spent)
+            if fault is not None:
+                self._fail(int(i), fault)
+                continue
             if probe is not None:  # outside the timing: the overlay's cost is not the run's
                 self._pending_internals[i] = DeferredInternals(
                     self.optimizers[i], probe[0], probe[1], self.step + 1
                 )
         self.step += 1
+
+    def _fail(self, i: int, fault: Fault) -> None:
+        """Run i's update from this step faulted: back to its point before it, frozen there,
+        reported with the next record (as a divergence at the next step is). Branches still
+        replaying it stop with it: they have nothing left to replay."""
+        with torch.no_grad():
+            self.points[i] = torch.from_numpy(self._last_point[i])
+        failed = [(i, fault.reason)]
+        if self.branching is not None:
+            failed += [(j, f"it replays {self.labels[i]}, which {fault.kind}: {fault.reason}")
+                       for j in self.branching.order
+                       if self.alive[j] and self.branching.is_following(j)
+                       and self.branching.source(self.branching.parent[j], self.step + 1) == i]
+        for j, reason in failed:
+            last = self._last_point[j]
+            event = Divergence(
+                j, self.labels[j], self.step + 1, reason,
+                lr=finite_or_none(self._last_lr[j]),
+                last_loss=finite_or_none(self._last_loss[j]),
+                last_grad_norm=finite_or_none(self._last_grad_norm[j]),
+                last_point=(float(last[0]), float(last[1])),
+                kind=fault.kind, traceback=fault.traceback,
+            )
+            self.alive[j] = False
+            self.diverged[j] = event
+            self._fault_events.append(event)
 
     def records(self, stop: threading.Event | None = None) -> Iterator[StepRecord]:
         """Yield the record of every step from the current one to ``lab.steps``.
@@ -345,7 +401,8 @@ class FunctionRace:
                 self.branching.sync(loss, grad_norm)
             alive_now = max(1, int(self.alive.sum()))
             self.wall_s[self.alive] += (time.perf_counter() - t0) / alive_now
-            events = self._check(loss, grad_norm)
+            events = self._fault_events + self._check(loss, grad_norm)
+            self._fault_events = []
             record = self._record(loss, grad_norm, events)
             if self.branching is not None:
                 self.branching.mirror_lr(record.lr)

@@ -51,6 +51,7 @@ from dataclasses import replace
 import numpy as np
 from torch import nn
 
+from core.engine.faults import DEFAULT_STEP_TIME_LIMIT
 from core.engine.function_race import Divergence
 from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
 from core.engine.race_setup import RaceSetup
@@ -73,11 +74,13 @@ class NetworkRace:
     read from the lab file's folder (``lab.base_path``). Build one with core/engine/factory.py.
     """
 
-    def __init__(self, lab: Lab):
+    def __init__(self, lab: Lab, step_time_limit: float | None = DEFAULT_STEP_TIME_LIMIT):
         self.lab = lab
         self.seed_count = int(getattr(lab.problem, "seeds", 1))
         setup = RaceSetup.of(lab)
-        self.seed_races = [SeedRace(lab, setup, s) for s in range(self.seed_count)]
+        # step_time_limit: seconds one run's optimizer step may take (core/engine/faults.py).
+        self.seed_races = [SeedRace(lab, setup, s, step_time_limit)
+                           for s in range(self.seed_count)]
         first = self.seed_races[0]
         self.runs, self.labels = first.runs, first.labels
         self.device, self.notices = setup.device, setup.notices
@@ -88,7 +91,8 @@ class NetworkRace:
         count = len(self.runs)
         # Every seed's own events (named by seed), in the order they happened.
         self.seed_events: list[Divergence | EarlyStop] = []
-        self._fates: list[list[tuple[bool, str]]] = [[] for _ in range(count)]
+        # Per run, each ended seed's event (None: stopped early) and its fate in words.
+        self._fates: list[list[tuple[Divergence | None, str]]] = [[] for _ in range(count)]
         if self.seed_count == 1:
             # The very same arrays: whoever reads or writes them sees the one race.
             self.alive, self.diverged, self.stopped = first.alive, first.diverged, first.stopped
@@ -215,13 +219,13 @@ class NetworkRace:
             for event in rec.diverged:
                 self.seed_events.append(replace(event, reason=f"{name}: {event.reason}"))
                 self._fates[event.run].append(
-                    (True, f"seed {s} diverged at step {event.step} ({event.reason})"))
+                    (event, f"seed {s} {event.verb} at step {event.step} ({event.reason})"))
             for event in rec.stopped:
                 self.seed_events.append(EarlyStop(
                     event.run, event.label, event.step, event.best_step, event.best_val_loss,
                     f"{name} stopped early at step {event.step}"))
                 self._fates[event.run].append(
-                    (False, f"seed {s} stopped early at step {event.step}"))
+                    (None, f"seed {s} stopped early at step {event.step}"))
         was_alive = self.alive.copy()
         self.alive[:] = np.any([race.alive for race in self.seed_races], axis=0)
         self.wall_s[:] = np.sum([race.wall_s for race in self.seed_races], axis=0)
@@ -272,15 +276,22 @@ class NetworkRace:
     def _run_event(self, i: int, step: int) -> Divergence | EarlyStop | None:
         """Run i's last seed ended at ``step``: one event naming every seed's fate.
 
-        A divergence of any seed makes the run "diverged"; otherwise it stopped early (with the
-        best mean validation loss). A run pruned from outside has no event.
+        A divergence of any seed makes the run "diverged", a fault of any seed's optimizer
+        (core/engine/faults.py) "failed" / "too slow" with the first such seed's traceback;
+        otherwise it stopped early (with the best mean validation loss). A run pruned from
+        outside has no event.
         """
         fates = self._fates[i]
         if not fates:
             return None
         text = f"all {self.seed_count} seeds ended: " + "; ".join(text for _, text in fates)
         label = self.labels[i]
-        if any(diverged for diverged, _ in fates):
+        ended = [event for event, _ in fates if event is not None]
+        faulty = [event for event in ended if event.kind != "diverged"]
+        if faulty:
+            return Divergence(i, label, step, text, kind=faulty[0].kind,
+                              traceback=faulty[0].traceback)
+        if ended:
             return Divergence(i, label, step, text)
         return EarlyStop(i, label, step, int(self.best_val_step[i]), float(self.best_val[i]), text)
 

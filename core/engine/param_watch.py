@@ -2,8 +2,8 @@
 the latest update (to name the tensor that blew up), and telling an out-of-memory error apart.
 
 `ParamWatch` is what the per-seed race (core/engine/seed_race.py) checks before every step;
-`out_of_memory` says whether an error is the allocator giving up, so one run can be set aside
-while the others go on.
+`out_of_memory` (core/engine/faults.py) says whether an error is the allocator giving up, so one
+run can be set aside while the others go on.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.engine.faults import out_of_memory  # noqa: F401 - the races import it from here
 from core.engine.stacked import StackedMLP
 
 # A run whose parameter norm passes PARAM_NORM_FACTOR × (its norm at step 0 + 1) has diverged:
@@ -19,20 +20,6 @@ from core.engine.stacked import StackedMLP
 # no useful model needs and which is on its way to Inf anyway (and caught a step or more before
 # the loss turns NaN). The + 1 keeps a zero-initialised model checkable.
 PARAM_NORM_FACTOR = 1e3
-
-# What allocators say when they run out (CUDA: torch.OutOfMemoryError, "CUDA error: out of
-# memory"; CPU: "DefaultCPUAllocator: can't allocate memory", Windows: "not enough memory").
-_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
-
-
-def out_of_memory(error: BaseException) -> str | None:
-    """The first line of ``error``'s message when it is an out-of-memory error, else None."""
-    if not isinstance(error, RuntimeError):  # torch.OutOfMemoryError is a RuntimeError
-        return None
-    text = str(error).strip()
-    if isinstance(error, torch.OutOfMemoryError) or any(s in text.lower() for s in _OUT_OF_MEMORY):
-        return (text.splitlines()[0][:200] if text else "") or "the allocator gave up"
-    return None
 
 
 class ParamWatch:
@@ -86,6 +73,15 @@ class ParamWatch:
         else:
             torch._foreach_copy_(self._before_list, self._params)
         self.has_before = True
+
+    @torch.no_grad()
+    def restore(self, i: int) -> None:
+        """Put run i's weights back to the copy of `snapshot` (before the latest update): a
+        run whose update faulted (core/engine/faults.py) stops on its last good state."""
+        if not self.has_before:
+            return
+        for (_, p), w in zip(self.named[i], self.before[i]):
+            p.copy_(w)
 
     def blown(self, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Live runs whose norm passed its limit (or is not finite), and every run's norm.

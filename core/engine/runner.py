@@ -1,7 +1,9 @@
 """Headless runs: iterate the engine and write summary.json, metrics.csv and trajectory.csv.
 
 This is ``main.py run``. It iterates the very generator the GUI's worker iterates, so the numbers
-are the same to the bit. Files are streamed to temporary files beside the targets and renamed into
+are the same to the bit. A run whose optimizer faulted (core/engine/faults.py) is in summary.json
+with ``failed``, and ``failure`` holds its kind, step, reason and traceback; the other runs are
+written as ever. Files are streamed to temporary files beside the targets and renamed into
 place only when complete: a crash or Ctrl+C never leaves half a CSV where a whole one was.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.engine.factory import make_race
+from core.engine.faults import DEFAULT_STEP_TIME_LIMIT
 from core.engine.function_race import StepRecord
 from core.errors import LabError
 from core.lab.code import written_name
@@ -63,18 +66,20 @@ def run_to_dir(
     out_dir: str | os.PathLike,
     stop: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
+    step_time_limit: float | None = DEFAULT_STEP_TIME_LIMIT,
 ) -> dict:
     """Run ``lab`` to the end and write its results into ``out_dir``; return the summary.
 
     A lab with no enabled run is refused (`LabError` on ``runs``) before anything is written:
-    a summary of no runs is a mistake, not a result."""
+    a summary of no runs is a mistake, not a result. ``step_time_limit``: the seconds one run's
+    optimizer step may take before that run is stopped (None: no limit)."""
     _check_has_runs(lab)
     if lab.is_network:
-        return _run_network(lab, Path(out_dir), stop, progress)
+        return _run_network(lab, Path(out_dir), stop, progress, step_time_limit)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    race = make_race(lab)
+    race = make_race(lab, step_time_limit=step_time_limit)
     labels = race.labels
     metrics = AtomicCsv(out / "metrics.csv", ["run", "step", "loss", "lr", "grad_norm"])
     trajectory = AtomicCsv(out / "trajectory.csv", ["run", "step", "x", "y", "loss"])
@@ -116,13 +121,15 @@ def _run_entry(race, i: int, label: str, last, best: np.ndarray,
                stopped_at: int | None = None) -> dict:
     """The summary keys of run ``i`` that both kinds of race write, in their order in the file."""
     event = race.diverged[i]
+    fault = event if event is not None and event.kind != "diverged" else None
+    event = None if fault is not None else event
     return {
         "label": label,
         "optimizer": written_name(race.runs[i].optimizer, race.lab.base_dir),
         "final_loss": float(last.loss[i]) if last is not None else None,
         "best_loss": float(best[i]) if np.isfinite(best[i]) else None,
-        # Updates this run completed (a diverged run stops before its bad step).
-        "steps": (max(0, event.step - 1) if event is not None
+        # Updates this run completed (a diverged or failed run stops before its bad step).
+        "steps": (max(0, (event or fault).step - 1) if (event or fault) is not None
                   else stopped_at if stopped_at is not None else (last.step if last else 0)),
         "diverged": event is not None,
         "diverged_at": event.step if event is not None else None,
@@ -130,6 +137,13 @@ def _run_entry(race, i: int, label: str, last, best: np.ndarray,
         # The forensics: the layer, last finite values and lr of the blow-up
         # (core/engine/function_race.py).
         "divergence": event.details() if event is not None else None,
+        # Its optimizer's step raised or ran over the time limit (core/engine/faults.py): the
+        # run is frozen at step - 1, as a diverged one is.
+        "failed": fault is not None,
+        "failure": None if fault is None else {
+            "kind": fault.kind, "step": fault.step, "reason": fault.reason,
+            "traceback": fault.traceback,
+        },
     }
 
 
@@ -152,13 +166,14 @@ def _run_network(
     out: Path,
     stop: threading.Event | None,
     progress: Callable[[int, int], None] | None,
+    step_time_limit: float | None = DEFAULT_STEP_TIME_LIMIT,
 ) -> dict:
     """Network labs: metrics.csv (with val_loss / val_accuracy where measured), weights/*.pt."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    race = make_race(lab)
+    race = make_race(lab, step_time_limit=step_time_limit)
     labels = race.labels
     classification = race.task == "classification"
     header = ["run", "step", "epoch", "loss", "lr", "grad_norm", "val_loss"]

@@ -5,6 +5,9 @@
 run, `core.engine.training_step.train_step`, or the stack's batched twin) and `finish_phase`
 (record the lr, evaluate when due, stop early, update). Its divergence checks and its out-of-
 memory isolation use `core.engine.param_watch`; its evaluations `core.engine.network_evaluation`.
+A run whose optimizer or schedule step raises or runs over the per-step time limit
+(core/engine/faults.py) gets its weights back from before that update and is frozen there, a
+`Divergence` of kind "failed" / "too slow" at the next step; the other runs go on.
 core/engine/network_race.py steps several of them in lockstep; with one seed it is the race.
 """
 
@@ -15,10 +18,13 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from core.engine import faults
+from core.engine.faults import DEFAULT_STEP_TIME_LIMIT, Fault, StepLimit, fault_of
 from core.engine.function_race import EXPLODE_FACTOR, Divergence, finite_or_none
 from core.engine.network_evaluation import Evaluator, linear_weights, update_ratios, with_ratios
 from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
@@ -38,8 +44,10 @@ from core.problems.models import dropout_stream, has_dropout, set_dropout_genera
 class SeedRace:
     """Every run of the lab on ONE seed; `records()` advances it (the whole race when S = 1)."""
 
-    def __init__(self, lab: Lab, setup: RaceSetup, seed_index: int = 0):
+    def __init__(self, lab: Lab, setup: RaceSetup, seed_index: int = 0,
+                 step_time_limit: float | None = DEFAULT_STEP_TIME_LIMIT):
         problem = lab.problem
+        self.step_limit = StepLimit(step_time_limit)  # core/engine/faults.py
         self.lab = lab
         self.seed_index = seed_index
         self.seed = lab.seed + SEED_STRIDE * seed_index
@@ -69,6 +77,7 @@ class SeedRace:
             ]
             # Each run keeps its optimizer; the stack steps them one torch.optim call per type.
             self.stack.use_optimizers([opts[0] for opts in self.optimizers])
+            self.stack.step_limit = self.step_limit
         else:
             self.optimizers = [
                 optimizers_for(run, model) for run, model in zip(self.runs, self.models)
@@ -104,6 +113,7 @@ class SeedRace:
         self._last_lr = np.full(count, np.nan)  # the lr of the latest update (forensics)
         self._watch = ParamWatch(self.models, self.stack)  # parameter norms, pre-update copy
         self._out_of_memory: dict[int, str] = {}  # runs that ran out of memory, to be marked
+        self._faults: dict[int, Fault] = {}  # runs whose update faulted, to be marked
         self._unbatched = False  # stacked runs train one by one after a batched OOM
         self._pending: tuple[np.ndarray, np.ndarray, list[Divergence]] | None = None
         self._started = time.perf_counter()
@@ -216,7 +226,7 @@ class SeedRace:
     def _check_parameters(self) -> list[Divergence]:
         """Before this step uses the weights: runs whose latest update ran out of memory or
         blew their parameter norm up (one batched norm per step, `ParamWatch`)."""
-        events = self._take_out_of_memory()
+        events = self._take_faults() + self._take_out_of_memory()
         flagged, norms = self._watch.blown(self.alive)
         for i in flagged:
             norm = float(norms[i])
@@ -237,8 +247,20 @@ class SeedRace:
         self._out_of_memory.clear()
         return events
 
+    def _take_faults(self) -> list[Divergence]:
+        """Runs whose latest update faulted: their weights back from before it, their memory
+        given back, each frozen with the fault's kind and traceback."""
+        events = []
+        for i, fault in self._faults.items():
+            if self.alive[i]:
+                self._watch.restore(i)
+                events.append(self._diverge(i, fault.reason, blame=False, fault=fault))
+                self._release(i)
+        self._faults.clear()
+        return events
+
     def _diverge(self, i: int, reason: str, param_norm: float | None = None,
-                 blame: bool = True) -> Divergence:
+                 blame: bool = True, fault: Fault | None = None) -> Divergence:
         """Freeze run i with its forensics: the tensor its latest update blew up (named in the
         reason too), the last finite loss and gradient norm (step - 1) and that update's lr."""
         layer, ratio = None, None
@@ -256,6 +278,8 @@ class SeedRace:
             last_grad_norm=None if first else finite_or_none(self._last_grad[i]),
             update_ratio=finite_or_none(ratio), param_norm=finite_or_none(param_norm),
         )
+        if fault is not None:
+            event = replace(event, kind=fault.kind, traceback=fault.traceback)
         self.alive[i] = False
         self.diverged[i] = event
         return event
@@ -350,7 +374,8 @@ class SeedRace:
             if self.stack is not None:  # every live run in one call per optimizer type
                 t0 = time.perf_counter()
                 try:
-                    self.stack.step(self.alive)
+                    # Runs whose step faulted are put back and frozen at the next step.
+                    self._faults.update(self.stack.step(self.alive) or {})
                 except RuntimeError as error:
                     message = out_of_memory(error)
                     if message is None:
@@ -360,23 +385,24 @@ class SeedRace:
                     # no per-run fallback for that, so every live run is marked (next step).
                     self._out_of_memory.update({int(i): message for i in live})
                 for i in live:
-                    self.schedules[i].step(float(losses[i]))
+                    if i not in self._faults:
+                        self._step_schedule(int(i), float(losses[i]))
                 self.wall_s[live] += (time.perf_counter() - t0) / max(1, len(live))
             else:
                 for i in live:
-                    t0 = time.perf_counter()
+                    fault = None
+                    t0 = faults.clock()
                     try:
                         for opt in self.optimizers[i]:
                             opt.step()
-                    except RuntimeError as error:
-                        message = out_of_memory(error)
-                        if message is None:
-                            raise
-                        self._out_of_memory[int(i)] = message  # marked at the next step
-                    if i in self._out_of_memory:
-                        self._release(int(i))
-                    self.schedules[i].step(float(losses[i]))
-                    self.wall_s[i] += time.perf_counter() - t0
+                        self.schedules[i].step(float(losses[i]))
+                    except Exception as error:  # the run's own fault: the others go on
+                        fault = fault_of(error)
+                    spent = faults.clock() - t0
+                    self.wall_s[i] += spent
+                    fault = fault or self.step_limit.check(spent)
+                    if fault is not None:
+                        self._faults[int(i)] = fault  # put back and marked at the next step
             if before is not None and evaluation is not None:
                 evaluation = with_ratios(evaluation, update_ratios(self.models, before))
         return NetworkRecord(
@@ -392,6 +418,18 @@ class SeedRace:
             stopped=tuple(stopped),
             sharpness=sharpness,
         )
+
+    def _step_schedule(self, i: int, loss: float) -> None:
+        """Run i's schedule step after a batched update; one that raises is run i's fault."""
+        t0 = faults.clock()
+        try:
+            self.schedules[i].step(loss)
+        except Exception as error:
+            self._faults[i] = fault_of(error)
+            return
+        fault = self.step_limit.check(faults.clock() - t0)
+        if fault is not None:
+            self._faults[i] = fault
 
     def _sharpness_due(self) -> bool:
         if self._sharpness is None:

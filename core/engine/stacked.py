@@ -30,7 +30,11 @@ scheduler writing a run's ``lr`` — or OneCycle's betas — changes that run on
 per-parameter state dicts ARE the runs' own (so each run's optimizer still holds its moments).
 torch steps param_groups independently, so the numbers equal one optimizer per run. A frozen run
 (diverged, stopped early, pruned) gets ``grad = None`` and torch skips it: its weights and state
-stay exactly as they were, and the other runs' numbers do not change.
+stay exactly as they were, and the other runs' numbers do not change. Only torch's own classes
+are grouped so: any other class (a user's, a zoo optimizer) steps each run with the run's own
+optimizer, so a step that raises or runs over the time limit (core/engine/faults.py) is that
+run's fault alone; `StackedMLP.step` returns the runs whose step faulted, and the others' steps
+go on. (A grouped step of torch's own that raises, e.g. out of memory, faults its members.)
 
 Adam, AdamW, SGD and Adagrad use torch's fused CPU kernel (``fused=True``): one kernel per run
 instead of ~10 element-wise ops. It is torch's own implementation of the same update, but not
@@ -48,6 +52,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from core.engine import faults
+from core.engine.faults import Fault, StepLimit, fault_of
 
 # Optimizers whose update treats every parameter entry on its own (or, like weight decay,
 # uniformly), so one flat tensor per run gives exactly the per-layer result.
@@ -148,6 +155,8 @@ class StackedMLP:
         self._penalties_for: tuple[torch.Tensor, torch.Tensor, bool, bool] | None = None
         self._run_optimizers: list[torch.optim.Optimizer] = []
         self._steppers: list[torch.optim.Optimizer] = []
+        self._members: list[list[int]] = []  # the runs each stepper steps
+        self.step_limit = StepLimit(None)  # the race's per-step time limit (set by the race)
 
     @staticmethod
     def _weight_view(row: torch.Tensor, slot: _LinearSlot) -> torch.Tensor:
@@ -258,8 +267,13 @@ class StackedMLP:
                 raise ValueError(f"optimizer {r} must step exactly run {r}'s flat parameter")
             by_class.setdefault(type(opt), []).append(r)
         cpu = self.flat.device.type == "cpu"
-        steppers = []
+        steppers, stepped = [], []
         for cls, members in by_class.items():
+            if not cls.__module__.startswith("torch.optim"):
+                # Not torch's own: each run steps alone, so a fault stays in its run.
+                steppers += [optimizers[r] for r in members]
+                stepped += [[r] for r in members]
+                continue
             groups = [optimizers[r].param_groups[0] for r in members]
             for group in groups:
                 if cpu and cls in FUSED_ON_CPU:
@@ -272,20 +286,39 @@ class StackedMLP:
                 # construction; the run's own entry wins), so the run's optimizer sees every step.
                 stepper.state[self.run_params[r]] = optimizers[r].state[self.run_params[r]]
             steppers.append(stepper)
+            stepped.append(members)
         self._run_optimizers = list(optimizers)
         self._steppers = steppers
+        self._members = stepped
 
-    def step(self, alive) -> None:
-        """One optimizer step of every run with ``alive[r]``; the others stay exactly as is."""
+    def step(self, alive) -> dict[int, Fault]:
+        """One optimizer step of every run with ``alive[r]``; the others stay exactly as is.
+
+        Returns the runs whose step faulted (raised, or took longer than ``step_limit``; a
+        grouped step: each member's share of its time), by run: the caller puts them back and
+        freezes them. A stepper whose runs are all frozen is not called."""
         for r, param in enumerate(self.run_params):
             param.grad = self._grad_rows[r] if alive[r] else None  # torch skips grad-less params
-        for stepper in self._steppers:
-            stepper.step()
-        for r, opt in enumerate(self._run_optimizers):
-            if alive[r]:
-                # What torch's scheduler hook would record had opt.step() itself been called:
-                # its "scheduler stepped before the optimizer" check reads this flag.
-                opt._opt_called = True
+        faulted: dict[int, Fault] = {}
+        for stepper, members in zip(self._steppers, self._members):
+            live = [r for r in members if alive[r]]
+            if not live:
+                continue
+            fault = None
+            t0 = faults.clock()
+            try:
+                stepper.step()
+            except Exception as error:  # the fault of these runs only: the others step on
+                fault = fault_of(error)
+            fault = fault or self.step_limit.check((faults.clock() - t0) / len(live))
+            for r in live:
+                if fault is not None:
+                    faulted[r] = fault
+                else:
+                    # What torch's scheduler hook would record had opt.step() itself been
+                    # called: its "scheduler stepped before the optimizer" check reads it.
+                    self._run_optimizers[r]._opt_called = True
+        return faulted
 
     def layer_grad_norms(self, r: int) -> list[float]:
         g = self.grad[r]
