@@ -122,9 +122,16 @@ def introspect(
         # Every tensor it gets goes to the matrix update; its built-in AdamW never runs, so its
         # adamw_* settings would change nothing (the trainer gives the rest to torch's AdamW).
         hyperparams = [hp for hp in hyperparams if not hp.name.startswith("adamw_")]
+    preset = {}
     if overrides is not None:
         hyperparams = apply_overrides(hyperparams, overrides)
-    build = _builder(cls, base_arg is not None, muon_groups)
+        # A default the user's file changed must reach the constructor even when a run leaves
+        # the value unset (a builder passes only what a run sets).
+        preset = {
+            hp.name: hp.to_torch(hp.default) for hp in hyperparams
+            if isinstance(overrides.get(hp.name), Mapping) and "default" in overrides[hp.name]
+        }
+    build = _builder(cls, base_arg is not None, muon_groups, preset)
     make = build or (lambda tensors, kwargs: cls(tensors, **kwargs))
     train_eval = callable(getattr(cls, "train", None)) and callable(getattr(cls, "eval", None))
     defaults = {hp.name: hp.to_torch(hp.default) for hp in hyperparams if hp.default is not None}
@@ -199,13 +206,13 @@ def _takes_use_muon_groups(cls: type) -> bool:
     return False
 
 
-def _builder(cls: type, base_optimizer: bool, muon_groups: bool):
+def _builder(cls: type, base_optimizer: bool, muon_groups: bool, preset: dict):
     """How to construct ``cls`` when ``cls(tensors, **kwargs)`` is not enough (else None)."""
-    if not (base_optimizer or muon_groups):
+    if not (base_optimizer or muon_groups or preset):
         return None
 
     def build(tensors: list, kwargs: dict) -> torch.optim.Optimizer:
-        kwargs = dict(kwargs)
+        kwargs = {**preset, **kwargs}
         if base_optimizer:
             kwargs["base_optimizer"] = OPTIMIZERS[kwargs.pop("base_optimizer", "sgd")].cls
         params = [{"params": list(tensors), "use_muon": True}] if muon_groups else tensors
