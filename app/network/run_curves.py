@@ -32,7 +32,7 @@ from app.network.plot_ranges import (
 )
 from app.network.series_curve import GrownSeries, SeriesCurve
 from app.shell.theme import FOREGROUND
-from app.widgets.curves import MAX_POINTS, KeyRow, SeriesPlot
+from app.widgets.curves import MAX_POINTS, SeriesPlot, add_key_row
 from core.engine.smoothing import DebiasedEma
 
 RAW_ALPHA_SMOOTHED = 60  # the raw line under a smoothed one: faint, but visible
@@ -66,11 +66,7 @@ class RunCurvesPlot(SeriesPlot):
         self.setMenuEnabled(False)
         if legend:
             # A row between the title and the data (not a box over the newest steps).
-            self.legend = KeyRow()
-            layout = self.plotItem.layout
-            layout.removeItem(self.plotItem.getAxis("top"))  # hidden: its row is the legend's
-            layout.addItem(self.legend, 1, 1)
-            layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignHCenter)
+            self.legend = add_key_row(self.plotItem, follow=False)
         plain_axes(self.plotItem)
         self.smoothed: list[SeriesCurve] = []
         self.dashed: list[SeriesCurve] = []
@@ -157,17 +153,20 @@ class RunCurvesPlot(SeriesPlot):
             self.legend.addItem(pg.PlotCurveItem(pen=pen), text)
         self._fit_legend()
 
-    # The legend (a `KeyRow` above the data) is hidden when its rows would take more than this
-    # share of the plot's height (a narrow plot needs many rows): the runs table is the key then.
+    # The legend (a `KeyRow` above the data) drops its line-style key ("smoothed", "raw",
+    # "val") when all of it would take more than this share of the plot's height (a narrow
+    # plot needs many rows); the runs stay named, however small the plot.
     LEGEND_MAX_FRACTION = 0.2
 
     def _fit_legend(self, *_args) -> None:
         if self.legend is None:
             return
         # The row spans the data's column; the left axis's width is known before the data's.
-        self.legend.fit(self.width() - self.plotItem.getAxis("left").width() - 12)
+        width = max(40.0, self.width() - self.plotItem.getAxis("left").width() - 12)
         room = self.LEGEND_MAX_FRACTION * self.plotItem.height()
-        self.legend.set_shown(bool(self.curves) and self.legend.needed_height() <= room)
+        self.legend.set_runs_only(self.legend.height_for(width, runs_only=False) > room)
+        self.legend.fit(width)
+        self.legend.set_shown(bool(self.curves))
 
     def _points(self, item: SeriesCurve, x: np.ndarray,
                 y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from app.widgets.curves import add_key_row
 from core.landscape.live import SharpnessUpdate
 
 EDGE_LEGEND = "2/lr (dashed, run colour): edge of stability"
@@ -69,7 +70,7 @@ class SharpnessPlot(pg.PlotWidget):
         self.plotItem.setLabel("bottom", "step")
         self.plotItem.setLabel("left", "top Hessian eigenvalue λ_max")
         self.plotItem.setLogMode(y=True)
-        self.plotItem.addLegend(offset=(-10, 10))
+        add_key_row(self.plotItem)  # above the data, never over a curve (app/widgets/curves.py)
         self.items: dict[int, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self.series: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.labels: list[str] = []

@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
+from app.widgets.curves import add_key_row
 from core.landscape.live import SliceUpdate
 
 SLICE_CHOICES = (
@@ -35,7 +36,7 @@ class SlicePlot(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.plotItem.setLabel("left", "loss")
         self.plotItem.setLogMode(y=True)
-        self.plotItem.addLegend(offset=(-10, 10))
+        add_key_row(self.plotItem)  # above the data, never over a curve (app/widgets/curves.py)
         self.curves: dict[int, pg.PlotDataItem] = {}
         for x in (0.0, 1.0):
             line = pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen(200, 200, 200, 80, width=1))

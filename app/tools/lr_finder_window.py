@@ -34,6 +34,7 @@ from app.shell.document import LabDocument
 from app.shell.theme import FOREGROUND
 from app.shell.tool_window import ToolWindow
 from app.shell.worker import error_text
+from app.widgets.curves import add_key_row
 from app.widgets.layouts import hbox
 from core.errors import LabError
 from core.tools.lr_finder import (
@@ -113,7 +114,7 @@ class LrFinderWindow(ToolWindow):
         item.setLabel("bottom", "learning rate")
         item.setLabel("left", "loss")
         item.getAxis("bottom").enableAutoSIPrefix(False)
-        item.addLegend(offset=(-10, 10))
+        add_key_row(item)  # above the data, never over a curve (app/widgets/curves.py)
         self.raw_curve = pg.PlotDataItem(pen=pg.mkPen(160, 170, 190, 90, width=1), name="raw")
         self.smooth_curve = pg.PlotDataItem(pen=pg.mkPen(FOREGROUND, width=2), name="smoothed")
         item.addItem(self.raw_curve)
@@ -278,9 +279,14 @@ class LrFinderWindow(ToolWindow):
             for marker in items:
                 self.plot.plotItem.removeItem(marker)
         self.markers = {}
+        legend = self.plot.plotItem.legend
+        for sample in getattr(self, "_rule_keys", []):
+            legend.removeItem(sample)
+        self._rule_keys: list[pg.PlotDataItem] = []
 
     def _draw_markers(self, result: LrFindResult) -> None:
-        """A dashed line per rule at its suggestion, a dot where it reads the curve, a label."""
+        """A dashed line per rule at its suggestion, a dot where it reads the curve, its name and
+        lr in the key above the plot."""
         self._clear_markers()
         item = self.plot.plotItem
         smoothed = result.smoothed
@@ -288,15 +294,18 @@ class LrFinderWindow(ToolWindow):
         pad = 0.08 * (high - low or abs(high) or 1.0)
         item.setYRange(low - pad, high + pad, padding=0)
         item.setXRange(math.log10(result.lrs[0]), math.log10(result.lrs[-1]), padding=0.02)
-        # Labels stacked at different heights, so close suggestions do not overlap.
-        for k, rule in enumerate(RULES):
+        # Each rule is named in the key above the plot, not by a label on its line: labels of
+        # close suggestions lay over each other and over the curve.
+        legend = item.legend
+        for rule in RULES:
             lr = result.suggestions[rule]
             color = RULE_COLORS[rule]
-            line = pg.InfiniteLine(pos=math.log10(lr), angle=90,
-                                   pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine),
-                                   label=f"{RULE_TITLES[rule]}\n{lr:.2g}",
-                                   labelOpts={"position": 0.95 - 0.16 * k, "color": color,
-                                              "fill": (27, 29, 33, 200), "movable": False})
+            pen = pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine)
+            line = pg.InfiniteLine(pos=math.log10(lr), angle=90, pen=pen)
+            line.setToolTip(f"{RULE_TITLES[rule]}: lr {lr:.2g}")
+            key = pg.PlotDataItem(pen=pen)
+            legend.addItem(key, f"{RULE_TITLES[rule]} {lr:.2g}")
+            self._rule_keys.append(key)
             index = result.suggestion_index[rule]
             # A PlotDataItem (not a bare scatter) so the plot's log-x mode applies to it.
             dot = pg.PlotDataItem([result.lrs[index]], [smoothed[index]], pen=None,

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.shell.theme import FOREGROUND
+from app.widgets.curves import add_key_row
 from core.errors import LabError
 from core.lab.format import write_atomic
 from core.tools.sweep_views import (
@@ -185,7 +186,7 @@ class BestSoFarPlot(pg.PlotWidget):
         item = self.plotItem
         item.setLabel("bottom", "trial")
         item.setLabel("left", "objective")
-        item.addLegend(offset=(-10, 10))
+        add_key_row(item)  # above the data, never over a curve (app/widgets/curves.py)
         # Symbols of a PlotDataItem, not a ScatterPlotItem: only a PlotDataItem follows the
         # plot's log mode, so the dots and the line share one y axis.
         self.dots = pg.PlotDataItem(pen=None, symbol="o", symbolSize=7, symbolPen=None,

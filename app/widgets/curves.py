@@ -128,6 +128,10 @@ class KeyRow(pg.LegendItem):
     def __init__(self, text_size: str = "8pt"):
         super().__init__(offset=None, labelTextSize=text_size, frame=False)
         self.break_at: int | None = None
+        # Short of room, only the entries before `break_at` (the runs) are shown: the runs are
+        # never left unnamed (two runs of similar colour could not be told apart), the
+        # line-style key goes first.
+        self.runs_only = False
         self._width = 0.0  # the width given by `fit` (0: one line)
         self._size = QSizeF(0, 0)
         self._shown = True
@@ -150,8 +154,11 @@ class KeyRow(pg.LegendItem):
 
     def _lines(self, width: float) -> list[list[tuple[float, object, object]]]:
         """The entries as lines of (entry width, sample, label), wrapped at ``width``."""
+        items = self.items
+        if self.runs_only and self.break_at:
+            items = items[:self.break_at]
         entries = [(self.SAMPLE + self.GAP + label.minimumWidth(), sample, label)
-                   for sample, label in self.items]
+                   for sample, label in items]
 
         def flow(parts):
             lines, used = [], math.inf
@@ -173,6 +180,10 @@ class KeyRow(pg.LegendItem):
         # pyqtgraph's own version moves the legend to its parent's corner: here the plot's
         # layout places it, and only needs to hear the new size.
         lines = self._lines(self._width or math.inf)
+        shown = {id(sample) for line in lines for _w, sample, _label in line}
+        for sample, label in self.items:
+            sample.setVisible(id(sample) in shown)
+            label.setVisible(id(sample) in shown)
         widest = 0.0
         for row, line in enumerate(lines):
             x, y = 0.0, row * self.LINE
@@ -223,18 +234,44 @@ class KeyRow(pg.LegendItem):
             self._width = width
             self.updateSize()
 
+    def set_runs_only(self, runs_only: bool) -> None:
+        """Show only the entries before `break_at` (True) or all of them."""
+        if runs_only != self.runs_only:
+            self.runs_only = runs_only
+            self.updateSize()
+
+    def height_for(self, width: float, runs_only: bool) -> float:
+        """How tall the key would be at ``width`` px, with or without the line-style key."""
+        before, self.runs_only = self.runs_only, runs_only
+        try:
+            return len(self._lines(width or math.inf)) * self.LINE if self.items else 0.0
+        finally:
+            self.runs_only = before
+
     def line_count(self) -> int:
         return len(self._lines(self._width or math.inf))
 
     def needed_height(self) -> float:
         return self._size.height()
 
+def add_key_row(plot: pg.PlotItem, text_size: str = "8pt", follow: bool = True) -> KeyRow:
+    """Give ``plot`` a `KeyRow` as its legend: a row between its title and its data (in place of
+    the hidden top axis), so no entry ever covers a curve; ``follow``: wrapped to the data's
+    width as it changes (else the owner calls `KeyRow.fit`). Items added with ``name=`` join it
+    as they would join pyqtgraph's legend box."""
+    key = KeyRow(text_size)
+    layout = plot.layout
+    layout.removeItem(plot.getAxis("top"))  # hidden: its row is the key's
+    layout.addItem(key, 1, 1)
+    layout.setAlignment(key, Qt.AlignmentFlag.AlignHCenter)
+    plot.legend = key  # pyqtgraph's PlotItem.addItem puts named items in ``plot.legend``
+    if follow:
+        plot.vb.sigResized.connect(lambda *_args: key.fit(max(40.0, plot.vb.width())))
+    return key
+
+
 class SeriesPlot(pg.PlotWidget):
     """One curve per run over the step axis."""
-
-    # A legend wider than this share of the plot would cover its curves (a narrow plot beside
-    # the internals dock): it is hidden then, and the runs table's colour swatches are the key.
-    LEGEND_MAX_FRACTION = 0.5
 
     def __init__(
         self, title: str, y_label: str, log_y: bool, object_name: str, legend: bool = True,
@@ -254,12 +291,10 @@ class SeriesPlot(pg.PlotWidget):
         self.plotItem.setMenuEnabled(False)
         self.legend = None
         if legend:
-            self.legend = self.plotItem.addLegend(offset=(-10, 10), labelTextSize="8pt")
-            # Translucent, so the curves behind the legend stay visible.
-            self.legend.setBrush(pg.mkBrush(27, 29, 33, 170))
-            # Its labels never change during a race: blit a cached pixmap instead of laying out
-            # and drawing a dozen text items whenever a curve under it moves.
-            self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            # A row between the title and the data (`add_key_row`): a box anchored over the
+            # data hid the curves' right end, and hidden in a narrow plot it left runs of
+            # similar colour unnamed. It wraps instead, and is always there.
+            self.legend = add_key_row(self.plotItem, follow=False)
         self.curves: list[FastCurve] = []
         self.raw: list[tuple[np.ndarray, np.ndarray]] = []  # what was last given, untransformed
         self.offset = 0.0
@@ -301,8 +336,7 @@ class SeriesPlot(pg.PlotWidget):
 
     def _fit_legend(self, *_args) -> None:
         if self.legend is not None:
-            room = self.LEGEND_MAX_FRACTION * self.plotItem.vb.width()
-            self.legend.setVisible(bool(self.curves) and self.legend.width() <= room)
+            self.legend.fit(max(40.0, self.plotItem.vb.width()))
 
     def transform(self, y: np.ndarray) -> np.ndarray:
         if self.offset:

@@ -166,8 +166,8 @@ def test_an_off_scale_box_is_clamped_to_the_view_and_its_numbers_stay_exact(qtbo
 
 def test_at_1280x800_with_the_dock_open_the_legends_fit_their_plots(qtbot, ravine):
     """The dock narrows the landscape and the loss plot: the internals legend takes its compact
-    form inside the view (every part still named), the loss legend, which would cover the
-    curves, is hidden (the runs table's swatches are the key); both come back when there is room."""
+    form inside the view (every part still named); the loss legend stays, a row above the
+    curves that names every run; the full internals legend comes back when there is room."""
     from PySide6.QtWidgets import QApplication
 
     window = ravine
@@ -192,7 +192,11 @@ def test_at_1280x800_with_the_dock_open_the_legends_fit_their_plots(qtbot, ravin
                                              for s, _ in overlay.legend.items)]
     assert {"gradient", "velocity", "step", "effective", "accumulator"} <= set(shown)
     assert any("off-scale" in text for text in labels)
-    assert not loss_legend.isVisible()
+    assert loss_legend.isVisible()
+    assert loss_legend.sceneBoundingRect().bottom() <= (
+        window.loss_plot.plotItem.vb.sceneBoundingRect().top() + 0.5)
+    assert [label.text for _, label in loss_legend.items] == [
+        run.label for run in window.document.lab.runs]
     # A wide window: the full legend, and the loss plot's legend again.
     window.resize(2400, 1000)
     qtbot.waitUntil(lambda: overlay.legend_form == "full" and loss_legend.isVisible(),

@@ -892,10 +892,10 @@ def test_the_legends_sit_above_the_data_and_hide_none_of_it(qtbot, moons_race):
         layers.ratio_plot.vb.sceneBoundingRect().top(), abs=0.5)
 
 
-def test_a_narrow_plot_wraps_its_key_and_a_short_one_hides_it(qtbot):
-    """Narrow, the key wraps over more lines (still above the data, inside the plot); when its
-    lines would take more than `LEGEND_MAX_FRACTION` of the plot's height it is hidden and its
-    row goes back to the data (the runs table's swatches are the key then)."""
+def test_a_narrow_plot_wraps_its_key_and_a_short_one_keeps_the_runs_named(qtbot):
+    """Narrow, the key wraps over more lines (still above the data, inside the plot); when all
+    its lines would take more than `LEGEND_MAX_FRACTION` of the plot's height it drops the
+    line-style key but still names every run (hidden, it left runs of similar colour unnamed)."""
     plot = RunCurvesPlot("Loss", "loss", True, "lossCurves")
     qtbot.addWidget(plot)
     plot.set_runs(["SGD", "Momentum", "Adam"], COLORS)
@@ -909,11 +909,12 @@ def test_a_narrow_plot_wraps_its_key_and_a_short_one_hides_it(qtbot):
     assert plot.legend.line_count() >= 3
     plot.resize(160, 200)
     qtbot.wait(20)
-    assert plot.legend.needed_height() > plot.LEGEND_MAX_FRACTION * plot.plotItem.height()
-    assert not plot.legend.isVisible()
-    title, data = plot.plotItem.titleLabel.sceneBoundingRect(), plot.plotItem.vb.sceneBoundingRect()
-    assert data.top() == pytest.approx(title.bottom(), abs=1)  # its row went to the data
+    assert plot.legend.isVisible() and plot.legend.runs_only
+    shown = [label.text for _, label in plot.legend.items if label.isVisible()]
+    assert shown == ["SGD", "Momentum", "Adam"]
+    _key_above_data(plot.legend, plot.plotItem, plot.curves + plot.smoothed)
     plot.resize(700, 400)
     qtbot.wait(20)
     assert plot.legend.isVisible() and plot.legend.line_count() == 1
+    assert not plot.legend.runs_only
     _key_above_data(plot.legend, plot.plotItem, plot.curves + plot.smoothed)

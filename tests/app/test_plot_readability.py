@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pyqtgraph as pg
 
+from app.tools.lr_finder_window import RULE_TITLES
 from app.tools.tool_windows import open_tool_window
+from core.tools.lr_finder import RULES, lr_range_test
 
 ROOT = Path(__file__).resolve().parents[2]
 MOONS = ROOT / "resources" / "labs" / "moons_race.lab.json"
@@ -39,3 +41,38 @@ def test_no_axis_of_the_window_or_its_tool_windows_scales_by_an_si_prefix(qtbot,
         tool = open_tool_window(window, kind)
         _assert_plain(_axes(tool))
         tool.close()
+
+
+def test_every_legend_is_a_row_above_its_data(qtbot, window):
+    """The legends of the loss plot, the sharpness and slice plots, the sweep's best-so-far plot
+    and the LR range test sit between the title and the data, never over a curve (pyqtgraph's
+    boxes sat on Adam's 2/lr line and on the newest steps); the LR range test names its rules
+    there, not in labels on the lines that lay over each other."""
+    from app.surface.sharpness_page import SharpnessPlot
+    from app.surface.slice_page import SlicePlot
+    from app.tools.sweep_views import BestSoFarPlot
+
+    lr_window = open_tool_window(window, "lr_finder")
+    plots = [window.loss_plot, SharpnessPlot(), SlicePlot(), BestSoFarPlot(), lr_window.plot]
+    for plot in plots[1:4]:
+        qtbot.addWidget(plot)
+    for plot in plots:
+        item = plot.plotItem
+        item.addItem(pg.PlotDataItem([0, 1], [1, 2], name="a run"))
+        plot.resize(420, 300)
+        plot.show()
+    qtbot.wait(20)
+    for plot in plots:
+        item = plot.plotItem
+        key, data = item.legend.sceneBoundingRect(), item.vb.sceneBoundingRect()
+        assert item.legend.isVisible(), plot.objectName()
+        assert key.height() > 0 and key.bottom() <= data.top() + 0.5, (plot.objectName(), key, data)
+    # A real range test on the window's lab, drawn: the rules are named in the key.
+    result = lr_range_test(window.document.lab, steps=60)
+    lr_window._draw_markers(result)
+    lines = [line for line in lr_window.plot.plotItem.items if isinstance(line, pg.InfiniteLine)]
+    assert len(lines) == len(RULES)
+    assert not [line for line in lines if getattr(line, "label", None) is not None]
+    texts = [label.text for _, label in lr_window.plot.plotItem.legend.items]
+    assert all(any(text.startswith(RULE_TITLES[rule]) for text in texts) for rule in RULES)
+    lr_window.close()
