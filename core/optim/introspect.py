@@ -222,9 +222,14 @@ def _builder(cls: type, base_optimizer: bool, muon_groups: bool, preset: dict):
 
 
 def _summary(cls: type) -> str:
+    """The docstring's first paragraph on one line (a bare title line, as Schedule-Free's
+    "Schedule-Free AdamW", is set off with a colon)."""
     doc = inspect.getdoc(cls) or ""
-    paragraph = doc.strip().split("\n\n")[0]
-    return " ".join(paragraph.split())
+    lines = doc.strip().split("\n\n")[0].splitlines()
+    if (len(lines) > 1 and not lines[0].rstrip().endswith((".", ":", ",", ";", "!", "?"))
+            and lines[1].lstrip()[:1].isupper()):
+        lines[0] = lines[0].rstrip() + ":"
+    return " ".join(" ".join(lines).split())
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,10 +307,11 @@ def hyperparam_for(name: str, default: Any, annotation: Any, help_text: str = ""
         return _int_param(name, int(default), tooltip)
     if isinstance(default, numbers.Real):
         return _float_param(name, float(default), tooltip) if math.isfinite(default) else None
-    if isinstance(default, tuple) and len(default) == 2 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in default
-    ):
-        return _pair_param(name, tuple(float(v) for v in default), tooltip)
+    if isinstance(default, tuple) and len(default) == 2 and any(v is not None for v in default) and all(
+        v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v))
+        for v in default
+    ):  # a None element means "automatic", as in torch's Adafactor eps=(None, 1e-3)
+        return _pair_param(name, tuple(None if v is None else float(v) for v in default), tooltip)
     return None
 
 
@@ -343,13 +349,14 @@ def _int_param(name: str, default: int, tooltip: str) -> HyperParam:
     return HyperParam(name, default, "int", tooltip=tooltip)  # a sentinel such as -1 = "off"
 
 
-def _pair_param(name: str, default: tuple[float, float], tooltip: str) -> HyperParam:
-    if "beta" in name.lower() and all(0.0 <= v < 1.0 for v in default):
+def _pair_param(name: str, default: tuple, tooltip: str) -> HyperParam:
+    values = [v for v in default if v is not None]
+    if "beta" in name.lower() and all(0.0 <= v < 1.0 for v in values):
         return HyperParam(name, default, "pair", low=0.0, high=1.0, high_inclusive=False,
                           tooltip=tooltip)
-    if all(0.0 <= v <= 1.0 for v in default):
+    if all(0.0 <= v <= 1.0 for v in values):
         return HyperParam(name, default, "pair", low=0.0, high=1.0, tooltip=tooltip)
-    if all(v >= 0.0 for v in default):
+    if all(v >= 0.0 for v in values):
         return HyperParam(name, default, "pair", low=0.0, tooltip=tooltip)
     return HyperParam(name, default, "pair", tooltip=tooltip)
 

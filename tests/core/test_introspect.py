@@ -102,6 +102,10 @@ def test_hyperparam_ranges_by_name():
     assert hyperparam_for("growth_rate", float("inf"), float) is None  # not representable
     assert hyperparam_for("weight_decay", 0, float).kind == "float"  # `float = 0` is a float
     assert hyperparam_for("rank", -1, int).low is None  # a sentinel, not a count
+    eps = hyperparam_for("eps", (None, 1e-3), tuple)  # torch Adafactor's: None is "automatic"
+    assert (eps.kind, eps.default, eps.low) == ("pair", (None, 1e-3), 0.0)
+    assert eps.validate([None, 0.01], "params.eps") == (None, 0.01)
+    assert hyperparam_for("eps", (None, None), tuple) is None
 
 
 def test_tooltips_from_google_numpy_and_sphinx_docstrings():

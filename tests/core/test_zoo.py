@@ -231,6 +231,7 @@ def test_where_a_zoo_optimizer_comes_from():
     assert lion.description.startswith("Sign based updates")
     free = zoo_info("schedulefree:AdamWScheduleFree")
     assert free.group == "schedule-free"
+    assert free.description.startswith("Schedule-Free AdamW: As the name suggests")
     assert free.origin == f"schedulefree {metadata.version('schedulefree')}"
     assert zoo_info("pytorch_optimizer:Lion") is lion  # cached
     assert zoo_version("not_a_package") == ""
