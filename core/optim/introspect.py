@@ -10,7 +10,7 @@ core/optim/user_code.py) without anyone writing an entry for it:
   rates, ε and weight decay ``>= 0`` on a log scale; β-like values in ``[0, 1]``; anything else
   a safe range around its default). What cannot be shown (callables, dtypes, enums, a string
   with no listed choices, implementation switches such as ``foreach``) is left out and keeps the
-  constructor's default. Tooltips come from the docstring (Google, numpy and Sphinx styles).
+  constructor's default. Tooltips come from the docstring (core/optim/docstrings.py).
 * **Overrides**: a user's file may carry ``HYPERPARAMS = {"lr": {"default": ..., "low": ...,
   "high": ..., "log": ..., "search": [a, b], "help": "..."}}``; `apply_overrides` checks it and
   refuses mistakes with a `LabError` naming the key.
@@ -31,7 +31,6 @@ import inspect
 import math
 import numbers
 import re
-import textwrap
 import types
 import typing
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from typing import Any
 import torch
 
 from core.errors import LabError
+from core.optim.docstrings import docstring_help
 from core.optim.hyperparams import NONE_CHOICE, HyperParam, show_value
 from core.optim.optimizers import OPTIMIZERS, OptimizerInfo
 from core.optim.probe import probe_adapters
@@ -101,7 +101,6 @@ def introspect(
                           + (f": {why}" if why else ""))
     helps = docstring_help(cls)
     hyperparams: list[HyperParam] = []
-    base_arg = None
     required = []
     for param in args[1:]:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -112,8 +111,8 @@ def introspect(
         spec = hyperparam_for(param.name, param.default, param.annotation, helps.get(param.name, ""))
         if spec is not None:
             hyperparams.append(spec)
-    if required == ["base_optimizer"]:
-        base_arg = "base_optimizer"
+    wraps_base = required == ["base_optimizer"]
+    if wraps_base:
         hyperparams[:0] = _base_optimizer_params(title, signature)
     elif required:
         raise NotRaceable(field, title, _required_reason(required))
@@ -131,7 +130,7 @@ def introspect(
             hp.name: hp.to_torch(hp.default) for hp in hyperparams
             if isinstance(overrides.get(hp.name), Mapping) and "default" in overrides[hp.name]
         }
-    build = _builder(cls, base_arg is not None, muon_groups, preset)
+    build = _builder(cls, wraps_base, muon_groups, preset)
     make = build or (lambda tensors, kwargs: cls(tensors, **kwargs))
     train_eval = callable(getattr(cls, "train", None)) and callable(getattr(cls, "eval", None))
     defaults = {hp.name: hp.to_torch(hp.default) for hp in hyperparams if hp.default is not None}
@@ -359,91 +358,6 @@ def _pair_param(name: str, default: tuple, tooltip: str) -> HyperParam:
     if all(v >= 0.0 for v in values):
         return HyperParam(name, default, "pair", low=0.0, tooltip=tooltip)
     return HyperParam(name, default, "pair", tooltip=tooltip)
-
-
-# --------------------------------------------------------------------------------------------
-# Tooltips from docstrings
-
-_SECTION = re.compile(r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments)\s*:?\s*$")
-_ENTRY = re.compile(r"^\*{0,2}(\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
-_SPHINX = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
-_TYPE_PREFIX = re.compile(
-    r"^(?:Optional\[)?(?:float|int|bool|str|tuple|Tuple|list|List|dict|Dict|Callable|BETAS|"
-    r"OPTIMIZER|PARAMETERS|CLOSURE|DEFAULTS|torch\.\w+)[\w\[\], |]*\]?\.\s+"
-)
-
-
-def docstring_help(cls: type) -> dict[str, str]:
-    """Argument name → its description, from the class's and ``__init__``'s docstrings."""
-    helps: dict[str, str] = {}
-    for doc in (cls.__init__.__doc__, cls.__doc__):
-        if doc:
-            for key, text in _parse_docstring(doc).items():
-                helps.setdefault(key, text)
-    return helps
-
-
-def _parse_docstring(doc: str) -> dict[str, str]:
-    lines = textwrap.dedent(doc.expandtabs()).splitlines()
-    if lines and lines[0].strip() and not lines[0].startswith(" "):
-        # The first line sits right after the quotes; dedent the rest on its own.
-        lines = [lines[0], *textwrap.dedent("\n".join(lines[1:])).splitlines()]
-    found: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    section_indent: int | None = None
-    numpy_style = False
-    entry_indent = None
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        sphinx = _SPHINX.match(stripped)
-        if sphinx:
-            current = found.setdefault(sphinx.group(1), [])
-            current.append(sphinx.group(2))
-            section_indent, entry_indent = None, indent
-            continue
-        if _SECTION.match(stripped):
-            following = lines[i + 1].strip() if i + 1 < len(lines) else ""
-            numpy_style = bool(following) and set(following) == {"-"}
-            section_indent, entry_indent, current = indent, None, None
-            continue
-        if section_indent is None:
-            if current is not None and stripped and entry_indent is not None and indent > entry_indent:
-                current.append(stripped)  # a Sphinx entry's continuation
-            elif current is not None and (not stripped or stripped.startswith(":")):
-                current = None
-            continue
-        if not stripped:
-            continue
-        if set(stripped) == {"-"}:
-            continue
-        if indent <= section_indent and not numpy_style or (numpy_style and indent < section_indent):
-            section_indent, current = None, None  # the section ended
-            continue
-        if entry_indent is None:
-            entry_indent = indent
-        if indent == entry_indent:
-            entry = _ENTRY.match(stripped)
-            if entry:
-                current = found.setdefault(entry.group(1), [])
-                if not numpy_style:  # numpy puts the type after the colon, the text below
-                    current.append(entry.group(3))
-                continue
-            section_indent, current = None, None  # a new section such as "Examples:"
-            continue
-        if current is not None:
-            current.append(stripped)
-    return {key: _clean(" ".join(parts)) for key, parts in found.items() if " ".join(parts).strip()}
-
-
-def _clean(text: str) -> str:
-    text = " ".join(text.split())
-    text = _TYPE_PREFIX.sub("", text)  # pytorch-optimizer's old ":param lr: float. learning rate."
-    if text:
-        text = text[0].upper() + text[1:]
-        if not text.endswith((".", "!", "?", ")")):
-            text += "."
-    return text
 
 
 # --------------------------------------------------------------------------------------------

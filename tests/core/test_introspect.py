@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from core.errors import LabError
+from core.optim.docstrings import docstring_help
 from core.optim.introspect import (
     BASE_OPTIMIZER_CHOICES,
     NotRaceable,
     apply_overrides,
-    docstring_help,
     hyperparam_for,
     introspect,
 )
