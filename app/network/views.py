@@ -347,6 +347,12 @@ class NetworkView(QWidget):
         # Parts on a hidden tab were not drawn: draw the shown tab's pending parts at once.
         self._draw_tab(index)
 
+    def select_run(self, index: int) -> None:
+        """Show run ``index`` (of the race) in the confusion matrix and the per-layer plot, as
+        if picked in their combos (the main window: the run selected in the runs table)."""
+        if 0 <= index < len(self.race.labels) and index != self.race.selected_run:
+            self._on_run_selected(index)
+
     def _on_run_selected(self, index: int) -> None:
         """One selected run for the per-layer plot and the confusion matrix."""
         if index < 0:

@@ -78,6 +78,8 @@ class RaceWiring(QObject):
                 list(self.race_labels), colors, window.lab_views.dataset, total_steps=lab.steps
             )
             window.network_view.surface_view.set_sharpness_every(lab.problem.sharpness_every)
+            # The confusion matrix and per-layer plot follow the run selected in the runs table.
+            self.select_internals_run(window.runs_panel.selected_run())
         else:
             self.history = RaceHistory(self.race_labels)
             window.landscape.set_runs(colors)
@@ -310,8 +312,15 @@ class RaceWiring(QObject):
 
     @Slot(int)
     def select_internals_run(self, lab_index: int) -> None:
-        if lab_index in self.race_indices:
-            self.window.internals_panel.select_run(self.race_indices.index(lab_index))
+        """The run selected in the runs table is the one the internals panel (function labs),
+        the confusion matrix and the per-layer plot (network labs) show."""
+        if lab_index not in self.race_indices:
+            return
+        race_index = self.race_indices.index(lab_index)
+        if isinstance(self.history, NetworkHistory):
+            self.window.network_view.select_run(race_index)
+        else:
+            self.window.internals_panel.select_run(race_index)
 
     def show_internals(self, *_signal_args, step: int | None = None) -> None:
         """The shown step's optimizer internals: overlay arrows and the panel's readout."""

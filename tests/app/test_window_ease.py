@@ -131,3 +131,34 @@ def test_tool_windows_close_with_a_button_ctrl_w_and_esc(qtbot, window):
     qtbot.waitUntil(dialog.isActiveWindow)
     qtbot.keyClick(dialog, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
     assert not dialog.isVisible()
+
+
+MOONS = ROOT / "resources" / "labs" / "moons_race.lab.json"
+
+
+def test_a_network_lab_opens_on_the_curves_and_the_confusion_shows_the_selected_run(qtbot, window):
+    from app.network.views import TAB_CONFUSION, TAB_CURVES
+
+    assert window.open_lab(MOONS)
+    view = window.network_view
+    view.tabs.setCurrentIndex(TAB_CONFUSION)
+    window.new_network_lab()  # a new race: nothing to see in a confusion matrix yet
+    assert view.tabs.currentIndex() == TAB_CURVES
+    assert window.open_lab(MOONS)
+    assert view.tabs.currentIndex() == TAB_CURVES
+
+    labels = [run.label for run in window.document.lab.runs]
+    window.runs_panel.select_run(labels.index("Adam"))
+    assert view.confusion_run_combo.currentText() == "Adam"
+    assert view.race.selected_run == labels.index("Adam")
+    # An edit resets the race: the selection stays the run selected in the table.
+    choose_optimizer(window, "adamw")
+    assert window.runs_panel.selected_run() == labels.index("Adam")
+    assert view.confusion_run_combo.currentText() == "AdamW"
+    view.tabs.setCurrentIndex(TAB_CONFUSION)
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    with qtbot.waitSignal(window.race_finished, timeout=120_000):
+        window.play()
+    window.flush_redraw()
+    title = view.confusion.confusion_plot.plotItem.titleLabel.text
+    assert "AdamW ·" in title, (title, view.race.selected_run, [c is None for c in view.confusion.confusions])
