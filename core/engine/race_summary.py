@@ -2,8 +2,9 @@
 
 A winner is named only when there is one:
 
-* runs that diverged do not compete (their numbers stop where they blew up); a race in which
-  every run diverged says so and names no one;
+* runs that diverged do not compete (their numbers stop where they blew up), nor do runs whose
+  optimizer failed or was stopped as too slow (core/engine/faults.py), counted apart; a race in
+  which every run diverged says so and names no one;
 * runs whose scores read the same at the precision shown ("99.0%", four significant digits of a
   loss) tie, and the text says they tie instead of crowning whichever came first or last. A tie on
   validation accuracy is then told apart by validation loss, and the text says that it was.
@@ -32,7 +33,7 @@ def race_summary(history: RaceHistory | NetworkHistory) -> str:
         if i not in history.divergences and len(finite):
             scores.append((label, float(np.min(finite))))
     return _verdict(scores, "best loss", _loss_text, higher_wins=False,
-                    runs=len(history.labels), diverged=len(history.divergences))
+                    runs=len(history.labels), diverged=_ended(history))
 
 
 def _network_summary(history: NetworkHistory) -> str:
@@ -40,7 +41,7 @@ def _network_summary(history: NetworkHistory) -> str:
     key = next((k for k in ("val_accuracy", "val_loss", "train_loss") if k in fields), None)
     if history.evals is None or key is None:
         return _verdict([], "", _loss_text, higher_wins=False, runs=len(history.labels),
-                        diverged=len(history.divergences))
+                        diverged=_ended(history))
     accuracy = key.endswith("accuracy")
 
     def final(i: int, name: str) -> float:
@@ -55,8 +56,21 @@ def _network_summary(history: NetworkHistory) -> str:
         tie_break = ("val loss", losses)
     return _verdict(scores, f"final {key.replace('_', ' ')}",
                     _percent_text if accuracy else _loss_text, higher_wins=accuracy,
-                    runs=len(history.labels), diverged=len(history.divergences),
+                    runs=len(history.labels), diverged=_ended(history),
                     tie_break=tie_break)
+
+
+def _ended(history) -> tuple[int, int]:
+    """(runs that diverged, runs whose optimizer failed or was too slow)."""
+    faulty = sum(1 for event in history.divergences.values()
+                 if getattr(event, "kind", "diverged") != "diverged")
+    return len(history.divergences) - faulty, faulty
+
+
+def _stopped_text(diverged: int, failed: int) -> str:
+    """"2 diverged", "1 failed", "2 diverged, 1 failed" ("" for none)."""
+    parts = [f"{diverged} diverged"] if diverged else []
+    return ", ".join(parts + ([f"{failed} failed"] if failed else []))
 
 
 def _loss_text(value: float) -> str:
@@ -72,17 +86,25 @@ def _names(labels: Sequence[str]) -> str:
 
 
 def _verdict(scores: list[tuple[str, float]], what: str, shown: Callable[[float], str], *,
-             higher_wins: bool, runs: int, diverged: int,
+             higher_wins: bool, runs: int, diverged: tuple[int, int],
              tie_break: tuple[str, dict[str, float]] | None = None) -> str:
     """The sentence: a winner, a tie (broken by ``tie_break``'s lower value, said so), or none.
 
-    ``scores`` are (label, value) of the runs that compete (finite, not diverged)."""
+    ``scores`` are (label, value) of the runs that compete (finite, not diverged, not failed);
+    ``diverged``: how many runs diverged and how many failed (`_ended`)."""
+    diverged, failed = diverged
     if not scores:
         if runs and diverged >= runs:
             return "Finished: the run diverged." if runs == 1 else \
                 f"Finished: all {runs} runs diverged."
-        return f"Finished: {diverged} of {runs} runs diverged." if diverged else "Finished."
-    extra = f"; {diverged} diverged" if diverged else ""
+        if runs and failed >= runs:
+            return "Finished: the run failed." if runs == 1 else \
+                f"Finished: all {runs} runs failed."
+        if diverged + failed:
+            return (f"Finished: {diverged} of {runs} runs diverged." if not failed
+                    else f"Finished: {_stopped_text(diverged, failed)} of {runs} runs.")
+        return "Finished."
+    extra = f"; {_stopped_text(diverged, failed)}" if diverged + failed else ""
     best_value = max(v for _, v in scores) if higher_wins else min(v for _, v in scores)
     best_text = shown(best_value)
     tied = [label for label, value in scores if shown(value) == best_text]
