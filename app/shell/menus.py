@@ -7,6 +7,7 @@ so a test that replaces one on the window is the one the action calls.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -47,6 +48,20 @@ TOOLS = (
     ("&Sweep…", "sweep", None, "Search hyperparameters with Optuna"),
     ("&Fair race…", "fair_race", None, "Tune each optimizer equally, then race them"),
 )
+
+
+def example_labs() -> list[tuple[str, Path]]:
+    """The bundled examples as (title, path), by title: the title is the lab's own "name"
+    ("Moons race"), the file stem ("moons_race") only for a file without one."""
+    found = []
+    for path in EXAMPLES_DIR.glob("*.lab.json"):
+        try:  # the name only: the whole lab is read and checked when it is opened
+            name = json.loads(path.read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        stem = path.name.removesuffix(".lab.json")
+        found.append((name.strip() if isinstance(name, str) and name.strip() else stem, path))
+    return sorted(found, key=lambda item: item[0].casefold())
 
 
 def make_action(window, text: str, slot, shortcut=None, tip: str = "", icon=None) -> QAction:
@@ -91,8 +106,9 @@ def _build_menu_bar(window) -> None:
         file_menu.addAction(action)
     window.recent_menu = file_menu.addMenu("Open &Recent")
     window.examples_menu = file_menu.addMenu("&Examples")
-    for path in sorted(EXAMPLES_DIR.glob("*.lab.json")):
-        act = window.examples_menu.addAction(path.name.removesuffix(".lab.json"))
+    for title, path in example_labs():
+        act = window.examples_menu.addAction(title)
+        act.setToolTip(path.name)
         # Asks about unsaved edits first, like Open, Recent, New and Lessons.
         act.triggered.connect(lambda _=False, p=path: window.open_lab_after_asking(p))
     file_menu.addSeparator()

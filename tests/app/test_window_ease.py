@@ -162,3 +162,10 @@ def test_a_network_lab_opens_on_the_curves_and_the_confusion_shows_the_selected_
     window.flush_redraw()
     title = view.confusion.confusion_plot.plotItem.titleLabel.text
     assert "AdamW ·" in title, (title, view.race.selected_run, [c is None for c in view.confusion.confusions])
+
+
+def test_examples_are_listed_by_their_title(window):
+    titles = [action.text() for action in window.examples_menu.actions()]
+    assert "Moons race" in titles and "Banana race" in titles
+    assert not any("_" in title or title.endswith(".lab.json") for title in titles)
+    assert titles == sorted(titles, key=str.casefold)
