@@ -13,6 +13,10 @@ forward, backward, then ``step()`` or ``step(closure)`` with the gradients alrea
 makes sure), with ``train()`` before and ``eval()`` after for a
 Schedule-Free-style optimizer. Three steps, because an optimizer may keep its first step
 special; a Hessian estimate that is first taken on a later step would be missed.
+
+While probing, printed output and warnings are silenced process-wide (``redirect_stdout``,
+``catch_warnings``): describe optimizers from one thread at a time (core/optim/zoo.py holds a
+lock). A class that hangs in ``step`` hangs the probe: there is no time limit here.
 """
 
 from __future__ import annotations
