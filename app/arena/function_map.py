@@ -19,12 +19,12 @@ import contourpy
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QTransform
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QTransform
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.arena.internals_overlay import InternalsOverlay
-from app.widgets.curves import FastCurve
-from core.problems.functions import Objective
+from app.widgets.curves import FastCurve, add_key_row
+from core.problems.functions import Objective, finite_values
 
 GRID_RESOLUTION = 240
 CONTOUR_LEVELS = 14
@@ -33,6 +33,28 @@ CONTOUR_LEVELS = 14
 COLORMAP = pg.ColorMap(
     pos=[0.0, 0.5, 1.0], color=[(14, 17, 26), (62, 76, 104), (196, 204, 220)]
 )
+
+
+# Where f is undefined (NaN: log x for x < 0): neutral grey hatching over the heatmap, named in
+# the key, instead of the colour of the highest values (which said "a peak" there).
+UNDEFINED_COLOR = (128, 128, 128)
+UNDEFINED_TEXT = "undefined"
+
+
+def undefined_overlay(undefined: np.ndarray, stripe: int = 6) -> np.ndarray:
+    """An RGBA image (rows are y, as the heatmap) that is hatched grey where ``undefined`` and
+    transparent elsewhere: diagonal stripes every ``stripe`` cells."""
+    rows, cols = np.indices(undefined.shape)
+    dark = (rows + cols) % stripe < stripe // 2
+    rgba = np.zeros((*undefined.shape, 4), dtype=np.ubyte)
+    rgba[..., :3] = UNDEFINED_COLOR
+    rgba[..., :3][dark] = (80, 80, 80)
+    rgba[..., 3] = np.where(undefined, 255, 0)
+    return rgba
+
+
+def undefined_brush() -> QBrush:
+    return QBrush(QColor(*UNDEFINED_COLOR), Qt.BrushStyle.BDiagPattern)
 
 
 def color_values(objective: Objective, z: np.ndarray) -> tuple[np.ndarray, str]:
@@ -234,11 +256,33 @@ class LandscapePlot(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.plotItem.setLabel("bottom", "x")
         self.plotItem.setLabel("left", "y")
-        self.plotItem.setAspectLocked(False)
         self.plotItem.showGrid(False, False)
+        # Drawn to scale by default (x² + y² is round, a ravine as narrow as it is): one unit of
+        # x as long as one of y. View ▸ Equal axis scales (or the map's right-click menu)
+        # lets a long thin domain fill the view instead.
+        self.aspect_action = QAction("Equal axis scales (1:1)", self, checkable=True)
+        self.aspect_action.setChecked(True)
+        self.aspect_action.setToolTip("Draw the map to scale: one unit of x as long as one of y")
+        self.aspect_action.setStatusTip(self.aspect_action.toolTip())
+        self.aspect_action.toggled.connect(self.set_equal_aspect)
+        self.addAction(self.aspect_action)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.plotItem.setAspectLocked(True, ratio=1.0)
+        # The key names every run's path (and the hatching of undefined regions): a row above
+        # the map, so it covers no path and is in every picture of the map (app/export).
+        self.legend = add_key_row(self.plotItem)
+        self.undefined = pg.ImageItem(axisOrder="row-major")
+        self.undefined.setZValue(1)
+        self.undefined.setToolTip("f is undefined here (not a number)")
+        self._undefined_key = pg.PlotDataItem(pen=None, symbol="s", symbolSize=12,
+                                              symbolPen=pg.mkPen(128, 128, 128),
+                                              symbolBrush=undefined_brush())
+        self._has_undefined = False
+        self._labels: list[str] = []
 
         self.image = pg.ImageItem(axisOrder="row-major")
         self.addItem(self.image)
+        self.addItem(self.undefined)
         self.colorbar = pg.ColorBarItem(
             colorMap=COLORMAP, interactive=False, width=14
         )
@@ -249,7 +293,7 @@ class LandscapePlot(pg.PlotWidget):
         # The heatmap and contours only change with the function or the zoom: cache them as
         # pixmaps, so a frame repaints the moving trajectories, not a 240×240 image and
         # thousands of contour vertices.
-        for item in (self.image, self.contours):
+        for item in (self.image, self.undefined, self.contours):
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.minima = pg.ScatterPlotItem(
             symbol="star", size=14, pen=pg.mkPen("k", width=1), brush=pg.mkBrush("#ffffff")
@@ -284,7 +328,9 @@ class LandscapePlot(pg.PlotWidget):
     def set_objective(self, objective: Objective) -> None:
         """Draw a new function: heatmap, colour bar, contours and minima."""
         self.objective = objective
-        xs, ys, z = objective.grid(GRID_RESOLUTION)
+        xs, ys, raw = objective.raw_grid(GRID_RESOLUTION)
+        undefined = np.isnan(raw)
+        z = finite_values(raw)
         values, label = color_values(objective, z)
         lo, hi = float(np.min(values)), float(np.max(values))
         if hi <= lo:
@@ -293,6 +339,11 @@ class LandscapePlot(pg.PlotWidget):
         self._domain = objective.domain
         self.image.setImage(values, levels=(lo, hi))
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self._has_undefined = bool(undefined.any())
+        self.undefined.setImage(undefined_overlay(undefined))
+        self.undefined.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.undefined.setVisible(self._has_undefined)
+        self._fill_legend()
         self.colorbar.setLevels((lo, hi))
         self.colorbar.axis.setLabel(label)
 
@@ -342,6 +393,23 @@ class LandscapePlot(pg.PlotWidget):
         super().resizeEvent(event)
         self._fit_title()
 
+    def set_equal_aspect(self, on: bool) -> None:
+        """One unit of x as long as one of y (True), or the domain stretched to fill the view."""
+        if self.aspect_action.isChecked() != on:
+            self.aspect_action.setChecked(on)  # comes back here through `toggled`
+            return
+        self.plotItem.setAspectLocked(on, ratio=1.0)
+        (x0, x1), (y0, y1) = self._domain
+        self.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+
+    def _fill_legend(self) -> None:
+        """The key: each run's label in its path's colour, then the hatching if f has holes."""
+        self.legend.clear()
+        for item, label in zip(self.trajectories, self._labels):
+            self.legend.addItem(item, label)
+        if self._has_undefined:
+            self.legend.addItem(self._undefined_key, UNDEFINED_TEXT)
+
     def set_start(self, x: float, y: float) -> None:
         self.start_target.blockSignals(True)
         self.start_target.setPos(QPointF(x, y))
@@ -349,10 +417,12 @@ class LandscapePlot(pg.PlotWidget):
 
     # -- the runs ----------------------------------------------------------------------------
 
-    def set_runs(self, colors: list[str]) -> None:
-        """One trajectory item per run, in the runs' colours; clears old paths."""
+    def set_runs(self, colors: list[str], labels: list[str] | None = None) -> None:
+        """One trajectory item per run, in the runs' colours, named ``labels`` in the key;
+        clears old paths."""
         for item in self.trajectories:
             self.removeItem(item)
+        self._labels = list(labels) if labels is not None else []
         self._colors = [QColor(c) for c in colors]
         self.trajectories = []
         self._thinned = [ThinnedPath() for _ in self._colors]
@@ -364,6 +434,7 @@ class LandscapePlot(pg.PlotWidget):
             self.addItem(item)
             self.trajectories.append(item)
         self._brushes = [pg.mkBrush(color) for color in self._colors]
+        self._fill_legend()
         self.markers.setData([], [])
         self.internals.clear()
 

@@ -78,6 +78,11 @@ class ProblemPanel(QWidget):
         self.error_label.setStyleSheet("color: #ff6b6b;")
         self.error_label.hide()
         form.addRow(self.error_label)
+        # Not an error: why a typed formula starts where it does (core: Objective.start_note).
+        self.start_note = QLabel(objectName="startNote")
+        self.start_note.setWordWrap(True)
+        self.start_note.hide()
+        form.addRow(self.start_note)
 
         self.start_x = self._coordinate_box("startX", "x of the start point (all runs start here)")
         self.start_y = self._coordinate_box("startY", "y of the start point (all runs start here)")
@@ -150,6 +155,8 @@ class ProblemPanel(QWidget):
 
     def _show_expression(self, visible: bool) -> None:
         self._form.setRowVisible(self.expression_row, visible)
+        if not visible:
+            self.start_note.hide()
 
     @staticmethod
     def start_point(lab: Lab) -> tuple[float, float]:
@@ -190,6 +197,8 @@ class ProblemPanel(QWidget):
             self.error_label.show()
             return
         self.error_label.hide()
+        self.start_note.setText(objective.start_note)
+        self.start_note.setVisible(bool(objective.start_note))
         problem = FunctionProblem(function=spec, start=objective.start)
         self._emit(replace(self._lab, problem=problem), f"Expression: {text}")
 

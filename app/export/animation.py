@@ -71,7 +71,7 @@ class FrameCanvas(QWidget):
                 landscape = LandscapePlot()
                 landscape.set_objective(objective)
                 landscape.set_start(*start)
-                landscape.set_runs(colors)
+                landscape.set_runs(colors, labels)
                 self.widgets["landscape"] = landscape
                 row.addWidget(landscape, 3)
             curves = QVBoxLayout()

@@ -67,7 +67,12 @@ class PresenterMode(QObject):
         self.leave_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.leave_action.triggered.connect(lambda: self.set_presenter(False))
         w.addAction(self.leave_action)
-        view_menu(w).addAction(self.presenter_action)
+        menu = view_menu(w)
+        # The 2-D map's scale toggle (app/arena/function_map.py) lives in View too.
+        landscape = getattr(w, "landscape", None)
+        if landscape is not None:
+            menu.addAction(landscape.aspect_action)
+        menu.addAction(self.presenter_action)
 
     @property
     def presenting(self) -> bool:

@@ -82,7 +82,7 @@ class RaceWiring(QObject):
             self.select_internals_run(window.runs_panel.selected_run())
         else:
             self.history = RaceHistory(self.race_labels)
-            window.landscape.set_runs(colors)
+            window.landscape.set_runs(colors, list(self.race_labels))
             window.internals_panel.set_runs(lab, self.race_indices)
             # set_runs selects the first row: the run selected in the runs table is the one
             # whose update rule shows (an edit of run 3 must not show run 1's rule).

@@ -57,6 +57,9 @@ class Objective:
     start: tuple[float, float]
     log_scale: bool
     description: str
+    # Set when the usual start of a typed expression was not usable (f or its gradient not
+    # finite there) and a nearby point was picked instead: the sentence that says so.
+    start_note: str = ""
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
         """f(x, y), elementwise over same-shape tensors; differentiable with autograd."""
@@ -68,8 +71,14 @@ class Objective:
         Returns ``xs`` (R,), ``ys`` (R,) and ``Z`` (R, R) float64 with ``Z[j, i] = f(xs[i], ys[j])``
         (rows are y, as image and contour plots expect). One batched torch call, no autograd.
         Plots must never receive NaN or Inf, so NaN and +Inf become the largest finite value and
-        -Inf the smallest; a function finite nowhere gives an all-zero (flat) grid.
+        -Inf the smallest; a function finite nowhere gives an all-zero (flat) grid. Where f is
+        undefined (NaN: log x for x < 0) is `undefined_cells`.
         """
+        xs, ys, z = self.raw_grid(resolution)
+        return xs, ys, finite_values(z)
+
+    def raw_grid(self, resolution: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As `grid`, with f's values as they are: NaN where f is undefined, ±Inf kept."""
         if resolution < 2:
             raise ValueError(f"resolution must be at least 2, got {resolution}")
         (xmin, xmax), (ymin, ymax) = self.domain
@@ -80,10 +89,11 @@ class Objective:
             values = self.fn(torch.from_numpy(x_mesh), torch.from_numpy(y_mesh))
         z = np.asarray(values.detach().cpu().numpy(), dtype=np.float64)
         z = np.broadcast_to(z, x_mesh.shape).copy()
-        return xs, ys, _replace_non_finite(z)
+        return xs, ys, z
 
 
-def _replace_non_finite(z: np.ndarray) -> np.ndarray:
+def finite_values(z: np.ndarray) -> np.ndarray:
+    """``z`` with NaN and +Inf as its largest finite value, -Inf as its smallest (see `grid`)."""
     finite = np.isfinite(z)
     if finite.all():
         return z
@@ -518,6 +528,12 @@ def _expression_objective(spec: Mapping, field: str) -> Objective:
     if not isinstance(log_scale, bool):
         raise LabError(f"{field}.log_scale", f"must be true or false, got {log_scale!r}")
     start = _check_numerically(expression, domain, f"{field}.expression")
+    preferred = _preferred_start(domain)
+    note = ""
+    if start != preferred:
+        note = (f"f or its gradient is not finite at the usual start ({preferred[0]:g}, "
+                f"{preferred[1]:g}): starting at the nearest point where both are, "
+                f"({start[0]:.4g}, {start[1]:.4g}).")
     return Objective(
         name="expression",
         title="Expression",
@@ -529,6 +545,7 @@ def _expression_objective(spec: Mapping, field: str) -> Objective:
         start=start,
         log_scale=log_scale,
         description="A function you typed; its minima are unknown to the lab.",
+        start_note=note,
     )
 
 
@@ -553,6 +570,13 @@ def _parse_domain(value: object, field: str) -> Domain:
     return (axes[0], axes[1])
 
 
+def _preferred_start(domain: Domain) -> tuple[float, float]:
+    """A typed expression's usual start: up and left of the domain's centre."""
+    (xmin, xmax), (ymin, ymax) = domain
+    # Rounded so the lab file shows -1.8, not -1.7999999999999998.
+    return (round(xmin + 0.2 * (xmax - xmin), 12), round(ymin + 0.8 * (ymax - ymin), 12))
+
+
 def _check_numerically(expression: Expression, domain: Domain, field: str) -> tuple[float, float]:
     """Refuse formulas that are finite nowhere or cannot be differentiated; return a start point.
 
@@ -561,8 +585,7 @@ def _check_numerically(expression: Expression, domain: Domain, field: str) -> tu
     grid point where both are finite is used instead.
     """
     (xmin, xmax), (ymin, ymax) = domain
-    # Rounded so the lab file shows -1.8, not -1.7999999999999998.
-    preferred = (round(xmin + 0.2 * (xmax - xmin), 12), round(ymin + 0.8 * (ymax - ymin), 12))
+    preferred = _preferred_start(domain)
     xs = torch.linspace(xmin, xmax, _VALIDATION_RESOLUTION, dtype=torch.float64)
     ys = torch.linspace(ymin, ymax, _VALIDATION_RESOLUTION, dtype=torch.float64)
     y_mesh, x_mesh = torch.meshgrid(ys, xs, indexing="ij")
@@ -594,6 +617,18 @@ def _check_numerically(expression: Expression, domain: Domain, field: str) -> tu
     if bool(usable[-1]):
         return preferred
     x_points, y_points = x_points.detach(), y_points.detach()
+    # Not on the edge of an undefined region or a singularity (log x at x = 1e-16): a grid
+    # point all of whose neighbours are usable too, when there is one.
+    n = _VALIDATION_RESOLUTION
+    grid = usable[:-1].reshape(n, n)
+    inner = torch.zeros_like(grid)
+    inner[1:-1, 1:-1] = grid[1:-1, 1:-1]
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            inner[1:-1, 1:-1] &= grid[1 + dy:n - 1 + dy, 1 + dx:n - 1 + dx]
+    candidates = usable.clone()
+    if bool(inner.any()):
+        candidates[:-1] = inner.flatten()
     distance = (x_points - preferred[0]) ** 2 + (y_points - preferred[1]) ** 2
-    nearest = int(torch.argmin(torch.where(usable, distance, math.inf)))
-    return (float(x_points[nearest]), float(y_points[nearest]))
+    nearest = int(torch.argmin(torch.where(candidates, distance, math.inf)))
+    return (round(float(x_points[nearest]), 12), round(float(y_points[nearest]), 12))

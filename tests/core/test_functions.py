@@ -335,3 +335,29 @@ def test_expression_start_avoids_points_where_it_is_not_finite():
     value = objective(px, torch.tensor(sy, dtype=torch.float64))
     value.backward()
     assert math.isfinite(value.item()) and math.isfinite(px.grad.item())
+
+
+def test_expression_start_keeps_off_a_singularity_and_says_it_moved():
+    """log(x)'s nearest finite grid point was x = 1e-16 (f = −37, gradient 1e16): a step from
+    there leaves the domain of f. The start now has finite neighbours all round, and the
+    objective says why it is not the usual one; a formula defined there keeps it silently."""
+    objective = get_function({"expression": "log(x) + y**2"})
+    sx, sy = objective.start
+    for dx in (-0.1, 0.0, 0.1):
+        for dy in (-0.1, 0.0, 0.1):
+            value = objective(torch.tensor(sx + dx, dtype=torch.float64),
+                              torch.tensor(sy + dy, dtype=torch.float64))
+            assert math.isfinite(value.item()), (sx + dx, sy + dy)
+    assert "not finite at the usual start (-1.8, 1.8)" in objective.start_note
+    assert f"({sx:.4g}, {sy:.4g})" in objective.start_note
+    assert get_function({"expression": "x**2 + y**2"}).start_note == ""
+
+
+def test_raw_grid_keeps_undefined_values_for_the_map():
+    """The heatmap needs to know where f is undefined (NaN) to paint it as such, not as a
+    high value: `raw_grid` keeps NaN; `grid` still hands plots finite numbers only."""
+    objective = get_function({"expression": "log(x) + y**2"})
+    xs, _ys, raw = objective.raw_grid(9)
+    undefined = np.isnan(raw)
+    assert undefined.any(axis=0).tolist() == (xs < 0).tolist()  # columns of x < 0
+    assert np.isfinite(objective.grid(9)[2]).all()
