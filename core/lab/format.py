@@ -41,11 +41,12 @@ _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 # The colours of runs without an explicit one, in order. The first seven are Paul Tol's
 # colour-blind-safe set (bright, with the muted cyan and purple: lighter on a dark plot),
-# ordered so that neighbouring runs alternate light and dark: two thin lines of runs 1 and 2
-# differ in lightness as well as hue, so they stay apart in grey and for colour-blind eyes
-# (tests/core/test_run_colors.py checks both). Then Tol's muted sand and teal.
+# ordered so that neighbouring runs alternate light and dark (and red and purple, alike on a
+# dark plot, are not neighbours): two thin lines of runs 1 and 2 differ in lightness as well
+# as hue, so they stay apart in grey and for colour-blind eyes (tests/core/test_run_colors.py
+# checks both). Then Tol's muted sand and teal.
 RUN_COLORS = (
-    "#ee6677", "#88ccee", "#aa4499", "#ccbb44", "#228833", "#bbbbbb", "#4477aa",
+    "#ee6677", "#88ccee", "#228833", "#ccbb44", "#aa4499", "#bbbbbb", "#4477aa",
     "#ddcc77", "#44aa99",
 )
 
