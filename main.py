@@ -6,6 +6,7 @@
     python main.py sweep LAB [--trials N ...]  tune hyperparameters with Optuna
     python main.py lr-find LAB                 the LR range test and its suggestions
     python main.py lessons [check [NAME]]      list the lessons / check their claims headless
+    python main.py check-optimizer REF         an optimizer's report card before it races
     python main.py --lesson NAME               open the app straight into a lesson
     descent-lab --install-desktop-entry        add the app to the desktop's menu (and its icon)
     descent-lab --uninstall-desktop-entry      take it out again
@@ -30,9 +31,9 @@ EXIT_USER_ERROR = 2
 # ``--help``). Imported only when a sub-command is asked for, so the GUI starts light; hence the
 # names in SUBCOMMANDS too, to tell a sub-command from a lab file without importing them.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "cli.run", "cli.surface", "cli.sweep", "cli.lr_find", "cli.lessons",
+    "cli.run", "cli.surface", "cli.sweep", "cli.lr_find", "cli.lessons", "cli.check_optimizer",
 )
-SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons")
+SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons", "check-optimizer")
 # Flags that set the app up on this desktop rather than open it (app/shell/desktop_entry.py).
 DESKTOP_FLAGS = ("--install-desktop-entry", "--uninstall-desktop-entry")
 

@@ -104,6 +104,16 @@ class Adapters:
                      ("closure", "create_graph", "train_eval", "matrix_only")
                      if getattr(self, name))
 
+    def union(self, other: Adapters) -> Adapters:
+        return Adapters(*(getattr(self, f) or getattr(other, f) for f in
+                          ("closure", "create_graph", "train_eval", "matrix_only")))
+
+    @classmethod
+    def of(cls, info) -> Adapters:
+        """What an `OptimizerInfo` (core/optim/optimizers.py) declares, which a race applies."""
+        return cls(info.needs_closure, info.create_graph, info.train_eval,
+                   info.min_param_ndim == 2)
+
 
 @dataclass(frozen=True)
 class CheckReport:
@@ -133,7 +143,8 @@ class CheckReport:
     def card(self, ok: str = "✓", failed: str = "✗", skipped: str = "–") -> str:
         marks = {PASSED: ok, FAILED: failed, NOT_APPLICABLE: skipped}
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
-        lines = [f"Check of {self.name}({args}), seed {self.seed}, {self.seconds:.1f} s"]
+        built = f"{self.name}({args})" if args else f"{self.name} (its defaults)"
+        lines = [f"Check of {built}, seed {self.seed}, {self.seconds:.1f} s"]
         for r in self.results:
             lines.append(f"  {marks[r.status]} {r.title}")
             lines.append(f"      {r.evidence}")
@@ -288,6 +299,20 @@ def _try_steps(make, adapters, seed, shapes) -> None:
         raise FloatingPointError("the parameters are not finite after 2 steps")
 
 
+def _adapters_verdict(found: Adapters, declared: Adapters | None):
+    needs = ", ".join(found.names()) or "none (plain backward() and step())"
+    if declared is None:
+        return PASSED, needs
+    missing = [n for n in found.names() if n not in declared.names()]
+    if missing:
+        return FAILED, (f"needs {', '.join(missing)}, which its description does not declare "
+                        "(a race would step it without)")
+    extra = [n for n in declared.names() if n not in found.names()]
+    if extra:
+        needs += f"; its description also applies {', '.join(extra)}"
+    return PASSED, needs
+
+
 # --------------------------------------------------------------------------------------------
 # The probes: each returns (status, evidence) or (status, evidence, value)
 
@@ -400,14 +425,19 @@ def _run_on(make, adapters, param_groups, loss_fn):
 
 
 def _param_groups(make, adapters, seed):
+    """Group 0 built as a race builds it, group 1 added with ``add_param_group`` (what a
+    constructor given a list of groups does too): group 0's options, a tenth of its lr."""
     problem, first, second = _two_params(seed)
-    lr = build(make, [first], adapters).defaults.get("lr")
+    optimizer = build(make, [first], adapters)
+    options = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+    lr = options.get("lr")
     if lr is None or not float(lr) > 0:
         return NOT_APPLICABLE, "it has no positive lr to give each group"
     lr = float(lr)
-    groups = [{"params": [first]}, {"params": [second], "lr": lr / 10}]
+    optimizer.add_param_group({**options, "params": [second], "lr": lr / 10})
     start = first.detach().clone()
-    _run_on(make, adapters, groups, lambda: problem.loss([first]) + problem.loss([second]))
+    for _ in range(SMALL_STEPS):
+        step(optimizer, lambda: problem.loss([first]) + problem.loss([second]), adapters)
     moved = (_max_diff([first], [start]), _max_diff([second], [start]))
     text = (f"on identical sub-problems, group 0 (lr {lr:.3g}) moved {moved[0]:.3g}, "
             f"group 1 (lr {lr / 10:.3g}) moved {moved[1]:.3g} in {SMALL_STEPS} steps")
@@ -475,13 +505,14 @@ def _step_time(make, adapters, seed, repeats):
 
 def check_optimizer(cls, kwargs: Mapping | None = None, *, seed: int = 0, name: str = "",
                     build: Callable[[list, dict], torch.optim.Optimizer] | None = None,
-                    timing_repeats: int = 5) -> CheckReport:
+                    declared: Adapters | None = None, timing_repeats: int = 5) -> CheckReport:
     """The report card of optimizer class ``cls`` built with ``kwargs`` (see the module's text).
 
     ``build(params, kwargs)`` constructs it where ``cls(params, **kwargs)`` is not enough
     (`OptimizerInfo.build`: a wrapper's base optimizer, Muon's groups); ``params`` may be a list
-    of param groups. Runs ``cls``'s code: call it only on code the user trusts
-    (core/optim/user_code.py).
+    of param groups. ``declared``: the adapters the catalog says it needs (`Adapters.of(info)`),
+    which a race applies; the check fails ``adapters`` when trying shows one it lacks. Runs
+    ``cls``'s code: call it only on code the user trusts (core/optim/user_code.py).
     """
     kwargs = dict(kwargs or {})
 
@@ -494,13 +525,13 @@ def check_optimizer(cls, kwargs: Mapping | None = None, *, seed: int = 0, name: 
         warnings.simplefilter("ignore")  # zoo optimizers warn freely; the card is the verdict
         try:
             adapters = detect_adapters(make, has_train_eval(cls), seed)
-            needs = ", ".join(adapters.names()) or "none (plain backward() and step())"
-            results["adapters"] = PropertyResult("adapters", PASSED, needs)
+            results["adapters"] = PropertyResult("adapters", *_adapters_verdict(adapters, declared))
         except Exception as exc:  # noqa: BLE001
             adapters = None
             results["adapters"] = PropertyResult(
                 "adapters", FAILED, f"no way of stepping it worked: {_message(exc)}")
-        driver = adapters or Adapters()
+        # The probes step it as a race would: with what works, plus what the catalog applies.
+        driver = (adapters or Adapters()).union(declared or Adapters())
         runs: dict = {}  # the deterministic probe's runs, which the state_dict probe reuses
         probes = {
             "decreases": lambda: _decreases(make, driver, seed),

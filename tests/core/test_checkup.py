@@ -92,10 +92,10 @@ class BrokenSGD(torch.optim.Optimizer):
 class NoGroupsSGD(torch.optim.SGD):
     """Refuses a second param group with its own exception."""
 
-    def __init__(self, params, lr=0.01):
-        super().__init__(params, lr=lr)
-        if len(self.param_groups) > 1:
+    def add_param_group(self, param_group):
+        if self.param_groups:
             raise ValueError("one param group only, please")
+        super().add_param_group(param_group)
 
 
 class GlobalLrSGD(torch.optim.Optimizer):
@@ -277,7 +277,7 @@ def test_zoo_lion_checks_clean():
     lion = pytest.importorskip("pytorch_optimizer").Lion
     report = check_optimizer(lion, name="pytorch_optimizer:Lion")
     assert report.passed, report.card()
-    assert report.card().startswith("Check of pytorch_optimizer:Lion(), seed 0")
+    assert report.card().startswith("Check of pytorch_optimizer:Lion (its defaults), seed 0")
 
 
 def test_build_hook_and_json():
