@@ -28,6 +28,15 @@ MAX_NOTICE_CHARS = 500
 # Panels a lesson may hide to focus attention (the GUI's lesson panel interprets them).
 PANELS = ("problem", "runs", "curves", "landscape", "network", "diagram")
 
+# The order a student meets the lessons in (Lessons menu, the start page, next / previous):
+# the learning rate and momentum on 2-D functions first, then harder landscapes and adaptive
+# methods, then the lr's schedule and how to find it, then networks: noise, generalisation,
+# regularisation, normalisation, the landscape of a network, and searching hyperparameters.
+TEACHING_ORDER = (
+    "learning_rate", "ravine", "saddle", "rosenbrock", "adaptive", "rastrigin", "schedules",
+    "lr_range_test", "batch_size", "overfitting", "adamw", "batch_norm", "flat_sharp", "search",
+)
+
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,59}$")
 _KEYS = ("format", "name", "title", "lab", "summary", "notice", "why", "question",
          "hide_panels", "claims")
@@ -116,10 +125,13 @@ def lesson_from_dict(data: Any, folder: Path, expected_name: str | None = None) 
 
 
 def lesson_names() -> list[str]:
-    """The names of the lessons in `LESSONS_DIR`, sorted, without loading them."""
+    """The names of the lessons in `LESSONS_DIR` in `TEACHING_ORDER` (a lesson not in it comes
+    after those, by name), without loading them."""
     if not LESSONS_DIR.is_dir():
         return []
-    return sorted(p.name for p in LESSONS_DIR.iterdir() if (p / LESSON_FILE).is_file())
+    found = sorted(p.name for p in LESSONS_DIR.iterdir() if (p / LESSON_FILE).is_file())
+    rank = {name: i for i, name in enumerate(TEACHING_ORDER)}
+    return sorted(found, key=lambda name: (rank.get(name, len(rank)), name))
 
 
 def _lesson_file(name_or_path: str | Path) -> tuple[Path, str | None]:
@@ -181,5 +193,6 @@ def _refuse_constant(name: str) -> Any:
 
 
 def list_lessons() -> list[Lesson]:
-    """Every lesson in `LESSONS_DIR`, sorted by name. A broken lesson raises its `LabError`."""
+    """Every lesson in `LESSONS_DIR`, in teaching order (`lesson_names`). A broken lesson
+    raises its `LabError`."""
     return [load_lesson(LESSONS_DIR / name) for name in lesson_names()]
