@@ -1,5 +1,8 @@
 """The main window's lessons: the Lessons menu, the lesson dock (app/lessons/panel.py) and what a
 lesson does to the window (loads its lab unsaved, hides the panels it does not need, plays).
+Lessons come in teaching order (core/teaching/lessons/loader.py, `lesson_names`): the menu, and
+the panel's Previous / Next; Replay runs the lab shown again. Closing the lesson (its button or
+the dock's ×) shows every panel again.
 
 The dock is built on the first lesson; `window.lesson`, `window.lesson_dock` and
 `window.lesson_panel` stay None until then.
@@ -7,11 +10,22 @@ The dock is built on the first lesson; `window.lesson`, `window.lesson_dock` and
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget
 
 from app.shell.menus import DEFAULT_SPEED_INDEX
 from core.errors import LabError
+
+
+class LessonDock(QDockWidget):
+    """The lesson's dock; says when its × closes it (QDockWidget has no such signal)."""
+
+    closed = Signal()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().closeEvent(event)
+        if event.isAccepted():
+            self.closed.emit()
 
 
 class LessonWiring(QObject):
@@ -23,6 +37,7 @@ class LessonWiring(QObject):
         window.lesson = None
         window.lesson_dock = None
         window.lesson_panel = None
+        self.lab_index = 0  # the lesson's lab shown (Replay runs it again)
 
     def fill_menu(self, menu) -> None:
         from core.teaching.lessons.loader import list_lessons
@@ -59,12 +74,18 @@ class LessonWiring(QObject):
             window.lesson_panel = LessonPanel()
             window.lesson_panel.lab_chosen.connect(self.open_lesson_lab)
             window.lesson_panel.closed.connect(window.close_lesson)
-            window.lesson_dock = QDockWidget("Lesson", window, objectName="lessonDock")
+            window.lesson_panel.previous_requested.connect(lambda: self._go(-1))
+            window.lesson_panel.next_requested.connect(lambda: self._go(+1))
+            window.lesson_panel.replay_requested.connect(self._replay)
+            window.lesson_dock = LessonDock("Lesson", window, objectName="lessonDock")
+            # Its × must give the editors back, as "Close lesson" does.
+            window.lesson_dock.closed.connect(window.close_lesson)
             window.lesson_dock.setWidget(window.lesson_panel)
             window.lesson_dock.setMinimumWidth(260)
             window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, window.lesson_dock)
         window.lesson = lesson
         window.lesson_panel.set_lesson(lesson)
+        self._show_position(lesson.name)
         window.lesson_dock.show()
         # The race stays the centre of attention: the text gets a narrow column.
         lab_dock = window.findChild(QDockWidget, "labDock")
@@ -73,8 +94,44 @@ class LessonWiring(QObject):
         self.open_lesson_lab(0, autoplay=autoplay)
         return True
 
+    def _show_position(self, name: str) -> None:
+        from core.teaching.lessons.loader import lesson_names, load_lesson
+
+        names = lesson_names()
+        if name not in names:  # a lesson from elsewhere (a path): no neighbours
+            self.window.lesson_panel.set_position(-1, 0)
+            return
+        index = names.index(name)
+
+        def title(i: int) -> str:
+            try:
+                return load_lesson(names[i]).title if 0 <= i < len(names) else ""
+            except LabError:
+                return names[i]
+
+        self.window.lesson_panel.set_position(index, len(names), title(index - 1),
+                                              title(index + 1))
+
+    def _go(self, step: int) -> None:
+        """Previous (-1) or next (+1) lesson in teaching order, asking about unsaved edits."""
+        from core.teaching.lessons.loader import lesson_names
+
+        window = self.window
+        names = lesson_names()
+        if window.lesson is None or window.lesson.name not in names:
+            return
+        index = names.index(window.lesson.name) + step
+        if 0 <= index < len(names) and window._confirm_discard():
+            window.open_lesson(names[index])
+
+    def _replay(self) -> None:
+        """The lab shown, fresh from the lesson, played from step 0 (edits: asks first)."""
+        if self.window.lesson is not None and self.window._confirm_discard():
+            self.open_lesson_lab(self.lab_index)
+
     def open_lesson_lab(self, index: int, autoplay: bool = True) -> None:
         window = self.window
+        self.lab_index = index
         lab = window.lesson.labs[index]
         window.document.replace(lab, None)
         window.status_label.setText(f"Lesson: {window.lesson.title}")
