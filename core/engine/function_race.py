@@ -36,9 +36,10 @@ import torch
 
 from core.engine import faults
 from core.engine.faults import DEFAULT_STEP_TIME_LIMIT, Fault, StepLimit, fault_of
+from core.engine.training_step import RunUpdate
 from core.lab.branches import Branching
 from core.lab.format import Lab, RunSpec
-from core.optim.catalog import build_optimizer, get_optimizer_info
+from core.optim.catalog import build_optimizer
 from core.optim.internals import DeferredInternals, capture
 from core.optim.optimizers import unprofiled_step
 from core.optim.schedules import Schedule
@@ -175,12 +176,18 @@ class FunctionRace:
         self.grads = torch.zeros_like(self.points)
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedules: list[Schedule] = []
+        # Runs whose optimizer needs more than step() on the shared gradient row (a closure,
+        # a create_graph backward, Schedule-Free's train()/eval() points) step a private copy
+        # of their point with its own gradient (`_own_step`).
         self._closures: dict[int, tuple[torch.Tensor, object]] = {}
+        self._updates: dict[int, RunUpdate] = {}
         for i, run in enumerate(self.runs):
-            if get_optimizer_info(run.optimizer).needs_closure:
+            update = RunUpdate.of(run.optimizer)
+            if not update.plain:
                 own = self.points[i].detach().clone().requires_grad_(True)
                 opt = build_optimizer(run.optimizer, run.params, [own])
-                self._closures[i] = (own, self._make_closure(own))
+                self._closures[i] = (own, self._make_closure(own, update.create_graph))
+                self._updates[i] = update
             else:
                 view = self.points[i]
                 view.grad = self.grads[i]
@@ -215,16 +222,37 @@ class FunctionRace:
         self.schedules[i] = schedule
         self._steps[i] = unprofiled_step(optimizer)
 
-    def _make_closure(self, own: torch.Tensor):
+    def _make_closure(self, own: torch.Tensor, create_graph: bool = False):
         f = self.objective
 
+        @torch.enable_grad()  # an optimizer may call it under no_grad (torch's L-BFGS guards)
         def closure() -> torch.Tensor:
             own.grad = None
             loss = f(own[0], own[1])
-            loss.backward()
+            loss.backward(create_graph=create_graph)
             return loss
 
         return closure
+
+    def _own_step(self, i: int) -> None:
+        """Run i's update on its private point: to y for Schedule-Free, the gradient there
+        (with its graph for a create_graph optimizer), ``step(closure)`` or ``step()``, back
+        to x; the shared row then shows the point it answers with."""
+        own, closure = self._closures[i]
+        update = self._updates[i]
+        opt = self.optimizers[i]
+        if update.train_eval:
+            opt.train()
+        closure()  # the gradient the step uses (SAM reads it; L-BFGS recomputes it first)
+        if update.closure:
+            self._steps[i](closure)
+        else:
+            self._steps[i]()
+        if update.train_eval:
+            opt.eval()
+        own.grad = None  # a create_graph gradient holds its graph until then
+        with torch.no_grad():
+            self.points[i].copy_(own)
 
     # ----------------------------------------------------------------------------------------
 
@@ -340,10 +368,7 @@ class FunctionRace:
             t0 = faults.clock()
             try:
                 if i in self._closures:
-                    own, closure = self._closures[i]
-                    self._steps[i](closure)
-                    with torch.no_grad():
-                        self.points[i].copy_(own)
+                    self._own_step(int(i))
                 else:
                     self._steps[i]()
                 self.schedules[i].step(float(loss[i]))

@@ -8,6 +8,10 @@ memory isolation use `core.engine.param_watch`; its evaluations `core.engine.net
 A run whose optimizer or schedule step raises or runs over the per-step time limit
 (core/engine/faults.py) gets its weights back from before that update and is frozen there, a
 `Divergence` of kind "failed" / "too slow" at the next step; the other runs go on.
+Each run updates as its optimizer needs (`core.engine.training_step.RunUpdate`): a closure on the
+step's batch, a ``create_graph`` backward, and Schedule-Free's modes — ``train()`` for the
+forward, backward and update only, ``eval()`` for everything else (evaluations, sharpness, and
+whatever reads the models between steps: live surfaces, state_dicts, exported weights).
 core/engine/network_race.py steps several of them in lockstep; with one seed it is the race.
 """
 
@@ -30,8 +34,14 @@ from core.engine.network_evaluation import Evaluator, linear_weights, update_rat
 from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
 from core.engine.param_watch import PARAM_NORM_FACTOR, ParamWatch, out_of_memory
 from core.engine.race_setup import RaceSetup, initial_model
-from core.engine.stacked import StackedMLP, can_stack
-from core.engine.training_step import BatchOrder, optimizers_for, train_step
+from core.engine.stacked import ELEMENTWISE_OPTIMIZERS, StackedMLP, can_stack
+from core.engine.training_step import (
+    BatchOrder,
+    RunUpdate,
+    optimizers_for,
+    run_closure,
+    train_step,
+)
 from core.lab.format import SEED_STRIDE, Lab
 from core.landscape.curvature import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
 from core.optim.catalog import build_optimizer
@@ -59,6 +69,9 @@ class SeedRace:
         self.task = self.data.task
         self.criterion = setup.criterion
 
+        # How each run's optimizers update (closure, create_graph, train()/eval() modes).
+        self.updates = [RunUpdate.of(run.optimizer) for run in self.runs]
+        self._moded = [i for i, update in enumerate(self.updates) if update.train_eval]
         initial = initial_model(lab, self.data, seed_index)
         self.models = [copy.deepcopy(initial).to(self.device) for _ in self.runs]
         self.has_dropout = has_dropout(initial)
@@ -71,12 +84,15 @@ class SeedRace:
                 torch.tensor([r.l1 for r in self.runs], device=self.device),
                 torch.tensor([r.l2 for r in self.runs], device=self.device),
             )
+            # torch's element-wise optimizers step the run's flat row; any other optimizer the
+            # run's own layers (views of that row), as on the per-run path.
             self.optimizers = [
                 [build_optimizer(run.optimizer, run.params, [param])]
-                for run, param in zip(self.runs, self.stack.run_params)
+                if run.optimizer in ELEMENTWISE_OPTIMIZERS else optimizers_for(run, model)
+                for run, param, model in zip(self.runs, self.stack.run_params, self.models)
             ]
-            # Each run keeps its optimizer; the stack steps them one torch.optim call per type.
-            self.stack.use_optimizers([opts[0] for opts in self.optimizers])
+            # Each run keeps its optimizers; the stack steps torch's one call per type.
+            self.stack.use_optimizers(self.optimizers)
             self.stack.step_limit = self.step_limit
         else:
             self.optimizers = [
@@ -116,6 +132,7 @@ class SeedRace:
         self._faults: dict[int, Fault] = {}  # runs whose update faulted, to be marked
         self._unbatched = False  # stacked runs train one by one after a batched OOM
         self._pending: tuple[np.ndarray, np.ndarray, list[Divergence]] | None = None
+        self._batch: tuple[torch.Tensor, torch.Tensor] | None = None  # this step's (x, y)
         self._started = time.perf_counter()
         self.last_evaluation: Evaluation | None = None
         every = getattr(problem, "sharpness_every", 0)
@@ -125,7 +142,19 @@ class SeedRace:
 
     def _train_step(self, i: int, xb, yb) -> tuple[float, float, torch.Tensor]:
         """Forward + backward (+ clipping) of run i (`train_step`)."""
-        return train_step(self.runs[i], self.models[i], self.optimizers[i], self.criterion, xb, yb)
+        return train_step(self.runs[i], self.models[i], self.optimizers[i], self.criterion, xb, yb,
+                          self.updates[i].create_graph)
+
+    def _to_train(self) -> None:
+        """Schedule-Free runs to y, where the gradient is taken (`RunUpdate`)."""
+        for i in self._moded:
+            if self.alive[i]:
+                self.updates[i].to_train(self.optimizers[i])
+
+    def _to_eval(self) -> None:
+        """Schedule-Free runs to x, the point every evaluation reads (`RunUpdate`)."""
+        for i in self._moded:
+            self.updates[i].to_eval(self.optimizers[i])
 
     def _train_all(self, xb, yb) -> list[tuple[int, float, float]]:
         """Forward + backward (+ clipping) of every live run: (run, loss, grad norm) each."""
@@ -330,6 +359,8 @@ class SeedRace:
         losses = self._last_loss.copy()
         grads = self._last_grad.copy()
         diverged = self._check_parameters()
+        self._batch = (xb, yb)  # a closure optimizer re-evaluates this batch
+        self._to_train()
         for i, loss, grad_norm in self._train_all(xb, yb):
             if self._start_loss is None:
                 self._start_loss = np.zeros(len(self.runs))
@@ -359,6 +390,9 @@ class SeedRace:
         # update (the state of step t), plus the update ratio of this step.
         evaluation = None
         stopped: list[EarlyStop] = []
+        sharpness_due = self._sharpness_due()
+        if evaluate or sharpness_due:
+            self._to_eval()  # evaluations and sharpness at Schedule-Free's x
         if evaluate:
             evaluation = self._evaluate()
             self.last_evaluation = evaluation
@@ -367,8 +401,9 @@ class SeedRace:
         alive = self.alive.copy()
         for event in stopped:
             alive[event.run] = True
-        sharpness = self._measure_sharpness(alive) if self._sharpness_due() else None
+        sharpness = self._measure_sharpness(alive) if sharpness_due else None
         if self.step < steps:
+            self._to_train()
             live = np.flatnonzero(self.alive)
             self._watch.snapshot()  # to name the tensor, should this update blow a run up
             if self.stack is not None:  # every live run in one call per optimizer type
@@ -393,8 +428,7 @@ class SeedRace:
                     fault = None
                     t0 = faults.clock()
                     try:
-                        for opt in self.optimizers[i]:
-                            opt.step()
+                        self._update(int(i))
                         self.schedules[i].step(float(losses[i]))
                     except Exception as error:  # the run's own fault: the others go on
                         fault = fault_of(error)
@@ -405,6 +439,7 @@ class SeedRace:
                         self._faults[int(i)] = fault  # put back and marked at the next step
             if before is not None and evaluation is not None:
                 evaluation = with_ratios(evaluation, update_ratios(self.models, before))
+            self._to_eval()  # between steps the models hold x
         return NetworkRecord(
             step=self.step,
             epoch=self.step * self.order.batch_size / self.order.n,
@@ -418,6 +453,17 @@ class SeedRace:
             stopped=tuple(stopped),
             sharpness=sharpness,
         )
+
+    def _update(self, i: int) -> None:
+        """Run i's optimizers step (per-run path), with a closure on this step's batch if its
+        optimizer needs one."""
+        update = self.updates[i]
+        closure = None
+        if update.closure:
+            xb, yb = self._batch
+            closure = run_closure(self.runs[i], self.models[i], self.optimizers[i],
+                                  self.criterion, xb, yb, update)
+        update.step(self.optimizers[i], closure)
 
     def _step_schedule(self, i: int, loss: float) -> None:
         """Run i's schedule step after a batched update; one that raises is run i's fault."""

@@ -16,9 +16,14 @@ bit-identical, forward and backward); the per-run loss mean and bias-gradient su
 differently in the last bit, so the result equals separate models to float32 rounding; tests
 compare with a plain PyTorch script.
 
-Only optimizers whose update is element-wise may see the flat row (the same numbers as per-layer
-tensors): Muon and Adafactor work per weight matrix, and L-BFGS re-evaluates the model inside its
-step, so races with them use the per-run path.
+Only torch's optimizers whose update is element-wise see the flat row (the same numbers as
+per-layer tensors). Any other optimizer — Muon and Adafactor, which work per weight matrix, a zoo
+class, the user's own — steps the run's own layer parameters (the views of its row), exactly the
+tensors it would get on the per-run path, with a matrix optimizer's split
+(core/engine/training_step.py `optimizers_for`). An optimizer that re-evaluates the model in its
+step (L-BFGS, SAM: a closure) or differentiates the gradient again (``create_graph``: Sophia-H)
+needs the run's own graph, so races with one use the per-run path. An optimizer that rebinds
+``p.data`` instead of writing into it is put back onto its row after each step.
 
 Stepping (`StackedMLP.use_optimizers`, `StackedMLP.step`). Each run keeps its own real
 torch.optim optimizer (``race.optimizers[i]``: what its schedule drives, what ``state_dict`` and
@@ -77,10 +82,16 @@ class _LinearSlot:
 
 
 def can_stack(model: nn.Sequential, optimizers: list[str]) -> bool:
-    """True when every layer is Linear or an element-wise activation and every optimizer is
-    element-wise (see the module docstring)."""
-    if not all(name in ELEMENTWISE_OPTIMIZERS for name in optimizers):
-        return False
+    """True when every layer is Linear or an element-wise activation and no optimizer needs a
+    closure or a ``create_graph`` backward (see the module docstring)."""
+    from core.optim.catalog import get_optimizer_info
+
+    for name in optimizers:
+        if name in ELEMENTWISE_OPTIMIZERS:
+            continue
+        info = get_optimizer_info(name)
+        if info.needs_closure or info.create_graph:
+            return False
     if not isinstance(model, nn.Sequential):
         return False
     for layer in model:
@@ -89,6 +100,29 @@ def can_stack(model: nn.Sequential, optimizers: list[str]) -> bool:
             continue
         return False
     return any(isinstance(layer, nn.Linear) for layer in model)
+
+
+class _LayerStepper:
+    """Steps one run's optimizers over its layer parameters (views of its flat row): their
+    gradients are pointed at the views of its gradient row first (the per-run fallback after a
+    batched out-of-memory leaves fresh tensors there), and a parameter an optimizer rebound
+    (``p.data = ...``) is copied back onto its row and re-bound to it."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer],
+                 layers: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]):
+        self.optimizers = optimizers
+        self.layers = layers
+
+    def step(self) -> None:
+        for param, _view, grad in self.layers:
+            param.grad = grad
+        for opt in self.optimizers:
+            opt.step()
+        for param, view, _grad in self.layers:
+            if param.data_ptr() != view.data_ptr():
+                with torch.no_grad():
+                    view.copy_(param)
+                param.data = view
 
 
 class StackedMLP:
@@ -255,26 +289,36 @@ class StackedMLP:
 
     # -- stepping ------------------------------------------------------------------------------
 
-    def use_optimizers(self, optimizers: list[torch.optim.Optimizer]) -> None:
-        """Step run r's optimizer ``optimizers[r]`` (over ``run_params[r]`` only) through one
-        optimizer per torch class that shares its param group and state (module docstring)."""
+    def use_optimizers(self, optimizers: list[list[torch.optim.Optimizer]]) -> None:
+        """Step run r's optimizers ``optimizers[r]``: one of torch's over ``run_params[r]`` through
+        one optimizer per torch class that shares its param group and state; optimizers over
+        the run's layer parameters one by one (module docstring)."""
         if len(optimizers) != self.count:
-            raise ValueError(f"need one optimizer per run ({self.count}), got {len(optimizers)}")
+            raise ValueError(f"need optimizers for every run ({self.count}), got {len(optimizers)}")
         by_class: dict[type, list[int]] = {}
-        for r, opt in enumerate(optimizers):
-            params = [p for group in opt.param_groups for p in group["params"]]
-            if len(params) != 1 or params[0] is not self.run_params[r]:
-                raise ValueError(f"optimizer {r} must step exactly run {r}'s flat parameter")
-            by_class.setdefault(type(opt), []).append(r)
+        layered: list[tuple[int, _LayerStepper]] = []
+        for r, opts in enumerate(optimizers):
+            params = [p for opt in opts for group in opt.param_groups for p in group["params"]]
+            if len(params) == 1 and params[0] is self.run_params[r]:
+                by_class.setdefault(type(opts[0]), []).append(r)
+                continue
+            own = {id(p) for p in self.models[r].parameters()}
+            if not params or any(id(p) not in own for p in params):
+                raise ValueError(f"run {r}'s optimizers must step its flat parameter or its "
+                                 "own layers")
+            layered.append((r, _LayerStepper(opts, self._layer_grads(r))))
         cpu = self.flat.device.type == "cpu"
         steppers, stepped = [], []
+        for r, stepper in layered:
+            steppers.append(stepper)
+            stepped.append([r])
         for cls, members in by_class.items():
             if not cls.__module__.startswith("torch.optim"):
                 # Not torch's own: each run steps alone, so a fault stays in its run.
-                steppers += [optimizers[r] for r in members]
+                steppers += [optimizers[r][0] for r in members]
                 stepped += [[r] for r in members]
                 continue
-            groups = [optimizers[r].param_groups[0] for r in members]
+            groups = [optimizers[r][0].param_groups[0] for r in members]
             for group in groups:
                 if cpu and cls in FUSED_ON_CPU:
                     group["fused"], group["foreach"] = True, False
@@ -284,10 +328,10 @@ class StackedMLP:
             for r in members:
                 # Share the run's state dict itself (some classes, e.g. Adagrad, fill state at
                 # construction; the run's own entry wins), so the run's optimizer sees every step.
-                stepper.state[self.run_params[r]] = optimizers[r].state[self.run_params[r]]
+                stepper.state[self.run_params[r]] = optimizers[r][0].state[self.run_params[r]]
             steppers.append(stepper)
             stepped.append(members)
-        self._run_optimizers = list(optimizers)
+        self._run_optimizers = [opts[0] for opts in optimizers]
         self._steppers = steppers
         self._members = stepped
 
@@ -319,6 +363,17 @@ class StackedMLP:
                     # called: its "scheduler stepped before the optimizer" check reads it.
                     self._run_optimizers[r]._opt_called = True
         return faulted
+
+    def _layer_grads(self, r: int) -> list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]:
+        """Run r's layer parameters, each with its view of the flat row and of the grad row."""
+        pairs = []
+        model, flat, grad = self.models[r], self.flat[r], self.grad[r]
+        for slot in self.slots:
+            layer = model[slot.index]
+            pairs.append((layer.weight, self._weight_view(flat, slot), self._weight_view(grad, slot)))
+            if slot.bias_offset is not None:
+                pairs.append((layer.bias, self._bias_view(flat, slot), self._bias_view(grad, slot)))
+        return pairs
 
     def layer_grad_norms(self, r: int) -> list[float]:
         g = self.grad[r]

@@ -1,0 +1,261 @@
+"""Any optimizer races correctly through the engine (core/engine/training_step.py `RunUpdate`,
+core/engine/stacked.py, core/engine/function_race.py), checked against plain PyTorch loops.
+
+A user's 10-line SGD class reproduces torch.optim.SGD's trajectory on a function race and on a
+network race, the batched side-by-side path included; zoo optimizers that need more than
+``step()`` — a closure (SAM), a create_graph backward (Sophia-H), a matrix split (Muon), their
+own 1-D handling (SOAP), train()/eval() points (Schedule-Free) — race a small network lab; and
+Schedule-Free's reported losses are its evaluation point x's, as its own reference loop
+(``optimizer.eval()`` before evaluating) computes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import schedulefree
+import torch
+import torch.nn.functional as F
+
+from core.engine.function_race import FunctionRace
+from core.engine.network_race import NetworkRace
+from core.lab.code import TRUST_ALL
+from core.lab.format import lab_from_dict
+from core.optim import user_code
+from core.problems.datasets.build import make_dataset
+from core.problems.model_spec import validate_model
+from core.problems.models import build_model
+
+# The user's own SGD: ten lines, nothing borrowed from torch's.
+MY_SGD = '''\
+import torch
+
+
+class MySGD(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-3):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+'''
+
+MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
+                  {"linear": 2}]}
+MOONS = {"name": "moons", "n": 256, "noise": 0.2, "val_fraction": 0.25}
+SEED = 3
+STEPS = 24
+EVAL_EVERY = 4
+BATCH = 32
+
+
+@pytest.fixture
+def mine(tmp_path):
+    (tmp_path / "opts").mkdir()
+    (tmp_path / "opts" / "mysgd.py").write_text(MY_SGD)
+    yield tmp_path
+    user_code._LOADED.clear()
+
+
+def _network_lab(base_dir, runs):
+    data = {"format": "descent-lab/1", "name": "any", "seed": SEED, "steps": STEPS,
+            "problem": {"kind": "network", "dataset": MOONS, "model": MLP, "batch_size": BATCH,
+                        "eval_every": EVAL_EVERY, "device": "cpu"},
+            "runs": runs}
+    return lab_from_dict(data, base_dir=base_dir, consent=TRUST_ALL)
+
+
+def _reference(make_optimizer, train_eval=False):
+    """A plain PyTorch loop over the lab's data, model and batch order: the training loss of
+    every step and the validation loss of every evaluated step (before that step's update),
+    with Schedule-Free's optimizer.train() for training and optimizer.eval() for evaluating."""
+    data = make_dataset(MOONS, SEED)
+    spec = validate_model(MLP, data.input_shape, data.n_outputs)
+    model = build_model(spec, generator=torch.Generator().manual_seed(SEED))
+    opt = make_optimizer(model.parameters())
+    x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    x_val, y_val = torch.as_tensor(data.x_val), torch.as_tensor(data.y_val)
+    order = torch.Generator().manual_seed(SEED + 1)
+    per_epoch = -(-len(x) // BATCH)
+    losses, val, perm = [], {}, None
+    for step in range(STEPS + 1):
+        if step % per_epoch == 0:
+            perm = torch.randperm(len(x), generator=order)
+        idx = perm[(step % per_epoch) * BATCH:(step % per_epoch + 1) * BATCH]
+        if train_eval:
+            opt.train()
+        model.train()
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        if step % EVAL_EVERY == 0 or step == STEPS:
+            if train_eval:
+                opt.eval()
+            model.eval()
+            with torch.no_grad():
+                val[step] = F.cross_entropy(model(x_val), y_val).item()
+            if train_eval:
+                opt.train()
+        if step < STEPS:
+            opt.step()
+    if train_eval:
+        opt.eval()
+    return np.array(losses), val, model
+
+
+def _val_losses(records, i):
+    return {r.step: float(r.evaluation.val["loss"][i]) for r in records
+            if r.evaluation is not None}
+
+
+def test_a_user_sgd_class_reproduces_torch_sgd_on_a_function_race(mine):
+    data = {"format": "descent-lab/1", "name": "byo", "steps": 40,
+            "problem": {"kind": "function", "function": "rosenbrock"},
+            "runs": [{"label": "mine", "optimizer": {"class": "opts/mysgd.py:MySGD"},
+                      "params": {"lr": 0.001}}]}
+    lab = lab_from_dict(data, base_dir=mine, consent=TRUST_ALL)
+    records = list(FunctionRace(lab).records())
+    # torch.optim.SGD on a float64 point, with the gradient autograd gives.
+    point = torch.tensor(records[0].point[0], dtype=torch.float64, requires_grad=True)
+    sgd = torch.optim.SGD([point], lr=0.001)
+    objective = FunctionRace(lab).objective
+    for record in records:
+        np.testing.assert_allclose(record.point[0], point.detach().numpy(), rtol=0, atol=1e-7)
+        sgd.zero_grad()
+        objective(point[0], point[1]).backward()
+        sgd.step()
+    assert len(records) == 41 and records[-1].alive[0]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-run", "batched"])
+def test_a_user_sgd_class_reproduces_torch_sgd_on_a_network_race(mine, batched):
+    runs = [{"label": "mine", "optimizer": {"class": "opts/mysgd.py:MySGD"},
+             "params": {"lr": 0.1}}]
+    if batched:  # a second run puts the race on the stacked side-by-side path
+        runs.append({"label": "adam", "optimizer": "adam", "params": {"lr": 0.01}})
+    race = NetworkRace(_network_lab(mine, runs))
+    assert (race.stack is not None) == batched
+    records = list(race.records())
+    losses, val, model = _reference(lambda params: torch.optim.SGD(params, lr=0.1))
+    # The trajectory, every weight, to 1e-7; the batched pass's per-run loss mean rounds its
+    # last float32 bit differently (core/engine/stacked.py), so its losses agree to one ulp.
+    loss_tol = 2e-7 if batched else 1e-7
+    np.testing.assert_allclose([r.loss[0] for r in records], losses, rtol=0, atol=loss_tol)
+    assert _val_losses(records, 0) == pytest.approx(val, abs=loss_tol)
+    for ours, ref in zip(race.models[0].parameters(), model.parameters()):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-7)
+
+
+ZOO_STACKED = ["pytorch_optimizer:Lion", "pytorch_optimizer:Muon", "pytorch_optimizer:SOAP",
+               "schedulefree:AdamWScheduleFree"]
+ZOO_OWN_GRAPH = ["pytorch_optimizer:SophiaH", "pytorch_optimizer:SAM"]
+
+
+@pytest.mark.parametrize("names", [ZOO_STACKED, ZOO_OWN_GRAPH], ids=["batched", "per-run"])
+def test_zoo_optimizers_that_need_adapters_race_a_network_lab(tmp_path, names):
+    runs = [{"label": "adam", "optimizer": "adam", "params": {"lr": 0.01}}]
+    runs += [{"label": name.split(":")[1], "optimizer": name, "params": {"lr": 0.003}}
+             for name in names]
+    race = NetworkRace(_network_lab(tmp_path, runs))
+    # Closure and create_graph optimizers need their run's own graph: the per-run path.
+    assert (race.stack is not None) == (names is ZOO_STACKED)
+    records = list(race.records())
+    assert len(records) == STEPS + 1
+    assert not [e.reason for r in records for e in r.diverged]
+    losses = np.array([r.loss for r in records])
+    assert np.isfinite(losses).all() and records[-1].alive.all()
+    # Every optimizer moved its run: the losses differ from the start and from each other.
+    assert (losses[-1] != losses[0]).all()
+    assert len(set(np.round(losses[-1], 9))) == len(runs)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-run", "batched"])
+def test_schedule_free_reports_the_losses_of_its_evaluation_point(tmp_path, batched):
+    runs = [{"label": "sf", "optimizer": "schedulefree:AdamWScheduleFree",
+             "params": {"lr": 0.01, "warmup_steps": 5}}]
+    if batched:
+        runs.append({"label": "adam", "optimizer": "adam", "params": {"lr": 0.01}})
+    race = NetworkRace(_network_lab(tmp_path, runs))
+    assert (race.stack is not None) == batched
+    records = list(race.records())
+    losses, val, model = _reference(
+        lambda params: schedulefree.AdamWScheduleFree(params, lr=0.01, warmup_steps=5),
+        train_eval=True)
+    ours = _val_losses(records, 0)
+    assert set(ours) == set(val)
+    for step in val:
+        assert ours[step] == pytest.approx(val[step], abs=1e-6), step
+    np.testing.assert_allclose([r.loss[0] for r in records], losses, rtol=0, atol=1e-6)
+    # Between steps the models hold x (what exported weights and surfaces read).
+    for mine_, ref in zip(race.models[0].parameters(), model.parameters()):
+        torch.testing.assert_close(mine_, ref, rtol=0, atol=1e-6)
+    # x and y really differ here, so a loss taken at y would not pass.
+    opt = race.optimizers[0][0]
+    opt.train()
+    with torch.no_grad():
+        moved = max(float((a - b).abs().max())
+                    for a, b in zip(race.models[0].parameters(), model.parameters()))
+    opt.eval()
+    assert moved > 1e-3
+
+
+def _function_reference(name, make, steps, *, closure=False, create_graph=False,
+                        train_eval=False):
+    """A plain loop of the optimizer on a float64 point of the lab's function, as the zoo's
+    own documentation writes it: the point it answers with after every step."""
+    lab = _function_lab([name])
+    objective = FunctionRace(lab).objective
+    point = torch.tensor(objective.start, dtype=torch.float64, requires_grad=True)
+    opt = make([point])
+
+    def evaluate():
+        opt.zero_grad()
+        loss = objective(point[0], point[1])
+        loss.backward(create_graph=create_graph)
+        return loss
+
+    points = [point.detach().numpy().copy()]
+    for _ in range(steps):
+        if train_eval:
+            opt.train()
+        evaluate()
+        opt.step(evaluate) if closure else opt.step()
+        if train_eval:
+            opt.eval()
+        points.append(point.detach().numpy().copy())
+    return np.array(points)
+
+
+LR = 0.002  # SAM's SGD at 0.01 leaves Rosenbrock's valley
+
+
+def _function_lab(names, steps=30):
+    data = {"format": "descent-lab/1", "name": "zoo", "steps": steps,
+            "problem": {"kind": "function", "function": "rosenbrock"},
+            "runs": [{"label": name.split(":")[1], "optimizer": name, "params": {"lr": LR}}
+                     for name in names]}
+    return lab_from_dict(data)
+
+
+def test_closure_create_graph_and_schedule_free_optimizers_on_a_function_race():
+    from pytorch_optimizer import SAM, SophiaH
+
+    names = ["pytorch_optimizer:SAM", "pytorch_optimizer:SophiaH",
+             "schedulefree:AdamWScheduleFree"]
+    torch.manual_seed(0)  # Sophia-H's Hessian estimate draws from torch's global generator
+    records = list(FunctionRace(_function_lab(names)).records())
+    ours = np.array([r.point for r in records])  # (steps + 1, runs, 2)
+    assert records[-1].alive.all() and not [e for r in records for e in r.diverged]
+    sam = _function_reference(names[0], lambda p: SAM(p, base_optimizer=torch.optim.SGD,
+                                                      lr=LR), 30, closure=True)
+    torch.manual_seed(0)
+    sophia = _function_reference(names[1], lambda p: SophiaH(p, lr=LR), 30, create_graph=True)
+    free = _function_reference(names[2], lambda p: schedulefree.AdamWScheduleFree(p, lr=LR),
+                               30, train_eval=True)
+    for i, reference in enumerate((sam, sophia, free)):
+        np.testing.assert_allclose(ours[:, i], reference, rtol=0, atol=1e-12, err_msg=names[i])
+        assert np.abs(reference[-1] - reference[0]).max() > 1e-4, names[i]  # it moved
