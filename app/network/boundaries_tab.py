@@ -231,7 +231,7 @@ class BoundariesTab(pg.GraphicsLayoutWidget):
         label = self.race.labels[i]
         event = history.divergences.get(i) or history.stops.get(i)
         if event is not None and step >= event.step:
-            what = "diverged" if i in history.divergences else "stopped early"
+            what = event.verb if i in history.divergences else "stopped early"
             panel.set_title(f"{label} · {what} at {event.step}")
         else:
             score = scores.get(metric)

@@ -67,6 +67,10 @@ class NumericItem(QTableWidgetItem):
 # Status ranks for sorting: running < finished < stopped early < diverged.
 _STATUS_RANK = {"running": 0, "finished": 1, "stopped": 2, "diverged": 3}
 _STATUS_COLORS = {"diverged": QColor("#ff6b6b"), "stopped": QColor("#e6c35c")}
+# A run whose optimizer failed or was too slow (core/engine/faults.py) ranks and reads as ended
+# in red, like a diverged one; its status says which.
+_STATUS_COLORS["failed"] = _STATUS_COLORS["too"] = _STATUS_COLORS["diverged"]
+_STOP_WORDS = {"diverged": "diverged", "failed": "failed", "too slow": "too slow"}
 
 
 @dataclass(frozen=True)
@@ -255,8 +259,9 @@ class ComparisonTab(QWidget):
         if history is None:
             return "waiting", -1.0
         if i in history.divergences:
-            step = history.divergences[i].step
-            return f"diverged at {step}", _STATUS_RANK["diverged"] * 1e9 + step
+            event = history.divergences[i]
+            what = _STOP_WORDS.get(getattr(event, "kind", "diverged"), "diverged")
+            return f"{what} at {event.step}", _STATUS_RANK["diverged"] * 1e9 + event.step
         if i in history.stops:
             step = history.stops[i].step
             return f"stopped early at {step}", _STATUS_RANK["stopped"] * 1e9 + step
@@ -282,7 +287,12 @@ class ComparisonTab(QWidget):
     def _status_tooltip(self, i: int) -> str:
         history = self.race.history
         if i in history.divergences:
-            return f"Diverged: {history.divergences[i].reason}"
+            event = history.divergences[i]
+            kind = getattr(event, "kind", "diverged")
+            text = f"{_STOP_WORDS.get(kind, kind).capitalize()}: {event.reason}"
+            if getattr(event, "traceback", None):  # the traceback's end: the optimizer's frame
+                text += "\n\n" + "\n".join(event.traceback.rstrip().splitlines()[-8:])
+            return text
         if i in history.stops:
             event = history.stops[i]
             text = (f"Stopped early: best validation loss {event.best_val_loss:.4g} "

@@ -2,8 +2,9 @@
 that says why an edit was refused.
 
 Shared by the runs table (`app.runs.runs_table`: the summary columns, new and renamed labels),
-the run editor (`app.runs.run_editor`: undo texts, the label that follows the optimizer) and the
-timeline's branches (`app.shell.timeline_slider`: the colour of a new branch).
+the run editor (`app.runs.run_editor`: undo texts, the label that follows the optimizer), the
+timeline's branches (`app.shell.timeline_slider`: the colour of a new branch) and the note on a
+run that stopped in the race (`stop_note`: diverged, or its optimizer failed, with the traceback).
 """
 
 from __future__ import annotations
@@ -133,6 +134,34 @@ def change_text(owner: str, specs: tuple[HyperParam, ...], before: Mapping, afte
         default = next(s.default for s in specs if s.name == name)
         return f"Change {owner} {name} to {show_value(after.get(name, default))}"
     return f"Change {owner} {', '.join(changed)}"
+
+
+# A run's note in a tooltip: its first lines and the end of a traceback (where the optimizer's own
+# frame and the error are), not a screenful; the whole of it is in "Why it stopped…".
+NOTE_TOOLTIP_HEAD, NOTE_TOOLTIP_TAIL = 6, 12
+
+
+def stop_note(event) -> str:
+    """What the runs table says about a run that stopped in the race shown (a
+    `core.engine.function_race.Divergence`): how and when, the forensics line by line, and the
+    traceback of an optimizer that failed."""
+    details = event.describe()
+    lines = [f"{event.verb.capitalize()} at step {event.step}: {event.reason}"]
+    lines += [part for part in details.split("; ") if part]
+    if event.traceback:
+        lines += ["", event.traceback.rstrip()]
+    return "\n".join(lines).strip()
+
+
+def note_tooltip(note: str) -> str:
+    """``note`` cut for a tooltip: its head and its tail (a traceback's last frames)."""
+    lines = note.splitlines()
+    if len(lines) <= NOTE_TOOLTIP_HEAD + NOTE_TOOLTIP_TAIL + 1:
+        return note
+    left = len(lines) - NOTE_TOOLTIP_HEAD - NOTE_TOOLTIP_TAIL
+    return "\n".join(lines[:NOTE_TOOLTIP_HEAD]
+                     + [f"… ({left} lines: right-click ▸ Why it stopped…)"]
+                     + lines[-NOTE_TOOLTIP_TAIL:])
 
 
 def error_label(name: str, palette: QPalette) -> QLabel:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QMenu,
+    QMessageBox,
     QPushButton,
     QStyle,
     QTableWidgetItem,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 from app.runs.run_text import (
     error_label,
     next_color,
+    note_tooltip,
     params_summary,
     schedule_name,
     show_value,
@@ -87,8 +89,8 @@ def row_items(run: RunSpec, color: str, note: str | None, widget: QWidget) -> li
     label.setFlags(selectable | Qt.ItemFlag.ItemIsEditable)
     # A branch says where it comes from (core.lab.branches): "branches from 'Adam' at step 40".
     label.setToolTip(f"{run.label}: {describe_branch(run)}" if run.branch else run.label)
-    if note is not None:  # it blew up in the race shown: a warning sign and the forensics
-        label.setToolTip(f"{label.toolTip()}\n{note}")
+    if note is not None:  # it stopped in the race shown: a warning sign and the forensics
+        label.setToolTip(f"{label.toolTip()}\n{note_tooltip(note)}")
         label.setData(Qt.ItemDataRole.DecorationRole, widget.style().standardIcon(
             QStyle.StandardPixmap.SP_MessageBoxWarning))
 
@@ -427,7 +429,28 @@ class RunsTable(QWidget):
         action.setToolTip("A new run that replays this one up to the step shown, then goes on "
                           "with the settings you give it (Ctrl+B)")
         action.triggered.connect(lambda: self.branch_requested.emit(row))
+        if self._run_notes.get(self._lab.runs[row].label):
+            why = menu.addAction("Why it stopped…")
+            why.setToolTip("How this run ended in the race shown, with the traceback when its "
+                           "optimizer failed")
+            why.triggered.connect(lambda: self.show_stop_details(row))
         menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def show_stop_details(self, row: int) -> QMessageBox | None:
+        """A window with how run ``row`` stopped in the race shown: the reason, the forensics
+        and, for an optimizer that failed, its whole traceback (under Show Details). None when
+        the run did not stop."""
+        note = self._run_notes.get(self._lab.runs[row].label) if self._lab else None
+        if not note:
+            return None
+        summary, _, traceback = note.partition("\n\nTraceback")
+        box = QMessageBox(QMessageBox.Icon.Warning, "Why it stopped",
+                          f"{self._lab.runs[row].label}: {summary}", parent=self)
+        if traceback:
+            box.setDetailedText("Traceback" + traceback)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()  # window-modal, not a nested event loop: the race goes on behind it
+        return box
 
     def _on_cell_clicked(self, row: int, column: int) -> None:
         if column == COL_COLOR:

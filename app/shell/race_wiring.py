@@ -13,6 +13,7 @@ import time
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QStyle
 
+from app.runs.run_text import stop_note
 from app.shell.files import APP_NAME
 from core.engine.factory import make_race
 from core.engine.history import NetworkHistory, RaceHistory
@@ -183,13 +184,14 @@ class RaceWiring(QObject):
                 # status bar and, line by line, to the tooltip of the run's row in the table.
                 details = event.describe()
                 headline = event.reason.split(";")[0].split(" (")[0]  # the rest: tooltip
+                if event.kind != "diverged":  # its optimizer failed: the error's own line
+                    headline, details = event.reason, ""
                 status.setText(
-                    f"{event.label} diverged at step {event.step}: {headline}"
+                    f"{event.label} {event.verb} at step {event.step}: {headline}"
                     + (f" — {details}" if details else "") + ". The other runs go on."
                 )
-                self.run_notes[event.label] = "\n".join(
-                    [f"Diverged at step {event.step}: {event.reason}"] + details.split("; ")
-                ).strip()
+                # A failed optimizer's traceback goes there too (core/engine/faults.py).
+                self.run_notes[event.label] = stop_note(event)
                 self.window.runs_panel.show_run_notes(self.run_notes)
             for event in getattr(record, "stopped", ()):
                 status.setText(
