@@ -1,0 +1,213 @@
+""""What is this plot?": a one-paragraph explanation for every plot of the main window.
+
+`PLOT_HELP` holds the paragraphs, keyed by a plot's object name or, failing that, the name of its
+class (or of a base class): one entry serves every instance of a plot class, and a plot class that
+has no entry is caught by tests/app/test_help.py, which walks every plot of both kinds of lab.
+`install_plot_help` gives each plot widget (`plot_widgets`) three ways to the paragraph:
+
+* a small "?" button in its top-left corner, shown while the mouse is over the plot (hidden
+  otherwise, so pictures and animations exported from the plots never show it);
+* Qt's What's This (Help ▸ What's This?, Shift+F1, then click the plot);
+* "What is this plot?" in the plot's right-click menu, where pyqtgraph gives it one.
+
+It is idempotent and cheap; the window calls it again whenever a lab change built new views.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt
+from PySide6.QtWidgets import QGraphicsView, QToolButton, QWhatsThis, QWidget
+
+MENU_TEXT = "What is this plot?"
+
+PLOT_HELP: dict[str, str] = {
+    # -- a 2-D function race (app/arena, app/widgets/curves.py, app/runs) --
+    "landscapePlot": (
+        "The landscape: the test function f(x, y) drawn as filled contours (dark is low, bright "
+        "is high), the known minima as stars, and every run's path from the shared start point "
+        "(the white crosshair) to its current point, in the run's colour. Drag the crosshair or "
+        "click the map to move the start; the wheel zooms. A path that zig-zags across a valley "
+        "is near the edge of stability (its learning rate is almost too large); one that crawls "
+        "along the valley floor is too cautious; an ✕ marks where a run diverged."),
+    "lossPlot": (
+        "Loss against step for every run: how far f(x, y) at the run's point is above the "
+        "function's minimum f* (on a log axis, so the late, tiny improvements stay visible; "
+        "f itself on a linear axis when f* is not known). Lower is better. A line that flattens "
+        "has converged or is stuck on a plateau; one that ends early with ✕ diverged. Compare how "
+        "fast the lines fall as well as where they end."),
+    "lrPlot": (
+        "The learning rate each run used at every step: a flat line for a constant lr, the shape "
+        "of its schedule (step decay, cosine, warm-up, one-cycle…) when the run has one. Read it "
+        "beside the loss: a bend in a loss curve often lines up with a change of lr here."),
+    "LrPreview": (
+        "A preview of the selected run's learning rate over the whole race, computed before you "
+        "press Play by stepping the real torch.optim.lr_scheduler you chose. Use it to check that "
+        "the warm-up, the decay steps and the final learning rate are what you meant."),
+    # -- a network race (app/network) --
+    "lossCurves": (
+        "Training and validation loss of every run. Solid lines are the mini-batch training loss, "
+        "dashed lines the loss on the validation set. Mini-batch losses are noisy, so the bold "
+        "line is smoothed with the raw values faint beneath it (the smoothing slider sets how "
+        "much). A validation loss that turns upward while the training loss keeps falling is "
+        "overfitting; the x axis can show steps, epochs or wall time."),
+    "accuracyCurves": (
+        "Accuracy of every run: the share of points the network classifies correctly, on the "
+        "whole training set (solid) and the validation set (dashed). A gap that keeps growing "
+        "between the two means the network memorises the training points rather than learning "
+        "the pattern; two optimizers can reach the same loss with different accuracy."),
+    "lrCurves": (
+        "The learning rate each run used for its next update, on a log axis because optimizers' "
+        "rates often differ by decades (SGD 0.1, Adam 0.001). A schedule shows as its shape: "
+        "steps, a cosine, a warm-up ramp."),
+    "layerStatsPlot": (
+        "Per layer of the selected run, one line per layer coloured by depth: the norm of the "
+        "gradient (left) and the update-to-weight ratio ‖Δw‖ / ‖w‖ (right), on log axes. Gradients "
+        "that shrink towards the first layers are vanishing; a ratio far above about 1e-3 means "
+        "steps so large that the layer's weights are being rewritten, far below means it barely "
+        "learns."),
+    "DataPreview": (
+        "The data set the runs train on: training points filled, validation points hollow, "
+        "coloured by class (or by target value, blue low to orange high, for a regression). Look "
+        "at the noise and at how the classes interleave: that is what the network has to learn "
+        "to separate."),
+    "networkDiagram": (
+        "The network: one column of circles per layer's values (inputs on the left, outputs on "
+        "the right) and one line per weight. While a race runs, the lines take the colour of the "
+        "selected run's weights (sign and size), so you can watch which connections the "
+        "optimizer grows and which it leaves near zero."),
+    "BoundariesTab": (
+        "Decision boundaries, one small plot per run: the network's prediction over the plane of "
+        "the two inputs (the colour is the predicted class, its strength the confidence), with "
+        "the training points filled and the validation points hollow. For a regression, the "
+        "fitted curve or surface. Compare how smooth each optimizer's boundary is and where it "
+        "still gets points wrong."),
+    "confusionPlot": (
+        "The confusion matrix of the selected run on the validation set: a row per true class, "
+        "a column per predicted class, each cell the number of points, coloured by its share of "
+        "the row. The diagonal holds the correct answers; a bright cell off the diagonal shows "
+        "which class is mistaken for which."),
+    # -- the loss surface of a trained network (app/surface) --
+    "SurfacePlot": (
+        "The loss surface around the trained weights: the loss on a plane through weight space "
+        "(spanned by two directions, such as filter-normalised random ones or the principal "
+        "directions of the runs' paths), as a heatmap with contour lines, and each run's path "
+        "projected onto that plane. The plane is only a slice: hover a path point to compare its "
+        "true loss with the surface's value under it."),
+    "SlicePlot": (
+        "The loss along straight lines through weight space: from the initial weights to each "
+        "run's weights, from one run to another, or along a random direction around each run. "
+        "A barrier between two runs means they ended in different valleys; a wide, flat curve "
+        "around a run means a flat minimum, a narrow one a sharp minimum."),
+    "SharpnessPlot": (
+        "Sharpness: the largest eigenvalue of the loss's Hessian (its steepest curvature) along "
+        "each run, measured with Lanczos iterations on Hessian-vector products. Plain gradient "
+        "descent is stable only while sharpness stays below 2 / lr, the dashed line in the run's "
+        "colour; training often pushes sharpness up to that edge and hovers there."),
+    "surface3d": (
+        "The same loss surface in 3-D, with the runs' paths lying on it, coloured as on the 2-D "
+        "map. Drag to turn it, use the wheel to zoom. Heights are the loss (or its log) scaled to "
+        "fit; it shows the shape of the valleys, and the 2-D map gives exact numbers."),
+}
+
+
+def help_key(widget: QWidget) -> str | None:
+    """The `PLOT_HELP` key of ``widget``: its object name, else its class or a base class."""
+    if widget.objectName() in PLOT_HELP:
+        return widget.objectName()
+    for cls in type(widget).__mro__:
+        if cls.__name__ in PLOT_HELP:
+            return cls.__name__
+    return None
+
+
+def help_text(widget: QWidget) -> str:
+    """The paragraph for ``widget`` or for the plot it is part of ("" if none is known)."""
+    while widget is not None:
+        key = help_key(widget)
+        if key is not None:
+            return PLOT_HELP[key]
+        widget = widget.parentWidget()
+    return ""
+
+
+def plot_widgets(root: QWidget) -> list[QWidget]:
+    """Every plot under ``root``: the pyqtgraph views (and the network diagram, a graphics view)
+    and the 3-D views, but not the GL widget inside a 3-D view (the view is the plot)."""
+    found = [w for w in root.findChildren(QGraphicsView)]
+    found += [w for w in root.findChildren(QWidget) if help_key(w) == "surface3d"]
+    return found
+
+
+class _HelpButton(QToolButton):
+    """The "?" in a plot's corner: shows the paragraph where the plot is."""
+
+    def __init__(self, plot: QWidget):
+        super().__init__(plot)
+        self.setObjectName("plotHelpButton")
+        self.setText("?")
+        self.setToolTip(MENU_TEXT)
+        self.setCursor(Qt.CursorShape.WhatsThisCursor)
+        self.setAutoRaise(True)
+        self.setFixedSize(20, 20)
+        self.setStyleSheet("QToolButton { font-weight: bold; border-radius: 10px;"
+                           " background: rgba(128, 128, 128, 90); }")
+        self.move(4, 4)
+        self.hide()
+        self.clicked.connect(self.show_help)
+
+    def show_help(self) -> None:
+        plot = self.parentWidget()
+        QWhatsThis.showText(plot.mapToGlobal(QPoint(8, 28)), help_text(plot), plot)
+
+
+class _HoverShow(QObject):
+    """Shows a plot's "?" button while the mouse is over the plot."""
+
+    def __init__(self, plot: QWidget, button: _HelpButton):
+        super().__init__(plot)
+        self.button = button
+        plot.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        kind = event.type()
+        if kind == QEvent.Type.Enter:
+            self.button.show()
+            self.button.raise_()
+        elif kind == QEvent.Type.Leave:
+            self.button.hide()
+        return False
+
+
+def _add_menu_entries(plot: QWidget, text: str) -> None:
+    """"What is this plot?" in the right-click menu of each pyqtgraph plot item in ``plot``."""
+    items = []
+    if isinstance(plot, pg.PlotWidget):
+        items = [plot.getPlotItem()]
+    elif isinstance(plot, pg.GraphicsLayoutWidget):
+        items = [i for i in plot.ci.items if isinstance(i, pg.PlotItem)]
+    for item in items:
+        menu = getattr(item.getViewBox(), "menu", None)
+        if menu is None or getattr(item, "_plot_help_entry", False):
+            continue
+        item._plot_help_entry = True
+        action = menu.addAction(MENU_TEXT)
+        action.triggered.connect(
+            lambda _=False, p=plot: QWhatsThis.showText(p.mapToGlobal(QPoint(8, 28)),
+                                                        help_text(p), p))
+
+
+def install_plot_help(root: QWidget) -> list[QWidget]:
+    """Give every plot under ``root`` its paragraph (idempotent); returns the plots seen."""
+    plots = plot_widgets(root)
+    for plot in plots:
+        text = help_text(plot)
+        if not text:
+            continue  # a plot with no paragraph yet: tests/app/test_help.py names it
+        _add_menu_entries(plot, text)
+        if plot.whatsThis() == text:
+            continue
+        plot.setWhatsThis(text)
+        if plot.findChild(_HelpButton, options=Qt.FindChildOption.FindDirectChildrenOnly) is None:
+            _HoverShow(plot, _HelpButton(plot))
+    return plots
