@@ -15,6 +15,7 @@ from core.optim.checkup import (
     NOT_APPLICABLE,
     PASSED,
     PROPERTIES,
+    Adapters,
     Quadratic,
     check_optimizer,
 )
@@ -294,3 +295,21 @@ def test_build_hook_and_json():
     broken = check_optimizer(BrokenSGD, timing_repeats=1).to_json()
     assert {"deterministic", "state_dict", "zero_gradient"} <= set(broken["failed"])
     assert broken["passed"] is False
+
+
+def test_adapters_the_description_does_not_declare_fail():
+    """A race applies what the optimizer's description declares (core/optim/optimizers.py's
+    OptimizerInfo): a closure it needs but the description lacks would break every race."""
+    undeclared = check_optimizer(torch.optim.LBFGS, declared=Adapters(), timing_repeats=1)
+    assert undeclared.result("adapters").status == FAILED
+    assert undeclared.result("adapters").evidence == (
+        "needs closure, which its description does not declare (a race would step it without)")
+    declared = check_optimizer(torch.optim.LBFGS, declared=Adapters(closure=True),
+                               timing_repeats=1)
+    assert declared.result("adapters").status == PASSED
+    # Declaring more than needed is how a race hands only matrices to a matrix optimizer.
+    extra = check_optimizer(torch.optim.SGD, declared=Adapters(matrix_only=True),
+                            timing_repeats=1)
+    assert extra.passed, extra.card()
+    assert extra.result("adapters").evidence == (
+        "none (plain backward() and step()); its description also applies matrix-only")
