@@ -119,14 +119,6 @@ def _build_menu_bar(window) -> None:
     edit_menu = bar.addMenu("&Edit")
     edit_menu.addAction(window.undo_action)
     edit_menu.addAction(window.redo_action)
-    add_menu = bar.addMenu("&Add")  # runs: Adam, or a class from the user's own file
-    add_menu.addAction(make_action(window, "&Run", window.runs_panel.runs_table.add_run,
-                                   tip="Add a run (Adam with torch's default lr)"))
-    window.add_code_action = make_action(
-        window, "&Optimizer from file…", window.user_code.add_from_file_dialog,
-        tip="Race your own torch.optim.Optimizer subclass from a .py file (asks before it runs; "
-            "dropping a .py on the runs table does the same)")
-    add_menu.addAction(window.add_code_action)
     race_menu = bar.addMenu("&Race")
     for action in (window.play_action, window.timeline.step_back_action, window.step_action,
                    window.reset_action, window.timeline.branch_action):
@@ -142,7 +134,9 @@ def _build_menu_bar(window) -> None:
         tools_menu.addAction(make_action(window, text, lambda _=False, k=kind: window.open_tool(k),
                                          shortcut, tip))
     help_menu = bar.addMenu("&Help")
-    help_menu.addAction(make_action(window, "&About", window.file_actions.about))
+    from app.shell.help_menu import build_help_menu
+
+    build_help_menu(window, help_menu, make_action)  # Getting started, shortcuts, About
     window.file_actions.refresh_recent_menu()
 
 
