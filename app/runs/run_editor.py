@@ -30,7 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.runs.check_dialog import OptimizerOrigin
 from app.runs.lr_preview import LrPreview
+from app.runs.optimizer_picker import OptimizerPicker
 from app.runs.run_text import (
     NO_SCHEDULE,
     change_text,
@@ -44,15 +46,10 @@ from app.widgets.hyperparam_form import HyperParamForm, same_value
 from core.errors import LabError
 from core.lab.controls import TRAINING_CONTROLS
 from core.lab.format import Lab, RunSpec, ScheduleSpec
-from core.optim.catalog import validate_optimizer_params
+from core.optim.catalog import get_optimizer_info, validate_optimizer_params
 from core.optim.hyperparams import validate_params
-from core.optim.optimizers import OPTIMIZERS, OptimizerInfo
+from core.optim.optimizers import OptimizerInfo
 from core.optim.schedules import SCHEDULES, resolve_schedule_params, validate_schedule_params
-
-
-def usable_optimizers(network: bool = False) -> list[OptimizerInfo]:
-    """Optimizers the problem can use: Muon (weight matrices only) only on networks."""
-    return [info for info in OPTIMIZERS.values() if network or info.min_param_ndim <= 1]
 
 
 def _field_name(error: LabError, prefix: str) -> str:
@@ -178,16 +175,20 @@ class RunEditor(QWidget):
         layout = QVBoxLayout(group)
         layout.setSpacing(4)
 
-        self.optimizer_combo = QComboBox(objectName="optimizerCombo")
-        self.optimizer_combo.setAccessibleName("Optimizer")
+        # Grouped torch.optim / zoo / your own, with type-to-search (app/runs/optimizer_picker.py).
+        self.optimizer_combo = OptimizerPicker()
         self._combo_tip = (
             "\n\nChoosing another optimizer gives the run that optimizer's default lr (an lr "
             "typed here for this run goes along), and its name when the label only named the "
-            "old optimizer."
+            "old optimizer. Type to search."
         )
-        self._fill_optimizer_combo(network=False)
         self.optimizer_combo.activated.connect(self._on_optimizer_chosen)
         layout.addWidget(self.optimizer_combo)
+        # Where a zoo optimizer or the user's code comes from, and the Check button
+        # (app/runs/check_dialog.py).
+        self.optimizer_origin = OptimizerOrigin()
+        self.optimizer_origin.checked.connect(lambda _name: self.optimizer_combo.refresh())
+        layout.addWidget(self.optimizer_origin)
 
         self.update_rule_toggle = QToolButton(objectName="updateRuleToggle")
         self.update_rule_toggle.setText("Update rule")
@@ -224,16 +225,6 @@ class RunEditor(QWidget):
         error = error_label(error_name, self.palette())
         layout.addWidget(error)
         return form, error
-
-    def _fill_optimizer_combo(self, network: bool) -> None:
-        self._combo_network = network
-        self.optimizer_combo.blockSignals(True)
-        self.optimizer_combo.clear()
-        for info in usable_optimizers(network):
-            self.optimizer_combo.addItem(info.title, info.name)
-            index = self.optimizer_combo.count() - 1
-            self.optimizer_combo.setItemData(index, info.description, Qt.ItemDataRole.ToolTipRole)
-        self.optimizer_combo.blockSignals(False)
 
     def _build_schedule_group(self) -> QGroupBox:
         group = QGroupBox("Learning-rate schedule", objectName="scheduleGroup")
@@ -319,17 +310,19 @@ class RunEditor(QWidget):
             self.controls_form.set_params(TRAINING_CONTROLS, _run_controls(run))
 
     def _show_optimizer(self, run: RunSpec, network: bool) -> None:
-        info = OPTIMIZERS[run.optimizer]
-        if self._combo_network != network:
-            self._fill_optimizer_combo(network)
-        self.optimizer_combo.blockSignals(True)
-        position = self.optimizer_combo.findData(info.name)
-        if position < 0:  # an optimizer the combo leaves out (Muon): still show what it is
-            self.optimizer_combo.addItem(info.title, info.name)
-            position = self.optimizer_combo.count() - 1
-        self.optimizer_combo.setCurrentIndex(position)
+        self.optimizer_combo.set_network(network)
+        try:
+            info = get_optimizer_info(run.optimizer)
+        except LabError as error:  # user code not loaded (no consent yet), a zoo class gone
+            self.optimizer_combo.show_optimizer(run.optimizer, None)
+            self.optimizer_origin.show_info(None, run.optimizer, run.params, network)
+            self.update_rule.setText(escape(error.message))
+            self.optimizer_form.set_params((), {})
+            _show_error(self.param_error, error, "params", self.optimizer_form)
+            return
+        self.optimizer_combo.show_optimizer(info.name, info)
         self.optimizer_combo.setToolTip(info.description + self._combo_tip)
-        self.optimizer_combo.blockSignals(False)
+        self.optimizer_origin.show_info(info, run.optimizer, run.params, network)
         family = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()
         self.update_rule.setText(
             f"<p>{escape(info.description)}</p>"
@@ -375,7 +368,16 @@ class RunEditor(QWidget):
         name = self.optimizer_combo.itemData(position)
         if name == run.optimizer:
             return
-        info = OPTIMIZERS[name]
+        try:
+            info = get_optimizer_info(name)
+            if info.min_param_ndim and not self._lab.is_network:
+                raise LabError("optimizer", f"{info.title} only works on weight matrices; "
+                                            "race it on a network lab")
+        except LabError as error:  # a zoo class that cannot race here: say why, keep the run
+            self.optimizer_combo.refresh()
+            self.optimizer_combo.show_optimizer(run.optimizer, None)
+            _show_error(self.param_error, error, "params", self.optimizer_form)
+            return
         kept = {k: v for k, v in run.params.items() if k in {hp.name for hp in info.hyperparams}}
         typed = self._typed_lr.pop(run.label, None)
         if "lr" in kept and not same_value(kept["lr"], typed):
@@ -394,7 +396,7 @@ class RunEditor(QWidget):
         run = self._run()
         if run is None:
             return
-        info = OPTIMIZERS[run.optimizer]
+        info = get_optimizer_info(run.optimizer)
         candidate = _pending(self.optimizer_form, info.hyperparams, run.params)
         try:
             cleaned = _drop_auto(validate_optimizer_params(run.optimizer, candidate, "params"))
@@ -440,7 +442,7 @@ class RunEditor(QWidget):
             # core.optim.schedules checks this only when the race starts (it needs the
             # optimizer); the preview's stand-in SGD cannot catch it, so say it here, while
             # editing.
-            info = OPTIMIZERS[run.optimizer]
+            info = get_optimizer_info(run.optimizer)
             names = {hp.name for hp in info.hyperparams}
             if "momentum" not in names and "betas" not in names:
                 raise LabError(

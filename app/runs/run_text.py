@@ -19,9 +19,11 @@ from PySide6.QtWidgets import QLabel
 
 from app.widgets.hyperparam_form import error_color, same_value
 from app.widgets.number_boxes import format_float
+from core.errors import LabError
 from core.lab.format import RUN_COLORS, Lab, RunSpec
+from core.optim.catalog import get_optimizer_info
 from core.optim.hyperparams import HyperParam
-from core.optim.optimizers import OPTIMIZERS
+from core.optim.optimizers import OptimizerInfo
 
 NO_SCHEDULE = "constant"  # the registry's "constant" is stored as RunSpec.schedule = None
 
@@ -44,12 +46,23 @@ OPTIMIZER_NICKNAMES = {
 }
 
 
+def optimizer_info(name: str) -> OptimizerInfo | None:
+    """The description of any optimizer name (torch.optim, zoo, loaded user code), or None
+    where there is none to show (user code not loaded yet, a zoo class that is gone)."""
+    try:
+        return get_optimizer_info(name)
+    except LabError:
+        return None
+
+
 def names_optimizer(label: str, optimizer: str) -> bool:
     """Whether ``label`` (less the number `unique_label` adds) is just the name of ``optimizer``:
     its title ("Adam", "Adam 2") or a nickname ("Momentum" for SGD), in any case. Such a label
     is automatic; any other ("Adam + cosine", "lr 0.3 (about right)") was chosen by a person."""
     stem = label_stem(label).strip().casefold()
-    names = (OPTIMIZERS[optimizer].title, *OPTIMIZER_NICKNAMES.get(optimizer, ()))
+    info = optimizer_info(optimizer)
+    title = info.title if info is not None else optimizer.rsplit(":", 1)[-1]
+    names = (title, *OPTIMIZER_NICKNAMES.get(optimizer, ()))
     return stem in {name.casefold() for name in names}
 
 
@@ -97,7 +110,8 @@ def run_lr(run: RunSpec) -> float:
     """The run's learning rate: its own, or the optimizer's default."""
     lr = run.params.get("lr")
     if lr is None:
-        lr = OPTIMIZERS[run.optimizer].defaults().get("lr", 0.0)
+        info = optimizer_info(run.optimizer)
+        lr = info.defaults().get("lr", 0.0) if info is not None else 0.0
     return float(lr)
 
 

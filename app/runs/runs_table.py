@@ -31,6 +31,7 @@ from app.runs.run_text import (
     error_label,
     next_color,
     note_tooltip,
+    optimizer_info,
     params_summary,
     schedule_name,
     show_value,
@@ -70,7 +71,7 @@ def row_items(run: RunSpec, color: str, note: str | None, widget: QWidget) -> li
     """The six cells of ``run``'s row, in column order. ``note``: what went wrong with the run in
     the race shown (a warning sign and the text in the label's tooltip); ``widget`` gives the
     palette and the style."""
-    info = OPTIMIZERS.get(run.optimizer)
+    info = optimizer_info(run.optimizer)
     selectable = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     enabled = QTableWidgetItem()
@@ -96,7 +97,9 @@ def row_items(run: RunSpec, color: str, note: str | None, widget: QWidget) -> li
 
     optimizer = QTableWidgetItem(info.title if info else run.optimizer)
     optimizer.setFlags(selectable)
-    optimizer.setToolTip(info.description if info else "")
+    optimizer.setToolTip(
+        f"{info.description}\n({info.origin or info.group})" if info and info.group != "torch.optim"
+        else info.description if info else f"{run.optimizer}: not loaded yet")
 
     summary_text = params_summary(run) if info else ""
     summary = QTableWidgetItem(summary_text)

@@ -58,9 +58,10 @@ class LabDocument(QObject):
         self.undo_stack.setClean()
         self.path_changed.emit(str(path) if path else "")
 
-    def open(self, path: str | Path) -> None:
-        """Load a lab file; raises `LabError` (and changes nothing) when it is bad."""
-        lab = load_lab(path)
+    def open(self, path: str | Path, consent=None) -> None:
+        """Load a lab file; raises `LabError` (and changes nothing) when it is bad. ``consent``
+        is asked before user code the lab names runs (core/lab/code.py)."""
+        lab = load_lab(path, consent=consent)
         self.replace(lab, Path(path))
 
     def save(self, path: str | Path | None = None) -> Path:

@@ -15,7 +15,9 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.shell.user_folders import LAST_DIR_KEY, remember_dir, start_dir
 from core.errors import LabError
+from core.lab.code import code_changes
 from core.lab.format import Lab, default_lab, default_network_lab
+from core.optim.user_code import CodeNotTrusted
 from core.user_data import is_bundled
 
 APP_NAME = "Descent Lab"
@@ -74,15 +76,29 @@ class FileActions(QObject):
             self.open_lab(path)
 
     def open_lab(self, path: str | Path) -> bool:
-        """Open a lab file; a bad file is refused with its message and nothing is lost."""
+        """Open a lab file; a bad file is refused with its message and nothing is lost. A lab
+        that names the user's own code asks before it runs (app/shell/user_code_wiring.py);
+        declined, the lab is not opened."""
+        consent = self.window.user_code.consent
+        consent.where = f"The lab {Path(path).name}"
         try:
-            self.document.open(path)
+            self.document.open(path, consent=consent)
+        except CodeNotTrusted as exc:
+            self.window.status_label.setText(
+                f"Did not open {Path(path).name}: you chose not to run its code.")
+            self.error(f"Did not open {Path(path).name}",
+                       f"{exc.message.split(';')[0]}. You chose not to run it, so nothing in it "
+                       "ran and the lab was not opened.")
+            return False
         except LabError as exc:
             self.window.status_label.setText(f"Could not open {Path(path).name}.")
             self.error(f"Could not open {Path(path).name}", str(exc))
             return False
         self.remember(path)
-        self.window.status_label.setText(f"Opened {path}.")
+        changes = code_changes(self.document.lab)
+        self.window.status_label.setText(
+            f"Opened {path}." + (" Code changed since the lab was saved: " + "; ".join(changes)
+                                 if changes else ""))
         return True
 
     def open_lab_after_asking(self, path: str | Path) -> bool:

@@ -32,6 +32,7 @@ from app.shell.race_wiring import RaceWiring
 from app.shell.recovery import RecoveryStore
 from app.shell.shortcut_guard import install_shortcut_guard
 from app.shell.status import ElidedLabel
+from app.shell.user_code_wiring import UserCodeWiring
 from app.shell.views_switch import LabViews
 from app.shell.wheel_guard import install_wheel_guard
 from core.lab.format import Lab, default_lab
@@ -74,6 +75,8 @@ class MainWindow(QMainWindow):
         self.network_panel = None
 
         self.lab_views.build()
+        # The user's own optimizer classes: Add ▸ Optimizer from file…, .py drops, consent.
+        self.user_code = UserCodeWiring(self)
         menus.build_actions(self)
         menus.build_toolbar(self)
         # A long message (a divergence's forensics) is elided to fit, the whole of it in the tooltip.
@@ -137,7 +140,11 @@ class MainWindow(QMainWindow):
         self.race_wiring.step()
 
     def reset(self) -> None:
+        # An optimizer file edited since it was loaded races its new content (asked first).
+        note = self.user_code.reload_changed()
         self.race_wiring.reset()
+        if note:
+            self.status_label.setText(note)
 
     def flush_redraw(self) -> None:
         """Draw everything now (tests, screenshots, the end of a race)."""

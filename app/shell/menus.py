@@ -119,6 +119,14 @@ def _build_menu_bar(window) -> None:
     edit_menu = bar.addMenu("&Edit")
     edit_menu.addAction(window.undo_action)
     edit_menu.addAction(window.redo_action)
+    add_menu = bar.addMenu("&Add")  # runs: Adam, or a class from the user's own file
+    add_menu.addAction(make_action(window, "&Run", window.runs_panel.runs_table.add_run,
+                                   tip="Add a run (Adam with torch's default lr)"))
+    window.add_code_action = make_action(
+        window, "&Optimizer from file…", window.user_code.add_from_file_dialog,
+        tip="Race your own torch.optim.Optimizer subclass from a .py file (asks before it runs; "
+            "dropping a .py on the runs table does the same)")
+    add_menu.addAction(window.add_code_action)
     race_menu = bar.addMenu("&Race")
     for action in (window.play_action, window.timeline.step_back_action, window.step_action,
                    window.reset_action, window.timeline.branch_action):

@@ -23,6 +23,18 @@ def _import_heavy_parts() -> None:
         import torch._dynamo  # noqa: F401 - the import is the work
     except Exception:  # noqa: BLE001 - a failed warm-up only means the first Play pays it
         pass
+    # Then the optimizer zoo's list (imports pytorch-optimizer, ~2 s): the picker then opens
+    # at once (app/runs/zoo_listing.py). Its own thread, so this one's end still means torch.
+    threading.Thread(target=_list_zoo, name="zoo-warmup", daemon=True).start()
+
+
+def _list_zoo() -> None:
+    try:
+        from app.runs.zoo_listing import zoo_entries
+
+        zoo_entries()
+    except Exception:  # noqa: BLE001 - a failed warm-up only means the picker pays it
+        pass
 
 
 def start_warmup() -> threading.Thread | None:

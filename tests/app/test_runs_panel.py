@@ -279,10 +279,14 @@ def test_an_lr_typed_for_the_run_goes_along_to_the_new_optimizer(panel, recorder
     assert recorder.last.runs[0].params["lr"] == 0.03
 
 
-def test_the_optimizer_combo_leaves_out_matrix_only_optimizers(panel):
+def test_the_optimizer_combo_shows_matrix_only_optimizers_disabled_with_the_reason(panel):
     combo = panel.findChild(QComboBox, "optimizerCombo")
     names = {combo.itemData(i) for i in range(combo.count())}
-    assert "muon" not in names and {"sgd", "adam", "lbfgs"} <= names
+    assert {"sgd", "adam", "lbfgs", "muon"} <= names
+    muon = combo.model().item(combo.findData("muon"))
+    assert not muon.isEnabled()  # a 2-D function has no weight matrices
+    assert "weight matrices" in muon.text() and "network" in muon.toolTip()
+    assert combo.model().item(combo.findData("adam")).isEnabled()
     assert combo.itemData(combo.findData("adam"), Qt.ItemDataRole.ToolTipRole)
 
 
