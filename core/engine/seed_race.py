@@ -34,7 +34,7 @@ from core.engine.network_evaluation import Evaluator, linear_weights, update_rat
 from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
 from core.engine.param_watch import PARAM_NORM_FACTOR, ParamWatch, out_of_memory
 from core.engine.race_setup import RaceSetup, initial_model
-from core.engine.stacked import ELEMENTWISE_OPTIMIZERS, StackedMLP, can_stack
+from core.engine.stacked import StackedMLP, can_stack, steps_flat
 from core.engine.training_step import (
     BatchOrder,
     RunUpdate,
@@ -84,11 +84,11 @@ class SeedRace:
                 torch.tensor([r.l1 for r in self.runs], device=self.device),
                 torch.tensor([r.l2 for r in self.runs], device=self.device),
             )
-            # torch's element-wise optimizers step the run's flat row; any other optimizer the
-            # run's own layers (views of that row), as on the per-run path.
+            # An element-wise optimizer steps the run's flat row; any other optimizer the run's
+            # own layers (views of that row), as on the per-run path (core/engine/stacked.py).
             self.optimizers = [
                 [build_optimizer(run.optimizer, run.params, [param])]
-                if run.optimizer in ELEMENTWISE_OPTIMIZERS else optimizers_for(run, model)
+                if steps_flat(run.optimizer, run.params) else optimizers_for(run, model)
                 for run, param, model in zip(self.runs, self.stack.run_params, self.models)
             ]
             # Each run keeps its optimizers; the stack steps torch's one call per type.

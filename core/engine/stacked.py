@@ -16,10 +16,12 @@ bit-identical, forward and backward); the per-run loss mean and bias-gradient su
 differently in the last bit, so the result equals separate models to float32 rounding; tests
 compare with a plain PyTorch script.
 
-Only torch's optimizers whose update is element-wise see the flat row (the same numbers as
-per-layer tensors). Any other optimizer — Muon and Adafactor, which work per weight matrix, a zoo
-class, the user's own — steps the run's own layer parameters (the views of its row), exactly the
-tensors it would get on the per-run path, with a matrix optimizer's split
+Only optimizers whose update is element-wise see the flat row (the same numbers as per-layer
+tensors): torch's listed in `ELEMENTWISE_OPTIMIZERS`, and a zoo or user class only when
+`steps_flat`'s check finds its update of one flat tensor equal to its updates of the layers'
+tensors. Any other optimizer — Muon and Adafactor, which work per weight matrix, LAMB's
+per-tensor trust ratio, SOAP's preconditioners — steps the run's own layer parameters (the views
+of its row), exactly the tensors it would get on the per-run path, with a matrix optimizer's split
 (core/engine/training_step.py `optimizers_for`). An optimizer that re-evaluates the model in its
 step (L-BFGS, SAM: a closure) or differentiates the gradient again (``create_graph``: Sophia-H)
 needs the run's own graph, so races with one use the per-run path. An optimizer that rebinds
@@ -51,6 +53,7 @@ torch's own CPU default), which measured faster than foreach for one tensor per 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +82,73 @@ class _LinearSlot:
     in_features: int
     weight_offset: int
     bias_offset: int | None
+
+
+# The flat-row check (`steps_flat`): tensors of a small MLP's shapes with different scales, and
+# enough steps for an optimizer's periodic work (a Hessian or preconditioner refresh) to show.
+_PROBE_SHAPES = ((5, 3), (5,), (2, 5), (2,))
+_PROBE_SCALES = (1.0, 0.01, 10.0, 0.1)
+_PROBE_STEPS = 12
+_flat_verdicts: dict[tuple, bool] = {}
+
+
+def steps_flat(name: str, params: Mapping) -> bool:
+    """Whether optimizer ``name`` with ``params`` may step a run's flat row instead of its layers.
+
+    torch's element-wise optimizers may (module docstring). A zoo or user class may when, on
+    tensors of different shapes and scales with the gradients the same, one optimizer over
+    their concatenation gives their updates (to float32 rounding, rtol 1e-5) for
+    ``_PROBE_STEPS`` steps: an update that reads a tensor's shape or norm (Adafactor, LAMB,
+    SOAP, Muon) does not. Its code runs here as it would in the race (consented to or shipped);
+    an exception means "no". The verdict is kept per class and hyperparameters."""
+    if name in ELEMENTWISE_OPTIMIZERS:
+        return True
+    from core.optim.catalog import build_optimizer, get_optimizer_info
+    from core.optim.optimizers import OPTIMIZERS
+
+    if name in OPTIMIZERS:
+        return False
+    info = get_optimizer_info(name)
+    if info.needs_closure or info.create_graph or info.min_param_ndim:
+        return False
+    key = (info.cls, name, repr(sorted(params.items())))
+    if key not in _flat_verdicts:
+        def make(tensors):
+            return build_optimizer(name, params, tensors)
+
+        _flat_verdicts[key] = _same_update_flat(make, info.train_eval)
+    return _flat_verdicts[key]
+
+
+def _same_update_flat(make, train_eval: bool) -> bool:
+    generator = torch.Generator().manual_seed(0)
+
+    def draw(scale_by):
+        return [scale * torch.randn(shape, generator=generator)
+                for shape, scale in zip(_PROBE_SHAPES, scale_by)]
+
+    with torch.random.fork_rng(devices=[]):  # a Hessian estimate may draw from it
+        try:
+            layers = [nn.Parameter(t) for t in draw(_PROBE_SCALES)]
+            flat = nn.Parameter(torch.cat([t.detach().reshape(-1) for t in layers]))
+            by_layer, whole = make(layers), make([flat])
+            for _ in range(_PROBE_STEPS):
+                grads = draw(_PROBE_SCALES[::-1])
+                for param, grad in zip(layers, grads):
+                    param.grad = grad
+                flat.grad = torch.cat([g.reshape(-1) for g in grads])
+                for opt in (by_layer, whole):
+                    if train_eval:
+                        opt.train()
+                    opt.step()
+                    if train_eval:
+                        opt.eval()
+                joined = torch.cat([t.detach().reshape(-1) for t in layers])
+                if not torch.allclose(joined, flat.detach(), rtol=1e-5, atol=1e-8):
+                    return False
+        except Exception:
+            return False
+    return bool(torch.isfinite(flat).all())
 
 
 def can_stack(model: nn.Sequential, optimizers: list[str]) -> bool:
@@ -110,14 +180,18 @@ class _LayerStepper:
 
     def __init__(self, optimizers: list[torch.optim.Optimizer],
                  layers: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]):
+        from core.optim.optimizers import unprofiled_step
+
         self.optimizers = optimizers
         self.layers = layers
+        # Without torch's per-call profiler wrapper: a small run's step is mostly overhead.
+        self.steps = [unprofiled_step(opt) for opt in optimizers]
 
     def step(self) -> None:
         for param, _view, grad in self.layers:
             param.grad = grad
-        for opt in self.optimizers:
-            opt.step()
+        for step in self.steps:
+            step()
         for param, view, _grad in self.layers:
             if param.data_ptr() != view.data_ptr():
                 with torch.no_grad():
@@ -315,7 +389,7 @@ class StackedMLP:
         for cls, members in by_class.items():
             if not cls.__module__.startswith("torch.optim"):
                 # Not torch's own: each run steps alone, so a fault stays in its run.
-                steppers += [optimizers[r][0] for r in members]
+                steppers += [_LayerStepper(optimizers[r], [self._row(r)]) for r in members]
                 stepped += [[r] for r in members]
                 continue
             groups = [optimizers[r][0].param_groups[0] for r in members]
@@ -363,6 +437,10 @@ class StackedMLP:
                     # called: its "scheduler stepped before the optimizer" check reads it.
                     self._run_optimizers[r]._opt_called = True
         return faulted
+
+    def _row(self, r: int) -> tuple[nn.Parameter, torch.Tensor, torch.Tensor]:
+        """Run r's flat parameter with its row of ``flat`` and of ``grad``."""
+        return self.run_params[r], self.flat[r], self._grad_rows[r]
 
     def _layer_grads(self, r: int) -> list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]:
         """Run r's layer parameters, each with its view of the flat row and of the grad row."""

@@ -139,6 +139,9 @@ def test_a_user_sgd_class_reproduces_torch_sgd_on_a_network_race(mine, batched):
         runs.append({"label": "adam", "optimizer": "adam", "params": {"lr": 0.01}})
     race = NetworkRace(_network_lab(mine, runs))
     assert (race.stack is not None) == batched
+    if batched:  # its update is element-wise: it steps the run's flat row, as torch's SGD would
+        [param] = race.optimizers[0][0].param_groups[0]["params"]
+        assert param is race.stack.run_params[0]
     records = list(race.records())
     losses, val, model = _reference(lambda params: torch.optim.SGD(params, lr=0.1))
     # The trajectory, every weight, to 1e-7; the batched pass's per-run loss mean rounds its
@@ -148,6 +151,50 @@ def test_a_user_sgd_class_reproduces_torch_sgd_on_a_network_race(mine, batched):
     assert _val_losses(records, 0) == pytest.approx(val, abs=loss_tol)
     for ours, ref in zip(race.models[0].parameters(), model.parameters()):
         torch.testing.assert_close(ours, ref, rtol=0, atol=1e-7)
+
+
+# Normalised SGD: each tensor's step has length lr, so one flat tensor would step differently.
+MY_NORMALISED = '''\
+import torch
+
+
+class Normalised(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-3):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad / (p.grad.norm() + 1e-12), alpha=-group["lr"])
+'''
+
+
+def test_a_per_tensor_user_update_steps_its_layers_on_the_batched_path(tmp_path):
+    (tmp_path / "normalised.py").write_text(MY_NORMALISED)
+    runs = [{"label": "mine", "optimizer": {"class": "normalised.py:Normalised"},
+             "params": {"lr": 0.05}},
+            {"label": "adam", "optimizer": "adam", "params": {"lr": 0.01}}]
+    try:
+        race = NetworkRace(_network_lab(tmp_path, runs))
+        assert race.stack is not None
+        # The check found its flat-row update different: it steps the six layer tensors.
+        params = [p for g in race.optimizers[0][0].param_groups for p in g["params"]]
+        assert [tuple(p.shape) for p in params] == [(16, 2), (16,), (16, 16), (16,), (2, 16),
+                                                   (2,)]
+        records = list(race.records())
+        from importlib.util import module_from_spec, spec_from_file_location
+
+        spec = spec_from_file_location("normalised_ref", tmp_path / "normalised.py")
+        module = module_from_spec(spec)
+        spec.loader.exec_module(module)
+        losses, _val, model = _reference(lambda p: module.Normalised(p, lr=0.05))
+        np.testing.assert_allclose([r.loss[0] for r in records], losses, rtol=0, atol=1e-6)
+        for ours, ref in zip(race.models[0].parameters(), model.parameters()):
+            torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
+    finally:
+        user_code._LOADED.clear()
 
 
 ZOO_STACKED = ["pytorch_optimizer:Lion", "pytorch_optimizer:Muon", "pytorch_optimizer:SOAP",
