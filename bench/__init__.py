@@ -17,6 +17,7 @@ BENCHMARKS = {
     "surface-follow": "bench.surface_follow",
     "surface-follow-gui": "bench.surface_follow_gui",
     "side-by-side": "bench.side_by_side",
+    "byo-overhead": "bench.byo_overhead",
     "history-memory": "bench.history_memory",
     "sweep-throughput": "bench.sweep_throughput",
     "lessons": "bench.lessons",
