@@ -28,10 +28,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.runs.run_text import optimizer_info
 from core.lab.format import Lab
 from core.optim.hyperparams import format_number
 from core.optim.internals import PART_TITLES, PARTS, available_parts
-from core.optim.optimizers import OPTIMIZERS
+from core.optim.optimizers import OptimizerInfo
+
+
+def _class_path(info: OptimizerInfo) -> str:
+    """``torch.optim.Adam``, ``pytorch_optimizer.Lion``, or the user's class name."""
+    if info.group == "torch.optim":
+        return f"torch.optim.{info.cls.__name__}"
+    return f"{info.cls.__module__.split('.')[0]}.{info.cls.__name__}" if info.group != "yours" \
+        else info.cls.__name__
 
 DEFAULT_PARTS = ("gradient", "velocity", "step")
 SHORT_TITLES = {"gradient": "−γg", "velocity": "mom.", "step": "Δ", "effective": "eff.",
@@ -212,7 +221,8 @@ class InternalsPanel(QWidget):
         for row, (label, name, params) in enumerate(self._runs):
             header = self.table.verticalHeaderItem(row)
             header.setForeground(QColor(lab.run_color(race_indices[row])))
-            header.setToolTip(f"{label}: {OPTIMIZERS[name].title}")
+            info = optimizer_info(name)
+            header.setToolTip(f"{label}: {info.title if info else name}")
             have = available_parts(name, params)
             for col, part in enumerate(PARTS):
                 item = QTableWidgetItem()
@@ -296,15 +306,21 @@ class InternalsPanel(QWidget):
             self.equation.setText("")
             return
         label, name, params = self._runs[row]
-        info = OPTIMIZERS[name]
+        info = optimizer_info(name)
+        if info is None:  # the user's code, not loaded: nothing to describe yet
+            self.equation_title.setText(f"<b>{escape(label)}</b>")
+            self.equation.setText("")
+            return
         values = {**info.defaults(), **params}
         settings = ", ".join(f"{k} = {format_number(v) if isinstance(v, float) else v}"
                              for k, v in values.items() if k in params or k == "lr")
         self.equation_title.setText(
             f"<b>{escape(info.title)}</b> &nbsp;<span style='color:#9aa3b5'>"
-            f"torch.optim.{info.cls.__name__} · {escape(label)}: {escape(settings)}</span>"
+            f"{escape(_class_path(info))} · {escape(label)}: {escape(settings)}</span>"
         )
-        self.equation.setText(rule_to_html(info.update_rule))
+        # A zoo class or the user's own has no hand-written rule: its description says what it is.
+        self.equation.setText(rule_to_html(info.update_rule) if info.update_rule
+                              else escape(info.description or info.origin))
 
     def _on_item_changed(self, _item) -> None:
         if not self._filling:
