@@ -227,6 +227,21 @@ def test_a_branch_that_fails_stops_alone_and_a_branch_replaying_a_failed_run_sto
     np.testing.assert_array_equal(records[-1].point[3], records[-1].point[1])
 
 
+def test_saved_results_keep_the_failure_and_its_traceback(tmp_path):
+    from core.engine.history import RaceHistory
+    from core.engine.snapshot import load_results, save_results
+
+    lab = _function_lab([ADAM, RunSpec("Broken", "raises", {"lr": 1e-3})])
+    race = FunctionRace(lab)
+    history = RaceHistory(race.labels)
+    history.extend(race.records())
+    save_results(tmp_path / "results.npz", lab, history)
+    loaded = load_results(tmp_path / "results.npz", lab).divergences[1]
+    assert loaded == race.diverged[1]
+    assert (loaded.kind, loaded.step) == ("failed", FAULT_AT) and "raise ZeroDivisionError" in \
+        loaded.traceback
+
+
 # -- the network race ----------------------------------------------------------------------------
 
 MLP = {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "relu"},
