@@ -61,7 +61,40 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
             window.close()
         if only is None or "smoothing.png" in only:
             written.append(take_smoothing(out_dir, settings))
+        for name, size in START_PAGE_SHOTS.items():
+            if only is None or name in only:
+                written.append(take_start_page(out_dir / name, size))
     return written
+
+
+# The start page a newcomer meets (app/shell/start_page.py), at a laptop's and a desktop's size.
+START_PAGE_SHOTS = {"start-page.png": (1280, 800), "start-page-1920.png": (1920, 1080)}
+
+
+def take_start_page(path: Path, size: tuple[int, int]) -> Path:
+    """The window at ``size`` with the start page over it, as on a first start (two lessons
+    opened, one finished, so the progress marks show)."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.shell.main_window import MainWindow
+    from app.shell.start_page import FINISHED_KEY, OPENED_KEY, show_if_due
+
+    app = QApplication.instance()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
+        settings.setValue(OPENED_KEY, ["learning_rate", "ravine"])
+        settings.setValue(FINISHED_KEY, ["learning_rate"])
+        window = MainWindow(settings=settings)
+        window._confirm_discard = lambda: True
+        window.resize(*size)
+        window.show()
+        show_if_due(window)
+        for _ in range(10):
+            app.processEvents()
+        window.grab().save(str(path))
+        window.close()
+    return path
 
 
 SMOOTHING_STEPS = 400  # a few hundred steps: the fast early fall and the noisy plateau
@@ -112,7 +145,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.export.screenshots", description=__doc__)
     parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        choices=[*SHOTS, "smoothing.png"],
+                        choices=[*SHOTS, "smoothing.png", *START_PAGE_SHOTS],
                         help="take only these (default: all of them)")
     parser.add_argument("--smoothing", action="store_true",
                         help="take only smoothing.png (as --only smoothing.png)")

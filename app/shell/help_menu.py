@@ -121,8 +121,8 @@ class ShortcutsDialog(QDialog):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in (1, 2):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        note = QLabel("Every key works wherever the window has focus. Hold the mouse over a plot "
-                      "and click its ? for what it shows.", wordWrap=True)
+        note = QLabel("Made from the window's own actions, so the list is always current. Hold "
+                      "the mouse over a plot and click its ? for what it shows.", wordWrap=True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

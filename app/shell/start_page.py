@@ -80,18 +80,25 @@ class LessonProgress(QObject):
 
 
 def lessons_in_order():
-    """The lessons in teaching order (core.teaching.lessons), or [] and the reason."""
-    from core.teaching.lessons import loader
+    """The lessons in teaching order (core/teaching/lessons/loader.py, `TEACHING_ORDER`), or []
+    and the reason they cannot be read."""
+    from core.teaching.lessons.loader import list_lessons
 
     try:
-        lessons = loader.list_lessons()
+        return list_lessons(), ""
     except LabError as exc:
         return [], str(exc)
-    order = getattr(loader, "TEACHING_ORDER", None)
-    if order:
-        rank = {name: i for i, name in enumerate(order)}
-        lessons.sort(key=lambda lesson: rank.get(lesson.name, len(rank)))
-    return lessons, ""
+
+
+def _default_race_text() -> str:
+    """What the default arena races, read from it ("SGD, … and Adam race down Rosenbrock …")."""
+    from core.lab.format import default_lab
+    from core.problems.functions import get_function
+
+    lab = default_lab()
+    labels = [run.label for run in lab.runs]
+    names = ", ".join(labels[:-1]) + f" and {labels[-1]}" if len(labels) > 1 else labels[0]
+    return f"{names} race down {get_function(lab.problem.function).title} from one start."
 
 
 def _action_card(title: str, text: str, name: str) -> QPushButton:
@@ -165,6 +172,7 @@ class StartPage(QWidget):
         row.addWidget(title, 1)
         close = QPushButton("✕", objectName="startClose", toolTip="Close (Esc)")
         close.setFixedSize(30, 30)
+        close.setStyleSheet("font-size: 13pt;")
         close.clicked.connect(self.dismiss)
         row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         return row
@@ -173,15 +181,13 @@ class StartPage(QWidget):
         column = QVBoxLayout()
         column.setSpacing(10)
         self.play_card = _action_card(
-            "▶  Play a race",
-            "SGD, Momentum and Adam roll down a 2-D test function from the same point. "
-            "Space pauses, drag the crosshair to move the start, add runs on the left.",
-            "startPlayRace")
+            "▶  Play a race", f"{_default_race_text()} Space pauses, drag the crosshair to "
+            "move the start, add runs on the left.", "startPlayRace")
         self.play_card.clicked.connect(self.play_race)
         self.network_card = _action_card(
             "◉  Compare optimizers on a network",
-            "Four optimizers train the same small network on the two moons, with the same "
-            "weights and mini-batches: loss curves, decision boundaries, a comparison table.",
+            "Optimizers train the same small network on the two moons, from the same weights "
+            "with the same mini-batches: loss curves, decision boundaries, a comparison table.",
             "startNetworkRace")
         self.network_card.clicked.connect(self.network_race)
         self.open_card = _action_card(

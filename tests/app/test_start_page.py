@@ -37,8 +37,12 @@ def test_first_start_shows_it_and_dismissing_is_remembered(window, settings):
 
 
 def test_lessons_listed_in_order_with_progress(window, settings):
+    from core.teaching.lessons.loader import TEACHING_ORDER
+
     lessons, problem = lessons_in_order()
     assert lessons and not problem
+    names = {x.name for x in lessons}
+    assert [x.name for x in lessons] == [n for n in TEACHING_ORDER if n in names]
     first, second = lessons[0].name, lessons[1].name
     settings.setValue(OPENED_KEY, [first, second])
     settings.setValue(FINISHED_KEY, [first])
