@@ -242,27 +242,31 @@ def _ramp(lab: Lab, spec: RunSpec, model: nn.Module | None, lr_min: float,
 def _function_setup(lab: Lab, spec: RunSpec):
     """Measure and update a copy of the function lab's start point (nothing to restore)."""
     from core.engine.function_race import DTYPE
-    from core.optim.catalog import build_optimizer, get_optimizer_info
+    from core.engine.training_step import RunUpdate
+    from core.optim.catalog import build_optimizer
     from core.problems.functions import get_function
 
     objective = get_function(lab.problem.function)
     start = lab.problem.start if lab.problem.start is not None else objective.start
     point = torch.tensor(start, dtype=DTYPE, requires_grad=True)
     optimizer = build_optimizer(spec.optimizer, spec.params, [point])
-    needs_closure = get_optimizer_info(spec.optimizer).needs_closure
+    adapters = RunUpdate.of(spec.optimizer)
+    # A training curve: Schedule-Free stays at y, where its gradients are taken.
+    adapters.to_train([optimizer])
 
+    @torch.enable_grad()
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         loss = objective(point[0], point[1])
-        loss.backward()
+        loss.backward(create_graph=adapters.create_graph)
         return loss
 
     def measure(_: int) -> float:
         return float(closure().detach())
 
     def update() -> None:
-        # L-BFGS re-evaluates the function inside its step, as in the engine.
-        optimizer.step(closure) if needs_closure else optimizer.step()
+        # L-BFGS and SAM re-evaluate the function inside their step, as in the engine.
+        adapters.step([optimizer], closure)
 
     return measure, update, [optimizer], lambda: None
 
@@ -272,10 +276,15 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     the engine's batch order and the run's dropout stream; restore the model afterwards."""
     # The engine's own pieces, so the range test trains exactly as the race does: the same
     # step, batch order, and Muon's split of matrices (Muon) and the rest (AdamW).
-    from core.engine.race_setup import initial_model
-    from core.engine.training_step import BatchOrder, optimizers_for, train_step
+    from core.engine.race_setup import criterion_for, initial_model
+    from core.engine.training_step import (
+        BatchOrder,
+        RunUpdate,
+        optimizers_for,
+        run_closure,
+        train_step,
+    )
     from core.problems.datasets.build import make_dataset
-    from core.problems.metrics import loss_function
     from core.problems.models import dropout_stream, restore_dropout, set_dropout_generator
 
     problem = lab.problem
@@ -285,11 +294,14 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     device = next(model.parameters()).device
     saved_state = copy.deepcopy(model.state_dict())
     was_training = model.training
-    criterion = loss_function(problem.loss, data.task)
+    criterion = criterion_for(problem, data, device)  # the race's, class weights included
     x_train = torch.as_tensor(data.x_train, device=device)
     y_train = torch.as_tensor(data.y_train, device=device)
     order = BatchOrder(len(x_train), problem.batch_size, lab.seed + 1)
     optimizers = optimizers_for(spec, model)
+    adapters = RunUpdate.of(spec.optimizer)  # closure, create_graph, Schedule-Free's modes
+    adapters.to_train(optimizers)  # a training curve: Schedule-Free stays at y
+    batch: list[tuple[torch.Tensor, torch.Tensor]] = []
     # The run's own dropout stream, as the race's seed 0 gives it (by its place among the
     # enabled runs); the model's own generators come back in `restore`.
     enabled = [r.label for r in lab.enabled_runs()]
@@ -300,7 +312,9 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
         idx = order.batch(i)
         xb = x_train if idx is None else x_train[idx]
         yb = y_train if idx is None else y_train[idx]
-        loss, _grad_norm, _total = train_step(spec, model, optimizers, criterion, xb, yb)
+        batch[:] = [(xb, yb)]
+        loss, _grad_norm, _total = train_step(spec, model, optimizers, criterion, xb, yb,
+                                              adapters.create_graph)
         return loss
 
     def restore() -> None:
@@ -312,8 +326,10 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
         restore_dropout(model, saved_generators)
 
     def update() -> None:
-        for opt in optimizers:
-            opt.step()
+        closure = None
+        if adapters.closure:  # re-evaluates this step's batch, as the race does
+            closure = run_closure(spec, model, optimizers, criterion, *batch[0], adapters)
+        adapters.step(optimizers, closure)
 
     return measure, update, optimizers, restore
 

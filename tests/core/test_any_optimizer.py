@@ -306,3 +306,22 @@ def test_closure_create_graph_and_schedule_free_optimizers_on_a_function_race():
     for i, reference in enumerate((sam, sophia, free)):
         np.testing.assert_allclose(ours[:, i], reference, rtol=0, atol=1e-12, err_msg=names[i])
         assert np.abs(reference[-1] - reference[0]).max() > 1e-4, names[i]  # it moved
+
+
+@pytest.mark.parametrize("name", ["pytorch_optimizer:SAM", "pytorch_optimizer:SophiaH",
+                                  "schedulefree:AdamWScheduleFree"])
+def test_the_lr_range_test_ramps_optimizers_that_need_adapters(tmp_path, name):
+    from core.tools.lr_finder import lr_range_test
+
+    lab = _network_lab(tmp_path, [{"label": "zoo", "optimizer": name, "params": {"lr": 0.01}}])
+    result = lr_range_test(lab, "zoo", lr_min=1e-5, lr_max=1.0, steps=40)
+    assert len(result.losses) >= 20, result.stop_reason
+    assert np.isfinite(result.losses).all()
+    # The ramp really updated the model: the loss moved from its first value.
+    assert np.ptp(result.losses) > 1e-4
+    # A function lab too: SAM and Sophia-H on their own point, Schedule-Free at y.
+    data = {"format": "descent-lab/1", "name": "f", "steps": 10,
+            "problem": {"kind": "function", "function": "rosenbrock"},
+            "runs": [{"label": "zoo", "optimizer": name, "params": {"lr": 0.001}}]}
+    result = lr_range_test(lab_from_dict(data), "zoo", lr_min=1e-6, lr_max=0.1, steps=30)
+    assert len(result.losses) >= 10 and np.isfinite(result.losses).all(), result.stop_reason
