@@ -12,6 +12,7 @@ BENCHMARKS = {
     "engine-overhead": "bench.engine_overhead",
     "gui-latency": "bench.gui_latency",
     "startup": "bench.startup",
+    "zoo-startup": "bench.zoo_startup",
     "surface-small": "bench.surface_small",
     "surface-peak": "bench.surface_peak",
     "surface-follow": "bench.surface_follow",

@@ -195,3 +195,34 @@ def test_check_runs_in_a_worker_thread_and_a_failure_badges_the_picker(panel, qt
     assert "deterministic" in item.toolTip()
     assert "deterministic" in panel.findChild(QLabel, "optimizerOrigin").text()
     dialog.close()
+
+
+LAZY_CHILD = """
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from app.shell.main_window import MainWindow
+window = MainWindow()
+window.show()
+app.processEvents()
+assert window.runs_panel.optimizer_combo.findData("adam") >= 0
+print(int("pytorch_optimizer" in sys.modules), int("schedulefree" in sys.modules))
+window.runs_panel.optimizer_combo.ensure_zoo()  # the picker's first open lists the zoo
+print(int("pytorch_optimizer" in sys.modules))
+"""
+
+
+def test_the_window_paints_without_importing_the_zoo_and_the_picker_imports_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", LAZY_CHILD], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = out.stdout.split("\n")[:2]
+    assert before == "0 0"  # pytorch-optimizer's ~2 s import is not paid before the first paint
+    assert after == "1"
