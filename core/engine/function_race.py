@@ -25,6 +25,7 @@ slow", with the traceback).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -36,7 +37,7 @@ import torch
 
 from core.engine import faults
 from core.engine.faults import DEFAULT_STEP_TIME_LIMIT, Fault, StepLimit, fault_of
-from core.engine.training_step import RunUpdate
+from core.engine.training_step import RandomStream, RunUpdate
 from core.lab.branches import Branching
 from core.lab.format import Lab, RunSpec
 from core.optim.catalog import build_optimizer
@@ -201,6 +202,9 @@ class FunctionRace:
             )
         # Each run's update without torch's profiler wrapper (most of a 2-element step's cost).
         self._steps = [unprofiled_step(opt) for opt in self.optimizers]
+        # A create_graph optimizer's Hessian estimate draws from its run's own random stream.
+        self._streams = {i: RandomStream(lab.seed, i)
+                         for i, update in self._updates.items() if update.create_graph}
         self.alive = np.ones(count, dtype=bool)
         self.step = 0
         self.wall_s = np.zeros(count)
@@ -244,10 +248,11 @@ class FunctionRace:
         if update.train_eval:
             opt.train()
         closure()  # the gradient the step uses (SAM reads it; L-BFGS recomputes it first)
-        if update.closure:
-            self._steps[i](closure)
-        else:
-            self._steps[i]()
+        with self._streams.get(i) or contextlib.nullcontext():
+            if update.closure:
+                self._steps[i](closure)
+            else:
+                self._steps[i]()
         if update.train_eval:
             opt.eval()
         own.grad = None  # a create_graph gradient holds its graph until then

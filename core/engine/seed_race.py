@@ -37,6 +37,7 @@ from core.engine.race_setup import RaceSetup, initial_model
 from core.engine.stacked import StackedMLP, can_stack, steps_flat
 from core.engine.training_step import (
     BatchOrder,
+    RandomStream,
     RunUpdate,
     optimizers_for,
     run_closure,
@@ -72,6 +73,8 @@ class SeedRace:
         # How each run's optimizers update (closure, create_graph, train()/eval() modes).
         self.updates = [RunUpdate.of(run.optimizer) for run in self.runs]
         self._moded = [i for i, update in enumerate(self.updates) if update.train_eval]
+        self._streams = {i: RandomStream(self.seed, i)
+                         for i, update in enumerate(self.updates) if update.create_graph}
         initial = initial_model(lab, self.data, seed_index)
         self.models = [copy.deepcopy(initial).to(self.device) for _ in self.runs]
         self.has_dropout = has_dropout(initial)
@@ -463,7 +466,12 @@ class SeedRace:
             xb, yb = self._batch
             closure = run_closure(self.runs[i], self.models[i], self.optimizers[i],
                                   self.criterion, xb, yb, update)
-        update.step(self.optimizers[i], closure)
+        stream = self._streams.get(i)
+        if stream is None:
+            update.step(self.optimizers[i], closure)
+            return
+        with stream:  # its Hessian estimate's own random vectors
+            update.step(self.optimizers[i], closure)
 
     def _step_schedule(self, i: int, loss: float) -> None:
         """Run i's schedule step after a batched update; one that raises is run i's fault."""

@@ -13,6 +13,9 @@ Sophia-H; `train_step`'s ``create_graph``), and Schedule-Free's two points: the 
 switched to ``train()`` (the weights at y, where gradients are taken) only for the forward,
 backward and update, and back to ``eval()`` (the weights at x, the ones it answers with) right
 after, so every loss, boundary, surface and exported weight read between steps is x's.
+A create_graph optimizer's Hessian estimate draws random vectors from torch's global generator;
+each such run draws them from its own `RandomStream`, so a race is reproducible and one run's
+draws do not depend on the others.
 """
 
 from __future__ import annotations
@@ -108,6 +111,32 @@ def optimizers_for(run: RunSpec, model: nn.Module) -> list[torch.optim.Optimizer
     if others:
         optimizers.append(build_optimizer("adamw", {"lr": run.params.get("lr", 1e-3)}, others))
     return optimizers
+
+
+# Offset of the Hessian-estimate streams from the dropout streams' seeds
+# (core/problems/models.py `dropout_stream`), so the two never draw the same sequence.
+RANDOM_STREAM_OFFSET = 1 << 32
+
+
+class RandomStream:
+    """Run ``run_index``'s own stream of torch's global CPU random numbers in a race seeded
+    ``seed``: ``with stream:`` swaps it in for the block (an optimizer's ``step`` that draws with
+    ``torch.randn_like`` and friends) and keeps where it got to. Seeded
+    ``seed · 1009 + run_index + 1 + RANDOM_STREAM_OFFSET``."""
+
+    def __init__(self, seed: int, run_index: int):
+        start = seed * 1009 + run_index + 1 + RANDOM_STREAM_OFFSET
+        self.state = torch.Generator().manual_seed(start).get_state()
+        self._outer: torch.Tensor | None = None
+
+    def __enter__(self) -> RandomStream:
+        self._outer = torch.get_rng_state()
+        torch.set_rng_state(self.state)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.state = torch.get_rng_state()
+        torch.set_rng_state(self._outer)
 
 
 @dataclass(frozen=True)
