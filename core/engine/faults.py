@@ -16,6 +16,12 @@ when it does, and a step over the limit stops its run there. What counts is the 
 optimizer and schedule step (a grouped step of several runs of torch's own classes on the
 batched path: each run's share of it). Memory is not sandboxed either: an allocation that fails
 raises, and that is a fault like any other.
+
+An optimizer class that raises while it is built (`guarded_build`) faults its run too: a
+stand-in holds the run's place (`stand_in_optimizer`, never stepped) and the run fails at its
+first update, the start shown like everyone's. A `LabError` is not a fault but the lab's mistake
+(a value out of range, code not trusted, a matrix optimizer on a 2-D point) and still refuses
+the race.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from __future__ import annotations
 import math
 import time
 import traceback as tb
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -82,6 +90,30 @@ def fault_of(error: BaseException) -> Fault:
         half = MAX_TRACEBACK_CHARS // 2
         text = f"{text[:half]}\n… ({len(text) - 2 * half} characters left out) …\n{text[-half:]}"
     return Fault(FAILED, reason, text)
+
+
+T = TypeVar("T")
+
+
+def guarded_build(build: Callable[[], T], stand_in: Callable[[], T]) -> tuple[T, Fault | None]:
+    """``build()`` a run's optimizer(s); when the class raises (anything but a `LabError`),
+    ``stand_in()`` instead and the fault, for the run to fail at its first update."""
+    try:
+        return build(), None
+    except LabError:
+        raise
+    except Exception as error:
+        fault = fault_of(error)
+        return stand_in(), Fault(fault.kind, f"its optimizer could not be built: {fault.reason}",
+                                 fault.traceback)
+
+
+def stand_in_optimizer(tensors: Iterable[torch.Tensor], params: Mapping) -> torch.optim.Optimizer:
+    """What holds the place of a run whose optimizer could not be built: torch's SGD at the
+    run's lr (the lr its step 0 shows), never stepped."""
+    lr = params.get("lr", 0.0)
+    ok = isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr >= 0
+    return torch.optim.SGD(list(tensors), lr=float(lr) if ok else 0.0)
 
 
 class StepLimit:

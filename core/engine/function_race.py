@@ -36,7 +36,14 @@ import numpy as np
 import torch
 
 from core.engine import faults
-from core.engine.faults import DEFAULT_STEP_TIME_LIMIT, Fault, StepLimit, fault_of
+from core.engine.faults import (
+    DEFAULT_STEP_TIME_LIMIT,
+    Fault,
+    StepLimit,
+    fault_of,
+    guarded_build,
+    stand_in_optimizer,
+)
 from core.engine.training_step import RandomStream, RunUpdate
 from core.lab.branches import Branching
 from core.lab.format import Lab, RunSpec
@@ -182,17 +189,22 @@ class FunctionRace:
         # of their point with its own gradient (`_own_step`).
         self._closures: dict[int, tuple[torch.Tensor, object]] = {}
         self._updates: dict[int, RunUpdate] = {}
+        # Runs whose optimizer class raised while being built: each fails at its first update.
+        self._unbuilt: dict[int, Fault] = {}
         for i, run in enumerate(self.runs):
             update = RunUpdate.of(run.optimizer)
             if not update.plain:
-                own = self.points[i].detach().clone().requires_grad_(True)
-                opt = build_optimizer(run.optimizer, run.params, [own])
-                self._closures[i] = (own, self._make_closure(own, update.create_graph))
+                tensor = self.points[i].detach().clone().requires_grad_(True)
+                self._closures[i] = (tensor, self._make_closure(tensor, update.create_graph))
                 self._updates[i] = update
             else:
-                view = self.points[i]
-                view.grad = self.grads[i]
-                opt = build_optimizer(run.optimizer, run.params, [view])
+                tensor = self.points[i]
+                tensor.grad = self.grads[i]
+            opt, fault = guarded_build(
+                lambda run=run, tensor=tensor: build_optimizer(run.optimizer, run.params, [tensor]),
+                lambda run=run, tensor=tensor: stand_in_optimizer([tensor], run.params))
+            if fault is not None:
+                self._unbuilt[i] = fault
             self.optimizers.append(opt)
             sched = run.schedule
             self.schedules.append(
@@ -368,6 +380,9 @@ class FunctionRace:
         for i in np.flatnonzero(self.alive):
             if self.branching is not None and self.branching.is_following(i):
                 continue  # its row mirrors its parent's (synced after the next evaluation)
+            if i in self._unbuilt:  # its optimizer could not be built: it fails here
+                self._fail(int(i), self._unbuilt.pop(i))
+                continue
             probe = self._capture_internals(i, origins, grads) if self.internals else None
             fault = None
             t0 = faults.clock()

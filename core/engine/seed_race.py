@@ -28,7 +28,14 @@ import numpy as np
 import torch
 
 from core.engine import faults
-from core.engine.faults import DEFAULT_STEP_TIME_LIMIT, Fault, StepLimit, fault_of
+from core.engine.faults import (
+    DEFAULT_STEP_TIME_LIMIT,
+    Fault,
+    StepLimit,
+    fault_of,
+    guarded_build,
+    stand_in_optimizer,
+)
 from core.engine.function_race import EXPLODE_FACTOR, Divergence, finite_or_none
 from core.engine.network_evaluation import Evaluator, linear_weights, update_ratios, with_ratios
 from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
@@ -59,6 +66,8 @@ class SeedRace:
                  step_time_limit: float | None = DEFAULT_STEP_TIME_LIMIT):
         problem = lab.problem
         self.step_limit = StepLimit(step_time_limit)  # core/engine/faults.py
+        # Runs whose optimizer class raised while being built: each fails at its first update.
+        self._unbuilt: dict[int, Fault] = {}
         self.lab = lab
         self.seed_index = seed_index
         self.seed = lab.seed + SEED_STRIDE * seed_index
@@ -90,16 +99,22 @@ class SeedRace:
             # An element-wise optimizer steps the run's flat row; any other optimizer the run's
             # own layers (views of that row), as on the per-run path (core/engine/stacked.py).
             self.optimizers = [
-                [build_optimizer(run.optimizer, run.params, [param])]
-                if steps_flat(run.optimizer, run.params) else optimizers_for(run, model)
-                for run, param, model in zip(self.runs, self.stack.run_params, self.models)
+                self._build(i, (lambda run=run, param=param:
+                                [build_optimizer(run.optimizer, run.params, [param])])
+                            if steps_flat(run.optimizer, run.params)
+                            else (lambda run=run, model=model: optimizers_for(run, model)),
+                            [param])
+                for i, (run, param, model) in enumerate(
+                    zip(self.runs, self.stack.run_params, self.models))
             ]
             # Each run keeps its optimizers; the stack steps torch's one call per type.
             self.stack.use_optimizers(self.optimizers)
             self.stack.step_limit = self.step_limit
         else:
             self.optimizers = [
-                optimizers_for(run, model) for run, model in zip(self.runs, self.models)
+                self._build(i, lambda run=run, model=model: optimizers_for(run, model),
+                            list(model.parameters()))
+                for i, (run, model) in enumerate(zip(self.runs, self.models))
             ]
         self.schedules = [
             Schedule(opts[0], run.schedule.name, run.schedule.params, lab.steps)
@@ -142,6 +157,18 @@ class SeedRace:
         self._sharpness = SharpnessTracker(count) if every > 0 else None
 
     # -- pieces ------------------------------------------------------------------------------
+
+    def _build(self, i: int, build, tensors: list) -> list[torch.optim.Optimizer]:
+        """Run i's optimizers, or a stand-in when its class raises (core/engine/faults.py)."""
+        optimizers, fault = guarded_build(
+            build, lambda: [stand_in_optimizer(tensors, self.runs[i].params)])
+        if fault is not None:
+            self._unbuilt[i] = fault
+            # The stand-in needs no adapter (no modes to switch, no closure).
+            self.updates[i] = RunUpdate()
+            if i in self._moded:
+                self._moded.remove(i)
+        return optimizers
 
     def _train_step(self, i: int, xb, yb) -> tuple[float, float, torch.Tensor]:
         """Forward + backward (+ clipping) of run i (`train_step`)."""
@@ -407,13 +434,20 @@ class SeedRace:
         sharpness = self._measure_sharpness(alive) if sharpness_due else None
         if self.step < steps:
             self._to_train()
-            live = np.flatnonzero(self.alive)
+            stepping = self.alive
+            if self._unbuilt:  # their first update: they fail instead, before any step
+                self._faults.update({i: fault for i, fault in self._unbuilt.items()
+                                     if self.alive[i]})
+                self._unbuilt.clear()
+                stepping = self.alive.copy()
+                stepping[list(self._faults)] = False
+            live = np.flatnonzero(stepping)
             self._watch.snapshot()  # to name the tensor, should this update blow a run up
             if self.stack is not None:  # every live run in one call per optimizer type
                 t0 = time.perf_counter()
                 try:
                     # Runs whose step faulted are put back and frozen at the next step.
-                    self._faults.update(self.stack.step(self.alive) or {})
+                    self._faults.update(self.stack.step(stepping) or {})
                 except RuntimeError as error:
                     message = out_of_memory(error)
                     if message is None:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.engine import faults, stacked
+from core.engine import faults
 from core.engine.function_race import FunctionRace
 from core.engine.network_race import NetworkRace
 from core.engine.runner import run_to_dir
@@ -85,6 +85,14 @@ class Slow(PlainSGD):
             Slow.clock[0] += 41.2
 
 
+class CannotBuild(torch.optim.Optimizer):
+    def __init__(self, params, lr=0.01):
+        raise TypeError("CannotBuild.__init__() needs a closure")
+
+    def step(self, closure=None):
+        raise AssertionError("never built, never stepped")
+
+
 class RaisesOnOneSeed(PlainSGD):
     """Raises on the 5th step of the second instance built (seed 1's, of a 2-seed race)."""
 
@@ -101,7 +109,7 @@ class RaisesOnOneSeed(PlainSGD):
 
 
 FAULTY = {"plain": PlainSGD, "raises": Raises, "nan": MakesNaN, "slow": Slow,
-          "one_seed": RaisesOnOneSeed}
+          "one_seed": RaisesOnOneSeed, "cannot_build": CannotBuild}
 
 
 @pytest.fixture(autouse=True)
@@ -227,6 +235,23 @@ def test_a_branch_that_fails_stops_alone_and_a_branch_replaying_a_failed_run_sto
     np.testing.assert_array_equal(records[-1].point[3], records[-1].point[1])
 
 
+def test_an_optimizer_that_cannot_be_built_fails_its_run_at_its_first_update():
+    race = FunctionRace(_function_lab([ADAM, RunSpec("Unbuilt", "cannot_build", {"lr": 1e-3}),
+                                       SGD]))
+    records = list(race.records())
+    _assert_same_runs(records, [0, 2], list(FunctionRace(_function_lab([ADAM, SGD])).records()))
+    event = race.diverged[1]
+    assert (event.kind, event.step) == ("failed", 1)
+    assert event.reason == ("its optimizer could not be built: TypeError: "
+                            "CannotBuild.__init__() needs a closure")
+    assert 'raise TypeError("CannotBuild.__init__() needs a closure")' in event.traceback
+    assert records[0].alive[1] and records[0].lr[1] == 1e-3  # step 0 is the start, as for all
+    np.testing.assert_array_equal(records[-1].point[1], [-1.5, 2.0])
+    # A value out of range is the lab's mistake, refused before the race as ever.
+    with pytest.raises(LabError, match="lr"):
+        FunctionRace(_function_lab([ADAM, RunSpec("Unbuilt", "cannot_build", {"lr": -1.0})]))
+
+
 def test_saved_results_keep_the_failure_and_its_traceback(tmp_path):
     from core.engine.history import RaceHistory
     from core.engine.snapshot import load_results, save_results
@@ -277,11 +302,9 @@ def _weights(model) -> list[torch.Tensor]:
 
 
 @pytest.fixture(params=["per-run", "batched"])
-def path(request, monkeypatch):
-    if request.param == "batched":
-        # Let the stack take the test's element-wise classes (each steps its own run's row).
-        monkeypatch.setattr(stacked, "ELEMENTWISE_OPTIMIZERS",
-                            stacked.ELEMENTWISE_OPTIMIZERS | set(FAULTY))
+def path(request):
+    """Which path the network race takes: batch norm keeps it per run (core.engine.stacked
+    batches linear layers and element-wise activations only); the tests check it took it."""
     return request.param
 
 
@@ -330,6 +353,22 @@ def test_a_network_run_whose_optimizer_makes_nan_is_frozen_as_diverged(path):
     assert (nan.kind, nan.step) == ("diverged", FAULT_AT) and nan.traceback is None
     assert race.diverged[2].kind == "failed"
     assert all(torch.isfinite(p).all() for p in race.models[2].parameters())
+
+
+def test_a_network_optimizer_that_cannot_be_built_fails_its_run_alone(path):
+    model = MLP if path == "batched" else MLP_BN
+    runs = [NET_ADAM, RunSpec("Unbuilt", "cannot_build", {"lr": 0.1}), NET_SGD]
+    race = NetworkRace(_network_lab(runs, model))
+    assert (race.stack is not None) == (path == "batched")
+    records = list(race.records())
+    _assert_same_runs(records, [0, 2],
+                      list(NetworkRace(_network_lab([NET_ADAM, NET_SGD], model)).records()))
+    event = race.diverged[1]
+    assert (event.kind, event.step) == ("failed", 1)
+    assert event.reason.startswith("its optimizer could not be built: TypeError")
+    initial = NetworkRace(_network_lab([NET_ADAM], model, steps=1))  # not run
+    for a, b in zip(race.models[1].parameters(), initial.models[0].parameters()):
+        assert torch.equal(a, b)  # still the initial weights
 
 
 def test_one_seed_failing_leaves_the_run_to_its_other_seed(path):
