@@ -238,6 +238,14 @@ class FunctionRace:
         self.schedules[i] = schedule
         self._steps[i] = unprofiled_step(optimizer)
 
+    def set_unbuilt(self, i: int, fault: Fault | None) -> None:
+        """Run i's optimizer could not be built (``fault``): it fails at its next update; None:
+        it could (a branch forking builds its own, core.lab.branches)."""
+        if fault is None:
+            self._unbuilt.pop(i, None)
+        else:
+            self._unbuilt[i] = fault
+
     def _make_closure(self, own: torch.Tensor, create_graph: bool = False):
         f = self.objective
 

@@ -180,6 +180,7 @@ class Branching:
     def _fork(self, i: int, src: int) -> None:
         """Give run ``i`` its own optimizer (with ``src``'s state when it is the same type) and
         its own schedule, positioned at the current step."""
+        from core.engine.faults import guarded_build, stand_in_optimizer
         from core.optim.catalog import build_optimizer
         from core.optim.schedules import Schedule
 
@@ -190,8 +191,12 @@ class Branching:
         if i in race._closures:
             with torch.no_grad():
                 tensor.copy_(race.points[i])
-        opt = build_optimizer(run.optimizer, run.params, [tensor])
-        if race.runs[src].optimizer == run.optimizer:
+        # A class that raises while being built fails the branch at its first own update
+        # (core/engine/faults.py); the race goes on.
+        opt, fault = guarded_build(lambda: build_optimizer(run.optimizer, run.params, [tensor]),
+                                   lambda: stand_in_optimizer([tensor], run.params))
+        race.set_unbuilt(i, fault)
+        if fault is None and race.runs[src].optimizer == run.optimizer:
             mine = [dict(group) for group in opt.param_groups]
             # A deep copy: the parent goes on updating its own buffers in place.
             opt.load_state_dict(copy.deepcopy(race.optimizers[src].state_dict()))

@@ -85,6 +85,14 @@ class Slow(PlainSGD):
             Slow.clock[0] += 41.2
 
 
+class AbsurdMemory(PlainSGD):
+    """Asks for 2⁴⁵ floats (128 TiB) on its 5th step: the allocator refuses at once."""
+
+    def fault(self):
+        if self.calls == FAULT_AT:
+            self.scratch = torch.empty(2 ** 45)
+
+
 class CannotBuild(torch.optim.Optimizer):
     def __init__(self, params, lr=0.01):
         raise TypeError("CannotBuild.__init__() needs a closure")
@@ -109,7 +117,7 @@ class RaisesOnOneSeed(PlainSGD):
 
 
 FAULTY = {"plain": PlainSGD, "raises": Raises, "nan": MakesNaN, "slow": Slow,
-          "one_seed": RaisesOnOneSeed, "cannot_build": CannotBuild}
+          "one_seed": RaisesOnOneSeed, "cannot_build": CannotBuild, "absurd": AbsurdMemory}
 
 
 @pytest.fixture(autouse=True)
@@ -235,6 +243,17 @@ def test_a_branch_that_fails_stops_alone_and_a_branch_replaying_a_failed_run_sto
     np.testing.assert_array_equal(records[-1].point[3], records[-1].point[1])
 
 
+def test_an_absurd_allocation_in_a_step_is_out_of_memory_for_that_run_only():
+    race = FunctionRace(_function_lab([ADAM, RunSpec("Greedy", "absurd", {"lr": 1e-3}), SGD]))
+    records = list(race.records())
+    _assert_same_runs(records, [0, 2], list(FunctionRace(_function_lab([ADAM, SGD])).records()))
+    event = race.diverged[1]
+    assert (event.kind, event.step) == ("failed", FAULT_AT)
+    assert event.reason.startswith("out of memory: ") and "can't allocate memory" in event.reason
+    np.testing.assert_allclose(records[-1].point[1], _plain_sgd_points(1e-3, FAULT_AT - 1)[-1],
+                               rtol=1e-12)
+
+
 def test_an_optimizer_that_cannot_be_built_fails_its_run_at_its_first_update():
     race = FunctionRace(_function_lab([ADAM, RunSpec("Unbuilt", "cannot_build", {"lr": 1e-3}),
                                        SGD]))
@@ -247,6 +266,14 @@ def test_an_optimizer_that_cannot_be_built_fails_its_run_at_its_first_update():
     assert 'raise TypeError("CannotBuild.__init__() needs a closure")' in event.traceback
     assert records[0].alive[1] and records[0].lr[1] == 1e-3  # step 0 is the start, as for all
     np.testing.assert_array_equal(records[-1].point[1], [-1.5, 2.0])
+    # A branch with it replays its parent, then fails at its first own update.
+    branch = RunSpec("Adam then unbuilt", "cannot_build", {"lr": 1e-3},
+                     branch=BranchSpec("Adam", 3))
+    race = FunctionRace(_function_lab([ADAM, branch]))
+    records = list(race.records())
+    assert (race.diverged[1].kind, race.diverged[1].step) == ("failed", 4)
+    np.testing.assert_array_equal(records[-1].point[1], records[3].point[0])
+    _assert_same_runs(records, [0], list(FunctionRace(_function_lab([ADAM])).records()))
     # A value out of range is the lab's mistake, refused before the race as ever.
     with pytest.raises(LabError, match="lr"):
         FunctionRace(_function_lab([ADAM, RunSpec("Unbuilt", "cannot_build", {"lr": -1.0})]))
