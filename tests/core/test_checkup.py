@@ -93,10 +93,10 @@ class BrokenSGD(torch.optim.Optimizer):
 class NoGroupsSGD(torch.optim.SGD):
     """Refuses a second param group with its own exception."""
 
-    def add_param_group(self, param_group):
-        if self.param_groups:
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, lr=lr)
+        if len(self.param_groups) > 1:
             raise ValueError("one param group only, please")
-        super().add_param_group(param_group)
 
 
 class GlobalLrSGD(torch.optim.Optimizer):
