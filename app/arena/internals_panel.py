@@ -194,6 +194,8 @@ class InternalsPanel(QWidget):
         rule_layout = QVBoxLayout(rule_box)
         self.equation_title = QLabel(objectName="equationTitle")
         self.equation_title.setTextFormat(Qt.TextFormat.RichText)
+        # Wrapped: a long run label or many settings must not widen the dock (and the window).
+        self.equation_title.setWordWrap(True)
         self.equation = QLabel(objectName="equation")
         self.equation.setTextFormat(Qt.TextFormat.RichText)
         self.equation.setWordWrap(True)

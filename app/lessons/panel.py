@@ -47,7 +47,8 @@ class LessonPanel(QScrollArea):
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setAlignment(Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self.text)
-        self.lab_buttons = QHBoxLayout()
+        # One lab per line: side by side, long lab names made the panel wider than its dock.
+        self.lab_buttons = QVBoxLayout()
         layout.addLayout(self.lab_buttons)
         close = QPushButton("Close lesson", objectName="closeLessonButton")
         close.setToolTip("Hide this panel and show every panel again; the lab stays open")

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QSlider,
     QVBoxLayout,
@@ -31,6 +30,7 @@ from app.network.layer_stats import LayerStatsPlot
 from app.network.race_state import ShownRace
 from app.network.run_curves import RunCurvesPlot
 from app.widgets.curves import settle_view_transform
+from app.widgets.flow_layout import flow_row
 from core.engine.smoothing import DEFAULT_SMOOTHING
 
 # x-axis choices: combo text → (column in the history series, axis label)
@@ -54,10 +54,6 @@ class CurvesTab(QWidget):
     def __init__(self, race: ShownRace, parent=None):
         super().__init__(parent)
         self.race = race
-        controls = self.curve_controls = QHBoxLayout()
-        controls.setContentsMargins(6, 4, 6, 0)
-
-        controls.addWidget(QLabel("Smoothing"))
         self.smoothing_slider = QSlider(Qt.Orientation.Horizontal, objectName="smoothingSlider")
         self.smoothing_slider.setRange(0, SMOOTHING_TICKS)
         # On by default: an unsmoothed mini-batch loss is a band of noise (core/engine/smoothing.py).
@@ -69,13 +65,8 @@ class CurvesTab(QWidget):
             "strongest). The raw data stays drawn as a faint line behind it."
         )
         self.smoothing_slider.valueChanged.connect(self._on_smoothing)
-        controls.addWidget(self.smoothing_slider)
         self.smoothing_label = QLabel(f"{self.smoothing:.2f}", objectName="smoothingLabel")
         self.smoothing_label.setMinimumWidth(32)
-        controls.addWidget(self.smoothing_label)
-
-        controls.addSpacing(12)
-        controls.addWidget(QLabel("x axis"))
         self.x_axis_combo = QComboBox(objectName="xAxisCombo")
         self.x_axis_combo.addItems(list(X_AXES))
         self.x_axis_combo.setToolTip(
@@ -83,9 +74,6 @@ class CurvesTab(QWidget):
             "training data) or seconds since the race started."
         )
         self.x_axis_combo.currentIndexChanged.connect(self._on_x_axis)
-        controls.addWidget(self.x_axis_combo)
-
-        controls.addSpacing(12)
         self.log_loss_check = QCheckBox("log loss", objectName="logLossCheck")
         self.log_loss_check.setChecked(True)
         self.log_loss_check.setToolTip(
@@ -93,17 +81,20 @@ class CurvesTab(QWidget):
             "line."
         )
         self.log_loss_check.toggled.connect(self._on_log_loss)
-        controls.addWidget(self.log_loss_check)
-
-        controls.addStretch(1)
-        controls.addWidget(QLabel("Layers of"))
         # Its selection is the view's (`NetworkView._on_run_selected`), shared with the
         # confusion matrix.
         self.layer_run_combo = QComboBox(objectName="layerRunCombo")
         self.layer_run_combo.setToolTip(
             "The run whose per-layer gradient norms and update ratios are shown."
         )
-        controls.addWidget(self.layer_run_combo)
+        # A row that wraps (app/widgets/flow_layout.py): as one row its width was the network
+        # view's minimum, and the window widened itself past the screen for it.
+        controls = self.curve_controls = flow_row(
+            (QLabel("Smoothing"), self.smoothing_slider, self.smoothing_label),
+            (QLabel("x axis"), self.x_axis_combo), self.log_loss_check,
+            (QLabel("Layers of"), self.layer_run_combo), spacing=16,
+        )
+        controls.setContentsMargins(6, 4, 6, 0)
 
         self.loss_plot = RunCurvesPlot(
             "Loss  (solid: mini-batch train, dashed: validation)", "loss", True, "lossCurves"

@@ -83,6 +83,10 @@ class LessonWiring(QObject):
             window.lesson_dock.setWidget(window.lesson_panel)
             window.lesson_dock.setMinimumWidth(260)
             window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, window.lesson_dock)
+            # One column on the right, the lesson above the internals: side by side their
+            # widths added up and widened the window past the screen.
+            window.splitDockWidget(window.lesson_dock, window.internals_dock,
+                                   Qt.Orientation.Vertical)
         window.lesson = lesson
         window.lesson_panel.set_lesson(lesson)
         self._show_position(lesson.name)

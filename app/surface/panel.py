@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets.flow_layout import flow_row
 from core.landscape.live import SurfaceRequest
 from core.landscape.race_surface import MAX_GRID, MIN_GRID
 
@@ -142,31 +142,19 @@ class SurfaceControls(QWidget):
             widget.setToolTip(tip)
             return widget
 
-        row1 = QHBoxLayout()
-        row1.addWidget(label("Directions", self.directions.toolTip()))
-        row1.addWidget(self.directions)
-        row1.addWidget(label("A", self.run_a.toolTip()))
-        row1.addWidget(self.run_a)
+        # Rows that wrap (app/widgets/flow_layout.py): one long row was the network view's
+        # minimum width, and the window widened itself past the screen for it.
         self.run_b_label = label("B", self.run_b.toolTip())
-        row1.addWidget(self.run_b_label)
-        row1.addWidget(self.run_b)
-        row1.addWidget(label("Grid", self.grid_spin.toolTip()))
-        row1.addWidget(self.grid_spin)
-        row1.addWidget(label("Span", self.span_spin.toolTip()))
-        row1.addWidget(self.span_spin)
-        row1.addWidget(self.bias_check)
-        row1.addWidget(self.log_check)
-        row1.addStretch(1)
-        row2 = QHBoxLayout()
-        row2.addWidget(self.compute_button)
-        row2.addWidget(self.cancel_button)
-        row2.addWidget(self.progress)
-        row2.addSpacing(12)
-        row2.addWidget(self.follow_check)
-        row2.addWidget(self.follow_spin)
-        row2.addStretch(1)
-        row2.addWidget(self.export_npz)
-        row2.addWidget(self.export_png)
+        row1 = flow_row(
+            (label("Directions", self.directions.toolTip()), self.directions),
+            (label("A", self.run_a.toolTip()), self.run_a), (self.run_b_label, self.run_b),
+            (label("Grid", self.grid_spin.toolTip()), self.grid_spin),
+            (label("Span", self.span_spin.toolTip()), self.span_spin),
+            self.bias_check, self.log_check,
+        )
+        self.progress.setMinimumWidth(120)
+        row2 = flow_row((self.compute_button, self.cancel_button, self.progress),
+                        (self.follow_check, self.follow_spin), (self.export_npz, self.export_png))
         grid.addLayout(row1, 0, 0)
         grid.addLayout(row2, 1, 0)
 

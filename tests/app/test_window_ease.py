@@ -169,3 +169,37 @@ def test_examples_are_listed_by_their_title(window):
     assert "Moons race" in titles and "Banana race" in titles
     assert not any("_" in title or title.endswith(".lab.json") for title in titles)
     assert titles == sorted(titles, key=str.casefold)
+
+
+def test_the_window_never_widens_itself_past_a_1280_px_screen(qtbot, window):
+    """Network lab, a lesson, the internals, a branch: the docks and views fit in 1280 px
+    (each used to add its minimum width: 1280 → 1458 → 1483 → 1678)."""
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+
+    def fits(what: str) -> None:
+        qtbot.wait(10)  # let the layouts settle
+        assert window.width() <= 1280, what
+        assert window.minimumSizeHint().width() <= 1280, what
+
+    fits("start")
+    assert window.open_lab(MOONS)
+    fits("network lab")
+    assert window.open_lesson("overfitting", autoplay=False)
+    fits("network lab and a lesson")
+    window.internals_action.trigger()
+    fits("and the internals")
+    window.network_view.tabs.setCurrentIndex(window.network_view.tabs.count() - 1)  # Surface
+    fits("the surface page")
+    assert window.open_lesson("ravine", autoplay=False)
+    fits("a function lesson with the internals")
+    window.step()
+    qtbot.waitUntil(lambda: window.history.last_step >= 1, timeout=10_000)
+    window.step()
+    qtbot.waitUntil(lambda: window.history.last_step >= 2, timeout=10_000)
+    runs = len(window.document.lab.runs)
+    window.timeline.branch_action.trigger()
+    assert len(window.document.lab.runs) == runs + 1  # the branch is a new run
+    fits("after a branch")
+    window.reset()
