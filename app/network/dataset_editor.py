@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from app.network.data_preview import DataPreview
 from app.network.editor_parts import ProblemSection, plural, section_form, widget_row
+from app.shell.user_folders import documents_dir
 from app.widgets.hyperparam_form import HyperParamForm, show_refused
 from app.widgets.number_boxes import ScientificSpinBox, format_float, typed_whole
 from core.errors import LabError
@@ -44,6 +45,7 @@ from core.problems.datasets.build import make_dataset
 from core.problems.datasets.dataset import Dataset
 from core.problems.datasets.features import DEFAULT_FEATURES, POINT_FEATURES
 from core.problems.datasets.spec import DATASETS, DatasetInfo
+from core.user_data import is_bundled
 
 # Dataset keys with their own widgets (a seed with Regenerate, an explicit check box) rather
 # than a row of the generic form.
@@ -423,7 +425,9 @@ class DatasetEditor(ProblemSection):
         """Ask for a CSV file (through the replaceable ``open_file_dialog``) and use it."""
         if self._problem is None:
             return
-        start = self._lab.base_dir or str(Path.cwd())
+        start = self._lab.base_dir
+        if not start or is_bundled(start):  # an example's folder is the app's, not the user's
+            start = documents_dir()
         path, _filter = self.open_file_dialog(
             self, "Open a CSV data set", start, "CSV files (*.csv);;All files (*)"
         )

@@ -98,3 +98,19 @@ def test_dialogs_start_in_the_folder_of_the_users_own_lab(window, monkeypatch, t
                         lambda _p, _c, start, _f="": (asked.append(start), ("", ""))[1])
     window.open_dialog()
     assert asked == [str(tmp_path)]
+
+
+def test_csv_browse_of_a_network_example_starts_outside_the_app(qtbot):
+    from PySide6.QtWidgets import QPushButton
+
+    from app.network.problem_panel import NetworkProblemPanel
+    from core.lab.format import load_lab
+
+    panel = NetworkProblemPanel()
+    qtbot.addWidget(panel)
+    panel.set_lab(load_lab(RESOURCES_DIR / "labs" / "moons_race.lab.json"))
+    asked: list[str] = []
+    panel.open_file_dialog = lambda _parent, _caption, start, _filter: (asked.append(start),
+                                                                        ("", ""))[1]
+    panel.findChild(QPushButton, "csvBrowseButton").click()
+    assert len(asked) == 1 and not is_bundled(asked[0])
