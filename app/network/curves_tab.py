@@ -113,8 +113,10 @@ class CurvesTab(QWidget):
             "Per-layer gradient norm and relative update size of the selected run, at each "
             "evaluation."
         )
-        # Only plots of equal width share an x axis: the loss plot sets it.
+        # The loss plot sets the x axis; accuracy and learning rate show the same steps at the
+        # same moment (on their own, the lr plot re-ranged in other frames than the loss plot).
         self.accuracy_plot.follow_x_of(self.loss_plot)
+        self.lr_plot.follow_x_of(self.loss_plot)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -164,6 +166,16 @@ class CurvesTab(QWidget):
         for plot in self.run_plots():
             plot.set_runs(race.labels, race.colors)
         self.layer_plot.reset_log()
+        self._start_x_ranges()
+
+    def _start_x_ranges(self) -> None:
+        """Before the first step every plot shows the x range the race's first steps will
+        have (its first `MIN_STEP_SPAN` steps), none the last race's."""
+        least = getattr(self.loss_plot.plotItem.vb, "min_x_span", 0.0) or 1.0
+        for vb in (self.loss_plot.plotItem.vb, self.accuracy_plot.plotItem.vb,
+                   self.lr_plot.plotItem.vb, self.layer_plot.grad_plot.vb,
+                   self.layer_plot.ratio_plot.vb):
+            vb.setXRange(0, least, padding=0)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -320,8 +332,8 @@ class CurvesTab(QWidget):
         if self.x_column == "step":
             least = float(min(MIN_STEP_SPAN, total_steps or MIN_STEP_SPAN))
             end = float(total_steps) if total_steps else math.inf
-        for vb in (self.loss_plot.plotItem.vb, self.lr_plot.plotItem.vb,
-                   self.layer_plot.grad_plot.vb):
+        for vb in (self.loss_plot.plotItem.vb, self.accuracy_plot.plotItem.vb,
+                   self.lr_plot.plotItem.vb, self.layer_plot.grad_plot.vb):
             vb.min_x_span, vb.x_end = least, end
 
     def _on_log_loss(self, checked: bool) -> None:

@@ -117,10 +117,14 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         self.ratio_plot.layout.setRowFixedHeight(1, self.legend.needed_height())
 
     def reset_log(self) -> None:
-        """A new race: no statistics, no curves."""
+        """A new race: no statistics, no curves, and not the last race's ranges either (they
+        stayed until the first evaluation of the next race)."""
         self.log = LayerStatsRing(LAYER_LOG_CAPACITY)
         self._seen = 0
         self.set_layers(0)
+        for plot in (self.grad_plot, self.ratio_plot):
+            plot.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.follow = True
 
     def take_in(self, stats: LayerStatsRing) -> None:
         """Add the evaluations the history's ``stats`` got since the last call (several arrive

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 
 X_HEADROOM = 1.6  # a re-ranged x axis spans the data × this (see `fit_range`)
+X_END_ROOM = 0.02  # ... but ends this share of the race past its last step, when that is known
 Y_PAD = 0.05  # y room on both sides of the data (share of its span) when re-ranged
 Y_LEAD = 0.25  # more room where the data left the y range (it tends to go on that way)
 Y_FILL = 0.6  # y is re-ranged when the data fills less than this share of it (< 1/1.35)
@@ -104,6 +105,10 @@ def range_change(vb: pg.ViewBox, extent, set_x: bool):
                 and (vx1 - vx0) <= max(span / 0.55, least * 1.001))
         if not fits:
             x_range = (x0, x0 + max(span * X_HEADROOM if span > 0 else 1.0, least))
+            if math.isfinite(end) and x1 <= end:
+                # Never past the race's last step (a 1000-step race once ended on 0 … 1600),
+                # with a little room after it so the last tick's label is not cut.
+                x_range = (x0, min(x_range[1], end + X_END_ROOM * (end - x0)))
     if y1 <= y0:
         y1 = y0 + (abs(y0) * 0.1 or 1.0)
     if not (vy0 <= y0 and y1 <= vy1 and (y1 - y0) >= Y_FILL * (vy1 - vy0)):

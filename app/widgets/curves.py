@@ -296,6 +296,7 @@ class SeriesPlot(pg.PlotWidget):
             # similar colour unnamed. It wraps instead, and is always there.
             self.legend = add_key_row(self.plotItem, follow=False)
         self.curves: list[FastCurve] = []
+        self.nonnegative = False  # values never below 0: a linear y axis stops at 0
         self.raw: list[tuple[np.ndarray, np.ndarray]] = []  # what was last given, untransformed
         self.offset = 0.0
         self.x_max = 1.0
@@ -331,7 +332,9 @@ class SeriesPlot(pg.PlotWidget):
                 self.legend.addItem(curve, label)
             self.curves.append(curve)
         self.follow = True
-        self.plotItem.vb.setRange(xRange=(0, self.x_max), yRange=(0, 1), padding=0.02)
+        # The range the race will be drawn in (`update_series`), not the last race's.
+        self.plotItem.vb.setRange(xRange=(-0.01 * self.x_max, 1.02 * self.x_max),
+                                  yRange=(0, 1), padding=0)
         self._fit_legend()
 
     def _fit_legend(self, *_args) -> None:
@@ -366,9 +369,12 @@ class SeriesPlot(pg.PlotWidget):
             if not fits:
                 # Falling losses keep leaving the bottom: leave room below for a while.
                 span = hi - lo
+                low = lo - 0.3 * span
+                if self.nonnegative and not self.log_y and lo >= 0:
+                    low = max(low, 0.0)  # a learning rate is never below 0
                 self.plotItem.vb.setRange(
                     xRange=(-0.01 * self.x_max, 1.02 * self.x_max),
-                    yRange=(lo - 0.3 * span, hi + 0.03 * span), padding=0,
+                    yRange=(low, hi + 0.03 * span), padding=0,
                 )
                 settle_view_transform(self.plotItem.vb)  # one paint for the new range, not two
 
@@ -405,5 +411,33 @@ class LossPlot(SeriesPlot):
 
 
 class LrPlot(SeriesPlot):
+    """The runs' learning rates: never below 0 on a linear axis; on a log axis once the runs'
+    peak learning rates span a decade (SGD 0.0005 beside Adam 0.05 lay flat on 0 on a linear
+    one)."""
+
+    LOG_RATIO = 10.0  # largest / smallest peak lr from which the axis is logarithmic
+
     def __init__(self, parent=None):
         super().__init__("Learning rate", "lr", False, "lrPlot", legend=False, parent=parent)
+        self.nonnegative = True
+        self._floor = LOG_FLOOR
+
+    def set_runs(self, labels: list[str], colors: list[str], x_max: float = 1.0) -> None:
+        self.set_log_y(False)  # a new race decides again
+        super().set_runs(labels, colors, x_max)
+
+    def update_series(self, series: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        if not self.log_y:
+            # The runs' peak lrs decide (a schedule decaying to 0 alone keeps a linear axis).
+            peaks = [float(y.max()) for _x, y in series if len(y) and y.max() > 0]
+            if len(peaks) > 1 and max(peaks) >= self.LOG_RATIO * min(peaks):
+                # An lr annealed to 0 sits a decade under the smallest peak, not at 1e-16.
+                self._floor = min(peaks) / 10
+                self.set_log_y(True)
+                self.plotItem.vb.setYRange(0, 1)  # the linear range means nothing on log
+        super().update_series(series)
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        if self.log_y:
+            return np.log10(np.maximum(y, self._floor))
+        return y

@@ -918,3 +918,57 @@ def test_a_narrow_plot_wraps_its_key_and_a_short_one_keeps_the_runs_named(qtbot)
     assert plot.legend.isVisible() and plot.legend.line_count() == 1
     assert not plot.legend.runs_only
     _key_above_data(plot.legend, plot.plotItem, plot.curves + plot.smoothed)
+
+
+@pytest.fixture(scope="module")
+def long_race():
+    return _race(_lab([RunSpec("SGD", "sgd", {"lr": 0.1}), RunSpec("Adam", "adam", {"lr": 0.02})],
+                      steps=300, eval_every=25))
+
+
+def _x_ranges(view) -> list[tuple[float, float]]:
+    return [tuple(plot.plotItem.vb.viewRange()[0])
+            for plot in (view.loss_plot, view.accuracy_plot, view.lr_plot)]
+
+
+def test_the_views_of_a_race_show_one_x_range_that_ends_at_the_race(qtbot, long_race):
+    """While streaming, loss, accuracy and learning rate show the same steps at every moment
+    (the lr plot re-ranged in frames of its own); the x axis never runs far past the race's
+    last step (a 1000-step race ended on 0 … 1600), also when the race ran while another tab
+    was shown; and its last tick is not cut."""
+    race, records = long_race
+    steps = race.lab.steps
+    view, history = _view(qtbot, race)
+    view.resize(815, 690)
+    view.show()
+    qtbot.waitExposed(view)
+    for start in range(0, len(records), 20):
+        history.extend(records[start:start + 20])
+        view.update_from(history)
+        view.flush()
+        ranges = _x_ranges(view)
+        assert ranges[1] == ranges[0] and ranges[2] == ranges[0], ranges
+    x0, x1 = _x_ranges(view)[0]
+    assert steps <= x1 <= steps * 1.03, (x0, x1)
+    # A new race (Play again, another lab): no plot keeps this race's axes before its first
+    # step (the per-layer plots kept 0 … 300 until the next race's first evaluation).
+    view.set_runs(list(race.labels), COLORS[:2], race.data, total_steps=steps)
+    layers = view.layer_plot
+    starts = _x_ranges(view) + [tuple(vb.viewRange()[0])
+                                for vb in (layers.grad_plot.vb, layers.ratio_plot.vb)]
+    assert all(start == starts[0] for start in starts), starts
+    assert starts[0][1] <= 100
+    # The same race drawn while the boundaries tab was shown, then the curves tab opened.
+    hidden, hidden_history = _view(qtbot, race)
+    hidden.resize(815, 690)
+    hidden.show()
+    qtbot.waitExposed(hidden)
+    hidden.tabs.setCurrentIndex(1)
+    for start in range(0, len(records), 20):
+        hidden_history.extend(records[start:start + 20])
+        hidden.update_from(hidden_history)
+    hidden.tabs.setCurrentIndex(0)
+    hidden.update_from(hidden_history)
+    hidden.flush()
+    for x0, x1 in _x_ranges(hidden):
+        assert steps <= x1 <= steps * 1.03, (x0, x1)

@@ -76,3 +76,48 @@ def test_every_legend_is_a_row_above_its_data(qtbot, window):
     texts = [label.text for _, label in lr_window.plot.plotItem.legend.items]
     assert all(any(text.startswith(RULE_TITLES[rule]) for text in texts) for rule in RULES)
     lr_window.close()
+
+
+def _tick_texts(axis: pg.AxisItem) -> list[str]:
+    """The tick labels ``axis`` draws (pyqtgraph leaves out those it cannot fit)."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _axis, _ticks, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for _rect, _flags, text in texts]
+
+
+def test_the_last_step_is_labelled_and_the_lr_axis_never_goes_below_zero(qtbot, window):
+    """A 1000-step race: both arena plots label step 1000 (pyqtgraph dropped the label that
+    overhung the axis end). Learning rates 0.0005 … 0.05 go on a log axis (on a linear one the
+    small ones lay flat on 0 and the range dipped to −0.01); lrs within a decade stay linear
+    with the axis stopping at 0."""
+    import numpy as np
+
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    steps = np.arange(1001.0)
+    lrs = [0.0005, 0.0005, 0.005, 0.05]
+    labels, colors = ["a", "b", "c", "d"], ["#ee6677", "#88ccee", "#228833", "#ccbb44"]
+    for plot in (window.loss_plot, window.lr_plot):
+        plot.set_runs(labels, colors, x_max=1000)
+    window.loss_plot.update_series([(steps, np.exp(-steps / (100 + 50 * i))) for i in range(4)])
+    window.lr_plot.update_series([(steps, np.full(1001, lr)) for lr in lrs])
+    qtbot.wait(20)
+    for plot in (window.loss_plot, window.lr_plot):
+        assert "1000" in _tick_texts(plot.plotItem.getAxis("bottom")), plot.objectName()
+    lr_plot = window.lr_plot
+    assert lr_plot.log_y
+    (_x, (y0, y1)) = lr_plot.plotItem.vb.viewRange()
+    assert y0 <= np.log10(0.0005) and np.log10(0.05) <= y1
+    # A new race with close learning rates: linear again, from 0 up.
+    lr_plot.set_runs(labels[:2], colors[:2], x_max=1000)
+    lr_plot.update_series([(steps, np.full(1001, 0.01)), (steps, 0.012 * (1 - steps / 1000))])
+    assert not lr_plot.log_y
+    (_x, (y0, y1)) = lr_plot.plotItem.vb.viewRange()
+    assert y0 >= 0.0 and y1 >= 0.012
