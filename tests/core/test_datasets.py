@@ -242,8 +242,8 @@ def test_digits_subset_noise_and_standardization():
 def test_validation_fills_defaults():
     spec = validate_dataset_spec({"name": "blobs"})
     assert spec == {
-        "name": "blobs", "n": 512, "noise": 0.5, "classes": 3, "val_fraction": 0.2,
-        "seed": None, "standardize": False, "features": ["x", "y"],
+        "name": "blobs", "n": 512, "noise": 0.5, "classes": 3, "imbalance": None,
+        "val_fraction": 0.2, "seed": None, "standardize": False, "features": ["x", "y"],
     }
     assert validate_dataset_spec({"name": "linear"})["noise"] == 0.1
     assert "features" not in validate_dataset_spec({"name": "linear"})

@@ -7,6 +7,8 @@ How a data set is built
 2. Shuffle with the same generator, then the first ``n - round(n · val_fraction)`` samples are the
    training split, the rest the validation split. The draws of step 1 and the shuffle do not
    depend on ``val_fraction``, so changing it only moves the boundary between the splits.
+   With ``imbalance`` (core/problems/datasets/imbalance.py) step 1 draws each class's own count
+   and step 2 splits by class (stratified), so the minority is in both splits.
 3. For the 2-D sets, the raw points are rounded to float32 once (kept as ``points_train`` /
    ``points_val`` for plotting) and the model inputs are computed from them by
    `Dataset.features`; the same function maps a decision-boundary grid, so the grid sees exactly
@@ -32,7 +34,13 @@ from core.problems.datasets.features import (
     train_statistics,
 )
 from core.problems.datasets.generators import GENERATORS
-from core.problems.datasets.spec import DATASETS, validate_dataset_spec
+from core.problems.datasets.imbalance import draw_imbalanced, stratified_split
+from core.problems.datasets.spec import (
+    DATASETS,
+    DIGITS_SAMPLES,
+    dataset_classes,
+    validate_dataset_spec,
+)
 
 
 def make_dataset(
@@ -58,7 +66,13 @@ def make_dataset(
         feature_names = table.feature_names
     else:
         info = DATASETS[name]
-        raw, target = GENERATORS[name](spec, rng)
+        if spec.get("imbalance") is not None:
+            raw, target = draw_imbalanced(
+                name, GENERATORS[name], spec, dataset_classes(spec), rng, field,
+                whole_set=DIGITS_SAMPLES if name == "digits" else None,
+            )
+        else:
+            raw, target = GENERATORS[name](spec, rng)
         task, two_d = info.task, info.two_d
         if task == "classification":
             n_classes = 10 if name == "digits" else spec.get("classes", 2)
@@ -75,7 +89,12 @@ def make_dataset(
 
     order = rng.permutation(len(target))
     raw, target = raw[order], target[order]
-    n_train = len(target) - _validation_size(len(target), spec["val_fraction"])
+    if spec.get("imbalance") is not None:
+        # Stratified, so the minority is in both splits; balanced sets keep the plain cut.
+        split, n_train = stratified_split(target, spec["val_fraction"])
+        raw, target = raw[split], target[split]
+    else:
+        n_train = len(target) - _validation_size(len(target), spec["val_fraction"])
 
     # Round once, so the plotted points and the inputs built from them agree exactly.
     raw = raw.astype(np.float32)

@@ -27,6 +27,17 @@ Keys
                   input, with both computed on the *training* split only (a column that is
                   constant in training is left unscaled rather than divided by zero).
 ``classes``       ``blobs``: the number of clusters; ``spirals``: the number of arms; in [2, 10].
+``imbalance``     generated classification sets (moons, circles, blobs, xor, spirals, gaussian,
+                  digits) only: r in [1, 1000], or absent / ``null`` for the set's own balance.
+                  The largest class (class 0) has r times as many samples as the smallest (the
+                  last class): ``"imbalance": 99`` on 1,000 moons gives exactly 990 and 10. With
+                  more classes the counts fall geometrically between them (n_c ∝ r^(-c/(k-1)));
+                  each class needs at least 2 samples, so ``n`` must be large enough. Samples
+                  are drawn with the data set's own seeded generator, and the validation split
+                  is *stratified*: it holds ``val_fraction`` of each class (at least one sample
+                  of each), so the minority is never missing from it
+                  (core/problems/datasets/imbalance.py). ``csv`` refuses the key: a table's class
+                  counts are its own (subsample the file to change them).
 ``path``          ``csv`` only, required: the file, relative to the lab file's directory.
 ``label``         ``csv`` only, required: the name of the target column.
 ``task``          ``csv`` only: ``"classification"`` (default) or ``"regression"``.
@@ -44,6 +55,7 @@ from typing import Any
 from core.errors import LabError
 from core.optim.hyperparams import HyperParam, show_value
 from core.problems.datasets.features import DEFAULT_FEATURES, POINT_FEATURES
+from core.problems.datasets.imbalance import MAX_IMBALANCE, MIN_IMBALANCE, check_imbalance
 
 MIN_SAMPLES = 8
 MAX_SAMPLES = 100_000
@@ -104,12 +116,19 @@ _TASK = HyperParam(
     "task", "classification", "choice", choices=("classification", "regression"),
     tooltip="Whether the label column holds classes or a number to predict.",
 )
+_IMBALANCE = HyperParam(
+    "imbalance", None, "float", low=MIN_IMBALANCE, high=MAX_IMBALANCE, derived="balanced",
+    tooltip="How many times more samples the largest class has than the smallest "
+            "(99: 99 to 1); empty: the set's own balance.",
+)
 _POINT_NOISE = "Standard deviation of the Gaussian noise added to each point."
 _COMMON = (_VAL_FRACTION, _SEED, _STANDARDIZE)
 
 
 def _info(name, title, task, params, description, two_d=False) -> DatasetInfo:
-    return DatasetInfo(name, title, task, tuple(params) + _COMMON, description, two_d)
+    # Generated classification sets may be made imbalanced; csv (task "any") keeps its file's.
+    extra = (_IMBALANCE,) if task == "classification" else ()
+    return DatasetInfo(name, title, task, tuple(params) + extra + _COMMON, description, two_d)
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -222,6 +241,8 @@ def validate_dataset_spec(spec: Mapping, field: str = "problem.dataset") -> dict
                     f"{field}.{key}", f"must be a non-empty text, got {show_value(value)}"
                 )
             cleaned[key] = value
+    if cleaned.get("imbalance") is not None:
+        check_imbalance(cleaned["n"], dataset_classes(cleaned), cleaned["imbalance"], field)
     if "classes" in cleaned:
         # Fewer than two samples of a class cannot even fill both splits.
         needed = 2 * cleaned["classes"]
@@ -232,6 +253,11 @@ def validate_dataset_spec(spec: Mapping, field: str = "problem.dataset") -> dict
                 f"got {cleaned['n']}",
             )
     return cleaned
+
+
+def dataset_classes(cleaned: Mapping) -> int:
+    """The number of classes of a cleaned generated classification spec (digits: 10)."""
+    return 10 if cleaned["name"] == "digits" else cleaned.get("classes", 2)
 
 
 def _check_features(value: Any, field: str) -> list[str]:
