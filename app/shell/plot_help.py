@@ -87,6 +87,13 @@ PLOT_HELP: dict[str, str] = {
         "a column per predicted class, each cell the number of points, coloured by its share of "
         "the row. The diagonal holds the correct answers; a bright cell off the diagonal shows "
         "which class is mistaken for which."),
+    "prCurvePlot": (
+        "The precision–recall curve of the selected run on the validation set (two classes): "
+        "each point is one threshold on the network's P(class 1), trading recall (the share of "
+        "class-1 points found) against precision (the share of its class-1 answers that are "
+        "right). The dot is the threshold 0.5, the predictions the confusion matrix counts; the "
+        "dashed line is a classifier that guesses. On imbalanced data it tells more than "
+        "accuracy: a curve high and to the right is a good classifier."),
     # -- the loss surface of a trained network (app/surface) --
     "SurfacePlot": (
         "The loss surface around the trained weights: the loss on a plane through weight space "
