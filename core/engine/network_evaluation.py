@@ -71,7 +71,7 @@ class Evaluator:
         count = len(models)
         train: dict[str, list] = {}
         val: dict[str, list] = {}
-        confusion, boundary, boundary_class, curve = [], [], [], []
+        confusion, boundary, boundary_class, curve, scores = [], [], [], [], []
         layer_grads, ratios = [], []
         classification = self.task == "classification"
         k = self.data.n_classes
@@ -89,6 +89,8 @@ class Evaluator:
                     out.setdefault(key, []).append(value)
                 if classification and (split == "val" or len(self.x_val) == 0):
                     confusion.append(confusion_matrix(pred.argmax(1), y, k).cpu().numpy())
+                    if k == 2:
+                        scores.append(_positive_scores(pred))
             if self.grid is not None:
                 pred = model(self.grid)
                 if classification:
@@ -123,6 +125,7 @@ class Evaluator:
             boundary=np.stack(boundary) if boundary else None,
             boundary_class=np.stack(boundary_class) if boundary_class else None,
             curve=np.stack(curve) if curve else None,
+            val_scores=np.stack(scores) if scores else None,
         )
 
     @torch.no_grad()
@@ -138,7 +141,7 @@ class Evaluator:
         k = self.data.n_classes
         train: dict[str, np.ndarray] = {}
         val: dict[str, np.ndarray] = {}
-        confusion = boundary = boundary_class = curve = None
+        confusion = boundary = boundary_class = curve = scores = None
         for split, x, y, out in (("train", self.x_train, self.y_train, train),
                                  ("val", self.x_val, self.y_val, val)):
             if len(x) == 0:
@@ -151,6 +154,8 @@ class Evaluator:
                 out.update(classification_metrics_of(matrices))
                 if split == "val" or len(self.x_val) == 0:
                     confusion = matrices.cpu().numpy()
+                    if k == 2:
+                        scores = _positive_scores(pred)
             else:
                 out.update(regression_metrics_of(pred, y))
         if self.grid is not None:
@@ -179,7 +184,13 @@ class Evaluator:
             boundary=boundary,
             boundary_class=boundary_class,
             curve=curve,
+            val_scores=scores,
         )
+
+
+def _positive_scores(logits: torch.Tensor) -> np.ndarray:
+    """P(class 1) of (…, N, 2) logits, float32 (the precision–recall curve's scores)."""
+    return torch.softmax(logits.float(), dim=-1)[..., 1].cpu().numpy()
 
 
 def linear_weights(models: list[nn.Module]) -> list[list[torch.Tensor]]:

@@ -325,6 +325,7 @@ class NetworkRace:
             confusion=picture.confusion, boundary=picture.boundary,
             boundary_class=picture.boundary_class, curve=picture.curve,
             weights=picture.weights, train_std=train_std, val_std=val_std,
+            val_scores=picture.val_scores,
         )
 
 

@@ -48,6 +48,10 @@ class Evaluation:
     # (same keys as ``train`` / ``val``, which then hold the means). Empty for one seed.
     train_std: dict[str, np.ndarray] = field(default_factory=dict)
     val_std: dict[str, np.ndarray] = field(default_factory=dict)
+    # Binary classification: each run's predicted probability of class 1 for every sample of
+    # the split the confusion matrix counts (validation; training when there is none), (R, N)
+    # float32, for the precision–recall curve (core/problems/metrics.py); else None.
+    val_scores: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from core.engine.devices import resolve_device
 from core.lab.format import SEED_STRIDE, Lab
 from core.problems.datasets.build import make_dataset
 from core.problems.datasets.dataset import Dataset
-from core.problems.metrics import loss_function
+from core.problems.metrics import class_weight_values, loss_function
 from core.problems.model_spec import ModelSpec, validate_model
 from core.problems.models import build_model
 
@@ -32,6 +32,16 @@ def initial_model(lab: Lab, data: Dataset, seed_index: int = 0) -> nn.Module:
     spec = validate_model(lab.problem.model, data.input_shape, data.n_outputs)
     seed = lab.seed + SEED_STRIDE * seed_index
     return build_model(spec, generator=torch.Generator().manual_seed(seed))
+
+
+def criterion_for(problem, data: Dataset, device: torch.device):
+    """The loss of a network problem on its data: ``problem.loss``, with ``problem.class_weights``
+    (from the training split's counts when "balanced") on the device, float32 as the models."""
+    weights = class_weight_values(getattr(problem, "class_weights", None), data.y_train,
+                                  data.n_classes)
+    tensor = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
+                                                          device=device)
+    return loss_function(problem.loss, data.task, class_weights=tensor)
 
 
 @dataclass
@@ -56,7 +66,7 @@ class RaceSetup:
         model_spec = validate_model(problem.model, data.input_shape, data.n_outputs)
         return cls(
             device=device, notices=notices, data=data, model_spec=model_spec,
-            criterion=loss_function(problem.loss, data.task),
+            criterion=criterion_for(problem, data, device),
             x_train=torch.as_tensor(data.x_train, device=device),
             y_train=torch.as_tensor(data.y_train, device=device),
             x_val=torch.as_tensor(data.x_val, device=device),

@@ -184,6 +184,7 @@ def _run_network(
     final_val_std: dict[str, np.ndarray] = {}  # several seeds: std over the seeds
     last = None
     sharpness = None  # each run's newest top Hessian eigenvalue, when the lab tracks it
+    confusion = scores = None  # each run's newest confusion matrix / binary scores (seed 0's)
     try:
         for record in race.records(stop):
             last = record
@@ -194,6 +195,10 @@ def _run_network(
                 previous = sharpness if sharpness is not None else record.sharpness
                 sharpness = np.where(record.alive, record.sharpness, previous)
             ev = record.evaluation
+            if ev is not None and ev.confusion is not None:
+                confusion = _newest(record.alive, ev.confusion, confusion)
+                if ev.val_scores is not None:
+                    scores = _newest(record.alive, ev.val_scores, scores)
             if ev is not None and ev.val:
                 final_val = {k: np.where(record.alive, v, final_val.get(k, v))
                              for k, v in ev.val.items()}
@@ -238,6 +243,9 @@ def _run_network(
         if classification:
             entry["final_val_accuracy"] = _value(final_val, "accuracy", i)
             entry["final_val_f1"] = _value(final_val, "f1", i)
+            if confusion is not None:
+                entry.update(_class_report(race, confusion[i],
+                                           None if scores is None else scores[i]))
         else:
             entry["final_val_r2"] = _value(final_val, "r2", i)
         # Several seeds: the numbers above are means over the seeds (best_val_loss: the best
@@ -256,6 +264,32 @@ def _run_network(
         out, lab, started, runs, problem="network", dataset=race.data.name, task=race.task,
         parameters=race.model_spec.n_params, device=str(race.device), notices=race.notices,
     )
+
+
+def _newest(alive: np.ndarray, values: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    """A live run's new values; a run no longer alive keeps its last ones."""
+    if previous is None or previous.shape != values.shape:
+        return values
+    return np.where(alive.reshape(-1, *([1] * (values.ndim - 1))), values, previous)
+
+
+def _class_report(race, matrix: np.ndarray, scores: np.ndarray | None) -> dict:
+    """summary.json's per-class precision / recall / F1 / support of one run's last confusion
+    matrix (validation; training without a validation split; seed 0's with several seeds) and,
+    for a binary task, the average precision of its precision–recall curve."""
+    from core.problems.metrics import average_precision, per_class_metrics_of
+    from core.problems.metrics import precision_recall_curve as pr_curve
+
+    per_class = per_class_metrics_of(matrix[None])
+    report = {"final_val_per_class": {
+        "classes": list(race.data.class_names),
+        **{key: [float(v) for v in values[0]] for key, values in per_class.items()},
+    }}
+    if scores is not None:
+        target = race.data.y_val if len(race.data.y_val) else race.data.y_train
+        precision, recall, _ = pr_curve(target, scores)
+        report["final_val_average_precision"] = average_precision(precision, recall)
+    return report
 
 
 def _value(values: dict[str, np.ndarray], key: str, i: int) -> float | None:

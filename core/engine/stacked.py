@@ -63,6 +63,7 @@ from torch import nn
 
 from core.engine import faults
 from core.engine.faults import Fault, StepLimit, fault_of
+from core.problems.metrics import WeightedCrossEntropy
 
 # Optimizers whose update treats every parameter entry on its own (or, like weight decay,
 # uniformly), so one flat tensor per run gives exactly the per-layer result.
@@ -318,13 +319,16 @@ class StackedMLP:
         self.grad.zero_()  # the leaves' .grad views: backward adds into them
         out = self._forward(self._leaves, self._per_run(x))  # (R, B, C)
         count, batch = out.shape[0], out.shape[1]
-        if criterion is F.cross_entropy:
+        weighted = isinstance(criterion, WeightedCrossEntropy)
+        if criterion is F.cross_entropy or weighted:
             # Logits as (R, C, B) (a view) with (R, B) targets: torch's log-softmax then runs
             # along the batch; over (R·B, C) rows with C = 2 it took ~3× longer, forward and
             # backward. Same values, bit for bit.
-            per_sample = criterion(out.transpose(1, 2), self._targets(y, "runs"),
-                                   reduction="none")
-            data_loss = per_sample.mean(dim=1)
+            targets = self._targets(y, "runs")
+            per_sample = criterion(out.transpose(1, 2), targets, reduction="none")
+            # Class weights: each run's Σ w·ℓ / Σ w, as nn.CrossEntropyLoss(weight=w).
+            data_loss = (criterion.batch_mean(per_sample, targets, dim=1) if weighted
+                         else per_sample.mean(dim=1))
         else:  # element-wise losses on (R·B, out) rows, as the per-run path sees them
             per_sample = criterion(out.reshape(count * batch, -1), self._targets(y, "rows"),
                                    reduction="none")

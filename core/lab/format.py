@@ -114,6 +114,9 @@ class NetworkProblem:
     seeds: int = 1
     # Steps between measurements of each run's top Hessian eigenvalue; 0 = off (not written).
     sharpness_every: int = 0
+    # Cross entropy's class weights: None (off, not written), "balanced" (scikit-learn's
+    # n / (k · count_c) over the training split) or one weight per class; core/problems/metrics.py.
+    class_weights: str | tuple[float, ...] | None = None
 
     kind = "network"
 
@@ -270,13 +273,13 @@ def _problem_from_dict(
 def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> NetworkProblem:
     from core.engine.devices import DEVICES
     from core.problems.datasets.build import make_dataset
-    from core.problems.metrics import loss_function
+    from core.problems.metrics import check_class_weights, class_weight_values, loss_function
     from core.problems.model_spec import validate_model
 
     check_keys(
         data,
         {"kind", "dataset", "model", "loss", "batch_size", "eval_every", "device", "seeds",
-         "sharpness_every"},
+         "sharpness_every", "class_weights"},
         {"dataset", "model"},
         "problem",
     )
@@ -291,6 +294,11 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
     default_loss = "cross_entropy" if dataset.task == "classification" else "mse"
     loss = expect(data.get("loss", default_loss), str, "problem.loss", "a loss name")
     loss_function(loss, dataset.task, field="problem.loss")
+    class_weights = check_class_weights(data.get("class_weights"), dataset.n_classes,
+                                        dataset.task)
+    class_weight_values(class_weights, dataset.y_train, dataset.n_classes)  # a class missing
+    if isinstance(class_weights, list):
+        class_weights = tuple(class_weights)
     batch_size = data.get("batch_size", 64)
     if batch_size is not None:
         batch_size = int_in(batch_size, "problem.batch_size", 1, 1_000_000)
@@ -304,6 +312,7 @@ def _network_problem_from_dict(data: dict, seed: int, base_dir: str | None) -> N
     return NetworkProblem(
         dataset=dict(dataset_spec), model=dict(model_spec), loss=loss, batch_size=batch_size,
         eval_every=eval_every, device=device, seeds=seeds, sharpness_every=sharpness_every,
+        class_weights=class_weights,
     )
 
 
@@ -488,6 +497,9 @@ def lab_to_dict(lab: Lab, base_dir: str | os.PathLike | None = None) -> dict:
             problem["seeds"] = p.seeds
         if p.sharpness_every != 0:  # off is not written; a bad value still gets checked
             problem["sharpness_every"] = p.sharpness_every
+        if p.class_weights is not None:  # off is not written (older files round-trip)
+            problem["class_weights"] = (p.class_weights if isinstance(p.class_weights, str)
+                                        else list(p.class_weights))
     else:
         problem = {"kind": "function", "function": _plain(lab.problem.function)}
         if lab.problem.start is not None:

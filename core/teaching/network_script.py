@@ -85,6 +85,18 @@ _LOSS_CODE = {
 }
 
 
+def _criterion_code(problem, data) -> str:
+    """The loss as code: with class weights, torch's weighted cross entropy (the race's
+    `core.problems.metrics.WeightedCrossEntropy`), the weights float32 as the race's."""
+    from core.problems.metrics import class_weight_values
+
+    weights = class_weight_values(problem.class_weights, data.y_train, data.n_classes)
+    if weights is None:
+        return _LOSS_CODE[problem.loss]
+    values = ", ".join(repr(float(w)) for w in weights)
+    return f"nn.CrossEntropyLoss(weight=torch.tensor([{values}], dtype=torch.float32))"
+
+
 def network_script(lab: Lab, data_name: str) -> str:
     from core.engine.function_race import EXPLODE_FACTOR
 
@@ -125,7 +137,7 @@ def network_script(lab: Lab, data_name: str) -> str:
         f"TASK = {data.task!r}",
         f"N_CLASSES = {data.n_classes}",
         f"EXPLODE_FACTOR = {literal(EXPLODE_FACTOR)}",
-        f"criterion = {_LOSS_CODE[problem.loss]}",
+        f"criterion = {_criterion_code(problem, data)}",
         "",
         "# Training controls per run: L1/L2 penalties on the weight matrices, gradient clipping,",
         "# early stopping on the validation loss.",

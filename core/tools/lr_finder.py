@@ -276,7 +276,7 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     the engine's batch order and the run's dropout stream; restore the model afterwards."""
     # The engine's own pieces, so the range test trains exactly as the race does: the same
     # step, batch order, and Muon's split of matrices (Muon) and the rest (AdamW).
-    from core.engine.race_setup import initial_model
+    from core.engine.race_setup import criterion_for, initial_model
     from core.engine.training_step import (
         BatchOrder,
         RunUpdate,
@@ -285,7 +285,6 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
         train_step,
     )
     from core.problems.datasets.build import make_dataset
-    from core.problems.metrics import loss_function
     from core.problems.models import dropout_stream, restore_dropout, set_dropout_generator
 
     problem = lab.problem
@@ -295,7 +294,7 @@ def _network_setup(lab: Lab, spec: RunSpec, model: nn.Module | None):
     device = next(model.parameters()).device
     saved_state = copy.deepcopy(model.state_dict())
     was_training = model.training
-    criterion = loss_function(problem.loss, data.task)
+    criterion = criterion_for(problem, data, device)  # the race's, class weights included
     x_train = torch.as_tensor(data.x_train, device=device)
     y_train = torch.as_tensor(data.y_train, device=device)
     order = BatchOrder(len(x_train), problem.batch_size, lab.seed + 1)
