@@ -19,6 +19,8 @@ from core.teaching.script_common import (
     run_code,
     runs_block,
     script_header,
+    setup_block,
+    setup_imports,
 )
 
 # Deeper expressions are written as one temporary per operation: Python's parser refuses about
@@ -165,6 +167,7 @@ def function_script(lab: Lab) -> str:
         "import torch",
         "from torch import Tensor",
         "from torch.optim import lr_scheduler",
+        *setup_imports(runs, []),
         "",
         f"STEPS = {lab.steps}",
         f"SEED = {lab.seed}",
@@ -177,6 +180,7 @@ def function_script(lab: Lab) -> str:
         *_objective_code(lab.problem.function),
         "",
         "",
+        *setup_block(runs),
         *runs_block(runs, "the point (x, y)"),
         SCHEDULE_STEP,
         WRITE_CSV,
@@ -200,13 +204,16 @@ def main():
     args = parser.parse_args()
 
     runs = []
-    for label, make, plateau, schedule_steps, needs_closure in RUNS:
+    for i, (label, make, plateau, schedule_steps, needs_closure, create_graph,
+            train_eval) in enumerate(RUNS):
         point = torch.tensor(START, dtype=torch.float64, requires_grad=True)
         optimizer, scheduler = make([point])
         runs.append({"label": label, "point": point, "optimizer": optimizer,
                      "scheduler": scheduler, "plateau": plateau, "alive": True,
                      "schedule_left": schedule_steps if schedule_steps is not None else math.inf,
-                     "needs_closure": needs_closure, "start_loss": None})
+                     "needs_closure": needs_closure, "create_graph": create_graph,
+                     "train_eval": train_eval, "start_loss": None,
+                     "stream": RandomStream(i) if create_graph else None})
 
     rows = []
     for step in range(STEPS + 1):
@@ -230,14 +237,26 @@ def main():
             rows.append([run["label"], step, value, float(lr), grad_norm])
             if step == STEPS:
                 continue
-            if run["needs_closure"]:
-                def closure(point=point):
-                    point.grad = None
-                    value = objective(point[0], point[1])
-                    value.backward()
+            if run["needs_closure"] or run["create_graph"] or run["train_eval"]:
+                def closure(point=point, create_graph=run["create_graph"]):
+                    with torch.enable_grad():
+                        point.grad = None
+                        value = objective(point[0], point[1])
+                        value.backward(create_graph=create_graph)
                     return value
 
-                optimizer.step(closure)
+                if run["train_eval"]:
+                    optimizer.train()  # Schedule-Free: the gradient is taken at y
+                closure()  # the gradient the step uses (L-BFGS recomputes it first)
+                step_once = closure if run["needs_closure"] else None
+                if run["stream"] is not None:
+                    with run["stream"]:  # its Hessian estimate's own random numbers
+                        optimizer.step(step_once)
+                else:
+                    optimizer.step(step_once)
+                if run["train_eval"]:
+                    optimizer.eval()  # ... and the point it answers with is x
+                point.grad = None
             else:
                 optimizer.step()
             step_schedule(run, value)

@@ -23,6 +23,8 @@ from core.teaching.script_common import (
     run_code,
     runs_block,
     script_header,
+    setup_block,
+    setup_imports,
 )
 
 
@@ -128,6 +130,7 @@ def network_script(lab: Lab, data_name: str) -> str:
         "import torch.nn.functional as F",
         "from torch import nn",
         "from torch.optim import lr_scheduler",
+        *setup_imports(runs, ["from pathlib import Path"]),
         "",
         f"DATA_FILE = Path(__file__).with_name({data_name!r})",
         f"STEPS = {lab.steps}",
@@ -150,6 +153,7 @@ def network_script(lab: Lab, data_name: str) -> str:
         "    )",
         "",
         "",
+        *setup_block(runs),
         *runs_block(runs, "the network's parameters"),
         SCHEDULE_STEP,
         WRITE_CSV,
@@ -226,7 +230,8 @@ def main():
                if key.startswith("init/")}
 
     runs = []
-    for i, (label, make, plateau, schedule_steps, _closure) in enumerate(RUNS):
+    for i, (label, make, plateau, schedule_steps, _closure, create_graph,
+            train_eval) in enumerate(RUNS):
         model = make_model()
         model.load_state_dict(initial)  # every run starts from the same weights
         optimizer, scheduler = make(model.parameters())
@@ -239,7 +244,9 @@ def main():
                      "scheduler": scheduler, "plateau": plateau, "alive": True,
                      "schedule_left": schedule_steps if schedule_steps is not None else math.inf,
                      "controls": CONTROLS[i], "start_loss": 0.0,
-                     "best_val": math.inf, "evals_since_best": 0})
+                     "best_val": math.inf, "evals_since_best": 0,
+                     "create_graph": create_graph, "train_eval": train_eval,
+                     "stream": RandomStream(i) if create_graph else None})
     order = BatchOrder(len(x_train), BATCH_SIZE, SEED + 1)
 
     rows = []
@@ -253,6 +260,8 @@ def main():
             if not run["alive"]:
                 continue
             model, optimizer, controls = run["model"], run["optimizer"], run["controls"]
+            if run["train_eval"]:
+                optimizer.train()  # Schedule-Free trains at y ...
             model.train()
             data_loss = criterion(model(xb), yb)
             total = data_loss
@@ -261,7 +270,7 @@ def main():
             if controls["l2"]:
                 total = total + controls["l2"] * sum((w * w).sum() for w in weight_matrices(model))
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            total.backward(create_graph=run["create_graph"])
             params = [p for p in model.parameters() if p.grad is not None]
             grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
             if controls["clip_norm"] is not None:
@@ -288,6 +297,8 @@ def main():
             lr = run["optimizer"].param_groups[0]["lr"]
             row = [run["label"], step, step * order.batch_size / order.n, loss, float(lr), grad_norm]
             stop_now = False
+            if run["train_eval"]:
+                run["optimizer"].eval()  # ... and is evaluated at x
             if evaluate and len(x_val):
                 val_loss, quality = validation(run["model"], x_val, y_val)
                 row += [val_loss, quality]
@@ -306,7 +317,15 @@ def main():
             if stop_now:
                 run["alive"] = False
             elif step < STEPS:
-                run["optimizer"].step()
+                if run["train_eval"]:
+                    run["optimizer"].train()
+                if run["stream"] is not None:
+                    with run["stream"]:  # its Hessian estimate's own random numbers
+                        run["optimizer"].step()
+                else:
+                    run["optimizer"].step()
+                if run["train_eval"]:
+                    run["optimizer"].eval()
                 step_schedule(run, loss)
 
     header = ["run", "step", "epoch", "loss", "lr", "grad_norm", "val_loss", "{VAL_QUALITY}"]

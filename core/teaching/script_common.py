@@ -5,6 +5,12 @@
 start with `script_header`, build their runs with `run_code` / `runs_block`, and paste the
 `SCHEDULE_STEP` and `WRITE_CSV` helpers into the script. Values are written with `literal`, whose
 floats round-trip exactly, so a script trains with the very numbers the lab holds.
+
+Any optimizer: torch's by ``torch.optim.<Class>``, a zoo optimizer by importing its package
+(``import pytorch_optimizer``), the user's own class by loading its file by path with importlib
+(`setup_block`; the file's SHA-256 in a comment says which content the lab ran). Each run also
+says which adapters its loop applies (a closure, a ``create_graph`` backward, Schedule-Free's
+train()/eval()), as core/engine/training_step.py's `RunUpdate` does.
 """
 
 from __future__ import annotations
@@ -55,12 +61,15 @@ class RunCode:
     plateau: bool
     schedule_steps: int | None  # one-cycle: stop stepping after this many
     needs_closure: bool
+    create_graph: bool = False  # backward(create_graph=True) before its step
+    train_eval: bool = False  # Schedule-Free: train() to step, eval() to be evaluated
+    setup: tuple[str, ...] = ()  # the lines that import or load its class (`setup_block`)
 
 
 def run_code(run: RunSpec, index: int, steps: int, network: bool) -> RunCode:
     import torch
 
-    from core.optim.catalog import get_optimizer_info, validate_optimizer_params
+    from core.optim.catalog import build_optimizer, get_optimizer_info, validate_optimizer_params
     from core.optim.schedules import Schedule
 
     info = get_optimizer_info(run.optimizer, f"runs[{index}].optimizer")
@@ -72,15 +81,130 @@ def run_code(run: RunSpec, index: int, steps: int, network: bool) -> RunCode:
         )
     cleaned = validate_optimizer_params(run.optimizer, run.params, f"runs[{index}].params")
     kwargs = info.torch_kwargs(cleaned)
-    optimizer = f"torch.optim.{info.cls.__name__}(params{', ' if kwargs else ''}{kwargs_code(kwargs)})"
+    class_code, setup = _class_code(run.optimizer, info)
+    if setup:  # a zoo or user class: how the catalog builds it (core/optim/introspect.py)
+        kwargs = {**_changed_defaults(info, cleaned), **kwargs}
+    arguments = kwargs_code({k: v for k, v in kwargs.items() if k != "base_optimizer"})
+    if "base_optimizer" in kwargs:  # a wrapper (SAM): the torch.optim class it wraps
+        from core.optim.optimizers import OPTIMIZERS
+
+        base = f"base_optimizer=torch.optim.{OPTIMIZERS[kwargs['base_optimizer']].cls.__name__}"
+        arguments = ", ".join(a for a in (base, arguments) if a)
+    optimizer = f"{class_code}(params{', ' if arguments else ''}{arguments})"
     scheduler, plateau, cap = "None", False, None
     if run.schedule is not None and run.schedule.name != "constant":
         # The values the engine would use, derived defaults filled in, from the real Schedule.
         dummy = torch.zeros(2, requires_grad=True)
-        schedule = Schedule(info.cls([dummy], **kwargs), run.schedule.name, run.schedule.params,
-                            steps, f"runs[{index}].schedule.params")
+        schedule = Schedule(build_optimizer(run.optimizer, run.params, [dummy]),
+                            run.schedule.name, run.schedule.params, steps,
+                            f"runs[{index}].schedule.params")
         scheduler, plateau, cap = _scheduler_code(schedule.name, schedule.params, steps)
-    return RunCode(run.label, optimizer, scheduler, plateau, cap, info.needs_closure)
+    return RunCode(run.label, optimizer, scheduler, plateau, cap, info.needs_closure,
+                   info.create_graph, info.train_eval, setup)
+
+
+def _class_code(name: str, info) -> tuple[str, tuple[str, ...]]:
+    """The expression naming the optimizer's class in the script, and the lines before it."""
+    import importlib
+
+    from core.optim.user_code import is_code_ref, parse_code_ref
+
+    cls = info.cls
+    if cls.__module__.startswith("torch.optim"):
+        return f"torch.optim.{cls.__name__}", ()
+    if is_code_ref(name):
+        ref = parse_code_ref(name)
+        if ref.kind == "file":
+            from core.optim.user_code import code_hash
+
+            return cls.__name__, (
+                f"# Your optimizer {ref.class_name}, from its file (SHA-256 {code_hash(ref)}).",
+                f"{cls.__name__} = load_class({ref.target!r}, {ref.class_name!r})",
+            )
+        return f"{ref.target}.{ref.class_name}", (f"import {ref.target}",)
+    package = name.partition(":")[0]  # a zoo package (core/optim/zoo.py)
+    if getattr(importlib.import_module(package), cls.__name__, None) is cls:
+        return f"{package}.{cls.__name__}", (f"import {package}",)
+    return f"{cls.__module__}.{cls.__name__}", (f"import {cls.__module__}",)
+
+
+def _changed_defaults(info, cleaned: dict) -> dict:
+    """Defaults a user's HYPERPARAMS changed from the constructor's: the catalog passes them
+    even when a run leaves the value unset, so the script must too."""
+    import inspect
+
+    try:
+        signature = inspect.signature(info.cls.__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+    changed = {}
+    for hp in info.hyperparams:
+        if hp.name in cleaned or hp.name not in signature or hp.default is None:
+            continue
+        value = hp.to_torch(hp.default)
+        if signature[hp.name].default != value:
+            changed[hp.name] = value
+    return changed
+
+
+LOAD_CLASS = '''
+def load_class(path, name):
+    """A class from a Python file, loaded by path (as Descent Lab loaded it)."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+'''
+
+
+def setup_imports(runs: list[RunCode], have: list[str]) -> list[str]:
+    """The import lines the runs' classes need (zoo packages, importlib for a user's file) that
+    the script's ``have`` lines do not already hold."""
+    lines: list[str] = []
+    for run in runs:
+        if any("load_class(" in line for line in run.setup):
+            lines += ["import importlib.util", "from pathlib import Path"]
+        lines += [line for line in run.setup if line.startswith("import ")]
+    unique = []
+    for line in lines:
+        if line not in unique and line not in have:
+            unique.append(line)
+    return unique
+
+
+def setup_block(runs: list[RunCode]) -> list[str]:
+    """The loading of user files (imports: `setup_imports`) and the random streams the runs
+    need, once each."""
+    lines: list[str] = []
+    for run in runs:
+        lines += [line for line in run.setup
+                  if not line.startswith("import ") and line not in lines]
+    if any("load_class(" in line for line in lines):
+        lines = [LOAD_CLASS, "", *lines]
+    if any(run.create_graph for run in runs):
+        lines += [RANDOM_STREAM]
+    return [*lines, "", ""] if lines else []
+
+
+# As core/engine/training_step.py's RandomStream: a create_graph optimizer's Hessian estimate
+# draws its random vectors from its run's own stream.
+RANDOM_STREAM = '''
+class RandomStream:
+    """Run i's own stream of torch's global random numbers, swapped in around its step."""
+
+    def __init__(self, i):
+        seed = SEED * 1009 + i + 1 + 2**32
+        self.state = torch.Generator().manual_seed(seed).get_state()
+        self.outer = None
+
+    def __enter__(self):
+        self.outer = torch.get_rng_state()
+        torch.set_rng_state(self.state)
+
+    def __exit__(self, *exc):
+        self.state = torch.get_rng_state()
+        torch.set_rng_state(self.outer)
+'''
 
 
 def _scheduler_code(name: str, p: dict, steps: int) -> tuple[str, bool, int | None]:
@@ -138,11 +262,12 @@ def runs_block(runs: list[RunCode], params_doc: str) -> list[str]:
             "",
         ]
     lines.append("# (label, builder, plateau schedule?, schedule steps before it stops or None,"
-                 " needs a closure?)")
+                 " needs a closure?,")
+    lines.append("#  backward with create_graph?, train()/eval() modes (Schedule-Free)?)")
     lines.append("RUNS = [")
     for i, run in enumerate(runs):
         lines.append(f"    ({run.label!r}, make_run_{i}, {run.plateau}, {run.schedule_steps!r}, "
-                     f"{run.needs_closure}),")
+                     f"{run.needs_closure}, {run.create_graph}, {run.train_eval}),")
     lines.append("]")
     return lines
 

@@ -10,7 +10,9 @@ What the script writes out as code:
 * the objective of a function lab — a registry function by its own source text (so the formula
   a student reads is the very code that ran), a typed expression by code generated from the
   parser's AST (never by evaluating the text);
-* the optimizers (``torch.optim`` classes with the lab's hyperparameters), the schedules
+* the optimizers (``torch.optim`` classes with the lab's hyperparameters; a zoo optimizer from its
+  imported package; the user's own class loaded from its file by path with importlib, which the
+  script then needs beside it), the schedules
   (``torch.optim.lr_scheduler`` classes with the values `core.optim.schedules` resolves, stepped once
   per update, negative lr clamped to 0, one-cycle stopped at its end), the divergence rule;
 * for network labs: the ``nn.Sequential``, the shared mini-batch order (a seeded ``randperm`` per

@@ -341,3 +341,64 @@ def test_a_hessian_estimate_draws_from_its_runs_own_stream(tmp_path):
     first, second = losses([sophia], 1), losses([sophia], 2)
     np.testing.assert_array_equal(first, second)
     assert np.isfinite(first).all() and first[-1, 0] != first[0, 0]
+
+
+# Runs each exported script in ONE fresh interpreter, as `python script.py --out CSV` would.
+DRIVER = """
+import runpy, sys
+for script, out in zip(sys.argv[1::2], sys.argv[2::2]):
+    sys.argv = [script, "--out", out]
+    runpy.run_path(script, run_name="__main__")
+"""
+
+
+def test_exported_scripts_with_user_and_zoo_optimizers_reproduce_the_engine(mine):
+    import subprocess
+    import sys
+
+    from core.engine.runner import run_to_dir
+    from core.teaching.metrics_export import read_metrics_csv, rows_differ
+    from core.teaching.script_export import write_script
+
+    user = {"class": "opts/mysgd.py:MySGD"}
+    function = {"format": "descent-lab/1", "name": "byo function", "seed": 2, "steps": 40,
+                "problem": {"kind": "function", "function": "rosenbrock"},
+                "runs": [{"label": name if isinstance(name, str) else "mine", "optimizer": name,
+                          "params": {"lr": LR}}
+                         for name in (user, "pytorch_optimizer:Lion", "pytorch_optimizer:SAM",
+                                      "pytorch_optimizer:SophiaH",
+                                      "schedulefree:AdamWScheduleFree", "lbfgs")]}
+    network_runs = [
+        {"label": "mine", "optimizer": user, "params": {"lr": 0.1}},
+        {"label": "lion", "optimizer": "pytorch_optimizer:Lion", "params": {"lr": 0.001},
+         "schedule": {"name": "cosine"}},
+        {"label": "sf", "optimizer": "schedulefree:AdamWScheduleFree", "params": {"lr": 0.01}},
+    ]
+    labs = {
+        "function": lab_from_dict(function, base_dir=mine, consent=TRUST_ALL),
+        "batched": _network_lab(mine, network_runs),  # the stacked path in the engine
+        "hessian": _network_lab(mine, [  # create_graph: the per-run path
+            {"label": "sophia", "optimizer": "pytorch_optimizer:SophiaH",
+             "params": {"lr": 0.01, "update_period": 2}}, network_runs[0]]),
+    }
+    args = []
+    for name, lab in labs.items():
+        run_to_dir(lab, mine / name / "app")
+        script = write_script(lab, mine / name / "exported.py")[0]
+        args += [str(script), str(mine / name / "script.csv")]
+    # From another folder: the script finds the user's file by its path, not the working folder.
+    elsewhere = mine / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-c", DRIVER, *args], capture_output=True, text=True,
+                          timeout=300, cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    for name, lab in labs.items():
+        ours = read_metrics_csv(mine / name / "app" / "metrics.csv")
+        theirs = read_metrics_csv(mine / name / "script.csv")
+        assert len(ours) == len(lab.runs) * (lab.steps + 1), name
+        assert rows_differ(ours, theirs, 1e-6) == [], name
+    function_text = (mine / "function" / "exported.py").read_text()
+    assert "import pytorch_optimizer" in function_text
+    assert "import schedulefree" in function_text
+    assert "MySGD = load_class(" in function_text and "mysgd.py" in function_text
+    assert "from core" not in function_text and "import core" not in function_text
