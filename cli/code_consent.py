@@ -30,3 +30,29 @@ def load_lab_for(args: argparse.Namespace, path=None):
     for line in code_changes(lab):
         print(f"warning: {line}", file=sys.stderr)
     return lab
+
+
+def optimizer_names(texts: list[str], flag: str, args: argparse.Namespace) -> list[str]:
+    """Optimizers named on the command line (``--optimizers sgd,pytorch_optimizer:Lion,
+    opts/mine.py:Mine``) as catalog names: a torch.optim name in any case, a zoo name as written,
+    user code (a file relative to the current folder, or ``module:Class``) loaded only with
+    ``--trust-code`` — else a `CodeNotTrusted` naming the flag."""
+    from core.optim import user_code
+    from core.optim.user_code import CodeNotTrusted
+
+    names = []
+    for text in texts:
+        if ":" not in text:
+            names.append(text.lower())
+            continue
+        if not user_code.is_code_ref(text):
+            names.append(text)
+            continue
+        ref = user_code.parse_code_ref(text, None, flag)
+        if not getattr(args, "trust_code", False):
+            sha256 = user_code.code_hash(ref, flag)
+            raise CodeNotTrusted(flag, f"{text} is Python code (sha256 {sha256[:12]}…); it runs "
+                                       "only with your consent: pass --trust-code")
+        user_code.load_code(ref, flag)
+        names.append(ref.name)
+    return names

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from cli.code_consent import add_trust_flag, load_lab_for
+from cli.code_consent import add_trust_flag, load_lab_for, optimizer_names
 from cli.output_dirs import default_out
 
 WRITE_EVERY_S = 2.0  # rewrite trials.csv/best.json during a long sweep at most this often
@@ -265,10 +265,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def parse_optimizers(text: str | None) -> list[str]:
-    """``--optimizers sgd,adam,rmsprop`` -> registry names (checked by `fair_race`)."""
+    """``--optimizers sgd,adam,pytorch_optimizer:Lion`` -> the names as given (resolved by
+    `cli.code_consent.optimizer_names`, checked by `fair_race`)."""
     from core.errors import LabError
 
-    names = [t.strip().lower() for t in (text or "").split(",") if t.strip()]
+    names = [t.strip() for t in (text or "").split(",") if t.strip()]
     if len(names) < 2:
         raise LabError("--optimizers", "give at least two optimizers separated by commas, "
                                        f"e.g. sgd,adam,rmsprop (got {text!r})")
@@ -280,6 +281,7 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
     summary (`fair_race` does the tuning; `core.engine.runner` races, as ``main.py run``)."""
     from core.engine.runner import run_to_dir
     from core.errors import LabError
+    from core.lab.code import written_name
     from core.lab.format import save_lab, write_atomic
     from core.tools.sweep.fair_race import fair_race
     from core.tools.sweep.storage import default_storage, shown_url, storage_url
@@ -289,7 +291,7 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
         if given:
             raise LabError(flag, "not used with --fair: each optimizer gets its own study "
                                  "of --trials-per-optimizer finished trials")
-    names = parse_optimizers(args.optimizers)
+    names = optimizer_names(parse_optimizers(args.optimizers), "--optimizers", args)
     budget = args.trials_per_optimizer if args.trials_per_optimizer is not None else args.trials
     lab = load_lab_for(args)
     storage = args.storage if args.storage is not None else default_storage(args.lab)
@@ -317,7 +319,7 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
     for name, run, raced in zip(names, tuned.runs, race["runs"]):
         progress = finals.get(name)
         rows.append({
-            "optimizer": name,
+            "optimizer": written_name(name, Path.cwd()),
             "label": run.label,
             "params": dict(run.params),
             "tuning": None if progress is None else {

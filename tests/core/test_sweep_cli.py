@@ -163,3 +163,31 @@ def test_a_plain_postgresql_url_reaches_the_server_not_a_missing_driver(lab, cap
     line = _fails(capsys, ["sweep", lab, "--storage", url, "--trials", "1"])
     assert line.startswith("error: --storage: cannot open postgresql")
     assert "import" not in line.lower()
+
+
+def test_fair_race_takes_zoo_and_user_optimizers_with_consent(lab, tmp_path, capsys, monkeypatch):
+    from core.optim import user_code
+
+    source = tmp_path / "mysgd.py"
+    source.write_text(
+        "import torch\n\n\nclass MySGD(torch.optim.Optimizer):\n"
+        "    def __init__(self, params, lr=1e-3):\n        super().__init__(params, dict(lr=lr))\n\n"
+        "    @torch.no_grad()\n    def step(self, closure=None):\n"
+        "        for g in self.param_groups:\n            for p in g['params']:\n"
+        "                if p.grad is not None:\n                    p.add_(p.grad, alpha=-g['lr'])\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", lab, "--fair", "--optimizers", "SGD,pytorch_optimizer:Lion,mysgd.py:MySGD",
+            "--trials-per-optimizer", "2", "--sampler", "random", "--storage", "memory",
+            "--out", str(tmp_path / "fair")]
+    assert cli.main(args) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "--optimizers: mysgd.py:MySGD is Python code" in line and "--trust-code" in line
+    try:
+        assert cli.main([*args, "--trust-code"]) == 0
+    finally:
+        user_code._LOADED.clear()
+    summary = json.loads((tmp_path / "fair" / "fair_race.json").read_text())
+    assert sorted(summary["ranking"]) == ["mysgd.py:MySGD", "pytorch_optimizer:Lion", "sgd"]
+    tuned = json.loads((tmp_path / "fair" / "tuned.lab.json").read_text())
+    assert [r["optimizer"] for r in tuned["runs"]][:2] == ["sgd", "pytorch_optimizer:Lion"]
+    assert tuned["runs"][2]["optimizer"]["class"] == "../mysgd.py:MySGD"
