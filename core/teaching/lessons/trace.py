@@ -42,6 +42,8 @@ class RunTrace:
     diverged_at: int | None = None
     stopped_at: int | None = None
     weight_norm: float | None = None  # network labs: ‖all linear/conv weights‖ at the end
+    # Classification: the last validation confusion matrix (k, k) taken while alive.
+    val_confusion: np.ndarray | None = None
 
     @property
     def steps_total(self) -> int:
@@ -108,6 +110,8 @@ def _trace_network_lab(lab: Lab) -> dict[str, RunTrace]:
             if "accuracy" in evaluation.val:
                 trace.val_accuracy.append(float(evaluation.val["accuracy"][i]))
             trace.layer_grad_norm.append([float(v) for v in evaluation.layer_grad_norm[i]])
+            if evaluation.confusion is not None:
+                trace.val_confusion = evaluation.confusion[i]
     for i, label in enumerate(race.labels):
         trace = traces[label]
         if race.diverged[i] is not None:

@@ -2,7 +2,8 @@
 
 `claim_from_dict` turns one entry of "claims" into a `Claim`, or raises `LabError` naming the
 field (``claims[2].run``); `field_value` knows the field types the kinds' tables use (run, runs,
-number, positive, factor, fraction, step, trials, point, axis, params, sampler, objective).
+number, positive, factor, fraction, step, class, trials, point, axis, params, sampler,
+objective).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from core.errors import LabError
 from core.lab.checks import check_keys
+from core.problems.datasets.spec import MAX_CLASSES
 from core.teaching.lessons.claim_kind import expand_runs
 from core.teaching.lessons.lesson import Claim
 from core.teaching.lessons.registry import CLAIM_KINDS
@@ -81,6 +83,8 @@ def field_value(kind: str, value: Any, where: str, runs: Mapping[str, bool]) -> 
         return number
     if kind == "step":
         return whole_field(value, where, 0)
+    if kind == "class":
+        return whole_field(value, where, 0, MAX_CLASSES - 1)
     if kind == "trials":
         return whole_field(value, where, 1, 200)
     if kind == "point":
