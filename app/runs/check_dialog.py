@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDialogButtonBox,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -155,10 +154,10 @@ class CheckDialog(QDialog):
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
         self.card = QWidget(objectName="checkCard")
-        self.grid = QGridLayout(self.card)
-        self.grid.setContentsMargins(0, 0, 0, 0)
-        self.grid.setHorizontalSpacing(8)
-        self.grid.setVerticalSpacing(2)
+        self.rows = QVBoxLayout(self.card)
+        self.rows.setContentsMargins(0, 0, 8, 0)
+        self.rows.setSpacing(6)
+        self.rows.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.card)
@@ -211,10 +210,14 @@ class CheckDialog(QDialog):
         self.checked.emit(self.info.name)
 
     def _add_row(self, row: int, result) -> None:
+        """One property: its mark (✓ ✗ –) and, beside it, its title over its evidence."""
+        line = QHBoxLayout()
+        line.setSpacing(8)
         mark = QLabel(MARKS[result.status], objectName=f"checkMark_{result.key}")
         mark.setStyleSheet(f"color: {MARK_COLORS[result.status]}; font-weight: bold; "
                            "font-size: 14pt")
         mark.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter)
+        mark.setFixedWidth(mark.fontMetrics().horizontalAdvance("✓✓") + 8)
         mark.setAccessibleName(result.status)
         text = QLabel(objectName=f"checkResult_{result.key}")
         text.setTextFormat(Qt.TextFormat.RichText)
@@ -222,9 +225,9 @@ class CheckDialog(QDialog):
         text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         text.setText(f"<b>{escape(result.title)}</b><br>"
                      f"<span style='color:gray'>{escape(result.evidence)}</span>")
-        self.grid.addWidget(mark, row, 0)
-        self.grid.addWidget(text, row, 1)
-        self.grid.setRowStretch(row + 1, 1)
+        line.addWidget(mark, 0, Qt.AlignmentFlag.AlignTop)
+        line.addWidget(text, 1)
+        self.rows.insertLayout(row, line)
 
     def _on_failed(self, text: str) -> None:
         self.error = text

@@ -131,8 +131,6 @@ class PickerPopup(QFrame):
         count = sum(1 for r in range(self.filter.sourceModel().rowCount())
                     if not self.filter.sourceModel().item(r).data(HEADER_ROLE))
         self.search.setPlaceholderText(f"Type to search {count} optimizers…")
-        self.search.setText(text)
-        self._on_text(text)
         width = max(anchor.width(), 380)
         height = min(460, max(260, anchor.screen().availableGeometry().height() // 2))
         self.resize(width, height)
@@ -144,6 +142,8 @@ class PickerPopup(QFrame):
         self.move(max(screen.left(), x), max(screen.top(), y))
         self.show()
         self.search.setFocus()
+        self.search.setText(text)
+        self._on_text(text)  # after show: the list scrolls to the choice at its real size
         if zoo_listing.is_describing():
             self.timer.start()
 
@@ -433,5 +433,7 @@ def short_reason(reason: str) -> str:
     """A reason short enough to follow a title in the list (the tooltip has all of it)."""
     if reason == MATRIX_REASON:
         return "weight matrices only"
-    text = reason.split(": ", 1)[1] if " cannot race: " in reason else reason
+    # "X cannot race: its constructor takes 'model' first…: it takes the whole network (a
+    # torch.nn.Module), …" → "it takes the whole network": the last reason, its first clause.
+    text = reason.rsplit(": ", 1)[-1].split(" (")[0].split(", ")[0].strip()
     return text if len(text) <= 48 else text[:47].rstrip() + "…"
