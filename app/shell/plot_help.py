@@ -20,6 +20,7 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtWidgets import QGraphicsView, QToolButton, QWhatsThis, QWidget
 
 MENU_TEXT = "What is this plot?"
+DONE = "plotHelpInstalled"  # the Qt property marking a plot that has its button and text
 
 PLOT_HELP: dict[str, str] = {
     # -- a 2-D function race (app/arena, app/widgets/curves.py, app/runs) --
@@ -141,9 +142,7 @@ def help_text(widget: QWidget) -> str:
 def plot_widgets(root: QWidget) -> list[QWidget]:
     """Every plot under ``root``: the pyqtgraph views (and the network diagram, a graphics view)
     and the 3-D views, but not the GL widget inside a 3-D view (the view is the plot)."""
-    found = [w for w in root.findChildren(QGraphicsView)]
-    found += [w for w in root.findChildren(QWidget) if help_key(w) == "surface3d"]
-    return found
+    return [*root.findChildren(QGraphicsView), *root.findChildren(QWidget, "surface3d")]
 
 
 class _HelpButton(QToolButton):
@@ -186,7 +185,7 @@ class _HoverShow(QObject):
         return False
 
 
-def _add_menu_entries(plot: QWidget, text: str) -> None:
+def _add_menu_entries(plot: QWidget) -> None:
     """"What is this plot?" in the right-click menu of each pyqtgraph plot item in ``plot``."""
     items = []
     if isinstance(plot, pg.PlotWidget):
@@ -205,16 +204,19 @@ def _add_menu_entries(plot: QWidget, text: str) -> None:
 
 
 def install_plot_help(root: QWidget) -> list[QWidget]:
-    """Give every plot under ``root`` its paragraph (idempotent); returns the plots seen."""
+    """Give every plot under ``root`` its paragraph (idempotent, and quick for the plots that
+    have it: it runs after every lab edit); returns the plots seen."""
     plots = plot_widgets(root)
     for plot in plots:
+        if plot.property(DONE):
+            if isinstance(plot, pg.GraphicsLayoutWidget):  # its plot items may be new ones
+                _add_menu_entries(plot)
+            continue
         text = help_text(plot)
         if not text:
             continue  # a plot with no paragraph yet: tests/app/test_help.py names it
-        _add_menu_entries(plot, text)
-        if plot.whatsThis() == text:
-            continue
+        _add_menu_entries(plot)
         plot.setWhatsThis(text)
-        if plot.findChild(_HelpButton, options=Qt.FindChildOption.FindDirectChildrenOnly) is None:
-            _HoverShow(plot, _HelpButton(plot))
+        _HoverShow(plot, _HelpButton(plot))
+        plot.setProperty(DONE, True)
     return plots
