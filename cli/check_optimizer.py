@@ -18,6 +18,7 @@ as one line on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -98,8 +99,11 @@ def cmd_check_optimizer(args: argparse.Namespace) -> int:
         name = ref.name
     info = get_optimizer_info(name, field="REF")
     kwargs = info.torch_kwargs(validate_optimizer_params(name, params, field="--params"))
-    report = check_optimizer(info.cls, kwargs, seed=args.seed, name=args.ref, build=info.build,
-                             declared=Adapters.of(info))
+    # What the optimizer prints (Schedule-Free's reference classes announce each mode switch)
+    # goes to stderr, so that stdout holds only the card or the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = check_optimizer(info.cls, kwargs, seed=args.seed, name=args.ref,
+                                 build=info.build, declared=Adapters.of(info))
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -4,7 +4,8 @@
     print(report.card())            # ✓ / ✗ per property with its evidence
     report.to_json()                # the same, machine-readable (main.py check-optimizer --json)
 
-Each property is probed on small float64 problems built here (a separable convex quadratic
+Each property is probed on small float64 problems (the dtype of function races,
+core/engine/function_race.py) built here (a separable convex quadratic
 ½·Σ h⊙(W − W*)² over matrices, known minimum 0), whose data and gradient noise come from a
 `torch.Generator` seeded with ``seed``: nothing here draws from or seeds torch's global random
 generator (it only reads its state, to say where a non-deterministic optimizer drew from). The
@@ -505,7 +506,9 @@ def _step_time(make, adapters, seed, repeats):
     full = adapters.closure or adapters.create_graph
     mine = _Timer(make, adapters, seed, full)
     adam = _Timer(torch.optim.Adam, Adapters(), seed, full)
-    count = max(1, min(TIMING_STEPS, int(TIMING_BUDGET_S / repeats / max(mine.first, 1e-9))))
+    affordable = int(TIMING_BUDGET_S / max(mine.first, 1e-9))  # steps within the budget
+    repeats = max(1, min(repeats, affordable))
+    count = max(1, min(TIMING_STEPS, affordable // repeats))
     mine.steps(1), adam.steps(1)  # past the first step's allocations
     times = [(mine.steps(count), adam.steps(count)) for _ in range(repeats)]
     # Interleaved repeats and the median of their ratios: a busy machine slows both alike.

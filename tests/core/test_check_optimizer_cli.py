@@ -127,3 +127,21 @@ def test_help_lists_the_sub_command(capsys):
     with pytest.raises(SystemExit):
         main.main(["--help"])
     assert "check-optimizer" in capsys.readouterr().out
+
+
+def test_what_the_optimizer_prints_stays_out_of_the_json(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chatty.py").write_text(textwrap.dedent("""\
+        import torch
+
+
+        class ChattySGD(torch.optim.SGD):
+            def step(self, closure=None):
+                print("stepping")  # Schedule-Free's reference classes print their mode switches
+                return super().step(closure)
+        """))
+    code, out, err = cli(capsys, "check-optimizer", "chatty.py:ChattySGD", "--trust-code",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["passed"] is True
+    assert "stepping" in err
