@@ -255,6 +255,10 @@ def launch(lab_path: str | None = None, lesson: str | None = None) -> int:
     apply_dark_theme(app)
     window = MainWindow()
     app.aboutToQuit.connect(window.controller.shutdown)
+    from app.runs.zoo_listing import stop_describing
+
+    # The zoo's background descriptions (app/runs/zoo_listing.py) end with the entry in hand.
+    app.aboutToQuit.connect(lambda: stop_describing(5.0))
     window.show()
     from app.shell.warmup import start_warmup
 
