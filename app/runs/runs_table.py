@@ -50,7 +50,8 @@ _HEADERS = (
     ("", "Enabled: the run takes part in the race"),
     ("", "Colour of the run in every plot (click to change)"),
     ("Label", "The run's name in legends and exports (double-click or F2 to rename)"),
-    ("Optimizer", "The torch.optim optimizer"),
+    ("Optimizer", "The optimizer: torch.optim, the zoo (pytorch-optimizer, Schedule-Free) or "
+                  "your own class (Add ▸ Optimizer from file…, or drop a .py here)"),
     ("Params", "The hyperparameters set on this run (others keep torch's defaults)"),
     ("Schedule", "The learning-rate schedule"),
 )
