@@ -181,7 +181,7 @@ class Branching:
         """Give run ``i`` its own optimizer (with ``src``'s state when it is the same type) and
         its own schedule, positioned at the current step."""
         from core.engine.faults import guarded_build, stand_in_optimizer
-        from core.optim.catalog import build_optimizer
+        from core.optim.catalog import build_optimizer, get_optimizer_info
         from core.optim.schedules import Schedule
 
         race, run, step = self.race, self.race.runs[i], self.race.step
@@ -201,10 +201,19 @@ class Branching:
             # A deep copy: the parent goes on updating its own buffers in place.
             opt.load_state_dict(copy.deepcopy(race.optimizers[src].state_dict()))
             # load_state_dict also brings the parent's hyperparameters (and its scheduler's
-            # initial_lr): put the branch's own back.
+            # initial_lr): put the branch's own back. What else an optimizer keeps in its group
+            # is its running bookkeeping (Schedule-Free's step count and weight sum): that
+            # goes on from the parent's, like the state.
+            names = {hp.name for hp in get_optimizer_info(run.optimizer).hyperparams}
             for group, own in zip(opt.param_groups, mine):
+                carried = {key: value for key, value in group.items()
+                           if key in own and key not in names and key != "params"}
                 group.clear()
                 group.update(own)
+                group.update(carried)
+            streams = getattr(race, "_streams", {})
+            if i in streams and src in streams:  # a Hessian estimate's random stream too
+                streams[i].state = streams[src].state.clone()
         sched = run.schedule
         schedule = (
             Schedule(opt, sched.name, sched.params, race.lab.steps)

@@ -402,3 +402,19 @@ def test_exported_scripts_with_user_and_zoo_optimizers_reproduce_the_engine(mine
     assert "import schedulefree" in function_text
     assert "MySGD = load_class(" in function_text and "mysgd.py" in function_text
     assert "from core" not in function_text and "import core" not in function_text
+
+
+@pytest.mark.parametrize("name, params", [
+    ("schedulefree:AdamWScheduleFree", {"lr": 0.01}),  # its step count lives in its group
+    ("pytorch_optimizer:SophiaH", {"lr": 0.01, "update_period": 1}),  # a random stream
+    ("pytorch_optimizer:SAM", {"lr": 0.001}),  # a closure
+], ids=["schedule-free", "sophia-h", "sam"])
+def test_a_branch_that_changes_nothing_equals_its_zoo_parent(name, params):
+    parent = {"label": "parent", "optimizer": name, "params": params}
+    twin = {**parent, "label": "twin", "branch": {"from": "parent", "step": 10}}
+    lab = lab_from_dict({"format": "descent-lab/1", "name": "b", "steps": 30,
+                         "problem": {"kind": "function", "function": "rosenbrock"},
+                         "runs": [parent, twin]})
+    points = np.array([r.point for r in FunctionRace(lab).records()])
+    np.testing.assert_array_equal(points[:, 1], points[:, 0])
+    assert np.abs(points[-1, 0] - points[10, 0]).max() > 1e-4  # it moved after the fork
