@@ -313,3 +313,31 @@ def test_adapters_the_description_does_not_declare_fail():
     assert extra.passed, extra.card()
     assert extra.result("adapters").evidence == (
         "none (plain backward() and step()); its description also applies matrix-only")
+
+
+def test_a_state_dtype_that_load_state_dict_changes_is_named():
+    """torch's load_state_dict casts floating state to the parameter's dtype: momentum kept in
+    float32 beside float64 parameters comes back as float64 and the resumed run drifts."""
+
+    class Float32Momentum(torch.optim.Optimizer):
+        def __init__(self, params, lr=0.1, momentum=0.9):
+            super().__init__(params, {"lr": lr, "momentum": momentum})
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if "buf" not in state:
+                        state["buf"] = torch.zeros(p.shape, dtype=torch.float32)
+                    buf = state["buf"]
+                    buf.mul_(group["momentum"]).add_(p.grad.to(buf.dtype))
+                    p.add_(buf.to(p.dtype), alpha=-group["lr"])
+
+    report = check_optimizer(Float32Momentum, timing_repeats=1)
+    assert {r.key for r in report.failures} == {"state_dict"}, report.card()
+    assert report.result("state_dict").evidence.endswith(
+        "; load_state_dict cast its state 'buf' from torch.float32 to torch.float64 "
+        "(torch casts floating state to the parameter's dtype)")
