@@ -16,6 +16,8 @@ This module composes the tabs and schedules their drawing; each tab lives in its
 * **Confusion matrix** (app/network/confusion_tab.py): the selected run's.
 * **Comparison** (app/network/comparison_tab.py): one row per run, exportable to CSV.
 * **Surface** (app/surface/view.py): the loss surface around the weights, and sharpness.
+* **Per class** (app/network/pr_curve_tab.py): the selected run's per-class precision, recall
+  and F1, and for a binary task its precision–recall curve.
 
 What every tab reads (runs, data set, history, selected run) is one `ShownRace`
 (app/network/race_state.py). Snapshots (boundaries, confusion, per-layer statistics) only
@@ -38,6 +40,7 @@ from app.network.comparison_tab import ComparisonTab, NumericItem
 from app.network.confusion_tab import ConfusionTab
 from app.network.curves_tab import PARTS as CURVE_PARTS
 from app.network.curves_tab import CurvesTab
+from app.network.pr_curve_tab import PrCurveTab
 from app.network.race_state import ShownRace
 from app.network.run_curves import RunCurvesPlot
 from core.engine.history import NetworkHistory
@@ -73,6 +76,7 @@ class NetworkView(QWidget):
         self.boundaries = BoundariesTab(self.race)
         self.confusion = ConfusionTab(self.race)
         self.comparison = ComparisonTab(self.race, self.surface_view)
+        self.per_class = PrCurveTab(self.race)  # per-class scores and the PR curve
         self.tabs = QTabWidget(objectName="networkTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.curves, "Curves")
@@ -80,6 +84,7 @@ class NetworkView(QWidget):
         self.tabs.addTab(self.confusion, "Confusion matrix")
         self.tabs.addTab(self.comparison, "Comparison")
         self.tabs.addTab(self.surface_view, "Surface")
+        self.tabs.addTab(self.per_class, "Per class")
         self.surface_view.sharpness_measured.connect(self.comparison.refresh)
         self.curves.redrawn.connect(self._dirty_drawn)
         self.tabs.currentChanged.connect(self._on_tab_changed)
@@ -225,12 +230,14 @@ class NetworkView(QWidget):
             combo.blockSignals(False)
         self.boundaries.set_runs()
         self.confusion.set_runs()
+        self.per_class.set_runs()
         self.comparison.set_runs()
         self.surface_view.set_runs(race.labels, race.colors)
         regression_title = "Fitted curves" if race.fits_curves else "Predictions"
         self.tabs.setTabText(TAB_BOUNDARIES,
                              regression_title if race.regression else "Decision boundaries")
         self.tabs.setTabEnabled(TAB_CONFUSION, race.classification)
+        self.tabs.setTabEnabled(self.tabs.indexOf(self.per_class), race.classification)
 
     def update_from(self, history: NetworkHistory) -> None:
         """Take in the history and draw ONE part of the view that changed (round-robin).
@@ -251,6 +258,7 @@ class NetworkView(QWidget):
             self.layer_plot.take_in(history.layer_stats)
             self.boundaries.record(history)
             self.confusion.record(history)
+            self.per_class.record(history)
             self._drawn_evaluation_step = history.last_evaluation_step
             self._dirty.update(self._parts)
         step = (history.last_step, sum(len(s) for s in history.steps))
@@ -367,3 +375,4 @@ class NetworkView(QWidget):
         self._dirty.difference_update(("layers", "confusion"))
         self.curves.draw_layers()
         self.confusion.draw()
+        self.per_class.draw()
