@@ -418,3 +418,82 @@ def test_a_branch_that_changes_nothing_equals_its_zoo_parent(name, params):
     points = np.array([r.point for r in FunctionRace(lab).records()])
     np.testing.assert_array_equal(points[:, 1], points[:, 0])
     assert np.abs(points[-1, 0] - points[10, 0]).max() > 1e-4  # it moved after the fork
+
+
+@pytest.mark.parametrize("name, params", [
+    ("schedulefree:AdamWScheduleFree", ("warmup_steps=0:10", "lr=1e-3:1e-1:log")),
+    ("pytorch_optimizer:SAM", ("rho=0.01:0.2",)),
+], ids=["schedule-free", "sam"])
+def test_a_sweep_over_introspected_hyperparameters_side_by_side_equals_one_at_a_time(
+        tmp_path, name, params):
+    from core.tools.sweep.run import Sweep
+    from core.tools.sweep.spec import SweepSpec
+
+    lab = _network_lab(tmp_path, [{"label": "zoo", "optimizer": name, "params": {"lr": 0.01}}])
+    together = Sweep(SweepSpec(lab, trials=4, batch=4, sampler="random", params=params))
+    alone = Sweep(SweepSpec(lab, trials=4, batch=1, sampler="random", params=params))
+    assert list(together.run())[-1].complete == list(alone.run())[-1].complete == 4
+    names = {text.split("=")[0] for text in params}
+    for a, b in zip(together.study.trials, alone.study.trials):
+        assert names <= set(a.params) and a.params == b.params
+        assert np.isfinite(a.value) and a.value == pytest.approx(b.value, rel=1e-5)
+    assert len({t.value for t in together.study.trials}) == 4  # the hyperparameters mattered
+
+
+def test_several_seeds_race_any_optimizer(mine):
+    runs = [{"label": "mine", "optimizer": {"class": "opts/mysgd.py:MySGD"}, "params": {"lr": 0.1}},
+            {"label": "sf", "optimizer": "schedulefree:AdamWScheduleFree", "params": {"lr": 0.01}},
+            {"label": "sam", "optimizer": "pytorch_optimizer:SAM", "params": {"lr": 0.01}}]
+    lab = _network_lab(mine, runs)
+    seeded = lab_from_dict({**_lab_dict(lab), "problem": {**_lab_dict(lab)["problem"], "seeds": 3}},
+                           base_dir=mine, consent=TRUST_ALL)
+    race = NetworkRace(seeded)
+    records = list(race.records())
+    assert len(race.seed_races) == 3 and records[-1].alive.all()
+    assert np.isfinite(np.array([r.loss for r in records])).all()
+    # Seed 0 of the multi-seed race is the single-seed race, weight for weight.
+    single = NetworkRace(lab)
+    for _ in single.records():
+        pass
+    for ours, theirs in zip(race.seed_races[0].models, single.models):
+        for a, b in zip(ours.parameters(), theirs.parameters()):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def _lab_dict(lab):
+    from core.lab.format import lab_to_dict
+
+    return lab_to_dict(lab)
+
+
+def test_internals_show_the_gradient_and_the_step_of_any_optimizer(mine):
+    names = [{"class": "opts/mysgd.py:MySGD"}, "pytorch_optimizer:Lion",
+             "schedulefree:AdamWScheduleFree", "pytorch_optimizer:SAM"]
+    data = {"format": "descent-lab/1", "name": "i", "steps": 12,
+            "problem": {"kind": "function", "function": "rosenbrock"},
+            "runs": [{"label": f"r{i}", "optimizer": name, "params": {"lr": LR}}
+                     for i, name in enumerate(names)]}
+    race = FunctionRace(lab_from_dict(data, base_dir=mine, consent=TRUST_ALL), internals=True)
+    records = list(race.records())
+    for t in range(1, len(records)):
+        for i in range(len(names)):
+            info = records[t].internals[i]
+            vectors = info.vectors()
+            assert vectors["gradient"] is not None and vectors["step"] is not None
+            # The step arrow is the move the point made; the gradient is the function's there.
+            np.testing.assert_allclose(info.step, records[t].point[i] - records[t - 1].point[i],
+                                       rtol=0, atol=1e-12)
+            x = torch.tensor(records[t - 1].point[i], requires_grad=True)
+            race.objective(x[0], x[1]).backward()
+            np.testing.assert_allclose(info.grad, x.grad.numpy(), rtol=1e-12)
+
+
+def test_a_matrix_optimizer_from_the_zoo_is_refused_on_a_function_with_the_reason():
+    from core.errors import LabError
+
+    with pytest.raises(LabError) as error:
+        lab_from_dict({"format": "descent-lab/1", "name": "m", "steps": 5,
+                       "problem": {"kind": "function", "function": "rosenbrock"},
+                       "runs": [{"optimizer": "pytorch_optimizer:Muon", "params": {}}]})
+    assert error.value.field == "runs[0].optimizer"
+    assert "weight matrices" in error.value.message
