@@ -497,3 +497,27 @@ def test_a_matrix_optimizer_from_the_zoo_is_refused_on_a_function_with_the_reaso
                        "runs": [{"optimizer": "pytorch_optimizer:Muon", "params": {}}]})
     assert error.value.field == "runs[0].optimizer"
     assert "weight matrices" in error.value.message
+
+
+# An update that rebinds p.data instead of writing into it (seen in older optimizer code).
+MY_REBINDING_SGD = MY_SGD.replace('p.add_(p.grad, alpha=-group["lr"])',
+                                  'p.data = p.data - group["lr"] * p.grad')
+
+
+def test_an_optimizer_that_rebinds_its_parameters_stays_on_its_row_of_the_batch(tmp_path):
+    assert "p.data = " in MY_REBINDING_SGD
+    (tmp_path / "rebind.py").write_text(MY_REBINDING_SGD)
+    runs = [{"label": "mine", "optimizer": {"class": "rebind.py:MySGD"}, "params": {"lr": 0.1}},
+            {"label": "adam", "optimizer": "adam", "params": {"lr": 0.01}}]
+    try:
+        race = NetworkRace(_network_lab(tmp_path, runs))
+        assert race.stack is not None
+        records = list(race.records())
+    finally:
+        user_code._LOADED.clear()
+    losses, _val, model = _reference(lambda params: torch.optim.SGD(params, lr=0.1))
+    np.testing.assert_allclose([r.loss[0] for r in records], losses, rtol=0, atol=2e-7)
+    # The batched evaluation (which reads the stack's rows) saw the same weights as the model.
+    assert race.stack.flat.data_ptr() == race.models[0][0].weight.data_ptr()
+    for ours, ref in zip(race.models[0].parameters(), model.parameters()):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-7)
