@@ -21,6 +21,16 @@ def no_dangling_threads(qapp):
     assert not running, f"{len(running)} QThread(s) left running by this test"
 
 
+@pytest.fixture(autouse=True)
+def no_zoo_descriptions_left():
+    """Opening the optimizer picker describes the zoo in a daemon thread (app/runs/zoo_listing.py);
+    it must not outlive the test that started it (it would take the CPU of the next ones)."""
+    yield
+    from app.runs.zoo_listing import stop_describing
+
+    stop_describing()
+
+
 @pytest.fixture
 def settings(tmp_path):
     from PySide6.QtCore import QSettings

@@ -24,14 +24,6 @@ pytestmark = pytest.mark.qt_log_ignore("This plugin does not support raise",
                                        "This plugin does not support grabbing the keyboard")
 
 
-@pytest.fixture(autouse=True)
-def no_background_descriptions():
-    """The zoo is described by a daemon thread once the picker opens; it must not outlive the
-    test that started it (it would steal the CPU of the next ones)."""
-    yield
-    zoo_listing.stop_describing()
-
-
 @pytest.fixture
 def panel(qtbot):
     panel = RunsPanel()
