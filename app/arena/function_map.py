@@ -18,7 +18,7 @@ from html import escape
 import contourpy
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QTransform
 from PySide6.QtWidgets import QGraphicsItem
 
@@ -378,20 +378,29 @@ class LandscapePlot(pg.PlotWidget):
         if not titles:
             return
         width = max(60, self.width() - 24)
+        # 10 and 9 pt at the usual 9 pt font, larger with the widget's font (presenter mode).
+        base = max(9.0, self.font().pointSizeF())
+        title_pt, formula_pt = round(base * 10 / 9, 1), round(base, 1)
         font = QFont(self.font())
-        font.setPointSize(10)
+        font.setPointSizeF(title_pt)
         title = QFontMetrics(font).elidedText(titles[0], Qt.TextElideMode.ElideRight, width)
-        font.setPointSize(9)
+        font.setPointSizeF(formula_pt)
         formula = QFontMetrics(font).elidedText(titles[1], Qt.TextElideMode.ElideRight, width)
         self.plotItem.setTitle(
-            f"{escape(title)}<br><span style='font-size:9pt'>{escape(formula)}</span>",
-            size="10pt",
+            f"<span style='font-size:{title_pt}pt'>{escape(title)}</span><br>"
+            f"<span style='font-size:{formula_pt}pt'>{escape(formula)}</span>",
+            size=f"{title_pt}pt",
         )
         self.plotItem.titleLabel.setToolTip(f"{titles[0]}\n{titles[1]}")
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
         self._fit_title()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # presenter mode: title and formula grow
+            self._fit_title()
 
     def set_equal_aspect(self, on: bool) -> None:
         """One unit of x as long as one of y (True), or the domain stretched to fill the view."""

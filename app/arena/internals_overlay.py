@@ -45,7 +45,7 @@ from PySide6.QtCore import Qt
 from core.optim.internals import PARTS
 
 STYLE = {  # part: (colour, pen style, legend text)
-    # Saturated hues that none of the runs' Okabe–Ito colours (core.lab.format.RUN_COLORS) uses;
+    # Saturated hues, brighter than any of the runs' colours (core.lab.format.RUN_COLORS);
     # arrows also have heads and thicker pens, which trajectories do not.
     "gradient": ("#ff2e4d", Qt.PenStyle.SolidLine, "−γ·g  plain gradient step"),
     "velocity": ("#00f0ff", Qt.PenStyle.SolidLine, "momentum  −γ·b  (Adam: −γ·m̂)"),
@@ -117,6 +117,10 @@ class InternalsOverlay:
                                     labelTextSize=LEGEND_TEXT_SIZE["full"], verSpacing=-4)
         self.legend.setParentItem(self.vb)
         self.legend.setZValue(40)
+        # Its text size is its own (full or compact form) times `text_scale`: presenter mode
+        # (app/shell/presenter.py) sets the scale rather than the size.
+        self.legend.own_text_size = True
+        self.text_scale = 1.0
         self._legend_key = None
         self.legend_form = "full"  # or "compact": what fits the view (see `_fit_legend`)
         self._full_width = 0.0  # the full legend's width for the current key, once measured
@@ -297,7 +301,8 @@ class InternalsOverlay:
             self.legend.setVisible(False)
             return
         self.legend.setVisible(True)
-        self.legend.opts["labelTextSize"] = LEGEND_TEXT_SIZE[form]
+        points = float(LEGEND_TEXT_SIZE[form].removesuffix("pt")) * self.text_scale
+        self.legend.opts["labelTextSize"] = f"{points:.1f}pt"
         scales = [f"{format_scale(scale)} {escape(label)}" for label, scale in runs]
         if form == "full":
             note = ", long ones clipped" if clipped else ""
@@ -316,6 +321,15 @@ class InternalsOverlay:
                                 if form == "full" else "box off-scale (dashed)")
         if form == "full":
             self._full_width = self.legend.width()
+
+    def set_text_scale(self, scale: float) -> None:
+        """The legend's text ``scale`` times its usual size (presenter mode: larger)."""
+        self.text_scale = scale
+        if self._legend_key is not None:
+            self._build_legend(self.legend_form)
+            if self.legend_form == "compact":  # the full form's width at the new size
+                self._build_legend("full")
+            self._fit_legend()
 
     def _fit_legend(self, *_args) -> None:
         """Keep the legend inside the view: the full form when it fits, else the compact one,

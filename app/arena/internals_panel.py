@@ -149,7 +149,8 @@ def _line_to_html(line: str) -> str:
 def rule_to_html(rule: str) -> str:
     """An update rule from core/optim/optimizers.py, typeset for a rich-text QLabel."""
     lines = "<br>".join(_line_to_html(line) for line in rule.splitlines())
-    return f"<div style='font-family:\"DejaVu Serif\", serif; font-size:12pt'>{lines}</div>"
+    # "large": relative to the label's font, so presenter mode enlarges it (12pt did not grow).
+    return f"<div style='font-family:\"DejaVu Serif\", serif; font-size:large'>{lines}</div>"
 
 
 class InternalsPanel(QWidget):
@@ -182,7 +183,12 @@ class InternalsPanel(QWidget):
         box_layout = QVBoxLayout(readout_box)
         self.readout = QLabel(objectName="internalsReadout")
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
-        self.readout.setFont(QFont("DejaVu Sans Mono", 9))
+        # Monospaced, at the panel's size: only the family is set, so the size follows the
+        # window's font (presenter mode enlarges it; a fixed 9 pt stayed small).
+        mono = QFont()
+        mono.setFamilies(["DejaVu Sans Mono"])
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        self.readout.setFont(mono)
         self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setToolTip("g: the gradient at the previous point; Δ: the step taken; the "

@@ -14,6 +14,8 @@ import math
 import numpy as np
 import pyqtgraph as pg
 
+from app.widgets.plot_style import log_tick_levels
+
 X_HEADROOM = 1.6  # a re-ranged x axis spans the data × this (see `fit_range`)
 X_END_ROOM = 0.02  # ... but ends this share of the race past its last step, when that is known
 Y_PAD = 0.05  # y room on both sides of the data (share of its span) when re-ranged
@@ -26,7 +28,8 @@ class LogAxis(pg.AxisItem):
 
     pyqtgraph puts every minor tick of a range under a few decades (0.09, 0.08, 0.07, …) in one
     level, which is always labelled, so the texts overlap on a short plot. With levels, its
-    text-density check drops the finer labels when they do not fit.
+    text-density check drops the finer labels when they do not fit (`log_tick_levels` of
+    app/widgets/plot_style.py, which every axis of the app now uses; this one adds bounds).
     """
 
     # No tick outside these values (the accuracy axis: 0 … 1; its view may reach a hair beyond).
@@ -41,17 +44,8 @@ class LogAxis(pg.AxisItem):
         return [(spacing, [v for v in values if low - slack <= v <= high + slack])
                 for spacing, values in levels]
 
-    def logTickValues(self, minVal, maxVal, size, stdTicks):
-        decade_ticks = [(spacing, t) for spacing, t in stdTicks if spacing >= 1.0]
-        if len(decade_ticks) >= 3:  # many decades: whole decades are the ticks (as pyqtgraph)
-            return decade_ticks
-        decades = np.arange(math.floor(minVal), math.ceil(maxVal) + 1)
-
-        def level(multipliers: tuple[int, ...]) -> list[float]:
-            values = (decades[:, None] + np.log10(multipliers)[None, :]).ravel()
-            return [float(v) for v in values if minVal <= v <= maxVal]
-
-        return [(None, level((1,))), (None, level((2, 5))), (None, level((3, 4, 6, 7, 8, 9)))]
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 - pyqtgraph's
+        return log_tick_levels(minVal, maxVal, stdTicks)
 
 
 def plain_axes(plot: pg.PlotItem) -> None:

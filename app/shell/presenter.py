@@ -1,7 +1,8 @@
 """Presenter mode: View ▸ Presenter mode, F11; F11 or Esc leaves.
 
-Full screen, fonts ×1.6, plot lines 2.5 times thicker, the editing chrome hidden (every dock
-except the lesson, every toolbar except playback). Leaving restores exactly what was there: window
+Full screen, fonts ×1.6 (the widgets', and in every plot the titles, tick labels, axis labels
+and keys), plot lines 2.5 times thicker, the editing chrome hidden (every dock except the
+lesson, every toolbar except playback). Leaving restores exactly what was there: window
 state and geometry, the docks and toolbars that were visible, fonts and pens. The theme menu lives
 in app/shell/theme_menu.py, the window's remembered layout and lab drops in app/shell/window_state.py.
 """
@@ -36,6 +37,7 @@ class _Saved:
     axis_fonts: list = field(default_factory=list)  # (axis, its tick font before or None)
     label_styles: list = field(default_factory=list)  # (axis, its label style before)
     titles: list = field(default_factory=list)  # (title LabelItem, its size before)
+    legends: list = field(default_factory=list)  # (LegendItem, its label text size before)
 
 
 class PresenterMode(QObject):
@@ -107,6 +109,7 @@ class PresenterMode(QObject):
         w.setFont(big)
         self._saved = saved
         self._thicken()
+        self._scale_own_texts(PRESENTER_FONT_SCALE)
         self.leave_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         w.showFullScreen()
 
@@ -139,6 +142,12 @@ class PresenterMode(QObject):
                     title.setText(title.text, size=size)
             except RuntimeError:
                 pass
+        for legend, size in saved.legends:
+            try:
+                _size_legend(legend, size)
+            except RuntimeError:
+                pass
+        self._scale_own_texts(1.0)
         w.setFont(saved.font)
         for widget in saved.hidden:
             widget.show()
@@ -152,7 +161,9 @@ class PresenterMode(QObject):
         done = {id(item) for item, _pen in saved.pens}
         axes_done = {id(axis) for axis, _font in saved.axis_fonts}
         titles_done = {id(title) for title, _size in saved.titles}
+        legends_done = {id(legend) for legend, _size in saved.legends}
         size = max(1.0, self.window.font().pointSizeF())
+        title_size = f"{size * 0.9:.0f}pt"
         for view in self.window.findChildren(pg.GraphicsView):
             for item in view.scene().items():
                 if isinstance(item, pg.PlotCurveItem) and id(item) not in done:
@@ -168,11 +179,42 @@ class PresenterMode(QObject):
                     saved.label_styles.append((item, dict(item.labelStyle)))
                     item.labelStyle = {**item.labelStyle, "font-size": f"{size * 0.8:.0f}pt"}
                     item._updateLabel()  # pyqtgraph's own re-render of the label text
-                elif (isinstance(item, pg.LabelItem) and id(item) not in titles_done
-                      and item.text):
-                    saved.titles.append((item, item.opts.get("size")))
-                    item.setText(item.text, size=f"{size * 0.9:.0f}pt")
+                elif isinstance(item, pg.LegendItem) and not getattr(item, "own_text_size",
+                                                                     False):
+                    # Every key: its labels now and the entries it gets later (a new lab,
+                    # the smoothing slider, the internals overlay's compact form).
+                    if id(item) not in legends_done:
+                        saved.legends.append((item, item.opts.get("labelTextSize", "9pt")))
+                        legends_done.add(id(item))
+                    _size_legend(item, f"{size * LEGEND_SCALE:.1f}pt")
+                elif (isinstance(item, pg.LabelItem) and item.text
+                      and not isinstance(item.parentItem(), pg.LegendItem)):
+                    # Again for a title seen before: a new lab re-sets titles at their size.
+                    if id(item) not in titles_done:
+                        saved.titles.append((item, item.opts.get("size")))
+                        titles_done.add(id(item))
+                    if item.opts.get("size") != title_size:
+                        item.setText(item.text, size=title_size)
+
+    def _scale_own_texts(self, scale: float) -> None:
+        """Texts that size themselves: the internals overlay's key on the map."""
+        landscape = getattr(self.window, "landscape", None)
+        if landscape is not None:
+            landscape.internals.set_text_scale(scale)
 
     def _on_lab_changed(self, _lab) -> None:
         if self.presenting:
             self._thicken()
+
+
+# A key's labels in presenter mode: this share of the window's (enlarged) font.
+LEGEND_SCALE = 0.8
+
+
+def _size_legend(legend: pg.LegendItem, size: str) -> None:
+    """``legend``'s labels, and those it is given later, at text ``size`` ("12.8pt")."""
+    legend.opts["labelTextSize"] = size
+    for _sample, label in legend.items:
+        if label.opts.get("size") != size:
+            label.setText(label.text, size=size)
+    legend.updateSize()

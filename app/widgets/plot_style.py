@@ -7,15 +7,39 @@ colourbars', the log axes of app/network/plot_ranges.py) starts with that scalin
 ticks show the values themselves (0.0005, 630). A horizontal axis may draw its last tick's
 label `LABEL_OVERHANG` px past its end (pyqtgraph dropped a label that did not fit: "1000" of
 a 1000-step race was missing), and every `PlotItem` keeps that much room on its right.
+A log axis labels its ticks in levels (`log_tick_levels`), so labels that do not fit are left
+out instead of piling up (a short plot, presenter mode's large fonts).
 Installed by app/shell/theme.py's `configure_pyqtgraph`, before any plot is built.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pyqtgraph as pg
 
 _INSTALLED = "_descent_lab_plain_axes"
 LABEL_OVERHANG = 18  # px: half of "100000" in the tick font, with a margin
+
+
+def log_tick_levels(min_val: float, max_val: float, std_ticks):
+    """A log axis's ticks (log10 values) in levels: 1×10ᵏ, then 2 and 5×10ᵏ, then the rest.
+
+    pyqtgraph puts every minor tick of a range under a few decades (0.09, 0.08, 0.07, …) in one
+    level, which is always labelled, so the texts overlap on a short plot. With levels, its
+    text-density check drops the finer labels when they do not fit. ``std_ticks``: pyqtgraph's
+    own levels, kept when they are whole decades (many decades)."""
+    decade_ticks = [(spacing, t) for spacing, t in std_ticks if spacing >= 1.0]
+    if len(decade_ticks) >= 3:  # many decades: whole decades are the ticks (as pyqtgraph)
+        return decade_ticks
+    decades = np.arange(math.floor(min_val), math.ceil(max_val) + 1)
+
+    def level(multipliers: tuple[int, ...]) -> list[float]:
+        values = (decades[:, None] + np.log10(multipliers)[None, :]).ravel()
+        return [float(v) for v in values if min_val <= v <= max_val]
+
+    return [(None, level((1,))), (None, level((2, 5))), (None, level((3, 4, 6, 7, 8, 9)))]
 
 
 def install_plot_defaults() -> None:
@@ -33,6 +57,11 @@ def install_plot_defaults() -> None:
 
     __init__.__doc__ = original_init.__doc__
     pg.AxisItem.__init__ = __init__
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 - pyqtgraph's
+        return log_tick_levels(minVal, maxVal, stdTicks)
+
+    pg.AxisItem.logTickValues = logTickValues
     setattr(pg.AxisItem, _INSTALLED, True)
 
     original_plot_init = pg.PlotItem.__init__
