@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QApplication,
@@ -316,6 +317,10 @@ class DatasetEditor(ProblemSection):
             what = f"{total:,} samples of {plural(shape[0], 'feature')}"
         if dataset.task == "classification":
             target = plural(dataset.n_classes, "class", "classes")
+            if self._problem.dataset.get("imbalance") is not None:  # the counts it made
+                counts = np.bincount(np.concatenate([dataset.y_train, dataset.y_val]),
+                                     minlength=dataset.n_classes)
+                target += " (" + " : ".join(f"{c:,}" for c in counts) + ")"
         else:
             target = f"{plural(dataset.n_outputs, 'target')} to predict"
         split = f"{train:,} train / {val:,} validation" if val else "no validation split"

@@ -1,7 +1,7 @@
 """The Training section of the network problem panel: how the network is trained on its data.
 
-`TrainingEditor` edits the loss (only those that fit the task), the device, the batch size or full
-batch, how often to evaluate, the seeds per run and how often to track sharpness; it proposes
+`TrainingEditor` edits the loss (only those that fit the task) and its class weights (none or
+balanced, for classification), the device, the batch size or full batch, how often to evaluate, the seeds per run and how often to track sharpness; it proposes
 each change as an edited copy of the draft (`ProblemSection`), and the panel
 (app/network/problem_panel.py) validates and commits it. `fitting_losses` and `loss_title` are
 also what the panel uses when it refits the loss to a new data set.
@@ -94,6 +94,14 @@ class TrainingEditor(ProblemSection):
         self.device_combo.setAccessibleName("Device")
         self.device_combo.currentIndexChanged.connect(self._on_device)
         form.addRow("Loss", widget_row(self.loss_combo, QLabel("Device"), self.device_combo))
+        self.class_weights_combo = QComboBox(objectName="classWeightsCombo")
+        self.class_weights_combo.setToolTip(
+            "Class weights of cross entropy. Balanced: each class's samples weigh "
+            "n / (classes · its count), so a rare class counts as much in total as a common "
+            "one (scikit-learn's 'balanced'); the validation loss is weighted the same way.")
+        self.class_weights_combo.setAccessibleName("Class weights")
+        self.class_weights_combo.currentIndexChanged.connect(self._on_class_weights)
+        form.addRow("Class weights", widget_row(self.class_weights_combo))
 
         # Whole-number boxes that take any typed number: one out of range is refused in red
         # (with the field marked) by validation, not silently reverted
@@ -145,7 +153,8 @@ class TrainingEditor(ProblemSection):
         # The box that holds each refusable field, to mark it red.
         self._boxes = {"problem.batch_size": self.batch_box, "problem.eval_every": self.eval_box,
                        "problem.seeds": self.seeds_box,
-                       "problem.sharpness_every": self.sharpness_box}
+                       "problem.sharpness_every": self.sharpness_box,
+                       "problem.class_weights": self.class_weights_combo}
 
     # ---------------------------------------------------------------- showing
 
@@ -153,12 +162,14 @@ class TrainingEditor(ProblemSection):
         """Show ``problem``'s training settings (the losses offered fit ``task``); never emits."""
         self._problem = problem
         widgets = (self.loss_combo, self.batch_box, self.full_batch_check, self.eval_box,
-                   self.seeds_box, self.device_combo, self.sharpness_box)
+                   self.seeds_box, self.device_combo, self.sharpness_box,
+                   self.class_weights_combo)
         self._showing = True
         for widget in widgets:
             widget.blockSignals(True)
         try:
             self._show_losses(problem.loss, task)
+            self._show_class_weights(problem.class_weights, task)
             full = problem.batch_size is None
             self.full_batch_check.setChecked(full)
             self.batch_box.setEnabled(not full)
@@ -189,6 +200,17 @@ class TrainingEditor(ProblemSection):
         combo.setCurrentIndex(combo.findData(loss))
         combo.setToolTip(f"What training minimises: {LOSSES.get(loss, loss)}")
 
+    def _show_class_weights(self, value, task: str) -> None:
+        combo = self.class_weights_combo
+        combo.clear()
+        combo.addItem("none", None)
+        combo.addItem("balanced", "balanced")
+        if value is not None and value != "balanced":  # a file's own list: shown as it is
+            combo.addItem("as in the file: " + ", ".join(f"{w:g}" for w in value), tuple(value))
+        combo.setCurrentIndex(0 if value is None else 1 if value == "balanced" else 2)
+        # Off for regression, unless set (then it can be switched off: validation says why).
+        combo.setEnabled(task == "classification" or value is not None)
+
     def mark_refused(self, field: str) -> None:
         if field in self._boxes:
             show_refused(self._boxes[field], True)
@@ -204,6 +226,13 @@ class TrainingEditor(ProblemSection):
         if self._problem is None or name is None or name == self._problem.loss:
             return
         self.propose(replace(self._problem, loss=name), f"Loss: {loss_title(name)}")
+
+    def _on_class_weights(self, index: int) -> None:
+        value = self.class_weights_combo.itemData(index)
+        if self._problem is None or index < 0 or value == self._problem.class_weights:
+            return
+        text = "Class weights: " + (self.class_weights_combo.itemText(index))
+        self.propose(replace(self._problem, class_weights=value), text)
 
     def _on_batch_size(self, value: int) -> None:
         if self._problem is None or self.full_batch_check.isChecked():
