@@ -385,6 +385,7 @@ class FunctionRace:
         """One optimizer step and one schedule step for every live run."""
         if self.internals:  # every run's start point and gradient in one copy each
             origins, grads = self.points.numpy().copy(), self.grads.numpy().copy()
+        limit = self.step_limit.seconds if self.step_limit.seconds is not None else math.inf
         for i in np.flatnonzero(self.alive):
             if self.branching is not None and self.branching.is_following(i):
                 continue  # its row mirrors its parent's (synced after the next evaluation)
@@ -404,7 +405,8 @@ class FunctionRace:
                 fault = fault_of(error)
             spent = faults.clock() - t0
             self.wall_s[i] += spent
-            fault = fault or self.step_limit.check(spent)
+            if spent > limit:  # (inf without a limit: one comparison per step)
+                fault = fault or self.step_limit.check(spent)
             if fault is not None:
                 self._fail(int(i), fault)
                 continue
