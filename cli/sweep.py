@@ -329,7 +329,7 @@ def cmd_fair_race(args: argparse.Namespace) -> int:
                 "best_value": progress.best_value,
             },
             "race": {k: raced.get(k) for k in (key, f"{key}_std", "best_loss", "diverged",
-                                                "seeds") if k in raced},
+                                                "failed", "seeds") if k in raced},
         })
     ranked = sorted(rows, key=lambda r: (r["race"].get(key) is None,
                                          r["race"].get(key) or 0.0))
