@@ -84,8 +84,19 @@ DROPOUT_LAB = dict(
     ],
     steps=60, seed=4,
 )
+# Class weights on a 1:9 set: the script's nn.CrossEntropyLoss(weight=...) is the race's loss.
+WEIGHTED_LAB = dict(
+    problem={"kind": "network",
+             "dataset": {"name": "moons", "n": 300, "noise": 0.2, "val_fraction": 0.25,
+                         "imbalance": 9},
+             "model": {"layers": [{"linear": 16}, {"act": "relu"}, {"linear": 2}]},
+             "loss": "cross_entropy", "class_weights": "balanced", "batch_size": 32,
+             "eval_every": 10},
+    runs=[{"label": "Adam", "optimizer": "adam", "params": {"lr": 0.01}}],
+    steps=40, seed=2,
+)
 LABS = {"function": FUNCTION_LAB, "expression": EXPRESSION_LAB, "network": NETWORK_LAB,
-        "dropout": DROPOUT_LAB}
+        "dropout": DROPOUT_LAB, "weighted": WEIGHTED_LAB}
 # Runs each exported script as `python script.py --out CSV` would, all in ONE interpreter: the
 # import of torch costs seconds, the scripts themselves milliseconds.
 DRIVER = """
@@ -147,6 +158,15 @@ def test_dropout_network_script_reproduces_the_run(exported):
     assert len(ours) == 2 * 61
     text = (folder / "exported.py").read_text()
     assert "Dropout(0.3)" in text and "manual_seed(SEED * 1009 + i + 1)" in text
+
+
+def test_class_weighted_network_script_reproduces_the_run(exported):
+    ours, theirs, folder = exported["weighted"]
+    assert rows_differ(ours, theirs, 1e-6) == []
+    text = (folder / "exported.py").read_text()
+    # scikit-learn's balanced weights of the training split, n / (2 · count), as literals
+    assert "nn.CrossEntropyLoss(weight=torch.tensor([" in text
+    assert ours[("Adam", 40)]["val_loss"] != ""
 
 
 def test_short_expression_stays_readable():
