@@ -367,6 +367,13 @@ class OptimizerPicker(QComboBox):
             return f"{known.description}\n(from {known.origin})".strip()
         return item.data(NAME_ROLE)
 
+    def mark_refused(self, name: str, reason: str) -> None:
+        """``name`` cannot race anywhere (found when it was picked): list it disabled, saying why."""
+        position = self.findData(name)
+        if position >= 0:
+            self.model().item(position).setData(reason, REFUSED_ROLE)
+            self._apply_rules()
+
     def refused(self, name: str) -> str:
         """Why ``name`` cannot race the lab shown ("" when it can or is unknown here)."""
         position = self.findData(name)

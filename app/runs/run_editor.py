@@ -370,11 +370,15 @@ class RunEditor(QWidget):
             return
         try:
             info = get_optimizer_info(name)
-            if info.min_param_ndim and not self._lab.is_network:
-                raise LabError("optimizer", f"{info.title} only works on weight matrices; "
-                                            "race it on a network lab")
-        except LabError as error:  # a zoo class that cannot race here: say why, keep the run
-            self.optimizer_combo.refresh()
+        except LabError as error:  # a zoo class that cannot race: say why, keep the run
+            self.optimizer_combo.mark_refused(name, error.message)
+            self.optimizer_combo.show_optimizer(run.optimizer, None)
+            _show_error(self.param_error, error, "params", self.optimizer_form)
+            return
+        if info.min_param_ndim and not self._lab.is_network:
+            error = LabError("optimizer", f"{info.title} only works on weight matrices; race "
+                                          "it on a network lab")
+            self.optimizer_combo.add_entry(info)  # greyed out on this lab from now on
             self.optimizer_combo.show_optimizer(run.optimizer, None)
             _show_error(self.param_error, error, "params", self.optimizer_form)
             return

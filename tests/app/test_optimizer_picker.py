@@ -218,3 +218,18 @@ def test_the_window_paints_without_importing_the_zoo_and_the_picker_imports_it(t
     before, after = out.stdout.split("\n")[:2]
     assert before == "0 0"  # pytorch-optimizer's ~2 s import is not paid before the first paint
     assert after == "1"
+
+
+def test_picking_a_zoo_class_that_cannot_race_says_why_and_keeps_the_run(panel):
+    picker = panel.optimizer_combo
+    picker.ensure_zoo()
+    ref = "pytorch_optimizer:AdaLOMO"  # takes the whole model, not its parameters
+    assert zoo_listing.known(ref) is None  # not described yet: listed as pickable
+    assert picker.model().item(picker.findData(ref)).isEnabled()
+    picker.choose(ref)
+    assert not panel.edits  # the run keeps its optimizer
+    error = panel.findChild(QLabel, "paramError")
+    assert error.isVisibleTo(panel) and "whole network" in error.text()
+    assert picker.currentData() == "adam"  # the picker shows the run's optimizer again
+    item = picker.model().item(picker.findData(ref))
+    assert not item.isEnabled() and "whole network" in item.text()  # now known: greyed out
