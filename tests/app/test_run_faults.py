@@ -8,19 +8,24 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.runs.runs_table import COL_LABEL
+from core.engine import faults
 from core.lab.format import FunctionProblem, Lab, NetworkProblem, RunSpec, save_lab, validate_lab
 from core.optim import optimizers
 from core.optim.hyperparams import HyperParam
 from core.optim.optimizers import OptimizerInfo
-from tests.core.test_faults import FAULT_AT, Raises
+from tests.core.test_faults import FAULT_AT, Raises, Slow
 
 
 @pytest.fixture(autouse=True)
-def raising_optimizer(monkeypatch):
+def faulty_optimizers(monkeypatch):
     lr = HyperParam("lr", 0.01, "float", low=0.0, log=True)
-    monkeypatch.setitem(optimizers.OPTIMIZERS, "raises",
-                        OptimizerInfo(name="raises", cls=Raises, title="Raises",
-                                      hyperparams=(lr,), update_rule="θ ← θ − lr·g"))
+    for name, cls in (("raises", Raises), ("slow", Slow)):
+        monkeypatch.setitem(optimizers.OPTIMIZERS, name,
+                            OptimizerInfo(name=name, cls=cls, title=name.capitalize(),
+                                          hyperparams=(lr,), update_rule="θ ← θ − lr·g"))
+    # The races' clock: only the slow optimizer moves it (41.2 s on its 5th step).
+    Slow.clock[0] = 0.0
+    monkeypatch.setattr(faults, "clock", lambda: Slow.clock[0])
 
 
 def _play(qtbot, window, tmp_path, lab) -> None:
@@ -40,14 +45,15 @@ def test_a_failed_run_is_marked_in_its_row_with_the_reason_and_the_traceback(qtb
                            problem=FunctionProblem("rosenbrock", (-1.5, 2.0)),
                            runs=(RunSpec("Adam", "adam", {"lr": 0.05}),
                                  RunSpec("Broken", "raises", {"lr": 1e-3}),
-                                 RunSpec("SGD", "sgd", {"lr": 1e-3}))))
+                                 RunSpec("SGD", "sgd", {"lr": 1e-3}),
+                                 RunSpec("Slow", "slow", {"lr": 1e-3}))))
     _play(qtbot, window, tmp_path, lab)
     # The app is up and the other runs ran to the end; the verdict counts the failure.
     assert window.isVisible()
     history = window.history
-    assert [len(series) for series in history.runs] == [61, FAULT_AT, 61]
+    assert [len(series) for series in history.runs] == [61, FAULT_AT, 61, FAULT_AT]
     assert history.divergences[1].kind == "failed"
-    assert window.status_label.text().endswith("; 1 failed.")
+    assert window.status_label.text().endswith("; 2 failed.")
     assert "by Adam" in window.status_label.text() or "by SGD" in window.status_label.text()
 
     table = window.runs_panel.runs_table
@@ -57,6 +63,8 @@ def test_a_failed_run_is_marked_in_its_row_with_the_reason_and_the_traceback(qtb
     assert "last good (step 4)" in tip
     assert 'raise ZeroDivisionError("the update rule divided by zero")' in tip  # the last frame
     assert not label.data(Qt.ItemDataRole.DecorationRole).isNull()  # the warning sign
+    slow = table.table.item(3, COL_LABEL).toolTip()
+    assert f"Was stopped at step {FAULT_AT}: step took 41.2 s, over the 30 s limit" in slow
     healthy = table.table.item(0, COL_LABEL)
     assert healthy.data(Qt.ItemDataRole.DecorationRole) is None and "Failed" not in \
         healthy.toolTip()
@@ -70,6 +78,7 @@ def test_a_failed_run_is_marked_in_its_row_with_the_reason_and_the_traceback(qtb
     box.close()
 
     # The window goes on working: the next race starts afresh and fails the same way.
+    Slow.clock[0] = 0.0
     _play(qtbot, window, tmp_path, lab)
     assert window.history.divergences[1].step == FAULT_AT
 
