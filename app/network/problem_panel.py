@@ -12,8 +12,9 @@ A refused edit stays on screen: the panel keeps a *draft* `NetworkProblem` that 
 builds on, so a user can add a conv layer (refused on 2-D points) and then a flatten layer and
 have both applied once the network is valid. `set_lab` replaces the draft with the lab's problem.
 
-`NetworkProblemPanel` composes three sections, top to bottom (made for a ~370 px dock), each a
-module of its own that shows the draft and proposes edited copies of it (`ProblemSection`,
+`NetworkProblemPanel` composes three sections, top to bottom (the main window shows them as
+the left dock's Data / Network / Training tabs instead, `pages`), each a module of its own
+that shows the draft and proposes edited copies of it (`ProblemSection`,
 app/network/editor_parts.py):
 
 * **Data set** (`DatasetEditor`, app/network/dataset_editor.py): the set, its parameters, the data
@@ -82,6 +83,13 @@ class NetworkProblemPanel(QWidget):
 
     def _sections(self) -> tuple[ProblemSection, ...]:
         return (self.dataset_editor, self.training_editor, self.layer_editor)
+
+    def pages(self) -> list[tuple[str, ProblemSection]]:
+        """The sections as the main window's left dock shows them, one tab each (title, widget):
+        data, network, training. The caller takes them out of this panel's own column and gives
+        them a parent; the panel still checks and commits every edit they propose."""
+        return [("Data", self.dataset_editor), ("Network", self.layer_editor),
+                ("Training", self.training_editor)]
 
     # Replaceable, for tests (no modal dialog) and for a window that brings its own dialog.
     @property

@@ -146,7 +146,7 @@ class LessonWiring(QObject):
     def _apply_hidden_panels(self, hidden) -> None:
         """Focus: a lesson may hide the editing panels it does not need."""
         window = self.window
-        window.dock_splitter.widget(0).setVisible("problem" not in hidden)
+        window.lab_views.set_problem_hidden("problem" in hidden)
         window.runs_panel.setVisible("runs" not in hidden)
         window.arena_view.widget(1).setVisible("curves" not in hidden)
 

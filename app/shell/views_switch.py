@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QObject, Qt, Slot
-from PySide6.QtWidgets import QDockWidget, QScrollArea, QSplitter, QStackedWidget
+from PySide6.QtCore import QEvent, QObject, Qt, Slot
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.arena.function_map import LandscapePlot
 from app.arena.internals_panel import InternalsPanel
@@ -59,11 +67,14 @@ class LabViews(QObject):
         window.setCentralWidget(window.center_stack)
 
     def _build_docks(self) -> None:
-        """Left dock: the problem editor (scrolls on its own) above the runs, in a splitter,
-        so the runs stay in view even under the network builder's long form."""
+        """Left dock, one page per part so each gets the dock's height (at 1280×800 three
+        stacked scroll areas left each a sliver): a function lab shows one page, the function
+        form at its own height above the runs table and the run editor; a network lab shows
+        tabs, Data / Network (its diagram in view) / Training / Runs."""
         window = self.window
         window.problem_panel = ProblemPanel()
         window.problem_panel.lab_edited.connect(window.document.edit)
+        window.problem_panel.installEventFilter(self)  # its height: `eventFilter`
         window.runs_panel = RunsPanel()
         window.runs_panel.lab_edited.connect(window.document.edit)
         window.problem_stack = QStackedWidget(objectName="problemStack")
@@ -79,7 +90,17 @@ class LabViews(QObject):
         window.dock_splitter.addWidget(window.runs_panel)
         dock = QDockWidget("Lab", window, objectName="labDock")
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        dock.setWidget(window.dock_splitter)
+        # Height the dock gains or loses goes to the runs; the form keeps its own height.
+        window.dock_splitter.setStretchFactor(0, 0)
+        window.dock_splitter.setStretchFactor(1, 1)
+        window.lab_tabs = QTabWidget(objectName="labTabs")
+        window.lab_tabs.setDocumentMode(True)
+        window.lab_tabs.setTabBarAutoHide(True)  # a function lab: one page, no tab bar
+        window.lab_tabs.addTab(window.dock_splitter, "Runs")
+        window.lab_tabs.setTabToolTip(0, "The runs of the race and the editor of the selected run")
+        self._network_pages: list[tuple[QScrollArea, str]] = []
+        self.problem_hidden = False  # a lesson may hide the problem editor
+        dock.setWidget(window.lab_tabs)
         dock.setMinimumWidth(370)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         # Optimizer internals (app/arena/internals_panel.py): hidden until asked for (Ctrl+I).
@@ -96,11 +117,42 @@ class LabViews(QObject):
         window.runs_panel.selected_run_changed.connect(race.select_internals_run)
 
     def _size_dock_for(self, network: bool) -> None:
-        """The function editor is a few rows; the network builder wants about half the dock."""
+        """The function editor is a few rows: it gets its own height, never a scroll bar (it
+        grows with an expression's error line); a network lab's editors are tabs of their own."""
         window = self.window
-        total = max(window.dock_splitter.height(), 600)
-        top = int(total * 0.48) if network else window.problem_panel.sizeHint().height() + 8
-        window.dock_splitter.setSizes([top, total - top])
+        splitter = window.dock_splitter
+        total = max(splitter.height(), 600)
+        top = 0 if network else window.problem_panel.sizeHint().height() + 8
+        splitter.widget(0).setMaximumHeight(max(top, 1))  # no blank band under the form
+        if splitter.sizes()[0] != top:
+            splitter.setSizes([top, total - top])
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        """The function form grew or shrank (an error line under the expression): its
+        part of the dock follows, so it never needs a scroll bar."""
+        if event.type() == QEvent.Type.LayoutRequest and not self.window.document.lab.is_network:
+            self._size_dock_for(network=False)
+        return False
+
+    def set_problem_hidden(self, hidden: bool) -> None:
+        """Hide or show the problem editors (a lesson's "problem" panel): the function form,
+        or a network lab's Data / Network / Training tabs."""
+        self.problem_hidden = hidden
+        self._show_problem_pages(self.window.document.lab.is_network)
+
+    def _show_problem_pages(self, network: bool) -> None:
+        """The function form above the runs, or the network editors' tabs before Runs."""
+        window = self.window
+        window.dock_splitter.widget(0).setVisible(not network and not self.problem_hidden)
+        tabs = window.lab_tabs
+        wanted = network and not self.problem_hidden
+        for index, (page, title) in enumerate(self._network_pages):
+            shown = tabs.indexOf(page) >= 0
+            if wanted and not shown:
+                tabs.insertTab(index, page, title)
+            elif not wanted and shown:
+                tabs.removeTab(tabs.indexOf(page))
+        tabs.setTabText(tabs.indexOf(window.dock_splitter), "Runs")
 
     @Slot(object)
     def on_lab_changed(self, lab: Lab) -> None:
@@ -113,10 +165,12 @@ class LabViews(QObject):
             return
         if window.problem_stack.currentWidget() is not window.problem_panel or self._first_show:
             window.problem_stack.setCurrentWidget(window.problem_panel)
+            self._show_problem_pages(network=False)
             self._size_dock_for(network=False)
             self._first_show = False
         window.center_stack.setCurrentWidget(window.arena_view)
         window.problem_panel.set_lab(lab)
+        self._size_dock_for(network=False)  # an error line under the expression: room for it
         key = repr(lab.problem.function)
         if key != self._objective_key:
             objective = get_function(lab.problem.function)
@@ -137,6 +191,22 @@ class LabViews(QObject):
         window.network_panel = NetworkProblemPanel()
         window.network_panel.lab_edited.connect(window.document.edit)
         window.problem_stack.addWidget(window.network_panel)
+        # Its sections become the left dock's tabs, each scrolling on its own if it must.
+        for title, section in window.network_panel.pages():
+            scroll = QScrollArea(objectName=f"networkPage{title}")
+            scroll.setWidgetResizable(True)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            if title == "Network":
+                scroll.setWidget(section)  # its diagram takes the height to spare
+            else:  # the form keeps its rows together; the room to spare goes below it
+                page = QWidget()
+                column = QVBoxLayout(page)
+                column.setContentsMargins(0, 0, 0, 0)
+                column.addWidget(section)
+                column.addStretch(1)
+                scroll.setWidget(page)
+            self._network_pages.append((scroll, title))
         window.network_view = NetworkView()
         window.center_stack.addWidget(window.network_view)
 
@@ -153,7 +223,9 @@ class LabViews(QObject):
             window.network_view.tabs.setCurrentIndex(TAB_CURVES)
         if window.problem_stack.currentWidget() is not window.network_panel:
             window.problem_stack.setCurrentWidget(window.network_panel)
+            self._show_problem_pages(network=True)
             self._size_dock_for(network=True)
+            window.lab_tabs.setCurrentIndex(0)  # the data first: data → network → training
         window.center_stack.setCurrentWidget(window.network_view)
         window.network_panel.set_lab(lab)
         key = (repr(lab.problem.dataset), lab.seed, lab.base_dir)

@@ -203,3 +203,60 @@ def test_the_window_never_widens_itself_past_a_1280_px_screen(qtbot, window):
     assert len(window.document.lab.runs) == runs + 1  # the branch is a new run
     fits("after a branch")
     window.reset()
+
+
+def _fully_shown(widget) -> bool:
+    """Shown, and not scrolled away or cut by any scroll area around it, nor by the window."""
+    from PySide6.QtCore import QPoint, QRect
+    from PySide6.QtWidgets import QAbstractScrollArea
+
+    if not widget.isVisible():
+        return False
+    parent = widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QAbstractScrollArea):
+            viewport = parent.viewport()
+            if not viewport.rect().contains(QRect(widget.mapTo(viewport, QPoint(0, 0)),
+                                                  widget.size())):
+                return False
+        parent = parent.parentWidget()
+    window = widget.window()
+    return window.rect().contains(QRect(widget.mapTo(window, QPoint(0, 0)), widget.size()))
+
+
+def test_the_left_column_gives_each_part_room_at_1280_by_800(qtbot, window):
+    from PySide6.QtWidgets import QScrollArea, QTabWidget
+
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    # A function lab: the form at its own height (no scroll bar of its own), the runs below.
+    form_scroll = window.findChild(QScrollArea, "problemScroll")
+    qtbot.wait(10)
+    assert _fully_shown(window.problem_panel)
+    assert not form_scroll.verticalScrollBar().isVisible()
+    assert _fully_shown(window.runs_panel.table)
+
+    # A network lab: its data, its network (the diagram in view, not under a long form), its
+    # training and its runs each get the column's height.
+    assert window.open_lab(MOONS)
+    tabs = window.findChild(QTabWidget, "labTabs")
+    diagram = window.network_panel.diagram
+    if tabs is not None:  # the layout this test asks for: a page each
+        tabs.setCurrentIndex(next(i for i in range(tabs.count())
+                                  if tabs.widget(i).isAncestorOf(diagram)))
+    qtbot.wait(10)
+    assert _fully_shown(diagram) and diagram.height() >= 250
+    preview = window.network_panel.preview
+    if tabs is not None:
+        tabs.setCurrentIndex(next(i for i in range(tabs.count())
+                                  if tabs.widget(i).isAncestorOf(preview)))
+    qtbot.wait(10)
+    assert _fully_shown(preview)
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Data", "Network", "Training", "Runs"]
+
+    # Back to a function lab: one page, no tabs.
+    window.new_lab()
+    qtbot.wait(10)
+    assert tabs.count() == 1 and not tabs.tabBar().isVisible()
+    assert _fully_shown(window.problem_panel)
