@@ -557,6 +557,10 @@ def check_optimizer(cls, kwargs: Mapping | None = None, *, seed: int = 0, name: 
     ``cls``'s code: call it only on code the user trusts (core/optim/user_code.py).
     """
     kwargs = dict(kwargs or {})
+    # The first torch.optim optimizer of a process imports torch._dynamo (2-3 s, more on a busy
+    # machine; app/shell/warmup.py does it in the background): a one-time cost of the process,
+    # paid before the clock so that the card's seconds are the check's own.
+    import torch._dynamo  # noqa: F401
 
     def make(params):
         return build(params, dict(kwargs)) if build is not None else cls(params, **kwargs)
