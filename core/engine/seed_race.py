@@ -30,6 +30,7 @@ import torch
 from core.engine import faults
 from core.engine.faults import (
     DEFAULT_STEP_TIME_LIMIT,
+    FAILED,
     Fault,
     StepLimit,
     fault_of,
@@ -298,10 +299,13 @@ class SeedRace:
         return events
 
     def _take_out_of_memory(self) -> list[Divergence]:
+        """Runs that ran out of memory: frozen as failed (not diverged: their numbers were
+        fine), their memory given back."""
         events = []
         for i, message in self._out_of_memory.items():
             if self.alive[i]:
-                events.append(self._diverge(i, f"out of memory: {message}", blame=False))
+                reason = f"out of memory: {message}"
+                events.append(self._diverge(i, reason, blame=False, fault=Fault(FAILED, reason)))
                 self._release(i)
         self._out_of_memory.clear()
         return events

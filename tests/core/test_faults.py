@@ -398,6 +398,20 @@ def test_a_network_optimizer_that_cannot_be_built_fails_its_run_alone(path):
         assert torch.equal(a, b)  # still the initial weights
 
 
+def test_running_out_of_memory_in_the_forward_pass_is_a_failure_not_a_divergence():
+    race = NetworkRace(_network_lab([NET_ADAM, NET_SGD], MLP_BN))
+
+    def out_of_memory(module, inputs, output):
+        if module.training and race.step == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    race.models[1].register_forward_hook(out_of_memory)
+    list(race.records())
+    event = race.diverged[1]
+    assert (event.kind, event.step) == ("failed", 3)
+    assert event.reason.startswith("out of memory: CUDA out of memory")
+
+
 def test_one_seed_failing_leaves_the_run_to_its_other_seed(path):
     model = MLP if path == "batched" else MLP_BN
     runs = [NET_ADAM, RunSpec("Half", "one_seed", {"lr": 0.1}), NET_SGD]
