@@ -407,8 +407,12 @@ def _cast_note(saved: dict, loaded: dict) -> str:
     parameter's dtype, so state an optimizer keeps in float32 beside float64 parameters does
     not come back as it was."""
     for index, entries in saved.get("state", {}).items():
+        after_entries = loaded.get("state", {}).get(index)
+        # Not every entry is a parameter's dict: MADGRAD keeps a tensor, SPAM a counter.
+        if not isinstance(entries, dict) or not isinstance(after_entries, dict):
+            continue
         for key, value in entries.items():
-            after = loaded.get("state", {}).get(index, {}).get(key)
+            after = after_entries.get(key)
             pairs = (zip(value, after) if isinstance(value, (list, tuple))
                      and isinstance(after, (list, tuple)) else [(value, after)])
             for old, new in pairs:  # Kron keeps a list of preconditioner factors per parameter

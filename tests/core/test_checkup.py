@@ -341,3 +341,16 @@ def test_a_state_dtype_that_load_state_dict_changes_is_named():
     assert report.result("state_dict").evidence.endswith(
         "; load_state_dict cast its state 'buf' from torch.float32 to torch.float64 "
         "(torch casts floating state to the parameter's dtype)")
+
+
+def test_state_entries_that_are_not_a_parameters_dict_are_fine():
+    """MADGRAD keeps a tensor under a string key of ``self.state``; torch saves and loads it."""
+
+    class CountingSGD(torch.optim.SGD):
+        @torch.no_grad()
+        def step(self, closure=None):
+            self.state["k"] = self.state.get("k", torch.zeros(())) + 1
+            return super().step(closure)
+
+    report = check_optimizer(CountingSGD, timing_repeats=1)
+    assert report.passed, report.card()
