@@ -367,9 +367,11 @@ class LandscapePlot(pg.PlotWidget):
         self._titles = (objective.title, objective.formula)
         self._fit_title()
         self.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
-        self.plotItem.vb.setLimits(
-            xMin=x0 - (x1 - x0), xMax=x1 + (x1 - x0), yMin=y0 - (y1 - y0), yMax=y1 + (y1 - y0)
-        )
+        # Room to zoom out to about three domains: of the larger side on both axes, since at
+        # equal scales a tall view shows more y than the domain has (limits of the y side
+        # alone clamped y, and the locked aspect then cut x: the ravine lost its ends).
+        room = 2 * max(x1 - x0, y1 - y0)
+        self.plotItem.vb.setLimits(xMin=x0 - room, xMax=x1 + room, yMin=y0 - room, yMax=y1 + room)
 
     def _fit_title(self) -> None:
         """Title and formula, each elided to the plot's width (a narrow view, e.g. with the

@@ -39,7 +39,10 @@ def log_tick_levels(min_val: float, max_val: float, std_ticks):
         values = (decades[:, None] + np.log10(multipliers)[None, :]).ravel()
         return [float(v) for v in values if min_val <= v <= max_val]
 
-    return [(None, level((1,))), (None, level((2, 5))), (None, level((3, 4, 6, 7, 8, 9)))]
+    # pyqtgraph's own whole-decade levels first (every 5th decade, then every decade: over
+    # twenty decades one level of all of them piled up), else the decades as one level.
+    first = decade_ticks or [(None, level((1,)))]
+    return [*first, (None, level((2, 5))), (None, level((3, 4, 6, 7, 8, 9)))]
 
 
 def install_plot_defaults() -> None:

@@ -4,6 +4,8 @@ formula's usual start could not be used."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtGui import QColor, QImage
@@ -12,6 +14,7 @@ from app.export.pictures import export_picture
 from app.shell.menus import view_menu
 
 LOG_X = "log(x) + y**2"
+RAVINE = Path(__file__).resolve().parents[2] / "resources" / "labs" / "ravine.lab.json"
 
 
 def _steps(qtbot, window, n: int) -> None:
@@ -39,6 +42,15 @@ def test_the_map_is_drawn_to_scale_by_default_and_a_toggle_stretches_it(qtbot, w
     (vx0, vx1), (vy0, vy1) = vb.viewRange()
     assert (vx0, vx1, vy0, vy1) == pytest.approx((x0, x1, y0, y1))
     action.trigger()
+    px, py = vb.viewPixelSize()
+    assert px == pytest.approx(py, rel=1e-6)
+    # A domain twice as wide as tall in the tall view: all of it is shown, to scale (the zoom
+    # limits once clamped y, and the locked aspect then cut the ravine's ends off).
+    assert window.open_lab(RAVINE)
+    qtbot.wait(20)
+    (x0, x1), (y0, y1) = window.landscape._domain
+    (vx0, vx1), (vy0, vy1) = vb.viewRange()
+    assert vx0 <= x0 + 1e-9 and x1 - 1e-9 <= vx1 and vy0 <= y0 and y1 <= vy1
     px, py = vb.viewPixelSize()
     assert px == pytest.approx(py, rel=1e-6)
 

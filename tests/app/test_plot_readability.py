@@ -121,3 +121,37 @@ def test_the_last_step_is_labelled_and_the_lr_axis_never_goes_below_zero(qtbot, 
     assert not lr_plot.log_y
     (_x, (y0, y1)) = lr_plot.plotItem.vb.viewRange()
     assert y0 >= 0.0 and y1 >= 0.012
+
+
+def test_log_tick_labels_never_overlap_over_many_or_few_decades(qtbot):
+    """A loss falling over twenty decades (the ravine) and one within a decade: the left axis's
+    labels never overlap nor fill the axis (every one of 23 decades labelled piled up)."""
+    import numpy as np
+
+    from app.widgets.curves import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.set_minimum(0.0)
+    plot.set_runs(["a"], ["#ee6677"], x_max=300)
+    plot.resize(300, 500)  # the arena's loss plot at 1280×800
+    plot.show()
+    qtbot.waitExposed(plot)
+    steps = np.arange(301.0)
+    for values in (10.0 ** (2 - steps / 13), 2 + 7 * np.exp(-steps / 50)):
+        plot.update_series([(steps, values)])
+        qtbot.wait(20)
+        from PySide6.QtGui import QImage, QPainter
+
+        image = QImage(10, 10, QImage.Format.Format_ARGB32)
+        painter = QPainter(image)
+        texts = plot.plotItem.getAxis("left").generateDrawSpecs(painter)[2]
+        painter.end()
+        rects = [rect for rect, _flags, _text in texts]
+        assert len(rects) >= 2
+        for i, a in enumerate(rects):
+            for b in rects[i + 1:]:
+                assert not a.intersects(b), [text for _r, _f, text in texts]
+        # Room between them: labels fill at most 60 % of the axis, not a solid column.
+        filled = sum(rect.height() for rect in rects)
+        assert filled <= 0.6 * plot.plotItem.getAxis("left").height(), [t for *_, t in texts]
