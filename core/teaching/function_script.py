@@ -207,7 +207,7 @@ def main():
     for i, (label, make, plateau, schedule_steps, needs_closure, create_graph,
             train_eval) in enumerate(RUNS):
         point = torch.tensor(START, dtype=torch.float64, requires_grad=True)
-        optimizer, scheduler = make([point])
+        [optimizer], scheduler = make([point])
         runs.append({"label": label, "point": point, "optimizer": optimizer,
                      "scheduler": scheduler, "plateau": plateau, "alive": True,
                      "schedule_left": schedule_steps if schedule_steps is not None else math.inf,

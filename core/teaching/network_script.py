@@ -218,6 +218,49 @@ def validation(model, x, y):
     return loss, quality
 
 
+def train_step(run, xb, yb):
+    """Forward in train mode, data loss + L1/L2 penalty, zero the grads, backward, the gradient
+    norm, then clipping: Descent Lab's training step, up to the update."""
+    model, controls = run["model"], run["controls"]
+    model.train()
+    data_loss = criterion(model(xb), yb)
+    total = data_loss
+    if controls["l1"]:
+        total = total + controls["l1"] * sum(w.abs().sum() for w in weight_matrices(model))
+    if controls["l2"]:
+        total = total + controls["l2"] * sum((w * w).sum() for w in weight_matrices(model))
+    for optimizer in run["optimizers"]:
+        optimizer.zero_grad(set_to_none=True)
+    total.backward(create_graph=run["create_graph"])
+    params = [p for p in model.parameters() if p.grad is not None]
+    grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+    if controls["clip_norm"] is not None:
+        torch.nn.utils.clip_grads_with_norm_(params, controls["clip_norm"],
+                                             torch.tensor(grad_norm))
+    if controls["clip_value"] is not None:
+        torch.nn.utils.clip_grad_value_(params, controls["clip_value"])
+    return data_loss, grad_norm, total
+
+
+def update(run, xb, yb):
+    """The run's optimizers step; one that needs a closure gets one that re-evaluates this
+    batch (after the others: its re-evaluations overwrite their gradients)."""
+    first, *others = run["optimizers"]
+    if not run["needs_closure"]:
+        first.step()
+        for optimizer in others:
+            optimizer.step()
+        return
+    for optimizer in others:
+        optimizer.step()
+
+    def closure():
+        with torch.enable_grad():
+            return train_step(run, xb, yb)[2]
+
+    first.step(closure)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="metrics.csv", help="where to write the metrics")
@@ -230,17 +273,19 @@ def main():
                if key.startswith("init/")}
 
     runs = []
-    for i, (label, make, plateau, schedule_steps, _closure, create_graph,
+    for i, (label, make, plateau, schedule_steps, needs_closure, create_graph,
             train_eval) in enumerate(RUNS):
         model = make_model()
         model.load_state_dict(initial)  # every run starts from the same weights
-        optimizer, scheduler = make(model.parameters())
+        optimizers, scheduler = make(model.parameters())
+        optimizer = optimizers[0]
         # Each run has its own random stream for dropout masks.
         stream = torch.Generator().manual_seed(SEED * 1009 + i + 1)
         for module in model.modules():
             if isinstance(module, Dropout):
                 module.generator = stream
         runs.append({"label": label, "model": model, "optimizer": optimizer,
+                     "optimizers": optimizers, "needs_closure": needs_closure,
                      "scheduler": scheduler, "plateau": plateau, "alive": True,
                      "schedule_left": schedule_steps if schedule_steps is not None else math.inf,
                      "controls": CONTROLS[i], "start_loss": 0.0,
@@ -259,25 +304,9 @@ def main():
         for run in runs:
             if not run["alive"]:
                 continue
-            model, optimizer, controls = run["model"], run["optimizer"], run["controls"]
             if run["train_eval"]:
-                optimizer.train()  # Schedule-Free trains at y ...
-            model.train()
-            data_loss = criterion(model(xb), yb)
-            total = data_loss
-            if controls["l1"]:
-                total = total + controls["l1"] * sum(w.abs().sum() for w in weight_matrices(model))
-            if controls["l2"]:
-                total = total + controls["l2"] * sum((w * w).sum() for w in weight_matrices(model))
-            optimizer.zero_grad(set_to_none=True)
-            total.backward(create_graph=run["create_graph"])
-            params = [p for p in model.parameters() if p.grad is not None]
-            grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
-            if controls["clip_norm"] is not None:
-                torch.nn.utils.clip_grads_with_norm_(params, controls["clip_norm"],
-                                                     torch.tensor(grad_norm))
-            if controls["clip_value"] is not None:
-                torch.nn.utils.clip_grad_value_(params, controls["clip_value"])
+                run["optimizer"].train()  # Schedule-Free trains at y ...
+            data_loss, grad_norm, _total = train_step(run, xb, yb)
             loss = data_loss.item()
             if step == 0:
                 run["start_loss"] = abs(loss) if math.isfinite(loss) else 0.0
@@ -321,9 +350,9 @@ def main():
                     run["optimizer"].train()
                 if run["stream"] is not None:
                     with run["stream"]:  # its Hessian estimate's own random numbers
-                        run["optimizer"].step()
+                        update(run, xb, yb)
                 else:
-                    run["optimizer"].step()
+                    update(run, xb, yb)
                 if run["train_eval"]:
                     run["optimizer"].eval()
                 step_schedule(run, loss)

@@ -64,6 +64,11 @@ class RunCode:
     create_graph: bool = False  # backward(create_graph=True) before its step
     train_eval: bool = False  # Schedule-Free: train() to step, eval() to be evaluated
     setup: tuple[str, ...] = ()  # the lines that import or load its class (`setup_block`)
+    # A matrix optimizer on a network: the tensors of this many dimensions go to it (wrapped
+    # in a ``use_muon`` group when its class asks for one), the rest to ``rest`` (AdamW).
+    matrix_ndim: int = 0
+    muon_group: bool = False
+    rest: str = ""
 
 
 def run_code(run: RunSpec, index: int, steps: int, network: bool) -> RunCode:
@@ -73,12 +78,6 @@ def run_code(run: RunSpec, index: int, steps: int, network: bool) -> RunCode:
     from core.optim.schedules import Schedule
 
     info = get_optimizer_info(run.optimizer, f"runs[{index}].optimizer")
-    if network and (info.needs_closure or info.min_param_ndim > 1):
-        raise LabError(
-            f"runs[{index}].optimizer",
-            f"the script export does not support {info.title} on a network yet; "
-            "choose another optimizer or export the metrics instead",
-        )
     cleaned = validate_optimizer_params(run.optimizer, run.params, f"runs[{index}].params")
     kwargs = info.torch_kwargs(cleaned)
     class_code, setup = _class_code(run.optimizer, info)
@@ -94,13 +93,21 @@ def run_code(run: RunSpec, index: int, steps: int, network: bool) -> RunCode:
     scheduler, plateau, cap = "None", False, None
     if run.schedule is not None and run.schedule.name != "constant":
         # The values the engine would use, derived defaults filled in, from the real Schedule.
-        dummy = torch.zeros(2, requires_grad=True)
+        dummy = torch.zeros((2,) * max(1, info.min_param_ndim), requires_grad=True)
         schedule = Schedule(build_optimizer(run.optimizer, run.params, [dummy]),
                             run.schedule.name, run.schedule.params, steps,
                             f"runs[{index}].schedule.params")
         scheduler, plateau, cap = _scheduler_code(schedule.name, schedule.params, steps)
+    matrix_ndim, muon_group, rest = 0, False, ""
+    if network and info.min_param_ndim > 1:
+        # core/engine/training_step.py `optimizers_for`: the matrices to it, AdamW the rest.
+        matrix_ndim = info.min_param_ndim
+        square = torch.zeros((2,) * matrix_ndim, requires_grad=True)
+        built = build_optimizer(run.optimizer, run.params, [square])
+        muon_group = built.param_groups[0].get("use_muon") is True
+        rest = f"torch.optim.AdamW(rest, lr={literal(run.params.get('lr', 1e-3))})"
     return RunCode(run.label, optimizer, scheduler, plateau, cap, info.needs_closure,
-                   info.create_graph, info.train_eval, setup)
+                   info.create_graph, info.train_eval, setup, matrix_ndim, muon_group, rest)
 
 
 def _class_code(name: str, info) -> tuple[str, tuple[str, ...]]:
@@ -252,12 +259,29 @@ def _scheduler_code(name: str, p: dict, steps: int) -> tuple[str, bool, int | No
 def runs_block(runs: list[RunCode], params_doc: str) -> list[str]:
     lines = []
     for i, run in enumerate(runs):
+        lines += [f"def make_run_{i}(params):"]
+        if run.matrix_ndim:
+            n = run.matrix_ndim
+            matrices = f"[p for p in params if p.ndim == {n}]"
+            lines += [
+                f'    """{run.label}: the optimizer over the {n}-D weights of {params_doc}, AdamW',
+                '    over the rest (as its authors advise), and its lr schedule."""',
+                "    params = list(params)",
+                f"    rest = [p for p in params if p.ndim != {n}]",
+                (f'    params = [{{"params": {matrices}, "use_muon": True}}]' if run.muon_group
+                 else f"    params = {matrices}"),
+                f"    optimizer = {run.optimizer}",
+                f"    scheduler = {run.scheduler}",
+                f"    return ([optimizer, {run.rest}] if rest else [optimizer]), scheduler",
+                "",
+                "",
+            ]
+            continue
         lines += [
-            f"def make_run_{i}(params):",
             f'    """{run.label}: the optimizer over {params_doc} and its lr schedule."""',
             f"    optimizer = {run.optimizer}",
             f"    scheduler = {run.scheduler}",
-            "    return optimizer, scheduler",
+            "    return [optimizer], scheduler",
             "",
             "",
         ]

@@ -25,8 +25,10 @@ initialisers; storing them is the honest way to start from the very same numbers
 re-implementing every data set generator in the script.
 
 Refused with a `LabError` rather than exported wrong: network labs with several seeds (the metrics
-are then means over seeds), L-BFGS or Muon on a network, and any layer the generator does not
-know.
+are then means over seeds) and any layer the generator does not know. On a network, a closure
+optimizer (L-BFGS, SAM) re-evaluates the batch through the script's ``train_step``, and a
+matrix optimizer (Muon and its zoo kin) gets the weight matrices with AdamW over the rest, as in
+the app.
 
 The pieces: what every script shares (`core.teaching.script_common`), the function script
 (`core.teaching.function_script`), the network script (`core.teaching.network_script`).

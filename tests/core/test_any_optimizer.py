@@ -376,10 +376,21 @@ def test_exported_scripts_with_user_and_zoo_optimizers_reproduce_the_engine(mine
     ]
     labs = {
         "function": lab_from_dict(function, base_dir=mine, consent=TRUST_ALL),
-        "batched": _network_lab(mine, network_runs),  # the stacked path in the engine
+        "batched": _network_lab(mine, [  # the stacked path in the engine
+            *network_runs,
+            {"label": "zoo muon", "optimizer": "pytorch_optimizer:Muon", "params": {"lr": 0.01}},
+            {"label": "soap", "optimizer": "pytorch_optimizer:SOAP", "params": {"lr": 0.003}}]),
         "hessian": _network_lab(mine, [  # create_graph: the per-run path
             {"label": "sophia", "optimizer": "pytorch_optimizer:SophiaH",
              "params": {"lr": 0.01, "update_period": 2}}, network_runs[0]]),
+        # Closures re-evaluate the batch; matrix optimizers split off AdamW (per-run path).
+        "closure": _network_lab(mine, [
+            {"label": "sam", "optimizer": "pytorch_optimizer:SAM", "params": {"lr": 0.01},
+             "l2": 1e-3, "clip_norm": 1.0},
+            {"label": "lbfgs", "optimizer": "lbfgs", "params": {"lr": 0.1, "max_iter": 3}},
+            {"label": "muon", "optimizer": "muon", "params": {"lr": 0.01}},
+            {"label": "zoo muon", "optimizer": "pytorch_optimizer:Muon", "params": {"lr": 0.01}},
+        ]),
     }
     args = []
     for name, lab in labs.items():
