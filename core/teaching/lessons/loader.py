@@ -34,8 +34,8 @@ PANELS = ("problem", "runs", "curves", "landscape", "network", "diagram")
 # regularisation, normalisation, the landscape of a network, and searching hyperparameters.
 TEACHING_ORDER = (
     "learning_rate", "ravine", "saddle", "rosenbrock", "adaptive", "rastrigin", "schedules",
-    "lr_range_test", "batch_size", "overfitting", "adamw", "batch_norm", "imbalance",
-    "flat_sharp", "search",
+    "lr_range_test", "batch_size", "overfitting", "adamw", "batch_norm", "vanishing_gradients",
+    "imbalance", "flat_sharp", "search",
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,59}$")
