@@ -284,6 +284,7 @@ def _class_report(race, matrix: np.ndarray, scores: np.ndarray | None) -> dict:
     report = {"final_val_per_class": {
         "classes": list(race.data.class_names),
         **{key: [float(v) for v in values[0]] for key, values in per_class.items()},
+        "support": [int(v) for v in per_class["support"][0]],  # counts
     }}
     if scores is not None:
         target = race.data.y_val if len(race.data.y_val) else race.data.y_train

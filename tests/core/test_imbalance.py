@@ -257,6 +257,6 @@ def test_main_run_writes_per_class_scores_and_the_curve_matches_the_race(tmp_pat
     theirs = precision_recall_fscore_support(y_val, pred.astype(int), labels=[0, 1],
                                              zero_division=0)
     np.testing.assert_allclose(per_class["recall"], theirs[1], atol=1e-12)
-    assert per_class["support"] == [float(v) for v in np.bincount(y_val)]
+    assert per_class["support"] == np.bincount(y_val).tolist()
     assert written["runs"][0]["final_val_average_precision"] == pytest.approx(
         average_precision_score(y_val, last.val_scores[0].astype(np.float64)), abs=1e-12)
