@@ -17,15 +17,15 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
+from app.widgets.layouts import ColumnScrollArea
 from core.teaching.lessons.lesson import Lesson
 
 
-class LessonPanel(QScrollArea):
+class LessonPanel(ColumnScrollArea):
     lab_chosen = Signal(int)  # index into lesson.labs
     closed = Signal()
     previous_requested = Signal()
@@ -40,6 +40,9 @@ class LessonPanel(QScrollArea):
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(8, 8, 8, 8)
+        self.position = QLabel(objectName="lessonPosition")
+        self.position.setStyleSheet("color: #9aa0a8;")
+        layout.addWidget(self.position)
         layout.addLayout(self._build_navigation())
         self.text = QLabel(objectName="lessonText")
         self.text.setWordWrap(True)
@@ -59,7 +62,7 @@ class LessonPanel(QScrollArea):
         self.lesson: Lesson | None = None
 
     def _build_navigation(self) -> QHBoxLayout:
-        """◀ Previous · Replay · Next ▶ and "Lesson 2 of 14"."""
+        """◀ Previous · Replay · Next ▶ (under "Lesson 2 of 14")."""
         row = QHBoxLayout()
         self.previous_button = QPushButton("◀ Previous", objectName="previousLessonButton")
         self.previous_button.setToolTip("The lesson before this one")
@@ -70,12 +73,9 @@ class LessonPanel(QScrollArea):
         self.next_button = QPushButton("Next ▶", objectName="nextLessonButton")
         self.next_button.setToolTip("The next lesson")
         self.next_button.clicked.connect(self.next_requested)
-        self.position = QLabel(objectName="lessonPosition")
-        self.position.setStyleSheet("color: #9aa0a8;")
         for widget in (self.previous_button, self.replay_button, self.next_button):
             row.addWidget(widget)
         row.addStretch(1)
-        row.addWidget(self.position)
         return row
 
     def set_position(self, index: int, count: int, previous: str = "", following: str = "") -> None:

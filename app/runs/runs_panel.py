@@ -22,10 +22,11 @@ from collections.abc import Callable, Mapping
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
-from PySide6.QtWidgets import QFrame, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from app.runs.run_editor import RunEditor
 from app.runs.runs_table import RunsTable
+from app.widgets.layouts import ColumnScrollArea
 from core.lab.format import Lab
 
 
@@ -52,11 +53,9 @@ class RunsPanel(QWidget):
         self.schedule_combo = self.editor.schedule_combo
         self.lr_preview_curve = self.editor.lr_preview.curve
 
-        scroll = QScrollArea(objectName="runEditorScroll")
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Asks the dock for the editor's width: a narrower dock cut the editor's right edge.
+        scroll = ColumnScrollArea(object_name="runEditorScroll")
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # its children take focus, not the frame
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.editor)
 
         outer = QVBoxLayout(self)

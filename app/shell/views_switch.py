@@ -13,7 +13,6 @@ from dataclasses import replace
 from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtWidgets import (
     QDockWidget,
-    QScrollArea,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -26,8 +25,11 @@ from app.arena.internals_panel import InternalsPanel
 from app.arena.problem_panel import ProblemPanel
 from app.runs.runs_panel import RunsPanel
 from app.widgets.curves import LossPlot, LrPlot
+from app.widgets.layouts import ColumnScrollArea
 from core.lab.format import Lab
 from core.problems.functions import get_function
+
+LAB_DOCK_WIDTH = 370  # the left dock's width in a new window (the panels are made for it)
 
 
 class LabViews(QObject):
@@ -79,11 +81,8 @@ class LabViews(QObject):
         window.runs_panel.lab_edited.connect(window.document.edit)
         window.problem_stack = QStackedWidget(objectName="problemStack")
         window.problem_stack.addWidget(window.problem_panel)
-        scroll = QScrollArea(objectName="problemScroll")
-        scroll.setWidgetResizable(True)
+        scroll = ColumnScrollArea(object_name="problemScroll")
         scroll.setWidget(window.problem_stack)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         window.dock_splitter = QSplitter(Qt.Orientation.Vertical, objectName="dockSplitter")
         window.dock_splitter.setChildrenCollapsible(False)
         window.dock_splitter.addWidget(scroll)
@@ -98,11 +97,14 @@ class LabViews(QObject):
         window.lab_tabs.setTabBarAutoHide(True)  # a function lab: one page, no tab bar
         window.lab_tabs.addTab(window.dock_splitter, "Runs")
         window.lab_tabs.setTabToolTip(0, "The runs of the race and the editor of the selected run")
-        self._network_pages: list[tuple[QScrollArea, str]] = []
+        self._network_pages: list[tuple[ColumnScrollArea, str]] = []
         self.problem_hidden = False  # a lesson may hide the problem editor
         dock.setWidget(window.lab_tabs)
-        dock.setMinimumWidth(370)
+        # No fixed minimum: an explicit one hid what the forms need, and a form wider than
+        # the dock lost its right edge. The dock is as wide as its widest form, at least
+        # LAB_DOCK_WIDTH when the window is made (`window.resizeDocks` below).
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        window.resizeDocks([dock], [LAB_DOCK_WIDTH], Qt.Orientation.Horizontal)
         # Optimizer internals (app/arena/internals_panel.py): hidden until asked for (Ctrl+I).
         window.internals_panel = InternalsPanel()
         window.internals_dock = QDockWidget("Optimizer internals", window, objectName="internalsDock")
@@ -193,10 +195,7 @@ class LabViews(QObject):
         window.problem_stack.addWidget(window.network_panel)
         # Its sections become the left dock's tabs, each scrolling on its own if it must.
         for title, section in window.network_panel.pages():
-            scroll = QScrollArea(objectName=f"networkPage{title}")
-            scroll.setWidgetResizable(True)
-            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll = ColumnScrollArea(object_name=f"networkPage{title}")
             if title == "Network":
                 scroll.setWidget(section)  # its diagram takes the height to spare
             else:  # the form keeps its rows together; the room to spare goes below it

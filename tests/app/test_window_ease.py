@@ -194,6 +194,13 @@ def test_the_window_never_widens_itself_past_a_1280_px_screen(qtbot, window):
     fits("the surface page")
     assert window.open_lesson("ravine", autoplay=False)
     fits("a function lesson with the internals")
+    # Squeezed to fit, nothing in the docks loses its right edge: each column is as wide as
+    # its contents need, within the 1280 px.
+    editor = window.runs_panel.editor
+    editor_view = editor.parentWidget()  # the scroll area's viewport
+    assert editor.width() <= editor_view.width()
+    lesson_body = window.lesson_panel.widget()
+    assert lesson_body.width() <= window.lesson_panel.viewport().width()
     window.step()
     qtbot.waitUntil(lambda: window.history.last_step >= 1, timeout=10_000)
     window.step()
