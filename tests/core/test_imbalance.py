@@ -70,6 +70,10 @@ def test_digits_imbalance_takes_real_images_and_refuses_more_than_the_set_holds(
     with pytest.raises(LabError) as info:
         make_dataset({"name": "digits", "imbalance": 10}, seed=0)  # n = 1797: class 0 short
     assert info.value.field == "problem.dataset.n" and "class 0" in info.value.message
+    most = int(info.value.message.rsplit("at most ", 1)[1])
+    make_dataset({"name": "digits", "n": most, "imbalance": 10}, seed=0)  # the n it names fits
+    with pytest.raises(LabError):
+        make_dataset({"name": "digits", "n": most + 1, "imbalance": 10}, seed=0)
 
 
 def test_the_same_seed_gives_the_same_data_and_the_global_generator_is_untouched():

@@ -89,10 +89,13 @@ def draw_imbalanced(name: str, generate: Generator, spec: Mapping, k: int,
         short = np.flatnonzero(have < counts)
         if short.size:
             c = int(short[0])
+            fits = [m for m in range(spec["n"] - 1, 0, -1)
+                    if (class_counts(m, k, spec["imbalance"]) <= have).all()]
+            lower = f"lower n to at most {fits[0]}" if fits else "lower n"
             raise LabError(
                 f"{field}.n",
                 f"is too large for imbalance {spec['imbalance']:g}: class {c} would need "
-                f"{counts[c]} samples and {name} has {have[c]}; lower n",
+                f"{counts[c]} samples and {name} has {have[c]}; {lower}",
             )
     else:
         pool_x, pool_y = generate({**spec, "n": k * largest}, rng)
