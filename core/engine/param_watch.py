@@ -1,9 +1,7 @@
 """Watching a network race's parameters: each run's norm against its start, the weights before
 the latest update (to name the tensor that blew up), and telling an out-of-memory error apart.
 
-`ParamWatch` is what the per-seed race (core/engine/seed_race.py) checks before every step;
-`out_of_memory` (core/engine/faults.py) says whether an error is the allocator giving up, so one
-run can be set aside while the others go on.
+`ParamWatch` is what the per-seed race (core/engine/seed_race.py) checks before every step.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.engine.faults import out_of_memory  # noqa: F401 - the races import it from here
 from core.engine.stacked import StackedMLP
 
 # A run whose parameter norm passes PARAM_NORM_FACTOR × (its norm at step 0 + 1) has diverged:

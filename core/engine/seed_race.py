@@ -35,12 +35,13 @@ from core.engine.faults import (
     StepLimit,
     fault_of,
     guarded_build,
+    out_of_memory,
     stand_in_optimizer,
 )
 from core.engine.function_race import EXPLODE_FACTOR, Divergence, finite_or_none
 from core.engine.network_evaluation import Evaluator, linear_weights, update_ratios, with_ratios
 from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
-from core.engine.param_watch import PARAM_NORM_FACTOR, ParamWatch, out_of_memory
+from core.engine.param_watch import PARAM_NORM_FACTOR, ParamWatch
 from core.engine.race_setup import RaceSetup, initial_model
 from core.engine.stacked import StackedMLP, can_stack, steps_flat
 from core.engine.training_step import (

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+from core.engine.faults import out_of_memory
 from core.engine.function_race import EXPLODE_FACTOR, FunctionRace
 from core.engine.network_race import NetworkRace
-from core.engine.param_watch import PARAM_NORM_FACTOR, out_of_memory
+from core.engine.param_watch import PARAM_NORM_FACTOR
 from core.engine.runner import run_to_dir
 from core.lab.format import (
     FunctionProblem,
