@@ -63,7 +63,8 @@ def _evaluation_arrays(evaluation, out: dict) -> None:
     for name, value in (("layer_grad_norm", evaluation.layer_grad_norm),
                         ("update_ratio", evaluation.update_ratio),
                         ("confusion", evaluation.confusion), ("boundary", evaluation.boundary),
-                        ("boundary_class", evaluation.boundary_class), ("curve", evaluation.curve)):
+                        ("boundary_class", evaluation.boundary_class), ("curve", evaluation.curve),
+                        ("val_scores", evaluation.val_scores)):
         if value is not None:
             out[f"ev.{name}"] = np.asarray(value)
     for group in ("train", "val", "train_std", "val_std"):
@@ -95,7 +96,7 @@ def _evaluation_from(data):
         layer_grad_norm=get("layer_grad_norm"), update_ratio=get("update_ratio"),
         confusion=get("confusion"), boundary=get("boundary"),
         boundary_class=get("boundary_class"), curve=get("curve"), weights=weights,
-        train_std=group("train_std"), val_std=group("val_std"),
+        train_std=group("train_std"), val_std=group("val_std"), val_scores=get("val_scores"),
     )
 
 

@@ -264,3 +264,18 @@ def test_main_run_writes_per_class_scores_and_the_curve_matches_the_race(tmp_pat
     assert per_class["support"] == np.bincount(y_val).tolist()
     assert written["runs"][0]["final_val_average_precision"] == pytest.approx(
         average_precision_score(y_val, last.val_scores[0].astype(np.float64)), abs=1e-12)
+
+
+def test_crash_recovery_keeps_the_scores_of_the_precision_recall_curve(tmp_path):
+    from core.engine.history import NetworkHistory
+    from core.engine.snapshot import load_results, save_results
+
+    lab = _lab([RunSpec("adam", "adam", {"lr": 0.01})], steps=20)
+    race = NetworkRace(lab)
+    history = NetworkHistory(race.labels)
+    history.extend(race.records())
+    save_results(tmp_path / "r.npz", lab, history)
+    back = load_results(tmp_path / "r.npz", lab)
+    scores = history.last_evaluation.val_scores
+    assert scores is not None and scores.shape == (1, len(race.data.y_val))
+    np.testing.assert_array_equal(back.last_evaluation.val_scores, scores)
