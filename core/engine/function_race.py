@@ -356,7 +356,8 @@ class FunctionRace:
         self._last_loss = np.where(alive, loss, self._last_loss)
         self._last_grad_norm = np.where(alive, grad_norm, self._last_grad_norm)
         self._last_point = np.where(alive[:, None], self.points.numpy(), self._last_point)
-        lr = np.array([float(opt.param_groups[0]["lr"]) for opt in self.optimizers])
+        # NaN for an optimizer without a learning rate (A2Grad, AliG).
+        lr = np.array([float(opt.param_groups[0].get("lr", math.nan)) for opt in self.optimizers])
         self._last_lr = lr  # the lr of the next update, for a divergence it may cause
         return StepRecord(
             step=self.step,

@@ -419,7 +419,9 @@ class SeedRace:
         before = None
         if evaluate and self.step < steps:
             before = linear_weights(self.models)
-        lr = np.array([float(opts[0].param_groups[0]["lr"]) for opts in self.optimizers])
+        # NaN for an optimizer without a learning rate (A2Grad, AliG).
+        lr = np.array([float(opts[0].param_groups[0].get("lr", math.nan))
+                       for opts in self.optimizers])
         self._last_lr = lr  # the lr of the update below, for a divergence it may cause
         # Update after recording lr; the evaluation below sees the weights *before* the
         # update (the state of step t), plus the update ratio of this step.

@@ -531,6 +531,15 @@ class Schedule:
     ):
         self.name = get_schedule_info(name).name
         self.optimizer = optimizer
+        if "lr" not in optimizer.param_groups[0]:
+            # An optimizer without a learning rate (A2Grad, AliG set their own step sizes): its
+            # steps go on without a schedule; nothing else can be scheduled.
+            if self.name != "constant":
+                raise LabError(field.rsplit(".", 1)[0] + ".name",
+                               f"{type(optimizer).__name__} has no learning rate to schedule; "
+                               'use "constant"')
+            self.params, self.scheduler, self._steps_left = {}, None, math.inf
+            return
         base_lr = float(optimizer.param_groups[0]["lr"])
         self.params = resolve_schedule_params(name, params, total_steps, base_lr, field)
         if self.params.get("cycle_momentum"):
@@ -562,8 +571,9 @@ class Schedule:
 
     @property
     def lr(self) -> float:
-        """The lr in force for the next update (param group 0)."""
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The lr in force for the next update (param group 0); NaN for an optimizer that has
+        none."""
+        return float(self.optimizer.param_groups[0].get("lr", math.nan))
 
 
 def preview(name: str, params: Mapping, steps: int, base_lr: float) -> np.ndarray:

@@ -198,6 +198,10 @@ def _ramp(lab: Lab, spec: RunSpec, model: nn.Module | None, lr_min: float,
         measure, update, optimizers, restore = _function_setup(lab, spec)
     lrs, losses, smoothed = [], [], []
     stop_reason, diverged = "finished the ramp", False
+    if "lr" not in optimizers[0].param_groups[0]:
+        restore()
+        raise LabError("run", f"{type(optimizers[0]).__name__} has no learning rate to ramp "
+                              "(it sets its own step size)")
     try:
         schedulers = []
         for opt in optimizers:

@@ -532,3 +532,28 @@ def test_an_optimizer_that_rebinds_its_parameters_stays_on_its_row_of_the_batch(
     assert race.stack.flat.data_ptr() == race.models[0][0].weight.data_ptr()
     for ours, ref in zip(race.models[0].parameters(), model.parameters()):
         torch.testing.assert_close(ours, ref, rtol=0, atol=1e-7)
+
+
+def test_an_optimizer_without_a_learning_rate_races_with_no_lr(tmp_path):
+    """A2Grad keeps no "lr" in its param groups (it sets its own step size): it races on both
+    paths with NaN in the lr column, and a schedule for it is refused with the reason."""
+    from core.engine.runner import run_to_dir
+    from core.errors import LabError
+
+    runs = [{"label": "a2grad", "optimizer": "pytorch_optimizer:A2Grad", "params": {}},
+            {"label": "adam", "optimizer": "adam", "params": {"lr": 0.01}}]
+    lab = _network_lab(tmp_path, runs)
+    race = NetworkRace(lab)
+    records = list(race.records())
+    assert records[-1].alive.all() and np.isnan(records[-1].lr[0]) and records[-1].lr[1] == 0.01
+    assert records[-1].loss[0] < records[0].loss[0]
+    run_to_dir(lab, tmp_path / "out")  # the metrics file takes the missing lr
+    function = {"format": "descent-lab/1", "name": "f", "steps": 10,
+                "problem": {"kind": "function", "function": "rosenbrock"},
+                "runs": [{"label": "a2grad", "optimizer": "pytorch_optimizer:A2Grad"}]}
+    records = list(FunctionRace(lab_from_dict(function)).records())
+    assert records[-1].alive.all() and np.isnan(records[-1].lr).all()
+    scheduled = {**function, "runs": [{**function["runs"][0], "schedule": {"name": "cosine"}}]}
+    with pytest.raises(LabError) as error:
+        FunctionRace(lab_from_dict(scheduled))
+    assert "no learning rate to schedule" in error.value.message
