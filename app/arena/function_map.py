@@ -57,15 +57,25 @@ def undefined_brush() -> QBrush:
     return QBrush(QColor(*UNDEFINED_COLOR), Qt.BrushStyle.BDiagPattern)
 
 
-def color_values(objective: Objective, z: np.ndarray) -> tuple[np.ndarray, str]:
-    """What the heatmap shows (log10 of the gap to the minimum where the function asks for it)."""
+def display_transform(objective: Objective, z: np.ndarray):
+    """The map from f to what the heatmap shows, fitted to the grid's finite values ``z``: f
+    itself, or log10 of the gap to the grid's minimum where the function asks for it; and its
+    label. The 3-D view (app/arena/function_3d.py) lifts paths with the same map."""
     if not objective.log_scale:
-        return z, "f(x, y)"
+        return (lambda f: np.asarray(f, dtype=float)), "f(x, y)"
     floor = float(np.min(z))
     span = float(np.max(z)) - floor
-    # A floor just below the grid's minimum keeps log finite without hiding the valley.
+    # A floor just below the grid's minimum keeps log finite without hiding the valley (a point
+    # below the grid's minimum, between its nodes, sits at the floor).
     eps = max(span * 1e-7, 1e-12)
-    return np.log10(z - floor + eps), "log₁₀(f − min)"
+    return (lambda f: np.log10(np.maximum(np.asarray(f, dtype=float) - floor, 0.0) + eps)), \
+        "log₁₀(f − min)"
+
+
+def color_values(objective: Objective, z: np.ndarray) -> tuple[np.ndarray, str]:
+    """What the heatmap shows (log10 of the gap to the minimum where the function asks for it)."""
+    transform, label = display_transform(objective, z)
+    return transform(z), label
 
 
 def contour_path(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, levels: np.ndarray):

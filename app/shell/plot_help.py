@@ -95,6 +95,13 @@ PLOT_HELP: dict[str, str] = {
         "right). The dot is the threshold 0.5, the predictions the confusion matrix counts; the "
         "dashed line is a classifier that guesses. On imbalanced data it tells more than "
         "accuracy: a curve high and to the right is a good classifier."),
+    "function3d": (
+        "The test function as a surface in 3-D (the arena's 3-D tab): the same heights as the "
+        "map's colours (f, or log₁₀(f − min) where the map uses a log scale), drawn to scale in x "
+        "and y, with every run's path lying on it in the run's colour and a dot where each run is "
+        "now (grey once it diverged). Drag to turn it, use the wheel to zoom. Holes are where f "
+        "is undefined. It shows the shape of valleys and ridges; the Map tab gives exact "
+        "positions and moves the start."),
     # -- the loss surface of a trained network (app/surface) --
     "SurfacePlot": (
         "The loss surface around the trained weights: the loss on a plane through weight space "
@@ -142,7 +149,8 @@ def help_text(widget: QWidget) -> str:
 def plot_widgets(root: QWidget) -> list[QWidget]:
     """Every plot under ``root``: the pyqtgraph views (and the network diagram, a graphics view)
     and the 3-D views, but not the GL widget inside a 3-D view (the view is the plot)."""
-    return [*root.findChildren(QGraphicsView), *root.findChildren(QWidget, "surface3d")]
+    return [*root.findChildren(QGraphicsView), *root.findChildren(QWidget, "surface3d"),
+            *root.findChildren(QWidget, "function3d")]
 
 
 class _HelpButton(QToolButton):

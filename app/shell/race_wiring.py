@@ -84,6 +84,7 @@ class RaceWiring(QObject):
         else:
             self.history = RaceHistory(self.race_labels)
             window.landscape.set_runs(colors, list(self.race_labels))
+            window.landscape_3d.set_runs(colors)
             window.internals_panel.set_runs(lab, self.race_indices)
             # set_runs selects the first row: the run selected in the runs table is the one
             # whose update rule shows (an edit of run 3 must not show run 1's rule).
@@ -264,6 +265,9 @@ class RaceWiring(QObject):
             alive = [bool(a) for a in last.alive]
             window.landscape.update_paths(paths, alive)
             drawn = window.landscape
+            # The 3-D tab keeps the arrays and draws them only while it shows.
+            window.landscape_3d.update_paths(
+                [(s.column("x"), s.column("y"), s.column("loss")) for s in history.runs], alive)
         if "loss" in parts:
             window.loss_plot.update_series([(s.column("step"), s.column("loss")) for s in history.runs])
             drawn = window.loss_plot

@@ -173,13 +173,15 @@ class Timeline(QObject):
             # Up to the newest kept step at or before ``step`` (at least the first kept one:
             # the history may have thinned away a long race's earliest steps).
             kept = max(int(np.searchsorted(steps, step, side="right")), min(1, len(steps)))
-            paths.append((series.column("x")[:kept], series.column("y")[:kept]))
+            paths.append((series.column("x")[:kept], series.column("y")[:kept],
+                          series.column("loss")[:kept]))
             event = history.divergences.get(i)
             alive.append(event is None or event.step > step)
             # A kept step before ``step`` while later ones exist: this stretch was thinned.
             if 0 < kept < len(steps) and steps[kept - 1] != step:
                 thinned = int(steps[kept - 1]) if thinned is None else min(thinned, int(steps[kept - 1]))
-        window.landscape.update_paths(paths, alive)
+        window.landscape.update_paths([p[:2] for p in paths], alive)
+        window.landscape_3d.update_paths(paths, alive)
         window.loss_plot.set_cursor(step)
         window.lr_plot.set_cursor(step)
         window._show_step(step)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.arena.function_3d import Function3DView
 from app.arena.function_map import LandscapePlot
 from app.arena.internals_panel import InternalsPanel
 from app.arena.problem_panel import ProblemPanel
@@ -57,8 +58,18 @@ class LabViews(QObject):
         right.addWidget(window.loss_plot)
         right.addWidget(window.lr_plot)
         right.setSizes([480, 260])
+        # The map and the same function in 3-D (app/arena/function_3d.py), as tabs: the 3-D
+        # view builds its GL widget the first time its tab shows.
+        window.landscape_3d = Function3DView()
+        window.map_tabs = QTabWidget(objectName="mapTabs")
+        window.map_tabs.setDocumentMode(True)
+        window.map_tabs.addTab(window.landscape, "Map")
+        window.map_tabs.addTab(window.landscape_3d, "3-D")
+        window.map_tabs.setTabToolTip(0, "The function as a heatmap with contours, drawn to scale")
+        window.map_tabs.setTabToolTip(1, "The function as a surface in 3-D with the runs' paths "
+                                         "on it (drag to turn)")
         arena = QSplitter(Qt.Orientation.Horizontal, objectName="arenaView")
-        arena.addWidget(window.landscape)
+        arena.addWidget(window.map_tabs)
         arena.addWidget(right)
         arena.setStretchFactor(0, 3)
         arena.setStretchFactor(1, 2)
@@ -177,6 +188,7 @@ class LabViews(QObject):
         if key != self._objective_key:
             objective = get_function(lab.problem.function)
             window.landscape.set_objective(objective)
+            window.landscape_3d.set_objective(objective)
             window.loss_plot.set_minimum(objective.min_value)
             self._objective_key = key
         start = ProblemPanel.start_point(lab)

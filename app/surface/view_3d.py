@@ -103,10 +103,7 @@ class Surface3DView(QWidget):
             return True
         reason = self.unavailable_reason()
         if reason is not None:
-            self.fallback.setText(
-                f"The 3-D view needs OpenGL, and {reason}.\n"
-                "The Map tab shows the same surface as a heatmap with contours."
-            )
+            self.fallback.setText(self.no_gl_text(reason))
             self.fallback.setToolTip(f"No 3-D view: {reason}")
             return False
         import pyqtgraph.opengl as gl
@@ -122,12 +119,21 @@ class Surface3DView(QWidget):
         grid.setSpacing(0.25, 0.25)
         grid.setColor((120, 130, 150, 90))
         self.view.addItem(grid)
-        self._surface_item = gl.GLSurfacePlotItem(smooth=False, computeNormals=False,
-                                                  glOptions="opaque")
-        self.view.addItem(self._surface_item)
+        self._add_items(gl)
         self._stack.addWidget(self.view)
         self._stack.setCurrentWidget(self.view)
         return True
+
+    def _add_items(self, gl) -> None:
+        """The surface item (app/arena/function_3d.py draws a mesh with holes instead)."""
+        self._surface_item = gl.GLSurfacePlotItem(smooth=False, computeNormals=False,
+                                                  glOptions="opaque")
+        self.view.addItem(self._surface_item)
+
+    def no_gl_text(self, reason: str) -> str:
+        """What the view says in place of the 3-D picture when there is no OpenGL."""
+        return (f"The 3-D view needs OpenGL, and {reason}.\n"
+                "The Map tab shows the same surface as a heatmap with contours.")
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
