@@ -23,6 +23,7 @@ from core.engine.network_records import (
     Evaluation,
 )
 from core.engine.race_setup import RaceSetup
+from core.engine.sequence_probe import PROBE_SIZE, hidden_grad_norms, recurrent_radius
 from core.engine.stacked import StackedMLP
 from core.problems.metrics import (
     classification_metrics,
@@ -32,6 +33,7 @@ from core.problems.metrics import (
     regression_metrics,
     regression_metrics_of,
 )
+from core.problems.model_spec import RECURRENT_GATES
 from core.problems.models import linear_layers
 
 
@@ -47,6 +49,9 @@ class Evaluator:
         self.x_train, self.y_train = setup.x_train, setup.y_train
         self.x_val, self.y_val = setup.x_val, setup.y_val
         self.grid = self._boundary_inputs()
+        # Recurrent networks: a fixed probe batch for ‖∂L/∂h_t‖ (core/engine/sequence_probe.py).
+        self.recurrent = any(layer.kind in RECURRENT_GATES for layer in self.model_spec.layers)
+        self.probe = (self.x_train[:PROBE_SIZE], self.y_train[:PROBE_SIZE])
 
     def _boundary_inputs(self) -> torch.Tensor | None:
         """Model inputs for the decision-boundary grid (2-D sets) or the fitted curve (1-D)."""
@@ -73,6 +78,7 @@ class Evaluator:
         val: dict[str, list] = {}
         confusion, boundary, boundary_class, curve, scores = [], [], [], [], []
         layer_grads, ratios = [], []
+        hidden_grad, radius = [], []
         classification = self.task == "classification"
         k = self.data.n_classes
         for model in models:
@@ -108,6 +114,11 @@ class Evaluator:
                 for _, m in layers
             ])
             ratios.append([0.0] * len(layers))
+            if self.recurrent:
+                norms = hidden_grad_norms(model, *self.probe, self.criterion)
+                steps = self.model_spec.input_shape[0]
+                hidden_grad.append(np.full(steps, np.nan) if norms is None else norms)
+                radius.append(recurrent_radius(model))
         weights = None
         if self.model_spec.n_params <= DIAGRAM_MAX_PARAMS:
             weights = tuple(
@@ -126,6 +137,8 @@ class Evaluator:
             boundary_class=np.stack(boundary_class) if boundary_class else None,
             curve=np.stack(curve) if curve else None,
             val_scores=np.stack(scores) if scores else None,
+            hidden_grad=np.stack(hidden_grad) if hidden_grad else None,
+            recurrent_radius=np.stack(radius) if radius else None,
         )
 
     @torch.no_grad()

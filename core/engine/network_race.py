@@ -326,6 +326,7 @@ class NetworkRace:
             boundary_class=picture.boundary_class, curve=picture.curve,
             weights=picture.weights, train_std=train_std, val_std=val_std,
             val_scores=picture.val_scores,
+            hidden_grad=picture.hidden_grad, recurrent_radius=picture.recurrent_radius,
         )
 
 

@@ -52,6 +52,11 @@ class Evaluation:
     # the split the confusion matrix counts (validation; training when there is none), (R, N)
     # float32, for the precision–recall curve (core/problems/metrics.py); else None.
     val_scores: np.ndarray | None = None
+    # Recurrent networks (core/engine/sequence_probe.py), else None: each run's ‖∂L/∂h_t‖ of its
+    # first recurrent layer on a fixed probe batch, (R, T), and the spectral radius of each
+    # recurrent layer's recurrent matrix, (R, L_rec).
+    hidden_grad: np.ndarray | None = None
+    recurrent_radius: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

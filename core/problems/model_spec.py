@@ -10,6 +10,12 @@ Image layers: ``{"conv2d": {"out": 8, "kernel": 3, "stride": 1, "padding": 1}}``
 form ``{"conv2d": 8}``: 8 output channels, 3×3, padding 1), ``{"maxpool": 2}`` and
 ``{"flatten": true}``.
 
+Sequence layers, for data of shape (time steps, features) (core/problems/datasets/sequences.py):
+``{"rnn": 32}`` (tanh; ``{"rnn": 32, "nonlinearity": "relu"}`` for ReLU), ``{"lstm": 32}``,
+``{"gru": 32}`` — torch.nn's modules, batch first, one layer each (stack entries for depth) —
+map (T, d) to the hidden states (T, H) of every step; ``{"last": true}`` reads out the last time
+step (T, H) → (H,) for the linear layers after it (``{"flatten": true}`` reads out every step).
+
 `validate_model` walks the layers with the data set's input shape, so every mistake is found before
 anything is built and reported as a `LabError` naming the exact entry
 (``problem.model.layers[2].dropout``). Parameter counts are computed arithmetically, never by
@@ -37,7 +43,11 @@ MAX_WIDTH = 4096  # units of a linear layer, channels of a conv layer
 MAX_LAYERS = 200
 MAX_KERNEL = 32  # conv kernel, conv stride and maxpool size
 
-LAYER_KINDS = ("linear", "act", "dropout", "batchnorm", "conv2d", "maxpool", "flatten")
+LAYER_KINDS = ("linear", "act", "dropout", "batchnorm", "conv2d", "maxpool", "flatten",
+               "rnn", "lstm", "gru", "last")
+# Recurrent layers and how many gate blocks their weight matrices stack (torch.nn's layout).
+RECURRENT_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+RNN_NONLINEARITIES = ("tanh", "relu")
 WEIGHT_KINDS = ("linear", "conv2d")
 
 # Activation name in lab files → torch module class (instantiated without arguments).
@@ -157,12 +167,13 @@ def validate_model(
 
 def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
     shape = tuple(input_shape)
-    ok = len(shape) in (1, 3) and all(
+    ok = len(shape) in (1, 2, 3) and all(
         isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in shape
     )
     if not ok:
         raise ValueError(
-            f"input_shape must be (features,) or (channels, height, width) of positive ints, "
+            f"input_shape must be (features,), (time steps, features) or "
+            f"(channels, height, width) of positive ints, "
             f"got {input_shape!r}"
         )
     return tuple(int(d) for d in shape)
@@ -236,12 +247,28 @@ class _ShapeWalker:
             if self.shaped_by is None:
                 return f"this data set gives {what}"
             return f"after layers[{self.shaped_by}] the values are flat ({what})"
+        if len(shape) == 2:
+            what = f"sequences of {shape[0]} steps × {shape[1]} features"
+            if self.shaped_by is None:
+                return f"this data set gives {what}"
+            return f"after layers[{self.shaped_by}] the values are {what}"
         what = f"{'×'.join(str(d) for d in shape)} images (channels × height × width)"
         if self.shaped_by is None:
             return f"this data set gives {what}"
         return f"after layers[{self.shaped_by}] the values are {what}"
 
     def add(self, entry: Any, field: str, index: int) -> LayerInfo:
+        if isinstance(entry, Mapping) and len(entry) == 2 and "rnn" in entry:
+            # The one two-key entry: {"rnn": 32, "nonlinearity": "relu"}.
+            (other,) = set(entry) - {"rnn"}
+            if other != "nonlinearity":
+                raise LabError(f"{field}.{other}",
+                               'unknown key; an rnn layer takes only "nonlinearity"')
+            info = self._rnn(entry["rnn"], f"{field}.rnn", self.shape,
+                             entry["nonlinearity"], f"{field}.nonlinearity")
+            self.shaped_by = index
+            self.shape = info.out_shape
+            return info
         if not isinstance(entry, Mapping) or len(entry) != 1:
             got = (
                 f"an object with {len(entry)} keys" if isinstance(entry, Mapping)
@@ -269,6 +296,13 @@ class _ShapeWalker:
 
     def _linear(self, value: Any, field: str, in_shape: tuple[int, ...]) -> LayerInfo:
         width = _whole(value, field, 1, MAX_WIDTH)
+        if len(in_shape) == 2:
+            raise LabError(
+                field,
+                f"a linear layer needs flat inputs, but {self._where(in_shape)}; "
+                'add {"last": true} before it to read out the last time step '
+                '(or {"flatten": true} for every step)',
+            )
         if len(in_shape) != 1:
             raise LabError(
                 field,
@@ -317,6 +351,9 @@ class _ShapeWalker:
 
     def _batchnorm(self, value: Any, field: str, in_shape: tuple[int, ...]) -> LayerInfo:
         _must_be_true(value, field, "batchnorm")
+        if len(in_shape) == 2:
+            raise LabError(field, f"batchnorm is not offered on sequences ({self._where(in_shape)}); "
+                                  'put it after {"last": true}')
         channels = in_shape[0]
         flavour = "BatchNorm1d" if len(in_shape) == 1 else "BatchNorm2d"
         return LayerInfo(
@@ -398,6 +435,58 @@ class _ShapeWalker:
             describe=text,
         )
 
+    def _recurrent(self, kind: str, value: Any, field: str, in_shape: tuple[int, ...],
+                   spec: dict, title: str) -> LayerInfo:
+        hidden = _whole(value, field, 1, MAX_WIDTH, " (hidden units)")
+        if len(in_shape) != 2:
+            raise LabError(
+                field,
+                f"{kind} needs sequences (time steps × features); {self._where(in_shape)}"
+                + (" (a recurrent layer cannot follow a flatten, last or linear layer)"
+                   if self.shaped_by is not None and len(in_shape) == 1 else ""),
+            )
+        steps, features = in_shape
+        gates = RECURRENT_GATES[kind]
+        spec = {**spec, kind: hidden}
+        return LayerInfo(
+            kind=kind,
+            spec=spec,
+            in_shape=in_shape,
+            out_shape=(steps, hidden),
+            n_params=gates * hidden * (features + hidden) + 2 * gates * hidden,
+            describe=f"{title} {features} → {hidden}",
+        )
+
+    def _rnn(self, value: Any, field: str, in_shape: tuple[int, ...],
+             nonlinearity: Any = "tanh", nl_field: str = "") -> LayerInfo:
+        if nonlinearity not in RNN_NONLINEARITIES:
+            raise LabError(nl_field or field,
+                           f"must be one of {', '.join(RNN_NONLINEARITIES)}, "
+                           f"got {show_value(nonlinearity)}")
+        spec: dict = {"rnn": value}
+        if nonlinearity != "tanh":
+            spec["nonlinearity"] = nonlinearity
+        return self._recurrent("rnn", value, field, in_shape, spec, f"RNN ({nonlinearity})")
+
+    def _lstm(self, value: Any, field: str, in_shape: tuple[int, ...]) -> LayerInfo:
+        return self._recurrent("lstm", value, field, in_shape, {"lstm": value}, "LSTM")
+
+    def _gru(self, value: Any, field: str, in_shape: tuple[int, ...]) -> LayerInfo:
+        return self._recurrent("gru", value, field, in_shape, {"gru": value}, "GRU")
+
+    def _last(self, value: Any, field: str, in_shape: tuple[int, ...]) -> LayerInfo:
+        _must_be_true(value, field, "last")
+        if len(in_shape) != 2:
+            raise LabError(field, f"last reads out a sequence's last step; {self._where(in_shape)}")
+        return LayerInfo(
+            kind="last",
+            spec={"last": True},
+            in_shape=in_shape,
+            out_shape=(in_shape[1],),
+            n_params=0,
+            describe=f"Last step of {in_shape[0]}",
+        )
+
     def _maxpool(self, value: Any, field: str, in_shape: tuple[int, ...]) -> LayerInfo:
         size = _whole(value, field, 1, MAX_KERNEL)
         self._need_image("maxpool", field, in_shape)
@@ -425,6 +514,10 @@ _KIND_PHRASE = {
     "conv2d": "a conv2d layer",
     "maxpool": "a maxpool layer",
     "flatten": "a flatten layer",
+    "rnn": "an rnn layer",
+    "lstm": "an lstm layer",
+    "gru": "a gru layer",
+    "last": "a last layer",
 }
 
 
@@ -473,6 +566,9 @@ def default_model_for(input_shape: tuple[int, ...], n_outputs: int) -> dict:
             {"linear": 16}, *hidden, {"linear": 16}, *hidden, {"linear": n_outputs},
         ]
         return {"layers": layers, "init": "default"}
+    if len(shape) == 2:  # sequences: one LSTM, its last step, the outputs
+        return {"layers": [{"lstm": 32}, {"last": True}, {"linear": n_outputs}],
+                "init": "default"}
     channels, height, width = shape
     layers = []
     for out in (8, 16):

@@ -19,7 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.problems.model_spec import ACTIVATIONS, WEIGHT_KINDS, LayerInfo, ModelSpec
+from core.problems.model_spec import (
+    ACTIVATIONS,
+    RECURRENT_GATES,
+    WEIGHT_KINDS,
+    LayerInfo,
+    ModelSpec,
+)
 
 # The nonlinearity kaiming_uniform_ scales for, by the activation that follows a weight layer.
 # ELU, GELU and SiLU behave like ReLU for positive inputs and damp negative ones, so ReLU's gain is
@@ -56,6 +62,8 @@ def build_model(model: ModelSpec, generator: torch.Generator | None = None) -> n
             if layer.kind in WEIGHT_KINDS:
                 activation = _following_activation(model, index)
                 _init_weight_layer(module, model.init, activation, generator)
+            elif layer.kind in RECURRENT_GATES:
+                _init_recurrent(module, model.init, generator)
     return net
 
 
@@ -88,7 +96,77 @@ def _make_module(layer: LayerInfo) -> nn.Module:
         return nn.MaxPool2d(value)
     if kind == "flatten":
         return nn.Flatten()
+    if kind in RECURRENT_GATES:
+        cls = {"rnn": SeqRNN, "lstm": SeqLSTM, "gru": SeqGRU}[kind]
+        extra = {"nonlinearity": layer.spec.get("nonlinearity", "tanh")} if kind == "rnn" else {}
+        # Built on the meta device then given empty memory: torch's own init would draw from the
+        # global generator (`_init_recurrent` draws from ours).
+        module = cls(layer.in_shape[1], value, batch_first=True, device="meta", dtype=f32,
+                     **extra)
+        return module.to_empty(device="cpu")
+    if kind == "last":
+        return LastStep()
     raise AssertionError(f"unhandled layer kind {kind!r}")  # validate_model admits no other
+
+
+class SeqRNN(nn.RNN):
+    """``nn.RNN`` (one layer, batch first) giving only the hidden states of every step, (B, T, H),
+    so it sits in an ``nn.Sequential``; its parameters keep torch's names (``weight_hh_l0``)."""
+
+    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(input, hx)[0]
+
+
+class SeqLSTM(nn.LSTM):
+    """``nn.LSTM`` giving only the hidden states h_t of every step (as `SeqRNN`)."""
+
+    def forward(self, input: torch.Tensor, hx=None) -> torch.Tensor:
+        return super().forward(input, hx)[0]
+
+
+class SeqGRU(nn.GRU):
+    """``nn.GRU`` giving only the hidden states of every step (as `SeqRNN`)."""
+
+    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(input, hx)[0]
+
+
+RECURRENT_MODULES = (SeqRNN, SeqLSTM, SeqGRU)
+
+
+class LastStep(nn.Module):
+    """The read-out of a sequence's last time step: (B, T, H) → (B, H)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return input[:, -1]
+
+
+def recurrent_layers(module: nn.Module) -> list[tuple[str, nn.RNNBase]]:
+    """The named recurrent layers (`SeqRNN`, `SeqLSTM`, `SeqGRU`) in order."""
+    return [(name, sub) for name, sub in module.named_modules()
+            if isinstance(sub, RECURRENT_MODULES)]
+
+
+def _init_recurrent(module: nn.RNNBase, init: str | Mapping,
+                    generator: torch.Generator | None) -> None:
+    """torch's own RNN init (every parameter U(-1/√H, 1/√H)) drawn from ``generator`` for
+    "default"; otherwise the named init on each weight matrix (ih and hh) and zero biases."""
+    bound = 1.0 / math.sqrt(module.hidden_size)
+    for name, param in module.named_parameters():
+        if init == "default":
+            nn.init.uniform_(param, -bound, bound, generator=generator)
+        elif name.startswith("bias"):
+            nn.init.zeros_(param)
+        elif init == "zeros":
+            nn.init.zeros_(param)
+        elif init == "xavier":
+            nn.init.xavier_uniform_(param, generator=generator)
+        elif init == "kaiming":
+            nn.init.kaiming_uniform_(param, nonlinearity="tanh", generator=generator)
+        elif isinstance(init, Mapping) and "normal" in init:
+            nn.init.normal_(param, 0.0, float(init["normal"]), generator=generator)
+        else:
+            raise AssertionError(f"unhandled init {init!r}")
 
 
 class OwnedDropout(nn.Dropout):

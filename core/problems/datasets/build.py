@@ -35,6 +35,7 @@ from core.problems.datasets.features import (
 )
 from core.problems.datasets.generators import GENERATORS
 from core.problems.datasets.imbalance import draw_imbalanced, stratified_split
+from core.problems.datasets.sequences import feature_names as sequence_feature_names
 from core.problems.datasets.spec import (
     DATASETS,
     DIGITS_SAMPLES,
@@ -84,6 +85,8 @@ def make_dataset(
             feature_names = point_features
         elif name == "digits":
             feature_names = tuple(f"pixel_{row}_{col}" for row in range(8) for col in range(8))
+        elif info.sequence:
+            feature_names = sequence_feature_names(spec)
         else:
             feature_names = ("x",)
 

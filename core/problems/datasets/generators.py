@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from core.problems.datasets.sequences import SEQUENCE_GENERATORS
+
 # Known plane coefficients, so a lesson can compare them with the trained weights.
 LINEAR_SLOPE, LINEAR_INTERCEPT = 2.0, 1.0
 PLANE_COEFFICIENTS = (1.5, -2.0)
@@ -131,4 +133,5 @@ GENERATORS: dict[str, Callable[[Mapping, np.random.Generator], tuple[np.ndarray,
     "sine": _sine,
     "plane": _plane,
     "digits": _digits,
+    **SEQUENCE_GENERATORS,  # (n, length, features) sequences: core/problems/datasets/sequences.py
 }

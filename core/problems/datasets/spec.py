@@ -38,6 +38,9 @@ Keys
                   of each), so the minority is never missing from it
                   (core/problems/datasets/imbalance.py). ``csv`` refuses the key: a table's class
                   counts are its own (subsample the file to change them).
+``length``        sequence sets (``adding``, ``memory``, ``parity``, ``sine_next``;
+                  core/problems/datasets/sequences.py) only: time steps per sample, a whole
+                  number in [2, 1000] (default 50); n × length × features at most 5,000,000.
 ``path``          ``csv`` only, required: the file, relative to the lab file's directory.
 ``label``         ``csv`` only, required: the name of the target column.
 ``task``          ``csv`` only: ``"classification"`` (default) or ``"regression"``.
@@ -56,6 +59,14 @@ from core.errors import LabError
 from core.optim.hyperparams import HyperParam, show_value
 from core.problems.datasets.features import DEFAULT_FEATURES, POINT_FEATURES
 from core.problems.datasets.imbalance import MAX_IMBALANCE, MIN_IMBALANCE, check_imbalance
+from core.problems.datasets.sequences import (
+    DEFAULT_LENGTH,
+    MAX_LENGTH,
+    MAX_SEQUENCE_VALUES,
+    MIN_LENGTH,
+    SEQUENCE_BASELINES,
+    sequence_features,
+)
 
 MIN_SAMPLES = 8
 MAX_SAMPLES = 100_000
@@ -83,6 +94,8 @@ class DatasetInfo:
     params: tuple[HyperParam, ...]
     description: str
     two_d: bool = False
+    # Sequence sets (core/problems/datasets/sequences.py): samples are (length, features).
+    sequence: bool = False
 
 
 def _n_param(default: int = DEFAULT_SAMPLES, high: int = MAX_SAMPLES) -> HyperParam:
@@ -130,6 +143,35 @@ def _info(name, title, task, params, description, two_d=False) -> DatasetInfo:
     extra = (_IMBALANCE,) if task == "classification" else ()
     return DatasetInfo(name, title, task, tuple(params) + extra + _COMMON, description, two_d)
 
+
+_LENGTH = HyperParam(
+    "length", DEFAULT_LENGTH, "int", low=MIN_LENGTH, high=MAX_LENGTH,
+    tooltip="Time steps per sequence (T): the distance the network must carry what it saw.",
+)
+
+
+def _sequence(name, title, task, params, description) -> DatasetInfo:
+    # Sequence sets are balanced by construction and never standardized behind the user's back.
+    params = (_n_param(), _LENGTH, *params, _VAL_FRACTION, _SEED, _STANDARDIZE)
+    text = f"{description} Baseline: {SEQUENCE_BASELINES[name]}."
+    return DatasetInfo(name, title, task, params, text, sequence=True)
+
+
+_SEQUENCE_SETS = (
+    _sequence("adding", "Adding problem", "regression", (),
+              "Sequences of (value, marker): the target is the sum of the two marked values, "
+              "one in each half. The classic long-memory test (Hochreiter & Schmidhuber 1997)."),
+    _sequence("memory", "Copy memory", "classification",
+              (_classes_param(4, "Number of symbols to remember."),),
+              "A symbol at the first step, blanks, then a cue at the last: answer the symbol "
+              "seen length − 1 steps ago."),
+    _sequence("parity", "Parity", "classification", (),
+              "Random bits; class 1 when an odd number of them are 1: every bit matters."),
+    _sequence("sine_next", "Sine continuation", "regression",
+              (_noise_param(0.0, "Standard deviation of the noise added to each input sample."),),
+              "length samples of sin(ωt + φ) with random ω in [0.1, 0.5] and φ: predict the "
+              "next, clean value."),
+)
 
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
@@ -185,6 +227,7 @@ DATASETS: dict[str, DatasetInfo] = {
         _info("csv", "CSV file", "any", (_TASK,),
               "Your own table: a header row, numeric feature columns and a label column, "
               "read from a file next to the lab file."),
+        *_SEQUENCE_SETS,
     )
 }
 
@@ -243,6 +286,15 @@ def validate_dataset_spec(spec: Mapping, field: str = "problem.dataset") -> dict
             cleaned[key] = value
     if cleaned.get("imbalance") is not None:
         check_imbalance(cleaned["n"], dataset_classes(cleaned), cleaned["imbalance"], field)
+    if info.sequence:
+        values = cleaned["n"] * cleaned["length"] * sequence_features(cleaned)
+        if values > MAX_SEQUENCE_VALUES:
+            most = MAX_SEQUENCE_VALUES // (cleaned["length"] * sequence_features(cleaned))
+            raise LabError(
+                f"{field}.n",
+                f"n × length × features = {values:,} values; at most {MAX_SEQUENCE_VALUES:,} "
+                f"(with length {cleaned['length']}, n at most {most})",
+            )
     if "classes" in cleaned:
         # Fewer than two samples of a class cannot even fill both splits.
         needed = 2 * cleaned["classes"]
