@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QFontMetricsF
 
 _INSTALLED = "_descent_lab_plain_axes"
 LABEL_OVERHANG = 18  # px: half of "100000" in the tick font, with a margin
@@ -45,6 +46,33 @@ def log_tick_levels(min_val: float, max_val: float, std_ticks):
     return [*first, (None, level((2, 5))), (None, level((3, 4, 6, 7, 8, 9)))]
 
 
+TICK_GAP = 10  # px at least between two labels of a horizontal axis
+
+
+def labelled_spacing(levels, min_val: float, max_val: float, size: float, label_width: float):
+    """pyqtgraph's tick ``levels`` for a horizontal axis of ``size`` px, with a major spacing
+    wide enough for labels of ``label_width`` px (a round 1, 2 or 5 × 10ᵏ): pyqtgraph always labels the
+    major level, whose spacing ignores the text, so "600 800 1000" ran together on a narrow
+    plot. The finer levels stay, as unlabelled ticks."""
+    major = levels[0][0]
+    fits = max(1, int(size // (label_width + TICK_GAP)))
+    span = abs(max_val - min_val)
+    if span / major < fits:
+        return levels
+    # The next round spacing (1, 2 or 5 × 10ᵏ) at which the labels fit.
+    exponent = math.floor(math.log10(major))
+    nice = [m * 10.0 ** (exponent + k) for k in range(4) for m in (1, 2, 5)]
+    spacing = next((n for n in nice if n > major and span / n < fits), nice[-1])
+    return [(spacing, 0), *[(s, o) for s, o in levels if s < spacing]]
+
+
+def _label_width(axis: pg.AxisItem, min_val: float, max_val: float) -> float:
+    """About the widest tick label of ``axis`` over this range, in px."""
+    font = axis.style.get("tickFont") or axis.font()
+    widest = max(f"{min_val:g}", f"{max_val:g}", key=len)
+    return QFontMetricsF(font).horizontalAdvance(widest.replace("e", "0"))
+
+
 def install_plot_defaults() -> None:
     """From now on every new `pg.AxisItem` (and subclass) has automatic SI prefixes off and
     room for its last label, and every new `pg.PlotItem` room on its right for it."""
@@ -65,6 +93,16 @@ def install_plot_defaults() -> None:
         return log_tick_levels(minVal, maxVal, stdTicks)
 
     pg.AxisItem.logTickValues = logTickValues
+
+    original_spacing = pg.AxisItem.tickSpacing
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        levels = original_spacing(self, minVal, maxVal, size)
+        if self.orientation not in ("bottom", "top") or self.logMode or not levels:
+            return levels
+        return labelled_spacing(levels, minVal, maxVal, size, _label_width(self, minVal, maxVal))
+
+    pg.AxisItem.tickSpacing = tickSpacing
     setattr(pg.AxisItem, _INSTALLED, True)
 
     original_plot_init = pg.PlotItem.__init__

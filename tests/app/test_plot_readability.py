@@ -155,3 +155,37 @@ def test_log_tick_labels_never_overlap_over_many_or_few_decades(qtbot):
         # Room between them: labels fill at most 60 % of the axis, not a solid column.
         filled = sum(rect.height() for rect in rects)
         assert filled <= 0.6 * plot.plotItem.getAxis("left").height(), [t for *_, t in texts]
+
+
+def test_step_labels_of_a_narrow_plot_do_not_run_together(qtbot):
+    """The arena's lr plot beside the internals dock is ~150 px wide: its step labels keep
+    apart ("600 8001000" ran together once the last label was allowed past the axis end)."""
+    import numpy as np
+
+    from app.widgets.curves import LrPlot
+
+    for width in (150, 220, 400):
+        plot = LrPlot()
+        qtbot.addWidget(plot)
+        plot.set_runs(["a"], ["#ee6677"], x_max=1000)
+        plot.resize(width, 250)
+        plot.show()
+        qtbot.waitExposed(plot)
+        plot.update_series([(np.arange(1001.0), np.full(1001, 0.01))])
+        qtbot.wait(20)
+        texts = _draw_specs(plot.plotItem.getAxis("bottom"))
+        rects = sorted((rect for rect, _flags, _text in texts), key=lambda r: r.left())
+        assert len(rects) >= 2, width
+        for a, b in zip(rects, rects[1:]):
+            assert b.left() - a.right() >= 4, (width, [t for *_, t in texts])
+
+
+def _draw_specs(axis: pg.AxisItem):
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        return axis.generateDrawSpecs(painter)[2]
+    finally:
+        painter.end()
