@@ -22,6 +22,7 @@ from core.engine.network_records import (
     DIAGRAM_MAX_PARAMS,
     Evaluation,
 )
+from core.engine.neurons import plane_grid, unit_maps
 from core.engine.race_setup import RaceSetup
 from core.engine.sequence_probe import PROBE_SIZE, hidden_grad_norms, recurrent_radius
 from core.engine.stacked import StackedMLP
@@ -49,6 +50,8 @@ class Evaluator:
         self.x_train, self.y_train = setup.x_train, setup.y_train
         self.x_val, self.y_val = setup.x_val, setup.y_val
         self.grid = self._boundary_inputs()
+        # Each neuron over the plane, for the network screen (core/engine/neurons.py).
+        self.neuron_grid = plane_grid(self.data, device=self.device)
         # Recurrent networks: a fixed probe batch for ‖∂L/∂h_t‖ (core/engine/sequence_probe.py).
         self.recurrent = any(layer.kind in RECURRENT_GATES for layer in self.model_spec.layers)
         self.probe = (self.x_train[:PROBE_SIZE], self.y_train[:PROBE_SIZE])
@@ -125,6 +128,7 @@ class Evaluator:
                 tuple(m.weight.detach().float().cpu().numpy().copy() for _, m in linear_layers(model))
                 for model in models
             )
+        neurons = self.neuron_maps(models)  # after the loop: every model is in eval mode
         as_arrays = lambda d: {key: np.asarray(v, dtype=np.float64) for key, v in d.items()}  # noqa: E731
         return Evaluation(
             weights=weights,
@@ -136,6 +140,7 @@ class Evaluator:
             boundary=np.stack(boundary) if boundary else None,
             boundary_class=np.stack(boundary_class) if boundary_class else None,
             curve=np.stack(curve) if curve else None,
+            neurons=neurons,
             val_scores=np.stack(scores) if scores else None,
             hidden_grad=np.stack(hidden_grad) if hidden_grad else None,
             recurrent_radius=np.stack(radius) if radius else None,
@@ -189,6 +194,7 @@ class Evaluator:
         return Evaluation(
             weights=stack.weight_copies() if self.model_spec.n_params <= DIAGRAM_MAX_PARAMS
             else None,
+            neurons=self.neuron_maps(stack.models),  # its models' weights are the stack's rows
             train=train,
             val=val,
             layer_grad_norm=layer_grads,
@@ -199,6 +205,21 @@ class Evaluator:
             curve=curve,
             val_scores=scores,
         )
+
+
+    @torch.no_grad()
+    def neuron_maps(self, models: list[nn.Module]) -> tuple[tuple[np.ndarray, ...], ...] | None:
+        """Per model, every neuron column over the plane (`core.engine.neurons.unit_maps`);
+        None without a plane or for models that are not small MLPs."""
+        if self.neuron_grid is None:
+            return None
+        maps = []
+        for model in models:  # per_model has put each in eval mode; a stack's have no modes
+            columns = unit_maps(model, self.neuron_grid)
+            if columns is None:
+                return None
+            maps.append(columns)
+        return tuple(maps)
 
 
 def _positive_scores(logits: torch.Tensor) -> np.ndarray:

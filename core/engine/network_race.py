@@ -324,7 +324,8 @@ class NetworkRace:
             update_ratio=layers("update_ratio"),
             confusion=picture.confusion, boundary=picture.boundary,
             boundary_class=picture.boundary_class, curve=picture.curve,
-            weights=picture.weights, train_std=train_std, val_std=val_std,
+            weights=picture.weights, neurons=picture.neurons, train_std=train_std,
+            val_std=val_std,
             val_scores=picture.val_scores,
             hidden_grad=picture.hidden_grad, recurrent_radius=picture.recurrent_radius,
         )

@@ -44,6 +44,10 @@ class Evaluation:
     # Per run, each linear/conv layer's weight (copies), for the live network diagram; None for
     # networks above DIAGRAM_MAX_PARAMS, where copying every evaluation would cost too much.
     weights: tuple[tuple[np.ndarray, ...], ...] | None = None
+    # Per run, every neuron column over the data's plane (core/engine/neurons.py `unit_maps`:
+    # inputs, each hidden layer, outputs; (units, G, G) float32 each), for the network screen's
+    # diagram; None without a plane or for a model that is not a small MLP.
+    neurons: tuple[tuple[np.ndarray, ...], ...] | None = None
     # With several seeds: the standard deviation over the seeds of each train / val metric
     # (same keys as ``train`` / ``val``, which then hold the means). Empty for one seed.
     train_std: dict[str, np.ndarray] = field(default_factory=dict)
