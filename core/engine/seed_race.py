@@ -43,7 +43,7 @@ from core.engine.network_evaluation import Evaluator, linear_weights, update_rat
 from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
 from core.engine.param_watch import PARAM_NORM_FACTOR, ParamWatch
 from core.engine.race_setup import RaceSetup, initial_model
-from core.engine.stacked import StackedMLP, can_stack, steps_flat
+from core.engine.stacked import StackedMLP, can_stack, per_run_reason, steps_flat
 from core.engine.training_step import (
     BatchOrder,
     RandomStream,
@@ -91,6 +91,7 @@ class SeedRace:
         self.has_dropout = has_dropout(initial)
         # The fast path: every run in one batched pass (see core/engine/stacked.py).
         self.stack: StackedMLP | None = None
+        self.per_run_reason: str | None = None  # None on the batched path
         if len(self.runs) >= 2 and can_stack(initial, [r.optimizer for r in self.runs]):
             self.stack = StackedMLP(self.models)
             # Per-run L1/L2 coefficients, fixed for the race: built once, not every step.
@@ -113,6 +114,9 @@ class SeedRace:
             self.stack.use_optimizers(self.optimizers)
             self.stack.step_limit = self.step_limit
         else:
+            # Why not batched, in words (the bench and the tests read it).
+            self.per_run_reason = (per_run_reason(initial, [r.optimizer for r in self.runs])
+                                   if len(self.runs) >= 2 else "a single run")
             self.optimizers = [
                 self._build(i, lambda run=run, model=model: optimizers_for(run, model),
                             list(model.parameters()))

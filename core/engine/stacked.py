@@ -173,6 +173,28 @@ def can_stack(model: nn.Sequential, optimizers: list[str]) -> bool:
     return any(isinstance(layer, nn.Linear) for layer in model)
 
 
+def per_run_reason(model: nn.Module, optimizers: list[str]) -> str | None:
+    """Why a race with this model and these optimizers trains one model at a time (None when
+    `can_stack` allows the batched path): the first optimizer or layer that rules it out."""
+    if can_stack(model, optimizers):
+        return None
+    from core.optim.catalog import get_optimizer_info
+
+    for name in optimizers:
+        if name not in ELEMENTWISE_OPTIMIZERS:
+            info = get_optimizer_info(name)
+            if info.needs_closure or info.create_graph:
+                return f"optimizer {name} re-evaluates the model or its gradient (its own graph)"
+    for index, layer in enumerate(model if isinstance(model, nn.Sequential) else ()):
+        if isinstance(layer, nn.RNNBase):
+            return (f"layer {index} ({type(layer).__name__}) is recurrent: its time loop is "
+                    "torch's own kernel per model, not a batched matrix product")
+        if not isinstance(layer, (nn.Linear, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU,
+                                  nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Flatten)):
+            return f"layer {index} ({type(layer).__name__}) is not a linear layer or activation"
+    return "the model is not a multilayer perceptron"
+
+
 class _LayerStepper:
     """Steps one run's optimizers over its layer parameters (views of its flat row): their
     gradients are pointed at the views of its gradient row first (the per-run fallback after a

@@ -227,6 +227,8 @@ def test_the_hidden_gradient_heat_map_equals_an_independent_autograd_computation
     lab = _lab([RunSpec("adam", "adam", {"lr": 0.01}), RunSpec("sgd", "sgd", {"lr": 0.5})],
                steps=30, length=12, eval_every=10)
     race = NetworkRace(lab)
+    # Recurrent layers train on the per-run path, and the race says why.
+    assert race.stack is None and "recurrent" in race.seed_races[0].per_run_reason
     records = [r for r in race.records() if r.evaluation is not None]
     last = records[-1].evaluation
     assert last.hidden_grad.shape == (2, 12) and len(records) == 4
