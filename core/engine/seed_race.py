@@ -184,13 +184,25 @@ class SeedRace:
     def _to_train(self) -> None:
         """Schedule-Free runs to y, where the gradient is taken (`RunUpdate`)."""
         for i in self._moded:
-            if self.alive[i]:
-                self.updates[i].to_train(self.optimizers[i])
+            if self.alive[i] and i not in self._faults:
+                self._switch(i, self.updates[i].to_train)
 
-    def _to_eval(self) -> None:
-        """Schedule-Free runs to x, the point every evaluation reads (`RunUpdate`)."""
+    def _to_eval(self, first: bool = False) -> None:
+        """Schedule-Free runs to x, the point every evaluation reads (`RunUpdate`). Not before
+        the ``first`` update: x is then the starting point, and some (SPlus) keep no average
+        to evaluate at until they have stepped."""
+        if first:
+            return
         for i in self._moded:
-            self.updates[i].to_eval(self.optimizers[i])
+            if i not in self._faults:
+                self._switch(i, self.updates[i].to_eval)
+
+    def _switch(self, i: int, switch) -> None:
+        """A mode switch of run i; one that raises is run i's fault (core/engine/faults.py)."""
+        try:
+            switch(self.optimizers[i])
+        except Exception as error:
+            self._faults[i] = fault_of(error)
 
     def _train_all(self, xb, yb) -> list[tuple[int, float, float]]:
         """Forward + backward (+ clipping) of every live run: (run, loss, grad norm) each."""
@@ -433,7 +445,7 @@ class SeedRace:
         stopped: list[EarlyStop] = []
         sharpness_due = self._sharpness_due()
         if evaluate or sharpness_due:
-            self._to_eval()  # evaluations and sharpness at Schedule-Free's x
+            self._to_eval(first=self.step == 0)  # evaluations, sharpness at Schedule-Free's x
         if evaluate:
             evaluation = self._evaluate()
             self.last_evaluation = evaluation

@@ -326,8 +326,8 @@ def main():
             lr = run["optimizer"].param_groups[0]["lr"]
             row = [run["label"], step, step * order.batch_size / order.n, loss, float(lr), grad_norm]
             stop_now = False
-            if run["train_eval"]:
-                run["optimizer"].eval()  # ... and is evaluated at x
+            if run["train_eval"] and step > 0:
+                run["optimizer"].eval()  # ... and is evaluated at x (from its first update on)
             if evaluate and len(x_val):
                 val_loss, quality = validation(run["model"], x_val, y_val)
                 row += [val_loss, quality]

@@ -198,6 +198,7 @@ def test_a_per_tensor_user_update_steps_its_layers_on_the_batched_path(tmp_path)
 
 
 ZOO_STACKED = ["pytorch_optimizer:Lion", "pytorch_optimizer:Muon", "pytorch_optimizer:SOAP",
+               "pytorch_optimizer:SPlus",
                "schedulefree:AdamWScheduleFree"]
 ZOO_OWN_GRAPH = ["pytorch_optimizer:SophiaH", "pytorch_optimizer:SAM"]
 
@@ -557,3 +558,31 @@ def test_an_optimizer_without_a_learning_rate_races_with_no_lr(tmp_path):
     with pytest.raises(LabError) as error:
         FunctionRace(lab_from_dict(scheduled))
     assert "no learning rate to schedule" in error.value.message
+
+
+# A train()/eval() optimizer whose eval() breaks after a few updates.
+MY_BAD_MODES = MY_SGD + '''
+
+    def train(self):
+        pass
+
+    def eval(self):
+        self.switches = getattr(self, "switches", 0) + 1
+        if self.switches > 5:
+            raise RuntimeError("no average to evaluate at")
+'''
+
+
+def test_a_mode_switch_that_raises_stops_only_its_run(tmp_path):
+    (tmp_path / "modes.py").write_text(MY_BAD_MODES)
+    runs = [{"label": "modes", "optimizer": {"class": "modes.py:MySGD"}, "params": {"lr": 0.1}},
+            {"label": "adam", "optimizer": "adam", "params": {"lr": 0.01}}]
+    try:
+        race = NetworkRace(_network_lab(tmp_path, runs))
+        records = list(race.records())
+    finally:
+        user_code._LOADED.clear()
+    [event] = [e for r in records for e in r.diverged]
+    assert event.label == "modes" and event.kind == "failed"
+    assert "no average to evaluate at" in event.traceback
+    assert records[-1].alive.tolist() == [False, True] and len(records) == STEPS + 1
