@@ -27,10 +27,50 @@ from core.teaching.script_common import (
     setup_imports,
 )
 
+# Recurrent layers in a script: torch's modules giving only every step's hidden states, and the
+# read-out of the last step (the lab's core/problems/models.py SeqRNN/SeqLSTM/SeqGRU, LastStep).
+_SEQUENCE_CLASSES = '''
+class RNNSteps(nn.RNN):
+    """nn.RNN (batch first) giving only the hidden states of every step, (B, T, H)."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class LSTMSteps(nn.LSTM):
+    """nn.LSTM (batch first) giving only the hidden states h_t of every step, (B, T, H)."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class GRUSteps(nn.GRU):
+    """nn.GRU (batch first) giving only the hidden states of every step, (B, T, H)."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class LastStep(nn.Module):
+    """The read-out of a sequence's last time step: (B, T, H) -> (B, H)."""
+
+    def forward(self, x):
+        return x[:, -1]
+'''
+
 
 def _module_code(module, index: int) -> str:
     from torch import nn
 
+    from core.problems.models import LastStep, SeqGRU, SeqLSTM, SeqRNN
+
+    if isinstance(module, (SeqRNN, SeqLSTM, SeqGRU)):
+        name = {SeqRNN: "RNNSteps", SeqLSTM: "LSTMSteps", SeqGRU: "GRUSteps"}[type(module)]
+        extra = (f", nonlinearity={module.nonlinearity!r}"
+                 if isinstance(module, SeqRNN) and module.nonlinearity != "tanh" else "")
+        return f"{name}({module.input_size}, {module.hidden_size}, batch_first=True{extra})"
+    if isinstance(module, LastStep):
+        return "LastStep()"
     if isinstance(module, nn.Linear):
         return f"nn.Linear({module.in_features}, {module.out_features})"
     if isinstance(module, nn.Conv2d):
@@ -147,6 +187,7 @@ def network_script(lab: Lab, data_name: str) -> str:
         f"CONTROLS = {json.dumps(controls)}".replace("null", "None"),
         "",
         "",
+        *([_SEQUENCE_CLASSES.strip("\n"), "", ""] if "Steps(" in layers else []),
         "def make_model():",
         "    return nn.Sequential(",
         f"        {layers},",

@@ -95,8 +95,17 @@ WEIGHTED_LAB = dict(
     runs=[{"label": "Adam", "optimizer": "adam", "params": {"lr": 0.01}}],
     steps=40, seed=2,
 )
+# A recurrent network on a sequence set, with clipping: the script's LSTMSteps is the race's.
+SEQUENCE_LAB = dict(
+    problem={"kind": "network", "dataset": {"name": "adding", "n": 128, "length": 8},
+             "model": {"layers": [{"gru": 6}, {"lstm": 8}, {"last": True}, {"linear": 1}]},
+             "loss": "mse", "batch_size": 32, "eval_every": 10},
+    runs=[{"label": "Adam", "optimizer": "adam", "params": {"lr": 0.01}, "clip_norm": 0.5},
+          {"label": "SGD", "optimizer": "sgd", "params": {"lr": 0.3}}],
+    steps=30, seed=3,
+)
 LABS = {"function": FUNCTION_LAB, "expression": EXPRESSION_LAB, "network": NETWORK_LAB,
-        "dropout": DROPOUT_LAB, "weighted": WEIGHTED_LAB}
+        "dropout": DROPOUT_LAB, "weighted": WEIGHTED_LAB, "sequence": SEQUENCE_LAB}
 # Runs each exported script as `python script.py --out CSV` would, all in ONE interpreter: the
 # import of torch costs seconds, the scripts themselves milliseconds.
 DRIVER = """
@@ -167,6 +176,14 @@ def test_class_weighted_network_script_reproduces_the_run(exported):
     # scikit-learn's balanced weights of the training split, n / (2 · count), as literals
     assert "nn.CrossEntropyLoss(weight=torch.tensor([" in text
     assert ours[("Adam", 40)]["val_loss"] != ""
+
+
+def test_recurrent_network_script_reproduces_the_run(exported):
+    ours, theirs, folder = exported["sequence"]
+    assert rows_differ(ours, theirs, 1e-6) == []
+    assert len(ours) == 2 * 31
+    text = (folder / "exported.py").read_text()
+    assert "GRUSteps(2, 6, batch_first=True)" in text and "LastStep()" in text
 
 
 def test_short_expression_stays_readable():
