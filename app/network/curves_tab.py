@@ -117,6 +117,7 @@ class CurvesTab(QWidget):
         # same moment (on their own, the lr plot re-ranged in other frames than the loss plot).
         self.accuracy_plot.follow_x_of(self.loss_plot)
         self.lr_plot.follow_x_of(self.loss_plot)
+        self.layer_plot.follow_x_of(self.loss_plot.plotItem.vb)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)

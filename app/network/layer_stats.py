@@ -80,6 +80,9 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         self.follow = True
         self.defer_fit = False  # as `RunCurvesPlot.defer_fit`
         self.fit_pending = False
+        # The view whose x range both plots show (the loss plot's, `follow_x_of`), or None:
+        # the gradient plot fits its own data.
+        self.x_source: pg.ViewBox | None = None
         self.log = LayerStatsRing(LAYER_LOG_CAPACITY)
         self._seen = 0  # evaluations of the history's ring already in `log`
 
@@ -172,8 +175,21 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         else:
             self._fit()
 
+    def follow_x_of(self, source: pg.ViewBox) -> None:
+        """Show ``source``'s x range (the loss plot's): the views of one race show the same
+        steps at the same moment (fitted to their own evaluations they re-ranged in other
+        frames and ended elsewhere)."""
+        self.x_source = source
+
     def needs_fit(self) -> bool:
-        return self.fit_pending
+        return self.fit_pending or (self.follow and self.x_source is not None
+                                    and x_behind(self.grad_plot.vb, self.x_source))
+
+    def _fit_grad(self, extent) -> None:
+        if self.x_source is None:
+            fit_range(self.grad_plot.vb, extent, True)
+        else:
+            copy_x(self.grad_plot.vb, self.x_source, extent)
 
     def fit_view(self, one: bool = False) -> None:
         """Fit both plots, or (``one``, while streaming) the first that needs it: each new
@@ -184,7 +200,7 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         extents = self._extents()
         plot = self._unfitted(*extents) if self.follow else None
         if plot is self.grad_plot:
-            fit_range(self.grad_plot.vb, extents[0], True)
+            self._fit_grad(extents[0])
         elif plot is self.ratio_plot:
             copy_x(self.ratio_plot.vb, self.grad_plot.vb, extents[1])
         self.fit_pending = self.follow and self._unfitted(*extents) is not None
@@ -199,7 +215,12 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
 
     def _unfitted(self, grad_extent, ratio_extent):
         """The first of the two plots whose range should change for these `_extents`, or None."""
-        if range_change(self.grad_plot.vb, grad_extent, True) is not None:
+        grad_vb = self.grad_plot.vb
+        if self.x_source is not None:
+            if (range_change(grad_vb, grad_extent, False) is not None
+                    or x_behind(grad_vb, self.x_source)):
+                return self.grad_plot
+        elif range_change(grad_vb, grad_extent, True) is not None:
             return self.grad_plot
         ratio_vb = self.ratio_plot.vb
         if (range_change(ratio_vb, ratio_extent, False) is not None
@@ -212,7 +233,7 @@ class LayerStatsPlot(pg.GraphicsLayoutWidget):
         if not self.follow:
             return
         grad_extent, ratio_extent = self._extents()
-        fit_range(self.grad_plot.vb, grad_extent, True)
+        self._fit_grad(grad_extent)
         copy_x(self.ratio_plot.vb, self.grad_plot.vb, ratio_extent)
 
     def set_x_label(self, label: str) -> None:

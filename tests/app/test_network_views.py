@@ -14,7 +14,14 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 
-from app.network.views import NetworkView, NumericItem, RunCurvesPlot
+from app.network.views import (
+    TAB_BOUNDARIES,
+    TAB_CONFUSION,
+    TAB_CURVES,
+    NetworkView,
+    NumericItem,
+    RunCurvesPlot,
+)
 from core.engine.history import NetworkHistory
 from core.engine.network_race import NetworkRace
 from core.engine.network_records import BOUNDARY_GRID, CURVE_POINTS
@@ -329,7 +336,7 @@ def test_update_from_draws_one_part_per_call_and_hidden_tabs_on_show(qtbot, moon
     assert all(plot.curves[0].has_data() for plot in
                (view.loss_plot, view.accuracy_plot, view.lr_plot))
     assert all(image is None for image in view.boundary_images())
-    view.tabs.setCurrentIndex(1)  # shown: its pending panels are drawn at once
+    view.tabs.setCurrentIndex(TAB_BOUNDARIES)  # shown: its pending panels are drawn at once
     assert all(image is not None for image in view.boundary_images())
 
 
@@ -373,8 +380,8 @@ def test_multiclass_boundaries_are_rgba_images(qtbot, blobs_race):
 def test_regression_shows_fitted_curves_and_r2(qtbot, linear_race):
     race, records = linear_race
     view, history = _view(qtbot, race, records)
-    assert view.tabs.tabText(1) == "Fitted curves"
-    assert not view.tabs.isTabEnabled(2)  # no confusion matrix for regression
+    assert view.tabs.tabText(TAB_BOUNDARIES) == "Fitted curves"
+    assert not view.tabs.isTabEnabled(TAB_CONFUSION)  # no confusion matrix for regression
     curves = view.fitted_curves()
     assert len(curves) == 2
     for i, (x, y) in enumerate(curves):
@@ -927,13 +934,16 @@ def long_race():
 
 
 def _x_ranges(view) -> list[tuple[float, float]]:
-    return [tuple(plot.plotItem.vb.viewRange()[0])
-            for plot in (view.loss_plot, view.accuracy_plot, view.lr_plot)]
+    """The x ranges of the loss, accuracy, lr and both per-layer plots."""
+    layers = view.layer_plot
+    return [tuple(vb.viewRange()[0])
+            for vb in (view.loss_plot.plotItem.vb, view.accuracy_plot.plotItem.vb,
+                       view.lr_plot.plotItem.vb, layers.grad_plot.vb, layers.ratio_plot.vb)]
 
 
 def test_the_views_of_a_race_show_one_x_range_that_ends_at_the_race(qtbot, long_race):
-    """While streaming, loss, accuracy and learning rate show the same steps at every moment
-    (the lr plot re-ranged in frames of its own); the x axis never runs far past the race's
+    """While streaming, loss, accuracy, learning rate and the per-layer plots show the same steps
+    at every moment (the lr and per-layer plots re-ranged in frames of their own); the x axis never runs far past the race's
     last step (a 1000-step race ended on 0 … 1600), also when the race ran while another tab
     was shown; and its last tick is not cut."""
     race, records = long_race
@@ -947,15 +957,13 @@ def test_the_views_of_a_race_show_one_x_range_that_ends_at_the_race(qtbot, long_
         view.update_from(history)
         view.flush()
         ranges = _x_ranges(view)
-        assert ranges[1] == ranges[0] and ranges[2] == ranges[0], ranges
+        assert all(r == ranges[0] for r in ranges), ranges
     x0, x1 = _x_ranges(view)[0]
     assert steps <= x1 <= steps * 1.03, (x0, x1)
     # A new race (Play again, another lab): no plot keeps this race's axes before its first
     # step (the per-layer plots kept 0 … 300 until the next race's first evaluation).
     view.set_runs(list(race.labels), COLORS[:2], race.data, total_steps=steps)
-    layers = view.layer_plot
-    starts = _x_ranges(view) + [tuple(vb.viewRange()[0])
-                                for vb in (layers.grad_plot.vb, layers.ratio_plot.vb)]
+    starts = _x_ranges(view)
     assert all(start == starts[0] for start in starts), starts
     assert starts[0][1] <= 100
     # The same race drawn while the boundaries tab was shown, then the curves tab opened.
@@ -963,11 +971,11 @@ def test_the_views_of_a_race_show_one_x_range_that_ends_at_the_race(qtbot, long_
     hidden.resize(815, 690)
     hidden.show()
     qtbot.waitExposed(hidden)
-    hidden.tabs.setCurrentIndex(1)
+    hidden.tabs.setCurrentIndex(TAB_BOUNDARIES)
     for start in range(0, len(records), 20):
         hidden_history.extend(records[start:start + 20])
         hidden.update_from(hidden_history)
-    hidden.tabs.setCurrentIndex(0)
+    hidden.tabs.setCurrentIndex(TAB_CURVES)
     hidden.update_from(hidden_history)
     hidden.flush()
     for x0, x1 in _x_ranges(hidden):
