@@ -184,7 +184,10 @@ class FileActions(QObject):
     def offer_recovery(self) -> bool:
         """At startup: restore the lab left by a session that crashed, if the user wants it.
         Only a lab with something unsaved is offered (app/shell/recovery.py, `RecoveryStore.unsaved`)."""
-        found = self.window.recovery.unsaved()
+        # A lab that names the user's own code asks before it runs, as Open does.
+        consent = self.window.user_code.consent
+        consent.where = "The lab left by the session that did not close cleanly"
+        found = self.window.recovery.unsaved(consent)
         if found is None:
             self.save_recovery()
             return False

@@ -48,21 +48,22 @@ class RecoveryStore:
         except OSError:
             pass
 
-    def load(self) -> tuple[Lab, Path | None, bool] | None:
-        """The lab left behind by a run that did not exit cleanly, or None."""
+    def load(self, consent=None) -> tuple[Lab, Path | None, bool] | None:
+        """The lab left behind by a run that did not exit cleanly, or None. ``consent`` is asked
+        before the user's optimizer code that lab names runs (core/lab/code.py); declined, None."""
         try:
             entry = json.loads(self.path.read_text(encoding="utf-8"))
-            lab = lab_from_dict(entry["lab"], base_dir=entry.get("base_dir"))
+            lab = lab_from_dict(entry["lab"], base_dir=entry.get("base_dir"), consent=consent)
         except (OSError, ValueError, KeyError, TypeError, LabError):
             return None
         source = Path(entry["source"]) if entry.get("source") else None
         return lab, source, bool(entry.get("dirty"))
 
-    def unsaved(self) -> tuple[Lab, Path | None, bool] | None:
+    def unsaved(self, consent=None) -> tuple[Lab, Path | None, bool] | None:
         """What `load` finds, when restoring it would bring back something not on disk: the lab
         had unsaved edits, or its file no longer holds it (changed or gone since). An untouched
         lab (a new one, a lesson's, a file just opened) is None: offering it would be noise."""
-        found = self.load()
+        found = self.load(consent)
         if found is None:
             return None
         lab, source, dirty = found
@@ -71,7 +72,7 @@ class RecoveryStore:
         if source is None:
             return None  # never saved and never edited: a new lab, nothing of the user's in it
         try:
-            on_disk = load_lab(source)
+            on_disk = load_lab(source, consent=consent)  # its code is loaded by now: no question
         except (OSError, LabError):
             return found  # the file is gone or unreadable: this is the only copy left
         return None if on_disk == lab else found

@@ -255,3 +255,38 @@ def test_the_consent_dialog_shows_the_path_and_hash_and_defaults_to_not_running(
     assert str(path.resolve()) in dialog.path_label.text()
     assert digest in dialog.hash_label.text()
     assert dialog.decline_button.isDefault() and not dialog.run_button.isDefault()
+
+
+def test_a_crashed_session_with_your_code_is_restored_after_consent(qtbot, tmp_path, settings):
+    from app.shell.main_window import MainWindow
+    from app.shell.recovery import RecoveryStore
+
+    code = write_sgd(tmp_path / "opts")
+    ref = user_code.parse_code_ref(f"{code}:MySGD")
+    digest = user_code.code_hash(ref)
+    lab = replace(short_lab(), base_dir=str(tmp_path))
+    crashed = replace(lab, runs=lab.runs + (RunSpec("Mine", ref.name, {"lr": 0.0005},
+                                                    code_sha256=digest),))
+    for answer in (False, True):
+        # What a session with the user's class in its lab left behind when it crashed (nothing
+        # of that file has run in this process).
+        store = RecoveryStore(tmp_path / f"recovery-{answer}")
+        store.save(crashed, None, dirty=True)
+        window = MainWindow(settings=settings, recovery=store)
+        window._confirm_discard = lambda: True  # the restored lab has unsaved edits
+        qtbot.addWidget(window)
+        questions: list = []
+
+        def ask(r, sha, a=answer, asked=questions):
+            asked.append((r.name, sha))
+            return a, False
+
+        window.user_code.consent.ask = ask
+        window._ask_restore = lambda source, dirty: True
+        restored = window.offer_recovery()
+        assert questions == [(ref.name, digest)]
+        assert restored is answer
+        assert code.with_suffix(".ran").exists() is answer  # declined: nothing ran
+        if answer:
+            assert window.document.lab.runs[-1].optimizer == ref.name
+        window.controller.shutdown()
