@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QScrollArea,
     QSpinBox,
+    QTabWidget,
     QWidget,
 )
 
@@ -35,7 +36,20 @@ ROOT = Path(__file__).resolve().parents[2]
 RAVINE = ROOT / "resources" / "labs" / "ravine.lab.json"
 
 
+def show_page_of(widget: QWidget) -> None:
+    """Bring forward the left dock's tab that holds ``widget`` (Data / Network / Training /
+    Runs in a network lab), as a user clicks a tab before typing in it."""
+    parent = widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QTabWidget) and parent.objectName() == "labTabs":
+            parent.setCurrentIndex(next(i for i in range(parent.count())
+                                        if parent.widget(i).isAncestorOf(widget)))
+            return
+        parent = parent.parentWidget()
+
+
 def type_into(qtbot, box, text: str) -> None:
+    show_page_of(box)
     box.setFocus()
     box.selectAll()
     qtbot.keyClicks(box, text)
@@ -76,7 +90,8 @@ def asking_window(qtbot, settings):
 
 
 def _example_action(window, name: str):
-    return next(a for a in window.examples_menu.actions() if a.text() == name)
+    # Listed by title ("Ravine: SGD zig-zags, …"); the file name is the entry's tooltip.
+    return next(a for a in window.examples_menu.actions() if a.toolTip() == f"{name}.lab.json")
 
 
 def test_opening_an_example_asks_first_and_cancel_keeps_the_lab_and_its_undo(
@@ -145,6 +160,7 @@ def test_the_wheel_over_an_unfocused_editor_scrolls_the_panel_and_changes_nothin
     qtbot.waitExposed(window)
     window.activateWindow()
     editor = window.findChild(kind, name)
+    show_page_of(editor)
     assert editor is not None and editor.isVisible()
     area = _scroll_area_of(editor)
     bar = area.verticalScrollBar()
@@ -156,8 +172,12 @@ def test_the_wheel_over_an_unfocused_editor_scrolls_the_panel_and_changes_nothin
     area.ensureWidgetVisible(editor)
     start = bar.value()
     notch = -1 if start < bar.maximum() else 1  # a direction in which the panel can move
-    window.runs_panel.optimizer_combo.setFocus()  # focus is somewhere else in the panel
-    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.runs_panel.optimizer_combo)
+    other = window.runs_panel.optimizer_combo  # focus is somewhere else in the panel
+    if not other.isVisible():  # on another tab of the left dock: one beside the editor
+        other = next(w for w in area.widget().findChildren(QComboBox)
+                     if w is not editor and w.isVisible() and w.isEnabled())
+    other.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is other)
     lab, undo_count, before = window.document.lab, window.document.undo_stack.count(), _read(editor)
 
     _wheel(editor, notch)
