@@ -40,6 +40,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run_to_dir(lab, args.out, step_time_limit=limit)
     except LabError as exc:  # about the lab's content (no enabled run): name the file too
         raise exc.from_file(args.lab) from None
+    if summary.get("problem") == "rl":  # episodes and returns (core/engine/rl_runner.py)
+        for run in summary["runs"]:
+            mean = run["mean_return_last_100"]
+            state = "ok" if not run["failed"] else run["failure"].splitlines()[0]
+            solved = run["solved_at"]
+            print(f"{run['label']:<24} mean return of the last 100 episodes "
+                  f"{'n/a' if mean is None else f'{mean:.1f}'}  "
+                  f"solved at {'never' if solved is None else f'episode {solved}'}  {state}")
+        print(f"wrote {args.out}/summary.json, metrics.csv, updates.csv")
+        return 0
     for run in summary["runs"]:
         state = f"diverged at step {run['diverged_at']}" if run["diverged"] else "ok"
         failure = run.get("failure")

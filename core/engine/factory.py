@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 RACES: dict[str, str] = {
     "function": "core.engine.function_race:FunctionRace",
     "network": "core.engine.network_race:NetworkRace",
+    "rl": "core.engine.rl_race:RLRace",
 }
 
 

@@ -74,6 +74,10 @@ def run_to_dir(
     a summary of no runs is a mistake, not a result. ``step_time_limit``: the seconds one run's
     optimizer step may take before that run is stopped (None: no limit)."""
     _check_has_runs(lab)
+    if lab.problem.kind == "rl":  # episodes, not steps: core/engine/rl_runner.py
+        from core.engine.rl_runner import run_rl
+
+        return run_rl(lab, Path(out_dir), stop, progress)
     if lab.is_network:
         return _run_network(lab, Path(out_dir), stop, progress, step_time_limit)
     out = Path(out_dir)

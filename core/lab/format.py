@@ -27,6 +27,7 @@ from typing import Any
 from core.errors import LabError
 from core.lab.checks import check_keys, expect, finite_float, int_in, show
 from core.lab.code import Consent, default_label, optimizer_from_file, optimizer_to_file
+from core.problems.rl.spec import RLProblem, rl_problem_from_dict, rl_problem_to_dict
 
 FORMAT = "descent-lab/1"
 FORMAT_VERSION = 1
@@ -86,6 +87,9 @@ class RunSpec:
     branch: BranchSpec | None = None  # replay another run up to a step, then go on (timeline)
     # User code only: the SHA-256 of the optimizer's file when the lab was saved (core/lab/code.py).
     code_sha256: str | None = None
+    # rl problems with the dqn agent only: Adam-Rel, the optimizer's step counter set to 0 at
+    # every target-network update (core/engine/rl_agents.py).
+    adam_rel: bool = False
 
 
 NETWORK_RUN_KEYS = ("l1", "l2", "clip_norm", "clip_value", "early_stopping")
@@ -141,7 +145,7 @@ class Lab:
     name: str = "Untitled lab"
     seed: int = 0
     steps: int = 500
-    problem: FunctionProblem | NetworkProblem = field(default_factory=FunctionProblem)
+    problem: FunctionProblem | NetworkProblem | RLProblem = field(default_factory=FunctionProblem)
     runs: tuple[RunSpec, ...] = ()
     # Where the lab file lives: relative paths in it (a CSV data set) are read from here.
     # Not part of the lab's identity and never written to the file.
@@ -229,7 +233,8 @@ def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None,
         raise LabError("runs", f"at most {MAX_RUNS} runs, got {len(runs_data)}")
     network = isinstance(problem, NetworkProblem)
     runs = tuple(
-        _run_from_dict(r, f"runs[{i}]", steps, network, base, consent)
+        _run_from_dict(r, f"runs[{i}]", steps, network, base, consent,
+                       rl_dqn=isinstance(problem, RLProblem) and problem.agent == "dqn")
         for i, r in enumerate(runs_data)
     )
     seen: dict[str, int] = {}
@@ -247,15 +252,17 @@ def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None,
 
 def _problem_from_dict(
     data: Any, seed: int, base_dir: str | None
-) -> FunctionProblem | NetworkProblem:
+) -> FunctionProblem | NetworkProblem | RLProblem:
     from core.problems.functions import get_function
 
     expect(data, dict, "problem", "a JSON object")
     kind = data.get("kind")
     if kind == "network":
         return _network_problem_from_dict(data, seed, base_dir)
+    if kind == "rl":  # its reader and writer: core/problems/rl/spec.py
+        return rl_problem_from_dict(data)
     if kind != "function":
-        raise LabError("problem.kind", f'must be "function" or "network", got {show(kind)}')
+        raise LabError("problem.kind", f'must be "function", "network" or "rl", got {show(kind)}')
     check_keys(data, {"kind", "function", "start"}, {"function"}, "problem")
     function = data["function"]
     get_function(function, field="problem.function")  # raises a precise LabError
@@ -339,12 +346,17 @@ def _controls_from_dict(data: dict, field_: str) -> dict[str, Any]:
 
 
 def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False,
-                   base_dir: str | None = None, consent: Consent | None = None) -> RunSpec:
+                   base_dir: str | None = None, consent: Consent | None = None,
+                   rl_dqn: bool = False) -> RunSpec:
     from core.optim.catalog import get_optimizer_info, validate_optimizer_params
     from core.optim.schedules import get_schedule_info, validate_schedule_params
 
     expect(data, dict, field_, "a JSON object")
     allowed = {"label", "optimizer", "params", "schedule", "enabled", "color", "branch"}
+    if "adam_rel" in data and not rl_dqn:
+        raise LabError(f"{field_}.adam_rel", 'only rl problems with the "dqn" agent have it '
+                                             "(it acts at target-network updates)")
+    allowed.add("adam_rel")
     if not network:
         for key in NETWORK_RUN_KEYS:
             if key in data:
@@ -384,6 +396,8 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False,
         controls["branch"] = branch_from_dict(data["branch"], f"{field_}.branch", steps)
     if code_sha256:
         controls["code_sha256"] = code_sha256
+    if data.get("adam_rel", False):
+        controls["adam_rel"] = expect(data["adam_rel"], bool, f"{field_}.adam_rel", "true or false")
     return RunSpec(label, optimizer, params, schedule, enabled, color, **controls)
 
 
@@ -415,8 +429,9 @@ def check_branches(lab: Lab) -> None:
         if run.branch is None:
             continue
         where = f"runs[{i}].branch"
-        if lab.is_network:
-            raise LabError(where, "only 2-D function races can branch (network races cannot yet)")
+        if lab.problem.kind != "function":
+            raise LabError(where, f"only 2-D function races can branch ({lab.problem.kind} "
+                                  "races cannot yet)")
         parent = run.branch.parent
         if parent == run.label:
             raise LabError(f"{where}.from", f"a run cannot branch from itself ({parent!r})")
@@ -452,7 +467,7 @@ def check_runs_fit_problem(lab: Lab) -> None:
     """Refuse runs whose optimizer cannot work on this problem (e.g. Muon on 2-D points)."""
     from core.optim.catalog import get_optimizer_info
 
-    if lab.is_network:
+    if lab.problem.kind != "function":  # networks and agents have weight matrices
         return
     for i, run in enumerate(lab.runs):
         info = get_optimizer_info(run.optimizer)
@@ -500,6 +515,8 @@ def lab_to_dict(lab: Lab, base_dir: str | os.PathLike | None = None) -> dict:
         if p.class_weights is not None:  # off is not written (older files round-trip)
             problem["class_weights"] = (p.class_weights if isinstance(p.class_weights, str)
                                         else list(p.class_weights))
+    elif isinstance(lab.problem, RLProblem):
+        problem = rl_problem_to_dict(lab.problem)
     else:
         problem = {"kind": "function", "function": _plain(lab.problem.function)}
         if lab.problem.start is not None:
@@ -527,6 +544,8 @@ def lab_to_dict(lab: Lab, base_dir: str | os.PathLike | None = None) -> dict:
             entry["early_stopping"] = _plain(run.early_stopping)
         if run.branch is not None:  # written only when used: older files round-trip unchanged
             entry["branch"] = branch_to_dict(run.branch)
+        if run.adam_rel:  # rl labs only; off is not written
+            entry["adam_rel"] = True
         runs.append(entry)
     return {
         "format": FORMAT,
