@@ -18,6 +18,9 @@ This module composes the tabs and schedules their drawing; each tab lives in its
 * **Surface** (app/surface/view.py): the loss surface around the weights, and sharpness.
 * **Per class** (app/network/pr_curve_tab.py): the selected run's per-class precision, recall
   and F1, and for a binary task its precision–recall curve.
+* **Sequence** (app/network/sequence_tab.py): recurrent networks only: the heat map of
+  ‖∂L/∂h_t‖ over time steps and training steps, the recurrent matrix's spectral radius and where
+  norm clipping fired, for the selected run.
 
 What every tab reads (runs, data set, history, selected run) is one `ShownRace`
 (app/network/race_state.py). Snapshots (boundaries, confusion, per-layer statistics) only
@@ -43,6 +46,7 @@ from app.network.curves_tab import CurvesTab
 from app.network.pr_curve_tab import PrCurveTab
 from app.network.race_state import ShownRace
 from app.network.run_curves import RunCurvesPlot
+from app.network.sequence_tab import SequenceTab
 from core.engine.history import NetworkHistory
 from core.problems.datasets.dataset import Dataset
 
@@ -77,6 +81,7 @@ class NetworkView(QWidget):
         self.confusion = ConfusionTab(self.race)
         self.comparison = ComparisonTab(self.race, self.surface_view)
         self.per_class = PrCurveTab(self.race)  # per-class scores and the PR curve
+        self.sequence = SequenceTab(self.race)  # recurrent networks: gradients through time
         self.tabs = QTabWidget(objectName="networkTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.curves, "Curves")
@@ -85,6 +90,7 @@ class NetworkView(QWidget):
         self.tabs.addTab(self.comparison, "Comparison")
         self.tabs.addTab(self.surface_view, "Surface")
         self.tabs.addTab(self.per_class, "Per class")
+        self.tabs.addTab(self.sequence, "Sequence")
         self.surface_view.sharpness_measured.connect(self.comparison.refresh)
         self.curves.redrawn.connect(self._dirty_drawn)
         self.tabs.currentChanged.connect(self._on_tab_changed)
@@ -216,6 +222,7 @@ class NetworkView(QWidget):
         self._drawn_evaluation_step = -1
         self._parts = [*CURVE_PARTS, "table", "confusion",
                        *(("panel", i) for i in range(len(race.labels)))]
+        self._parts.append("sequence")
         self._dirty = set()
         self._turn = 0
         self._seen_step = None
@@ -238,6 +245,9 @@ class NetworkView(QWidget):
                              regression_title if race.regression else "Decision boundaries")
         self.tabs.setTabEnabled(TAB_CONFUSION, race.classification)
         self.tabs.setTabEnabled(self.tabs.indexOf(self.per_class), race.classification)
+        self.sequence.set_runs()
+        self.tabs.setTabEnabled(self.tabs.indexOf(self.sequence),
+                                dataset is not None and len(dataset.input_shape) == 2)
 
     def update_from(self, history: NetworkHistory) -> None:
         """Take in the history and draw ONE part of the view that changed (round-robin).
@@ -303,6 +313,8 @@ class NetworkView(QWidget):
             return TAB_TABLE
         if part == "confusion":
             return TAB_CONFUSION
+        if part == "sequence":
+            return self.tabs.indexOf(self.sequence)
         return TAB_BOUNDARIES
 
     def _draw_next(self) -> None:
@@ -343,6 +355,8 @@ class NetworkView(QWidget):
             self.comparison.refresh()
         elif part == "confusion":
             self.confusion.draw()
+        elif part == "sequence":
+            self.sequence.draw()
         else:
             self._draw_panel(part[1])
 
@@ -376,3 +390,4 @@ class NetworkView(QWidget):
         self.curves.draw_layers()
         self.confusion.draw()
         self.per_class.draw()
+        self.sequence.draw()

@@ -238,6 +238,12 @@ class NetworkHistory:
         self.last_evaluation_step = -1
         # Every evaluation's per-layer statistics (the newest `LAYER_STATS_KEPT`).
         self.layer_stats = LayerStatsRing()
+        # Recurrent networks: every evaluation's (step, ‖∂L/∂h_t‖ (R, T), spectral radius
+        # (R, L_rec)) (core/engine/sequence_probe.py), the newest `LAYER_STATS_KEPT`, for the
+        # sequence tab (app/network/sequence_tab.py).
+        self.sequence_stats: list[tuple[float, np.ndarray, np.ndarray]] = []
+        # Per run, the steps where norm clipping fired (NetworkRecord.clipped).
+        self.clip_steps: list[list[float]] = [[] for _ in self.labels]
         self.last_step = -1
         self.divergences: dict[int, object] = {}
         self.stops: dict[int, object] = {}
@@ -283,6 +289,9 @@ class NetworkHistory:
                 self._add_evaluation(record, steps[k], epochs[k], walls[k], alive[k])
             if getattr(record, "sharpness", None) is not None:
                 self._add_sharpness(record)
+            if getattr(record, "clipped", None) is not None:
+                for i in np.flatnonzero(record.clipped):
+                    self.clip_steps[i].append(float(record.step))
         self.last_step = records[-1].step
 
     def _add_sharpness(self, record) -> None:
@@ -330,6 +339,9 @@ class NetworkHistory:
                 series.extend(np.array(row, dtype=np.float64)[:, None])
         self.last_evaluation = ev
         self.last_evaluation_step = record.step
+        if getattr(ev, "hidden_grad", None) is not None:
+            self.sequence_stats.append((float(record.step), ev.hidden_grad, ev.recurrent_radius))
+            del self.sequence_stats[:-LAYER_STATS_KEPT]
         if ev.layer_grad_norm is not None:
             self.layer_stats.append(float(record.step), epoch, wall, ev.layer_grad_norm,
                                     ev.update_ratio)

@@ -255,6 +255,8 @@ class NetworkRace:
             seed_loss=seed_loss,
             seeds_alive=seeds_alive,
             sharpness=self._combine_sharpness(seed_records),
+            clipped=(None if first.clipped is None
+                     else np.any([rec.clipped for _, rec in seed_records], axis=0)),
         )
 
     def _combine_sharpness(self, seed_records: list[tuple[int, NetworkRecord]]):

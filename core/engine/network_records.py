@@ -83,3 +83,6 @@ class NetworkRecord:
     # problem.sharpness_every > 0, at the steps it is measured: each run's top Hessian eigenvalue
     # of the training loss at this step's weights (R,), NaN for runs not alive; else None.
     sharpness: np.ndarray | None = None
+    # When some run has a clip_norm: (R,) whether its gradient norm before clipping exceeded it
+    # at this step (norm clipping fired); with several seeds, whether it fired on any seed.
+    clipped: np.ndarray | None = None

@@ -151,6 +151,9 @@ class SeedRace:
         self._last_loss = np.zeros(count)
         self._last_grad = np.zeros(count)
         self._last_lr = np.full(count, np.nan)  # the lr of the latest update (forensics)
+        # Each run's clip_norm (inf: none), to record the steps where clipping fired.
+        self._clip_norm = np.array([np.inf if r.clip_norm is None else r.clip_norm
+                                    for r in self.runs], dtype=np.float64)
         self._watch = ParamWatch(self.models, self.stack)  # parameter norms, pre-update copy
         self._out_of_memory: dict[int, str] = {}  # runs that ran out of memory, to be marked
         self._faults: dict[int, Fault] = {}  # runs whose update faulted, to be marked
@@ -512,6 +515,8 @@ class SeedRace:
             diverged=tuple(diverged),
             stopped=tuple(stopped),
             sharpness=sharpness,
+            clipped=((grads > self._clip_norm) & alive
+                     if np.isfinite(self._clip_norm).any() else None),
         )
 
     def _update(self, i: int) -> None:

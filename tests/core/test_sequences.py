@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.engine.history import NetworkHistory
 from core.engine.network_race import NetworkRace
 from core.engine.sequence_probe import PROBE_SIZE, recurrent_radius
 from core.errors import LabError
@@ -187,6 +188,14 @@ def test_exploding_gradients_freeze_the_run_naming_the_layer_and_clipping_keeps_
     clipped = np.array([r.grad_norm[1] for r in records])
     assert records[-1].alive[1] and np.all(np.isfinite([r.loss[1] for r in records]))
     assert np.all(np.isfinite(clipped)) and (clipped > 1.0).any()  # clipping fired
+    # ... and the records say where: exactly the steps whose norm before clipping exceeded 1.
+    fired = np.array([r.clipped[1] for r in records])
+    np.testing.assert_array_equal(fired, clipped > 1.0)
+    assert not any(r.clipped[0] for r in records)  # the plain run has no clip_norm
+    history = NetworkHistory(["plain", "clipped"])
+    history.extend(records)
+    assert history.clip_steps[1] == [float(r.step) for r in records if r.clipped[1]]
+    assert len(history.sequence_stats) == len([r for r in records if r.evaluation is not None])
 
 
 def test_an_lstm_beats_the_adding_baseline():

@@ -1,0 +1,57 @@
+"""The network view's Sequence tab (app/network/sequence_tab.py) against a real recurrent race: the
+heat map is the records' log10 ‖∂L/∂h_t‖ of the selected run, the markers sit at the steps where
+norm clipping fired, and the tab is only offered for sequence data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.network.views import NetworkView
+from core.engine.history import NetworkHistory
+from core.engine.network_race import NetworkRace
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
+
+
+def _view(qtbot, dataset, model, runs, steps=40):
+    problem = NetworkProblem(dataset=dataset, model=model,
+                             loss="mse" if dataset["name"] == "adding" else "cross_entropy",
+                             batch_size=32, eval_every=10, device="cpu")
+    lab = validate_lab(Lab(name="t", seed=0, steps=steps, problem=problem, runs=tuple(runs)))
+    race = NetworkRace(lab)
+    history = NetworkHistory(race.labels)
+    history.extend(list(race.records()))
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.set_runs(list(race.labels), ["#e69f00", "#56b4e9"][:len(runs)], race.data, steps)
+    view.update_from(history)
+    view.tabs.setCurrentWidget(view.sequence)
+    view.flush()
+    return view, history
+
+
+def test_the_heat_map_and_clip_markers_are_the_selected_runs_records(qtbot):
+    runs = (RunSpec("plain", "sgd", {"lr": 0.05}),
+            RunSpec("clipped", "sgd", {"lr": 1.0}, clip_norm=1.0))
+    view, history = _view(qtbot, {"name": "adding", "n": 256, "length": 30},
+                          {"layers": [{"rnn": 16}, {"last": True}, {"linear": 1}]}, runs)
+    tab = view.sequence
+    assert view.tabs.isTabEnabled(view.tabs.indexOf(tab))
+    for run in (0, 1):
+        view.select_run(run)
+        expected = np.log10(np.stack([grad[run] for _, grad, _ in history.sequence_stats]))
+        assert tab.shown.shape == (5, 30)  # evaluations at steps 0, 10, ..., 40; 30 time steps
+        np.testing.assert_allclose(tab.shown, expected)
+        np.testing.assert_array_equal(tab.marked_steps, history.clip_steps[run])
+    assert len(history.clip_steps[0]) == 0 and len(history.clip_steps[1]) > 0
+    assert "clipping fired at" in tab.caption.text()
+    # The radius curve is the records' spectral radius over the evaluation steps.
+    x, y = tab.radius_curves[0].getData()
+    np.testing.assert_allclose(y, [r[1, 0] for _, _, r in history.sequence_stats])
+
+
+def test_the_sequence_tab_is_off_for_data_that_is_not_a_sequence(qtbot):
+    view, history = _view(qtbot, {"name": "moons", "n": 128},
+                          {"layers": [{"linear": 8}, {"act": "relu"}, {"linear": 2}]},
+                          (RunSpec("sgd", "sgd", {"lr": 0.1}),), steps=10)
+    assert not view.tabs.isTabEnabled(view.tabs.indexOf(view.sequence))
+    assert history.sequence_stats == [] and view.sequence.shown is None
