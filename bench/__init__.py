@@ -25,4 +25,5 @@ BENCHMARKS = {
     "fuzz": "bench.fuzz",
     "crash-recovery": "bench.crash_recovery",
     "soak": "bench.soak",
+    "rl-envs": "bench.rl_envs",
 }

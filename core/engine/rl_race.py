@@ -104,9 +104,9 @@ class RLRace:
             for i, run in enumerate(self.runs)
         ]
         n, e = len(self.runs), self.problem.envs
-        self.envs = CartPoles(max(1, n * e))
         # Environment e of every run: its own generator, the same seed for every run (fairness).
-        self.env_rngs = [np.random.default_rng([lab.seed, 1, j % e]) for j in range(n * e)]
+        self.envs = CartPoles([np.random.default_rng([lab.seed, 1, j % e])
+                               for j in range(max(1, n * e))])
         self.episodes = np.zeros(n, dtype=np.int64)
         self.alive = np.ones(n, dtype=bool)
         self.failures: list[str | None] = [None] * n
@@ -118,7 +118,7 @@ class RLRace:
         """Rounds until every run has played its episodes (or failed), or ``stop`` is set."""
         play = self._dqn_round if self.problem.agent == "dqn" else self._reinforce_round
         if self.problem.agent == "dqn":
-            self.envs.reset(self.env_rngs)
+            self.envs.reset()
             self._started = np.full(len(self.runs), self.problem.envs, dtype=np.int64)
             self._returns = np.zeros(self.envs.n)
         while self.alive.any():
@@ -170,7 +170,7 @@ class RLRace:
         for i in np.flatnonzero(self.alive):
             left = self.problem.episodes - self.episodes[i]
             start[i * e: i * e + min(e, left)] = True
-        obs = self.envs.reset(self.env_rngs, start)
+        obs = self.envs.reset(start)
         history_obs, history_act, history_on = [], [], []
         actions = np.zeros(self.envs.n, dtype=np.int64)
         while self.envs.running.any():
@@ -249,5 +249,5 @@ class RLRace:
             restart[sl.start + keep] = True
             self._started[i] += len(keep)
         if restart.any():
-            self.envs.reset(self.env_rngs, restart)
+            self.envs.reset(restart)
         return self._record(returns, stats, cart, epsilon)

@@ -52,7 +52,7 @@ def test_cartpole_follows_the_published_equations_on_fixed_actions():
     starts = rng.uniform(-0.05, 0.05, (n, 4))
     actions = rng.integers(0, 2, (steps, n))
     actions[:, 0] = 1  # one always pushes right: it must fall (terminate) early
-    envs = CartPoles(n)
+    envs = CartPoles([np.random.default_rng(j) for j in range(n)])
     envs.state[:] = starts
     envs.running[:] = True
     mine = [list(s) for s in starts]
@@ -74,7 +74,7 @@ def test_cartpole_follows_the_published_equations_on_fixed_actions():
 
 
 def test_cartpole_truncates_at_500_steps():
-    envs = CartPoles(1)
+    envs = CartPoles([np.random.default_rng(0)])
     envs.state[:] = 0.0
     envs.running[:] = True
     envs.steps[:] = 499

@@ -48,28 +48,42 @@ def cartpole_derivatives(state: np.ndarray, push: np.ndarray) -> tuple[np.ndarra
     return x_acc, theta_acc
 
 
+START_BLOCK = 32  # start states drawn per environment at a time (`CartPoles` docstring)
+_PUSH = np.array([-FORCE, FORCE])  # action 0 pushes left, 1 right
+
+
 class CartPoles:
     """``n`` CartPole environments, stepped together.
 
     ``state`` (n, 4): x, ẋ, θ, θ̇ per environment; ``steps`` (n,): steps taken in the current
     episode; ``running`` (n,): the episode has not ended (ended ones are frozen until reset).
+    Environment i draws its start states from ``generators[i]`` (several environments may share
+    one: a run's), START_BLOCK at a time: numpy's ``uniform(size=(k, 4))`` gives the same numbers
+    as k draws of 4, so the blocks change no episode, and a reset is an array copy.
     """
 
-    def __init__(self, n: int):
+    def __init__(self, generators: Sequence[np.random.Generator]):
+        n = len(generators)
         if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+            raise ValueError("CartPoles needs at least one environment (one generator each)")
         self.n = n
+        self.generators = list(generators)
         self.state = np.zeros((n, 4))
         self.steps = np.zeros(n, dtype=np.int64)
         self.running = np.zeros(n, dtype=bool)
+        self._starts = np.zeros((n, START_BLOCK, 4))
+        self._used = np.full(n, START_BLOCK, dtype=np.int64)
 
-    def reset(self, generators: Sequence[np.random.Generator], which: np.ndarray | None = None
-              ) -> np.ndarray:
-        """Start new episodes in the environments ``which`` (all when None); environment i draws
-        its start state from ``generators[i]``. Returns the observations (a copy of ``state``)."""
+    def reset(self, which: np.ndarray | None = None) -> np.ndarray:
+        """Start new episodes in the environments ``which`` (a boolean mask; all when None).
+        Returns the observations (a copy of ``state``)."""
         index = np.arange(self.n) if which is None else np.flatnonzero(which)
-        for i in index:  # one draw per new episode: rare next to the steps
-            self.state[i] = generators[i].uniform(-START_RANGE, START_RANGE, 4)
+        for i in index[self._used[index] >= START_BLOCK]:  # once every START_BLOCK episodes
+            self._starts[i] = self.generators[i].uniform(-START_RANGE, START_RANGE,
+                                                         (START_BLOCK, 4))
+            self._used[i] = 0
+        self.state[index] = self._starts[index, self._used[index]]
+        self._used[index] += 1
         self.steps[index] = 0
         self.running[index] = True
         return self.state.copy()
@@ -81,19 +95,18 @@ class CartPoles:
         environment; an environment that had already ended gets reward 0 and stays as it was.
         """
         active = self.running
-        push = np.where(np.asarray(actions) == 1, FORCE, -FORCE)
-        x_acc, theta_acc = cartpole_derivatives(self.state, push)
         s = self.state
-        new = np.empty_like(s)
-        new[:, 0] = s[:, 0] + TAU * s[:, 1]  # explicit Euler, gym's default "euler" order
-        new[:, 1] = s[:, 1] + TAU * x_acc
-        new[:, 2] = s[:, 2] + TAU * s[:, 3]
-        new[:, 3] = s[:, 3] + TAU * theta_acc
-        self.state = np.where(active[:, None], new, s)
+        push = _PUSH[np.asarray(actions)]
+        x_acc, theta_acc = cartpole_derivatives(s, push)
+        # Explicit Euler (gym's default "euler"): x and θ move by the old ẋ and θ̇ (updated in
+        # that order, in place); an ended environment's time step is 0, so it stays as it was.
+        dt = TAU * active
+        s[:, 0] += dt * s[:, 1]
+        s[:, 1] += dt * x_acc
+        s[:, 2] += dt * s[:, 3]
+        s[:, 3] += dt * theta_acc
         self.steps += active
-        x, theta = self.state[:, 0], self.state[:, 2]
-        terminated = active & ((np.abs(x) > X_LIMIT) | (np.abs(theta) > THETA_LIMIT))
-        truncated = active & ~terminated & (self.steps >= MAX_STEPS)
-        rewards = active.astype(np.float64)
-        self.running = active & ~terminated & ~truncated
-        return self.state.copy(), rewards, terminated, truncated
+        terminated = active & ((np.abs(s[:, 0]) > X_LIMIT) | (np.abs(s[:, 2]) > THETA_LIMIT))
+        truncated = active & (self.steps >= MAX_STEPS) & ~terminated
+        self.running = active & ~(terminated | truncated)
+        return s.copy(), active.astype(np.float64), terminated, truncated
