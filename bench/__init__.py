@@ -25,5 +25,6 @@ BENCHMARKS = {
     "fuzz": "bench.fuzz",
     "crash-recovery": "bench.crash_recovery",
     "soak": "bench.soak",
+    "sequence-race": "bench.sequence_race",
     "rl-envs": "bench.rl_envs",
 }
