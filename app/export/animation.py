@@ -51,11 +51,14 @@ class FrameCanvas(QWidget):
             from core.problems.datasets.build import make_dataset
 
             dataset = make_dataset(lab.problem.dataset, lab.seed, base_dir=lab.base_path)
-            for index, name in enumerate(NETWORK_VIEWS):
+            from app.network.views import TAB_BOUNDARIES, TAB_CURVES
+
+            tab_of = {"curves": TAB_CURVES, "boundaries": TAB_BOUNDARIES}
+            for name in NETWORK_VIEWS:
                 if name in views:
                     view = NetworkView()
                     view.set_runs(labels, colors, dataset, total_steps=lab.steps)
-                    view.tabs.setCurrentIndex(index)
+                    view.tabs.setCurrentIndex(tab_of[name])
                     view.tabs.tabBar().hide()  # a picture, not a control
                     view.hide_controls()  # nor its buttons and combos: only the plots
                     self.widgets[name] = view

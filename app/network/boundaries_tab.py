@@ -184,24 +184,7 @@ class BoundariesTab(pg.GraphicsLayoutWidget):
         return f"colour: predicted class, fainter where the model is less sure · {points}"
 
     def _add_plane_points(self, plot: pg.PlotItem) -> None:
-        data = self.race.dataset
-        classification = data.task == "classification"
-        for points, labels, hollow in (
-            (data.points_train, data.y_train, False),
-            (data.points_val, data.y_val, True),
-        ):
-            if points is None or len(points) == 0:
-                continue
-            classes = labels if classification else None
-            pens, brushes = _point_styles(classes, data.n_classes, hollow)
-            if not classification:  # regression on a plane: neutral dots over the surface
-                pens = pg.mkPen(255, 255, 255, 160 if hollow else 60, width=1)
-                brushes = pg.mkBrush(0, 0, 0, 0) if hollow else pg.mkBrush(235, 235, 235, 200)
-            scatter = pg.ScatterPlotItem(
-                points[:, 0], points[:, 1], size=6 if hollow else 5, pen=pens, brush=brushes,
-            )
-            scatter.setZValue(2 if hollow else 1)
-            plot.addItem(scatter)
+        add_plane_points(plot, self.race.dataset)
 
     def _add_regression_points(self, plot: pg.PlotItem) -> None:
         data = self.race.dataset
@@ -250,38 +233,7 @@ class BoundariesTab(pg.GraphicsLayoutWidget):
                 lo, hi = float(data.x_train.min()), float(data.x_train.max())
                 panel.curve.setData(np.linspace(lo, hi, len(y)), y)
         elif panel.image is not None:
-            rgba = None
-            if snap.boundary is not None and data.n_classes > 2 and snap.boundary_class is not None:
-                rgba = confidence_rgba(snap.boundary_class[i], snap.boundary[i], data.n_classes)
-            self._draw_image(panel.image, snap, i, rgba)
-
-    def _draw_image(self, image: pg.ImageItem, ev, run: int, rgba: np.ndarray | None) -> None:
-        """Run's snapshot as an image over the plane; a non-finite one (NaN weights) is skipped."""
-        data = self.race.dataset
-        if rgba is not None:
-            if not np.isfinite(ev.boundary[run]).all():
-                return
-            picture, levels, lut = rgba, (0, 255), None
-        elif ev.boundary is not None:
-            # Binary: P(class 1), fixed levels so the colour means the same at every step.
-            picture = ev.boundary[run]
-            levels, lut = (0.0, 1.0), _lookup_table("binary")
-        elif ev.curve is not None and data_grid_size(ev.curve):
-            # Regression on a plane: the predicted surface, levels = the targets' range.
-            g = data_grid_size(ev.curve)
-            picture = ev.curve[run].reshape(g, g)
-            lo, hi = float(np.min(data.y_train)), float(np.max(data.y_train))
-            levels, lut = (lo, hi if hi > lo else lo + 1.0), _lookup_table("viridis")
-        else:
-            return
-        if rgba is None and not np.isfinite(picture).all():
-            return
-        image.setImage(picture, levels=levels, lut=lut, autoLevels=False)
-        (x0, x1), (y0, y1) = data.plane
-        rows, cols = picture.shape[:2]
-        # The engine's grid points are pixel centres from edge to edge of the plane.
-        dx, dy = (x1 - x0) / max(cols - 1, 1), (y1 - y0) / max(rows - 1, 1)
-        image.setRect(QRectF(x0 - dx / 2, y0 - dy / 2, cols * dx, rows * dy))
+            draw_snapshot(panel.image, snap, i, data)
 
     def boundary_images(self) -> list[np.ndarray | None]:
         """The image each panel shows (for tests and exports)."""
@@ -290,3 +242,63 @@ class BoundariesTab(pg.GraphicsLayoutWidget):
     def fitted_curves(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
         return [p.curve.getOriginalDataset() if p.curve is not None else None for p in self.panels]
 
+
+# The pictures, as functions: the network screen (app/network/overview_tab.py) draws the
+# selected run's the same way.
+
+def add_plane_points(plot: pg.PlotItem, data) -> None:
+    """The data's training points (filled) and validation points (hollow) on ``plot``."""
+    classification = data.task == "classification"
+    for points, labels, hollow in (
+        (data.points_train, data.y_train, False),
+        (data.points_val, data.y_val, True),
+    ):
+        if points is None or len(points) == 0:
+            continue
+        classes = labels if classification else None
+        pens, brushes = _point_styles(classes, data.n_classes, hollow)
+        if not classification:  # regression on a plane: neutral dots over the surface
+            pens = pg.mkPen(255, 255, 255, 160 if hollow else 60, width=1)
+            brushes = pg.mkBrush(0, 0, 0, 0) if hollow else pg.mkBrush(235, 235, 235, 200)
+        scatter = pg.ScatterPlotItem(
+            points[:, 0], points[:, 1], size=6 if hollow else 5, pen=pens, brush=brushes,
+        )
+        scatter.setZValue(2 if hollow else 1)
+        plot.addItem(scatter)
+
+
+def draw_snapshot(image: pg.ImageItem, ev, run: int, data) -> None:
+    """Run ``run``'s picture of evaluation ``ev`` over the plane: P(class 1), the predicted class
+    by confidence, or a 2-D regression's surface; a non-finite one (NaN weights) is skipped."""
+    rgba = None
+    if ev.boundary is not None and data.n_classes > 2 and ev.boundary_class is not None:
+        rgba = confidence_rgba(ev.boundary_class[run], ev.boundary[run], data.n_classes)
+    _draw_image(image, ev, run, rgba, data)
+
+
+def _draw_image(image: pg.ImageItem, ev, run: int, rgba: np.ndarray | None, data) -> None:
+    """Run's snapshot as an image over the plane; a non-finite one (NaN weights) is skipped."""
+    if rgba is not None:
+        if not np.isfinite(ev.boundary[run]).all():
+            return
+        picture, levels, lut = rgba, (0, 255), None
+    elif ev.boundary is not None:
+        # Binary: P(class 1), fixed levels so the colour means the same at every step.
+        picture = ev.boundary[run]
+        levels, lut = (0.0, 1.0), _lookup_table("binary")
+    elif ev.curve is not None and data_grid_size(ev.curve):
+        # Regression on a plane: the predicted surface, levels = the targets' range.
+        g = data_grid_size(ev.curve)
+        picture = ev.curve[run].reshape(g, g)
+        lo, hi = float(np.min(data.y_train)), float(np.max(data.y_train))
+        levels, lut = (lo, hi if hi > lo else lo + 1.0), _lookup_table("viridis")
+    else:
+        return
+    if rgba is None and not np.isfinite(picture).all():
+        return
+    image.setImage(picture, levels=levels, lut=lut, autoLevels=False)
+    (x0, x1), (y0, y1) = data.plane
+    rows, cols = picture.shape[:2]
+    # The engine's grid points are pixel centres from edge to edge of the plane.
+    dx, dy = (x1 - x0) / max(cols - 1, 1), (y1 - y0) / max(rows - 1, 1)
+    image.setRect(QRectF(x0 - dx / 2, y0 - dy / 2, cols * dx, rows * dy))

@@ -173,6 +173,11 @@ class NetworkDiagram(QGraphicsView):
     column is empty; its block is in ``block_items``).
     """
 
+    # The largest circle and spacing (a subclass with pictures in its circles draws them
+    # larger: app/network/overview_tab.py).
+    max_radius = MAX_RADIUS
+    max_neuron_gap = MAX_NEURON_GAP
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("networkDiagram")
@@ -309,8 +314,11 @@ class NetworkDiagram(QGraphicsView):
         tallest = max(max(len(c.drawn), 1) for c in columns)
         # One radius for all circles, from the tallest column; shorter columns spread out
         # (up to MAX_NEURON_GAP) so that two inputs do not huddle in the middle.
-        radius = float(np.clip(min((bottom - top) / max(tallest - 1, 1), MAX_NEURON_GAP) * 0.36,
-                               MIN_RADIUS, MAX_RADIUS))
+        radius = float(np.clip(min((bottom - top) / max(tallest - 1, 1), self.max_neuron_gap)
+                               * 0.36, MIN_RADIUS, self.max_radius))
+        # The first and last circles' centres sit a radius inside, so no circle (nor the
+        # caption under a column) is cut at the edge.
+        top, bottom = top + radius, bottom - radius
         middle = (top + bottom) / 2
 
         pen = QPen(QColor(NEURON_BORDER), 1.2)
@@ -318,7 +326,7 @@ class NetworkDiagram(QGraphicsView):
         for index, column in enumerate(columns):
             column.x = start_x + index * gap_x
             drawn = len(column.drawn)
-            gap_y = min((bottom - top) / max(drawn - 1, 1), MAX_NEURON_GAP)
+            gap_y = min((bottom - top) / max(drawn - 1, 1), self.max_neuron_gap)
             column.ys = middle + (np.arange(drawn) - (drawn - 1) / 2) * gap_y
             caption = self._text("\n".join(column.caption), MUTED_COLOR)
             text = caption.boundingRect()

@@ -8,6 +8,8 @@ without antialiasing, nothing non-finite ever passed in).
 
 This module composes the tabs and schedules their drawing; each tab lives in its own module:
 
+* **Overview** (app/network/overview_tab.py): data → network (each neuron over the plane) →
+  output of the selected run, with its epoch and losses in large type: the first tab.
 * **Curves** (app/network/curves_tab.py): loss, accuracy or R², learning rate
   (app/network/run_curves.py) and per-layer statistics of the selected run
   (app/network/layer_stats.py), with the smoothing, x-axis and log-loss controls.
@@ -43,6 +45,7 @@ from app.network.comparison_tab import ComparisonTab, NumericItem
 from app.network.confusion_tab import ConfusionTab
 from app.network.curves_tab import PARTS as CURVE_PARTS
 from app.network.curves_tab import CurvesTab
+from app.network.overview_tab import OverviewTab
 from app.network.pr_curve_tab import PrCurveTab
 from app.network.race_state import ShownRace
 from app.network.run_curves import RunCurvesPlot
@@ -53,9 +56,9 @@ from core.problems.datasets.dataset import Dataset
 # NumericItem and RunCurvesPlot: tests import them from here, where they lived before the tabs
 # had modules of their own.
 __all__ = ["NetworkView", "NumericItem", "RunCurvesPlot", "TAB_BOUNDARIES", "TAB_CONFUSION",
-           "TAB_CURVES", "TAB_TABLE"]
+           "TAB_CURVES", "TAB_OVERVIEW", "TAB_TABLE"]
 
-TAB_CURVES, TAB_BOUNDARIES, TAB_CONFUSION, TAB_TABLE = range(4)
+TAB_OVERVIEW, TAB_CURVES, TAB_BOUNDARIES, TAB_CONFUSION, TAB_TABLE = range(5)
 
 
 class NetworkView(QWidget):
@@ -82,8 +85,12 @@ class NetworkView(QWidget):
         self.comparison = ComparisonTab(self.race, self.surface_view)
         self.per_class = PrCurveTab(self.race)  # per-class scores and the PR curve
         self.sequence = SequenceTab(self.race)  # recurrent networks: gradients through time
+        self.overview = OverviewTab(self.race, self._snapshot)
         self.tabs = QTabWidget(objectName="networkTabs")
         self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.overview, "Overview")
+        self.tabs.setTabToolTip(TAB_OVERVIEW, "Data → network → output of the selected run, "
+                                              "with its epoch and losses")
         self.tabs.addTab(self.curves, "Curves")
         self.tabs.addTab(self.boundaries, "Decision boundaries")
         self.tabs.addTab(self.confusion, "Confusion matrix")
@@ -96,6 +103,8 @@ class NetworkView(QWidget):
         self.tabs.currentChanged.connect(self._on_tab_changed)
         for combo in self._run_combos():
             combo.currentIndexChanged.connect(self._on_run_selected)
+        # A bare view opens on the curves (the window opens a new lab on the overview).
+        self.tabs.setCurrentIndex(TAB_CURVES)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
@@ -208,19 +217,19 @@ class NetworkView(QWidget):
 
     def set_runs(
         self, labels: list[str], colors: list[str], dataset: Dataset | None,
-        total_steps: int | None = None,
+        total_steps: int | None = None, model_spec=None,
     ) -> None:
         """Rebuild every item for these runs and this data set; clears all drawn data.
 
         ``total_steps`` (the lab's ``steps``) lets the comparison say "finished" rather than
-        "running" once the history reaches it.
+        "running" once the history reaches it; ``model_spec`` is the network the overview draws.
         """
         race = self.race
         race.labels, race.colors = list(labels), list(colors)
         race.dataset, race.total_steps = dataset, total_steps
         race.history, race.selected_run = None, 0
         self._drawn_evaluation_step = -1
-        self._parts = [*CURVE_PARTS, "table", "confusion",
+        self._parts = [*CURVE_PARTS, "overview", "table", "confusion",
                        *(("panel", i) for i in range(len(race.labels)))]
         self._parts.append("sequence")
         self._dirty = set()
@@ -240,6 +249,7 @@ class NetworkView(QWidget):
         self.per_class.set_runs()
         self.comparison.set_runs()
         self.surface_view.set_runs(race.labels, race.colors)
+        self.overview.set_runs(model_spec)
         regression_title = "Fitted curves" if race.fits_curves else "Predictions"
         self.tabs.setTabText(TAB_BOUNDARIES,
                              regression_title if race.regression else "Decision boundaries")
@@ -274,7 +284,7 @@ class NetworkView(QWidget):
         step = (history.last_step, sum(len(s) for s in history.steps))
         if step != self._seen_step:
             self._seen_step = step
-            self._dirty.update(("loss", "lr"))
+            self._dirty.update(("loss", "lr", "overview"))
             # Between evaluations only the wall time moves in the table.
             self._dirty.add("table")
         self.surface_view.show_history(history)  # tracked sharpness: only new points are drawn
@@ -291,12 +301,23 @@ class NetworkView(QWidget):
     def clear(self) -> None:
         """Forget the history: empty curves, blank panels and matrix, empty table cells."""
         race = self.race
-        self.set_runs(race.labels, race.colors, race.dataset, race.total_steps)
+        self.set_runs(race.labels, race.colors, race.dataset, race.total_steps,
+                      model_spec=self.overview.diagram.model_spec)
+
+    def _snapshot(self, run: int):
+        """Run ``run``'s last evaluation of its own (the boundaries tab keeps them), else the
+        newest (data without a picture)."""
+        snapshots = self.boundaries.snapshots
+        if run < len(snapshots) and snapshots[run] is not None:
+            return snapshots[run]
+        history = self.race.history
+        return None if history is None else history.last_evaluation
 
     # -- drawing in turn -----------------------------------------------------------------------
 
     def _run_combos(self) -> tuple:
-        return (self.curves.layer_run_combo, self.confusion.confusion_run_combo)
+        return (self.curves.layer_run_combo, self.confusion.confusion_run_combo,
+                self.overview.run_combo)
 
     def _dirty_drawn(self, parts) -> None:
         """A tab redrew ``parts`` on its own (a control changed): no longer pending."""
@@ -315,6 +336,8 @@ class NetworkView(QWidget):
             return TAB_CONFUSION
         if part == "sequence":
             return self.tabs.indexOf(self.sequence)
+        if part == "overview":
+            return TAB_OVERVIEW
         return TAB_BOUNDARIES
 
     def _draw_next(self) -> None:
@@ -357,6 +380,8 @@ class NetworkView(QWidget):
             self.confusion.draw()
         elif part == "sequence":
             self.sequence.draw()
+        elif part == "overview":
+            self.overview.draw()
         else:
             self._draw_panel(part[1])
 
@@ -391,3 +416,4 @@ class NetworkView(QWidget):
         self.confusion.draw()
         self.per_class.draw()
         self.sequence.draw()
+        self.overview.draw()

@@ -77,6 +77,23 @@ PLOT_HELP: dict[str, str] = {
         "the right) and one line per weight. While a race runs, the lines take the colour of the "
         "selected run's weights (sign and size), so you can watch which connections the "
         "optimizer grows and which it leaves near zero."),
+    "overviewData": (
+        "The data set of the race on its plane (the Overview tab, data → network → output): "
+        "training points filled, validation points hollow, coloured by class. The network "
+        "learns to separate these classes; the Output picture beside it shows how well it does."),
+    "neuronDiagram": (
+        "The network of the selected run, as TensorFlow Playground draws one: every circle is "
+        "a neuron painted with its output over the data's plane (blue where positive, orange "
+        "where negative, dark near zero), from the inputs x and y on the left through each "
+        "hidden layer to the outputs; every line is a weight (blue positive, orange negative, "
+        "thicker when larger). Watch simple stripes in the first layer combine into curved "
+        "regions in the next: that is how the network bends its decision boundary. A neuron "
+        "dark everywhere is dead (a ReLU that never fires)."),
+    "overviewOutput": (
+        "The selected run's output over the plane at its newest evaluation: for two classes "
+        "its P(class 1) from blue to orange, for more the predicted class fainter where it is "
+        "less sure, for a regression the predicted value; with the data's points on top. The "
+        "large numbers above are the same run's epoch, training and validation loss and score."),
     "BoundariesTab": (
         "Decision boundaries, one small plot per run: the network's prediction over the plane of "
         "the two inputs (the colour is the predicted class, its strength the confidence), with "

@@ -76,7 +76,8 @@ class RaceWiring(QObject):
         if lab.is_network:
             self.history = NetworkHistory(self.race_labels)
             window.network_view.set_runs(
-                list(self.race_labels), colors, window.lab_views.dataset, total_steps=lab.steps
+                list(self.race_labels), colors, window.lab_views.dataset, total_steps=lab.steps,
+                model_spec=window.network_panel.diagram.model_spec,  # None while it is invalid
             )
             window.network_view.surface_view.set_sharpness_every(lab.problem.sharpness_every)
             # The confusion matrix and per-layer plot follow the run selected in the runs table.

@@ -227,11 +227,12 @@ class LabViews(QObject):
         window = self.window
         self._ensure_network_widgets()
         if window.document.undo_stack.count() == 0:
-            # A new document (New, Open, a lesson), not an edit: its race has not run, so it
-            # starts on the curves, not on the last tab looked at (an empty confusion matrix).
-            from app.network.views import TAB_CURVES
+            # A new document (New, Open, a lesson), not an edit: it starts on the overview
+            # (data → network → output), not on the last tab looked at (an empty confusion
+            # matrix).
+            from app.network.views import TAB_OVERVIEW
 
-            window.network_view.tabs.setCurrentIndex(TAB_CURVES)
+            window.network_view.tabs.setCurrentIndex(TAB_OVERVIEW)
         if window.problem_stack.currentWidget() is not window.network_panel:
             window.problem_stack.setCurrentWidget(window.network_panel)
             self._show_problem_pages(network=True)

@@ -136,16 +136,17 @@ def test_tool_windows_close_with_a_button_ctrl_w_and_esc(qtbot, window):
 MOONS = ROOT / "resources" / "labs" / "moons_race.lab.json"
 
 
-def test_a_network_lab_opens_on_the_curves_and_the_confusion_shows_the_selected_run(qtbot, window):
-    from app.network.views import TAB_CONFUSION, TAB_CURVES
+def test_a_network_lab_opens_on_the_overview_and_the_confusion_shows_the_selected_run(
+        qtbot, window):
+    from app.network.views import TAB_CONFUSION, TAB_OVERVIEW
 
     assert window.open_lab(MOONS)
     view = window.network_view
     view.tabs.setCurrentIndex(TAB_CONFUSION)
     window.new_network_lab()  # a new race: nothing to see in a confusion matrix yet
-    assert view.tabs.currentIndex() == TAB_CURVES
+    assert view.tabs.currentIndex() == TAB_OVERVIEW  # data → network → output
     assert window.open_lab(MOONS)
-    assert view.tabs.currentIndex() == TAB_CURVES
+    assert view.tabs.currentIndex() == TAB_OVERVIEW
 
     labels = [run.label for run in window.document.lab.runs]
     window.runs_panel.select_run(labels.index("Adam"))
