@@ -63,6 +63,7 @@ from torch import nn
 
 from core.engine import faults
 from core.engine.faults import Fault, StepLimit, fault_of
+from core.optim.global_rng import forked_global_rng
 from core.problems.metrics import WeightedCrossEntropy
 
 # Optimizers whose update treats every parameter entry on its own (or, like weight decay,
@@ -128,7 +129,7 @@ def _same_update_flat(make, train_eval: bool) -> bool:
         return [scale * torch.randn(shape, generator=generator)
                 for shape, scale in zip(_PROBE_SHAPES, scale_by)]
 
-    with torch.random.fork_rng(devices=[]):  # a Hessian estimate may draw from it
+    with forked_global_rng():  # a Hessian estimate may draw from it
         try:
             layers = [nn.Parameter(t) for t in draw(_PROBE_SCALES)]
             flat = nn.Parameter(torch.cat([t.detach().reshape(-1) for t in layers]))

@@ -29,6 +29,7 @@ from torch import nn
 
 from core.lab.format import RunSpec
 from core.optim.catalog import build_optimizer, get_optimizer_info
+from core.optim.global_rng import GLOBAL_RNG_LOCK
 from core.problems.models import linear_layers
 
 
@@ -130,13 +131,19 @@ class RandomStream:
         self._outer: torch.Tensor | None = None
 
     def __enter__(self) -> RandomStream:
+        # Held until __exit__: no other thread's stream or probe may swap the generator between
+        # our swap-in and our restore (core/optim/global_rng.py).
+        GLOBAL_RNG_LOCK.acquire()
         self._outer = torch.get_rng_state()
         torch.set_rng_state(self.state)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.state = torch.get_rng_state()
-        torch.set_rng_state(self._outer)
+        try:
+            self.state = torch.get_rng_state()
+            torch.set_rng_state(self._outer)
+        finally:
+            GLOBAL_RNG_LOCK.release()
 
 
 @dataclass(frozen=True)

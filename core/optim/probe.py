@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from core.optim.global_rng import forked_global_rng
+
 PROBE_STEPS = 3
 
 # (closure, create_graph), cheapest first.
@@ -48,7 +50,7 @@ def probe_adapters(make: Callable[[list], torch.optim.Optimizer], train_eval: bo
     Leaves torch's global random state as it found it (a Hessian estimate draws from it).
     """
     with (
-        torch.random.fork_rng(devices=[]),
+        forked_global_rng(),
         warnings.catch_warnings(),
         torch.enable_grad(),
         contextlib.redirect_stdout(io.StringIO()),  # some print on train()/eval() (SPlus)

@@ -127,8 +127,7 @@ _GLOBAL_RNG_CALLS = {"manual_seed", "seed", "set_rng_state", "get_rng_state", "f
 # state back, so the race's numbers and the caller's generator stay as they were.
 _CONTAINMENT = {
     ("training_step.py", "RandomStream"),  # a run's Hessian-estimate stream
-    ("stacked.py", "_same_update_flat"),  # the flat-row check of a zoo or user class
-    ("probe.py", "probe_adapters"),  # which adapters a class needs
+    ("global_rng.py", "forked_global_rng"),  # a probe's fork (core/optim/probe.py, stacked.py)
     ("checkup.py", "_global_sources"),  # the check's "is it deterministic" evidence (read only)
 }
 
@@ -220,3 +219,39 @@ def test_a_copy_of_a_race_model_does_not_carry_the_run_dropout_stream():
     assert all(m.generator is not None for m in race.models[1].modules()
                if isinstance(m, OwnedDropout))
     assert losses == alone
+
+
+def test_races_that_draw_from_the_global_generator_give_the_same_numbers_beside_each_other():
+    """AdaHessian's Hutchinson vectors come from torch's global generator, swapped for the run's
+    own stream around each step; three such races in three threads (and a probe of another
+    class in this one) must each give the lone race's numbers, bit for bit."""
+    import sys
+
+    from core.engine.factory import make_race
+    from core.optim.probe import probe_adapters
+
+    lab = validate_lab(Lab(name="adahessian", steps=150,
+                           problem=FunctionProblem("rosenbrock", (-1.5, 2.0)),
+                           runs=(RunSpec("AdaHessian", "pytorch_optimizer:AdaHessian",
+                                         {"lr": 0.01}),)))
+
+    def losses():
+        return np.array([record.loss for record in make_race(lab).records()])
+
+    alone = losses()
+    results: list = [None] * 3
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, losses()))
+               for i in range(3)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            probe_adapters(lambda params: torch.optim.SGD(params, lr=0.1), False)
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    for result in results:
+        np.testing.assert_array_equal(result, alone)
