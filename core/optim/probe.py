@@ -15,8 +15,9 @@ Schedule-Free-style optimizer. Three steps, because an optimizer may keep its fi
 special; a Hessian estimate that is first taken on a later step would be missed.
 
 While probing, printed output and warnings are silenced process-wide (``redirect_stdout``,
-``catch_warnings``): describe optimizers from one thread at a time (core/optim/zoo.py holds a
-lock). A class that hangs in ``step`` hangs the probe: there is no time limit here.
+``catch_warnings``), inside the global generator's lock (core/optim/global_rng.py), so probes
+in two threads never interleave their redirections. A class that hangs in ``step`` hangs the
+probe: there is no time limit here.
 """
 
 from __future__ import annotations
