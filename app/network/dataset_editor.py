@@ -313,6 +313,8 @@ class DatasetEditor(ProblemSection):
                 what += f" ({channels} channels)"
         elif dataset.is_2d:
             what = f"{total:,} points"
+        elif len(shape) == 2:
+            what = f"{total:,} sequences of {shape[0]} steps × {plural(shape[1], 'feature')}"
         else:
             what = f"{total:,} samples of {plural(shape[0], 'feature')}"
         if dataset.task == "classification":

@@ -49,6 +49,7 @@ from core.problems.models import linear_layers
 KIND_DEFAULTS: dict[str, Any] = {
     "linear": NEW_LINEAR_WIDTH, "act": "relu", "dropout": 0.1, "batchnorm": True,
     "conv2d": NEW_CONV_CHANNELS, "maxpool": 2, "flatten": True,
+    "rnn": NEW_LINEAR_WIDTH, "lstm": NEW_LINEAR_WIDTH, "gru": NEW_LINEAR_WIDTH, "last": True,
 }
 INIT_TIPS = {
     "default": "PyTorch's own init: uniform in ±1/√fan_in",
@@ -284,7 +285,10 @@ class LayerEditor(ProblemSection):
         layers = self._layers() if self._problem is not None else []
         if not 0 <= row < len(layers):
             return
+        old = layers[row]
         layers[row] = {kind: value}
+        if kind == "rnn" and isinstance(old, dict) and "nonlinearity" in old:
+            layers[row]["nonlinearity"] = old["nonlinearity"]  # the editor shows the width only
         self._propose_layers(layers, row, f"Layer {row + 1}: {KIND_TITLES[kind]} {shown}")
 
     def add_layer(self) -> None:
@@ -298,6 +302,8 @@ class LayerEditor(ProblemSection):
         shape = self._shape_before(at)
         if shape is not None and len(shape) == 3:
             entry = {"conv2d": NEW_CONV_CHANNELS}
+        elif shape is not None and len(shape) == 2:  # a sequence: another recurrent layer
+            entry = {"lstm": NEW_LINEAR_WIDTH}
         layers.insert(at, entry)
         kind = next(iter(entry))
         self._propose_layers(layers, at, f"Add {KIND_TITLES[kind].lower()} layer")

@@ -33,11 +33,19 @@ from app.widgets.hyperparam_form import error_color, show_refused
 from app.widgets.number_boxes import ScientificSpinBox, WholeNumberBox
 from app.widgets.tables import row_table, size_columns
 from core.errors import LabError
-from core.problems.model_spec import ACTIVATIONS, LAYER_KINDS, MAX_KERNEL, MAX_WIDTH, ModelSpec
+from core.problems.model_spec import (
+    ACTIVATIONS,
+    LAYER_KINDS,
+    MAX_KERNEL,
+    MAX_WIDTH,
+    RECURRENT_GATES,
+    ModelSpec,
+)
 
 KIND_TITLES = {
     "linear": "Linear", "act": "Activation", "dropout": "Dropout", "batchnorm": "BatchNorm",
     "conv2d": "Conv2d", "maxpool": "MaxPool", "flatten": "Flatten",
+    "rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "last": "Last step",
 }
 KIND_TIPS = {
     "linear": "A fully connected layer: every output is a weighted sum of every input plus a bias",
@@ -47,6 +55,10 @@ KIND_TIPS = {
     "conv2d": "A 2-D convolution over images: small kernels slid over every position",
     "maxpool": "Keeps the largest value of each size×size patch of an image",
     "flatten": "Turns images into one flat vector, for the linear layers after it",
+    "rnn": "A recurrent layer over a sequence: h_t = tanh(W x_t + U h_(t-1) + b), every step",
+    "lstm": "A long short-term memory layer over a sequence: gated, so gradients carry further",
+    "gru": "A gated recurrent unit layer over a sequence (two gates, no separate cell)",
+    "last": "Reads out a sequence's last step, for the linear layers after it",
 }
 NEW_LINEAR_WIDTH = 16
 NEW_CONV_CHANNELS = 8
@@ -195,6 +207,8 @@ class LayerRows(QObject):
     def _show_row(self, row: int, entry: Any) -> None:
         kind, value = (next(iter(entry.items())) if isinstance(entry, Mapping) and len(entry) == 1
                        else ("linear", None))
+        if isinstance(entry, Mapping) and "rnn" in entry:  # {"rnn": 32, "nonlinearity": "relu"}
+            kind, value = "rnn", entry["rnn"]
         combo = self.table.cellWidget(row, COL_KIND)
         if combo is None:
             combo = QComboBox(objectName=f"layerKind_{row}")
@@ -238,10 +252,13 @@ class LayerRows(QObject):
         """The editor of a layer's value, by kind (a dash for the kinds that take none)."""
         on_change = lambda *_args, row=row: self._on_value(row)  # noqa: E731
         name = f"layerValue_{row}"
-        if kind in ("linear", "maxpool"):
+        if kind in ("linear", "maxpool", *RECURRENT_GATES):
             # A typed 0 is not reverted silently: the row says in red what is allowed.
             editor = WholeNumberBox(objectName=name)
-            if kind == "linear":
+            if kind in RECURRENT_GATES:
+                editor.set_allowed(1, MAX_WIDTH)
+                editor.setToolTip("Hidden units: the size of the state carried from step to step")
+            elif kind == "linear":
                 editor.set_allowed(1, MAX_WIDTH)
                 editor.setToolTip("Width: the number of outputs (neurons) of this layer")
             else:
@@ -305,7 +322,7 @@ class LayerRows(QObject):
         kind = editor.property("layerKind")
         entry = self._layers[row] if row < len(self._layers) else None
         old = entry.get(kind) if isinstance(entry, Mapping) else None
-        if kind in ("linear", "maxpool"):
+        if kind in ("linear", "maxpool", *RECURRENT_GATES):
             value: Any = int(editor.value())
         elif kind == "act":
             value = editor.currentData()
@@ -344,7 +361,7 @@ def _set_editor_value(editor: QWidget, kind: str, value: Any) -> None:
     for widget in widgets:
         widget.blockSignals(True)
     try:
-        if kind == "linear":
+        if kind == "linear" or kind in RECURRENT_GATES:
             editor.setValue(as_int(value, NEW_LINEAR_WIDTH))
         elif kind == "maxpool":
             editor.setValue(as_int(value, 2))

@@ -278,6 +278,8 @@ def _model_fits(model: Mapping, shape: tuple[int, ...], outputs: int) -> bool:
 def _data_phrase(dataset: Dataset) -> str:
     shape = dataset.input_shape
     inputs = f"{shape_text(shape)} images" if len(shape) == 3 else plural(shape[0], "input")
+    if len(shape) == 2:
+        inputs = f"sequences of {shape[0]} steps × {plural(shape[1], 'input')}"
     outputs = (f"{dataset.n_classes} classes" if dataset.task == "classification"
                else plural(dataset.n_outputs, "output"))
     return f"{inputs} and {outputs}"

@@ -98,7 +98,10 @@ class SequenceTab(QWidget):
         history, run = self.race.history, self.race.selected_run
         if history is None or run >= len(self.race.labels):
             return
-        stats = history.sequence_stats
+        # A frozen run (diverged, stopped early) keeps being evaluated with its frozen weights:
+        # only the evaluations up to its last own step are its own.
+        last = self.race.last_valid_step(run)
+        stats = [row for row in history.sequence_stats if row[0] <= last]
         if not stats:
             self.caption.setText(EMPTY_TEXT)
             return
@@ -141,9 +144,13 @@ class SequenceTab(QWidget):
         self._caption(norms, radius, marked)
 
     def _caption(self, norms: np.ndarray, radius: np.ndarray, marked: np.ndarray) -> None:
-        label = self.race.labels[self.race.selected_run]
+        run = self.race.selected_run
+        label = self.race.labels[run]
         last = norms[-1]
         text = f"{label}: ‖∂L/∂h_t‖ at the newest evaluation "
+        diverged = self.race.history.divergences.get(run)
+        if diverged is not None:
+            text = f"{label} diverged at step {diverged.step}; at its last evaluation ‖∂L/∂h_t‖ "
         if np.isfinite(last).all() and last[-1] > 0:
             ratio = last[0] / last[-1]
             text += f"is {ratio:.2g} × at t = 0 what it is at the last step"

@@ -55,3 +55,28 @@ def test_the_sequence_tab_is_off_for_data_that_is_not_a_sequence(qtbot):
                           (RunSpec("sgd", "sgd", {"lr": 0.1}),), steps=10)
     assert not view.tabs.isTabEnabled(view.tabs.indexOf(view.sequence))
     assert history.sequence_stats == [] and view.sequence.shown is None
+
+
+def test_the_window_trains_a_recurrent_lab_and_draws_its_sequence_tab(qtbot, window, tmp_path):
+    from core.lab.format import save_lab
+
+    problem = NetworkProblem(dataset={"name": "parity", "n": 256, "length": 12},
+                             model={"layers": [{"gru": 16}, {"last": True}, {"linear": 2}]},
+                             loss="cross_entropy", batch_size=32, eval_every=10, device="cpu")
+    lab = validate_lab(Lab(name="parity", seed=0, steps=60, problem=problem,
+                           runs=(RunSpec("Adam", "adam", {"lr": 0.01}),
+                                 RunSpec("SGD clip", "sgd", {"lr": 0.5}, clip_norm=0.5))))
+    path = tmp_path / "parity.lab.json"
+    save_lab(lab, path)
+    assert window.open_lab(path)
+    assert window.center_stack.currentWidget() is window.network_view
+    finished = []
+    window.race_finished.connect(lambda *args: finished.append(args))
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    window.play()
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
+    view = window.network_view
+    view.tabs.setCurrentWidget(view.sequence)
+    window.flush_redraw()
+    assert view.sequence.shown is not None and view.sequence.shown.shape == (7, 12)
+    assert "Finished" in window.status_label.text()
