@@ -65,9 +65,24 @@ def function_mesh(objective: Objective, resolution: int = MESH_RESOLUTION) -> Fu
     faces = np.concatenate([np.column_stack([a, b, c]), np.column_stack([a, c, d])])
     defined = ~undefined.ravel()
     faces = faces[defined[faces].all(axis=1)]
-    colors = COLORMAP.map(np.clip((values.ravel() - lo) / (hi - lo), 0, 1), mode="float")
-    return FunctionMesh(vertices, faces.astype(np.int32), np.asarray(colors, dtype=np.float32),
-                        lo, hi, objective.domain, transform, label)
+    colors = np.asarray(COLORMAP.map(np.clip((values.ravel() - lo) / (hi - lo), 0, 1),
+                                     mode="float"), dtype=np.float32)
+    colors[:, :3] *= _light(xs, ys, values, lo, hi).ravel()[:, None]
+    return FunctionMesh(vertices, faces.astype(np.int32), colors, lo, hi, objective.domain,
+                        transform, label)
+
+
+def _light(xs, ys, values, lo, hi) -> np.ndarray:
+    """Per vertex, 0.45 … 1: Lambert shading of the surface as drawn (`fit_matrix`'s box) by a
+    light from the upper left, so hills and valleys read (colours alone made a flat picture;
+    pyqtgraph's shaded shader lights it from behind the default camera)."""
+    half = max(xs[-1] - xs[0], ys[-1] - ys[0]) / 2 or 1.0
+    z = np.clip((values - lo) / (hi - lo), 0, 1) * HEIGHT
+    dz_dy, dz_dx = np.gradient(z, ys / half, xs / half)
+    normal = np.stack([-dz_dx, -dz_dy, np.ones_like(z)], axis=-1)
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+    light = np.array([-0.5, -0.6, 1.0]) / np.linalg.norm([-0.5, -0.6, 1.0])
+    return 0.45 + 0.55 * np.clip(normal @ light, 0.0, 1.0)
 
 
 def path_vertices(mesh: FunctionMesh, x: np.ndarray, y: np.ndarray,
@@ -147,10 +162,17 @@ class Function3DView(Surface3DView):
             self._draw()
 
     def _add_items(self, gl) -> None:
-        self._mesh_item = gl.GLMeshItem(smooth=False, drawEdges=False, glOptions="opaque")
+        from OpenGL import GL
+
+        # Paths and markers: no depth test, drawn after the surface (pyqtgraph's GLOptions).
+        self._on_top = {GL.GL_DEPTH_TEST: False, GL.GL_BLEND: True, GL.GL_CULL_FACE: False,
+                        "glBlendFunc": (GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)}
+        # Lit in the vertex colours (`_light`), drawn as they are.
+        self._mesh_item = gl.GLMeshItem(smooth=True, drawEdges=False, glOptions="opaque")
         self.view.addItem(self._mesh_item)
         self._markers = gl.GLScatterPlotItem(size=11, pxMode=True)
-        self._markers.setGLOptions("translucent")
+        self._markers.setGLOptions(self._on_top)
+        self._markers.setDepthValue(20)
         self.view.addItem(self._markers)
 
     def _draw(self, *_) -> None:
@@ -170,7 +192,10 @@ class Function3DView(Surface3DView):
             self.view.removeItem(self._path_items.pop())
         while len(self._path_items) < len(self._colors):
             line = gl.GLLinePlotItem(width=3, antialias=False, mode="line_strip")
-            line.setGLOptions("opaque")
+            # Drawn over the surface, never hidden by it: a path lies at the run's true loss,
+            # and in a valley the flat triangles between grid points lie above it.
+            line.setGLOptions(self._on_top)
+            line.setDepthValue(10)
             self.view.addItem(line)
             self._path_items.append(line)
         lift = LIFT * (mesh.hi - mesh.lo) / HEIGHT
