@@ -586,3 +586,33 @@ def test_a_mode_switch_that_raises_stops_only_its_run(tmp_path):
     assert event.label == "modes" and event.kind == "failed"
     assert "no average to evaluate at" in event.traceback
     assert records[-1].alive.tolist() == [False, True] and len(records) == STEPS + 1
+
+
+def test_a_default_the_users_file_changes_reaches_the_exported_script(tmp_path):
+    """HYPERPARAMS in the file says lr defaults to 0.01 (the constructor says 1e-3): a run that
+    leaves lr unset steps with 0.01 in the app, and so in the script."""
+    import subprocess
+    import sys
+
+    from core.engine.runner import run_to_dir
+    from core.teaching.metrics_export import read_metrics_csv, rows_differ
+    from core.teaching.script_export import write_script
+
+    source = MY_SGD.replace("import torch\n", 'import torch\n\nHYPERPARAMS = {"lr": {"default": 0.01}}\n', 1)
+    (tmp_path / "preset.py").write_text(source)
+    data = {"format": "descent-lab/1", "name": "preset", "steps": 20,
+            "problem": {"kind": "function", "function": "rosenbrock"},
+            "runs": [{"label": "mine", "optimizer": {"class": "preset.py:MySGD"}}]}
+    try:
+        lab = lab_from_dict(data, base_dir=tmp_path, consent=TRUST_ALL)
+        run_to_dir(lab, tmp_path / "app")
+        script = write_script(lab, tmp_path / "exported.py")[0]
+    finally:
+        user_code._LOADED.clear()
+    assert "MySGD(params, lr=0.01)" in script.read_text()
+    done = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "script.csv")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ours = read_metrics_csv(tmp_path / "app" / "metrics.csv")
+    assert ours[("mine", 0)]["lr"] == "0.01"
+    assert rows_differ(ours, read_metrics_csv(tmp_path / "script.csv"), 1e-6) == []
