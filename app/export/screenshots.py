@@ -44,27 +44,81 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
             window.resize(1280, 800)
             window.show()
             window.open_lab(lab)
-            window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
-            done: list[bool] = []
-            window.race_finished.connect(done.append)
-            window.play()
-            deadline = time.monotonic() + 120
-            while not done and time.monotonic() < deadline:
-                app.processEvents()
-                time.sleep(0.01)
-            window.flush_redraw()
-            for _ in range(10):
-                app.processEvents()
-            path = out_dir / name
-            window.grab().save(str(path))
-            written.append(path)
-            window.close()
+            written.append(_race_and_grab(app, window, out_dir / name))
+        if only is None or ZOO_RACE in only:
+            written.append(take_zoo_race(out_dir, settings, Path(tmp)))
         if only is None or "smoothing.png" in only:
             written.append(take_smoothing(out_dir, settings))
         for name, size in START_PAGE_SHOTS.items():
             if only is None or name in only:
                 written.append(take_start_page(out_dir / name, size))
     return written
+
+
+def _race_and_grab(app, window, path: Path) -> Path:
+    """Play the open lab to its end at full speed, then save the window's picture at ``path``."""
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    done: list[bool] = []
+    window.race_finished.connect(done.append)
+    window.play()
+    deadline = time.monotonic() + 300
+    while not done and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    window.flush_redraw()
+    for _ in range(10):
+        app.processEvents()
+    window.grab().save(str(path))
+    window.close()
+    return path
+
+
+# Adam, a zoo optimizer, Schedule-Free and the user's own class (docs/optimizers.md's Lion) on
+# the two moons: the picture of docs/optimizers.md and the README.
+ZOO_RACE = "zoo-race.png"
+
+
+def take_zoo_race(out_dir: Path, settings, tmp: Path) -> Path:
+    """``zoo-race.png``: the lab is written beside a copy of docs/optimizers.md's Lion, whose
+    content is trusted in a throwaway trust file (the consent a user gives once)."""
+    import hashlib
+    import json
+    import re
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.shell.code_trust import TrustStore
+    from app.shell.main_window import MainWindow
+
+    block = re.search(r"```python\n(.*?)```",
+                      (ROOT / "docs" / "optimizers.md").read_text(encoding="utf-8"), re.S).group(1)
+    source = "\n".join(line[3:] if line.startswith("   ") else line for line in block.splitlines())
+    (tmp / "opts").mkdir(exist_ok=True)
+    (tmp / "opts" / "lion.py").write_text(source, encoding="utf-8")
+    os.environ["DESCENT_LAB_TRUST_FILE"] = str(tmp / "trusted.json")
+    TrustStore().trust(hashlib.sha256((tmp / "opts" / "lion.py").read_bytes()).hexdigest())
+    lab = json.loads((ROOT / "resources" / "labs" / "moons_race.lab.json").read_text())
+    lab["name"] = "Adam, the zoo, Schedule-Free and your own"
+    lab["runs"] = [
+        {"label": "Adam", "optimizer": "adam", "params": {"lr": 0.01}},
+        {"label": "Lion (pytorch-optimizer)", "optimizer": "pytorch_optimizer:Lion",
+         "params": {"lr": 0.001}},
+        {"label": "Schedule-Free AdamW", "optimizer": "schedulefree:AdamWScheduleFree",
+         "params": {"lr": 0.01}},
+        {"label": "My Lion (opts/lion.py)", "optimizer": {"class": "opts/lion.py:Lion"},
+         "params": {"lr": 0.0005}},
+    ]
+    path = tmp / "zoo_race.lab.json"
+    path.write_text(json.dumps(lab, indent=1), encoding="utf-8")
+    window = MainWindow(settings=settings)
+    window._confirm_discard = lambda: True
+    window.resize(1280, 800)
+    window.show()
+    window.open_lab(path)
+    # The runs (with their optimizers' groups) and the curves, rather than the overview.
+    for tabs, title in ((window.lab_tabs, "Runs"), (window.network_view.tabs, "Curves")):
+        tabs.setCurrentIndex(next(i for i in range(tabs.count()) if tabs.tabText(i) == title))
+    return _race_and_grab(QApplication.instance(), window, out_dir / ZOO_RACE)
 
 
 # The start page a newcomer meets (app/shell/start_page.py), at a laptop's and a desktop's size.
@@ -145,7 +199,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.export.screenshots", description=__doc__)
     parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        choices=[*SHOTS, "smoothing.png", *START_PAGE_SHOTS],
+                        choices=[*SHOTS, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS],
                         help="take only these (default: all of them)")
     parser.add_argument("--smoothing", action="store_true",
                         help="take only smoothing.png (as --only smoothing.png)")
