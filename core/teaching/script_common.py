@@ -164,6 +164,18 @@ def load_class(path, name):
 '''
 
 
+def _check_loaded_names(runs: list[RunCode]) -> None:
+    """Two user classes of one name from different files would be one variable in the script."""
+    loaded: dict[str, str] = {}
+    for run in runs:
+        for line in run.setup:
+            if " = load_class(" in line:
+                name = line.split(" = ", 1)[0]
+                if loaded.setdefault(name, line) != line:
+                    raise LabError("runs", f"two optimizer classes named {name} come from "
+                                           "different files; rename one to export the script")
+
+
 def setup_imports(runs: list[RunCode], have: list[str]) -> list[str]:
     """The import lines the runs' classes need (zoo packages, importlib for a user's file) that
     the script's ``have`` lines do not already hold."""
@@ -182,6 +194,7 @@ def setup_imports(runs: list[RunCode], have: list[str]) -> list[str]:
 def setup_block(runs: list[RunCode]) -> list[str]:
     """The loading of user files (imports: `setup_imports`) and the random streams the runs
     need, once each."""
+    _check_loaded_names(runs)
     lines: list[str] = []
     for run in runs:
         lines += [line for line in run.setup

@@ -616,3 +616,22 @@ def test_a_default_the_users_file_changes_reaches_the_exported_script(tmp_path):
     ours = read_metrics_csv(tmp_path / "app" / "metrics.csv")
     assert ours[("mine", 0)]["lr"] == "0.01"
     assert rows_differ(ours, read_metrics_csv(tmp_path / "script.csv"), 1e-6) == []
+
+
+def test_two_user_classes_of_one_name_from_two_files_are_refused_by_the_export(tmp_path):
+    from core.errors import LabError
+    from core.teaching.script_export import export_script
+
+    (tmp_path / "a.py").write_text(MY_SGD)
+    (tmp_path / "b.py").write_text(MY_SGD.replace("p.grad, alpha", "p.grad.sign(), alpha"))
+    data = {"format": "descent-lab/1", "name": "two", "steps": 5,
+            "problem": {"kind": "function", "function": "rosenbrock"},
+            "runs": [{"label": "a", "optimizer": {"class": "a.py:MySGD"}},
+                     {"label": "b", "optimizer": {"class": "b.py:MySGD"}}]}
+    try:
+        lab = lab_from_dict(data, base_dir=tmp_path, consent=TRUST_ALL)
+        with pytest.raises(LabError) as error:
+            export_script(lab)
+    finally:
+        user_code._LOADED.clear()
+    assert "two optimizer classes named MySGD" in error.value.message
