@@ -26,6 +26,7 @@ from app.surface.view_3d import HEIGHT, LIFT, Surface3DView
 from core.problems.functions import Objective, finite_values
 
 MESH_RESOLUTION = 120  # vertices per side: smooth enough to turn, cheap to rebuild on an edit
+LOG_FLOOR_PERCENTILE = 1.0  # log-scaled heights start here (`function_mesh`)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ def function_mesh(objective: Objective, resolution: int = MESH_RESOLUTION) -> Fu
     values = transform(z)
     shown = values[~undefined] if (~undefined).any() else values
     lo, hi = float(np.min(shown)), float(np.max(shown))
+    if objective.log_scale:
+        # log10(f − min) plunges in a pit narrower than a grid cell (Rosenbrock's: to −7 at
+        # one vertex): the heights span the values but the lowest percent, which lie on the
+        # floor, so the pit does not flatten the rest of the surface against the ceiling.
+        lo = float(np.percentile(shown, LOG_FLOOR_PERCENTILE))
     if hi <= lo:
         hi = lo + 1.0
     x_mesh, y_mesh = np.meshgrid(xs, ys, indexing="xy")
@@ -169,6 +175,7 @@ class Function3DView(Surface3DView):
                         "glBlendFunc": (GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)}
         # Lit in the vertex colours (`_light`), drawn as they are.
         self._mesh_item = gl.GLMeshItem(smooth=True, drawEdges=False, glOptions="opaque")
+        self.view.setCameraPosition(distance=3.1)  # closer than the loss surface: fills the tab
         self.view.addItem(self._mesh_item)
         self._markers = gl.GLScatterPlotItem(size=11, pxMode=True)
         self._markers.setGLOptions(self._on_top)
@@ -182,9 +189,10 @@ class Function3DView(Surface3DView):
 
         mesh, matrix = self.mesh, fit_matrix(self.mesh)
         if self._drawn_mesh is not mesh:
+            drawn = mesh.vertices.astype(np.float32)
+            drawn[:, 2] = np.maximum(drawn[:, 2], mesh.lo)  # the floor (`function_mesh`)
             self._mesh_item.setMeshData(meshdata=gl.MeshData(
-                vertexes=mesh.vertices.astype(np.float32), faces=mesh.faces,
-                vertexColors=mesh.colors))
+                vertexes=drawn, faces=mesh.faces, vertexColors=mesh.colors))
             self._mesh_item.setTransform(matrix)
             self._markers.setTransform(matrix)
             self._drawn_mesh = mesh

@@ -1,0 +1,79 @@
+"""The 3-D arena's screenshot, ``arena-3d.png``: ``python -m app.export.screenshot_3d [OUT_DIR]``.
+
+The 3-D tab draws with OpenGL, which Qt's offscreen platform lacks (the tab would show its
+no-OpenGL message). Without a display this module runs itself again under ``xvfb-run`` on Qt's
+xcb platform, where Mesa renders the surface; app/export/screenshots.py calls `take_arena_3d`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARENA_3D = "arena-3d.png"
+LAB = ROOT / "resources" / "labs" / "banana_race.lab.json"
+
+
+def take_arena_3d(out_dir: Path) -> Path | None:
+    """Write ``arena-3d.png`` into ``out_dir``; None (and a note on stderr) when there is no way
+    to an OpenGL context here."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("QT_QPA_PLATFORM", "") in ("", "offscreen") and not os.environ.get("DISPLAY"):
+        if shutil.which("xvfb-run") is None:
+            print(f"{ARENA_3D}: no display and no xvfb-run, so no OpenGL: not taken",
+                  file=sys.stderr)
+            return None
+        env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT)}
+        subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m",
+                        "app.export.screenshot_3d", str(out_dir)], cwd=ROOT, env=env, check=True)
+        return out_dir / ARENA_3D
+    return _grab(out_dir / ARENA_3D)
+
+
+def _grab(path: Path) -> Path:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from app.shell.main_window import MainWindow
+    from app.shell.theme import apply_dark_theme
+
+    app = QApplication.instance() or QApplication([])
+    apply_dark_theme(app)
+    with tempfile.TemporaryDirectory() as tmp:
+        window = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"),
+                                               QSettings.Format.IniFormat))
+        window._confirm_discard = lambda: True
+        window.resize(1280, 800)
+        window.show()
+        window.open_lab(LAB)
+        window.map_tabs.setCurrentWidget(window.landscape_3d)
+        window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+        done: list[bool] = []
+        window.race_finished.connect(done.append)
+        window.play()
+        deadline = time.monotonic() + 300
+        while not done and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.01)
+        window.flush_redraw()
+        for _ in range(30):  # the GL widget paints on its own frames
+            app.processEvents()
+            time.sleep(0.02)
+        if not window.landscape_3d.available:
+            raise RuntimeError(f"no OpenGL for {path.name}: {window.landscape_3d.fallback.text()}")
+        for button in window.findChildren(QWidget, "plotHelpButton"):
+            button.hide()  # shown where the pointer happens to be
+        window.grab().save(str(path))
+        window.close()
+    return path
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
+    print(take_arena_3d(target))
