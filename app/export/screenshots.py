@@ -170,6 +170,9 @@ def take_smoothing(out_dir: Path, settings) -> Path:
     window.resize(1280, 800)
     window.show()
     window.open_lab(SHOTS["network.png"])
+    from app.network.views import TAB_CURVES
+
+    window.network_view.tabs.setCurrentIndex(TAB_CURVES)  # a network lab opens on Overview
     window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
     window.play()
     deadline = time.monotonic() + 120
