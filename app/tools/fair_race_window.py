@@ -30,7 +30,9 @@ from app.shell.document import LabDocument
 from app.shell.tool_window import ToolWindow
 from app.tools.sweep_text import SAMPLER_TITLES, progress_text
 from app.widgets.layouts import hbox
+from core.errors import LabError
 from core.lab.format import MAX_SEEDS as LAB_MAX_SEEDS
+from core.optim.catalog import get_optimizer_info
 from core.optim.optimizers import OPTIMIZERS
 from core.tools.sweep.fair_race import fair_race
 from core.tools.sweep.objective import OBJECTIVES
@@ -59,12 +61,7 @@ class FairRaceWindow(ToolWindow):
         self.optimizer_list.setToolTip("Tick the optimizers to compare; each gets the same "
                                        "budget of trials")
         for name, info in OPTIMIZERS.items():
-            item = QListWidgetItem(f"{info.title}  ({name})")
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Unchecked)
-            item.setToolTip(info.description or info.title)
-            self.optimizer_list.addItem(item)
+            self._add_optimizer(name, info)
         self.trials_spin = QSpinBox(objectName="fairTrialsSpin")
         self.trials_spin.setRange(1, 10_000)
         self.trials_spin.setValue(12)
@@ -128,8 +125,32 @@ class FairRaceWindow(ToolWindow):
         layout.addWidget(self.best_table, 1)
         self.setCentralWidget(central)
 
+    def _add_optimizer(self, name: str, info) -> None:
+        """One tickable row: torch.optim's by title and name, others by title and group."""
+        shown = name if info.group == "torch.optim" else info.group
+        item = QListWidgetItem(f"{info.title}  ({shown})")
+        item.setData(Qt.ItemDataRole.UserRole, name)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Unchecked)
+        item.setToolTip(info.description or info.origin or info.title)
+        self.optimizer_list.addItem(item)
+
+    def _listed(self) -> set[str]:
+        return {self.optimizer_list.item(i).data(Qt.ItemDataRole.UserRole)
+                for i in range(self.optimizer_list.count())}
+
     def _tick_lab_optimizers(self, *_args) -> None:
-        """Tick the optimizers the lab's runs use (only while nothing is ticked yet)."""
+        """List the lab's zoo and own optimizers beside torch.optim's (an optimizer joins the
+        fair race by joining the lab: the picker and its consent are the way in), and tick the
+        optimizers the lab's runs use (only while nothing is ticked yet)."""
+        listed = self._listed()
+        for run in self.document.lab.runs:
+            if run.optimizer not in listed:
+                try:
+                    self._add_optimizer(run.optimizer, get_optimizer_info(run.optimizer))
+                except LabError:
+                    continue  # a run the lab itself refuses; it is not offered
+                listed.add(run.optimizer)
         if self.task.is_running() or self.chosen():
             return
         used = {run.optimizer for run in self.document.lab.runs}

@@ -412,3 +412,23 @@ def test_cancel_while_connecting_and_an_unreachable_server_name_the_storage(qtbo
     assert "Not started" in window.progress_label.text()
     assert window.study is None and window.start_button.isEnabled()
     assert window.start_button.text() == "Start sweep"
+
+
+def test_fair_race_offers_the_labs_zoo_optimizers_and_races_them(qtbot):
+    """A zoo optimizer that a run of the lab uses is offered (and ticked) beside torch.optim's,
+    and the fair race tunes and races it like torch's."""
+    lab = validate_lab(Lab(name="banana", steps=10,
+                           problem=FunctionProblem("rosenbrock", (-1.5, 2.0)),
+                           runs=(RunSpec("SGD", "sgd", {"lr": 1e-4}),
+                                 RunSpec("Lion", "pytorch_optimizer:Lion", {"lr": 1e-3}))))
+    document = LabDocument(lab)
+    window = FairRaceWindow(document)
+    qtbot.addWidget(window)
+    assert window.chosen() == ["sgd", "pytorch_optimizer:Lion"]
+    rows = [window.optimizer_list.item(i).text() for i in range(window.optimizer_list.count())]
+    assert "Lion  (pytorch-optimizer)" in rows
+    window.trials_spin.setValue(2)
+    with qtbot.waitSignal(window.race_opened, timeout=60_000):
+        assert window.start()
+    assert [r.optimizer for r in document.lab.runs] == ["sgd", "pytorch_optimizer:Lion"]
+    window.shutdown()
