@@ -31,7 +31,8 @@ def take_arena_3d(out_dir: Path) -> Path | None:
             return None
         env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT)}
         subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m",
-                        "app.export.screenshot_3d", str(out_dir)], cwd=ROOT, env=env, check=True)
+                        "app.export.screenshot_3d", str(out_dir)], cwd=ROOT, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
         return out_dir / ARENA_3D
     return _grab(out_dir / ARENA_3D)
 

@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.export.screenshot_3d import ARENA_3D, take_arena_3d
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = {
     "arena.png": ROOT / "resources" / "labs" / "banana_race.lab.json",
@@ -52,6 +54,9 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
         for name, size in START_PAGE_SHOTS.items():
             if only is None or name in only:
                 written.append(take_start_page(out_dir / name, size))
+        if only is None or ARENA_3D in only:  # OpenGL: under xvfb-run (app/export/screenshot_3d.py)
+            shot = take_arena_3d(out_dir)
+            written.extend([shot] if shot is not None else [])
     return written
 
 
@@ -202,7 +207,8 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.export.screenshots", description=__doc__)
     parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        choices=[*SHOTS, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS],
+                        choices=[*SHOTS, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS,
+                                 ARENA_3D],
                         help="take only these (default: all of them)")
     parser.add_argument("--smoothing", action="store_true",
                         help="take only smoothing.png (as --only smoothing.png)")
