@@ -3,8 +3,9 @@
 `SeedRace` owns the seed's models, optimizers, schedules, batch order and stacked fast path
 (core/engine/stacked.py), and steps them through `train_phase` (forward + backward of every live
 run, `core.engine.training_step.train_step`, or the stack's batched twin) and `finish_phase`
-(record the lr, evaluate when due, stop early, update). Its divergence checks and its out-of-
-memory isolation use `core.engine.param_watch`; its evaluations `core.engine.network_evaluation`.
+(record the lr, evaluate when due, stop early, update). How a run ends — divergence, a faulted
+update, out of memory, early stopping — is its base `core.engine.run_fates.RunFates`; its
+evaluations are `core.engine.network_evaluation`.
 A run whose optimizer or schedule step raises or runs over the per-step time limit
 (core/engine/faults.py) gets its weights back from before that update and is frozen there, a
 `Divergence` of kind "failed" / "too slow" at the next step; the other runs go on.
@@ -22,7 +23,6 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -30,7 +30,6 @@ import torch
 from core.engine import faults
 from core.engine.faults import (
     DEFAULT_STEP_TIME_LIMIT,
-    FAILED,
     Fault,
     StepLimit,
     fault_of,
@@ -38,11 +37,12 @@ from core.engine.faults import (
     out_of_memory,
     stand_in_optimizer,
 )
-from core.engine.function_race import EXPLODE_FACTOR, Divergence, finite_or_none
+from core.engine.function_race import Divergence
 from core.engine.network_evaluation import Evaluator, linear_weights, update_ratios, with_ratios
 from core.engine.network_records import EarlyStop, Evaluation, NetworkRecord
-from core.engine.param_watch import PARAM_NORM_FACTOR, ParamWatch
+from core.engine.param_watch import ParamWatch
 from core.engine.race_setup import RaceSetup, initial_model
+from core.engine.run_fates import RunFates
 from core.engine.stacked import StackedMLP, can_stack, per_run_reason, steps_flat
 from core.engine.training_step import (
     BatchOrder,
@@ -52,7 +52,9 @@ from core.engine.training_step import (
     run_closure,
     train_step,
 )
+from core.engine.update_spectra import with_spectra
 from core.lab.format import SEED_STRIDE, Lab
+from core.landscape.adaptive_edge import edge_rule, preconditioner_scale
 from core.landscape.curvature import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
 from core.optim.catalog import build_optimizer
 from core.optim.schedules import Schedule
@@ -61,7 +63,7 @@ from core.problems.model_spec import ModelSpec
 from core.problems.models import dropout_stream, has_dropout, set_dropout_generator
 
 
-class SeedRace:
+class SeedRace(RunFates):
     """Every run of the lab on ONE seed; `records()` advances it (the whole race when S = 1)."""
 
     def __init__(self, lab: Lab, setup: RaceSetup, seed_index: int = 0,
@@ -164,6 +166,11 @@ class SeedRace:
         self.last_evaluation: Evaluation | None = None
         every = getattr(problem, "sharpness_every", 0)
         self._sharpness = SharpnessTracker(count) if every > 0 else None
+        # Each run's edge of stability (core/landscape/adaptive_edge.py) and, for Adam/RMSprop,
+        # the tracker of its preconditioned sharpness λ₁(P⁻¹H) (its own warm-start vectors).
+        self._edges = ([edge_rule(opts)[0] for opts in self.optimizers] if every > 0
+                       else [None] * count)
+        self._preconditioned = SharpnessTracker(count) if every > 0 else None
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -270,125 +277,12 @@ class SeedRace:
             results.append((i, loss, grad_norm))
         return results
 
-    def _release(self, i: int) -> None:
-        """Free what run i holds beyond its weights: gradients and optimizer state."""
-        self.models[i].zero_grad(set_to_none=True)
-        for opt in self.optimizers[i]:
-            opt.zero_grad(set_to_none=True)
-            for state in opt.state.values():
-                state.clear()  # the dict itself may be shared with the stack's stepper
-        self._free_cache()
-
-    def _free_cache(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-
     def _evaluate(self) -> Evaluation:
         """Metrics of every run at the current weights (update ratios are filled in later): a
         stacked race in one batched pass, the others one model at a time (`Evaluator`)."""
         if self.stack is not None:
             return self._evaluator.stacked(self.stack)
         return self._evaluator.per_model(self.models)
-
-    def _check_divergence(self, i: int, loss: float, grad_norm: float) -> Divergence | None:
-        """NaN/Inf or an exploding loss or gradient: run i's divergence (see `_diverge`)."""
-        reason = None
-        if not math.isfinite(loss):
-            reason = "the loss became NaN" if math.isnan(loss) else "the loss became infinite"
-        elif abs(loss) > EXPLODE_FACTOR * (self._start_loss[i] + 1.0):
-            reason = f"the loss exploded to {loss:.3g}"
-        elif not math.isfinite(grad_norm):
-            reason = "the gradient became NaN/Inf"
-        if reason is None:
-            return None
-        return self._diverge(i, reason)
-
-    def _check_parameters(self) -> list[Divergence]:
-        """Before this step uses the weights: runs whose latest update ran out of memory or
-        blew their parameter norm up (one batched norm per step, `ParamWatch`)."""
-        events = self._take_faults() + self._take_out_of_memory()
-        flagged, norms = self._watch.blown(self.alive)
-        for i in flagged:
-            norm = float(norms[i])
-            if math.isfinite(norm):
-                reason = (f"the parameter norm blew up to {norm:.3g} (more than "
-                          f"{PARAM_NORM_FACTOR:g} × (start norm {self._watch.start[i]:.3g} + 1))")
-            else:
-                reason = "the parameters became NaN/Inf"
-            events.append(self._diverge(int(i), reason, param_norm=norm))
-        return events
-
-    def _take_out_of_memory(self) -> list[Divergence]:
-        """Runs that ran out of memory: frozen as failed (not diverged: their numbers were
-        fine), their memory given back."""
-        events = []
-        for i, message in self._out_of_memory.items():
-            if self.alive[i]:
-                reason = f"out of memory: {message}"
-                events.append(self._diverge(i, reason, blame=False, fault=Fault(FAILED, reason)))
-                self._release(i)
-        self._out_of_memory.clear()
-        return events
-
-    def _take_faults(self) -> list[Divergence]:
-        """Runs whose latest update faulted: their weights back from before it, their memory
-        given back, each frozen with the fault's kind and traceback."""
-        events = []
-        for i, fault in self._faults.items():
-            if self.alive[i]:
-                self._watch.restore(i)
-                events.append(self._diverge(i, fault.reason, blame=False, fault=fault))
-                self._release(i)
-        self._faults.clear()
-        return events
-
-    def _diverge(self, i: int, reason: str, param_norm: float | None = None,
-                 blame: bool = True, fault: Fault | None = None) -> Divergence:
-        """Freeze run i with its forensics: the tensor its latest update blew up (named in the
-        reason too), the last finite loss and gradient norm (step - 1) and that update's lr."""
-        layer, ratio = None, None
-        if blame:
-            layer, ratio, culprit = self._watch.blame(i)
-            if culprit:
-                reason = f"{reason}; {culprit}"
-        if param_norm is None:
-            param_norm = float(self._watch.norms()[i])
-        first = self.step == 0  # no update yet: nothing before it is known
-        event = Divergence(
-            i, self.labels[i], self.step, reason, layer=layer,
-            lr=None if first else finite_or_none(self._last_lr[i]),
-            last_loss=None if first else finite_or_none(self._last_loss[i]),
-            last_grad_norm=None if first else finite_or_none(self._last_grad[i]),
-            update_ratio=finite_or_none(ratio), param_norm=finite_or_none(param_norm),
-        )
-        if fault is not None:
-            event = replace(event, kind=fault.kind, traceback=fault.traceback)
-        self.alive[i] = False
-        self.diverged[i] = event
-        return event
-
-    def _early_stopping(self, evaluation: Evaluation) -> list[EarlyStop]:
-        events = []
-        val_loss = evaluation.val.get("loss")
-        if val_loss is None:
-            return events
-        for i in np.flatnonzero(self.alive):
-            rule = self.runs[i].early_stopping
-            value = float(val_loss[i])
-            min_delta = rule.get("min_delta", 0.0) if rule else 0.0
-            if value < self.best_val[i] - min_delta:
-                self.best_val[i] = value
-                self.best_val_step[i] = self.step
-                self._evals_since_best[i] = 0
-            else:
-                self._evals_since_best[i] += 1
-            if rule and self._evals_since_best[i] > rule["patience"]:
-                self.alive[i] = False
-                event = EarlyStop(int(i), self.labels[i], self.step, int(self.best_val_step[i]),
-                                  float(self.best_val[i]))
-                self.stopped[i] = event
-                events.append(event)
-        return events
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -457,7 +351,9 @@ class SeedRace:
         alive = self.alive.copy()
         for event in stopped:
             alive[event.run] = True
-        sharpness = self._measure_sharpness(alive) if sharpness_due else None
+        sharpness = preconditioned = edge = None
+        if sharpness_due:
+            sharpness, preconditioned, edge = self._measure_sharpness(alive, lr)
         if self.step < steps:
             self._to_train()
             stepping = self.alive
@@ -503,6 +399,8 @@ class SeedRace:
             if before is not None and evaluation is not None:
                 evaluation = with_ratios(evaluation, update_ratios(self.models, before))
             self._to_eval()  # between steps the models hold x
+        if evaluation is not None:
+            evaluation = with_spectra(evaluation, self.models, before)
         return NetworkRecord(
             step=self.step,
             epoch=self.step * self.order.batch_size / self.order.n,
@@ -515,6 +413,8 @@ class SeedRace:
             diverged=tuple(diverged),
             stopped=tuple(stopped),
             sharpness=sharpness,
+            preconditioned_sharpness=preconditioned,
+            edge=edge,
             clipped=((grads > self._clip_norm) & alive
                      if np.isfinite(self._clip_norm).any() else None),
         )
@@ -553,17 +453,33 @@ class SeedRace:
         every = self.lab.problem.sharpness_every
         return self.step % every == 0 or self.step == self.lab.steps
 
-    def _measure_sharpness(self, alive: np.ndarray) -> np.ndarray:
+    def _measure_sharpness(self, alive: np.ndarray, lr: np.ndarray):
         """Top Hessian eigenvalue of each live run's training data loss (no penalty) at the
         weights of this step, before its update (core.landscape.curvature.SharpnessTracker). NaN for a run
         not alive, and for a live run whose eigensolver did not converge: a live run's NaN means
-        "not converged" (core.engine.history keeps it as such), never a stale or partial estimate."""
+        "not converged" (core.engine.history keeps it as such), never a stale or partial estimate.
+
+        Also each run's preconditioned sharpness λ₁(P⁻¹H) (Adam/RMSprop, from the state their
+        updates so far left; NaN for the others and before a first update) and its edge of
+        stability at this step's lr (NaN where no rule is known;
+        core/landscape/adaptive_edge.py)."""
         loss = model_loss(self.x_train[:SHARPNESS_SAMPLES], self.y_train[:SHARPNESS_SAMPLES],
                           self.criterion)
         values = np.full(len(self.runs), np.nan)
+        preconditioned = np.full(len(self.runs), np.nan)
+        edge = np.full(len(self.runs), np.nan)
         for i in np.flatnonzero(alive):
             values[i] = self._sharpness.measure(int(i), self.models[i], loss)
-        return values
+            rule = self._edges[i]
+            if rule is None:
+                continue
+            edge[i] = rule.threshold(float(lr[i]))
+            scale = (preconditioner_scale(self.optimizers[i], self.models[i])
+                     if rule.preconditioned else None)
+            if scale is not None:
+                preconditioned[i] = self._preconditioned.measure(int(i), self.models[i], loss,
+                                                                 scale)
+        return values, preconditioned, edge
 
     def state_dicts(self) -> dict[str, dict]:
         # Clones: with the stacked path the parameters are views of one shared tensor, and
