@@ -245,6 +245,10 @@ class NetworkHistory:
         # Per run, the steps where norm clipping fired (NetworkRecord.clipped).
         self.clip_steps: list[list[float]] = [[] for _ in self.labels]
         self.last_step = -1
+        # Every evaluation's (step, per run per weight matrix the singular values of the step's
+        # update) (core/engine/update_spectra.py), the newest `LAYER_STATS_KEPT`, for the
+        # spectra tab (app/network/spectra_tab.py).
+        self.update_spectra: list[tuple[float, tuple]] = []
         self.divergences: dict[int, object] = {}
         self.stops: dict[int, object] = {}
         # Per run (step, sharpness, lr) rows, created by the first record that carries
@@ -345,3 +349,6 @@ class NetworkHistory:
         if ev.layer_grad_norm is not None:
             self.layer_stats.append(float(record.step), epoch, wall, ev.layer_grad_norm,
                                     ev.update_ratio)
+        if getattr(ev, "update_spectra", None) is not None:
+            self.update_spectra.append((float(record.step), ev.update_spectra))
+            del self.update_spectra[:-LAYER_STATS_KEPT]

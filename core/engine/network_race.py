@@ -335,6 +335,7 @@ class NetworkRace:
 
 def _masked_mean_std(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column of (S, R) ``values``: mean and std (ddof 0) over the rows where ``mask``.
+            weight_spectra=picture.weight_spectra, update_spectra=picture.update_spectra,
 
     Columns without a masked row give NaN (callers replace them)."""
     n = mask.sum(axis=0)

@@ -61,6 +61,11 @@ class Evaluation:
     # recurrent layer's recurrent matrix, (R, L_rec).
     hidden_grad: np.ndarray | None = None
     recurrent_radius: np.ndarray | None = None
+    # Per run, per linear/conv weight matrix: the singular values (largest first) of W at this
+    # step and of this step's update ΔW (core/engine/update_spectra.py); update_spectra is None
+    # at the last step (no update follows), both None for models too large to decompose.
+    weight_spectra: tuple[tuple[np.ndarray, ...], ...] | None = None
+    update_spectra: tuple[tuple[np.ndarray, ...], ...] | None = None
 
 
 @dataclass(frozen=True)

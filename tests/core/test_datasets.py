@@ -12,7 +12,8 @@ from core.problems.datasets.features import POINT_FEATURES
 from core.problems.datasets.spec import DATASETS, DIGITS_SAMPLES, validate_dataset_spec
 
 GENERATED = [name for name in DATASETS
-             if name not in ("csv", "digits") and not DATASETS[name].sequence]  # own tests: test_sequences.py
+             if name not in ("csv", "digits") and not DATASETS[name].sequence
+             and not DATASETS[name].matrix]  # own tests: test_sequences.py, test_matrix_problems.py
 CLASSIFICATION_2D = ["moons", "circles", "blobs", "xor", "spirals", "gaussian"]
 REGRESSION = ["linear", "sine", "plane"]
 

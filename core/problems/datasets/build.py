@@ -87,6 +87,8 @@ def make_dataset(
             feature_names = tuple(f"pixel_{row}_{col}" for row in range(8) for col in range(8))
         elif info.sequence:
             feature_names = sequence_feature_names(spec)
+        elif info.matrix:
+            feature_names = tuple(f"a{j}" for j in range(spec["dims"]))
         else:
             feature_names = ("x",)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from core.problems.datasets.matrices import MATRIX_GENERATORS
 from core.problems.datasets.sequences import SEQUENCE_GENERATORS
 
 # Known plane coefficients, so a lesson can compare them with the trained weights.
@@ -134,4 +135,5 @@ GENERATORS: dict[str, Callable[[Mapping, np.random.Generator], tuple[np.ndarray,
     "plane": _plane,
     "digits": _digits,
     **SEQUENCE_GENERATORS,  # (n, length, features) sequences: core/problems/datasets/sequences.py
+    **MATRIX_GENERATORS,  # A, B = A W* (+ noise): core/problems/datasets/matrices.py
 }

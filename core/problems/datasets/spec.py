@@ -41,6 +41,13 @@ Keys
 ``length``        sequence sets (``adding``, ``memory``, ``parity``, ``sine_next``;
                   core/problems/datasets/sequences.py) only: time steps per sample, a whole
                   number in [2, 1000] (default 50); n × length × features at most 5,000,000.
+``dims``          matrix sets (``matrix_regression``, ``low_rank``;
+                  core/problems/datasets/matrices.py) only: inputs and outputs per sample, a
+                  whole number in [2, 256] (default 16); ``n`` must be at least ``dims``.
+``condition``     ``matrix_regression`` only: the condition number of the input matrix, in
+                  [1, 1e6] (default 100).
+``rank``          ``low_rank`` only: the rank of the target matrix, a whole number in [1, dims]
+                  (default 2).
 ``path``          ``csv`` only, required: the file, relative to the lab file's directory.
 ``label``         ``csv`` only, required: the name of the target column.
 ``task``          ``csv`` only: ``"classification"`` (default) or ``"regression"``.
@@ -59,6 +66,17 @@ from core.errors import LabError
 from core.optim.hyperparams import HyperParam, show_value
 from core.problems.datasets.features import DEFAULT_FEATURES, POINT_FEATURES
 from core.problems.datasets.imbalance import MAX_IMBALANCE, MIN_IMBALANCE, check_imbalance
+from core.problems.datasets.matrices import (
+    DEFAULT_CONDITION,
+    DEFAULT_DIMS,
+    DEFAULT_RANK,
+    MAX_CONDITION,
+    MAX_DIMS,
+    MIN_CONDITION,
+    MIN_DIMS,
+    MIN_RANK,
+    check_matrix_spec,
+)
 from core.problems.datasets.sequences import (
     DEFAULT_LENGTH,
     MAX_LENGTH,
@@ -96,6 +114,8 @@ class DatasetInfo:
     two_d: bool = False
     # Sequence sets (core/problems/datasets/sequences.py): samples are (length, features).
     sequence: bool = False
+    # Matrix sets (core/problems/datasets/matrices.py): ``dims`` inputs and outputs.
+    matrix: bool = False
 
 
 def _n_param(default: int = DEFAULT_SAMPLES, high: int = MAX_SAMPLES) -> HyperParam:
@@ -173,6 +193,34 @@ _SEQUENCE_SETS = (
               "next, clean value."),
 )
 
+_DIMS = HyperParam(
+    "dims", DEFAULT_DIMS, "int", low=MIN_DIMS, high=MAX_DIMS,
+    tooltip="Inputs and outputs per sample: the weight matrix is dims × dims.",
+)
+_MATRIX_NOISE = "Standard deviation of the noise added to each target."
+
+
+def _matrix(name, title, params, description) -> DatasetInfo:
+    params = (_n_param(), _DIMS, *params, _noise_param(0.0, _MATRIX_NOISE), *_COMMON)
+    return DatasetInfo(name, title, "regression", params, description, matrix=True)
+
+
+_MATRIX_SETS = (
+    _matrix("matrix_regression", "Ill-conditioned matrix regression",
+            (HyperParam("condition", DEFAULT_CONDITION, "float", low=MIN_CONDITION,
+                        high=MAX_CONDITION,
+                        tooltip="Condition number of the input matrix A (largest over "
+                                "smallest singular value)."),),
+            "Fit B = A W* with a linear layer, ‖AW − B‖², where the inputs A have a chosen "
+            "condition number: plain gradient descent crawls along A's small directions, "
+            "matrix optimizers (Muon, Shampoo, SOAP) treat W as a matrix."),
+    _matrix("low_rank", "Low-rank matrix regression",
+            (HyperParam("rank", DEFAULT_RANK, "int", low=MIN_RANK, high=MAX_DIMS,
+                        tooltip="Rank of the target matrix W* (at most dims)."),),
+            "Gaussian inputs, targets B = A W* with W* of low rank: a deep linear network "
+            "(linear layers, no activations) must find it (matrix sensing)."),
+)
+
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
@@ -228,6 +276,7 @@ DATASETS: dict[str, DatasetInfo] = {
               "Your own table: a header row, numeric feature columns and a label column, "
               "read from a file next to the lab file."),
         *_SEQUENCE_SETS,
+        *_MATRIX_SETS,
     )
 }
 
@@ -295,6 +344,8 @@ def validate_dataset_spec(spec: Mapping, field: str = "problem.dataset") -> dict
                 f"n × length × features = {values:,} values; at most {MAX_SEQUENCE_VALUES:,} "
                 f"(with length {cleaned['length']}, n at most {most})",
             )
+    if info.matrix:
+        check_matrix_spec(cleaned, field)
     if "classes" in cleaned:
         # Fewer than two samples of a class cannot even fill both splits.
         needed = 2 * cleaned["classes"]
