@@ -84,7 +84,8 @@ def _marks() -> tuple[str, str, str]:
 def cmd_check_optimizer(args: argparse.Namespace) -> int:
     from core.optim import user_code
     from core.optim.catalog import get_optimizer_info, validate_optimizer_params
-    from core.optim.checkup import Adapters, check_optimizer
+    from core.optim.check_report import Adapters
+    from core.optim.checkup import check_optimizer
 
     params = _params(args.params)
     name = args.ref

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 import main
-from core.optim.checkup import PROPERTIES
+from core.optim.check_report import PROPERTIES
 
 # A user's file with all three defects of tests/core/test_checkup.py's BrokenSGD. Importing it
 # writes a marker file, so a test can tell whether its code ran.

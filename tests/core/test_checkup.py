@@ -9,16 +9,8 @@ import math
 import pytest
 import torch
 
-from core.optim.checkup import (
-    DECREASE_STEPS,
-    FAILED,
-    NOT_APPLICABLE,
-    PASSED,
-    PROPERTIES,
-    Adapters,
-    Quadratic,
-    check_optimizer,
-)
+from core.optim.check_report import FAILED, NOT_APPLICABLE, PASSED, PROPERTIES, Adapters
+from core.optim.checkup import DECREASE_STEPS, Quadratic, check_optimizer
 
 # --------------------------------------------------------------------------------------------
 # Deliberately broken optimizers: plain SGD (lr 0.1) with one defect each.
