@@ -1,5 +1,8 @@
 """The learning-rate schedule registry over ``torch.optim.lr_scheduler``, and the `Schedule` a run holds.
 
+Longer than 600 lines because the registry holds one entry per torch scheduler (its
+hyperparameters, their ranges and the ones derived from the race's length); `Schedule` is short.
+
 A lab names a schedule in snake case (``"cosine"``, ``"onecycle"``, ``"warmup_cosine"``) with a few
 hyperparameters; `Schedule` builds the real torch scheduler from them, so the lr curve a run sees is
 exactly torch's. The engine calls `Schedule.step` once after every optimizer step: a lab of N steps

@@ -1,5 +1,9 @@
 """Two-dimensional test functions for optimizer races: the registry, and typed ones as Objectives.
 
+Longer than 600 lines because the registry holds one entry per test function (its formula in
+torch, its textbook formula, domain, minima and start); turning a typed formula into an
+Objective is short.
+
 Every function is an :class:`Objective`: a torch-differentiable ``f(x, y)`` plus what the GUI
 and the CLI need to show it (title, textbook formula, plotting domain, known global minima, a
 default start point, whether to colour the heatmap on a log scale).
