@@ -146,6 +146,7 @@ class OverviewTab(QWidget):
         top.setSpacing(18)
         self.run_combo = QComboBox(objectName="overviewRunCombo")
         self.run_combo.setToolTip("The run whose numbers, neurons and output this screen shows")
+        self.run_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         top.addWidget(self.run_combo)
         self.numbers: dict[str, QLabel] = {}
         for key, title in (("epoch", "Epoch"), ("train", "Training loss"),
@@ -167,7 +168,7 @@ class OverviewTab(QWidget):
         top.addStretch(1)
         layout.addLayout(top)
 
-        grid = QGridLayout()
+        grid = self.grid = QGridLayout()
         grid.setHorizontalSpacing(6)
         self.data_plot = _Picture("overviewData", "The data: training points filled, validation "
                                                   "points hollow")
@@ -220,6 +221,10 @@ class OverviewTab(QWidget):
             cell.setVisible(plane)
         self.titles[0].setVisible(plane)
         self.titles[2].setVisible(plane)
+        self.titles[1].setText("Network →" if plane else "Network")
+        # Without the two pictures the diagram takes the width (their notes keep a little).
+        for column, stretch in ((0, 3), (1, 4), (2, 3)):
+            self.grid.setColumnStretch(column, stretch if plane or column == 1 else 1)
         self.notes[0].setText(self._data_note() if plane else
                               "The data are not points of a plane: see the Data tab on the left.")
         self.notes[1].setText("Each neuron shows its output over the plane: blue positive, orange "
