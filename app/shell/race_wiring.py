@@ -73,7 +73,12 @@ class RaceWiring(QObject):
         self.race_indices = [i for i, r in enumerate(lab.runs) if r.enabled]
         self.race_labels = tuple(lab.runs[i].label for i in self.race_indices)
         colors = [lab.run_color(i) for i in self.race_indices]
-        if lab.is_network:
+        if lab.problem.kind == "rl":  # app/rl/view.py draws an RLHistory
+            from core.engine.rl_history import RLHistory
+
+            self.history = RLHistory(list(self.race_labels))
+            window.rl_view.set_runs(list(self.race_labels), colors)
+        elif lab.is_network:
             self.history = NetworkHistory(self.race_labels)
             window.network_view.set_runs(
                 list(self.race_labels), colors, window.lab_views.dataset, total_steps=lab.steps,
@@ -128,6 +133,9 @@ class RaceWiring(QObject):
                 return tap.records(make_race(lab), stop)
 
             return make
+
+        if lab.problem.kind == "rl":
+            return lambda stop: make_race(lab).records(stop)
 
         def make(stop):
             return make_race(lab, internals=True).records(stop)
@@ -227,6 +235,8 @@ class RaceWiring(QObject):
         try:
             if isinstance(history, NetworkHistory):
                 self._redraw_network(history)
+            elif self.window.document.lab.problem.kind == "rl":
+                self.window.rl_view.update_from(history)
             else:
                 self._redraw_arena(history, last)
             self.show_step(last.step)
@@ -286,6 +296,8 @@ class RaceWiring(QObject):
         if isinstance(history, NetworkHistory):
             self._redraw_network(history)
             self.window.network_view.flush()  # update_from draws one part per call; draw them all
+        elif self.window.document.lab.problem.kind == "rl":
+            self.window.rl_view.update_from(history)
         else:
             self._redraw_arena(history, last, parts=("landscape", "loss", "lr"))
         self.show_step(last.step)
@@ -311,7 +323,11 @@ class RaceWiring(QObject):
         return 0 if self.race_indices else None
 
     def show_step(self, step: int) -> None:
-        self.window.step_label.setText(f"step {step} / {self.window.document.lab.steps}")
+        lab = self.window.document.lab
+        if lab.problem.kind == "rl":  # no fixed number of steps: rounds of episodes
+            self.window.step_label.setText(f"round {step}")
+        else:
+            self.window.step_label.setText(f"step {step} / {lab.steps}")
         status = self.window.status_label
         if status.text().startswith(PAUSED) and self.controller.state() == "paused":
             status.setText(paused_text(step))  # a step (→) while paused: say the new step
@@ -326,6 +342,8 @@ class RaceWiring(QObject):
         race_index = self.race_indices.index(lab_index)
         if isinstance(self.history, NetworkHistory):
             self.window.network_view.select_run(race_index)
+        elif self.window.document.lab.problem.kind == "rl":
+            self.window.rl_view.select_run(race_index)
         else:
             self.window.internals_panel.select_run(race_index)
 
@@ -349,7 +367,10 @@ class RaceWiring(QObject):
     @Slot(bool)
     def on_finished(self, completed: bool) -> None:
         self.flush_redraw()
-        if completed:
+        if completed and self.window.document.lab.problem.kind == "rl":
+            self.finished = True  # its summary line: core/engine/rl_history.py
+            self.window.status_label.setText(self.history.summary() if self.history else "")
+        elif completed:
             self.finished = True
             # A winner only when there is one: ties and all-diverged races say so
             # (core/engine/race_summary.py).

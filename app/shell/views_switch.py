@@ -173,6 +173,9 @@ class LabViews(QObject):
         window = self.window
         window.controller.stop()
         window.runs_panel.set_lab(lab)
+        if lab.problem.kind == "rl":
+            self._show_rl_lab(lab)
+            return
         if lab.is_network:
             self._show_network_lab(lab)
             return
@@ -244,6 +247,20 @@ class LabViews(QObject):
         if key != self._dataset_key:
             self.dataset = make_dataset(lab.problem.dataset, lab.seed, base_dir=lab.base_path)
             self._dataset_key = key
+        window.race_wiring.reset_views(lab)
+
+    def _show_rl_lab(self, lab: Lab) -> None:
+        """An rl lab: its views (app/rl/, built on the first one); its problem is edited in
+        the lab file for now, so the dock shows the runs alone."""
+        window = self.window
+        if getattr(window, "rl_view", None) is None:
+            from app.rl.view import RLView
+
+            window.rl_view = RLView()
+            window.center_stack.addWidget(window.rl_view)
+        self._show_problem_pages(network=False)
+        window.dock_splitter.widget(0).setVisible(False)
+        window.center_stack.setCurrentWidget(window.rl_view)
         window.race_wiring.reset_views(lab)
 
     def on_start_moved(self, x: float, y: float) -> None:

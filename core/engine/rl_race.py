@@ -68,6 +68,9 @@ class RLRecord:
     target_update: np.ndarray
     epsilon: np.ndarray
     cart: tuple[np.ndarray, ...]
+    # The window's record handling reads every race's events here (app/shell/race_wiring.py);
+    # an rl run's failure is in `RLRace.failures` and the history instead.
+    diverged: tuple = ()
 
 
 def initial_agent_model(lab: Lab) -> torch.nn.Module:
