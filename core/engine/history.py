@@ -27,6 +27,9 @@ FIELDS = ("step", "x", "y", "loss", "lr", "grad_norm")
 # of 8 runs grew its resident memory by 68 MB over 10^5 steps, the budget is 50 MB).
 DEFAULT_CAPACITY = 32_768
 SHARPNESS_FIELDS = ("step", "sharpness", "lr")  # NetworkHistory.sharpness_series
+# NetworkHistory.edge_series: Adam/RMSprop's preconditioned sharpness and each run's own edge of
+# stability (core/landscape/adaptive_edge.py), NaN where it has none.
+EDGE_FIELDS = ("preconditioned", "edge")
 INTERNALS_STEPS = 1_000  # newest steps whose optimizer internals RaceHistory keeps
 
 
@@ -300,15 +303,21 @@ class NetworkHistory:
 
     def _add_sharpness(self, record) -> None:
         if self.sharpness is None:
-            self.sharpness = [RunSeries(DEFAULT_CAPACITY, SHARPNESS_FIELDS, "sharpness")
-                              for _ in self.labels]
+            self.sharpness = [RunSeries(DEFAULT_CAPACITY, SHARPNESS_FIELDS + EDGE_FIELDS,
+                                        "sharpness") for _ in self.labels]
         alive = getattr(record, "alive", None)
+        nan = np.full(len(self.labels), np.nan)
+        preconditioned = getattr(record, "preconditioned_sharpness", None)
+        preconditioned = nan if preconditioned is None else preconditioned
+        edge = getattr(record, "edge", None)
+        edge = nan if edge is None else edge
         for i, series in enumerate(self.sharpness):
             value = float(record.sharpness[i])
             # A live run's NaN is a measurement whose eigensolver did not converge: kept, so the
             # plot can leave a gap there and say so. A run not alive adds nothing.
             if np.isfinite(value) or (alive is not None and bool(alive[i])):
-                series.extend(np.array([[record.step], [value], [float(record.lr[i])]]))
+                series.extend(np.array([[record.step], [value], [float(record.lr[i])],
+                                        [float(preconditioned[i])], [float(edge[i])]]))
 
     def sharpness_series(self, run_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run ``run_index``'s measured (steps, sharpness, lr) — empty arrays when none; plot
@@ -319,6 +328,16 @@ class NetworkHistory:
             return empty, empty, empty
         series = self.sharpness[run_index]
         return tuple(series.column(name) for name in SHARPNESS_FIELDS)
+
+    def edge_series(self, run_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run ``run_index``'s (steps, preconditioned sharpness, edge of stability), aligned with
+        `sharpness_series`: NaN preconditioned for a run that is not Adam/RMSprop (and before its
+        first update), NaN edge where its optimizer has no known edge."""
+        if self.sharpness is None:
+            empty = np.empty(0)
+            return empty, empty, empty
+        series = self.sharpness[run_index]
+        return tuple(series.column(name) for name in ("step",) + EDGE_FIELDS)
 
     def last_sharpness(self, run_index: int) -> float:
         """Run ``run_index``'s newest sharpness, NaN when it has none or when the newest

@@ -255,19 +255,24 @@ class NetworkRace:
             seed_loss=seed_loss,
             seeds_alive=seeds_alive,
             sharpness=self._combine_sharpness(seed_records),
+            preconditioned_sharpness=self._combine_sharpness(seed_records,
+                                                             "preconditioned_sharpness"),
+            edge=self._combine_sharpness(seed_records, "edge"),
             clipped=(None if first.clipped is None
                      else np.any([rec.clipped for _, rec in seed_records], axis=0)),
         )
 
-    def _combine_sharpness(self, seed_records: list[tuple[int, NetworkRecord]]):
-        """Per run: the mean sharpness over the seeds that measured it (None when none did).
+    def _combine_sharpness(self, seed_records: list[tuple[int, NetworkRecord]],
+                           field: str = "sharpness"):
+        """Per run: the mean sharpness over the seeds that measured it (None when none did);
+        ``field`` another of the record's sharpness columns (preconditioned, edge).
 
         A seed whose run was alive but whose solve did not converge (NaN) makes the run's mean
         NaN too ("not converged"): a mean over the other seeds would pass for a measured value."""
-        measured = [rec for _, rec in seed_records if rec.sharpness is not None]
+        measured = [rec for _, rec in seed_records if getattr(rec, field, None) is not None]
         if not measured:
             return None
-        stacked = np.stack([rec.sharpness for rec in measured])
+        stacked = np.stack([getattr(rec, field) for rec in measured])
         alive = np.stack([rec.alive for rec in measured])
         finite = np.isfinite(stacked)
         failed = (alive & ~finite).any(axis=0)

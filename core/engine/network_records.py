@@ -88,6 +88,11 @@ class NetworkRecord:
     # problem.sharpness_every > 0, at the steps it is measured: each run's top Hessian eigenvalue
     # of the training loss at this step's weights (R,), NaN for runs not alive; else None.
     sharpness: np.ndarray | None = None
+    # With sharpness, per run (R,): Adam/RMSprop's preconditioned sharpness λ₁(P⁻¹H) (NaN for
+    # other optimizers and before their first update) and the run's edge of stability at this
+    # step's lr (NaN where no rule is known; core/landscape/adaptive_edge.py).
+    preconditioned_sharpness: np.ndarray | None = None
+    edge: np.ndarray | None = None
     # When some run has a clip_norm: (R,) whether its gradient norm before clipping exceeded it
     # at this step (norm clipping fired); with several seeds, whether it fired on any seed.
     clipped: np.ndarray | None = None

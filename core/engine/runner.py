@@ -188,6 +188,7 @@ def _run_network(
     final_val_std: dict[str, np.ndarray] = {}  # several seeds: std over the seeds
     last = None
     sharpness = None  # each run's newest top Hessian eigenvalue, when the lab tracks it
+    edges = None  # ... and its newest (preconditioned sharpness, edge of stability)
     confusion = scores = None  # each run's newest confusion matrix / binary scores (seed 0's)
     try:
         for record in race.records(stop):
@@ -198,6 +199,7 @@ def _run_network(
                 # keeps its last one.
                 previous = sharpness if sharpness is not None else record.sharpness
                 sharpness = np.where(record.alive, record.sharpness, previous)
+                edges = _newest_edges(record, edges)
             ev = record.evaluation
             if ev is not None and ev.confusion is not None:
                 confusion = _newest(record.alive, ev.confusion, confusion)
@@ -259,6 +261,10 @@ def _run_network(
             entry["sharpness"] = float(sharpness[i]) if np.isfinite(sharpness[i]) else None
             # False: the last measurement's eigensolver did not converge (sharpness is null).
             entry["sharpness_converged"] = bool(np.isfinite(sharpness[i]))
+            # The run's own edge of stability at its last lr (null where its optimizer has
+            # none), what it is, and Adam/RMSprop's preconditioned sharpness λ₁(P⁻¹H) that is
+            # compared with it (core/landscape/adaptive_edge.py).
+            entry.update(_edge_entry(race, i, edges))
         if race.seed_count > 1:
             entry["final_val_loss_std"] = _value(final_val_std, "loss", i)
             quality = "accuracy" if classification else "r2"
@@ -268,6 +274,28 @@ def _run_network(
         out, lab, started, runs, problem="network", dataset=race.data.name, task=race.task,
         parameters=race.model_spec.n_params, device=str(race.device), notices=race.notices,
     )
+
+
+def _newest_edges(record, previous):
+    """Each run's newest (preconditioned sharpness, edge) from a record that measured sharpness;
+    a run no longer alive keeps its last ones."""
+    nan = np.full(len(record.alive), np.nan)
+    values = np.stack([nan if record.preconditioned_sharpness is None
+                       else record.preconditioned_sharpness,
+                       nan if record.edge is None else record.edge], axis=1)
+    return _newest(record.alive, values, previous)
+
+
+def _edge_entry(race, i: int, edges) -> dict:
+    from core.landscape.adaptive_edge import edge_rule
+
+    rule, text = edge_rule(race.optimizers[i])
+    pre, edge = (np.nan, np.nan) if edges is None else edges[i]
+    return {
+        "edge_rule": rule.name if rule is not None else text,
+        "edge_of_stability": float(edge) if np.isfinite(edge) else None,
+        "preconditioned_sharpness": float(pre) if np.isfinite(pre) else None,
+    }
 
 
 def _newest(alive: np.ndarray, values: np.ndarray, previous: np.ndarray | None) -> np.ndarray:

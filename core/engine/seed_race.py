@@ -170,7 +170,9 @@ class SeedRace(RunFates):
         # the tracker of its preconditioned sharpness λ₁(P⁻¹H) (its own warm-start vectors).
         self._edges = ([edge_rule(opts)[0] for opts in self.optimizers] if every > 0
                        else [None] * count)
-        self._preconditioned = SharpnessTracker(count) if every > 0 else None
+        # Same class and budget as the raw one (whatever built that, a test's starved one too).
+        self._preconditioned = (None if self._sharpness is None else type(self._sharpness)(
+            count, self._sharpness.max_products, self._sharpness.tol))
 
     # -- pieces ------------------------------------------------------------------------------
 

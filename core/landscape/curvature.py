@@ -80,11 +80,16 @@ def hessian_top_eigen(
     tol: float = EIGEN_TOL,
     start: Tensor | None = None,
     krylov: int = KRYLOV,
+    scale: Tensor | None = None,
 ) -> TopEigen:
     """The ``k`` largest algebraic eigenpairs of the Hessian of ``loss_fn`` at the model's
     weights (`core.landscape.eigensolver.top_eigenpairs` on float64 vectors; each product is one torch
     Hessian-vector product in the model's dtype, on its device). Eval mode; the parameters'
-    ``.grad`` are left untouched. Not converged: NaN values, ``converged=False``."""
+    ``.grad`` are left untouched. Not converged: NaN values, ``converged=False``.
+
+    ``scale`` (flat, one entry per weight): the eigenpairs of D·H·D, D = diag(scale), instead;
+    with scale = P^{-1/2} its eigenvalues are those of P⁻¹H, an adaptive optimizer's
+    preconditioned curvature (core/landscape/adaptive_edge.py)."""
     with eval_mode(model):
         like = next(model.parameters())
         size = sum(p.numel() for p in model.parameters())
@@ -96,9 +101,13 @@ def hessian_top_eigen(
                 [first] + [_random_start(size, generator) for _ in range(k - 1)]))
             return TopEigen(np.zeros(k), vectors, True, 0)
 
+        d = None if scale is None else scale.detach().to(device=like.device, dtype=like.dtype)
+
         def matvec(x: np.ndarray) -> np.ndarray:
             vector = torch.from_numpy(x).to(device=like.device, dtype=like.dtype)
-            return hvp(vector).to(device="cpu", dtype=torch.float64).numpy()
+            if d is None:
+                return hvp(vector).to(device="cpu", dtype=torch.float64).numpy()
+            return (d * hvp(d * vector)).to(device="cpu", dtype=torch.float64).numpy()
 
         return top_eigenpairs(matvec, size, k, first, tol, max_products, krylov)
 
@@ -143,8 +152,11 @@ class SharpnessTracker:
         self.products: list[int] = [0] * count
         self.max_products, self.tol = max_products, tol
 
-    def measure(self, index: int, model: nn.Module, loss_fn: ModelLoss) -> float:
-        """Run ``index``'s λ_max at the model's current weights (NaN: not converged)."""
+    def measure(self, index: int, model: nn.Module, loss_fn: ModelLoss,
+                scale: Tensor | None = None) -> float:
+        """Run ``index``'s λ_max at the model's current weights (NaN: not converged); with
+        ``scale`` = P^{-1/2}, the preconditioned λ₁(P⁻¹H) (`hessian_top_eigen`; keep one tracker
+        per kind, as each warm-starts from its own eigenvector)."""
         previous = self.vectors[index]
         size = sum(p.numel() for p in model.parameters())
         if previous is None or previous.numel() != size:
@@ -153,7 +165,7 @@ class SharpnessTracker:
             warm = self.warm[index]
         result = hessian_top_eigen(
             model, loss_fn, 1, self.max_products, torch.Generator().manual_seed(1 + index),
-            self.tol, start=previous, krylov=WARM_KRYLOV if warm else KRYLOV)
+            self.tol, start=previous, krylov=WARM_KRYLOV if warm else KRYLOV, scale=scale)
         self.vectors[index] = torch.from_numpy(np.ascontiguousarray(result.vectors[:, 0]))
         self.warm[index] = result.converged
         self.products[index] = result.products
