@@ -65,9 +65,10 @@ SCALES = (10.0, 0.1)
 INVARIANCE_TOL = 1e-6
 EQUIVARIANCE_TOL = 1e-9
 DEFAULT_CURVATURE = 10.0
-STABILITY_STEPS = 400
+STABILITY_STEPS = 200
 BISECTION_TOL = 1e-5  # relative width of the final bracket
 LR_SEARCH_RANGE = (1e-8, 1e6)
+SEARCH_FACTOR = 10.0  # the bracket search's step: few runs where nothing diverges (Adam, Lion)
 
 
 @dataclass(frozen=True)
@@ -300,14 +301,14 @@ def is_stable(make, adapters, curvature: float, lr: float, steps: int = STABILIT
 
 
 def largest_stable_lr(make, adapters, curvature: float, first: float) -> tuple[float, str]:
-    """Bisection (on log lr) between a stable and an unstable lr, found by doubling or halving
+    """Bisection (on log lr) between a stable and an unstable lr, found by steps of ×10 or ÷10
     from ``first``; returns the stable end and a note, or inf when every lr up to the search's
     top was stable."""
     low_end, high_end = LR_SEARCH_RANGE
     lo = hi = first
     if is_stable(make, adapters, curvature, first):
         while True:
-            hi *= 2
+            hi *= SEARCH_FACTOR
             if hi > high_end:
                 return math.inf, f"stable at every lr tried up to {high_end:g}"
             if not is_stable(make, adapters, curvature, hi):
@@ -315,7 +316,7 @@ def largest_stable_lr(make, adapters, curvature: float, first: float) -> tuple[f
             lo = hi
     else:
         while True:
-            lo /= 2
+            lo /= SEARCH_FACTOR
             if lo < low_end:
                 return 0.0, f"unstable at every lr tried down to {low_end:g}"
             if is_stable(make, adapters, curvature, lo):
@@ -335,19 +336,22 @@ def largest_stable_lr(make, adapters, curvature: float, first: float) -> tuple[f
 def stability_theory(group: Mapping, curvature: float) -> tuple[str, float | None]:
     """What theory says for the optimizer whose first param group is ``group``: the
     gradient-descent family's bound (weight decay adds to the curvature), else a sentence."""
-    lam = curvature + float(group.get("weight_decay", 0.0) or 0.0)
+    decay = float(group.get("weight_decay", 0.0) or 0.0)
+    lam = curvature + decay
+    where = f" with λ = {curvature:g} + weight_decay {decay:g}" if decay else ""
     if "momentum" in group and "betas" not in group and "eps" not in group:
         beta = float(group.get("momentum") or 0.0)
         dampening = float(group.get("dampening") or 0.0)
         if group.get("nesterov"):
             bound = (2 + 2 * beta) / ((1 + 2 * beta) * lam)
-            return (f"Nesterov momentum β = {beta:g}: (2 + 2β)/((1 + 2β)·λ) = {bound:.4g}", bound)
+            return (f"Nesterov momentum β = {beta:g}: (2 + 2β)/((1 + 2β)·λ) = {bound:.4g}{where}",
+                    bound)
         if beta == 0:
-            return f"gradient descent: 2/λ = {2 / lam:.4g}", 2 / lam
+            return f"gradient descent: 2/λ = {2 / lam:.4g}{where}", 2 / lam
         bound = (2 + 2 * beta) / ((1 - dampening) * lam)
         damp = f", dampening {dampening:g}" if dampening else ""
         return (f"heavy-ball momentum β = {beta:g}{damp}: (2 + 2β)/((1 − dampening)·λ) = "
-                f"{bound:.4g}", bound)
+                f"{bound:.4g}{where}", bound)
     if "betas" in group or "eps" in group:
         return ("no bound in lr·λ alone: an Adam-type step divides by √v̂ ≈ |g|, so stability "
                 "is about its preconditioned curvature lr·λ/(√v̂ + ε), and its step is about lr "

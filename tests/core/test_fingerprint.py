@@ -128,7 +128,7 @@ def test_cli_card_and_json(capsys):
     assert [r["key"] for r in data["results"]] == list(PROPERTIES)
 
 
-def test_cli_mistakes_are_one_line_exit_2(capsys, tmp_path):
+def test_cli_mistakes_are_one_line_exit_2_and_user_code_runs_with_consent(capsys, tmp_path):
     assert main.main(["fingerprint", "sgd", "--curvature", "0"]) == 2
     assert "--curvature" in capsys.readouterr().err
     mine = tmp_path / "mine.py"
@@ -142,3 +142,9 @@ def test_cli_mistakes_are_one_line_exit_2(capsys, tmp_path):
     assert main.main(["fingerprint", f"{mine}:Mine"]) == 2
     assert "--trust-code" in capsys.readouterr().err
     assert not mine.with_suffix(".ran").exists()
+    # With consent it runs, and is fingerprinted like torch's SGD, which it is.
+    assert main.main(["fingerprint", f"{mine}:Mine", "--trust-code", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert mine.with_suffix(".ran").exists()
+    stable = next(r for r in data["results"] if r["key"] == "stable_lr")
+    assert stable["value"] == pytest.approx(0.2, rel=0.01)
