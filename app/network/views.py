@@ -23,6 +23,8 @@ This module composes the tabs and schedules their drawing; each tab lives in its
 * **Sequence** (app/network/sequence_tab.py): recurrent networks only: the heat map of
   ‖∂L/∂h_t‖ over time steps and training steps, the recurrent matrix's spectral radius and where
   norm clipping fired, for the selected run.
+* **Spectra** (app/network/spectra_tab.py): the singular values of each run's update ΔW of a
+  weight matrix over training and at the newest evaluation (Muon's are flat, Adam's are not).
 
 What every tab reads (runs, data set, history, selected run) is one `ShownRace`
 (app/network/race_state.py). Snapshots (boundaries, confusion, per-layer statistics) only
@@ -50,6 +52,7 @@ from app.network.pr_curve_tab import PrCurveTab
 from app.network.race_state import ShownRace
 from app.network.run_curves import RunCurvesPlot
 from app.network.sequence_tab import SequenceTab
+from app.network.spectra_tab import SpectraTab
 from core.engine.history import NetworkHistory
 from core.problems.datasets.dataset import Dataset
 
@@ -98,6 +101,8 @@ class NetworkView(QWidget):
         self.tabs.addTab(self.surface_view, "Surface")
         self.tabs.addTab(self.per_class, "Per class")
         self.tabs.addTab(self.sequence, "Sequence")
+        self.spectra = SpectraTab(self.race)  # update singular values; draws itself when shown
+        self.tabs.addTab(self.spectra, "Spectra")
         self.surface_view.sharpness_measured.connect(self.comparison.refresh)
         self.curves.redrawn.connect(self._dirty_drawn)
         self.tabs.currentChanged.connect(self._on_tab_changed)

@@ -119,6 +119,19 @@ PLOT_HELP: dict[str, str] = {
         "now (grey once it diverged). Drag to turn it, use the wheel to zoom. Holes are where f "
         "is undefined. It shows the shape of valleys and ridges; the Map tab gives exact "
         "positions and moves the start."),
+    # -- the singular values of the updates (app/network/spectra_tab.py) --
+    "updateSpectraPlot": (
+        "The singular values of the selected run's update ΔW of one weight matrix (the change "
+        "between two steps), each divided by the largest, at every evaluation (log scale). "
+        "Lines bunched near 1 mean every direction of the matrix moves by the same amount, as "
+        "Muon's orthogonalised (Newton–Schulz) update does; lines fanning down mean a few "
+        "directions dominate the step, as with SGD or Adam. Directions the gradient barely "
+        "touches stay small even for Muon: five Newton–Schulz steps lift a value only ~500×."),
+    "updateProfilePlot": (
+        "Every run's update spectrum at the newest evaluation: σ_i(ΔW) / σ_1(ΔW) against i, "
+        "largest first, in the runs' colours. A flat profile is an update of equal strength in "
+        "every direction (Muon); a falling one is dominated by a few directions (Adam, SGD). "
+        "Pick the weight matrix above the plots."),
     # -- the loss surface of a trained network (app/surface) --
     "SurfacePlot": (
         "The loss surface around the trained weights: the loss on a plane through weight space "

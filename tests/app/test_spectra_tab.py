@@ -1,0 +1,47 @@
+"""The network view's Spectra tab (app/network/spectra_tab.py) against a real matrix race: its
+lines are the records' singular values of each run's update, divided by the largest, and Muon's
+profile is the flat one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.network.views import NetworkView
+from core.engine.history import NetworkHistory
+from core.engine.network_race import NetworkRace
+from core.lab.format import Lab, NetworkProblem, RunSpec, validate_lab
+
+
+def test_the_spectra_tab_draws_each_runs_update_singular_values(qtbot):
+    problem = NetworkProblem(dataset={"name": "low_rank", "n": 256, "dims": 8, "rank": 2},
+                             model={"layers": [{"linear": 8}, {"linear": 8}]}, loss="mse",
+                             batch_size=None, eval_every=5, device="cpu")
+    runs = (RunSpec("muon", "muon", {"lr": 0.02, "weight_decay": 0.0}),
+            RunSpec("adam", "adam", {"lr": 0.01}))
+    lab = validate_lab(Lab(name="t", seed=0, steps=20, problem=problem, runs=runs))
+    race = NetworkRace(lab)
+    history = NetworkHistory(race.labels)
+    history.extend(list(race.records()))
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.set_runs(list(race.labels), ["#e69f00", "#56b4e9"], race.data, 20)
+    view.update_from(history)
+    tab = view.spectra
+    view.show()
+    qtbot.waitExposed(view)
+    view.tabs.setCurrentWidget(tab)  # shown: the tab draws itself (and polls while shown)
+    assert [step for step, _ in history.update_spectra] == [0, 5, 10, 15]  # none after step 20
+    assert tab.layer_box.count() == 2
+    for run in (0, 1):
+        view.select_run(run)
+        tab.layer_box.setCurrentIndex(1)
+        tab.draw()
+        expected = np.stack([s[run][1] / s[run][1][0] for _, s in history.update_spectra])
+        for k, curve in enumerate(tab.time_curves):
+            x, y = curve.xData, curve.yData  # the data, not its log10 on screen
+            np.testing.assert_array_equal(x, [0, 5, 10, 15])
+            np.testing.assert_allclose(y, expected[:, k])
+    assert len(tab.profile_curves) == 2
+    muon, adam = (curve.yData for curve in tab.profile_curves)
+    assert np.median(muon) > 2 * np.median(adam)  # the orthogonalised update is the flatter
+    assert "largest half of the singular values spans" in tab.caption.text()
