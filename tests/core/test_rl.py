@@ -240,3 +240,32 @@ def test_main_run_writes_summary_and_metrics(tmp_path):
     assert [float(r.split(",")[3]) for r in rows[1:] if r.startswith("Adam,")] == returns[0]
     updates = (tmp_path / "updates.csv").read_text().splitlines()
     assert len(updates) == 1 + 4 and updates[1].split(",")[5] != ""  # Adam's ‖m‖
+
+
+# --- the lesson's claims ---------------------------------------------------------------------
+
+def test_rl_claims_judge_returns_and_gradient_jumps():
+    from core.engine.rl_runner import solved_at
+    from core.teaching.lessons.registry import CLAIM_KINDS
+    from core.teaching.lessons.trace import RunTrace
+
+    lab = _lab({"agent": "reinforce"})
+    late = RunTrace("late", lab, network=False, returns=[0.0] * 150 + [195.0] * 100)
+    never = RunTrace("never", lab, network=False, returns=[190.0] * 300)
+    assert solved_at(late.returns) == 250 and solved_at(never.returns) is None
+    traces = {"late": late, "never": never}
+    solved = CLAIM_KINDS["rl_solved"].check
+    assert solved({"runs": ["late", "never"], "within": 250, "at_least_runs": 1}, traces)[0]
+    assert not solved({"runs": ["late", "never"], "within": 249, "at_least_runs": 1}, traces)[0]
+    assert not solved({"runs": ["late", "never"], "within": 300, "at_least_runs": 2}, traces)[0]
+    # Gradient 1 everywhere except 3.0 in the 10 updates after each copy (at updates 20 and 40).
+    grad = np.ones(60)
+    grad[20:30] = grad[40:50] = 3.0
+    flags = np.zeros(60, dtype=bool)
+    flags[[19, 39]] = True
+    dqn = RunTrace("dqn", lab, network=False, update_grad_norm=grad.tolist(),
+                   target_update=flags.tolist())
+    jump = CLAIM_KINDS["grad_jump_at_targets"].check
+    holds, measured, values = jump({"run": "dqn", "factor": 2.9}, {"dqn": dqn})
+    assert holds and values["ratio"] == pytest.approx(3.0), measured
+    assert not jump({"run": "dqn", "factor": 3.1}, {"dqn": dqn})[0]

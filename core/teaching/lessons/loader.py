@@ -23,7 +23,7 @@ FORMAT = "descent-lesson/1"
 LESSONS_DIR = Path(__file__).resolve().parents[3] / "resources" / "lessons"
 LESSON_FILE = "lesson.json"
 MAX_LESSON_BYTES = 256 * 1024
-MAX_LABS = 4
+MAX_LABS = 6
 MAX_NOTICE_CHARS = 500
 # Panels a lesson may hide to focus attention (the GUI's lesson panel interprets them).
 PANELS = ("problem", "runs", "curves", "landscape", "network", "diagram")
@@ -35,7 +35,7 @@ PANELS = ("problem", "runs", "curves", "landscape", "network", "diagram")
 TEACHING_ORDER = (
     "learning_rate", "ravine", "saddle", "rosenbrock", "adaptive", "rastrigin", "schedules",
     "lr_range_test", "batch_size", "overfitting", "adamw", "batch_norm", "vanishing_gradients",
-    "imbalance", "flat_sharp", "search",
+    "cliff", "imbalance", "flat_sharp", "search",
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,59}$")

@@ -44,6 +44,11 @@ class RunTrace:
     weight_norm: float | None = None  # network labs: ‖all linear/conv weights‖ at the end
     # Classification: the last validation confusion matrix (k, k) taken while alive.
     val_confusion: np.ndarray | None = None
+    # rl labs (core/teaching/lessons/rl_claims.py): every finished episode's return, and per
+    # update the gradient norm and whether a target-network update followed it.
+    returns: list[float] = field(default_factory=list)
+    update_grad_norm: list[float] = field(default_factory=list)
+    target_update: list[bool] = field(default_factory=list)
 
     @property
     def steps_total(self) -> int:
@@ -123,9 +128,25 @@ def _trace_network_lab(lab: Lab) -> dict[str, RunTrace]:
     return traces
 
 
+def _trace_rl_lab(lab: Lab) -> dict[str, RunTrace]:
+    race = make_race(lab)
+    traces = {label: RunTrace(label, lab, network=False) for label in race.labels}
+    for record in race.records():
+        for i, label in enumerate(race.labels):
+            trace = traces[label]
+            trace.returns.extend(float(v) for v in record.returns[i])
+            if np.isfinite(record.grad_norm[i]):
+                trace.update_grad_norm.append(float(record.grad_norm[i]))
+                trace.target_update.append(bool(record.target_update[i]))
+    return traces
+
+
 def trace_labs(labs: tuple[Lab, ...] | list[Lab]) -> dict[str, RunTrace]:
     """Run every lab to the end, headless, and gather each enabled run's `RunTrace` by label."""
     traces: dict[str, RunTrace] = {}
     for lab in labs:
+        if lab.problem.kind == "rl":
+            traces.update(_trace_rl_lab(lab))
+            continue
         traces.update(_trace_network_lab(lab) if lab.is_network else _trace_function_lab(lab))
     return traces
