@@ -56,6 +56,7 @@ from core.engine.update_spectra import with_spectra
 from core.lab.format import SEED_STRIDE, Lab
 from core.landscape.adaptive_edge import edge_rule, preconditioner_scale
 from core.landscape.curvature import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
+from core.landscape.curvature import SharpnessTracker as PreconditionedTracker
 from core.optim.catalog import build_optimizer
 from core.optim.schedules import Schedule
 from core.problems.datasets.dataset import Dataset
@@ -170,8 +171,8 @@ class SeedRace(RunFates):
         # the tracker of its preconditioned sharpness λ₁(P⁻¹H) (its own warm-start vectors).
         self._edges = ([edge_rule(opts)[0] for opts in self.optimizers] if every > 0
                        else [None] * count)
-        # Same class and budget as the raw one (whatever built that, a test's starved one too).
-        self._preconditioned = (None if self._sharpness is None else type(self._sharpness)(
+        # The same budget as the raw one's (a test's starved tracker starves both).
+        self._preconditioned = (None if self._sharpness is None else PreconditionedTracker(
             count, self._sharpness.max_products, self._sharpness.tol))
 
     # -- pieces ------------------------------------------------------------------------------
