@@ -180,6 +180,12 @@ class FunctionRace:
         self.start = (float(start[0]), float(start[1]))
 
         count = len(self.runs)
+        # Norm clipping (a run's clip_norm, inf for none): each run's gradient is scaled by
+        # min(1, clip_norm / (‖g‖ + 1e-6)) before its update, as torch.nn.utils.clip_grad_norm_
+        # does; records keep the norm before clipping.
+        self.clip_norm = torch.tensor([math.inf if r.clip_norm is None else r.clip_norm
+                                       for r in self.runs], dtype=DTYPE)
+        self._clips = bool(torch.isfinite(self.clip_norm).any())
         self.points = torch.tensor([self.start] * count, dtype=DTYPE).reshape(count, 2)
         self.grads = torch.zeros_like(self.points)
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -195,7 +201,8 @@ class FunctionRace:
             update = RunUpdate.of(run.optimizer)
             if not update.plain:
                 tensor = self.points[i].detach().clone().requires_grad_(True)
-                self._closures[i] = (tensor, self._make_closure(tensor, update.create_graph))
+                self._closures[i] = (tensor, self._make_closure(tensor, update.create_graph,
+                                                                run.clip_norm))
                 self._updates[i] = update
             else:
                 tensor = self.points[i]
@@ -246,7 +253,8 @@ class FunctionRace:
         else:
             self._unbuilt[i] = fault
 
-    def _make_closure(self, own: torch.Tensor, create_graph: bool = False):
+    def _make_closure(self, own: torch.Tensor, create_graph: bool = False,
+                      clip_norm: float | None = None):
         f = self.objective
 
         @torch.enable_grad()  # an optimizer may call it under no_grad (torch's L-BFGS guards)
@@ -254,6 +262,8 @@ class FunctionRace:
             own.grad = None
             loss = f(own[0], own[1])
             loss.backward(create_graph=create_graph)
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_([own], clip_norm)
             return loss
 
         return closure
@@ -287,7 +297,10 @@ class FunctionRace:
         loss = self.objective(x[:, 0], x[:, 1])
         loss.sum().backward()
         self.grads.copy_(x.grad)
-        return loss.detach().numpy().copy(), torch.linalg.vector_norm(x.grad, dim=1).numpy().copy()
+        norms = torch.linalg.vector_norm(x.grad, dim=1)
+        if self._clips:
+            self.grads.mul_((self.clip_norm / (norms + 1e-6)).clamp(max=1.0)[:, None])
+        return loss.detach().numpy().copy(), norms.numpy().copy()
 
     def _check(self, loss: np.ndarray, grad_norm: np.ndarray) -> list[Divergence]:
         """Freeze runs whose state at this step is not finite or has exploded."""

@@ -234,7 +234,8 @@ def lab_from_dict(data: Any, base_dir: str | os.PathLike | None = None,
     network = isinstance(problem, NetworkProblem)
     runs = tuple(
         _run_from_dict(r, f"runs[{i}]", steps, network, base, consent,
-                       rl_dqn=isinstance(problem, RLProblem) and problem.agent == "dqn")
+                       rl_dqn=isinstance(problem, RLProblem) and problem.agent == "dqn",
+                       function=isinstance(problem, FunctionProblem))
         for i, r in enumerate(runs_data)
     )
     seen: dict[str, int] = {}
@@ -347,7 +348,7 @@ def _controls_from_dict(data: dict, field_: str) -> dict[str, Any]:
 
 def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False,
                    base_dir: str | None = None, consent: Consent | None = None,
-                   rl_dqn: bool = False) -> RunSpec:
+                   rl_dqn: bool = False, function: bool = False) -> RunSpec:
     from core.optim.catalog import get_optimizer_info, validate_optimizer_params
     from core.optim.schedules import get_schedule_info, validate_schedule_params
 
@@ -359,7 +360,8 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False,
     allowed.add("adam_rel")
     if not network:
         for key in NETWORK_RUN_KEYS:
-            if key in data:
+            # Norm clipping also acts on a 2-D function race (core/engine/function_race.py).
+            if key in data and not (function and key == "clip_norm"):
                 raise LabError(f"{field_}.{key}", "only network problems have this control")
     check_keys(data, allowed | set(NETWORK_RUN_KEYS), {"optimizer"}, field_)
     optimizer, code_sha256 = optimizer_from_file(
@@ -392,6 +394,8 @@ def _run_from_dict(data: Any, field_: str, steps: int, network: bool = False,
     controls: dict[str, Any] = {}
     if network:
         controls = _controls_from_dict(data, field_)
+    elif function and data.get("clip_norm") is not None:
+        controls = _controls_from_dict({"clip_norm": data["clip_norm"]}, field_)
     if data.get("branch") is not None:
         controls["branch"] = branch_from_dict(data["branch"], f"{field_}.branch", steps)
     if code_sha256:

@@ -213,6 +213,24 @@ def _easom(x: Tensor, y: Tensor) -> Tensor:
     return -torch.cos(x) * torch.cos(y) * torch.exp(-((x - math.pi) ** 2 + (y - math.pi) ** 2))
 
 
+# The cliff (Pascanu, Mikolov & Bengio 2013, "On the difficulty of training recurrent neural
+# networks", their one-unit example): a recurrent network of one unit, h_t = w·σ(h_(t-1)) + b from
+# h_0 = 0.5, unrolled RNN_CLIFF_STEPS steps, its output σ(h_T) fitted to 0.7. Where the map
+# h → w·σ(h) + b gains or loses a fixed point (a bifurcation) h_T jumps: the loss has a wall whose
+# gradient is huge, beside plateaus where σ saturates and the gradient all but vanishes.
+RNN_CLIFF_STEPS = 50
+RNN_CLIFF_TARGET = 0.7
+# A minimiser (f = 0, gradient 0): w = 4 and b solving σ(h_50) = 0.7 by Newton's method in float64.
+_RNN_CLIFF_MIN = (4.0, -1.9526871175489784)
+
+
+def _rnn_cliff(w: Tensor, b: Tensor) -> Tensor:
+    h = torch.full_like(w + b, 0.5)
+    for _ in range(RNN_CLIFF_STEPS):
+        h = w * torch.sigmoid(h) + b
+    return (torch.sigmoid(h) - RNN_CLIFF_TARGET) ** 2
+
+
 # Minimisers that are not round numbers, computed by Newton's method in float64 (gradient < 1e-13),
 # so tests can ask for a gradient of ~0 there rather than the 6 digits most tables print.
 _HIMMELBLAU_MINIMA = (
@@ -289,6 +307,21 @@ FUNCTIONS: dict[str, Objective] = {
             log_scale=False,
             description="A degenerate saddle with three valleys and zero curvature at the origin: "
             "gradients vanish there, so second-order tricks do not help; unbounded below.",
+        ),
+        Objective(
+            name="rnn_cliff",
+            title="RNN cliff (one recurrent unit, 50 steps)",
+            formula="f(x, y) = (σ(h₅₀) − 0.7)², h_t = x·σ(h_(t−1)) + y, h₀ = 0.5 (x = w, y = b)",
+            fn=_rnn_cliff,
+            domain=((0.0, 12.0), (-6.0, 9.0)),
+            minima=(_RNN_CLIFF_MIN,),  # one point of a curve of minima (f = 0 along it)
+            min_value=0.0,
+            start=(4.8, -4.0),
+            log_scale=False,
+            description="The loss of a one-unit recurrent network unrolled 50 steps, over its "
+            "recurrent weight w (x) and bias b (y) (Pascanu, Mikolov & Bengio 2013): a wall where "
+            "the gradient explodes beside flat plateaus. A step off the wall throws gradient "
+            "descent far away; clipping the gradient's norm keeps the step small.",
         ),
         Objective(
             name="rosenbrock",

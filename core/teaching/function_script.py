@@ -175,6 +175,8 @@ def function_script(lab: Lab) -> str:
         "# A run stops (diverges) when its numbers leave these bounds, as in Descent Lab.",
         f"EXPLODE_FACTOR = {literal(EXPLODE_FACTOR)}",
         f"MAX_COORDINATE = {literal(MAX_COORDINATE)}",
+        "# Each run's gradient-norm clipping (None: none), applied before its update.",
+        f"CLIP_NORMS = {[run.clip_norm for run in lab.enabled_runs()]!r}",
         "",
         "",
         *_objective_code(lab.problem.function),
@@ -212,7 +214,7 @@ def main():
                      "scheduler": scheduler, "plateau": plateau, "alive": True,
                      "schedule_left": schedule_steps if schedule_steps is not None else math.inf,
                      "needs_closure": needs_closure, "create_graph": create_graph,
-                     "train_eval": train_eval, "start_loss": None,
+                     "train_eval": train_eval, "start_loss": None, "clip": CLIP_NORMS[i],
                      "stream": RandomStream(i) if create_graph else None})
 
     rows = []
@@ -237,12 +239,16 @@ def main():
             rows.append([run["label"], step, value, float(lr), grad_norm])
             if step == STEPS:
                 continue
+            if run["clip"] is not None:
+                torch.nn.utils.clip_grad_norm_([point], run["clip"])
             if run["needs_closure"] or run["create_graph"] or run["train_eval"]:
-                def closure(point=point, create_graph=run["create_graph"]):
+                def closure(point=point, create_graph=run["create_graph"], clip=run["clip"]):
                     with torch.enable_grad():
                         point.grad = None
                         value = objective(point[0], point[1])
                         value.backward(create_graph=create_graph)
+                        if clip is not None:
+                            torch.nn.utils.clip_grad_norm_([point], clip)
                     return value
 
                 if run["train_eval"]:

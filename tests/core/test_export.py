@@ -104,7 +104,16 @@ SEQUENCE_LAB = dict(
           {"label": "SGD", "optimizer": "sgd", "params": {"lr": 0.3}}],
     steps=30, seed=3,
 )
-LABS = {"function": FUNCTION_LAB, "expression": EXPRESSION_LAB, "network": NETWORK_LAB,
+# Norm clipping on a 2-D race: the cliff of a one-unit RNN, where the unclipped run is thrown away.
+CLIFF_LAB = dict(
+    problem={"kind": "function", "function": "rnn_cliff", "start": [4.8, -4.0]},
+    runs=[{"label": "GD", "optimizer": "sgd", "params": {"lr": 0.5}},
+          {"label": "clipped", "optimizer": "sgd", "params": {"lr": 0.5}, "clip_norm": 0.5},
+          {"label": "L-BFGS clipped", "optimizer": "lbfgs", "params": {"lr": 0.1},
+           "clip_norm": 0.5}],
+    steps=120,
+)
+LABS = {"cliff": CLIFF_LAB, "function": FUNCTION_LAB, "expression": EXPRESSION_LAB, "network": NETWORK_LAB,
         "dropout": DROPOUT_LAB, "weighted": WEIGHTED_LAB, "sequence": SEQUENCE_LAB}
 # Runs each exported script as `python script.py --out CSV` would, all in ONE interpreter: the
 # import of torch costs seconds, the scripts themselves milliseconds.
@@ -176,6 +185,14 @@ def test_class_weighted_network_script_reproduces_the_run(exported):
     # scikit-learn's balanced weights of the training split, n / (2 · count), as literals
     assert "nn.CrossEntropyLoss(weight=torch.tensor([" in text
     assert ours[("Adam", 40)]["val_loss"] != ""
+
+
+def test_clipped_function_script_reproduces_the_run(exported):
+    ours, theirs, folder = exported["cliff"]
+    assert rows_differ(ours, theirs, 1e-6) == []
+    assert "CLIP_NORMS = [None, 0.5, 0.5]" in (folder / "exported.py").read_text()
+    # The unclipped run was thrown off the wall, the clipped one was not.
+    assert float(ours[("GD", 120)]["loss"]) > 0.08 > 0.01 > float(ours[("clipped", 120)]["loss"])
 
 
 def test_recurrent_network_script_reproduces_the_run(exported):

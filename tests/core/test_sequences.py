@@ -254,3 +254,70 @@ def test_the_hidden_gradient_heat_map_equals_an_independent_autograd_computation
     # Backpropagation through time: the gradient reaching early steps is smaller (it vanishes).
     assert last.hidden_grad[0, 0] < last.hidden_grad[0, -1]
     assert math.isfinite(float(last.hidden_grad.sum()))
+
+
+# --- the cliff: norm clipping on a 2-D function race ---------------------------------------------
+
+
+def _cliff_lab(runs, steps=120):
+    from core.lab.format import lab_from_dict
+
+    return lab_from_dict({"format": "descent-lab/1", "name": "cliff", "seed": 0, "steps": steps,
+                          "problem": {"kind": "function", "function": "rnn_cliff",
+                                      "start": [4.8, -4.0]},
+                          "runs": runs})
+
+
+def test_the_cliff_is_the_unrolled_one_unit_rnn_loss():
+    from core.problems.functions import FUNCTIONS
+
+    f = FUNCTIONS["rnn_cliff"]
+    w, b = np.array([4.8, 4.0, 9.5]), np.array([-4.0, -1.9526871175489784, 7.3])
+    h = np.full(3, 0.5)
+    for _ in range(50):  # independently, in numpy: h_t = w σ(h_(t-1)) + b
+        h = w / (1.0 + np.exp(-h)) + b
+    expected = (1.0 / (1.0 + np.exp(-h)) - 0.7) ** 2
+    np.testing.assert_allclose(f(torch.from_numpy(w), torch.from_numpy(b)).numpy(), expected,
+                               rtol=1e-12, atol=1e-15)
+    # The wall: between two points 0.01 apart the loss jumps by more than 0.05.
+    xs = torch.linspace(4.0, 5.0, 1001, dtype=torch.float64)
+    values = f(xs, torch.full_like(xs, -2.6))
+    assert float((values[1:] - values[:-1]).abs().max()) > 0.05
+
+
+def test_norm_clipping_on_a_function_race_is_torchs_clip_grad_norm():
+    lab = _cliff_lab([{"label": "GD", "optimizer": "sgd", "params": {"lr": 0.5}},
+                      {"label": "clipped", "optimizer": "sgd", "params": {"lr": 0.5},
+                       "clip_norm": 0.5}])
+    from core.engine.function_race import FunctionRace
+
+    records = list(FunctionRace(lab).records())
+    for run, clip in ((0, None), (1, 0.5)):
+        point = torch.tensor([4.8, -4.0], dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.SGD([point], lr=0.5)
+        from core.problems.functions import FUNCTIONS
+
+        for step in range(121):
+            opt.zero_grad()
+            loss = FUNCTIONS["rnn_cliff"](point[0], point[1])
+            loss.backward()
+            assert records[step].grad_norm[run] == pytest.approx(float(point.grad.norm()))
+            np.testing.assert_allclose(records[step].point[run], point.detach().numpy(),
+                                       rtol=0, atol=1e-12)
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_([point], clip)
+            opt.step()
+    # Thrown off the wall without clipping; kept by the minimum with it.
+    assert records[-1].loss[0] > 0.08 and records[-1].loss[1] < 0.01
+    assert max(r.grad_norm[0] for r in records) > 20
+
+
+def test_clip_norm_is_a_function_run_control_but_l1_is_not():
+    lab = _cliff_lab([{"label": "c", "optimizer": "sgd", "clip_norm": 2.0}])
+    assert lab.runs[0].clip_norm == 2.0
+    with pytest.raises(LabError) as info:
+        _cliff_lab([{"label": "c", "optimizer": "sgd", "l1": 0.1}])
+    assert info.value.field == "runs[0].l1"
+    with pytest.raises(LabError) as info:
+        _cliff_lab([{"label": "c", "optimizer": "sgd", "clip_norm": -1}])
+    assert info.value.field == "runs[0].clip_norm"
