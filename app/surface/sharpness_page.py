@@ -1,7 +1,11 @@
 """The Sharpness page of the Surface tab: the top Hessian eigenvalue along each run.
 
-`SharpnessPlot` draws λ_max per run against the step with its 2/lr edge-of-stability line
-(dashed, the run's colour). Its points come live from the race's `NetworkHistory` when the lab
+`SharpnessPlot` draws λ_max per run against the step with its edge-of-stability line (dashed,
+the run's colour). A race that tracks sharpness gives each run its own line: 2/lr for gradient
+descent, (2+2β)/lr for heavy-ball momentum, and for Adam/RMSprop the curve is the
+*preconditioned* sharpness λ₁(P⁻¹H) against (2+2β₁)/((1−β₁)·lr) or 2/lr
+(core/landscape/adaptive_edge.py); a run whose optimizer has no known edge gets no line, and its
+legend entry says so. On-demand measurements (no optimizer state) keep the plain 2/lr line. Its points come live from the race's `NetworkHistory` when the lab
 tracks sharpness (``problem.sharpness_every``; redrawn only when new points arrived and the page
 is visible), else from on-demand measurements. A measurement whose eigensolver did not converge
 (NaN, `core.landscape.eigensolver`) is a gap in its curve, listed in the plot's title as
@@ -24,7 +28,10 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 from app.widgets.curves import add_key_row
 from core.landscape.live import SharpnessUpdate
 
-EDGE_LEGEND = "2/lr (dashed, run colour): edge of stability"
+EDGE_LEGEND = ("dashed, run colour: that run's edge of stability — 2/lr gradient descent, "
+               "(2+2β)/lr momentum, (2+2β₁)/((1−β₁)lr) Adam, 2/lr RMSprop")
+PRECONDITIONED = "λ₁(P⁻¹H)"  # legend suffix of an Adam/RMSprop run's preconditioned curve
+NO_EDGE = "no known edge"  # legend suffix of a run whose optimizer has none (no line drawn)
 MAX_DOTS = 200
 NOTE_STEPS = 4  # not-converged steps named per run in the plot's title (then a count)
 
@@ -68,7 +75,7 @@ class SharpnessPlot(pg.PlotWidget):
         self.setObjectName("sharpnessPlot")
         self.setMenuEnabled(False)
         self.plotItem.setLabel("bottom", "step")
-        self.plotItem.setLabel("left", "top Hessian eigenvalue λ_max")
+        self.plotItem.setLabel("left", "sharpness λ_max (Adam, RMSprop: λ₁(P⁻¹H))")
         self.plotItem.setLogMode(y=True)
         add_key_row(self.plotItem)  # above the data, never over a curve (app/widgets/curves.py)
         self.items: dict[int, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
@@ -124,41 +131,72 @@ class SharpnessPlot(pg.PlotWidget):
         for run, count in enumerate(counts):
             seen = self._drawn_counts[run] if run < len(self._drawn_counts) else -1
             if count != seen and run < len(self.labels):
+                _, preconditioned, edge = history.edge_series(run)
                 self.set_series(run, self.labels[run], self.colors[run],
-                                *history.sharpness_series(run))
+                                *history.sharpness_series(run), edge=edge,
+                                preconditioned=preconditioned)
         self._drawn_counts = counts
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self._draw_history()
 
-    def set_series(self, run: int, label: str, color: str, steps, sharpness, lr) -> None:
+    def set_series(self, run: int, label: str, color: str, steps, sharpness, lr,
+                   edge=None, preconditioned=None) -> None:
+        """Run ``run``'s curve and dashed edge line. ``edge`` (the race's own per-run threshold,
+        NaN where its optimizer has none) replaces 2/lr; ``preconditioned`` with any finite
+        value (Adam/RMSprop) is drawn instead of the raw sharpness, as the legend says."""
         steps = np.asarray(steps, dtype=np.float64)
         sharpness = np.asarray(sharpness, dtype=np.float64)
         lr = np.asarray(lr, dtype=np.float64)
         self.series[run] = (steps, sharpness, lr)
+        kind = ""
+        if preconditioned is not None and np.isfinite(preconditioned).any():
+            kind = PRECONDITIONED
+            finite = np.flatnonzero(np.isfinite(preconditioned))
+            # Before the optimizer's first update there is no P (no gap worth naming); after
+            # it a NaN is a solve that did not converge.
+            missing = steps[finite[0]:][np.isnan(preconditioned[finite[0]:])]
+            sharpness = np.asarray(preconditioned, dtype=np.float64)
+        else:
+            missing = steps[np.isnan(sharpness)]
+            if edge is not None and len(edge) and not np.isfinite(edge).any():
+                kind = NO_EDGE
+        name = f"{label} — {kind}" if kind else label
         if run not in self.items:
             line = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol="o", symbolSize=4,
-                                   symbolBrush=color, symbolPen=None, name=label)
+                                   symbolBrush=color, symbolPen=None, name=name)
             edge_pen = pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine)
-            edge = pg.PlotDataItem(pen=edge_pen)  # explained once, by the grey legend entry
+            edge_line = pg.PlotDataItem(pen=edge_pen)  # explained once, by the grey entry
             self.addItem(line)
-            self.addItem(edge)
-            self.items[run] = (line, edge)
+            self.addItem(edge_line)
+            self.items[run] = (line, edge_line)
             legend = self.plotItem.legend
             legend.removeItem(self._edge_sample)  # keep the explanation last
             legend.addItem(self._edge_sample, EDGE_LEGEND)
-        line, edge = self.items[run]
+        line, edge_item = self.items[run]
+        if line.name() != name:  # the run turned out adaptive (its first P) or edgeless
+            line.opts["name"] = name
+            legend = self.plotItem.legend
+            legend.removeItem(line)
+            legend.removeItem(self._edge_sample)
+            legend.addItem(line, name)
+            legend.addItem(self._edge_sample, EDGE_LEGEND)
         ok = np.isfinite(sharpness) & (sharpness > 0)  # ≤ 0 has no place on the log axis
         # Dots mark the measured steps while they are few enough to tell apart.
         line.setSymbol("o" if int(ok.sum()) <= MAX_DOTS else None)
         xs, ys, connect = _gapped(steps, sharpness, ok)
         line.setData(xs, ys, connect=connect)
-        self.not_converged[run] = steps[np.isnan(sharpness)]
+        self.not_converged[run] = missing
         note = not_converged_note(self.labels, self.not_converged)
         self.plotItem.setTitle(note or None, size="9pt")
-        good = np.isfinite(lr) & (lr > 0)
-        edge.setData(steps[good], 2.0 / lr[good])
+        if edge is not None:
+            edge = np.asarray(edge, dtype=np.float64)
+            good = np.isfinite(edge) & (edge > 0)
+            edge_item.setData(steps[good], edge[good])
+        else:
+            good = np.isfinite(lr) & (lr > 0)
+            edge_item.setData(steps[good], 2.0 / lr[good])
 
 
 class SharpnessPage(QWidget):
@@ -180,9 +218,12 @@ class SharpnessPage(QWidget):
             "Where the curves come from: the race's own tracking (problem.sharpness_every, set "
             "in the network problem's Training box) or an on-demand measurement.")
         note = QLabel("Gradient descent at learning rate lr is stable only while "
-                      "λ_max &lt; 2/lr (dashed, in the run's colour): the <i>edge of stability</i>. "
-                      "Adaptive optimizers (Adam, RMSprop) follow their own, preconditioned "
-                      "edge, so their 2/lr line is only a reference.")
+                      "λ_max &lt; 2/lr: the <i>edge of stability</i>. Each run's own edge is "
+                      "dashed in its colour: (2+2β)/lr with momentum β; Adam and RMSprop "
+                      "precondition by P = diag(√v̂+ε), so their curve is λ₁(P⁻¹H) against "
+                      "38/lr (Adam, β₁ = 0.9) or 2/lr (RMSprop). Other optimizers have no "
+                      "known edge and no line. (Measure sharpness, which has no optimizer "
+                      "state, draws 2/lr only.)")
         note.setWordWrap(True)
         note.setTextFormat(Qt.TextFormat.RichText)
         note.setToolTip("Cohen et al. 2021, 'Gradient descent on neural networks typically "
