@@ -64,6 +64,9 @@ def test_adam_is_scale_invariant_to_the_eps_effect_and_sgd_is_not(adam, sgd):
     assert INVARIANCE_TOL == 1e-6
     assert adam.result("scale").holds and adam.result("scale").value <= INVARIANCE_TOL
     assert not sgd.result("scale").holds and sgd.result("scale").value > 0.1
+    # The probe's own ε identity (what holds at any lr, where ε/|g| may exceed the tolerance).
+    numbers = adam.result("scale").numbers
+    assert numbers["c=10 vs eps/c"] < 1e-12 and numbers["c=0.1 vs eps/c"] < 1e-12
     # What is left is exactly the ε effect: Adam on 10·f with ε is Adam on f with ε/10.
     problem = Problem(0)
 
