@@ -34,7 +34,8 @@ Spectra = tuple[tuple[np.ndarray, ...], ...]
 def singular_values(matrix: torch.Tensor) -> np.ndarray:
     """The singular values of a weight (a conv kernel flattened to out × rest), largest first;
     NaN where the matrix is not finite."""
-    m = matrix.detach().to(torch.float64).reshape(matrix.shape[0], -1)
+    # On the CPU: a GPU SVD of a small matrix costs more in launches than it computes.
+    m = matrix.detach().to("cpu", torch.float64).reshape(matrix.shape[0], -1)
     if not bool(torch.isfinite(m).all()):
         return np.full(min(m.shape), np.nan)
     return torch.linalg.svdvals(m).cpu().numpy()

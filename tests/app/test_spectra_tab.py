@@ -45,3 +45,28 @@ def test_the_spectra_tab_draws_each_runs_update_singular_values(qtbot):
     muon, adam = (curve.yData for curve in tab.profile_curves)
     assert np.median(muon) > 2 * np.median(adam)  # the orthogonalised update is the flatter
     assert "largest half of the singular values spans" in tab.caption.text()
+
+
+def test_the_window_opens_trains_and_draws_a_matrix_lab(qtbot, window, tmp_path):
+    from core.lab.format import save_lab
+
+    problem = NetworkProblem(dataset={"name": "matrix_regression", "n": 128, "dims": 8,
+                                      "condition": 100.0},
+                             model={"layers": [{"linear": 8}]}, loss="mse", batch_size=None,
+                             eval_every=10, device="cpu")
+    lab = validate_lab(Lab(name="matrix", seed=0, steps=40, problem=problem,
+                           runs=(RunSpec("Muon", "muon", {"lr": 0.02}),
+                                 RunSpec("Adam", "adam", {"lr": 0.01}))))
+    path = tmp_path / "matrix.lab.json"
+    save_lab(lab, path)
+    assert window.open_lab(path)
+    finished = []
+    window.race_finished.connect(lambda *args: finished.append(args))
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    window.play()
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
+    view = window.network_view
+    view.tabs.setCurrentWidget(view.spectra)
+    view.spectra.draw(force=True)
+    assert len(view.spectra.profile_curves) == 2 and len(view.spectra.time_curves) == 8
+    assert "Finished" in window.status_label.text()
