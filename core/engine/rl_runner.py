@@ -6,7 +6,7 @@ same to the bit. ``metrics.csv`` has one row per finished episode (run, episode,
 exp_avg_sq_norm, opt_step, epsilon). summary.json has, per run, the mean return of its last 100
 episodes, the best such mean, the episode at which it first reached 195 (CartPole's "solved",
 `solved_at`), and how it ended. Files are streamed to temporary files and renamed into place
-only when complete (core/engine/runner.py's `AtomicCsv`).
+only when complete (core/engine/run_files.py's `AtomicCsv`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def run_rl(lab: Lab, out: Path, stop: threading.Event | None = None,
            progress: Callable[[int, int], None] | None = None) -> dict:
     """Run the rl ``lab`` to its end and write its files into ``out``; return the summary."""
     from core.engine.rl_race import RLRace
-    from core.engine.runner import AtomicCsv, _write_summary
+    from core.engine.run_files import AtomicCsv, write_summary
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -101,7 +101,7 @@ def run_rl(lab: Lab, out: Path, stop: threading.Event | None = None,
             "failure": failure,
         })
     p = lab.problem
-    return _write_summary(out, lab, started, runs, problem="rl", env=p.env, agent=p.agent,
+    return write_summary(out, lab, started, runs, problem="rl", env=p.env, agent=p.agent,
                           episodes=p.episodes)
 
 

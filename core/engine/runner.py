@@ -9,8 +9,6 @@ place only when complete: a crash or Ctrl+C never leaves half a CSV where a whol
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import tempfile
 import threading
@@ -23,33 +21,10 @@ import numpy as np
 from core.engine.factory import make_race
 from core.engine.faults import DEFAULT_STEP_TIME_LIMIT
 from core.engine.function_race import StepRecord
+from core.engine.run_files import AtomicCsv, write_summary
 from core.errors import LabError
 from core.lab.code import written_name
-from core.lab.format import Lab, write_atomic
-
-
-class AtomicCsv:
-    """A CSV writer into a temp file that becomes ``path`` on `commit`."""
-
-    def __init__(self, path: Path, header: list[str]):
-        self.path = path
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        self.file = os.fdopen(fd, "w", newline="", encoding="utf-8")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(header)
-
-    def commit(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        self.file.close()
-        try:
-            os.unlink(self.tmp)
-        except OSError:
-            pass
+from core.lab.format import Lab
 
 
 def _check_has_runs(lab: Lab) -> None:
@@ -117,7 +92,7 @@ def run_to_dir(
         entry["wall_s"] = round(float(race.wall_s[i]), 6)
         entry["final_point"] = [float(v) for v in last.point[i]] if last is not None else None
         runs.append(entry)
-    return _write_summary(out, lab, started, runs, problem="function",
+    return write_summary(out, lab, started, runs, problem="function",
                           function=race.objective.name)
 
 
@@ -149,20 +124,6 @@ def _run_entry(race, i: int, label: str, last, best: np.ndarray,
             "traceback": fault.traceback,
         },
     }
-
-
-def _write_summary(out: Path, lab: Lab, started: float, runs: list[dict], **about) -> dict:
-    """summary.json: what was run (``about``), the lab's steps and seed, and every run."""
-    summary = {
-        "lab": lab.name,
-        **about,
-        "steps": lab.steps,
-        "seed": lab.seed,
-        "wall_s": round(time.perf_counter() - started, 6),
-        "runs": runs,
-    }
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
 
 
 def _run_network(
@@ -270,7 +231,7 @@ def _run_network(
             quality = "accuracy" if classification else "r2"
             entry[f"final_val_{quality}_std"] = _value(final_val_std, quality, i)
         runs.append(entry)
-    return _write_summary(
+    return write_summary(
         out, lab, started, runs, problem="network", dataset=race.data.name, task=race.task,
         parameters=race.model_spec.n_params, device=str(race.device), notices=race.notices,
     )
