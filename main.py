@@ -32,9 +32,10 @@ EXIT_USER_ERROR = 2
 # names in SUBCOMMANDS too, to tell a sub-command from a lab file without importing them.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "cli.run", "cli.surface", "cli.sweep", "cli.lr_find", "cli.lessons", "cli.check_optimizer",
-    "cli.fingerprint",
+    "cli.fingerprint", "cli.scorecard",
 )
-SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons", "check-optimizer", "fingerprint")
+SUBCOMMANDS = ("run", "surface", "sweep", "lr-find", "lessons", "check-optimizer", "fingerprint",
+               "scorecard")
 # Flags that set the app up on this desktop rather than open it (app/shell/desktop_entry.py).
 DESKTOP_FLAGS = ("--install-desktop-entry", "--uninstall-desktop-entry")
 
