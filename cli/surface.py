@@ -42,6 +42,24 @@ def _sharpness_text(value: float, not_converged: bool) -> str:
     return "n/a (no finite weights)"
 
 
+def _print_edges(surface) -> None:
+    """Each run's own edge of stability at its final lr, and the (preconditioned, for
+    Adam/RMSprop) sharpness it is compared with (core/landscape/adaptive_edge.py)."""
+    if surface.edge_of_stability is None:
+        return
+    for i, label in enumerate(surface.labels):
+        edge, rule = surface.edge_of_stability[i], surface.edge_rules[i]
+        if not math.isfinite(edge):
+            print(f"{label:<24} edge of stability: {rule}")
+            continue
+        pre = surface.preconditioned_sharpness[i]
+        against = ""
+        if "P⁻¹H" in rule:
+            against = (f"  preconditioned sharpness λ₁(P⁻¹H) {pre:.6g}" if math.isfinite(pre)
+                       else "  preconditioned sharpness not converged or not available")
+        print(f"{label:<24} edge of stability {edge:.6g} ({rule}){against}")
+
+
 def _cmd_surface(args: argparse.Namespace) -> int:
     check_grid(args.grid)  # before loading or training anything
     check_positive(args.span, "--span")
@@ -77,6 +95,7 @@ def _cmd_surface(args: argparse.Namespace) -> int:
         off = float(np.max(path["off_plane"])) if len(path["off_plane"]) else math.nan
         print(f"{label:<24} sharpness {_sharpness_text(value, bool(bad))}  "
               f"max off-plane distance {off:.3g}")
+    _print_edges(surface)
     slow = landscape_fused.unavailable_reason()
     if slow:
         print(f"note: computed by the torch engine, without the native kernel ({slow}): "

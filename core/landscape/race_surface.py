@@ -38,7 +38,10 @@ surface.npz
 the eigensolver did not converge: the plane then lies along its best approximations);
 ``labels`` (R,) run labels, ``sharpness`` (R,) (NaN for a run whose weights are not finite or
 whose eigensolver did not converge), ``sharpness_not_converged`` (R,) bool (True exactly where the
-eigensolver ran and did not converge);
+eigensolver ran and did not converge); ``edge_of_stability`` (R,) each run's own threshold at
+its final lr (NaN where its optimizer has no known edge), ``edge_rules`` (R,) what it is or why
+there is none, ``preconditioned_sharpness`` (R,) λ₁(P⁻¹H) from Adam/RMSprop's final state (NaN
+for other optimizers or not converged) (core/landscape/adaptive_edge.py);
 per run i: ``run{i}_step``, ``run{i}_alpha``, ``run{i}_beta``, ``run{i}_off_plane`` (distance of
 the snapshot from the plane), ``run{i}_true_loss`` (loss at the snapshot itself) and
 ``run{i}_surface_loss`` (loss at its projection onto the plane), one entry per snapshot.
@@ -97,6 +100,11 @@ class RaceSurface:
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # explained_variance / eigenvalues
     # (R,) bool: the eigensolver ran and did not converge (sharpness NaN); None: none such.
     sharpness_not_converged: np.ndarray | None = None
+    # (R,) each run's edge of stability at its final lr, what it is (or why none), and
+    # Adam/RMSprop's preconditioned sharpness; None when not measured (core/landscape/adaptive_edge.py).
+    edge_of_stability: np.ndarray | None = None
+    edge_rules: tuple[str, ...] | None = None
+    preconditioned_sharpness: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {
@@ -116,6 +124,11 @@ class RaceSurface:
                 else np.asarray(self.sharpness_not_converged, dtype=bool)),
             **self.extra,
         }
+        if self.edge_of_stability is not None:
+            out["edge_of_stability"] = np.asarray(self.edge_of_stability, dtype=np.float64)
+            out["edge_rules"] = np.array(self.edge_rules or (), dtype=str)
+            out["preconditioned_sharpness"] = np.asarray(self.preconditioned_sharpness,
+                                                         dtype=np.float64)
         for i, path in enumerate(self.paths):
             for key, values in path.items():
                 out[f"run{i}_{key}"] = values
@@ -264,7 +277,28 @@ def compute_race_surface(
         steps=lab.steps, every=every, center_run=center_run, center_loss=center_loss,
         labels=race.labels, sharpness=np.asarray(sharp, dtype=np.float64), paths=run_paths,
         extra=extra, sharpness_not_converged=np.isnan(sharp) & np.asarray(finite, dtype=bool),
+        **_edges(race, loss_of_model, finite, lab.seed),
     )
+
+
+def _edges(race, loss_of_model, finite, seed: int) -> dict:
+    """Each run's edge of stability at its final lr, the rule in words, and Adam/RMSprop's
+    preconditioned sharpness from the optimizer's final state (core/landscape/adaptive_edge.py)."""
+    from core.landscape.adaptive_edge import edge_rule, preconditioner_scale
+
+    edges, rules, preconditioned = [], [], []
+    for i, optimizers in enumerate(race.optimizers):
+        rule, text = edge_rule(optimizers)
+        lr = float(optimizers[0].param_groups[0].get("lr", math.nan))
+        edges.append(rule.threshold(lr) if rule is not None else math.nan)
+        rules.append(rule.name if rule is not None else text)
+        scale = (preconditioner_scale(optimizers, race.models[i])
+                 if rule is not None and rule.preconditioned and finite[i] else None)
+        preconditioned.append(math.nan if scale is None else float(curvature.hessian_top_eigen(
+            race.models[i], loss_of_model, 1, generator=torch.Generator().manual_seed(seed),
+            scale=scale).values[0]))
+    return {"edge_of_stability": np.asarray(edges, dtype=np.float64), "edge_rules": tuple(rules),
+            "preconditioned_sharpness": np.asarray(preconditioned, dtype=np.float64)}
 
 
 def write_surface_npz(path: str | Path, surface: RaceSurface) -> None:

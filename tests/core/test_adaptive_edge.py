@@ -258,3 +258,33 @@ def test_the_race_records_each_runs_own_edge_and_summary_carries_it(batched, tmp
         assert summary[2]["edge_of_stability"] == pytest.approx(76)
         assert summary[3]["edge_of_stability"] is None
         assert summary[3]["edge_rule"].startswith("no threshold")
+
+
+def test_surface_command_writes_and_prints_each_runs_edge(tmp_path, capsys):
+    import argparse
+
+    from cli.surface import register
+    from core.lab.format import save_lab
+
+    lab = _edge_lab((RunSpec("Adam", "adam", {"lr": 0.01}),
+                     RunSpec("Lion", "pytorch_optimizer:Lion", {"lr": 1e-4})))
+    save_lab(lab, tmp_path / "edge.lab.json")
+    race = NetworkRace(lab)
+    list(race.records())
+    exact = _dense_preconditioned(race, 0)  # the same training, so the same final Adam state
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["surface", str(tmp_path / "edge.lab.json"), "--out",
+                              str(tmp_path / "out"), "--grid", "3"])
+    assert args.handler(args) == 0
+    printed = capsys.readouterr().out
+    with np.load(tmp_path / "out" / "surface.npz") as data:
+        edge, rules, pre = (data["edge_of_stability"], data["edge_rules"],
+                            data["preconditioned_sharpness"])
+    assert edge[0] == pytest.approx(3800) and np.isnan(edge[1])
+    assert pre[0] == pytest.approx(exact, rel=RTOL) and np.isnan(pre[1])
+    assert rules[1].startswith("no threshold") and "Lion" in rules[1]
+    assert f"edge of stability 3800 ({rules[0]})" in printed
+    assert f"λ₁(P⁻¹H) {pre[0]:.6g}" in printed
+    assert "Lion                     edge of stability: no threshold" in printed
