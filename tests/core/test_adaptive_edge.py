@@ -288,3 +288,17 @@ def test_surface_command_writes_and_prints_each_runs_edge(tmp_path, capsys):
     assert f"edge of stability 3800 ({rules[0]})" in printed
     assert f"λ₁(P⁻¹H) {pre[0]:.6g}" in printed
     assert "Lion                     edge of stability: no threshold" in printed
+
+
+def test_the_threshold_follows_the_learning_rate_as_a_schedule_changes_it():
+    from core.lab.format import ScheduleSpec
+
+    lab = _edge_lab((RunSpec("Momentum decaying", "sgd", {"lr": 0.05, "momentum": 0.9},
+                             schedule=ScheduleSpec("linear", {"start_factor": 1.0,
+                                                              "end_factor": 0.1,
+                                                              "total_iters": 6})),))
+    measured = [r for r in NetworkRace(lab).records() if r.sharpness is not None]
+    lrs = np.array([float(r.lr[0]) for r in measured])
+    edges = np.array([float(r.edge[0]) for r in measured])
+    assert lrs[0] == pytest.approx(0.05) and lrs[-1] < 0.5 * lrs[0]  # the schedule moved it
+    np.testing.assert_allclose(edges, (2 + 2 * 0.9) / lrs)
