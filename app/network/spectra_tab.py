@@ -23,7 +23,7 @@ from app.network.race_state import ShownRace
 from app.shell.theme import FOREGROUND
 
 EMPTY_TEXT = ("The singular values of each run's update ΔW appear here after the first "
-              "evaluation (networks up to 500,000 weights). Try the matrix_regression or "
+              "evaluation (for networks whose weight matrices are at most about 256 × 256). Try the matrix_regression or "
               "low_rank data set with Muon against Adam.")
 REFRESH_MS = 500
 

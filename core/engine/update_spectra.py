@@ -10,8 +10,10 @@ largest first, with ``torch.linalg.svdvals`` in float64. core/engine/seed_race.p
 an evaluation is due, with the weights copied before the update (`network_evaluation.linear_weights`);
 the network window's Spectra tab (app/network/spectra_tab.py) draws them.
 
-Models above `SPECTRA_MAX_PARAMS` get none (an SVD per matrix per run per evaluation would then
-cost more than the evaluation itself); a run whose weights are not finite gets NaN rows.
+A model whose SVDs would cost more than `SPECTRA_MAX_WORK` (Σ rows·cols·min(rows, cols) over its
+weight matrices: one 256 × 256 matrix is 1.7·10⁷) gets none: two SVDs per matrix per run at every
+evaluation would then cost more than the evaluation itself. A run whose weights are not finite
+gets NaN rows.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch import nn
 from core.engine.network_records import Evaluation
 from core.problems.models import linear_layers
 
-SPECTRA_MAX_PARAMS = 500_000
+SPECTRA_MAX_WORK = 20_000_000
 
 # Per run, per weight matrix: its singular values, largest first (float64).
 Spectra = tuple[tuple[np.ndarray, ...], ...]
@@ -41,9 +43,17 @@ def singular_values(matrix: torch.Tensor) -> np.ndarray:
     return torch.linalg.svdvals(m).cpu().numpy()
 
 
+def svd_work(model: nn.Module) -> int:
+    """Σ rows·cols·min(rows, cols) over the model's weight matrices: what its SVDs cost."""
+    work = 0
+    for _, m in linear_layers(model):
+        rows, cols = m.weight.shape[0], m.weight[0].numel()
+        work += rows * cols * min(rows, cols)
+    return work
+
+
 def _small_enough(models: list[nn.Module]) -> bool:
-    return all(sum(m.weight.numel() for _, m in linear_layers(model)) <= SPECTRA_MAX_PARAMS
-               for model in models)
+    return all(svd_work(model) <= SPECTRA_MAX_WORK for model in models)
 
 
 @torch.no_grad()

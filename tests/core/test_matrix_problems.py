@@ -136,3 +136,14 @@ def test_a_matrix_race_reproduces_a_plain_torch_loop_and_records_svdvals_of_its_
             continue
         expected_dw = torch.linalg.svdvals((weights[t + 1] - weights[t]).double()).numpy()
         np.testing.assert_allclose(r.evaluation.update_spectra[0][0], expected_dw, atol=1e-6)
+
+
+def test_spectra_are_skipped_only_where_the_svds_would_outweigh_the_evaluation():
+    from core.engine.network_evaluation import linear_weights
+    from core.engine.update_spectra import update_spectra
+
+    small = [torch.nn.Sequential(torch.nn.Linear(256, 256))]  # the largest matrix set: kept
+    weights, updates = update_spectra(small, linear_weights(small))
+    assert weights[0][0].shape == (256,) and np.all(updates[0][0] == 0)  # no step in between
+    large = [torch.nn.Sequential(torch.nn.Linear(400, 400))]
+    assert update_spectra(large, linear_weights(large)) == (None, None)
