@@ -47,7 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             solved = run["solved_at"]
             print(f"{run['label']:<24} mean return of the last 100 episodes "
                   f"{'n/a' if mean is None else f'{mean:.1f}'}  "
-                  f"solved at {'never' if solved is None else f'episode {solved}'}  {state}")
+                  f"{'never solved' if solved is None else f'solved at episode {solved}'}  "
+                  f"{state}")
         print(f"wrote {args.out}/summary.json, metrics.csv, updates.csv")
         return 0
     for run in summary["runs"]:

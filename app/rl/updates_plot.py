@@ -31,6 +31,8 @@ class UpdatesPlot(pg.GraphicsLayoutWidget):
         self.moments.setLabel("left", "log₁₀ norm")
         self.moments.setXLink(self.grad)
         self.moment_key = add_key_row(self.moments)
+        for plot in (self.grad, self.moments):  # log values: no "(x0.001)" prefix on the axis
+            plot.getAxis("left").enableAutoSIPrefix(False)
         self.m_curve = self.moments.plot([], [], pen=pg.mkPen("#ccbb44", width=2), name="‖m‖ (exp_avg)")
         self.v_curve = self.moments.plot([], [], pen=pg.mkPen("#88ccee", width=2), name="‖v‖ (exp_avg_sq)")
         self.v_marks = pg.ScatterPlotItem(symbol="t", size=8, brush="#ee6677", pen=None)

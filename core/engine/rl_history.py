@@ -4,7 +4,7 @@
 hands them over and keeps, per run: every finished episode's return, every update's round,
 gradient norm, moment norms (‖m‖, ‖v‖, NaN when the optimizer keeps none) and whether a
 target-network copy followed it, and the states of its first environment in the newest round
-(the cart the animation draws). `smoothed_returns` is the honest smoothing of
+(the cart the animation draws; for DQN, one state a round, the newest CART_FRAMES). `smoothed_returns` is the honest smoothing of
 core/engine/smoothing.py (TensorBoard's debiased EMA), so the window and a script agree.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 from core.engine.smoothing import debiased_ema
 
 RETURN_SMOOTHING = 0.9  # the EMA weight of the smoothed return curves
+CART_FRAMES = 500  # DQN: the newest states of a run's first environment kept for the animation
 
 
 class RLHistory:
@@ -39,8 +40,11 @@ class RLHistory:
             self.alive = record.alive
             for i in range(len(self.labels)):
                 self.returns[i].extend(float(v) for v in record.returns[i])
-                if len(record.cart[i]):
-                    self.cart[i] = record.cart[i]
+                cart = record.cart[i]
+                if len(cart) == 1:  # DQN: one state a round; keep the newest CART_FRAMES
+                    self.cart[i] = np.concatenate([self.cart[i][-(CART_FRAMES - 1):], cart])
+                elif len(cart):  # REINFORCE: the round's whole episode
+                    self.cart[i] = cart
                 if np.isfinite(record.grad_norm[i]):
                     self.update_round[i].append(record.step)
                     self.grad_norm[i].append(float(record.grad_norm[i]))
