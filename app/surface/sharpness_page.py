@@ -75,7 +75,7 @@ class SharpnessPlot(pg.PlotWidget):
         self.setObjectName("sharpnessPlot")
         self.setMenuEnabled(False)
         self.plotItem.setLabel("bottom", "step")
-        self.plotItem.setLabel("left", "sharpness λ_max (Adam, RMSprop: λ₁(P⁻¹H))")
+        self.plotItem.setLabel("left", "sharpness λ_max or λ₁(P⁻¹H)")
         self.plotItem.setLogMode(y=True)
         add_key_row(self.plotItem)  # above the data, never over a curve (app/widgets/curves.py)
         self.items: dict[int, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
