@@ -96,6 +96,35 @@ def has_step_counter(run: RunSpec) -> tuple[bool, str]:
     return False, f"its state has no step counter (it keeps: {keys})"
 
 
+# Activations the numpy forward knows; a network with anything else acts through torch.
+_NUMPY_ACTIVATIONS = {
+    nn.Tanh: np.tanh,
+    nn.ReLU: lambda x: np.maximum(x, 0.0),
+    nn.Identity: lambda x: x,
+    nn.Sigmoid: lambda x: 1.0 / (1.0 + np.exp(-x)),
+}
+
+
+def numpy_forward(model: nn.Module, obs: np.ndarray) -> np.ndarray | None:
+    """The network's outputs for ``obs`` computed in numpy (float32, from the live weights), or
+    None when it has a layer other than Linear and the activations above. Acting calls the
+    network once per environment step on a few rows, where torch's per-call overhead is most of
+    the cost; training still goes through torch."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    x = np.asarray(obs, dtype=np.float32)
+    for module in model:
+        if isinstance(module, nn.Linear):
+            x = x @ module.weight.detach().numpy().T
+            if module.bias is not None:
+                x = x + module.bias.detach().numpy()
+        elif type(module) in _NUMPY_ACTIVATIONS:
+            x = _NUMPY_ACTIVATIONS[type(module)](x)
+        else:
+            return None
+    return x
+
+
 def _moment_norms(optimizer: torch.optim.Optimizer) -> tuple[float, float]:
     first = second = 0.0
     seen = False
@@ -127,6 +156,14 @@ class Agent:
 
     def _logits(self, obs: np.ndarray) -> torch.Tensor:
         return self.model(torch.as_tensor(obs, dtype=torch.float32))
+
+    @torch.no_grad()
+    def _outputs(self, obs: np.ndarray) -> np.ndarray:
+        """The network's outputs for acting, as float64 numpy (`numpy_forward` when it can)."""
+        out = numpy_forward(self.model, obs)
+        if out is None:
+            out = self._logits(obs).numpy()
+        return out.astype(np.float64)
 
     def _optimize(self, loss_of) -> UpdateStats:
         """Zero, forward (``loss_of()``), backward, measure, step."""
@@ -167,7 +204,7 @@ class Reinforce(Agent):
     def act(self, obs: np.ndarray) -> np.ndarray:
         # π(right) = σ(l₁ − l₀), in numpy: torch's softmax on a few rows costs more in thread
         # start-up than the arithmetic (measured, bench/rl_envs.py's machine).
-        logits = self._logits(obs).double().numpy()
+        logits = self._outputs(obs)
         probs = 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))
         return (self.rng.random(len(obs)) < probs).astype(np.int64)
 
@@ -220,7 +257,7 @@ class Dqn(Agent):
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        greedy = self._logits(obs).argmax(dim=-1).numpy()
+        greedy = self._outputs(obs).argmax(axis=-1)
         explore = self.rng.random(len(obs)) < self.epsilon()
         random_actions = self.rng.integers(0, 2, len(obs))
         self.steps += 1

@@ -269,3 +269,20 @@ def test_rl_claims_judge_returns_and_gradient_jumps():
     holds, measured, values = jump({"run": "dqn", "factor": 2.9}, {"dqn": dqn})
     assert holds and values["ratio"] == pytest.approx(3.0), measured
     assert not jump({"run": "dqn", "factor": 3.1}, {"dqn": dqn})[0]
+
+
+def test_acting_in_numpy_matches_the_torch_network():
+    from core.engine.rl_agents import numpy_forward
+    from core.engine.rl_race import initial_agent_model
+
+    for layers in ([{"linear": 32}, {"act": "tanh"}, {"linear": 2}],
+                   [{"linear": 16}, {"act": "relu"}, {"linear": 16}, {"act": "sigmoid"},
+                    {"linear": 2}]):
+        model = initial_agent_model(_lab({"agent": "reinforce", "model": {"layers": layers}}))
+        obs = np.random.default_rng(0).normal(size=(8, 4))
+        with torch.no_grad():
+            expected = model(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        np.testing.assert_allclose(numpy_forward(model, obs), expected, rtol=1e-5, atol=1e-6)
+    gelu = initial_agent_model(_lab({"agent": "reinforce", "model": {
+        "layers": [{"linear": 8}, {"act": "gelu"}, {"linear": 2}]}}))
+    assert numpy_forward(gelu, np.zeros((1, 4))) is None  # acts through torch instead
