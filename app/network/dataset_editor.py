@@ -45,6 +45,7 @@ from core.lab.format import Lab, NetworkProblem
 from core.problems.datasets.build import make_dataset
 from core.problems.datasets.dataset import Dataset
 from core.problems.datasets.features import DEFAULT_FEATURES, POINT_FEATURES
+from core.problems.datasets.sequences import SEQUENCE_BASELINES
 from core.problems.datasets.spec import DATASETS, DatasetInfo
 from core.user_data import is_bundled
 
@@ -326,7 +327,10 @@ class DatasetEditor(ProblemSection):
         else:
             target = f"{plural(dataset.n_outputs, 'target')} to predict"
         split = f"{train:,} train / {val:,} validation" if val else "no validation split"
-        self.summary_label.setText(f"{what}, {target}; {split}")
+        text = f"{what}, {target}; {split}"
+        if dataset.name in SEQUENCE_BASELINES:  # what a network must beat to have learned it
+            text += f". Baseline: {SEQUENCE_BASELINES[dataset.name]}"
+        self.summary_label.setText(text)
 
     def mark_refused(self, field: str) -> None:
         if field.startswith("problem.dataset."):

@@ -5,6 +5,7 @@ norm clipping fired, and the tab is only offered for sequence data."""
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtWidgets import QLabel
 
 from app.network.views import NetworkView
 from core.engine.history import NetworkHistory
@@ -79,4 +80,8 @@ def test_the_window_trains_a_recurrent_lab_and_draws_its_sequence_tab(qtbot, win
     view.tabs.setCurrentWidget(view.sequence)
     window.flush_redraw()
     assert view.sequence.shown is not None and view.sequence.shown.shape == (7, 12)
+    # The data panel states what a network must beat.
+    summary = window.findChild(QLabel, "datasetSummary")
+    assert "256 sequences of 12 steps × 1 feature" in summary.text()
+    assert "Baseline: chance: accuracy 0.5" in summary.text()
     assert "Finished" in window.status_label.text()
