@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,12 +131,12 @@ def test_self_tuning_uses_the_default_lr_and_one_and_a_half_budgets():
                     assert study["lr"] == default
 
 
-def _write_suite(folder: Path, budget=60) -> None:
+def _write_suite(folder: Path, budget=60, target=1e-2) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     save_lab(_function_lab(steps=budget), folder / "quad.lab.json")
     save_lab(_function_lab("x**2 + y**2", (1.0, 1.0), 40), folder / "bowl.lab.json")
     (folder / "suite.json").write_text(json.dumps({"workloads": {
-        "quad": {"target": 1e-2, "budget": budget, "provenance": {"set by": "this test"}},
+        "quad": {"target": target, "budget": budget, "provenance": {"set by": "this test"}},
         "bowl": {"target": 1e-3, "budget": 40, "provenance": {"set by": "this test"}},
     }}))
 
@@ -171,3 +173,50 @@ def test_an_entry_without_a_search_space_is_refused_in_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "search space is empty" in lines[0], done.stderr
+
+
+def test_resumed_after_sigkill_it_completes_with_no_trial_run_twice(tmp_path):
+    import optuna
+
+    # quad's target is never reached: each of its studies trains its whole budget, so the kill
+    # lands while a study's trials are in flight.
+    _write_suite(tmp_path / "suite", budget=1500, target=-1.0)
+    common = ["--entries", "adam,sgd", "--workloads", "bowl,quad", "--trials", "2",
+              "--studies", "3", "--suite", str(tmp_path / "suite")]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "scorecard", *common,
+                             "--out", str(killed)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # one study finished: the kill lands mid-scorecard
+    assert "study 1/3" in first
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (killed / "scorecard.json").exists()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{killed / 'scorecard.db'}")
+    running = [t for s in optuna.get_all_study_summaries(storage)
+               for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
+               if t.state == optuna.trial.TrialState.RUNNING]
+    assert running  # killed in flight
+    killed_lrs = {t.params["lr"] for t in running}
+    done = _cli(*common, "--out", str(killed), timeout=600)
+    assert done.returncode == 0, done.stderr
+    fresh = _cli(*common, "--out", str(tmp_path / "fresh"), timeout=600)
+    assert fresh.returncode == 0, fresh.stderr
+    resumed = json.loads((killed / "scorecard.json").read_text())
+    whole = json.loads((tmp_path / "fresh" / "scorecard.json").read_text())
+    for key in ("times", "grad_evals", "score_steps", "entries"):
+        assert resumed[key] == whole[key], key
+    studies = optuna.get_all_study_summaries(storage)
+    assert len(studies) == 2 * 2 * 3
+    for summary in studies:
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+        complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        # each of the study's O points trained to the end exactly once; none left hanging
+        assert len(complete) == 2
+        assert len({t.params["lr"] for t in complete}) == 2
+        assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+    # the points in flight at the kill were trained again (as the fresh run trained them)
+    finished = {t.params["lr"] for s in studies
+                for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
+                if t.state == optuna.trial.TrialState.COMPLETE}
+    assert killed_lrs <= finished

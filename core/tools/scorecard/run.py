@@ -148,6 +148,7 @@ class _Study:
         from core.tools.sweep.workers import WORKER_ATTR, fail_dead_workers, worker_identity
 
         fail_dead_workers(self.study, self.records)
+        self._fail_unclaimed()
         done = self.finished()
         if len(done) >= self.count:
             return 0.0
@@ -162,14 +163,16 @@ class _Study:
             if t.state == optuna.trial.TrialState.FAIL and lr not in have | waiting:
                 self.study.enqueue_trial({"lr": lr})
                 waiting.add(lr)
-        with warnings.catch_warnings():  # the heartbeat is beaten by sweeps, not here
-            warnings.simplefilter("ignore", UserWarning)
-            asked = [self.study.ask({"lr": self.distribution})
-                     for _ in range(self.count - len(done))]
         worker = worker_identity()
-        for trial in asked:
+        asked = []
+        for _ in range(self.count - len(done)):
+            with warnings.catch_warnings():  # the heartbeat is beaten by sweeps, not here
+                warnings.simplefilter("ignore", UserWarning)
+                trial = self.study.ask({"lr": self.distribution})
+            # Claimed at once: a kill before this leaves an unclaimed trial (_fail_unclaimed).
             self.records.storage.set_trial_system_attr(
                 self.records.trial_id(trial.number), WORKER_ATTR, worker)
+            asked.append(trial)
         lab = replace(self.workload.lab, seed=self.workload.lab.seed + self.index)
         runs = [RunSpec(f"{self.entry.name} trial {t.number}", self.entry.optimizer,
                         {"lr": t.params["lr"]}) for t in asked]
@@ -198,6 +201,22 @@ class _Study:
             self.study.tell(trial, float(outcome.steps if outcome.steps is not None
                                          else self.budget + 1))
         return wall
+
+    def _fail_unclaimed(self) -> None:
+        """Fail RUNNING trials that no worker claimed: a scorecard claims each trial right after
+        asking it, so one without a claim was asked by a process killed in between."""
+        import optuna
+
+        from core.tools.sweep.workers import WORKER_ATTR
+
+        for t in self.study.get_trials(deepcopy=False,
+                                       states=(optuna.trial.TrialState.RUNNING,)):
+            if WORKER_ATTR not in t.system_attrs:
+                try:
+                    self.records.storage.set_trial_state_values(
+                        self.records.trial_id(t.number), state=optuna.trial.TrialState.FAIL)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    pass  # finished meanwhile
 
     def best(self, measure: str) -> tuple[float, dict | None]:
         """The fastest finished trial by ``measure`` ("steps" or "grad_evals"): (time, trial)."""
