@@ -90,8 +90,10 @@ class SharpnessPlot(pg.PlotWidget):
         self._edge_sample = pg.PlotDataItem(
             pen=pg.mkPen(200, 200, 200, width=1, style=Qt.PenStyle.DashLine))
         self.setToolTip("Sharpness (top Hessian eigenvalue λ_max) along each run. Dashed, in "
-                        "the run's colour: 2/lr — gradient descent at learning rate lr is "
-                        "stable only while λ_max < 2/lr (the edge of stability).")
+                        "the run's colour: its edge of stability — gradient descent at learning "
+                        "rate lr is stable only while λ_max < 2/lr; with momentum β the edge is "
+                        "(2+2β)/lr; Adam and RMSprop are drawn as their preconditioned "
+                        "sharpness λ₁(P⁻¹H) against 38/lr (Adam, β₁ = 0.9) or 2/lr (RMSprop).")
 
     def set_runs(self, labels: list[str], colors: list[str]) -> None:
         self.labels, self.colors = list(labels), list(colors)
