@@ -220,3 +220,20 @@ def test_resumed_after_sigkill_it_completes_with_no_trial_run_twice(tmp_path):
                 for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
                 if t.state == optuna.trial.TrialState.COMPLETE}
     assert killed_lrs <= finished
+
+
+def test_the_shipped_suite_loads_with_targets_provenance_and_heldout_variants():
+    from core.tools.scorecard.workloads import heldout_variants, load_suite
+
+    suite = load_suite()
+    assert {"moons_mlp", "spirals_mlp", "digits_mlp", "sine_mlp", "rosenbrock",
+            "ill_quadratic"} <= set(suite)
+    for name, workload in suite.items():
+        assert math.isfinite(workload.target) and workload.budget >= 1, name
+        assert workload.provenance["reference"] and workload.provenance["command"], name
+        variants = heldout_variants(workload)
+        assert variants and all(v.base == name for v in variants), name
+        if workload.lab.is_network:  # each variant changes the problem it trains on
+            assert all(v.lab.problem != workload.lab.problem for v in variants), name
+    kinds = {v.name.split("~")[1] for v in heldout_variants(suite["moons_mlp"])}
+    assert kinds == {"activation", "noise", "batch", "data_seed"}
