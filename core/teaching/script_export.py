@@ -59,6 +59,9 @@ def export_script(lab: Lab, data_name: str = "lab_data.npz") -> str:
     A network script loads its data and initial weights from ``data_name`` beside it: write that
     file with `network_arrays` (or use `write_script`, which writes both).
     """
+    if lab.problem.kind == "rl":
+        raise LabError("problem.kind", "the script export does not write rl labs yet; "
+                       "main.py run writes their numbers, the same as the window's")
     if not lab.enabled_runs():
         raise LabError("runs", "no enabled runs: enable at least one run to export a script")
     for index, run in enumerate(lab.runs):

@@ -152,6 +152,9 @@ def lr_range_test(
         raise LabError("divergence_factor", f"must be > 1, got {divergence_factor!r}")
     if not 0 <= smoothing < 1:
         raise LabError("smoothing", f"must be in [0, 1), got {smoothing!r}")
+    if lab.problem.kind == "rl":
+        raise LabError("problem.kind", "the LR range test ramps the lr over one loss on fixed "
+                       "data; an rl agent's data changes with its own policy, so rl labs have none")
     spec = _pick_run(lab, run)
     ratio = lr_max / lr_min
     lrs, losses, smoothed, stop_reason, diverged = _ramp(

@@ -286,3 +286,18 @@ def test_acting_in_numpy_matches_the_torch_network():
     gelu = initial_agent_model(_lab({"agent": "reinforce", "model": {
         "layers": [{"linear": 8}, {"act": "gelu"}, {"linear": 2}]}}))
     assert numpy_forward(gelu, np.zeros((1, 4))) is None  # acts through torch instead
+
+
+def test_tools_refuse_rl_labs_with_the_reason():
+    from core.teaching.script_export import export_script
+    from core.tools.lr_finder import lr_range_test
+    from core.tools.sweep.spec import SweepSpec, check_spec
+
+    lab = _lab({"agent": "reinforce", "episodes": 8})
+    with pytest.raises(LabError, match="rl labs have none") as err:
+        lr_range_test(lab)
+    assert err.value.field == "problem.kind"
+    with pytest.raises(LabError, match="does not write rl labs"):
+        export_script(lab)
+    with pytest.raises(LabError, match="sweeps of rl labs"):
+        check_spec(SweepSpec(lab=lab, run="Adam", params=()))

@@ -97,6 +97,9 @@ def pick_run(lab: Lab, label: str | None) -> RunSpec:
 
 
 def check_spec(spec: SweepSpec) -> None:
+    if spec.lab.problem.kind == "rl":
+        raise LabError("problem.kind", "sweeps of rl labs are not supported yet (their objective "
+                       "would be a return, not a loss); race the settings as runs of one lab")
     if spec.sampler not in SAMPLERS:
         raise LabError("--sampler", f"must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
     if spec.objective not in OBJECTIVES:
