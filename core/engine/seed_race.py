@@ -54,9 +54,8 @@ from core.engine.training_step import (
 )
 from core.engine.update_spectra import with_spectra
 from core.lab.format import SEED_STRIDE, Lab
-from core.landscape.adaptive_edge import edge_rule, preconditioner_scale
+from core.landscape.adaptive_edge import EdgeTracker
 from core.landscape.curvature import SHARPNESS_SAMPLES, SharpnessTracker, model_loss
-from core.landscape.curvature import SharpnessTracker as PreconditionedTracker
 from core.optim.catalog import build_optimizer
 from core.optim.schedules import Schedule
 from core.problems.datasets.dataset import Dataset
@@ -166,14 +165,8 @@ class SeedRace(RunFates):
         self._started = time.perf_counter()
         self.last_evaluation: Evaluation | None = None
         every = getattr(problem, "sharpness_every", 0)
-        self._sharpness = SharpnessTracker(count) if every > 0 else None
-        # Each run's edge of stability (core/landscape/adaptive_edge.py) and, for Adam/RMSprop,
-        # the tracker of its preconditioned sharpness λ₁(P⁻¹H) (its own warm-start vectors).
-        self._edges = ([edge_rule(opts)[0] for opts in self.optimizers] if every > 0
-                       else [None] * count)
-        # The same budget as the raw one's (a test's starved tracker starves both).
-        self._preconditioned = (None if self._sharpness is None else PreconditionedTracker(
-            count, self._sharpness.max_products, self._sharpness.tol))
+        self._sharpness = (EdgeTracker(SharpnessTracker(count), self.optimizers) if every > 0
+                           else None)  # also each run's edge and preconditioned sharpness
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -461,28 +454,14 @@ class SeedRace(RunFates):
         weights of this step, before its update (core.landscape.curvature.SharpnessTracker). NaN for a run
         not alive, and for a live run whose eigensolver did not converge: a live run's NaN means
         "not converged" (core.engine.history keeps it as such), never a stale or partial estimate.
-
-        Also each run's preconditioned sharpness λ₁(P⁻¹H) (Adam/RMSprop, from the state their
-        updates so far left; NaN for the others and before a first update) and its edge of
-        stability at this step's lr (NaN where no rule is known;
-        core/landscape/adaptive_edge.py)."""
+        Also λ₁(P⁻¹H) and the edge at ``lr`` (core/landscape/adaptive_edge.py `EdgeTracker`)."""
         loss = model_loss(self.x_train[:SHARPNESS_SAMPLES], self.y_train[:SHARPNESS_SAMPLES],
                           self.criterion)
-        values = np.full(len(self.runs), np.nan)
-        preconditioned = np.full(len(self.runs), np.nan)
-        edge = np.full(len(self.runs), np.nan)
+        values = np.full((3, len(self.runs)), np.nan)  # raw, preconditioned, edge
         for i in np.flatnonzero(alive):
-            values[i] = self._sharpness.measure(int(i), self.models[i], loss)
-            rule = self._edges[i]
-            if rule is None:
-                continue
-            edge[i] = rule.threshold(float(lr[i]))
-            scale = (preconditioner_scale(self.optimizers[i], self.models[i])
-                     if rule.preconditioned else None)
-            if scale is not None:
-                preconditioned[i] = self._preconditioned.measure(int(i), self.models[i], loss,
-                                                                 scale)
-        return values, preconditioned, edge
+            values[:, i] = self._sharpness.measure(int(i), self.models[i], self.optimizers[i],
+                                                   loss, float(lr[i]))
+        return values[0], values[1], values[2]
 
     def state_dicts(self) -> dict[str, dict]:
         # Clones: with the stacked path the parameters are views of one shared tensor, and

@@ -19,7 +19,8 @@ subclass, Nesterov, several optimizers, param groups that differ), that there is
 no line is better than a wrong one. `preconditioner_scale` reads P from the optimizer's state as
 the vector P^{-1/2} over the model's parameters (in ``model.parameters()`` order), which
 `core.landscape.curvature.hessian_top_eigen` takes as ``scale``: the top eigenvalue of the
-symmetric P^{-1/2} H P^{-1/2} is λ₁(P⁻¹H) (the two are similar matrices).
+symmetric P^{-1/2} H P^{-1/2} is λ₁(P⁻¹H) (the two are similar matrices). `EdgeTracker` is what a
+race that tracks sharpness measures all three with (core/engine/seed_race.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from core.landscape.curvature import ModelLoss, SharpnessTracker
 
 
 @dataclass(frozen=True)
@@ -155,3 +158,27 @@ def preconditioner_scale(optimizers: list[torch.optim.Optimizer],
             return None
         parts.append(denominator.detach().reshape(-1))
     return torch.cat(parts).rsqrt()
+
+
+class EdgeTracker:
+    """Per run of a race: its raw sharpness (the given tracker), its edge rule, and for
+    Adam/RMSprop its preconditioned sharpness, tracked by a second `SharpnessTracker` with the
+    raw one's budget (each warm-starts from its own eigenvector)."""
+
+    def __init__(self, raw: SharpnessTracker, optimizers: list[list[torch.optim.Optimizer]]):
+        self.raw = raw
+        self.rules = [edge_rule(opts)[0] for opts in optimizers]
+        self.preconditioned = SharpnessTracker(len(optimizers), raw.max_products, raw.tol)
+
+    def measure(self, index: int, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+                loss_fn: ModelLoss, lr: float) -> tuple[float, float, float]:
+        """(λ_max, λ₁(P⁻¹H), edge at ``lr``) at the model's weights and the optimizer's current
+        state; NaN where not converged, not adaptive (or no state yet), or no rule is known."""
+        raw = self.raw.measure(index, model, loss_fn)
+        rule = self.rules[index]
+        if rule is None:
+            return raw, math.nan, math.nan
+        scale = preconditioner_scale(optimizers, model) if rule.preconditioned else None
+        pre = (math.nan if scale is None
+               else self.preconditioned.measure(index, model, loss_fn, scale))
+        return raw, pre, rule.threshold(lr)
