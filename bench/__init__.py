@@ -21,6 +21,7 @@ BENCHMARKS = {
     "byo-overhead": "bench.byo_overhead",
     "history-memory": "bench.history_memory",
     "sweep-throughput": "bench.sweep_throughput",
+    "scorecard-throughput": "bench.scorecard_throughput",
     "lessons": "bench.lessons",
     "fuzz": "bench.fuzz",
     "crash-recovery": "bench.crash_recovery",
