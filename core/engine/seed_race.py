@@ -48,6 +48,7 @@ from core.engine.training_step import (
     BatchOrder,
     RandomStream,
     RunUpdate,
+    clip_fired,
     optimizers_for,
     run_closure,
     train_step,
@@ -93,7 +94,6 @@ class SeedRace(RunFates):
         self.has_dropout = has_dropout(initial)
         # The fast path: every run in one batched pass (see core/engine/stacked.py).
         self.stack: StackedMLP | None = None
-        self.per_run_reason: str | None = None  # None on the batched path
         if len(self.runs) >= 2 and can_stack(initial, [r.optimizer for r in self.runs]):
             self.stack = StackedMLP(self.models)
             # Per-run L1/L2 coefficients, fixed for the race: built once, not every step.
@@ -116,14 +116,12 @@ class SeedRace(RunFates):
             self.stack.use_optimizers(self.optimizers)
             self.stack.step_limit = self.step_limit
         else:
-            # Why not batched, in words (the bench and the tests read it).
-            self.per_run_reason = (per_run_reason(initial, [r.optimizer for r in self.runs])
-                                   if len(self.runs) >= 2 else "a single run")
             self.optimizers = [
                 self._build(i, lambda run=run, model=model: optimizers_for(run, model),
                             list(model.parameters()))
                 for i, (run, model) in enumerate(zip(self.runs, self.models))
             ]
+        self.per_run_reason = None if self.stack else per_run_reason(initial, self.runs)
         self.schedules = [
             Schedule(opts[0], run.schedule.name, run.schedule.params, lab.steps)
             if run.schedule is not None
@@ -153,9 +151,6 @@ class SeedRace(RunFates):
         self._last_loss = np.zeros(count)
         self._last_grad = np.zeros(count)
         self._last_lr = np.full(count, np.nan)  # the lr of the latest update (forensics)
-        # Each run's clip_norm (inf: none), to record the steps where clipping fired.
-        self._clip_norm = np.array([np.inf if r.clip_norm is None else r.clip_norm
-                                    for r in self.runs], dtype=np.float64)
         self._watch = ParamWatch(self.models, self.stack)  # parameter norms, pre-update copy
         self._out_of_memory: dict[int, str] = {}  # runs that ran out of memory, to be marked
         self._faults: dict[int, Fault] = {}  # runs whose update faulted, to be marked
@@ -411,8 +406,7 @@ class SeedRace(RunFates):
             sharpness=sharpness,
             preconditioned_sharpness=preconditioned,
             edge=edge,
-            clipped=((grads > self._clip_norm) & alive
-                     if np.isfinite(self._clip_norm).any() else None),
+            clipped=clip_fired(self.runs, grads, alive),
         )
 
     def _update(self, i: int) -> None:

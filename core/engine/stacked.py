@@ -174,9 +174,13 @@ def can_stack(model: nn.Sequential, optimizers: list[str]) -> bool:
     return any(isinstance(layer, nn.Linear) for layer in model)
 
 
-def per_run_reason(model: nn.Module, optimizers: list[str]) -> str | None:
-    """Why a race with this model and these optimizers trains one model at a time (None when
-    `can_stack` allows the batched path): the first optimizer or layer that rules it out."""
+def per_run_reason(model: nn.Module, runs) -> str | None:
+    """Why a race of this model and these runs (`RunSpec`) trains one model at a time, in words
+    (None when it may take the batched path): a single run, or the first optimizer or layer
+    that rules it out. SeedRace keeps it as ``per_run_reason`` (the bench and tests read it)."""
+    optimizers = [run.optimizer for run in runs]
+    if len(optimizers) < 2:
+        return "a single run"
     if can_stack(model, optimizers):
         return None
     from core.optim.catalog import get_optimizer_info

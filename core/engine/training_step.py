@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -96,6 +97,13 @@ def train_step(run: RunSpec, model: nn.Module, optimizers: list[torch.optim.Opti
     if run.clip_value is not None:
         torch.nn.utils.clip_grad_value_(params, run.clip_value)
     return data_loss.item(), grad_norm, total
+
+
+def clip_fired(runs, grad_norms, alive):
+    """(R,) whether each live run's norm clipping fired at this step (its gradient norm before
+    clipping exceeded its ``clip_norm``), for the records; None when no run clips."""
+    limits = np.array([math.inf if r.clip_norm is None else r.clip_norm for r in runs])
+    return (grad_norms > limits) & alive if np.isfinite(limits).any() else None
 
 
 def optimizers_for(run: RunSpec, model: nn.Module) -> list[torch.optim.Optimizer]:
