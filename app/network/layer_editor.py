@@ -289,6 +289,8 @@ class LayerEditor(ProblemSection):
         layers[row] = {kind: value}
         if kind == "rnn" and isinstance(old, dict) and "nonlinearity" in old:
             layers[row]["nonlinearity"] = old["nonlinearity"]  # the editor shows the width only
+        if kind == "linear" and isinstance(old, dict) and "bias" in old:
+            layers[row]["bias"] = old["bias"]  # likewise: a width edit keeps "no bias"
         self._propose_layers(layers, row, f"Layer {row + 1}: {KIND_TITLES[kind]} {shown}")
 
     def add_layer(self) -> None:

@@ -209,6 +209,8 @@ class LayerRows(QObject):
                        else ("linear", None))
         if isinstance(entry, Mapping) and "rnn" in entry:  # {"rnn": 32, "nonlinearity": "relu"}
             kind, value = "rnn", entry["rnn"]
+        if isinstance(entry, Mapping) and "linear" in entry:  # {"linear": 16, "bias": false}
+            kind, value = "linear", entry["linear"]
         combo = self.table.cellWidget(row, COL_KIND)
         if combo is None:
             combo = QComboBox(objectName=f"layerKind_{row}")

@@ -6,6 +6,9 @@ A lab file describes a network as a list of one-key layer entries::
                 {"linear": 2}],
      "init": "default"}
 
+``{"linear": 16, "bias": false}`` is a linear layer without a bias: a weight matrix alone (the
+matrix problems' models, core/problems/datasets/matrices.py).
+
 Image layers: ``{"conv2d": {"out": 8, "kernel": 3, "stride": 1, "padding": 1}}`` (or the short
 form ``{"conv2d": 8}``: 8 output channels, 3×3, padding 1), ``{"maxpool": 2}`` and
 ``{"flatten": true}``.
@@ -258,6 +261,17 @@ class _ShapeWalker:
         return f"after layers[{self.shaped_by}] the values are {what}"
 
     def add(self, entry: Any, field: str, index: int) -> LayerInfo:
+        if isinstance(entry, Mapping) and set(entry) == {"linear", "bias"}:
+            # {"linear": 16, "bias": false}: a weight matrix alone (matrix regression,
+            # deep linear networks: core/problems/datasets/matrices.py). Any other second key
+            # is the one-key error below ({"linear": 4, "act": "relu"} is two layers in one).
+            if not isinstance(entry["bias"], bool):
+                raise LabError(f"{field}.bias",
+                               f"must be true or false, got {show_value(entry['bias'])}")
+            info = self._linear(entry["linear"], f"{field}.linear", self.shape, entry["bias"])
+            self.shaped_by = index if info.out_shape != self.shape else self.shaped_by
+            self.shape = info.out_shape
+            return info
         if isinstance(entry, Mapping) and len(entry) == 2 and "rnn" in entry:
             # The one two-key entry: {"rnn": 32, "nonlinearity": "relu"}.
             (other,) = set(entry) - {"rnn"}
@@ -294,7 +308,8 @@ class _ShapeWalker:
 
     # Each checker gets the entry's value and field and returns the LayerInfo.
 
-    def _linear(self, value: Any, field: str, in_shape: tuple[int, ...]) -> LayerInfo:
+    def _linear(self, value: Any, field: str, in_shape: tuple[int, ...],
+                bias: bool = True) -> LayerInfo:
         width = _whole(value, field, 1, MAX_WIDTH)
         if len(in_shape) == 2:
             raise LabError(
@@ -312,11 +327,11 @@ class _ShapeWalker:
         (n_in,) = in_shape
         return LayerInfo(
             kind="linear",
-            spec={"linear": width},
+            spec={"linear": width} if bias else {"linear": width, "bias": False},
             in_shape=in_shape,
             out_shape=(width,),
-            n_params=n_in * width + width,
-            describe=f"Linear {n_in} → {width}",
+            n_params=n_in * width + (width if bias else 0),
+            describe=f"Linear {n_in} → {width}" + ("" if bias else ", no bias"),
         )
 
     def _act(self, value: Any, field: str, in_shape: tuple[int, ...]) -> LayerInfo:

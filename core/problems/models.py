@@ -73,7 +73,8 @@ def _make_module(layer: LayerInfo) -> nn.Module:
     if kind == "linear":
         # skip_init: build without torch's own init, which would draw from the global generator
         # (and waste time on weights we overwrite at once).
-        return nn.utils.skip_init(nn.Linear, layer.in_shape[0], value, dtype=f32)
+        return nn.utils.skip_init(nn.Linear, layer.in_shape[0], value,
+                                  bias=layer.spec.get("bias", True), dtype=f32)
     if kind == "conv2d":
         return nn.utils.skip_init(
             nn.Conv2d,
@@ -262,7 +263,8 @@ def _init_weight_layer(
         nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
         fan_in, _ = nn.init._calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-        nn.init.uniform_(bias, -bound, bound, generator=generator)
+        if bias is not None:  # {"linear": n, "bias": false} has none
+            nn.init.uniform_(bias, -bound, bound, generator=generator)
         return
     if init == "zeros":
         # Every unit in a layer then computes the same thing and gets the same gradient: the
@@ -277,7 +279,8 @@ def _init_weight_layer(
         nn.init.normal_(weight, 0.0, float(init["normal"]), generator=generator)
     else:
         raise AssertionError(f"unhandled init {init!r}")  # validate_model admits no other
-    nn.init.zeros_(bias)
+    if bias is not None:
+        nn.init.zeros_(bias)
 
 
 # --------------------------------------------------------------------------------------------

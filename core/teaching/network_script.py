@@ -72,7 +72,8 @@ def _module_code(module, index: int) -> str:
     if isinstance(module, LastStep):
         return "LastStep()"
     if isinstance(module, nn.Linear):
-        return f"nn.Linear({module.in_features}, {module.out_features})"
+        bias = "" if module.bias is not None else ", bias=False"
+        return f"nn.Linear({module.in_features}, {module.out_features}{bias})"
     if isinstance(module, nn.Conv2d):
         return (f"nn.Conv2d({module.in_channels}, {module.out_channels}, "
                 f"kernel_size={module.kernel_size[0]}, stride={module.stride[0]}, "

@@ -70,3 +70,26 @@ def test_the_window_opens_trains_and_draws_a_matrix_lab(qtbot, window, tmp_path)
     view.spectra.draw(force=True)
     assert len(view.spectra.profile_curves) == 2 and len(view.spectra.time_curves) == 8
     assert "Finished" in window.status_label.text()
+
+
+def test_the_layer_editor_keeps_a_linear_layer_without_bias_when_its_width_changes(qtbot):
+    from PySide6.QtWidgets import QLabel, QTableWidget
+
+    from app.network.layer_rows import COL_KIND, COL_VALUE
+    from app.network.problem_panel import NetworkProblemPanel
+    from tests.app.recorder import Recorder
+
+    panel = NetworkProblemPanel()
+    qtbot.addWidget(panel)
+    panel.set_lab(Lab(name="m", seed=0, steps=20, problem=NetworkProblem(
+        dataset={"name": "low_rank", "n": 128, "dims": 8},
+        model={"layers": [{"linear": 16, "bias": False}, {"linear": 8, "bias": False}]},
+        loss="mse"), runs=(RunSpec("Muon", "muon", {"lr": 0.02}),)))
+    recorder = Recorder(panel)
+    table = panel.findChild(QTableWidget, "layerList")
+    assert table.cellWidget(0, COL_KIND).currentData() == "linear"
+    assert table.cellWidget(0, COL_VALUE).value() == 16
+    assert panel.findChild(QLabel, "paramCount").text() == "256 parameters"  # 8·16 + 16·8
+    table.cellWidget(0, COL_VALUE).setValue(4)
+    assert recorder.last.problem.model["layers"][0] == {"linear": 4, "bias": False}
+    assert panel.findChild(QLabel, "paramCount").text() == "64 parameters"

@@ -19,8 +19,10 @@ from core.problems.datasets.build import make_dataset
 from core.problems.model_spec import validate_model
 from core.problems.models import build_model
 
-LINEAR = {"layers": [{"linear": 16}]}
-DEEP_LINEAR = {"layers": [{"linear": 32}, {"linear": 32}, {"linear": 16}]}
+# Weight matrices alone: ‖AW − B‖² and a deep linear network (no biases, no activations).
+LINEAR = {"layers": [{"linear": 16, "bias": False}]}
+DEEP_LINEAR = {"layers": [{"linear": 32, "bias": False}, {"linear": 32, "bias": False},
+                          {"linear": 16, "bias": False}]}
 PROBLEMS = [
     ({"name": "matrix_regression", "n": 512, "dims": 16, "condition": 100.0}, LINEAR),
     ({"name": "low_rank", "n": 512, "dims": 16, "rank": 2}, DEEP_LINEAR),
@@ -71,9 +73,11 @@ def _adjusted_lr(shape) -> float:
 @pytest.mark.parametrize("dataset, model", PROBLEMS)
 def test_muons_update_singular_values_are_flat_and_adams_spread(dataset, model):
     # Muon without weight decay, so ΔW is lr times the Newton–Schulz output alone; its singular
-    # values divided by the adjusted lr are the polynomial's output. Five Newton–Schulz steps
-    # lift a singular value only by ~3.4⁵ ≈ 500, so the gradient's smallest directions (the
-    # problem is ill-conditioned) stay small: the leading quarter is in [0.7, 1.25], none above.
+    # values divided by the adjusted lr are the polynomial's output, which oscillates in a band
+    # around 1 (measured here: 0.72 – 1.20 for the leading quarter; the test allows
+    # [0.65, 1.25]). Five steps lift a singular value only by ~3.4⁵ ≈ 500, so the gradient's
+    # smallest directions (the problem is ill-conditioned) stay small: not all are in the band.
+    # Adam's leading half spreads at least 1.5× as wide (measured 2.0× – 5.6×).
     lab = _lab(dataset, model, [RunSpec("muon", "muon", {"lr": MUON_LR, "weight_decay": 0.0}),
                                 RunSpec("adam", "adam", {"lr": ADAM_LR})])
     race = NetworkRace(lab)
@@ -86,23 +90,22 @@ def test_muons_update_singular_values_are_flat_and_adams_spread(dataset, model):
             flat = muon / _adjusted_lr(shape)
             top = len(flat) // 4
             assert flat.max() <= 1.25
-            assert np.all(flat[:top] >= 0.7), flat
+            assert np.all(flat[:top] >= 0.65), flat
             half = len(flat) // 2
             muon_spread = flat[0] / flat[half - 1]
             adam_spread = adam[0] / adam[half - 1]
-            assert adam_spread > 2 * muon_spread, (adam_spread, muon_spread)
+            assert adam_spread > 1.5 * muon_spread, (adam_spread, muon_spread)
 
 
 def _plain_loop(lab: Lab, steps: int):
-    """By hand: the same data and initial weights, nn.Linear, torch.optim.Muon on the weight
-    and AdamW on the bias (as the race splits them), full batch; the weights before every step."""
+    """By hand: the same data and initial weight, a bias-free nn.Linear, torch.optim.Muon,
+    full batch; the weights before every step."""
     data = make_dataset(lab.problem.dataset, lab.seed)
     spec = validate_model(lab.problem.model, data.input_shape, data.n_outputs)
     built = build_model(spec, generator=torch.Generator().manual_seed(lab.seed))
-    layer = torch.nn.Linear(16, 16)
+    layer = torch.nn.Linear(16, 16, bias=False)
     layer.load_state_dict({k[2:]: v for k, v in built.state_dict().items()})
-    muon = torch.optim.Muon([layer.weight], lr=MUON_LR, weight_decay=0.0)
-    adamw = torch.optim.AdamW([layer.bias], lr=MUON_LR)
+    muon = torch.optim.Muon(layer.parameters(), lr=MUON_LR, weight_decay=0.0)
     x, y = torch.as_tensor(data.x_train, dtype=torch.float32), torch.as_tensor(data.y_train)
     losses, weights = [], []
     for step in range(steps + 1):
@@ -111,10 +114,8 @@ def _plain_loop(lab: Lab, steps: int):
         weights.append(layer.weight.detach().clone())
         if step < steps:
             muon.zero_grad()
-            adamw.zero_grad()
             loss.backward()
             muon.step()
-            adamw.step()
     return np.array(losses), weights
 
 
@@ -147,3 +148,47 @@ def test_spectra_are_skipped_only_where_the_svds_would_outweigh_the_evaluation()
     assert weights[0][0].shape == (256,) and np.all(updates[0][0] == 0)  # no step in between
     large = [torch.nn.Sequential(torch.nn.Linear(400, 400))]
     assert update_spectra(large, linear_weights(large)) == (None, None)
+
+
+def test_a_linear_layer_without_bias_is_a_weight_matrix_alone_everywhere():
+    from core.teaching.script_export import export_script
+
+    spec = validate_model({"layers": [{"linear": 8, "bias": False}, {"linear": 4}]}, (6,), 4)
+    assert spec.n_params == 6 * 8 + (8 * 4 + 4)
+    assert spec.to_dict()["layers"][0] == {"linear": 8, "bias": False}
+    model = build_model(spec, generator=torch.Generator().manual_seed(0))
+    assert model[0].bias is None and model[1].bias is not None
+    lab = _lab(*PROBLEMS[0], [RunSpec("muon", "muon", {"lr": MUON_LR})], steps=2)
+    assert "nn.Linear(16, 16, bias=False)" in export_script(lab)
+    with pytest.raises(LabError) as caught:
+        validate_model({"layers": [{"linear": 4, "bias": "no"}]}, (6,), 4)
+    assert caught.value.field == "problem.model.layers[0].bias"
+    with pytest.raises(LabError) as caught:
+        validate_model({"layers": [{"linear": 4, "bais": False}]}, (6,), 4)
+    assert caught.value.field == "problem.model.layers[0]"  # the one-key error, as before
+
+
+def test_a_batched_deep_linear_race_without_biases_reproduces_a_plain_torch_loop():
+    model = {"layers": [{"linear": 8, "bias": False}, {"linear": 8, "bias": False}]}
+    lab = _lab({"name": "low_rank", "n": 256, "dims": 8}, model,
+               [RunSpec("adam", "adam", {"lr": 0.01}), RunSpec("adam 2", "adam", {"lr": 0.02})],
+               steps=30, eval_every=10)
+    race = NetworkRace(lab)
+    ours = [r.loss[0] for r in race.records()]
+    assert race.seed_races[0].stack is not None  # the batched path, with no bias slots
+    data = make_dataset(lab.problem.dataset, lab.seed)
+    built = build_model(validate_model(model, data.input_shape, data.n_outputs),
+                        generator=torch.Generator().manual_seed(lab.seed))
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8, bias=False), torch.nn.Linear(8, 8, bias=False))
+    net.load_state_dict(built.state_dict())
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    x, y = torch.as_tensor(data.x_train, dtype=torch.float32), torch.as_tensor(data.y_train)
+    ref = []
+    for step in range(31):
+        loss = F.mse_loss(net(x), y)
+        ref.append(loss.item())
+        if step < 30:
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
