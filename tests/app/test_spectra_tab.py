@@ -52,8 +52,8 @@ def test_the_window_opens_trains_and_draws_a_matrix_lab(qtbot, window, tmp_path)
 
     problem = NetworkProblem(dataset={"name": "matrix_regression", "n": 128, "dims": 8,
                                       "condition": 100.0},
-                             model={"layers": [{"linear": 8}]}, loss="mse", batch_size=None,
-                             eval_every=10, device="cpu")
+                             model={"layers": [{"linear": 8, "bias": False}]}, loss="mse",
+                             batch_size=None, eval_every=10, device="cpu")
     lab = validate_lab(Lab(name="matrix", seed=0, steps=40, problem=problem,
                            runs=(RunSpec("Muon", "muon", {"lr": 0.02}),
                                  RunSpec("Adam", "adam", {"lr": 0.01}))))
