@@ -20,13 +20,15 @@ class CartPoleView(pg.PlotWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setTitle("Cart and pole of the selected run")
+        self.setTitle("Cart and pole")
         self.setMinimumWidth(160)  # the plots beside it get the room; the track scales down
         self.setAspectLocked(True)
         self.hideAxis("left")
         self.setLabel("bottom", "x (m)")
-        self.setXRange(-X_LIMIT - 0.3, X_LIMIT + 0.3, padding=0)
-        self.setYRange(-0.4, POLE + 0.5, padding=0)
+        # One call for both: with the aspect locked the view widens one of them to fit, so the
+        # whole track stays in sight however narrow the pane is.
+        self.setRange(xRange=(-X_LIMIT - 0.3, X_LIMIT + 0.3), yRange=(-0.4, POLE + 0.5),
+                      padding=0)
         self.setMouseEnabled(False, False)
         self.plot([-X_LIMIT, X_LIMIT], [0, 0], pen=pg.mkPen("#888888", width=2))
         for edge in (-X_LIMIT, X_LIMIT):

@@ -22,11 +22,11 @@ class UpdatesPlot(pg.GraphicsLayoutWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.grad = self.addPlot(row=0, col=0, title="Gradient norm per update (▼ target update)")
+        self.grad = self.addPlot(row=0, col=0, title="Gradient norm (▼ target update)")
         self.grad.setLabel("bottom", "update")
         self.grad.setLabel("left", "log₁₀ ‖g‖")
         self.key = add_key_row(self.grad)
-        self.moments = self.addPlot(row=1, col=0, title="Optimizer moments of the selected run")
+        self.moments = self.addPlot(row=1, col=0, title="Moments of the selected run")
         self.moments.setLabel("bottom", "update")
         self.moments.setLabel("left", "log₁₀ norm")
         self.moments.setXLink(self.grad)
@@ -64,8 +64,7 @@ class UpdatesPlot(pg.GraphicsLayoutWidget):
             return
         number, _, targets = history.updates(selected)
         m, v = history.moments(selected)
-        self.moments.setTitle(f"Optimizer moments of {history.labels[selected]} "
-                              "(▼ target update)")
+        self.moments.setTitle(f"Moments of {history.labels[selected]}")
         self.m_curve.setData(*decimate(number, _log(m)), connect="finite")
         self.v_curve.setData(*decimate(number, _log(v)), connect="finite")
         at = targets.astype(np.int64) - 1
