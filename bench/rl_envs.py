@@ -13,6 +13,11 @@ after another (what a race without the shared array would do).
 All take the same pre-drawn actions and restart ended episodes from equally seeded generators,
 so they must end in the same states (checked to 1e-9, else a WARNING). Value: environment steps
 per second of ours; ratio: baseline time / ours. Best of REPEATS, interleaved.
+
+What bounds it: a step of the shared array is about 45 numpy calls (the dynamics, the Euler
+update, the end tests) of ~0.6 µs each on 64 rows, against ~2 µs per environment for the scalar
+step; the ratio grows with the environments per run (measured 2026-12-08: 0.47× with 1 per run,
+3.6× with 8, 8.0× with 32, against plain Python; 5–9× against run by run throughout).
 """
 
 from __future__ import annotations
