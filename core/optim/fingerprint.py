@@ -66,6 +66,9 @@ INVARIANCE_TOL = 1e-6
 EQUIVARIANCE_TOL = 1e-9
 DEFAULT_CURVATURE = 10.0
 STABILITY_STEPS = 200
+# Closure optimizers evaluate the loss up to ~20 times a step (torch's L-BFGS), which made the
+# search take minutes: they get fewer steps, said on the card.
+CLOSURE_STABILITY_STEPS = 40
 BISECTION_TOL = 1e-5  # relative width of the final bracket
 LR_SEARCH_RANGE = (1e-8, 1e6)
 SEARCH_FACTOR = 10.0  # the bracket search's step: few runs where nothing diverges (Adam, Lion)
@@ -186,9 +189,11 @@ def _shape(adapters: Adapters, dim: int) -> tuple[int, ...]:
 
 
 def trajectory(make: Make, adapters: Adapters, loss_fn, start: torch.Tensor, steps: int,
+               stop: Callable[[torch.Tensor], bool] | None = None,
                **overrides) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The iterates x₀ … x_steps (flattened) and the gradient each step saw, stepping as a race
-    does (core/optim/checkup.py's `step`: zero_grad, forward, backward, step or step(closure))."""
+    does (core/optim/checkup.py's `step`: zero_grad, forward, backward, step or step(closure));
+    fewer where ``stop(x)`` says so after a step."""
     param = torch.nn.Parameter(start.detach().clone().reshape(_shape(adapters, start.numel())))
     optimizer = make([param], **overrides)
     if adapters.train_eval:
@@ -210,6 +215,8 @@ def trajectory(make: Make, adapters: Adapters, loss_fn, start: torch.Tensor, ste
         else:
             optimizer.step()
         xs.append(param.detach().reshape(-1).clone())
+        if stop is not None and stop(xs[-1]):
+            break
     return xs, grads
 
 
@@ -244,9 +251,15 @@ def _reference(make, adapters, problem, **overrides):
 # The probes: each returns a Measurement
 
 
-def _positive_eps(make, problem) -> float | None:
+def _group(make, adapters) -> dict:
+    """The first param group of the optimizer built on a parameter of the probes' shape."""
+    shape = _shape(adapters, DIM)
+    return make([torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64))]).param_groups[0]
+
+
+def _positive_eps(make, adapters) -> float | None:
     """The first param group's ε where it is one positive number (Adafactor keeps a pair)."""
-    eps = make([torch.nn.Parameter(problem.start.clone())]).param_groups[0].get("eps")
+    eps = _group(make, adapters).get("eps")
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         return None
     return float(eps)
@@ -257,7 +270,7 @@ def _scale(make, adapters, problem) -> Measurement:
     the run on c·f is the run on f with ε/c (within `EQUIVARIANCE_TOL`: rounding), which is
     what "invariant up to the ε effect" means for m/(√v + ε)-type updates."""
     base, _ = _reference(make, adapters, problem)
-    eps = _positive_eps(make, problem)
+    eps = _positive_eps(make, adapters)
     diffs, identity = {}, {}
     for c in SCALES:
         xs, _ = trajectory(make, adapters, lambda x, c=c: problem.loss(x, scale=c),
@@ -313,26 +326,34 @@ def is_stable(make, adapters, curvature: float, lr: float, steps: int = STABILIT
     def loss(x):
         return 0.5 * curvature * (x ** 2).sum()
 
-    xs, _ = trajectory(make, adapters, loss, start, steps, lr=lr)
-    if not _all_finite(xs):
+    # A run that left the finite numbers or grew a million-fold is unstable already: stopping
+    # it there keeps the search short (torch's L-BFGS takes 0.1 s a step while it diverges).
+    limit = 1e6 * float(start.abs().max())
+
+    def blown_up(x):
+        return not bool(torch.isfinite(x).all()) or float(x.abs().max()) > limit
+
+    xs, _ = trajectory(make, adapters, loss, start, steps, stop=blown_up, lr=lr)
+    if len(xs) <= steps or not _all_finite(xs):
         return False
     sizes = [float(x.abs().max()) for x in xs]
     quarter = steps // 4
     return max(sizes[-quarter:]) <= max(sizes[-2 * quarter:-quarter])
 
 
-def largest_stable_lr(make, adapters, curvature: float, first: float) -> tuple[float, str]:
+def largest_stable_lr(make, adapters, curvature: float, first: float,
+                      steps: int = STABILITY_STEPS) -> tuple[float, str]:
     """Bisection (on log lr) between a stable and an unstable lr, found by steps of ×10 or ÷10
     from ``first``; returns the stable end and a note, or inf when every lr up to the search's
     top was stable."""
     low_end, high_end = LR_SEARCH_RANGE
     lo = hi = first
-    if is_stable(make, adapters, curvature, first):
+    if is_stable(make, adapters, curvature, first, steps):
         while True:
             hi *= SEARCH_FACTOR
             if hi > high_end:
                 return math.inf, f"stable at every lr tried up to {high_end:g}"
-            if not is_stable(make, adapters, curvature, hi):
+            if not is_stable(make, adapters, curvature, hi, steps):
                 break
             lo = hi
     else:
@@ -340,13 +361,13 @@ def largest_stable_lr(make, adapters, curvature: float, first: float) -> tuple[f
             lo /= SEARCH_FACTOR
             if lo < low_end:
                 return 0.0, f"unstable at every lr tried down to {low_end:g}"
-            if is_stable(make, adapters, curvature, lo):
+            if is_stable(make, adapters, curvature, lo, steps):
                 break
             hi = lo
     count = 0
     while hi / lo > 1 + BISECTION_TOL:
         mid = math.sqrt(lo * hi)
-        if is_stable(make, adapters, curvature, mid):
+        if is_stable(make, adapters, curvature, mid, steps):
             lo = mid
         else:
             hi = mid
@@ -381,18 +402,18 @@ def stability_theory(group: Mapping, curvature: float) -> tuple[str, float | Non
 
 
 def _stable_lr(make, adapters, curvature) -> Measurement:
-    group = make([torch.nn.Parameter(torch.zeros(_shape(adapters, 4), dtype=torch.float64))]
-                 ).param_groups[0]
+    group = _group(make, adapters)
     lr = group.get("lr")
     if lr is None or not isinstance(lr, (int, float)) or not float(lr) > 0:
         return Measurement("stable_lr", NOT_APPLICABLE, "it has no positive float lr to search")
     theory, bound = stability_theory(group, curvature)
-    value, note = largest_stable_lr(make, adapters, curvature, float(lr))
+    steps = CLOSURE_STABILITY_STEPS if adapters.closure else STABILITY_STEPS
+    value, note = largest_stable_lr(make, adapters, curvature, float(lr), steps)
     if value == math.inf:
         note += ("; its iterates never grew: a step that moves each coordinate by about lr at "
                  "most oscillates at large lr instead of diverging")
     numbers = {"lr": value, "theory": bound}
-    text = f"largest stable lr {value:.5g} on λ = {curvature:g} ({note}, {STABILITY_STEPS} steps)"
+    text = f"largest stable lr {value:.5g} on λ = {curvature:g} ({note}, {steps} steps)"
     if bound:
         numbers["relative_error"] = value / bound - 1
         text += f", {100 * (value / bound - 1):+.3f} % from theory"
@@ -401,7 +422,7 @@ def _stable_lr(make, adapters, curvature) -> Measurement:
 
 def _update(make, adapters, problem) -> Measurement:
     xs, grads = _reference(make, adapters, problem)
-    lr = make([torch.nn.Parameter(problem.start.clone())]).param_groups[0].get("lr")
+    lr = _group(make, adapters).get("lr")
     deltas = [b - a for a, b in zip(xs, xs[1:])]
     rms = [float(d.pow(2).mean().sqrt()) for d in deltas]
     numbers = {"update_rms_mean": sum(rms) / len(rms), "update_rms_first": rms[0],
@@ -429,7 +450,7 @@ def _update(make, adapters, problem) -> Measurement:
 
 
 def _eps(make, adapters, problem) -> Measurement:
-    eps = _positive_eps(make, problem)
+    eps = _positive_eps(make, adapters)
     if eps is None:
         return Measurement("eps", NOT_APPLICABLE, "it has no single positive eps")
     base, grads = _reference(make, adapters, problem)
