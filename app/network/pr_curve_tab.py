@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.network.race_state import ShownRace
 from app.shell.theme import FOREGROUND
+from app.widgets.plot_style import named_plot
 from core.engine.history import NetworkHistory
 from core.problems.metrics import average_precision, per_class_metrics_of, precision_recall_curve
 
@@ -59,7 +60,7 @@ class PrCurveTab(QWidget):
         self.caption = QLabel(objectName="perClassCaption")
         self.caption.setWordWrap(True)
 
-        self.pr_plot = pg.PlotWidget(objectName="prCurvePlot")
+        self.pr_plot = named_plot("prCurvePlot")
         self.pr_plot.setToolTip(
             "Precision against recall as the threshold on P(class 1) falls from 1 to 0; the "
             "dot is the threshold 0.5 the confusion matrix uses, the dashed line a classifier "

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.network.race_state import ShownRace
 from app.shell.theme import FOREGROUND
+from app.widgets.plot_style import named_plot
 
 COLORMAP = pg.colormap.get("inferno")
 _STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine)
@@ -42,7 +43,7 @@ class SequenceTab(QWidget):
         self.caption.setWordWrap(True)
         self.shown: np.ndarray | None = None  # the log10 image drawn, rows = evaluations
 
-        self.heat_plot = pg.PlotWidget(objectName="hiddenGradPlot")
+        self.heat_plot = named_plot("hiddenGradPlot")
         self.heat_plot.setMenuEnabled(False)
         item = self.heat_plot.plotItem
         item.setTitle("log10 ‖∂L/∂h_t‖ on the probe batch", color=FOREGROUND)
@@ -54,7 +55,7 @@ class SequenceTab(QWidget):
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.colorbar.axis.enableAutoSIPrefix(False)
 
-        self.radius_plot = pg.PlotWidget(objectName="spectralRadiusPlot")
+        self.radius_plot = named_plot("spectralRadiusPlot")
         self.radius_plot.setMenuEnabled(False)
         self.radius_plot.plotItem.setTitle("Spectral radius of the recurrent matrix",
                                            color=FOREGROUND)
@@ -64,7 +65,7 @@ class SequenceTab(QWidget):
                                                  label="1", labelOpts={"color": "#999"}))
         self.radius_curves: list[pg.PlotDataItem] = []
 
-        self.grad_plot = pg.PlotWidget(objectName="clipGradPlot")
+        self.grad_plot = named_plot("clipGradPlot")
         self.grad_plot.setMenuEnabled(False)
         self.grad_plot.plotItem.setTitle("Gradient norm before clipping (× where clipping fired)",
                                          color=FOREGROUND)

@@ -119,6 +119,25 @@ PLOT_HELP: dict[str, str] = {
         "now (grey once it diverged). Drag to turn it, use the wheel to zoom. Holes are where f "
         "is undefined. It shows the shape of valleys and ridges; the Map tab gives exact "
         "positions and moves the start."),
+    # -- recurrent networks (app/network/sequence_tab.py) --
+    "hiddenGradPlot": (
+        "How far the loss reaches back in time, for the selected run: each column is one "
+        "evaluation during training, each row a time step t of the sequence, and the colour is "
+        "log10 of the gradient of the loss with respect to the hidden state h_t, ‖∂L/∂h_t‖, on a "
+        "fixed batch of training sequences. A map that fades towards t = 0 shows vanishing "
+        "gradients (early inputs barely teach the network); one that turns bright everywhere "
+        "shows them exploding. LSTMs and GRUs keep early steps bright longer than a plain RNN."),
+    "spectralRadiusPlot": (
+        "The spectral radius (largest eigenvalue in absolute value) of each recurrent weight "
+        "matrix of the selected run over training, with the line at 1. Above 1 the hidden state "
+        "can grow from step to step and gradients through time may explode; well below 1 they "
+        "shrink and vanish. It is the simplest summary of why a plain RNN struggles with long "
+        "sequences."),
+    "clipGradPlot": (
+        "The total gradient norm of the selected run before clipping, at every step (log scale), "
+        "with × where norm clipping fired (the norm was above the run's clip_norm and the "
+        "gradient was scaled down to it). Spikes are the 'cliffs' of a recurrent loss; clipping "
+        "keeps one spike from throwing the weights far away."),
     # -- the singular values of the updates (app/network/spectra_tab.py) --
     "updateSpectraPlot": (
         "The singular values of the selected run's update ΔW of one weight matrix (the change "

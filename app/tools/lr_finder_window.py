@@ -36,6 +36,7 @@ from app.shell.tool_window import ToolWindow
 from app.shell.worker import error_text
 from app.widgets.curves import add_key_row
 from app.widgets.layouts import hbox
+from app.widgets.plot_style import named_plot
 from core.errors import LabError
 from core.tools.lr_finder import (
     DEFAULT_LR_MAX,
@@ -105,7 +106,7 @@ class LrFinderWindow(ToolWindow):
         buttons = hbox(self.start_button, self.cancel_button, (self.progress, 1))
         self._make_error_label("lrErrorLabel", "What is wrong with the settings above")
 
-        self.plot = pg.PlotWidget(objectName="lrPlot")
+        self.plot = named_plot("lrPlot")
         self.plot.setMenuEnabled(False)
         self.plot.setToolTip("Loss against learning rate (log axis): faint = raw loss of each "
                              "step, bright = smoothed; the dashed lines are the suggestions.")

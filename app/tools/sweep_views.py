@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from app.shell.theme import FOREGROUND
 from app.widgets.curves import add_key_row
+from app.widgets.plot_style import named_plot
 from core.errors import LabError
 from core.lab.format import write_atomic
 from core.tools.sweep_views import (
@@ -233,7 +234,7 @@ class HeatmapView(QWidget):
         controls.addWidget(QLabel("y"))
         controls.addWidget(self.y_combo)
         controls.addStretch(1)
-        self.plot = pg.PlotWidget(objectName="heatmapPlot")
+        self.plot = named_plot("heatmapPlot")
         self.plot.setMenuEnabled(False)
         self.plot.setToolTip("Each cell shows the best (lowest) objective of the trials that "
                              "fall in it; brighter is better, empty cells had no trial.")
@@ -390,7 +391,7 @@ class ImportanceView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget(objectName="importancePlot")
+        self.plot = named_plot("importancePlot")
         self.plot.setMenuEnabled(False)
         self.plot.plotItem.hideButtons()
         self.plot.setToolTip("How much of the objective's variation each parameter explains "

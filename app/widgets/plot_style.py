@@ -114,3 +114,12 @@ def install_plot_defaults() -> None:
 
     plot_init.__doc__ = original_plot_init.__doc__
     pg.PlotItem.__init__ = plot_init
+
+
+def named_plot(name: str, **kwargs) -> pg.PlotWidget:
+    """A ``pg.PlotWidget`` whose objectName is ``name``: pyqtgraph's constructor drops an
+    ``objectName=`` keyword, and the Help menu (app/shell/plot_help.py) and the tests find
+    plots by their name."""
+    plot = pg.PlotWidget(**kwargs)
+    plot.setObjectName(name)
+    return plot
