@@ -175,6 +175,20 @@ def test_an_entry_without_a_search_space_is_refused_in_one_line(tmp_path):
     assert len(lines) == 1 and "search space is empty" in lines[0], done.stderr
 
 
+def _running_trials(db: Path) -> int:
+    """RUNNING trials that a worker claimed (asked, their lr drawn, training)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute(
+                "select count(*) from trials t join trial_system_attributes a "
+                "on a.trial_id = t.trial_id where t.state = 'RUNNING' "
+                "and a.key = 'descent_lab:worker'").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
 def test_resumed_after_sigkill_it_completes_with_no_trial_run_twice(tmp_path):
     import optuna
 
@@ -188,16 +202,17 @@ def test_resumed_after_sigkill_it_completes_with_no_trial_run_twice(tmp_path):
                              "--out", str(killed)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     first = proc.stdout.readline()  # one study finished: the kill lands mid-scorecard
     assert "study 1/3" in first
-    time.sleep(1.0)
+    deadline = time.monotonic() + 120
+    while _running_trials(killed / "scorecard.db") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # kill while a study's O = 2 trials train
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not (killed / "scorecard.json").exists()
     storage = optuna.storages.RDBStorage(f"sqlite:///{killed / 'scorecard.db'}")
-    running = [t for s in optuna.get_all_study_summaries(storage)
-               for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
-               if t.state == optuna.trial.TrialState.RUNNING]
-    assert running  # killed in flight
-    killed_lrs = {t.params["lr"] for t in running}
+    in_flight = {(s.study_name, t.params["lr"]) for s in optuna.get_all_study_summaries(storage)
+                 for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
+                 if t.state == optuna.trial.TrialState.RUNNING}
+    assert len(in_flight) == 2  # killed while a study's trials trained
     done = _cli(*common, "--out", str(killed), timeout=600)
     assert done.returncode == 0, done.stderr
     fresh = _cli(*common, "--out", str(tmp_path / "fresh"), timeout=600)
@@ -215,11 +230,12 @@ def test_resumed_after_sigkill_it_completes_with_no_trial_run_twice(tmp_path):
         assert len(complete) == 2
         assert len({t.params["lr"] for t in complete}) == 2
         assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
-    # the points in flight at the kill were trained again (as the fresh run trained them)
-    finished = {t.params["lr"] for s in studies
+    # the points in flight at the kill were trained again, in their own study (as the fresh
+    # run trained them)
+    finished = {(s.study_name, t.params["lr"]) for s in studies
                 for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
                 if t.state == optuna.trial.TrialState.COMPLETE}
-    assert killed_lrs <= finished
+    assert in_flight <= finished
 
 
 def test_the_shipped_suite_loads_with_targets_provenance_and_heldout_variants():

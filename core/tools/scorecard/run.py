@@ -160,7 +160,8 @@ class _Study:
             self.study.enqueue_trial({"lr": self.entry.default})
         for t in trials:  # a killed worker's points are asked again, once
             lr = t.params.get("lr")
-            if t.state == optuna.trial.TrialState.FAIL and lr not in have | waiting:
+            if (t.state == optuna.trial.TrialState.FAIL and lr is not None
+                    and lr not in have | waiting):
                 self.study.enqueue_trial({"lr": lr})
                 waiting.add(lr)
         worker = worker_identity()

@@ -41,7 +41,7 @@ REFERENCES: dict[str, tuple[str, dict]] = {
 }
 LR_POINTS = 5
 SEEDS = 3
-BUDGET_MULTIPLE = 2.0
+BUDGET_MULTIPLE = 3.0
 FUNCTION_TARGET = 1e-3
 
 
