@@ -245,13 +245,13 @@ class NetworkHistory:
         # (R, L_rec)) (core/engine/sequence_probe.py), the newest `LAYER_STATS_KEPT`, for the
         # sequence tab (app/network/sequence_tab.py).
         self.sequence_stats: list[tuple[float, np.ndarray, np.ndarray]] = []
-        # Per run, the steps where norm clipping fired (NetworkRecord.clipped).
-        self.clip_steps: list[list[float]] = [[] for _ in self.labels]
-        self.last_step = -1
         # Every evaluation's (step, per run per weight matrix the singular values of the step's
         # update) (core/engine/update_spectra.py), the newest `LAYER_STATS_KEPT`, for the
         # spectra tab (app/network/spectra_tab.py).
         self.update_spectra: list[tuple[float, tuple]] = []
+        # Per run, the steps where norm clipping fired (NetworkRecord.clipped).
+        self.clip_steps: list[list[float]] = [[] for _ in self.labels]
+        self.last_step = -1
         self.divergences: dict[int, object] = {}
         self.stops: dict[int, object] = {}
         # Per run (step, sharpness, lr) rows, created by the first record that carries
@@ -362,12 +362,12 @@ class NetworkHistory:
                 series.extend(np.array(row, dtype=np.float64)[:, None])
         self.last_evaluation = ev
         self.last_evaluation_step = record.step
+        if getattr(ev, "update_spectra", None) is not None:
+            self.update_spectra.append((float(record.step), ev.update_spectra))
+            del self.update_spectra[:-LAYER_STATS_KEPT]
         if getattr(ev, "hidden_grad", None) is not None:
             self.sequence_stats.append((float(record.step), ev.hidden_grad, ev.recurrent_radius))
             del self.sequence_stats[:-LAYER_STATS_KEPT]
         if ev.layer_grad_norm is not None:
             self.layer_stats.append(float(record.step), epoch, wall, ev.layer_grad_norm,
                                     ev.update_ratio)
-        if getattr(ev, "update_spectra", None) is not None:
-            self.update_spectra.append((float(record.step), ev.update_spectra))
-            del self.update_spectra[:-LAYER_STATS_KEPT]

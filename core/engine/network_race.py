@@ -335,12 +335,12 @@ class NetworkRace:
             val_std=val_std,
             val_scores=picture.val_scores,
             hidden_grad=picture.hidden_grad, recurrent_radius=picture.recurrent_radius,
+            weight_spectra=picture.weight_spectra, update_spectra=picture.update_spectra,
         )
 
 
 def _masked_mean_std(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column of (S, R) ``values``: mean and std (ddof 0) over the rows where ``mask``.
-            weight_spectra=picture.weight_spectra, update_spectra=picture.update_spectra,
 
     Columns without a masked row give NaN (callers replace them)."""
     n = mask.sum(axis=0)
