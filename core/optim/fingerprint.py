@@ -242,6 +242,11 @@ def _reference(make, adapters, problem, **overrides):
     if not _all_finite(xs):
         raise _Diverged(f"the run on f diverged within {RUN_STEPS} steps at these "
                         "hyperparameters; try a smaller lr")
+    before, after = (float((x - problem.target).norm()) for x in (xs[0], xs[-1]))
+    if after > 1e3 * before:  # comparing runs that diverge would compare their blow-ups
+        raise _Diverged(f"the run on f diverges at these hyperparameters: its distance to the "
+                        f"minimum grew from {before:.3g} to {after:.3g} in {RUN_STEPS} steps; "
+                        "try a smaller lr")
     if max(float((x - xs[0]).norm()) for x in xs) == 0:
         raise _Diverged(f"it did not move in {RUN_STEPS} steps")
     return xs, grads

@@ -151,3 +151,12 @@ def test_cli_mistakes_are_one_line_exit_2_and_user_code_runs_with_consent(capsys
     assert mine.with_suffix(".ran").exists()
     stable = next(r for r in data["results"] if r["key"] == "stable_lr")
     assert stable["value"] == pytest.approx(0.2, rel=0.01)
+
+
+def test_a_diverging_setting_fails_the_trajectory_probes_and_still_measures_stability():
+    # lr = 1 on curvatures up to 10: |1 − 10| = 9 a step, 9⁵⁰ after the run; the stability
+    # probe searches its own lr and still finds 2/λ.
+    fp = fingerprint(torch.optim.SGD, {"lr": 1.0})
+    for key in ("scale", "rotation", "update"):
+        assert fp.result(key).status == FAILED and "diverges" in fp.result(key).measured
+    assert fp.result("stable_lr").value == pytest.approx(0.2, rel=0.01)
