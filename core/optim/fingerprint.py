@@ -8,17 +8,18 @@ The properties, in the card's order (`PROPERTIES`):
 
 * ``scale``      invariance to the gradient's scale: the trajectory on c·f against the one on f
                  (c = 10 and 0.1). Sign and Adam-type methods are invariant up to the ε effect
-                 (Adam on c·f with ε is exactly Adam on f with ε/c); gradient descent's step
-                 is scaled by c.
+                 (Adam on c·f with ε is exactly Adam on f with ε/c, which the probe checks);
+                 gradient descent's step is scaled by c.
 * ``rotation``   equivariance to a rotation of the coordinates: the trajectory x'ₜ on f(R·x)
                  from Rᵀ·x₀ against xₜ on f, compared as R·x'ₜ vs xₜ, for a random orthogonal R.
                  Gradient descent and momentum are equivariant; diagonal (per-coordinate) methods
                  such as Adam are not.
 * ``stable_lr``  the largest stable learning rate on ½·λ·‖x‖² (λ = 10 unless told), found by
-                 bisection on lr: stable means the iterates stay finite and the largest |x| of
-                 the last quarter of `STABILITY_STEPS` steps is at most that of the quarter
-                 before (the envelope does not grow). Theory: 2/λ for gradient descent,
-                 (2 + 2β)/λ for heavy-ball momentum β.
+                 bisection on lr: stable means the iterates stay finite, never grow a
+                 million-fold, and the largest |x| of the last quarter of `STABILITY_STEPS`
+                 steps (`CLOSURE_STABILITY_STEPS` for closure optimizers) is at most that of
+                 the quarter before (the envelope does not grow). Theory: 2/λ for gradient
+                 descent, (2 + 2β)/λ for heavy-ball momentum β.
 * ``update``     update RMS and the effective step size ‖Δθ‖ / (lr·‖g‖) over `RUN_STEPS` steps
                  of the fixed problem.
 * ``eps``        sensitivity to ε where the optimizer has one: trajectories with ε × 10 and
@@ -30,7 +31,8 @@ and R come from ``torch.Generator(seed)``: nothing here draws from torch's globa
 Trajectories are compared by their largest distance at equal steps over the largest distance
 the reference run moved from x₀ ("relative difference").
 
-Every probe is protected, as in core/optim/checkup.py (whose adapter detection and stepping
+A run on f that diverges at the given hyperparameters fails the probes that compare
+trajectories (the stability probe searches its own lr). Every probe is protected, as in core/optim/checkup.py (whose adapter detection and stepping
 this reuses): an optimizer that raises inside one fails that property with the message.
 """
 
