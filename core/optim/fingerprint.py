@@ -32,8 +32,9 @@ Trajectories are compared by their largest distance at equal steps over the larg
 the reference run moved from x₀ ("relative difference").
 
 A run on f that diverges at the given hyperparameters fails the probes that compare
-trajectories (the stability probe searches its own lr). Every probe is protected, as in core/optim/checkup.py (whose adapter detection and stepping
-this reuses): an optimizer that raises inside one fails that property with the message.
+trajectories (the stability probe searches its own lr). Every probe is protected, as in
+core/optim/checkup.py (whose adapter detection this reuses and whose way of stepping it
+mirrors): an optimizer that raises inside one fails that property with the message.
 """
 
 from __future__ import annotations
