@@ -222,3 +222,27 @@ def test_importing_all_of_core_and_cli_loads_no_qt():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "", f"importing core pulled in: {out.stdout}"
+
+
+MAX_CLASS_LINES = 400
+MAX_MODULE_LINES = 600
+
+
+def test_classes_stay_small_and_long_modules_say_why():
+    """A class over ~400 lines is several ideas; a module over 600 lines says at its top why it
+    is one idea (a registry with an entry per torch class, one file format's schema)."""
+    too_big = []
+    for path in sorted(p for top in TOP_PACKAGES for p in (ROOT / top).rglob("*.py")
+                       if "__pycache__" not in p.parts):
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_CLASS_LINES:
+                    too_big.append(f"{path.relative_to(ROOT)}: class {node.name} has {length} lines")
+        lines = len(text.splitlines())
+        if lines > MAX_MODULE_LINES and "Longer than 600 lines because" not in (
+                ast.get_docstring(tree) or ""):
+            too_big.append(f"{path.relative_to(ROOT)}: {lines} lines and no reason at its top")
+    assert not too_big, "\n".join(too_big)
