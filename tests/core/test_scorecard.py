@@ -247,6 +247,9 @@ def test_the_shipped_suite_loads_with_targets_provenance_and_heldout_variants():
     for name, workload in suite.items():
         assert math.isfinite(workload.target) and workload.budget >= 1, name
         assert workload.provenance["reference"] and workload.provenance["command"], name
+        (reference,) = workload.lab.runs  # the lab races the reference that set the target
+        assert reference.optimizer == workload.provenance["optimizer"], name
+        assert reference.params == workload.provenance["params"], name
         variants = heldout_variants(workload)
         assert variants and all(v.base == name for v in variants), name
         if workload.lab.is_network:  # each variant changes the problem it trains on
