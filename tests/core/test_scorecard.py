@@ -256,3 +256,14 @@ def test_the_shipped_suite_loads_with_targets_provenance_and_heldout_variants():
             assert all(v.lab.problem != workload.lab.problem for v in variants), name
     kinds = {v.name.split("~")[1] for v in heldout_variants(suite["moons_mlp"])}
     assert kinds == {"activation", "noise", "batch", "data_seed"}
+
+
+def test_the_scorecard_charges_sam_two_gradient_evaluations_a_step():
+    bowl = Workload("bowl", _function_lab("x**2 + y**2", (1.0, 1.0), 400), 1e-2, 400)
+    result = run_scorecard(ScorecardSpec(
+        [entry("sam", "pytorch_optimizer:SAM"), entry("sgd", "sgd")], [bowl],
+        trials=4, studies=1, heldout=False))
+    sam_steps, sgd_steps = result["times"]["sam"]["bowl"], result["times"]["sgd"]["bowl"]
+    assert sam_steps is not None and sgd_steps is not None
+    assert result["grad_evals"]["sam"]["bowl"] == 2 * sam_steps
+    assert result["grad_evals"]["sgd"]["bowl"] == sgd_steps
