@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(handler=cmd_check_optimizer)
 
 
-def _params(text: str) -> dict:
+def params_from_json(text: str) -> dict:
     from core.errors import LabError
 
     try:
@@ -71,7 +71,7 @@ def _params(text: str) -> dict:
     return params
 
 
-def _marks() -> tuple[str, str, str]:
+def card_marks() -> tuple[str, str, str]:
     """✓ ✗ –, or plain words where the terminal's encoding has no such characters."""
     encoding = getattr(sys.stdout, "encoding", None) or "ascii"
     try:
@@ -87,7 +87,7 @@ def cmd_check_optimizer(args: argparse.Namespace) -> int:
     from core.optim.check_report import Adapters
     from core.optim.checkup import check_optimizer
 
-    params = _params(args.params)
+    params = params_from_json(args.params)
     name = args.ref
     if user_code.is_code_ref(args.ref):
         ref = user_code.parse_code_ref(args.ref, field="REF")
@@ -108,7 +108,7 @@ def cmd_check_optimizer(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        text = report.card(*_marks())
+        text = report.card(*card_marks())
         encoding = getattr(sys.stdout, "encoding", None) or "ascii"
         print(text.encode(encoding, "replace").decode(encoding))
     return 0 if report.passed else EXIT_FAILED_CHECK

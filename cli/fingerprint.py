@@ -22,7 +22,7 @@ import json
 import math
 import sys
 
-from cli.check_optimizer import EXIT_USER_ERROR, _marks, _params
+from cli.check_optimizer import EXIT_USER_ERROR, card_marks, params_from_json
 
 EXIT_FAILED_PROBE = 1
 
@@ -80,7 +80,7 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     from core.optim.checkup import Adapters
     from core.optim.fingerprint import fingerprint
 
-    params = _params(args.params)
+    params = params_from_json(args.params)
     curvature = _curvature(args.curvature)
     name = args.ref
     if user_code.is_code_ref(args.ref):
@@ -103,7 +103,7 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        marks = ("✓", "✗", "!", "–") if _marks()[0] == "✓" else ("yes", "no", "FAILED", "n/a")
+        marks = ("✓", "✗", "!", "–") if card_marks()[0] == "✓" else ("yes", "no", "FAILED", "n/a")
         text = result.card(*marks)
         encoding = getattr(sys.stdout, "encoding", None) or "ascii"
         print(text.encode(encoding, "replace").decode(encoding))
