@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,7 +41,14 @@ def _csv_lab_file(folder, path_in_lab: str) -> None:
 
 
 def test_every_problem_kind_has_a_race_and_make_race_builds_it():
-    assert set(RACES) == {FunctionProblem.kind, NetworkProblem.kind}
+    from core.engine.rl_race import RLRace
+    from core.lab.format import load_lab
+    from core.problems.rl.spec import RLProblem
+
+    assert set(RACES) == {FunctionProblem.kind, NetworkProblem.kind, RLProblem.kind}
+    rl_lab = load_lab(Path(__file__).resolve().parents[2] / "resources" / "lessons"
+                      / "moving_targets" / "dqn.lab.json")
+    assert type(make_race(rl_lab)) is RLRace
     function_lab = validate_lab(Lab(steps=5, problem=FunctionProblem("rosenbrock"), runs=RUNS))
     network_lab = validate_lab(Lab(
         steps=5, runs=RUNS,

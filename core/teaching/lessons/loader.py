@@ -35,7 +35,7 @@ PANELS = ("problem", "runs", "curves", "landscape", "network", "diagram")
 TEACHING_ORDER = (
     "learning_rate", "ravine", "saddle", "rosenbrock", "adaptive", "rastrigin", "schedules",
     "lr_range_test", "batch_size", "overfitting", "adamw", "batch_norm", "vanishing_gradients",
-    "rnn_memory", "cliff", "imbalance", "flat_sharp", "search",
+    "rnn_memory", "cliff", "imbalance", "flat_sharp", "search", "moving_targets",
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,59}$")
