@@ -26,7 +26,8 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	# One worker per core (pytest-xdist): each is its own process with its own QApplication.
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n auto
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench
