@@ -1,6 +1,7 @@
 """What the optimizer picker (app/runs/optimizer_picker.py) lists beyond torch.optim: the zoo's
 names (core/optim/zoo.py), what is known about each one (its `OptimizerInfo`, or why it cannot
-race), and which ones failed the check (app/runs/check_dialog.py).
+race), and which ones failed the check (app/runs/check_dialog.py, or the shipped check of the
+zoo at its defaults, resources/zoo_checks.json).
 
 Importing pytorch-optimizer takes about two seconds, so nothing here runs at import: the zoo is
 listed when the picker first opens (`zoo_entries`), or before, in the background after the
@@ -25,7 +26,9 @@ _lock = threading.RLock()
 _entries: list[ZooEntry] | None = None
 _known: dict[str, object] = {}  # ref -> OptimizerInfo, or the reason (str) it cannot race
 # ref -> the failed properties of its check, in words: the picker's warning badge.
-_check_failures: dict[str, str] = {}
+_check_failures: dict[str, str | None] = {}
+# The shipped check's failures (core/optim/zoo_checks.py), read on first need.
+_shipped: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,14 +118,22 @@ def stop_describing(timeout: float = 30.0) -> None:
 
 
 def mark_check(ref: str, failures: str | None) -> None:
-    """Remember ``ref``'s check: ``failures`` in words, or None when it passed."""
+    """Remember ``ref``'s check: ``failures`` in words, or None when it passed (a check made
+    here replaces the shipped one, core/optim/zoo_checks.py)."""
     with _lock:
-        if failures:
-            _check_failures[ref] = failures
-        else:
-            _check_failures.pop(ref, None)
+        _check_failures[ref] = failures
 
 
 def check_failures(ref: str) -> str | None:
-    """What ``ref`` failed in its last check (None: not checked, or passed)."""
-    return _check_failures.get(ref)
+    """What ``ref`` failed in its last check here, else in the shipped check of the zoo at its
+    defaults (core/optim/zoo_checks.py); None: passed, or never checked."""
+    global _shipped
+    with _lock:
+        if ref in _check_failures:
+            return _check_failures[ref]
+        if _shipped is None and ":" in ref:
+            from core.optim.zoo_checks import shipped_failures
+
+            _shipped = shipped_failures()
+        shipped = (_shipped or {}).get(ref)
+    return f"{shipped} (the shipped check, at its defaults)" if shipped else None

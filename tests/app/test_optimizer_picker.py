@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel
 
 from app.runs import zoo_listing
-from app.runs.optimizer_picker import GROUP_ROLE, HEADER_ROLE, NAME_ROLE
+from app.runs.optimizer_picker import GROUP_ROLE, HEADER_ROLE, NAME_ROLE, REFUSED_ROLE
 from app.runs.runs_panel import RunsPanel
 from core.lab.format import Lab, RunSpec, default_network_lab
 
@@ -224,6 +224,13 @@ def test_picking_a_zoo_class_that_cannot_race_says_why_and_keeps_the_run(panel):
     picker = panel.optimizer_combo
     picker.ensure_zoo()
     ref = "pytorch_optimizer:AdaLOMO"  # takes the whole model, not its parameters
+    # As in a fresh window, where it has not been described yet (other tests of this process
+    # may have described the whole zoo; the background describer may be at it now).
+    zoo_listing.stop_describing()
+    with zoo_listing._lock:
+        zoo_listing._known.pop(ref, None)
+    picker.model().item(picker.findData(ref)).setData(None, REFUSED_ROLE)
+    picker._apply_rules()
     assert zoo_listing.known(ref) is None  # not described yet: listed as pickable
     assert picker.model().item(picker.findData(ref)).isEnabled()
     picker.choose(ref)
@@ -233,3 +240,19 @@ def test_picking_a_zoo_class_that_cannot_race_says_why_and_keeps_the_run(panel):
     assert picker.currentData() == "adam"  # the picker shows the run's optimizer again
     item = picker.model().item(picker.findData(ref))
     assert not item.isEnabled() and "whole network" in item.text()  # now known: greyed out
+
+
+def test_a_zoo_class_that_failed_the_shipped_check_is_badged_before_anyone_presses_check(panel):
+    """resources/zoo_checks.json (core/optim/zoo_checks.py): QHAdam's state_dict resume fails at
+    its defaults, so the picker shows the warning sign and says what it failed; Lion passes."""
+    from app.runs.optimizer_picker import BADGE_ROLE
+
+    picker = panel.optimizer_combo
+    picker.ensure_zoo()
+    picker._apply_rules()
+    qhadam = picker.model().item(picker.findData("pytorch_optimizer:QHAdam"))
+    assert qhadam.data(BADGE_ROLE) is True
+    tip = qhadam.data(Qt.ItemDataRole.ToolTipRole)
+    assert "Check failed: state_dict" in tip and "the shipped check" in tip
+    lion = picker.model().item(picker.findData("pytorch_optimizer:Lion"))
+    assert not lion.data(BADGE_ROLE)
