@@ -81,25 +81,38 @@ def card_marks() -> tuple[str, str, str]:
     return "✓", "✗", "–"
 
 
-def cmd_check_optimizer(args: argparse.Namespace) -> int:
+def resolve_ref(args: argparse.Namespace, field: str, verb: str):
+    """``args.ref`` and ``args.params`` as (catalog name, `OptimizerInfo`, torch kwargs): a
+    torch.optim name in any case, a zoo name, or user code loaded only with ``--trust-code``.
+    None when user code came without the flag (said on stderr, naming the file and the flag)."""
     from core.optim import user_code
     from core.optim.catalog import get_optimizer_info, validate_optimizer_params
-    from core.optim.check_report import Adapters
-    from core.optim.checkup import check_optimizer
 
     params = params_from_json(args.params)
     name = args.ref
-    if user_code.is_code_ref(args.ref):
-        ref = user_code.parse_code_ref(args.ref, field="REF")
+    if user_code.is_code_ref(name):
+        ref = user_code.parse_code_ref(name, field=field)
         if not args.trust_code:
-            where = user_code.code_file(ref, field="REF")
-            print(f"error: {where}: checking {ref.class_name} runs this Python code; "
+            where = user_code.code_file(ref, field=field)
+            print(f"error: {where}: {verb} {ref.class_name} runs this Python code; "
                   "pass --trust-code to allow it", file=sys.stderr)
-            return EXIT_USER_ERROR
-        user_code.load_code(ref, field="REF")
+            return None
+        user_code.load_code(ref, field=field)
         name = ref.name
-    info = get_optimizer_info(name, field="REF")
-    kwargs = info.torch_kwargs(validate_optimizer_params(name, params, field="--params"))
+    elif ":" not in name:
+        name = name.lower()
+    info = get_optimizer_info(name, field=field)
+    return name, info, info.torch_kwargs(validate_optimizer_params(name, params, field="--params"))
+
+
+def cmd_check_optimizer(args: argparse.Namespace) -> int:
+    from core.optim.check_report import Adapters
+    from core.optim.checkup import check_optimizer
+
+    resolved = resolve_ref(args, "REF", "checking")
+    if resolved is None:
+        return EXIT_USER_ERROR
+    _name, info, kwargs = resolved
     # What the optimizer prints (Schedule-Free's reference classes announce each mode switch)
     # goes to stderr, so that stdout holds only the card or the JSON.
     with contextlib.redirect_stdout(sys.stderr):

@@ -22,7 +22,7 @@ import json
 import math
 import sys
 
-from cli.check_optimizer import EXIT_USER_ERROR, card_marks, params_from_json
+from cli.check_optimizer import EXIT_USER_ERROR, card_marks, params_from_json, resolve_ref
 
 EXIT_FAILED_PROBE = 1
 
@@ -75,27 +75,15 @@ def _curvature(text: str) -> float:
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:
-    from core.optim import user_code
-    from core.optim.catalog import get_optimizer_info, validate_optimizer_params
-    from core.optim.checkup import Adapters
+    from core.optim.check_report import Adapters
     from core.optim.fingerprint import fingerprint
 
-    params = params_from_json(args.params)
+    params_from_json(args.params)  # a bad --params is named before a bad --curvature
     curvature = _curvature(args.curvature)
-    name = args.ref
-    if user_code.is_code_ref(args.ref):
-        ref = user_code.parse_code_ref(args.ref, field="OPT")
-        if not args.trust_code:
-            where = user_code.code_file(ref, field="OPT")
-            print(f"error: {where}: fingerprinting {ref.class_name} runs this Python code; "
-                  "pass --trust-code to allow it", file=sys.stderr)
-            return EXIT_USER_ERROR
-        user_code.load_code(ref, field="OPT")
-        name = ref.name
-    elif ":" not in name:
-        name = name.lower()
-    info = get_optimizer_info(name, field="OPT")
-    kwargs = info.torch_kwargs(validate_optimizer_params(name, params, field="--params"))
+    resolved = resolve_ref(args, "OPT", "fingerprinting")
+    if resolved is None:
+        return EXIT_USER_ERROR
+    _name, info, kwargs = resolved
     # What the optimizer prints goes to stderr, so that stdout holds only the card or the JSON.
     with contextlib.redirect_stdout(sys.stderr):
         result = fingerprint(info.cls, kwargs, seed=args.seed, name=args.ref,

@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.optim.checkup import Adapters, detect_adapters, has_train_eval
+from core.optim.check_report import Adapters
+from core.optim.checkup import detect_adapters, has_train_eval
 
 MEASURED, FAILED, NOT_APPLICABLE = "measured", "failed", "not applicable"
 

@@ -12,7 +12,7 @@ import torch
 
 import main
 from core.optim.catalog import get_optimizer_info
-from core.optim.checkup import Adapters
+from core.optim.check_report import Adapters
 from core.optim.fingerprint import (
     FAILED,
     INVARIANCE_TOL,
