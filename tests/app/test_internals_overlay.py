@@ -131,16 +131,18 @@ def test_selecting_a_run_in_the_runs_table_shows_its_internals(ravine):
 
 def test_an_off_scale_box_is_clamped_to_the_view_and_its_numbers_stay_exact(qtbot, ravine):
     window = ravine
-    window.controller.step(28)  # step 40: Adam's γ·√v̂ in y is tens of times the view
+    window.controller.step(28)  # step 40: Adam's γ·√v̂ in y is several times the view
     qtbot.waitUntil(lambda: window.history.last_step == 40, timeout=20_000)
     window.flush_redraw()
     overlay = window.landscape.internals
     (x0, x1), (y0, y1) = overlay.vb.viewRange()
     info = window.history.internals_at(40)[ADAM]
     centre, half = overlay.boxes[ADAM]
-    # The true box is far taller than the view ...
+    # The true box is far taller than the view ... (γ·√v̂ alone is 3.5 views; the run's scale is
+    # at least 1 and sticky, so 1 or 2 depending on how the view moved while the race ran)
     np.testing.assert_allclose(half, overlay.scales[ADAM] * 0.1 * info.accumulator_rms)
-    assert half[1] > 5 * (y1 - y0)
+    assert overlay.scales[ADAM] >= 1
+    assert half[1] > 3 * (y1 - y0)
     # ... yet everything drawn for boxes and arrows stays inside the view: no lines across the
     # whole landscape, and the clamped sides (dashed) say the box goes on beyond them.
     for item in [overlay.box_clamped, *overlay.items.values()]:
