@@ -13,6 +13,7 @@ The start point is a draggable target: dragging it, or clicking anywhere on the 
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 import contourpy
@@ -404,6 +405,12 @@ class LandscapePlot(pg.PlotWidget):
             size=f"{title_pt}pt",
         )
         self.plotItem.titleLabel.setToolTip(f"{titles[0]}\n{titles[1]}")
+        # pyqtgraph gives the title row a fixed 30 px: two lines in presenter mode's larger
+        # font need more, or the formula runs under the key row below it.
+        needed = math.ceil(self.plotItem.titleLabel.item.boundingRect().height())
+        if needed > 30:
+            self.plotItem.titleLabel.setMaximumHeight(needed)
+            self.plotItem.layout.setRowFixedHeight(0, needed)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
