@@ -20,24 +20,26 @@ ARENA_3D = "arena-3d.png"
 LAB = ROOT / "resources" / "labs" / "banana_race.lab.json"
 
 
-def take_arena_3d(out_dir: Path) -> Path | None:
-    """Write ``arena-3d.png`` into ``out_dir``; None (and a note on stderr) when there is no way
-    to an OpenGL context here."""
+def take_arena_3d(out_dir: Path, size: tuple[int, int] = (1280, 800)) -> Path | None:
+    """Write ``arena-3d.png`` (``arena-3d-<width>.png`` at another ``size``) into ``out_dir``;
+    None (and a note on stderr) when there is no way to an OpenGL context here."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    name = ARENA_3D if size == (1280, 800) else f"arena-3d-{size[0]}.png"
     if os.environ.get("QT_QPA_PLATFORM", "") in ("", "offscreen") and not os.environ.get("DISPLAY"):
         if shutil.which("xvfb-run") is None:
             print(f"{ARENA_3D}: no display and no xvfb-run, so no OpenGL: not taken",
                   file=sys.stderr)
             return None
         env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT)}
-        subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m",
-                        "app.export.screenshot_3d", str(out_dir)], cwd=ROOT, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        return out_dir / ARENA_3D
-    return _grab(out_dir / ARENA_3D)
+        screen = f"-screen 0 {max(1600, size[0])}x{max(1000, size[1])}x24"
+        subprocess.run(["xvfb-run", "-a", "-s", screen, sys.executable, "-m",
+                        "app.export.screenshot_3d", str(out_dir), f"{size[0]}x{size[1]}"],
+                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        return out_dir / name
+    return _grab(out_dir / name, size)
 
 
-def _grab(path: Path) -> Path:
+def _grab(path: Path, size: tuple[int, int]) -> Path:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication, QWidget
 
@@ -50,7 +52,7 @@ def _grab(path: Path) -> Path:
         window = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"),
                                                QSettings.Format.IniFormat))
         window._confirm_discard = lambda: True
-        window.resize(1280, 800)
+        window.resize(*size)
         window.show()
         window.open_lab(LAB)
         window.map_tabs.setCurrentWidget(window.landscape_3d)
@@ -77,4 +79,5 @@ def _grab(path: Path) -> Path:
 
 if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
-    print(take_arena_3d(target))
+    width, _, height = (sys.argv[2] if len(sys.argv) > 2 else "1280x800").partition("x")
+    print(take_arena_3d(target, (int(width), int(height))))

@@ -29,6 +29,8 @@ from app.runs.runs_table import RunsTable
 from app.widgets.layouts import ColumnScrollArea
 from core.lab.format import Lab
 
+EDITOR_KEEPS = 360  # px the run editor keeps when the table grows to show every run
+
 
 class RunsPanel(QWidget):
     """The runs table and the editor of the selected run. See the module docstring."""
@@ -68,6 +70,8 @@ class RunsPanel(QWidget):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([170, 590])
         outer.addWidget(splitter)
+        self.splitter = splitter
+        self._fitted_rows = 0  # the row count the table was last grown for
 
         # Panel-wide, so that Ctrl+D duplicates from the editor too (the table's own key
         # handling in app.runs.runs_table covers the table).
@@ -103,6 +107,7 @@ class RunsPanel(QWidget):
         previous = self.runs_table.selected_run()
         target = self.runs_table.set_lab(lab)
         self._show_editor(target)
+        self._fit_table_rows()
         if target != previous:
             self.selected_run_changed.emit(target)
 
@@ -128,6 +133,29 @@ class RunsPanel(QWidget):
         self.runs_table.remove_selected_run()
 
     # ================================================================ the two halves
+
+    def _fit_table_rows(self) -> None:
+        """Grow the table to show every run where the column has room (a 1920×1080 window
+        showed 5 of 6 runs with a scroll bar over a blank band), the editor keeping at least
+        `EDITOR_KEEPS` px; never shrinks what the user dragged open."""
+        table = self.table
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        rows = table.rowCount()
+        if total <= 0 or rows == self._fitted_rows and sizes[0] > 0:
+            return
+        chrome = self.runs_table.height() - table.height()  # buttons, error line
+        needed = (table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+                  + rows * table.verticalHeader().defaultSectionSize() + max(0, chrome))
+        top = min(needed, total - EDITOR_KEEPS)
+        if top > sizes[0]:
+            self.splitter.setSizes([top, total - top])
+        self._fitted_rows = rows
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fitted_rows = 0  # a new height: room for more rows, perhaps
+        self._fit_table_rows()
 
     def _on_selection_changed(self, index: int) -> None:
         self._show_editor(index)

@@ -78,3 +78,17 @@ def test_presenter_mode_title_stays_above_the_maps_key(qtbot, window, size):
     assert text.bottom() <= key.top() + 1, (text, key)
     assert title.item.boundingRect().height() <= title.geometry().height() + 1
     window.presenter.set_presenter(False)
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
+def test_the_runs_table_shows_every_run_where_the_column_has_room(qtbot, window, size):
+    """Six runs: no scroll bar over a blank band; the editor keeps its room below."""
+    from app.runs.runs_panel import EDITOR_KEEPS
+
+    _show(qtbot, window, BANANA, size)
+    table = window.runs_panel.table
+    assert table.rowCount() == 6
+    assert not table.verticalScrollBar().isVisible()
+    last = table.visualItemRect(table.item(5, 2))
+    assert table.viewport().rect().contains(last)
+    assert window.runs_panel.splitter.sizes()[1] >= EDITOR_KEEPS
