@@ -34,6 +34,9 @@ from core.lab.branches import branch_run
 from core.lab.format import check_branches
 
 REPLAY_INTERVAL_MS = 33  # ~30 frames a second when Play replays recorded steps
+SLIDER_TIP = "Timeline: drag to see every view at an earlier step of a paused or finished race"
+OTHER_RACE_TIP = ("The timeline scrubs 2-D races; this race's curves over the steps are in its "
+                  "Curves tab")
 SLIDER_SYNC_S = 0.2  # while a race plays, move the (disabled) slider at most 5 times a second
 
 
@@ -60,9 +63,7 @@ class Timeline(QObject):
         slider.setMaximumWidth(480)
         slider.setRange(0, 0)
         slider.setEnabled(False)
-        slider.setToolTip(
-            "Timeline: drag to see every view at an earlier step of a paused or finished race"
-        )
+        slider.setToolTip(SLIDER_TIP)
         slider.valueChanged.connect(self._on_slider)
         self.slider = slider
         self._replay = QTimer(self)
@@ -101,6 +102,8 @@ class Timeline(QObject):
         self.slider.setValue(self.position if self.position is not None else max(0, last))
         self.slider.blockSignals(False)
         self.slider.setEnabled(last >= 1 and not self.window.controller.is_playing())
+        other = history is None and self.window.history is not None  # a network or rl race
+        self.slider.setToolTip(OTHER_RACE_TIP if other else SLIDER_TIP)
 
     @Slot(object)
     def _on_batch(self, _records) -> None:

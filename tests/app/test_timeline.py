@@ -154,3 +154,18 @@ def replace_steps(lab, steps):
     from dataclasses import replace
 
     return replace(lab, steps=steps)
+
+
+def test_a_network_race_says_where_its_steps_are_instead_of_a_dead_slider(qtbot, window):
+    """The slider stays disabled for a network race; its tip tells why and where to look."""
+    from app.shell.timeline_slider import OTHER_RACE_TIP, SLIDER_TIP
+
+    assert window.open_lab(ROOT / "resources" / "labs" / "moons_race.lab.json")
+    window.step()
+    qtbot.waitUntil(lambda: window.history is not None and window.history.last_step >= 1,
+                    timeout=20_000)
+    slider = window.timeline.slider
+    qtbot.waitUntil(lambda: slider.toolTip() == OTHER_RACE_TIP, timeout=5_000)
+    assert not slider.isEnabled() and "Curves tab" in slider.toolTip()
+    assert window.open_lab(RAVINE)
+    assert slider.toolTip() == SLIDER_TIP
