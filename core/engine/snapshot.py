@@ -2,9 +2,11 @@
 
 ``save_results`` turns a `RaceHistory` or `NetworkHistory` (every run's bounded series, the
 divergences and early stops, and a network race's newest evaluation: decision boundaries,
-confusion matrices, per-layer statistics, diagram weights) into plain arrays; ``load_results``
-rebuilds the history, so the window can show the race exactly as it ended without running it
-again. Only numbers and strings are stored (``allow_pickle=False`` both ways): a recovery file
+confusion matrices, per-layer statistics, diagram weights and neuron pictures, a recurrent net's
+probe, the singular values; and its series over the evaluations: per-layer statistics, the
+sequence probe, update spectra, sharpness, clipping steps) into plain arrays; ``load_results``
+rebuilds the history, so every view of the window shows the race exactly as it ended without
+running it again. Only numbers and strings are stored (``allow_pickle=False`` both ways): a recovery file
 from a crashed session is data, never code.
 
 The file is tied to the lab it came from by a digest of the lab's JSON: results are offered back
@@ -58,23 +60,41 @@ def _events(events: dict) -> str:
     return json.dumps([dataclasses.asdict(e) for _, e in sorted(events.items())])
 
 
+# The newest evaluation's arrays stored as they are, and those stored as one array per run and
+# layer (their lengths differ between layers).
+_EVALUATION_ARRAYS = ("layer_grad_norm", "update_ratio", "confusion", "boundary", "boundary_class",
+                      "curve", "val_scores", "hidden_grad", "recurrent_radius")
+_EVALUATION_NESTED = ("weights", "neurons", "weight_spectra", "update_spectra")
+
+
+def _nested_arrays(prefix: str, nested, out: dict) -> None:
+    """``nested[r][k]`` (run r, layer k) as ``prefix.r.k``, with ``prefix.shape`` = (runs, layers)."""
+    out[f"{prefix}.shape"] = np.array([len(nested), len(nested[0]) if nested else 0])
+    for r, layers in enumerate(nested):
+        for k, value in enumerate(layers):
+            out[f"{prefix}.{r}.{k}"] = np.asarray(value)
+
+
+def _nested_from(prefix: str, data):
+    if f"{prefix}.shape" not in data.files:
+        return None
+    runs, layers = (int(v) for v in data[f"{prefix}.shape"])
+    return tuple(tuple(data[f"{prefix}.{r}.{k}"] for k in range(layers)) for r in range(runs))
+
+
 def _evaluation_arrays(evaluation, out: dict) -> None:
     """The newest evaluation's arrays (None fields are left out)."""
-    for name, value in (("layer_grad_norm", evaluation.layer_grad_norm),
-                        ("update_ratio", evaluation.update_ratio),
-                        ("confusion", evaluation.confusion), ("boundary", evaluation.boundary),
-                        ("boundary_class", evaluation.boundary_class), ("curve", evaluation.curve),
-                        ("val_scores", evaluation.val_scores)):
+    for name in _EVALUATION_ARRAYS:
+        value = getattr(evaluation, name, None)
         if value is not None:
             out[f"ev.{name}"] = np.asarray(value)
     for group in ("train", "val", "train_std", "val_std"):
         for key, value in getattr(evaluation, group).items():
             out[f"ev.{group}.{key}"] = np.asarray(value)
-    if evaluation.weights is not None:
-        out["ev.weights.shape"] = np.array([len(evaluation.weights), len(evaluation.weights[0])])
-        for r, layers in enumerate(evaluation.weights):
-            for k, w in enumerate(layers):
-                out[f"ev.weights.{r}.{k}"] = np.asarray(w)
+    for name in _EVALUATION_NESTED:
+        value = getattr(evaluation, name, None)
+        if value is not None:
+            _nested_arrays(f"ev.{name}", value, out)
 
 
 def _evaluation_from(data):
@@ -83,21 +103,53 @@ def _evaluation_from(data):
         return {k[len(head):]: data[k] for k in data.files
                 if k.startswith(head) and "." not in k[len(head):]}
 
-    weights = None
-    if "ev.weights.shape" in data.files:
-        runs, layers = (int(v) for v in data["ev.weights.shape"])
-        weights = tuple(tuple(data[f"ev.weights.{r}.{k}"] for k in range(layers))
-                        for r in range(runs))
     def get(name):
         return data[f"ev.{name}"] if f"ev.{name}" in data.files else None
 
     return Evaluation(
         train=group("train"), val=group("val"),
-        layer_grad_norm=get("layer_grad_norm"), update_ratio=get("update_ratio"),
-        confusion=get("confusion"), boundary=get("boundary"),
-        boundary_class=get("boundary_class"), curve=get("curve"), weights=weights,
-        train_std=group("train_std"), val_std=group("val_std"), val_scores=get("val_scores"),
+        train_std=group("train_std"), val_std=group("val_std"),
+        **{name: get(name) for name in _EVALUATION_ARRAYS},
+        **{name: _nested_from(f"ev.{name}", data) for name in _EVALUATION_NESTED},
     )
+
+
+def _over_evaluations(history: NetworkHistory, out: dict) -> None:
+    """What the views draw over the evaluations, beyond the metric series: per-layer
+    statistics, the sequence probe, the update spectra, sharpness and clipping steps."""
+    xs, grad, ratio = history.layer_stats.since(0)
+    if len(xs):
+        out["layers.xs"], out["layers.grad"], out["layers.ratio"] = xs, grad, ratio
+    if history.sequence_stats:
+        steps, hidden, radius = zip(*history.sequence_stats)
+        out["seq.steps"] = np.array(steps)
+        out["seq.hidden"], out["seq.radius"] = np.stack(hidden), np.stack(radius)
+    if history.update_spectra:
+        out["spectra.steps"] = np.array([step for step, _ in history.update_spectra])
+        for i, (_step, spectra) in enumerate(history.update_spectra):
+            _nested_arrays(f"spectra.{i}", spectra, out)
+    if history.sharpness is not None:
+        _series_arrays("sharpness", history.sharpness, out)
+    for r, steps in enumerate(history.clip_steps):
+        if steps:
+            out[f"clips.{r}"] = np.array(steps)
+
+
+def _over_evaluations_from(data, history: NetworkHistory) -> None:
+    if "layers.xs" in data.files:
+        for xs, grad, ratio in zip(data["layers.xs"], data["layers.grad"], data["layers.ratio"]):
+            history.layer_stats.append(*xs, grad, ratio)
+    if "seq.steps" in data.files:
+        history.sequence_stats = [(float(step), hidden, radius) for step, hidden, radius
+                                  in zip(data["seq.steps"], data["seq.hidden"], data["seq.radius"])]
+    if "spectra.steps" in data.files:
+        history.update_spectra = [(float(step), _nested_from(f"spectra.{i}", data))
+                                  for i, step in enumerate(data["spectra.steps"])]
+    if "sharpness.fields" in data.files:
+        history.sharpness = _series_from("sharpness", data, len(history.labels),
+                                         history.capacity, "sharpness")
+    history.clip_steps = [list(map(float, data[f"clips.{r}"])) if f"clips.{r}" in data.files
+                          else [] for r in range(len(history.labels))]
 
 
 def results_bytes(lab: Lab, history: RaceHistory | NetworkHistory) -> bytes:
@@ -119,6 +171,7 @@ def results_bytes(lab: Lab, history: RaceHistory | NetworkHistory) -> bytes:
         out["last_evaluation_step"] = np.array(history.last_evaluation_step)
         if history.last_evaluation is not None:
             _evaluation_arrays(history.last_evaluation, out)
+        _over_evaluations(history, out)
     else:
         _series_arrays("runs", history.runs, out)
     buffer = io.BytesIO()
@@ -155,6 +208,7 @@ def _history_from(data) -> RaceHistory | NetworkHistory:
         history.last_evaluation_step = int(data["last_evaluation_step"])
         if "ev.layer_grad_norm" in data.files:
             history.last_evaluation = _evaluation_from(data)
+        _over_evaluations_from(data, history)
     else:
         history = RaceHistory(labels)
         history.runs = _series_from("runs", data, len(labels), DEFAULT_CAPACITY, "loss")
