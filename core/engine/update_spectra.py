@@ -88,3 +88,15 @@ def spread(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=np.float64)
     smallest = float(values.min())
     return float(values.max()) / smallest if smallest > 0 else float("inf")
+
+
+def middle_spread(values: np.ndarray) -> float:
+    """σ_1 / σ_m, the largest singular value over the middle one (m = ⌈r/2⌉ of r): how far from
+    flat the leading half of a spectrum is (inf when σ_m is 0, NaN when not finite). Unlike
+    `spread` it ignores the smallest directions, which a few steps of Muon on an ill-conditioned
+    problem have not yet lifted (tests/core/test_matrix_problems.py)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0 or not np.all(np.isfinite(values)):
+        return float("nan")
+    middle = float(values[(len(values) - 1) // 2])
+    return float(values[0]) / middle if middle > 0 else float("inf")

@@ -192,3 +192,35 @@ def test_a_batched_deep_linear_race_without_biases_reproduces_a_plain_torch_loop
             loss.backward()
             opt.step()
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
+
+
+def test_the_update_spread_claim_is_the_median_of_svdvals_ratios_of_a_plain_loop(tmp_path):
+    # The lesson muon_matrices's claim kind: σ_1/σ_middle of ΔW, the median over evaluations,
+    # recomputed here from the plain torch loop's weights with float64 svdvals.
+    import json
+
+    from core.teaching.lessons.check import check_claims
+    from core.teaching.lessons.loader import lesson_from_dict
+
+    dataset, model = PROBLEMS[0]
+    lab = {"format": "descent-lab/1", "name": "m", "seed": 0, "steps": 30,
+           "problem": {"kind": "network", "dataset": dataset, "model": model, "loss": "mse",
+                       "batch_size": None, "eval_every": 10, "device": "cpu"},
+           "runs": [{"label": "Muon", "optimizer": "muon",
+                     "params": {"lr": MUON_LR, "weight_decay": 0.0}}]}
+    (tmp_path / "m.lab.json").write_text(json.dumps(lab), encoding="utf-8")
+    lesson = {"format": "descent-lesson/1", "name": "m", "title": "t", "lab": "m.lab.json",
+              "summary": "s", "notice": ["n"], "why": "w", "question": "q",
+              "claims": [{"kind": "update_spread", "run": "Muon", "at_most": 2},
+                         {"kind": "update_spread", "run": "Muon", "at_least": 10}]}
+    flat, spread_out = check_claims(lesson_from_dict(lesson, tmp_path, "m"))
+    _, weights = _plain_loop(validate_lab(_lab(dataset, model, [
+        RunSpec("Muon", "muon", {"lr": MUON_LR, "weight_decay": 0.0})], steps=30,
+        eval_every=10)), 30)
+    ratios = []
+    for t in (0, 10, 20):  # step 30 has no update after it
+        s = torch.linalg.svdvals((weights[t + 1] - weights[t]).double()).numpy()
+        ratios.append(s[0] / s[7])  # 16 singular values: the middle one is the 8th
+    assert flat.values["spread"] == pytest.approx(float(np.median(ratios)), rel=1e-4)
+    assert flat.holds and not spread_out.holds
+    assert "median over 3 evaluation(s)" in flat.measured

@@ -31,10 +31,12 @@ PANELS = ("problem", "runs", "curves", "landscape", "network", "diagram")
 # The order a student meets the lessons in (Lessons menu, the start page, next / previous):
 # the learning rate and momentum on 2-D functions first, then harder landscapes and adaptive
 # methods, then the lr's schedule and how to find it, then networks: noise, generalisation,
-# regularisation, normalisation, the landscape of a network, and searching hyperparameters.
+# regularisation, a matrix optimizer after the adaptive ones (Muon against Adam on a weight
+# matrix), normalisation, the landscape of a network, and searching hyperparameters.
 TEACHING_ORDER = (
     "learning_rate", "ravine", "saddle", "rosenbrock", "adaptive", "rastrigin", "schedules",
-    "lr_range_test", "batch_size", "overfitting", "adamw", "batch_norm", "vanishing_gradients",
+    "lr_range_test", "batch_size", "overfitting", "adamw", "muon_matrices", "batch_norm",
+    "vanishing_gradients",
     "rnn_memory", "cliff", "imbalance", "flat_sharp", "search", "moving_targets",
 )
 

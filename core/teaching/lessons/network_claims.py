@@ -1,11 +1,13 @@
 """Claims about network labs: validation accuracy and loss, early stopping, weights, gradients.
 
 val_accuracy_at_least, val_accuracy_at_most, final_val_loss_less, overfits, stops_early,
-generalization_gap_less, weight_norm_less, gradient_ratio: each a check, a sentence and its
+generalization_gap_less, weight_norm_less, gradient_ratio, update_spread: each a check, a sentence and its
 `ClaimKind` entry in `NETWORK_KINDS` (they need runs of network labs).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from core.teaching.lessons.claim_kind import (
     FACTOR,
@@ -78,6 +80,20 @@ def _check_gradient_ratio(p, traces: Traces) -> Verdict:
     return in_bounds(ratio, p), measured, {"ratio": ratio}
 
 
+def _check_update_spread(p, traces: Traces) -> Verdict:
+    run = traces[p["run"]]
+    spreads = [v for row in run.update_spread for v in row]
+    if not spreads:
+        return False, (f"{p['run']}: no update spectra (the weight matrices are too large, or "
+                       "no evaluation had an update after it)"), {"spread": None}
+    # The median over evaluations and matrices: one step's update may be off (a plateau, the
+    # first step of momentum), the claim is about the optimizer's habit.
+    median = float(np.median(spreads))
+    measured = (f"{p['run']}: σ_1/σ_middle of the update, median over {len(spreads)} "
+                f"evaluation(s) × matrices: {num(median)} (range {num(min(spreads))} – "
+                f"{num(max(spreads))})")
+    return in_bounds(median, p), measured, {"spread": median}
+
 
 NETWORK_KINDS: tuple[ClaimKind, ...] = (
     ClaimKind(
@@ -131,5 +147,13 @@ NETWORK_KINDS: tuple[ClaimKind, ...] = (
         _check_gradient_ratio, needs="network",
         help="‖gradient of the first weight layer‖ / ‖of the last‖ at step 0 (vanishing "
         "gradients make it tiny)",
+    ),
+    ClaimKind(
+        "update_spread", RUN, {"at_least": "positive", "at_most": "positive"},
+        lambda p: f"{p['run']}'s update ΔW has a singular-value spread σ_1/σ_middle "
+        f"{bounds(p)}",
+        _check_update_spread, needs="network",
+        help="the median, over the evaluations and the weight matrices, of the largest singular "
+        "value of the update ΔW over its middle one (1 = flat, as Muon's; the Spectra tab)",
     ),
 )

@@ -39,6 +39,9 @@ class RunTrace:
     val_loss: list[float] = field(default_factory=list)  # network labs, per evaluation
     val_accuracy: list[float] = field(default_factory=list)
     layer_grad_norm: list[list[float]] = field(default_factory=list)  # per evaluation, per layer
+    # Per evaluation with an update after it, per weight matrix: σ_1/σ_middle of ΔW
+    # (core/engine/update_spectra.py `middle_spread`).
+    update_spread: list[list[float]] = field(default_factory=list)
     diverged_at: int | None = None
     stopped_at: int | None = None
     weight_norm: float | None = None  # network labs: ‖all linear/conv weights‖ at the end
@@ -96,6 +99,7 @@ def _trace_function_lab(lab: Lab) -> dict[str, RunTrace]:
 
 
 def _trace_network_lab(lab: Lab) -> dict[str, RunTrace]:
+    from core.engine.update_spectra import middle_spread
     from core.problems.models import linear_layers
 
     race = make_race(lab)
@@ -115,6 +119,9 @@ def _trace_network_lab(lab: Lab) -> dict[str, RunTrace]:
             if "accuracy" in evaluation.val:
                 trace.val_accuracy.append(float(evaluation.val["accuracy"][i]))
             trace.layer_grad_norm.append([float(v) for v in evaluation.layer_grad_norm[i]])
+            if evaluation.update_spectra is not None:
+                trace.update_spread.append(
+                    [middle_spread(values) for values in evaluation.update_spectra[i]])
             if evaluation.confusion is not None:
                 trace.val_confusion = evaluation.confusion[i]
     for i, label in enumerate(race.labels):
