@@ -1,5 +1,9 @@
 """The selected run's cart and pole, replaying the states of its first environment in the newest
-round (core/engine/rl_history.py) at the simulation's own pace, tau = 0.02 s per frame."""
+round (core/engine/rl_history.py) at the simulation's own pace, tau = 0.02 s per frame.
+
+The readout (x, θ, the frame) sits in its own row of the plot's layout under the x axis, outside
+the view box, so it never covers the pole however narrow the pane or wherever the cart is (a text
+item inside the view covered the pole at the track's left end; tests/app/test_cartpole_readout.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from core.problems.rl.cartpole import HALF_LENGTH, TAU, X_LIMIT
 
 CART_W, CART_H = 0.5, 0.25
 POLE = 2 * HALF_LENGTH  # drawn at its whole length
+READOUT_ROW = 4  # of pyqtgraph's PlotItem layout: below the x axis's row (3)
 
 
 class CartPoleView(pg.PlotWidget):
@@ -35,11 +40,11 @@ class CartPoleView(pg.PlotWidget):
             self.plot([edge, edge], [-0.15, 0.15], pen=pg.mkPen("#ee6677", width=2))
         self.cart = self.plot([], [], pen=pg.mkPen("#88ccee", width=3), fillLevel=None)
         self.pole = self.plot([], [], pen=pg.mkPen("#ccbb44", width=5))
-        self.caption = pg.TextItem("", color="#dddddd", anchor=(0, 0))
-        self.caption.setPos(-X_LIMIT - 0.25, POLE + 0.45)
+        self.caption = pg.LabelItem("", color="#dddddd", justify="center")
         self.caption.setToolTip("Its first environment in the newest round, replayed at 0.02 s "
                                 "a frame")
-        self.addItem(self.caption)
+        # Row 4, under the bottom axis (rows 0-3: title, top axis, view box, bottom axis).
+        self.plotItem.layout.addItem(self.caption, READOUT_ROW, 1)
         self.states = np.zeros((0, 4))
         self.frame = 0
         self.timer = QTimer(self)
@@ -77,5 +82,10 @@ class CartPoleView(pg.PlotWidget):
         top = (x, CART_H)
         tip = (x + POLE * math.sin(theta), CART_H + POLE * math.cos(theta))
         self.pole.setData([top[0], tip[0]], [top[1], tip[1]])
-        self.caption.setText(f"step {self.frame + 1} of {len(self.states)}   "
-                             f"x = {x:+.2f} m   θ = {math.degrees(theta):+.1f}°")
+        # Two short lines, so the readout fits the narrowest pane (160 px) without clipping.
+        self.caption.setText(f"x = {x:+.2f} m, θ = {math.degrees(theta):+.1f}°<br>"
+                             f"step {self.frame + 1} of {len(self.states)}")
+
+    def caption_text(self) -> str:
+        """The readout as plain text (lines joined by a space)."""
+        return self.caption.item.toPlainText().replace("\n", " ").replace("\u2028", " ")

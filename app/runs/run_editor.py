@@ -164,7 +164,17 @@ class RunEditor(QWidget):
         layout.addWidget(self.title)
 
         layout.addWidget(self._build_optimizer_group())
-        layout.addWidget(self._build_schedule_group())
+        self.schedule_group = self._build_schedule_group()
+        layout.addWidget(self.schedule_group)
+        # rl races refuse a schedule (core/engine/rl_race.py) and have no steps to preview the lr
+        # over (their budget is episodes): for an rl lab this note stands in for the group.
+        self.rl_note = QLabel(
+            "An rl run keeps this lr for the whole run: rl races take no learning-rate "
+            "schedule, and their length is counted in episodes, not steps.",
+            objectName="rlScheduleNote")
+        self.rl_note.setWordWrap(True)
+        self.rl_note.hide()
+        layout.addWidget(self.rl_note)
         layout.addWidget(self._build_controls_group())
         layout.addStretch(1)
 
@@ -303,7 +313,10 @@ class RunEditor(QWidget):
             _schedule_derived_values(name, params, lab.steps, run_lr(run)),
         )
         self.schedule_form.setVisible(bool(schedule.hyperparams))
-        self.lr_preview.show_run(run, lab.steps, lab.run_color(index))
+        rl = lab.problem.kind == "rl"
+        self.schedule_group.setVisible(not rl)
+        self.rl_note.setVisible(rl)
+        self.lr_preview.show_run(None if rl else run, lab.steps, lab.run_color(index))
         self.controls_group.setVisible(lab.is_network)
         self.controls_error.hide()
         if lab.is_network:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from app.shell.user_folders import LAST_DIR_KEY, remember_dir, start_dir
 from core.errors import LabError
 from core.lab.code import code_changes
-from core.lab.format import Lab, default_lab, default_network_lab
+from core.lab.format import Lab, default_lab, default_network_lab, default_rl_lab
 from core.optim.user_code import CodeNotTrusted
 from core.user_data import is_bundled
 
@@ -65,6 +65,10 @@ class FileActions(QObject):
     def new_network_lab(self) -> None:
         if self.window._confirm_discard():
             self.document.replace(default_network_lab(), None)
+
+    def new_rl_lab(self) -> None:
+        if self.window._confirm_discard():
+            self.document.replace(default_rl_lab(), None)
 
     def open_dialog(self) -> None:
         if not self.window._confirm_discard():

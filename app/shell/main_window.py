@@ -178,6 +178,9 @@ class MainWindow(QMainWindow):
     def new_network_lab(self) -> None:
         self.file_actions.new_network_lab()
 
+    def new_rl_lab(self) -> None:
+        self.file_actions.new_rl_lab()
+
     def open_dialog(self) -> None:
         self.file_actions.open_dialog()
 

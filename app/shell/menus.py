@@ -29,6 +29,8 @@ FILE_ACTIONS = (
      "A new race of optimizers on a 2-D test function", None),
     ("new_network_action", "New &network race", "new_network_lab", "Ctrl+Shift+N",
      "A new race of optimizers training a small network on a data set", None),
+    ("new_rl_action", "New r&l race (CartPole)", "new_rl_lab", None,
+     "A new race of optimizers training a REINFORCE agent to balance CartPole", None),
     ("open_action", "&Open…", "open_dialog", QKeySequence.StandardKey.Open, "", None),
     ("save_action", "&Save", "save", QKeySequence.StandardKey.Save, "", None),
     ("save_as_action", "Save &As…", "save_as", "Ctrl+Shift+S", "", None),
@@ -102,7 +104,8 @@ def build_actions(window) -> None:
 def _build_menu_bar(window) -> None:
     bar = window.menuBar()
     file_menu = bar.addMenu("&File")
-    for action in (window.new_action, window.new_network_action, window.open_action):
+    for action in (window.new_action, window.new_network_action, window.new_rl_action,
+                   window.open_action):
         file_menu.addAction(action)
     window.recent_menu = file_menu.addMenu("Open &Recent")
     window.examples_menu = file_menu.addMenu("&Examples")

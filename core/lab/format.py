@@ -665,3 +665,20 @@ def default_network_lab() -> Lab:
             RunSpec("Adam", "adam", {"lr": 0.01}),
         ),
     )
+
+
+def default_rl_lab() -> Lab:
+    """A new rl race (File ▸ New rl race): REINFORCE on CartPole, 8 environments per run, the
+    policy of core/problems/rl/spec.py's default model, trained by three optimizers. Adam at lr
+    0.01 is the lesson moving_targets's setting, which solves CartPole within 500 episodes."""
+    return Lab(
+        name="CartPole race",
+        seed=0,
+        steps=1,  # not used by an rl lab: its budget is episodes
+        problem=RLProblem(agent="reinforce", episodes=500, envs=8),
+        runs=(
+            RunSpec("SGD", "sgd", {"lr": 0.05}),
+            RunSpec("RMSprop", "rmsprop", {"lr": 0.003}),
+            RunSpec("Adam", "adam", {"lr": 0.01}),
+        ),
+    )
