@@ -44,7 +44,7 @@ from app.runs.run_text import (
 )
 from app.widgets.hyperparam_form import HyperParamForm, same_value
 from core.errors import LabError
-from core.lab.controls import TRAINING_CONTROLS
+from core.lab.controls import FUNCTION_CONTROLS, TRAINING_CONTROLS
 from core.lab.format import Lab, RunSpec, ScheduleSpec
 from core.optim.catalog import get_optimizer_info, validate_optimizer_params
 from core.optim.hyperparams import validate_params
@@ -259,7 +259,8 @@ class RunEditor(QWidget):
         return group
 
     def _build_controls_group(self) -> QGroupBox:
-        """Regularization and training controls: network labs only (hidden for 2-D functions)."""
+        """Regularization and training controls: all of them for network labs, clip_norm alone
+        for 2-D function labs (titled "Gradient clipping" there), none for rl labs."""
         group = QGroupBox("Training controls", objectName="controlsGroup")
         layout = QVBoxLayout(group)
         layout.setSpacing(4)
@@ -317,10 +318,17 @@ class RunEditor(QWidget):
         self.schedule_group.setVisible(not rl)
         self.rl_note.setVisible(rl)
         self.lr_preview.show_run(None if rl else run, lab.steps, lab.run_color(index))
-        self.controls_group.setVisible(lab.is_network)
+        specs = self._control_specs()
+        self.controls_group.setVisible(bool(specs))
+        self.controls_group.setTitle("Training controls" if lab.is_network else "Gradient clipping")
         self.controls_error.hide()
-        if lab.is_network:
-            self.controls_form.set_params(TRAINING_CONTROLS, _run_controls(run))
+        _hide_error(self.controls_error, self.controls_form)
+        if specs:
+            shown = {spec.name for spec in specs}
+            # Unticking "auto" on a 2-D run starts clip_norm at 1 (a valid value) rather than 0.
+            self.controls_form.set_params(
+                specs, {k: v for k, v in _run_controls(run).items() if k in shown},
+                None if lab.is_network else {"clip_norm": 1.0})
 
     def _show_optimizer(self, run: RunSpec, network: bool) -> None:
         self.optimizer_combo.set_network(network)
@@ -486,18 +494,32 @@ class RunEditor(QWidget):
         if description:
             self._replace_run(replace(run, schedule=ScheduleSpec(info.name, cleaned)), description)
 
+    def _control_specs(self) -> tuple:
+        """The training controls the shown lab's runs take: all for a network lab, clip_norm
+        for a 2-D function lab, none for an rl lab."""
+        if self._lab is None or self._lab.problem.kind == "rl":
+            return ()
+        return TRAINING_CONTROLS if self._lab.is_network else FUNCTION_CONTROLS
+
     def _on_control_edited(self, name: str, _value: Any) -> None:
         run = self._run()
-        if run is None:
+        specs = self._control_specs()
+        if run is None or not specs:
             return
-        current = _run_controls(run)
-        candidate = _pending(self.controls_form, TRAINING_CONTROLS, current)
+        shown = {spec.name for spec in specs}
+        current = {k: v for k, v in _run_controls(run).items() if k in shown}
+        candidate = _pending(self.controls_form, specs, current)
         try:
-            cleaned = validate_params(TRAINING_CONTROLS, candidate, "controls")
+            cleaned = validate_params(specs, candidate, "controls")
         except LabError as error:
             _show_error(self.controls_error, error, "controls", self.controls_form)
             return
         _hide_error(self.controls_error, self.controls_form)
+        if specs is FUNCTION_CONTROLS:  # a 2-D run has no penalties or early stopping
+            description = change_text(run.label, specs, current, cleaned)
+            if description:
+                self._replace_run(replace(run, clip_norm=cleaned.get("clip_norm")), description)
+            return
         patience = cleaned.get("early_stopping_patience")
         min_delta = (run.early_stopping or {}).get("min_delta", 0.0)
         updated = replace(

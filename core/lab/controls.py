@@ -1,4 +1,5 @@
-"""Per-run training controls of network labs, described once as `HyperParam`s.
+"""Per-run training controls of network labs, described once as `HyperParam`s; the one a 2-D
+function lab's run has too (`FUNCTION_CONTROLS`: clip_norm, as in the lesson cliff).
 
 The lab file checks them with these specs, the runs panel builds its editors from them, and a
 sweep can search them. Each maps to a `RunSpec` field: ``early_stopping_patience`` is the
@@ -6,6 +7,8 @@ sweep can search them. Each maps to a `RunSpec` field: ``early_stopping_patience
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from core.optim.hyperparams import HyperParam
 
@@ -34,4 +37,12 @@ TRAINING_CONTROLS: tuple[HyperParam, ...] = (
         derived="no early stopping",
         tooltip="Stop this run after this many evaluations without a better validation loss",
     ),
+)
+
+# A function lab's run takes clip_norm alone (core/lab/format.py refuses the others there): the
+# same spec, its tooltip in the words of a 2-D race, where "auto" (None) means no clipping.
+FUNCTION_CONTROLS: tuple[HyperParam, ...] = tuple(
+    replace(spec, tooltip="Clip the gradient's norm to this value before the step; "
+            "auto (empty) = no clipping")
+    for spec in TRAINING_CONTROLS if spec.name == "clip_norm"
 )
