@@ -301,3 +301,62 @@ def test_tools_refuse_rl_labs_with_the_reason():
         export_script(lab)
     with pytest.raises(LabError, match="sweeps of rl labs"):
         check_spec(SweepSpec(lab=lab, run="Adam", params=()))
+
+
+def _reference_step(state, running, steps, actions):
+    """`CartPoles.step` as first written: gym's formulas through `cartpole_derivatives`, four
+    column updates, the end tests one by one."""
+    from core.problems.rl.cartpole import MAX_STEPS, TAU, cartpole_derivatives
+
+    s = state.copy()
+    x_acc, theta_acc = cartpole_derivatives(s, np.where(actions == 1, 10.0, -10.0))
+    dt = TAU * running
+    s[:, 0] += dt * s[:, 1]
+    s[:, 1] += dt * x_acc
+    s[:, 2] += dt * s[:, 3]
+    s[:, 3] += dt * theta_acc
+    steps = steps + running
+    terminated = running & ((np.abs(s[:, 0]) > 2.4) | (np.abs(s[:, 2]) > 12 * 2 * math.pi / 360))
+    truncated = running & (steps >= MAX_STEPS) & ~terminated
+    return s, running.astype(np.float64), terminated, truncated, running & ~(terminated | truncated)
+
+
+def test_the_batched_step_is_bit_for_bit_the_plain_formulas():
+    # CartPoles.step computes with preallocated buffers for speed (bench/rl_envs.py); every bit
+    # must stay that of the formulas written plainly, through truncation and restarts.
+    n = 64
+    envs = CartPoles([np.random.default_rng([9, j // 8]) for j in range(n)])
+    envs.reset()
+    rng = np.random.default_rng(3)
+    truncations = terminations = 0
+    for _ in range(1500):
+        # A balancing push for most, random for some: episodes of every length, some to 500.
+        actions = np.where(rng.random(n) < 0.1, rng.integers(0, 2, n),
+                           (envs.state[:, 2] + 0.5 * envs.state[:, 3] > 0).astype(np.int64))
+        expected = _reference_step(envs.state, envs.running.copy(), envs.steps.copy(), actions)
+        got = envs.step(actions)
+        for mine, ref in zip((*got, envs.running), expected):
+            np.testing.assert_array_equal(mine, ref)
+        terminations += int(got[2].sum())
+        truncations += int(got[3].sum())
+        ended = ~envs.running
+        if ended.any():
+            envs.reset(ended)
+    assert truncations > 0 and terminations > 0
+
+
+def test_reset_draws_each_environments_starts_in_blocks_from_its_own_generator():
+    from core.problems.rl.cartpole import START_BLOCK, START_RANGE
+
+    envs = CartPoles([np.random.default_rng(5), np.random.default_rng(6)])
+    first = envs.reset()
+    draws = {j: np.random.default_rng(5 + j).uniform(-START_RANGE, START_RANGE, (3 * START_BLOCK, 4))
+             for j in range(2)}
+    np.testing.assert_array_equal(first, [draws[0][0], draws[1][0]])
+    k = [1, 1]
+    for t in range(2 * START_BLOCK + 5):  # env 0 restarts every time, env 1 every third
+        which = np.array([True, t % 3 == 0])
+        obs = envs.reset(which)
+        for j in np.flatnonzero(which):
+            np.testing.assert_array_equal(obs[j], draws[j][k[j]])
+            k[j] += 1
