@@ -21,6 +21,14 @@ SHOTS = {
     "ravine.png": ROOT / "resources" / "labs" / "ravine.lab.json",
     "network.png": ROOT / "resources" / "labs" / "moons_race.lab.json",
 }
+# The problem kinds' own tabs (README, docs/lab-format.md): a recurrent net's Sequence tab (the
+# heat map of ‖∂L/∂h_t‖) and a matrix race's Spectra tab, each lab from its lesson; (lab, tab,
+# the run to select).
+_LESSONS = ROOT / "resources" / "lessons"
+TAB_SHOTS = {
+    "sequence-heatmap.png": (_LESSONS / "rnn_memory" / "lstm.lab.json", "Sequence", 0),
+    "matrix-spectra-race.png": (_LESSONS / "muon_matrices" / "lesson.lab.json", "Spectra", 2),
+}
 
 
 def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
@@ -47,6 +55,9 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
             window.show()
             window.open_lab(lab)
             written.append(_race_and_grab(app, window, out_dir / name))
+        for name, (lab, tab, run) in TAB_SHOTS.items():
+            if only is None or name in only:
+                written.append(take_tab(app, settings, lab, tab, run, out_dir / name))
         if only is None or ZOO_RACE in only:
             written.append(take_zoo_race(out_dir, settings, Path(tmp)))
         if only is None or "smoothing.png" in only:
@@ -76,6 +87,21 @@ def _race_and_grab(app, window, path: Path) -> Path:
     window.grab().save(str(path))
     window.close()
     return path
+
+
+def take_tab(app, settings, lab: Path, tab: str, run: int, path: Path) -> Path:
+    """The network view's tab ``tab`` after racing ``lab`` at 1280 × 800, run ``run`` selected."""
+    from app.shell.main_window import MainWindow
+
+    window = MainWindow(settings=settings)
+    window._confirm_discard = lambda: True
+    window.resize(1280, 800)
+    window.show()
+    window.open_lab(lab)
+    tabs = window.network_view.tabs
+    tabs.setCurrentIndex(next(i for i in range(tabs.count()) if tabs.tabText(i) == tab))
+    window.runs_panel.select_run(run)
+    return _race_and_grab(app, window, path)
 
 
 # Adam, a zoo optimizer, Schedule-Free and the user's own class (docs/optimizers.md's Lion) on
@@ -207,7 +233,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.export.screenshots", description=__doc__)
     parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        choices=[*SHOTS, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS,
+                        choices=[*SHOTS, *TAB_SHOTS, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS,
                                  ARENA_3D],
                         help="take only these (default: all of them)")
     parser.add_argument("--smoothing", action="store_true",
