@@ -85,24 +85,17 @@ def resolve_ref(args: argparse.Namespace, field: str, verb: str):
     """``args.ref`` and ``args.params`` as (catalog name, `OptimizerInfo`, torch kwargs): a
     torch.optim name in any case, a zoo name, or user code loaded only with ``--trust-code``.
     None when user code came without the flag (said on stderr, naming the file and the flag)."""
+    from core.lab.code import TRUST_ALL, resolve_optimizer
     from core.optim import user_code
-    from core.optim.catalog import get_optimizer_info, validate_optimizer_params
 
     params = params_from_json(args.params)
-    name = args.ref
-    if user_code.is_code_ref(name):
-        ref = user_code.parse_code_ref(name, field=field)
-        if not args.trust_code:
-            where = user_code.code_file(ref, field=field)
-            print(f"error: {where}: {verb} {ref.class_name} runs this Python code; "
-                  "pass --trust-code to allow it", file=sys.stderr)
-            return None
-        user_code.load_code(ref, field=field)
-        name = ref.name
-    elif ":" not in name:
-        name = name.lower()
-    info = get_optimizer_info(name, field=field)
-    return name, info, info.torch_kwargs(validate_optimizer_params(name, params, field="--params"))
+    if user_code.is_code_ref(args.ref) and not args.trust_code:
+        ref = user_code.parse_code_ref(args.ref, field=field)
+        where = user_code.code_file(ref, field=field)
+        print(f"error: {where}: {verb} {ref.class_name} runs this Python code; "
+              "pass --trust-code to allow it", file=sys.stderr)
+        return None
+    return resolve_optimizer(args.ref, params, TRUST_ALL, field=field, params_field="--params")
 
 
 def cmd_check_optimizer(args: argparse.Namespace) -> int:

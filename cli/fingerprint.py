@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import sys
 
@@ -89,7 +88,7 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
         result = fingerprint(info.cls, kwargs, seed=args.seed, name=args.ref,
                              curvature=curvature, build=info.build, declared=Adapters.of(info))
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(result.to_json_text())
     else:
         marks = ("✓", "✗", "!", "–") if card_marks()[0] == "✓" else ("yes", "no", "FAILED", "n/a")
         text = result.card(*marks)

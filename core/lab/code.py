@@ -15,7 +15,7 @@ the run's field gets `CodeNotTrusted`, which names the file, its hash and how to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,28 @@ def optimizer_from_file(value: Any, field: str, base_dir: str | Path | None,
                    "only with your consent: the window asks, the command line needs --trust-code")
     user_code.load_code(ref, field)
     return ref.name, recorded
+
+
+def resolve_optimizer(ref: str, params: Mapping, consent: Consent | None,
+                      field: str = "optimizer", params_field: str = "params"):
+    """``ref`` and ``params`` as (catalog name, `OptimizerInfo`, torch kwargs): a torch.optim name
+    in any case (``"Adam"``), a zoo name, or user code (a path relative to the current folder, or
+    ``module:Class``) loaded only when ``consent`` says yes (else `CodeNotTrusted`).
+    ``params`` are checked against the optimizer's hyperparameters (a bad one names
+    ``params_field.name``). What the command line's ``check-optimizer`` and ``fingerprint`` and
+    the Fingerprint window share (cli/check_optimizer.py, app/tools/fingerprint_window.py)."""
+    from core.optim.catalog import get_optimizer_info, validate_optimizer_params
+
+    name = ref.strip() if isinstance(ref, str) else ref
+    if not isinstance(name, str) or not name:
+        raise LabError(field, 'must name an optimizer, like "adam" or "pytorch_optimizer:Lion"')
+    if user_code.is_code_ref(name):
+        name, _ = optimizer_from_file(name, field, None, consent)
+    elif ":" not in name:
+        name = name.lower()
+    info = get_optimizer_info(name, field=field)
+    return name, info, info.torch_kwargs(validate_optimizer_params(name, params,
+                                                                   field=params_field))
 
 
 def optimizer_to_file(name: str, recorded: str | None, base_dir: str | Path | None) -> Any:

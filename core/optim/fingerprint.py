@@ -35,10 +35,17 @@ A run on f that diverges at the given hyperparameters fails the probes that comp
 trajectories (the stability probe searches its own lr). Every probe is protected, as in
 core/optim/checkup.py (whose adapter detection this reuses and whose way of stepping it
 mirrors): an optimizer that raises inside one fails that property with the message.
+
+A caller on a worker thread (the Fingerprint window, app/tools/fingerprint_window.py) passes
+``stop`` (asked before every run; when it says yes, `Cancelled` is raised) and ``progress``
+(told which probe runs and how many runs it made so far). Each `Measurement` also keeps the
+series behind its number in ``traces`` (per-step gaps of the c·f runs, the lrs the bisection
+tried, the update RMS and effective step of every step), for plots; they are not in the JSON.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -89,6 +96,8 @@ class Measurement:
     value: float | None = None  # the number behind it (a relative difference, an lr, a ratio)
     holds: bool | None = None   # for yes/no properties: invariant, equivariant
     numbers: Mapping = field(default_factory=dict)
+    # The series behind the number, for plots (see the module text); not part of the JSON.
+    traces: Mapping = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def title(self) -> str:
@@ -153,6 +162,10 @@ class Fingerprint:
                 "seconds": round(self.seconds, 3),
                 "failed": [r.key for r in self.failures],
                 "results": [r.to_json() for r in self.results]}
+
+    def to_json_text(self) -> str:
+        """What ``main.py fingerprint --json`` prints and the window's Export JSON writes."""
+        return json.dumps(self.to_json(), indent=2)
 
 
 def _plain(value):
@@ -233,8 +246,20 @@ def relative_difference(xs: list[torch.Tensor], reference: list[torch.Tensor]) -
     return gap / moved if moved > 0 else (0.0 if gap == 0 else math.inf)
 
 
+def step_gaps(xs: list[torch.Tensor], reference: list[torch.Tensor]) -> list[float]:
+    """‖xₜ − refₜ‖ at every step over the largest ‖refₜ − ref₀‖: the series whose largest value
+    is `relative_difference`."""
+    moved = max(float((r - reference[0]).norm()) for r in reference)
+    return [float((x - r).norm()) / moved if moved > 0 else math.nan
+            for x, r in zip(xs, reference)]
+
+
 def _all_finite(xs) -> bool:
     return all(bool(torch.isfinite(x).all()) for x in xs)
+
+
+class Cancelled(Exception):
+    """``stop`` said yes: the fingerprint was abandoned between two runs."""
 
 
 class _Diverged(Exception):
@@ -280,11 +305,12 @@ def _scale(make, adapters, problem) -> Measurement:
     what "invariant up to the ε effect" means for m/(√v + ε)-type updates."""
     base, _ = _reference(make, adapters, problem)
     eps = _positive_eps(make, adapters)
-    diffs, identity = {}, {}
+    diffs, identity, traces = {}, {}, {}
     for c in SCALES:
         xs, _ = trajectory(make, adapters, lambda x, c=c: problem.loss(x, scale=c),
                            problem.start, RUN_STEPS)
         diffs[f"c={c:g}"] = relative_difference(xs, base)
+        traces[f"c={c:g}"] = step_gaps(xs, base)
         if eps is not None:
             same, _ = trajectory(make, adapters, problem.loss, problem.start, RUN_STEPS,
                                  eps=eps / c)
@@ -304,7 +330,7 @@ def _scale(make, adapters, problem) -> Measurement:
         f"{verdict}; relative difference of the {RUN_STEPS}-step trajectory on c·f vs f: {parts}",
         "sign and Adam-type methods are invariant up to the ε effect (Adam on c·f with ε is "
         "Adam on f with ε/c); gradient descent's step is scaled by c",
-        worst, holds, {**diffs, **identity})
+        worst, holds, {**diffs, **identity}, traces)
 
 
 def _rotation(make, adapters, problem) -> Measurement:
@@ -351,18 +377,26 @@ def is_stable(make, adapters, curvature: float, lr: float, steps: int = STABILIT
 
 
 def largest_stable_lr(make, adapters, curvature: float, first: float,
-                      steps: int = STABILITY_STEPS) -> tuple[float, str]:
+                      steps: int = STABILITY_STEPS,
+                      tried: list | None = None) -> tuple[float, str]:
     """Bisection (on log lr) between a stable and an unstable lr, found by steps of ×10 or ÷10
     from ``first``; returns the stable end and a note, or inf when every lr up to the search's
-    top was stable."""
+    top was stable. ``tried`` (a list) receives each (lr, stable) in the order they were run."""
     low_end, high_end = LR_SEARCH_RANGE
+
+    def probe(lr: float) -> bool:
+        stable = is_stable(make, adapters, curvature, lr, steps)
+        if tried is not None:
+            tried.append((lr, stable))
+        return stable
+
     lo = hi = first
-    if is_stable(make, adapters, curvature, first, steps):
+    if probe(first):
         while True:
             hi *= SEARCH_FACTOR
             if hi > high_end:
                 return math.inf, f"stable at every lr tried up to {high_end:g}"
-            if not is_stable(make, adapters, curvature, hi, steps):
+            if not probe(hi):
                 break
             lo = hi
     else:
@@ -370,13 +404,13 @@ def largest_stable_lr(make, adapters, curvature: float, first: float,
             lo /= SEARCH_FACTOR
             if lo < low_end:
                 return 0.0, f"unstable at every lr tried down to {low_end:g}"
-            if is_stable(make, adapters, curvature, lo, steps):
+            if probe(lo):
                 break
             hi = lo
     count = 0
     while hi / lo > 1 + BISECTION_TOL:
         mid = math.sqrt(lo * hi)
-        if is_stable(make, adapters, curvature, mid, steps):
+        if probe(mid):
             lo = mid
         else:
             hi = mid
@@ -417,7 +451,8 @@ def _stable_lr(make, adapters, curvature) -> Measurement:
         return Measurement("stable_lr", NOT_APPLICABLE, "it has no positive float lr to search")
     theory, bound = stability_theory(group, curvature)
     steps = CLOSURE_STABILITY_STEPS if adapters.closure else STABILITY_STEPS
-    value, note = largest_stable_lr(make, adapters, curvature, float(lr), steps)
+    tried: list[tuple[float, bool]] = []
+    value, note = largest_stable_lr(make, adapters, curvature, float(lr), steps, tried)
     if value == math.inf:
         note += ("; its iterates never grew: a step that moves each coordinate by about lr at "
                  "most oscillates at large lr instead of diverging")
@@ -426,7 +461,8 @@ def _stable_lr(make, adapters, curvature) -> Measurement:
     if bound:
         numbers["relative_error"] = value / bound - 1
         text += f", {100 * (value / bound - 1):+.3f} % from theory"
-    return Measurement("stable_lr", MEASURED, text, theory, value, None, numbers)
+    return Measurement("stable_lr", MEASURED, text, theory, value, None, numbers,
+                       {"tried": tried})
 
 
 def _update(make, adapters, problem) -> Measurement:
@@ -439,6 +475,7 @@ def _update(make, adapters, problem) -> Measurement:
     text = (f"update RMS {numbers['update_rms_mean']:.3g} on average over {RUN_STEPS} steps "
             f"(first {rms[0]:.3g}, last {rms[-1]:.3g})")
     value = numbers["update_rms_mean"]
+    traces = {"update_rms": rms}
     if isinstance(lr, (int, float)) and lr > 0:
         effective = [float(d.norm()) / (lr * float(g.norm())) for d, g in zip(deltas, grads)
                      if float(g.norm()) > 0]
@@ -450,12 +487,13 @@ def _update(make, adapters, problem) -> Measurement:
                  f"{numbers['effective_step_mean']:.3g} (first {effective[0]:.3g}, last "
                  f"{effective[-1]:.3g})")
         value = numbers["effective_step_mean"]
+        traces = {"update_rms_over_lr": [r / lr for r in rms], "effective_step": effective}
     return Measurement(
         "update", MEASURED, text,
         "gradient descent: effective step 1; heavy-ball β: grows toward 1/(1 − β) while the "
         "gradient is steady; Adam-type: update RMS ≈ lr (each coordinate moves about lr), so the "
         "effective step is about 1/RMS(g); sign methods: update RMS = lr exactly",
-        value, None, numbers)
+        value, None, numbers, traces)
 
 
 def _eps(make, adapters, problem) -> Measurement:
@@ -485,18 +523,30 @@ def _eps(make, adapters, problem) -> Measurement:
 def fingerprint(cls, kwargs: Mapping | None = None, *, seed: int = 0, name: str = "",
                 curvature: float = DEFAULT_CURVATURE,
                 build: Callable[[list, dict], torch.optim.Optimizer] | None = None,
-                declared: Adapters | None = None) -> Fingerprint:
+                declared: Adapters | None = None,
+                stop: Callable[[], bool] | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> Fingerprint:
     """The fingerprint of optimizer class ``cls`` built with ``kwargs`` (see the module's text).
 
     ``build(params, kwargs)`` constructs it where ``cls(params, **kwargs)`` is not enough
     (`OptimizerInfo.build`); ``declared``: the adapters the catalog applies. Runs ``cls``'s
     code: call it only on code the user trusts (core/optim/user_code.py).
+
+    ``stop()`` is asked before every run (each builds an optimizer): True raises `Cancelled`.
+    ``progress(key, index, runs)`` is told the probe running (its index in `PROPERTIES`) and
+    how many runs that probe has made, before each run.
     """
     if not (isinstance(curvature, (int, float)) and math.isfinite(curvature) and curvature > 0):
         raise ValueError(f"curvature must be a positive finite number, got {curvature!r}")
     kwargs = dict(kwargs or {})
+    running = {"key": "scale", "runs": 0}  # which probe is making the next run
 
     def make(params, **overrides):
+        if stop is not None and stop():
+            raise Cancelled("the fingerprint was cancelled")
+        if progress is not None:
+            progress(running["key"], list(PROPERTIES).index(running["key"]), running["runs"])
+        running["runs"] += 1
         merged = {**kwargs, **overrides}
         return build(params, merged) if build is not None else cls(params, **merged)
 
@@ -507,6 +557,8 @@ def fingerprint(cls, kwargs: Mapping | None = None, *, seed: int = 0, name: str 
         warnings.simplefilter("ignore")  # zoo optimizers warn freely; the card is the verdict
         try:
             adapters = detect_adapters(make, has_train_eval(cls), seed)
+        except Cancelled:
+            raise
         except Exception:  # noqa: BLE001 - each probe then says how it fails
             adapters = Adapters()
         adapters = adapters.union(declared or Adapters())
@@ -518,8 +570,11 @@ def fingerprint(cls, kwargs: Mapping | None = None, *, seed: int = 0, name: str 
             "eps": lambda: _eps(make, adapters, problem),
         }
         for key, probe in probes.items():
+            running.update(key=key, runs=0)
             try:
                 results[key] = probe()
+            except Cancelled:
+                raise
             except Exception as exc:  # noqa: BLE001 - the fingerprint always completes
                 results[key] = Measurement(key, FAILED, _message(exc))
     ordered = tuple(results[key] for key in PROPERTIES)

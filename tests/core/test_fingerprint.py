@@ -160,3 +160,56 @@ def test_a_diverging_setting_fails_the_trajectory_probes_and_still_measures_stab
     for key in ("scale", "rotation", "update"):
         assert fp.result(key).status == FAILED and "diverges" in fp.result(key).measured
     assert fp.result("stable_lr").value == pytest.approx(0.2, rel=0.01)
+
+
+def test_traces_hold_the_series_behind_the_numbers(sgd, adam):
+    # The window's plots draw these: their extremes are the card's numbers, and the bisection's
+    # last stable lr is the measured one.
+    scale = sgd.result("scale")
+    for c, gaps in scale.traces.items():
+        assert max(gaps) == pytest.approx(scale.numbers[c], rel=1e-12)
+    tried = sgd.result("stable_lr").traces["tried"]
+    assert max(lr for lr, stable in tried if stable) == sgd.result("stable_lr").value
+    assert min(lr for lr, stable in tried if not stable) > sgd.result("stable_lr").value
+    update = adam.result("update")
+    effective = update.traces["effective_step"]
+    assert sum(effective) / len(effective) == pytest.approx(update.numbers["effective_step_mean"])
+    assert "traces" not in json.dumps(adam.to_json())
+    assert json.loads(adam.to_json_text()) == adam.to_json()
+
+
+def test_stop_cancels_between_runs_and_progress_names_each_probe():
+    from core.optim.fingerprint import Cancelled
+
+    seen = []
+
+    def progress(key, index, runs):
+        seen.append((key, index, runs))
+
+    fingerprint(torch.optim.SGD, {"lr": 0.01}, progress=progress)
+    assert seen[0][:2] == ("scale", 0)
+    # Each probe is named with its index (the eps probe builds SGD once to read its group).
+    assert {(k, i) for k, i, _ in seen} == {(k, i) for i, k in enumerate(PROPERTIES)}
+    assert max(runs for k, _, runs in seen if k == "stable_lr") > 10  # the bisection's runs
+    with pytest.raises(Cancelled):
+        fingerprint(torch.optim.SGD, {"lr": 0.01}, stop=lambda: len(seen) > 0,
+                    progress=progress)
+
+
+def test_resolve_optimizer_names_and_consent(tmp_path):
+    from core.errors import LabError
+    from core.lab.code import resolve_optimizer
+    from core.optim.user_code import CodeNotTrusted
+
+    name, info, kwargs = resolve_optimizer("Adam", {"lr": 0.1}, None)
+    assert (name, info.cls, kwargs) == ("adam", torch.optim.Adam, {"lr": 0.1})
+    with pytest.raises(LabError, match=r"params\.lr"):
+        resolve_optimizer("sgd", {"lr": -1}, None)
+    mine = tmp_path / "mine2.py"
+    mine.write_text("import torch\nclass Mine(torch.optim.SGD):\n    pass\n")
+    asked = []
+    with pytest.raises(CodeNotTrusted):
+        resolve_optimizer(f"{mine}:Mine", {}, lambda ref, sha: asked.append(sha) or False)
+    assert len(asked) == 1
+    name, info, _ = resolve_optimizer(f"{mine}:Mine", {}, lambda ref, sha: True)
+    assert issubclass(info.cls, torch.optim.SGD) and name.endswith(":Mine")
