@@ -189,7 +189,10 @@ class Axis:
         return int(min(len(edges) - 2, max(0, np.searchsorted(edges, x, side="right") - 1)))
 
 
-def _axis(trials: Sequence, name: str, bins: int) -> Axis:
+def param_axis(trials: Sequence, name: str, bins: int = DEFAULT_BINS) -> Axis:
+    """The cells of ``name``: one per value of a list (or of a few values seen, as a grid's
+    points), else ``bins`` bins over its search range, log-spaced on a log scale (the heatmap's
+    axes, and the isolation plot's in core/tools/sweep/playbook.py)."""
     from optuna.distributions import CategoricalDistribution
 
     dist = _distribution(trials, name)
@@ -234,7 +237,7 @@ def grid_2d(trials: Sequence, x_name: str, y_name: str, bins: int = DEFAULT_BINS
     done = [t for t in complete_trials(trials) if x_name in t.params and y_name in t.params]
     if not done:
         raise LabError("heatmap", f"no complete trial has both {x_name} and {y_name} yet")
-    x, y = _axis(done, x_name, bins), _axis(done, y_name, bins)
+    x, y = param_axis(done, x_name, bins), param_axis(done, y_name, bins)
     best = np.full((len(y.labels), len(x.labels)), np.nan)
     counts = np.zeros(best.shape, dtype=np.int64)
     for t in done:

@@ -76,5 +76,8 @@ What lives where
     ``grid.py`` grid points claimed once (`GridClaims`); ``session.py`` the bookkeeping of one
     call (`Session`); ``batch.py`` K trials trained side by side (`Batch`); ``run.py`` the sweep
     itself (`Sweep`, `run_sweep`, `sweep`, `best_run`, `trial_rows`); ``fair_race.py`` the fair
-    race (`fair_race`). The package holds this docstring only: import from the modules.
+    race (`fair_race`); ``playbook.py`` what the Deep Learning Tuning Playbook reads off a
+    sweep (`isolation`: the best objective per value of one hyperparameter;
+    `boundary_warnings`: a best trial at the edge of its search range). The package holds this
+    docstring only: import from the modules.
 """
