@@ -60,7 +60,10 @@ tuning value and parameters, the race's final losses), and prints the ranking.
            --trials-per-optimizer 20 --seeds 3 --out banana-fair
 
 writes DIR/trials.csv (every trial of the study) and DIR/best.json (best value, parameters and
-the tuned run, ready to paste into the lab), and prints one line per finished trial.
+the tuned run, ready to paste into the lab), and prints one line per finished trial. When the
+best trial lies in the outer 5 % of a range (log ranges on the log scale), it ends with a line
+"warning: best lr 0.98 lies at the upper edge of [0.0001, 1] (log scale): widen the search
+space" (also in best.json, "boundary_warnings").
 exit code 2 with one line naming the flag for a mistake (a bad range, an unknown parameter, a
 study made with another lab or search space, a storage that cannot be opened); nothing in the
 study is changed then.
@@ -202,6 +205,7 @@ def write_sweep_files(sweep, out: Path, progress=None) -> None:
         best_json["best"] = {"trial": number, "value": value, "params": params}
         run = best_run(spec, params)
         best_json["best_run"] = lab_to_dict(Lab(runs=(run,)))["runs"][0]
+    best_json["boundary_warnings"] = [w.as_dict() for w in sweep_warnings(sweep)]
     if progress is not None:
         best_json["this_call"] = {
             "complete": progress.complete, "pruned": progress.pruned, "failed": progress.failed,
@@ -209,6 +213,13 @@ def write_sweep_files(sweep, out: Path, progress=None) -> None:
             "steps_run": progress.steps_run, "steps_saved_by_pruning": progress.steps_saved,
         }
     write_atomic(out / "best.json", json.dumps(best_json, indent=2) + "\n")
+
+
+def sweep_warnings(sweep) -> list:
+    """The best trial's values at an edge of the search space (core/tools/sweep/playbook.py)."""
+    from core.tools.sweep.playbook import boundary_warnings
+
+    return boundary_warnings(sweep.study.get_trials(deepcopy=False))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -257,6 +268,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"best: trial {number} value {value:.6g}  {_format_params(params)}")
     print(f"{last.complete} complete, {last.pruned} pruned, {last.failed} failed in "
           f"{last.elapsed_s:.1f} s; wrote {out}/trials.csv, {out}/best.json")
+    for warning in sweep_warnings(sweep):  # last, where a reader's eye ends up
+        print(f"warning: {warning.message}", flush=True)
     return 0
 
 

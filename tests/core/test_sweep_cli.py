@@ -191,3 +191,20 @@ def test_fair_race_takes_zoo_and_user_optimizers_with_consent(lab, tmp_path, cap
     tuned = json.loads((tmp_path / "fair" / "tuned.lab.json").read_text())
     assert [r["optimizer"] for r in tuned["runs"]][:2] == ["sgd", "pytorch_optimizer:Lion"]
     assert tuned["runs"][2]["optimizer"]["class"] == "../mysgd.py:MySGD"
+
+
+def test_a_best_at_the_edge_of_the_range_ends_with_a_warning(lab, tmp_path, capsys):
+    # Thirty steps of SGD from (-1.5, 2) on Rosenbrock: the largest lr of the grid gets furthest.
+    out = tmp_path / "out"
+    code = cli.main(["sweep", lab, "--storage", "memory", "--sampler", "grid", "--no-prune",
+                     "--param", "lr=1e-6:1e-4:log:3", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    last = printed.strip().splitlines()[-1]
+    assert last == ("warning: best lr 0.0001 lies at the upper edge of [1e-06, 0.0001] "
+                    "(log scale): widen the search space"), printed
+    best = json.loads((out / "best.json").read_text())
+    assert best["best"]["params"] == {"lr": 1e-4}
+    (warning,) = best["boundary_warnings"]
+    assert (warning["param"], warning["side"], warning["low"], warning["high"]) == (
+        "lr", "upper", 1e-6, 1e-4)
