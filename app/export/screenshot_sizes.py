@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.export.screenshots import ROOT, SHOTS, _race_and_grab
+from app.export.screenshots import ROOT, SHOTS, race_and_grab
 
 SIZES = ((1920, 1080), (1366, 768))
 # screen name → (lab, presenter mode on)
@@ -55,7 +55,7 @@ def take_sizes(out_dir: Path, sizes=SIZES, screens=tuple(SCREENS)) -> list[Path]
                     window.showNormal()
                     window.resize(width, height)
                 path = out_dir / f"{screen}-{width}.png"
-                written.append(_race_and_grab(app, window, path))
+                written.append(race_and_grab(app, window, path))
     return written
 
 

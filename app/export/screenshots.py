@@ -54,7 +54,7 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
             window.resize(1280, 800)
             window.show()
             window.open_lab(lab)
-            written.append(_race_and_grab(app, window, out_dir / name))
+            written.append(race_and_grab(app, window, out_dir / name))
         for name, (lab, tab, run) in TAB_SHOTS.items():
             if only is None or name in only:
                 written.append(take_tab(app, settings, lab, tab, run, out_dir / name))
@@ -71,7 +71,7 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
     return written
 
 
-def _race_and_grab(app, window, path: Path) -> Path:
+def race_and_grab(app, window, path: Path) -> Path:
     """Play the open lab to its end at full speed, then save the window's picture at ``path``."""
     window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
     done: list[bool] = []
@@ -101,7 +101,7 @@ def take_tab(app, settings, lab: Path, tab: str, run: int, path: Path) -> Path:
     tabs = window.network_view.tabs
     tabs.setCurrentIndex(next(i for i in range(tabs.count()) if tabs.tabText(i) == tab))
     window.runs_panel.select_run(run)
-    return _race_and_grab(app, window, path)
+    return race_and_grab(app, window, path)
 
 
 # Adam, a zoo optimizer, Schedule-Free and the user's own class (docs/optimizers.md's Lion) on
@@ -149,7 +149,7 @@ def take_zoo_race(out_dir: Path, settings, tmp: Path) -> Path:
     # The runs (with their optimizers' groups) and the curves, rather than the overview.
     for tabs, title in ((window.lab_tabs, "Runs"), (window.network_view.tabs, "Curves")):
         tabs.setCurrentIndex(next(i for i in range(tabs.count()) if tabs.tabText(i) == title))
-    return _race_and_grab(QApplication.instance(), window, out_dir / ZOO_RACE)
+    return race_and_grab(QApplication.instance(), window, out_dir / ZOO_RACE)
 
 
 # The start page a newcomer meets (app/shell/start_page.py), at a laptop's and a desktop's size.
