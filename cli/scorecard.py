@@ -56,6 +56,7 @@ def handle(args: argparse.Namespace) -> int:
     from cli.code_consent import optimizer_names
     from core.errors import LabError
     from core.lab.format import write_atomic
+    from core.tools.scorecard.report import write_result
     from core.tools.scorecard.run import ScorecardSpec, entry, run_scorecard
     from core.tools.scorecard.workloads import load_suite, pick
 
@@ -79,7 +80,7 @@ def handle(args: argparse.Namespace) -> int:
                          storage=storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = run_scorecard(spec, on_progress=lambda line: print(line, flush=True))
-    write_atomic(out / "scorecard.json", json.dumps(result, indent=1, sort_keys=True) + "\n")
+    write_result(out / "scorecard.json", result)
     write_atomic(out / "wall_times.json", json.dumps(spec.wall_times, indent=1) + "\n")
     print(f"scorecard ({args.ruleset}; B = ∫₁⁴ ρ(τ) dτ / 3 on steps to target, higher is "
           "better):")

@@ -151,6 +151,14 @@ PLOT_HELP: dict[str, str] = {
         "largest first, in the runs' colours. A flat profile is an update of equal strength in "
         "every direction (Muon); a falling one is dominated by a few directions (Adam, SGD). "
         "Pick the weight matrix above the plots."),
+    # -- the scorecard window (app/tools/scorecard_views.py) --
+    "scorecardProfilePlot": (
+        "Performance profiles: for each entry, ρ(τ) is the fraction of the workloads it reached "
+        "the target on within τ times the fastest entry's steps (τ = 1: it was the fastest; a "
+        "miss never counts). A curve high and to the left is an optimizer that is fast almost "
+        "everywhere; a curve that stays low misses workloads. The score B in the legend is the "
+        "area under the curve from τ = 1 to 4 divided by 3: 1 for an entry fastest everywhere, "
+        "0 for one that misses everything. The curves fill in as studies finish."),
     # -- the loss surface of a trained network (app/surface) --
     "SurfacePlot": (
         "The loss surface around the trained weights: the loss on a plane through weight space "

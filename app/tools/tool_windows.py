@@ -10,9 +10,11 @@ from PySide6.QtWidgets import QMainWindow
 
 from app.tools.fair_race_window import FairRaceWindow
 from app.tools.lr_finder_window import LrFinderWindow
+from app.tools.scorecard_window import ScorecardWindow
 from app.tools.sweep_window import SweepWindow
 
 TOOL_WINDOWS = {"lr_finder": "lrFinderWindow", "sweep": "sweepWindow", "fair_race": "fairRaceWindow"}
+TOOL_WINDOWS["scorecard"] = "scorecardWindow"
 
 
 def open_tool_window(main_window, kind: str) -> QMainWindow:
@@ -20,10 +22,12 @@ def open_tool_window(main_window, kind: str) -> QMainWindow:
     window = main_window.findChild(QMainWindow, TOOL_WINDOWS[kind])
     if window is None:
         cls = {"lr_finder": LrFinderWindow, "sweep": SweepWindow,
-               "fair_race": FairRaceWindow}[kind]
+               "fair_race": FairRaceWindow, "scorecard": ScorecardWindow}[kind]
         window = cls(main_window.document, main_window)
         if kind == "fair_race":
             window.race_opened.connect(partial(_play_tuned, main_window))
+        if kind == "scorecard":
+            window.lab_opened.connect(partial(_show_main, main_window))
     if window.isVisible():  # already open behind the main window: bring it forward
         window.raise_()
         window.activateWindow()
@@ -33,6 +37,12 @@ def open_tool_window(main_window, kind: str) -> QMainWindow:
 
 def _play_tuned(main_window, _lab) -> None:
     main_window.play()
+
+
+def _show_main(main_window, _lab) -> None:
+    """A scorecard cell opened as the lab: the main window comes forward to race it."""
+    main_window.raise_()
+    main_window.activateWindow()
 
 
 def close_tool_windows(main_window) -> None:

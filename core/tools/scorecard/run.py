@@ -43,6 +43,21 @@ FORMAT = "descent-lab-scorecard/1"
 
 
 @dataclass(frozen=True)
+class StudyDone:
+    """What `run_scorecard`'s ``on_study`` hears after each entry's study: the study's fastest
+    time (``inf`` for a miss) and its row of ``studies_detail`` (the trial and its lr, or the
+    reason of the miss). core/tools/scorecard/live.py builds the partial tables from these."""
+
+    entry: str
+    workload: str  # a held-out variant's name is "base~kind"
+    base: str | None  # a held-out variant's base workload, None for a base workload
+    study: int
+    steps: float
+    grad_evals: float
+    row: dict
+
+
+@dataclass(frozen=True)
 class Entry:
     """One optimizer of the scorecard and its one search space (lr on a log scale)."""
 
@@ -231,8 +246,10 @@ class _Study:
 
 
 def run_scorecard(spec: ScorecardSpec, stop: threading.Event | None = None,
-                  on_progress: Callable[[str], None] | None = None) -> dict:
-    """Run (or complete) the scorecard; the JSON-ready result."""
+                  on_progress: Callable[[str], None] | None = None,
+                  on_study: Callable[[StudyDone], None] | None = None) -> dict:
+    """Run (or complete) the scorecard; the JSON-ready result. ``on_progress`` hears a line and
+    ``on_study`` a `StudyDone` after each entry's study (a study read from the storage too)."""
     from core.tools.sweep.storage import open_storage
 
     spec.check()
@@ -260,6 +277,10 @@ def run_scorecard(spec: ScorecardSpec, stop: threading.Event | None = None,
                 if on_progress is not None:
                     on_progress(f"{e.name} on {w.name}: study {s + 1}/{spec.studies}: "
                                 + (f"{t_steps:g} steps" if math.isfinite(t_steps) else "miss"))
+                if on_study is not None:
+                    on_study(StudyDone(e.name, w.name, w.base, s, t_steps, t_evals,
+                                       row if row is not None
+                                       else {"trial": None, "reason": _reason(study)}))
             steps_t[e.name][w.name] = statistics.median(per_steps)
             evals_t[e.name][w.name] = statistics.median(per_evals)
             detail[e.name][w.name] = rows
