@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QStyle
 
 from app.runs.run_text import stop_note
 from app.shell.files import APP_NAME
+from app.shell.run_palette import current_run_colors
 from core.engine.factory import make_race
 from core.engine.history import NetworkHistory, RaceHistory
 from core.engine.race_summary import race_summary
@@ -72,7 +73,11 @@ class RaceWiring(QObject):
         window = self.window
         self.race_indices = [i for i, r in enumerate(lab.runs) if r.enabled]
         self.race_labels = tuple(lab.runs[i].label for i in self.race_indices)
-        colors = [lab.run_color(i) for i in self.race_indices]
+        own = [lab.run_color(i) for i in self.race_indices]
+        # Curves on the theme's plain plots: darker variants on the light theme
+        # (app/shell/run_palette.py). The landscape keeps the lab's own colours: they are drawn
+        # on its dark heatmap in either theme.
+        colors = current_run_colors(own)
         if lab.problem.kind == "rl":  # app/rl/view.py draws an RLHistory
             from core.engine.rl_history import RLHistory
 
@@ -89,8 +94,8 @@ class RaceWiring(QObject):
             self.select_internals_run(window.runs_panel.selected_run())
         else:
             self.history = RaceHistory(self.race_labels)
-            window.landscape.set_runs(colors, list(self.race_labels))
-            window.landscape_3d.set_runs(colors)
+            window.landscape.set_runs(own, list(self.race_labels))
+            window.landscape_3d.set_runs(own)
             window.internals_panel.set_runs(lab, self.race_indices)
             # set_runs selects the first row: the run selected in the runs table is the one
             # whose update rule shows (an edit of run 3 must not show run 1's rule).
@@ -112,6 +117,25 @@ class RaceWiring(QObject):
             # (app/shell/shortcut_guard.py): the line promises no more than that.
             window.status_label.setText(f"Ready: {len(self.race_indices)} runs. Press Play, or "
                                         "Space when not typing in a text box.")
+
+    def recolor(self) -> None:
+        """The theme changed: a 2-D race's loss and lr curves take the theme's run colours and
+        are redrawn from the history (nothing is reset; the landscape keeps the lab's colours).
+        Network and rl views take them at their next reset."""
+        window, lab = self.window, self.window.document.lab
+        if lab.is_network or lab.problem.kind == "rl":
+            return
+        colors = current_run_colors([lab.run_color(i) for i in self.race_indices])
+        labels = list(self.race_labels)
+        window.loss_plot.set_runs(labels, colors, x_max=lab.steps)
+        window.lr_plot.set_runs(labels, colors, x_max=lab.steps)
+        history = self.history
+        if isinstance(history, RaceHistory) and history.last_step >= 0:
+            window.loss_plot.update_series([(s.column("step"), s.column("loss")) for s in history.runs])
+            window.lr_plot.update_series([(s.column("step"), s.column("lr")) for s in history.runs])
+            if window.timeline.position is not None:
+                window.loss_plot.set_cursor(window.timeline.position)
+                window.lr_plot.set_cursor(window.timeline.position)
 
     # -- playback ----------------------------------------------------------------------------
 

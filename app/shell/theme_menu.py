@@ -19,6 +19,7 @@ class ThemeMenu(QObject):
     def __init__(self, window):
         super().__init__(window)
         self.settings = window.settings
+        self.window = window
         self.group = QActionGroup(window)
         self.actions: dict[str, QAction] = {}
         for name in THEMES:
@@ -44,6 +45,7 @@ class ThemeMenu(QObject):
         app = QApplication.instance()
         name = apply_theme(app, name)
         self.actions[name].setChecked(True)
+        self.window.race_wiring.recolor()  # run colours per theme (app/shell/run_palette.py)
         if remember:
             self.settings.setValue(THEME_KEY, name)
 
