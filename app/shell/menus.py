@@ -49,6 +49,8 @@ TOOLS = (
     ("&LR range test…", "lr_finder", "Ctrl+L", "Ramp the lr to find a good one"),
     ("&Sweep…", "sweep", None, "Search hyperparameters with Optuna"),
     ("&Fair race…", "fair_race", None, "Tune each optimizer equally, then race them"),
+    ("Optimizer &fingerprint…", "fingerprint", None,
+     "Measure an optimizer's properties (scale invariance, stable lr, …) beside theory"),
     ("S&corecard…", "scorecard", None,
      "Compare optimizers AlgoPerf's way: time to target, performance profiles"),
 )

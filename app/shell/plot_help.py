@@ -159,6 +159,30 @@ PLOT_HELP: dict[str, str] = {
         "everywhere; a curve that stays low misses workloads. The score B in the legend is the "
         "area under the curve from τ = 1 to 4 divided by 3: 1 for an entry fastest everywhere, "
         "0 for one that misses everything. The curves fill in as studies finish."),
+    # -- the Fingerprint window (app/tools/fingerprint_views.py) --
+    "fingerprintScalePlot": (
+        "Scale invariance: the optimizer runs on f and on c·f (c = 10 and 0.1) from the same "
+        "start, and each line is the distance between the two paths at every step, divided by "
+        "how far the path on f moved (log axis). A line far below the dashed green level (1e-6) "
+        "means multiplying the loss by c changes nothing: Adam-type and sign methods, whose "
+        "step ignores the gradient's size. A line near 1 means the path changed: gradient "
+        "descent, whose step is c times larger. Adam's lines may climb past the dashed level "
+        "and still be called invariant: its ε weighs c times less on c·f, and the probe checks "
+        "that the run on c·f is exactly the run on f with ε/c (the table says so). Lines at the "
+        "bottom edge are exactly 0."),
+    "fingerprintUpdatePlot": (
+        "How large each step of a 50-step run on the probe's quadratic is. 'update RMS / lr' is "
+        "the root-mean-square change of the coordinates in units of lr: about 1 for Adam-type "
+        "methods and exactly 1 for sign methods. 'effective step' is ‖Δθ‖/(lr·‖g‖), the step "
+        "against what plain gradient descent would take: 1 for gradient descent, rising toward "
+        "1/(1 − β) with momentum β, about 1/RMS(g) for Adam-type methods."),
+    "fingerprintStabilityPlot": (
+        "How the largest stable learning rate was found: every lr the search tried on "
+        "½·λ·‖x‖², in order (log axis). Green points stayed bounded, red ones blew up; the "
+        "search first steps by ×10 until it brackets the edge, then bisects the bracket until it "
+        "is 0.001 % wide. The dashed orange line is theory where there is one: 2/λ for gradient "
+        "descent, (2 + 2β)/λ for heavy-ball momentum. Adam-type methods stay green up to the "
+        "search's top: their step is about lr whatever the curvature."),
     # -- the loss surface of a trained network (app/surface) --
     "SurfacePlot": (
         "The loss surface around the trained weights: the loss on a plane through weight space "

@@ -9,11 +9,13 @@ from functools import partial
 from PySide6.QtWidgets import QMainWindow
 
 from app.tools.fair_race_window import FairRaceWindow
+from app.tools.fingerprint_window import FingerprintWindow
 from app.tools.lr_finder_window import LrFinderWindow
 from app.tools.scorecard_window import ScorecardWindow
 from app.tools.sweep_window import SweepWindow
 
 TOOL_WINDOWS = {"lr_finder": "lrFinderWindow", "sweep": "sweepWindow", "fair_race": "fairRaceWindow"}
+TOOL_WINDOWS["fingerprint"] = "fingerprintWindow"
 TOOL_WINDOWS["scorecard"] = "scorecardWindow"
 
 
@@ -22,6 +24,7 @@ def open_tool_window(main_window, kind: str) -> QMainWindow:
     window = main_window.findChild(QMainWindow, TOOL_WINDOWS[kind])
     if window is None:
         cls = {"lr_finder": LrFinderWindow, "sweep": SweepWindow,
+               "fingerprint": FingerprintWindow,
                "fair_race": FairRaceWindow, "scorecard": ScorecardWindow}[kind]
         window = cls(main_window.document, main_window)
         if kind == "fair_race":

@@ -37,7 +37,7 @@ def test_no_axis_of_the_window_or_its_tool_windows_scales_by_an_si_prefix(qtbot,
     _assert_plain(_axes(window.arena_view))
     assert window.open_lab(MOONS)
     _assert_plain(_axes(window.network_view))
-    for kind in ("lr_finder", "sweep"):
+    for kind in ("lr_finder", "sweep", "fingerprint"):
         tool = open_tool_window(window, kind)
         _assert_plain(_axes(tool))
         tool.close()

@@ -110,7 +110,7 @@ def test_tool_windows_close_with_a_button_ctrl_w_and_esc(qtbot, window):
     from PySide6.QtWidgets import QPushButton
 
     window.show()
-    for kind in ("lr_finder", "sweep", "fair_race"):
+    for kind in ("lr_finder", "sweep", "fair_race", "fingerprint"):
         tool = window.open_tool(kind)
         qtbot.waitExposed(tool)
         button = tool.findChild(QPushButton, "toolCloseButton")
