@@ -151,6 +151,16 @@ PLOT_HELP: dict[str, str] = {
         "largest first, in the runs' colours. A flat profile is an update of equal strength in "
         "every direction (Muon); a falling one is dominated by a few directions (Adam, SGD). "
         "Pick the weight matrix above the plots."),
+    # -- the sweep window (app/tools/isolation_view.py) --
+    "isolationPlot": (
+        "The isolation plot (from Google's Deep Learning Tuning Playbook): for each value of the "
+        "hyperparameter picked above it (each bin of a range, log-spaced for a log-scale one), "
+        "the best objective any trial reached there, whatever the other hyperparameters were: "
+        "they are optimized away, so the curve shows what this one can do at its best. Faint "
+        "dots are every trial's own objective; the dashed lines are the ends of the searched "
+        "range. Lower is better. A curve still falling at a dashed line says the best lies "
+        "beyond it: widen the range there (a warning under the plot says so). A flat curve "
+        "says this hyperparameter hardly matters within the range."),
     # -- the scorecard window (app/tools/scorecard_views.py) --
     "scorecardProfilePlot": (
         "Performance profiles: for each entry, ρ(τ) is the fraction of the workloads it reached "

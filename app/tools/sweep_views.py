@@ -1,5 +1,6 @@
 """The sweep window's pictures of a study: trials table, best so far, 2-parameter heatmap,
-parallel coordinates and parameter importance.
+isolation plot (its own module, app/tools/isolation_view.py), parallel coordinates and parameter
+importance.
 
 Every view takes the study's trials (Optuna ``FrozenTrial``s) and draws what core.tools.sweep_views
 computes from them, so the numbers are tested in core and these classes only draw. Colours
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.shell.theme import FOREGROUND
+from app.tools.isolation_view import IsolationView
 from app.widgets.curves import add_key_row
 from app.widgets.plot_style import named_plot
 from core.errors import LabError
@@ -442,7 +444,7 @@ class ImportanceView(QWidget):
 
 
 class SweepViews(QTabWidget):
-    """The five views in tabs; ``update_trials`` redraws them from the study's trials."""
+    """The six views in tabs; ``update_trials`` redraws them from the study's trials."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -450,12 +452,15 @@ class SweepViews(QTabWidget):
         self.table = TrialsTable()
         self.best_plot = BestSoFarPlot()
         self.heatmap = HeatmapView()
+        self.isolation = IsolationView()
         self.parallel = ParallelCoordsPlot()
         self.importance = ImportanceView()
         for widget, title, tip in (
             (self.table, "Trials", "Every trial: parameters, objective, state"),
             (self.best_plot, "Best so far", "The best objective found after each trial"),
             (self.heatmap, "Heatmap", "Best objective over two parameters"),
+            (self.isolation, "Isolation", "Best objective per value of one parameter, the "
+             "others optimized away (app/tools/isolation_view.py)"),
             (self.parallel, "Parallel coordinates", "Every trial across all parameters"),
             (self.importance, "Importance", "Which parameter matters most (Optuna's fANOVA)"),
         ):
@@ -466,4 +471,5 @@ class SweepViews(QTabWidget):
         self.table.set_rows(header, rows)
         self.best_plot.update_trials(trials)
         self.heatmap.update_trials(trials)
+        self.isolation.update_trials(trials)
         self.parallel.update_trials(trials)

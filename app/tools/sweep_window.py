@@ -1,5 +1,6 @@
-"""The sweep window (Tools ▸ Sweep…): settings on the left, progress and the five views on the
-right.
+"""The sweep window (Tools ▸ Sweep…): settings on the left, progress and the six views on the
+right (and the Tuning Playbook's warning when the best trial lies at an edge of the search space,
+core/tools/sweep/playbook.py).
 
 What lives where: the settings form and what it becomes (a `core.tools.sweep.spec.SweepSpec`) in
 `app.tools.sweep_settings`, its search-space table in `app.tools.space_editor`, the background
@@ -43,6 +44,7 @@ from app.shell.controller import CallbackTask, RaceController
 from app.shell.document import LabDocument
 from app.shell.tool_window import ToolWindow
 from app.shell.worker import error_text
+from app.tools.isolation_view import WARNING_STYLE
 from app.tools.study_reads import StudyRead, StudyReads
 from app.tools.sweep_settings import SweepSettings
 from app.tools.sweep_text import clock, progress_text
@@ -50,6 +52,7 @@ from app.tools.sweep_views import SweepViews
 from app.widgets.layouts import hbox
 from app.widgets.tables import save_table_csv
 from core.errors import LabError
+from core.tools.sweep.playbook import boundary_warnings
 from core.tools.sweep.run import Sweep
 from core.tools.sweep.space import build_search_space
 from core.tools.sweep.spec import SweepProgress, SweepSpec
@@ -89,7 +92,7 @@ def open_and_run(spec: SweepSpec, cancelled: threading.Event):
 
 
 class SweepWindow(ToolWindow):
-    """Settings on the left; progress and the five views on the right."""
+    """Settings on the left; progress and the six views on the right."""
 
     # The final SweepProgress; None when no trial ran (watching ended, the storage could not be
     # opened, or Cancel came while connecting).
@@ -168,6 +171,14 @@ class SweepWindow(ToolWindow):
         self.best_label = QLabel(objectName="sweepBestLabel")
         self.best_label.setWordWrap(True)
         self.best_label.setToolTip("The best trial so far and its parameters")
+        self.boundary_label = QLabel(objectName="sweepBoundaryLabel")
+        self.boundary_label.setWordWrap(True)
+        self.boundary_label.setStyleSheet(WARNING_STYLE)
+        self.boundary_label.setToolTip("The Tuning Playbook: a best trial at the edge of its "
+                                       "searched range (the outer 5 %, log ranges on the log "
+                                       "scale) says the best may lie beyond it; the Isolation "
+                                       "tab shows where")
+        self.boundary_label.hide()
         self.views = SweepViews()
         self.views.table.trial_activated.connect(self.open_trial)
         self.status_label = QLabel(objectName="sweepStatusLabel")
@@ -178,6 +189,7 @@ class SweepWindow(ToolWindow):
         right_layout.addLayout(hbox((self.progress, 1), self.export_button))
         right_layout.addWidget(self.progress_label)
         right_layout.addWidget(self.best_label)
+        right_layout.addWidget(self.boundary_label)
         right_layout.addWidget(self.views, 1)
         right_layout.addWidget(self.status_label)
 
@@ -217,6 +229,7 @@ class SweepWindow(ToolWindow):
         self.spec, self.sweep, self.study = spec, None, None
         self.last_progress = None
         self._finishing, self._trials = None, []
+        self._show_boundary([])
         self._connecting = True
         self._connect_cancelled = threading.Event()  # one per start: an old thread keeps its own
         self.views.importance.set_importance(None, "Importance is computed when the sweep ends.")
@@ -362,6 +375,13 @@ class SweepWindow(ToolWindow):
     def _show_trials(self, read: StudyRead) -> None:
         self._trials = read.snapshot.trials
         self.views.update_trials(read.snapshot.trials, read.header, read.rows)
+        self._show_boundary(read.snapshot.trials)
+
+    def _show_boundary(self, trials) -> None:
+        """Each hyperparameter whose best value lies at an edge of its range, one line each."""
+        warnings = boundary_warnings(trials)
+        self.boundary_label.setText("\n".join(f"⚠ {w.message}" for w in warnings))
+        self.boundary_label.setVisible(bool(warnings))
 
     def _start_importance(self) -> None:
         """Optuna's fANOVA takes a second or two: computed off the main thread."""
@@ -397,6 +417,7 @@ class SweepWindow(ToolWindow):
         self._show_error("")
         self.sweep, self.study, self.spec = None, None, None
         self._trials, self._watch_optimizer, self._finishing = [], None, None
+        self._show_boundary([])
         self.progress_label.setText(f"Opening study {name!r}…")
         self.reads.watch(storage, name)
         self._update_buttons()

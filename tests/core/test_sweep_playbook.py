@@ -56,7 +56,8 @@ def test_log_bins_hold_the_best_trial_of_each_bin_like_a_numpy_groupby():
     np.testing.assert_allclose(iso.best, expected, rtol=0, atol=0)
     np.testing.assert_array_equal(iso.counts, np.bincount(bin_of, minlength=8))
     for b in range(8):
-        assert iso.best_trial[b] == int(np.flatnonzero(bin_of == b)[np.argmin(values[bin_of == b])])
+        winner = int(np.flatnonzero(bin_of == b)[np.argmin(values[bin_of == b])])
+        assert iso.best_trial[b] == winner and iso.best_x[b] == lrs[winner]
     # Points sit at the bins' geometric centres: 10^-3.75, 10^-3.25, ...
     np.testing.assert_allclose(np.log10(iso.x), -3.75 + 0.5 * np.arange(8), atol=1e-12)
     assert len(iso.trial_x) == 60  # complete trials only
@@ -86,6 +87,7 @@ def test_a_grid_gets_one_point_per_value_computed_by_hand():
     assert iso.x.tolist() == [1e-3, 1e-2, 1e-1] and iso.edges is None
     assert iso.best.tolist() == [4.0, 2.5, 1.5]
     assert iso.best_trial.tolist() == [1, 2, 5]
+    assert iso.best_x.tolist() == iso.x.tolist()  # a grid's points are its values
     assert iso.labels == ("0.001", "0.01", "0.1")
 
 

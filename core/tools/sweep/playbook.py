@@ -60,6 +60,8 @@ class Isolation:
     x: np.ndarray  # where each point sits: the value / bin centre, or its index (categorical)
     best: np.ndarray  # lowest objective of the complete trials there; NaN where there is none
     best_trial: np.ndarray  # the number of the trial that scored it; -1 where there is none
+    best_x: np.ndarray  # that trial's own x (NaN where there is none): the curve runs through
+    # real trials, each the best of its bin
     counts: np.ndarray  # complete trials there
     categorical: bool  # x holds indices (labelled by ``labels``), not the values
     log: bool  # the parameter is searched on a log scale (draw x on a log axis)
@@ -95,6 +97,7 @@ def isolation(trials: Sequence, name: str, bins: int = DEFAULT_BINS) -> Isolatio
         x = (axis.edges[:-1] + axis.edges[1:]) / 2
     best = np.full(n, np.nan)
     best_trial = np.full(n, -1, dtype=np.int64)
+    best_x = np.full(n, np.nan)
     counts = np.zeros(n, dtype=np.int64)
     trial_x, trial_values = [], []
     for t in done:  # by number: of equal values, the earliest trial is the one named
@@ -102,12 +105,13 @@ def isolation(trials: Sequence, name: str, bins: int = DEFAULT_BINS) -> Isolatio
         if cell is None:
             continue
         counts[cell] += 1
+        own_x = float(cell) if categorical else float(t.params[name])
         if not best[cell] <= t.value:  # NaN (empty) or a better value
-            best[cell], best_trial[cell] = t.value, t.number
-        trial_x.append(float(cell) if categorical else float(t.params[name]))
+            best[cell], best_trial[cell], best_x[cell] = t.value, t.number, own_x
+        trial_x.append(own_x)
         trial_values.append(float(t.value))
     search_range = (float(dist.low), float(dist.high)) if ranged else None
-    return Isolation(name, axis.labels, x, best, best_trial, counts, categorical, log,
+    return Isolation(name, axis.labels, x, best, best_trial, best_x, counts, categorical, log,
                      axis.edges, search_range, np.array(trial_x, dtype=np.float64),
                      np.array(trial_values, dtype=np.float64))
 
