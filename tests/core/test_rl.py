@@ -360,3 +360,14 @@ def test_reset_draws_each_environments_starts_in_blocks_from_its_own_generator()
         for j in np.flatnonzero(which):
             np.testing.assert_array_equal(obs[j], draws[j][k[j]])
             k[j] += 1
+
+
+def test_a_state_array_put_in_place_of_the_old_one_is_the_one_stepped():
+    envs = CartPoles([np.random.default_rng(j) for j in range(4)])
+    envs.reset()
+    envs.step(np.ones(4, dtype=np.int64))  # the step's views are now of the first array
+    fresh = np.random.default_rng(1).uniform(-0.05, 0.05, (4, 4))
+    envs.state = fresh.copy()
+    actions = np.array([0, 1, 0, 1])
+    expected = _reference_step(fresh, envs.running.copy(), envs.steps.copy(), actions)
+    np.testing.assert_array_equal(envs.step(actions)[0], expected[0])

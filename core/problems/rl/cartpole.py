@@ -113,16 +113,18 @@ class CartPoles:
         # (x and θ by the old ẋ and θ̇), so the four updates are one array operation on the
         # derivatives gathered first; an ended environment's time step is 0, so it stays as it
         # was.
+        if s is not w.bound:  # the views below are of this state array
+            w.bind(s)
         d = w.derivatives
-        d[:, 0::2] = s[:, 1::2]
-        w.accelerations(s, _PUSH[np.asarray(actions)])
+        np.copyto(w.d_positions, w.velocities)
+        w.accelerations(_PUSH[np.asarray(actions)])
         np.multiply(active, w.tau, w.dt_flat)
         d *= w.dt
         s += d
         self.steps += active
         # Past a limit: |x| > 2.4 or |θ| > 12°, both columns in one comparison; a row's two
         # booleans read as one uint16 are non-zero when either is true.
-        np.abs(s[:, 0::2], w.size)
+        np.abs(w.positions, w.size)
         np.greater(w.size, w.limits, w.beyond)
         fell = w.beyond_pairs != 0
         terminated = active & fell
@@ -157,14 +159,26 @@ class _StepWork:
         self.beyond = np.zeros((n, 2), dtype=bool)
         self.beyond_pairs = self.beyond.view(np.uint16)[:, 0]  # the same bytes, one per row
         self.cos, self.sin, self.temp, self.a, self.b = (np.zeros(n) for _ in range(5))
+        # Views of the derivatives' columns, and (`bind`) of the state's: made once, not at
+        # every step (a view costs about as much as a small ufunc call).
+        self.d_positions = self.derivatives[:, 0::2]  # ẋ, θ̇: what x and θ move by
+        self.x_acc, self.theta_acc = self.derivatives[:, 1], self.derivatives[:, 3]
+        self.bound = None
 
-    def accelerations(self, state: np.ndarray, push: np.ndarray) -> None:
-        """ẍ and θ̈ into ``derivatives[:, 1]`` and ``[:, 3]``: `cartpole_derivatives`."""
+    def bind(self, state: np.ndarray) -> None:
+        """Make the views of ``state`` (n, 4) that `accelerations` and the step use."""
+        self.bound = state
+        self.positions, self.velocities = state[:, 0::2], state[:, 1::2]  # (x, θ), (ẋ, θ̇)
+        self.theta, self.theta_dot = state[:, 2], state[:, 3]
+
+    def accelerations(self, push: np.ndarray) -> None:
+        """ẍ and θ̈ of the bound state into ``derivatives[:, 1]`` and ``[:, 3]``:
+        `cartpole_derivatives`."""
         mul, div, add, sub = np.multiply, np.divide, np.add, np.subtract
         cos, sin, temp, a, b = self.cos, self.sin, self.temp, self.a, self.b
-        theta_dot = state[:, 3]
-        np.cos(state[:, 2], cos)
-        np.sin(state[:, 2], sin)
+        theta_dot = self.theta_dot
+        np.cos(self.theta, cos)
+        np.sin(self.theta, sin)
         # temp = (push + PML·θ̇·θ̇·sin) / M
         mul(self.pml, theta_dot, a)
         mul(a, theta_dot, a)
@@ -180,10 +194,10 @@ class _StepWork:
         div(b, self.total, b)
         sub(self.four_thirds, b, b)
         mul(self.half, b, b)
-        theta_acc = self.derivatives[:, 3]
+        theta_acc = self.theta_acc
         div(a, b, theta_acc)
         # ẍ = temp − PML·θ̈·cos / M
         mul(self.pml, theta_acc, a)
         mul(a, cos, a)
         div(a, self.total, a)
-        sub(temp, a, self.derivatives[:, 1])
+        sub(temp, a, self.x_acc)
