@@ -129,6 +129,8 @@ class IsolationView(QWidget):
         bottom.setTicks([list(enumerate(iso.labels))] if iso.categorical else None)
         self.dots.setData(iso.trial_x, iso.trial_values)
         self.best_line.setData(iso.best_x[filled], iso.best[filled])
+        # Values of a list have no order to draw a line along: points only.
+        self.best_line.setPen(None if iso.categorical else pg.mkPen(BEST_COLOR, width=2))
         self.warned_sides = {w.side for w in boundary_warnings(self._trials) if w.name == name}
         if iso.search_range is not None:
             for side, bound in zip(("lower", "upper"), iso.search_range):
