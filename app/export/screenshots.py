@@ -58,6 +58,8 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
         for name, (lab, tab, run) in TAB_SHOTS.items():
             if only is None or name in only:
                 written.append(take_tab(app, settings, lab, tab, run, out_dir / name))
+        if only is None or RL_RACE in only:
+            written.append(take_new_rl_race(app, settings, out_dir / RL_RACE))
         if only is None or ZOO_RACE in only:
             written.append(take_zoo_race(out_dir, settings, Path(tmp)))
         if only is None or "smoothing.png" in only:
@@ -65,6 +67,8 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
         for name, size in START_PAGE_SHOTS.items():
             if only is None or name in only:
                 written.append(take_start_page(out_dir / name, size))
+        if only is None or SCORECARD in only:
+            written.append(take_scorecard(out_dir / SCORECARD))
         if only is None or ARENA_3D in only:  # OpenGL: under xvfb-run (app/export/screenshot_3d.py)
             shot = take_arena_3d(out_dir)
             written.extend([shot] if shot is not None else [])
@@ -101,6 +105,23 @@ def take_tab(app, settings, lab: Path, tab: str, run: int, path: Path) -> Path:
     tabs = window.network_view.tabs
     tabs.setCurrentIndex(next(i for i in range(tabs.count()) if tabs.tabText(i) == tab))
     window.runs_panel.select_run(run)
+    return race_and_grab(app, window, path)
+
+
+# File ▸ New rl race (core/lab/format.py `default_rl_lab`) raced to its end, Adam selected.
+RL_RACE = "rl-reinforce.png"
+
+
+def take_new_rl_race(app, settings, path: Path) -> Path:
+    """The window's rl race from File ▸ New rl race (SGD, RMSprop, Adam on CartPole)."""
+    from app.shell.main_window import MainWindow
+
+    window = MainWindow(settings=settings)
+    window._confirm_discard = lambda: True
+    window.resize(1280, 800)
+    window.show()
+    window.new_rl_lab()
+    window.runs_panel.select_run(2)  # Adam: its moments are drawn
     return race_and_grab(app, window, path)
 
 
@@ -150,6 +171,48 @@ def take_zoo_race(out_dir: Path, settings, tmp: Path) -> Path:
     for tabs, title in ((window.lab_tabs, "Runs"), (window.network_view.tabs, "Curves")):
         tabs.setCurrentIndex(next(i for i in range(tabs.count()) if tabs.tabText(i) == title))
     return race_and_grab(QApplication.instance(), window, out_dir / ZOO_RACE)
+
+
+# The scorecard window (Tools ▸ Scorecard…) after a small scorecard: docs/scorecard.md and the
+# README. Its studies go to a throwaway storage, so the picture is always trained afresh.
+SCORECARD = "scorecard.png"
+SCORECARD_ENTRIES = ("sgd", "rmsprop", "adam", "nadam", "radam")
+SCORECARD_WORKLOADS = ("ill_quadratic", "rosenbrock", "sine_mlp", "moons_mlp")
+
+
+def take_scorecard(path: Path) -> Path:
+    """``scorecard.png``: the window at 1280×800 after 5 entries × 4 workloads, O = 5, S = 1."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.shell.document import LabDocument
+    from app.tools.scorecard_window import ScorecardWindow
+    from core.lab.format import load_lab
+
+    app = QApplication.instance()
+    window = ScorecardWindow(LabDocument(load_lab(SHOTS["arena.png"])))
+    settings = window.settings
+    settings.set_chosen(list(SCORECARD_ENTRIES))
+    settings.set_workloads(list(SCORECARD_WORKLOADS))
+    settings.trials_spin.setValue(5)
+    settings.studies_spin.setValue(1)
+    settings.heldout_check.setChecked(False)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings.storage_edit.setText(str(Path(tmp) / "scorecard.db"))
+        window.resize(1280, 800)
+        window.show()
+        window.start()
+        while window.task.is_running():
+            app.processEvents()
+            time.sleep(0.02)
+        for _ in range(20):
+            app.processEvents()
+        # The default storage, as a user sees it, rather than the throwaway folder's name.
+        settings.storage_edit.setText("~/.local/share/descent-lab/scorecard/scorecard.db")
+        settings.storage_edit.setCursorPosition(0)
+        window.grab().save(str(path))
+        window.shutdown()
+        window.close()
+    return path
 
 
 # The start page a newcomer meets (app/shell/start_page.py), at a laptop's and a desktop's size.
@@ -233,8 +296,8 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.export.screenshots", description=__doc__)
     parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        choices=[*SHOTS, *TAB_SHOTS, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS,
-                                 ARENA_3D],
+                        choices=[*SHOTS, *TAB_SHOTS, RL_RACE, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS,
+                                 SCORECARD, ARENA_3D],
                         help="take only these (default: all of them)")
     parser.add_argument("--smoothing", action="store_true",
                         help="take only smoothing.png (as --only smoothing.png)")
