@@ -60,6 +60,8 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
                 written.append(take_tab(app, settings, lab, tab, run, out_dir / name))
         if only is None or RL_RACE in only:
             written.append(take_new_rl_race(app, settings, out_dir / RL_RACE))
+        if only is None or RL_DQN in only:
+            written.append(take_new_rl_race(app, settings, out_dir / RL_DQN, RL_DQN_LAB, 0))
         if only is None or ZOO_RACE in only:
             written.append(take_zoo_race(out_dir, settings, Path(tmp)))
         if only is None or "smoothing.png" in only:
@@ -108,20 +110,26 @@ def take_tab(app, settings, lab: Path, tab: str, run: int, path: Path) -> Path:
     return race_and_grab(app, window, path)
 
 
-# File ▸ New rl race (core/lab/format.py `default_rl_lab`) raced to its end, Adam selected.
-RL_RACE = "rl-reinforce.png"
+# File ▸ New rl race (core/lab/format.py `default_rl_lab`) raced to its end, Adam selected; and
+# the lesson moving_targets's DQN lab (Adam and Adam-Rel at target updates).
+RL_RACE, RL_DQN = "rl-reinforce.png", "rl-dqn.png"
+RL_DQN_LAB = _LESSONS / "moving_targets" / "dqn.lab.json"
 
 
-def take_new_rl_race(app, settings, path: Path) -> Path:
-    """The window's rl race from File ▸ New rl race (SGD, RMSprop, Adam on CartPole)."""
+def take_new_rl_race(app, settings, path: Path, lab: Path | None = None, run: int = 2) -> Path:
+    """An rl race at 1280 × 800: ``lab``, or File ▸ New rl race's (SGD, RMSprop, Adam on
+    CartPole) when None, with run ``run`` selected (2: Adam, whose moments are drawn)."""
     from app.shell.main_window import MainWindow
 
     window = MainWindow(settings=settings)
     window._confirm_discard = lambda: True
     window.resize(1280, 800)
     window.show()
-    window.new_rl_lab()
-    window.runs_panel.select_run(2)  # Adam: its moments are drawn
+    if lab is None:
+        window.new_rl_lab()
+    else:
+        window.open_lab(lab)
+    window.runs_panel.select_run(run)
     return race_and_grab(app, window, path)
 
 
@@ -296,7 +304,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.export.screenshots", description=__doc__)
     parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        choices=[*SHOTS, *TAB_SHOTS, RL_RACE, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS,
+                        choices=[*SHOTS, *TAB_SHOTS, RL_RACE, RL_DQN, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS,
                                  SCORECARD, ARENA_3D],
                         help="take only these (default: all of them)")
     parser.add_argument("--smoothing", action="store_true",
