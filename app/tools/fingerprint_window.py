@@ -145,7 +145,7 @@ class FingerprintWindow(ToolWindow):
         left_layout.addWidget(self.export_button)
         left.setMinimumWidth(300)
 
-        right = QSplitter(Qt.Orientation.Vertical)
+        right = self.right_splitter = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.table)
         right.addWidget(self.plots)
         right.setSizes([370, 400])  # the table's wrapped texts first, the plots under them
@@ -293,11 +293,21 @@ class FingerprintWindow(ToolWindow):
         self.progress.setValue(self.progress.maximum())
         self.table.show_fingerprint(result)
         self.plots.show_fingerprint(result)
+        self._fit_table()
         marks = " ".join(verdict(m)[0] for m in result.results)
         failed = f"; {len(result.failures)} probe(s) failed" if result.failures else ""
         self.progress_label.setText(f"{result.name}: {marks} in {result.seconds:.1f} s{failed}. "
                                     "Hover a row or a plot's ? for what it means.")
         self.fingerprint_finished.emit(result)
+
+    def _fit_table(self) -> None:
+        """The table as tall as its rows (wrapped texts), the rest of the height to the plots."""
+        total = sum(self.right_splitter.sizes())
+        rows = (self.table.verticalHeader().length() + self.table.horizontalHeader().height()
+                + 2 * self.table.frameWidth())
+        if total > 0:
+            rows = min(rows, total - 240)  # the plots keep a readable height
+            self.right_splitter.setSizes([rows, total - rows])
 
     @Slot(str)
     def _on_failed(self, text: str) -> None:
