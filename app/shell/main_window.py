@@ -14,6 +14,11 @@ plot gets ``setData`` once per batch.
   app/shell/presenter.py     presenter mode (installed last, with the three below)
   app/shell/theme_menu.py    View ▸ Theme, remembered
   app/shell/window_state.py  the layout remembered between sessions, lab files dropped on it
+
+`launch` (the entry point) starts in two phases (app/shell/startup.py): `MainWindow(deferred=True)`
+is only the frame, painted before torch is imported; `build_panels` makes the rest once torch is
+in. Hence this module imports the parts inside `build_panels`: none of them is needed for the
+first paint, and each pulls in torch through core/engine/. `MainWindow()` builds at once.
 """
 
 from __future__ import annotations
@@ -23,19 +28,12 @@ import sys
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
 
-from app.shell import menus
-from app.shell.controller import RaceController
-from app.shell.document import LabDocument
-from app.shell.files import APP_NAME, FileActions
-from app.shell.lesson_wiring import LessonWiring
-from app.shell.race_wiring import RaceWiring
-from app.shell.recovery import RecoveryStore
+from app.shell.files import APP_NAME
 from app.shell.shortcut_guard import install_shortcut_guard
-from app.shell.status import ElidedLabel
-from app.shell.user_code_wiring import UserCodeWiring
-from app.shell.views_switch import LabViews
+from app.shell.startup import LoadingPlaceholder, TorchLoader
 from app.shell.wheel_guard import install_wheel_guard
-from core.lab.format import Lab, default_lab
+from app.shell.window_state import GEOMETRY_KEY
+from core.lab.format import Lab
 
 SETTINGS_ORG = "DescentLab"
 
@@ -48,21 +46,75 @@ def _race_state(name: str) -> property:
 
 class MainWindow(QMainWindow):
     race_finished = Signal(bool)  # for tests and scripts: True when the race ran to its end
+    panels_ready = Signal()  # `build_panels` is done: at once, or when torch is in (`launch`)
 
     def __init__(
         self,
         lab: Lab | None = None,
         settings: QSettings | None = None,
-        recovery: RecoveryStore | None = None,
+        recovery=None,
+        *,
+        deferred: bool = False,
     ):
+        """The whole window; with ``deferred``, only its frame until `load_panels` (`launch`)."""
         super().__init__()
         # Before any panel exists: the wheel changes only a focused editor (app/shell/wheel_guard.py).
         install_wheel_guard(QApplication.instance())
         # Space, Ctrl+E, Ctrl+I… from a number box too (app/shell/shortcut_guard.py).
         install_shortcut_guard(QApplication.instance())
-        self.recovery = recovery if recovery is not None else RecoveryStore()
         self.setObjectName("mainWindow")
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, "descent-lab")
+        self.panels_built = False
+        self.loader: TorchLoader | None = None
+        if not deferred:
+            self.build_panels(lab, recovery)
+            return
+        self.setWindowTitle(APP_NAME)
+        self.resize(1280, 800)
+        geometry = self.settings.value(GEOMETRY_KEY)  # where the user left it: no jump later
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self.placeholder = LoadingPlaceholder()
+        self.setCentralWidget(self.placeholder)
+
+    def load_panels(self) -> None:
+        """Phase 2 of `launch`: after the first paint, torch on a QThread, then `build_panels`."""
+        self.loader = TorchLoader(self)
+        self.loader.finished.connect(self._on_torch_loaded)
+        if self.placeholder.painted_once:
+            self.loader.start()
+        else:
+            self.placeholder.painted.connect(self.loader.start)
+
+    def wait_for_loader(self) -> None:
+        """Quitting while torch loads: the import cannot be interrupted, so it is waited for."""
+        if self.loader is not None:
+            self.loader.wait()
+
+    def _on_torch_loaded(self) -> None:
+        if self.panels_built or not self.isVisible():  # closed while torch was loading
+            return
+        if self.loader.error:
+            print(self.loader.error, file=sys.stderr)
+            self.placeholder.show_error(f"PyTorch could not be imported:\n\n{self.loader.error}")
+            return
+        self.build_panels()
+
+    def build_panels(self, lab: Lab | None = None, recovery=None) -> None:
+        """Everything but the frame: the parts, the menus, the panels, the layout; once."""
+        from app.shell import menus
+        from app.shell.controller import RaceController
+        from app.shell.document import LabDocument
+        from app.shell.files import FileActions
+        from app.shell.lesson_wiring import LessonWiring
+        from app.shell.race_wiring import RaceWiring
+        from app.shell.recovery import RecoveryStore
+        from app.shell.status import ElidedLabel
+        from app.shell.user_code_wiring import UserCodeWiring
+        from app.shell.views_switch import LabViews
+        from core.lab.format import default_lab
+
+        self.recovery = recovery if recovery is not None else RecoveryStore()
         # The parts, children made before the document and the controller: a dying window
         # deletes them first, so no signal of a dying document or controller reaches them.
         self.race_wiring = RaceWiring(self)
@@ -115,6 +167,8 @@ class MainWindow(QMainWindow):
         self.layout_memory = LayoutMemory(self, self.presenter)  # restores the last layout
         self.theme_menu.apply_stored()
         self.lab_drops = LabDrops(self)
+        self.panels_built = True
+        self.panels_ready.emit()
 
     # -- the race (app/shell/race_wiring.py) --------------------------------------------------
 
@@ -164,6 +218,8 @@ class MainWindow(QMainWindow):
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "", icon=None):
         """An action with a window-wide shortcut (app/shell/menus.py); the timeline adds its own."""
+        from app.shell import menus
+
         return menus.make_action(self, text, slot, shortcut, tip, icon)
 
     # -- files (app/shell/files.py) -----------------------------------------------------------
@@ -227,6 +283,9 @@ class MainWindow(QMainWindow):
         return open_tool_window(self, kind)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not self.panels_built:  # closed while torch was loading: nothing to save or stop
+            super().closeEvent(event)
+            return
         if not self._confirm_discard():
             event.ignore()
             return
@@ -246,8 +305,12 @@ class MainWindow(QMainWindow):
 
 
 def launch(lab_path: str | None = None, lesson: str | None = None) -> int:
-    """Start the GUI (``python main.py [LAB]`` or ``python main.py --lesson NAME``)."""
-    from app.shell.theme import apply_dark_theme
+    """Start the GUI (``python main.py [LAB]`` or ``python main.py --lesson NAME``).
+
+    Two phases (app/shell/startup.py): the frame is shown and painted first; torch, the panels,
+    then the lab, lesson, crash recovery or start page come after (`_after_panels`).
+    """
+    from app.shell.theme import THEME_KEY, apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
@@ -255,17 +318,29 @@ def launch(lab_path: str | None = None, lesson: str | None = None) -> int:
     from app.shell.desktop_entry import apply_app_identity
 
     apply_app_identity(app)  # the icon in resources/icons on every window
-    apply_dark_theme(app)
-    window = MainWindow()
+    # The theme the user chose last (View ▸ Theme, app/shell/theme_menu.py), else dark: the
+    # loading frame is painted in the colours the panels will have.
+    settings = QSettings(SETTINGS_ORG, "descent-lab")
+    apply_theme(app, str(settings.value(THEME_KEY, "dark")))
+    window = MainWindow(settings=settings, deferred=True)
+    window.panels_ready.connect(lambda: _after_panels(app, window, lab_path, lesson))
+    window.load_panels()
+    app.aboutToQuit.connect(window.wait_for_loader)  # no QThread is left running at exit
+    window.show()
+    return app.exec()
+
+
+def _after_panels(app: QApplication, window: MainWindow, lab_path: str | None,
+                  lesson: str | None) -> None:
+    """Phase 2's end: what `launch` did right after the window was made, before torch was lazy."""
     app.aboutToQuit.connect(window.controller.shutdown)
     from app.runs.zoo_listing import stop_describing
 
     # The zoo's background descriptions (app/runs/zoo_listing.py) end with the entry in hand.
     app.aboutToQuit.connect(lambda: stop_describing(5.0))
-    window.show()
     from app.shell.warmup import start_warmup
 
-    QTimer.singleShot(200, start_warmup)  # after the first paint: the first Play starts at once
+    QTimer.singleShot(200, start_warmup)  # the first Play starts at once
     if lesson:
         QTimer.singleShot(0, lambda: window.open_lesson(lesson))
     elif lab_path:
@@ -275,4 +350,3 @@ def launch(lab_path: str | None = None, lesson: str | None = None) -> int:
 
         # A restored lab is where the user left off; else the start page (first start, F1).
         QTimer.singleShot(0, lambda: window.offer_recovery() or show_if_due(window))
-    return app.exec()
