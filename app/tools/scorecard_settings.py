@@ -133,6 +133,7 @@ class ScorecardSettings(QWidget):
                                       "noise, batch size or start); missing it voids the "
                                       "entry's time on the base workload")
         self.storage_edit = QLineEdit(default_storage(), objectName="scorecardStorage")
+        self.storage_edit.setCursorPosition(0)  # the folder, not the file name's end
         self.storage_edit.setToolTip("Where the studies live: a SQLite file or an Optuna "
                                      "storage URL. Running the same scorecard again reads the "
                                      "finished studies and completes the rest")

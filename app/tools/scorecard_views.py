@@ -49,7 +49,9 @@ def make_profile_plot() -> pg.PlotWidget:
     item.setYRange(0.0, 1.0, padding=0.05)
     item.showGrid(x=True, y=True, alpha=0.25)
     item.setMouseEnabled(x=False, y=False)
-    plot.legend = item.addLegend(offset=(-10, 10))
+    # An opaque legend: it sits where the best curves end (top right) and must stay readable.
+    plot.legend = item.addLegend(offset=(-10, 10), brush=pg.mkBrush(30, 30, 34, 230),
+                                 pen=pg.mkPen(90, 90, 96))
     plot.curves = {}
     return plot
 
@@ -64,10 +66,14 @@ def show_profiles(plot: pg.PlotWidget, live: LiveTables) -> None:
     if not any(live.raw()[e] for e in live.entries):
         return  # no workload begun yet: nothing to draw
     scores = live.scores()
+    count = len(live.entries)
     for i, entry in enumerate(live.entries):
         xs, ys = staircase(live.profile(entry))
         color = RUN_COLORS[i % len(RUN_COLORS)]
-        curve = item.plot(xs, ys, pen=pg.mkPen(color, width=2.5),
+        # Equal profiles lie on top of each other: the earlier a curve, the wider it is drawn,
+        # so every colour still shows along a shared stretch.
+        width = 2.0 + min(4.0, 1.2 * (count - 1 - i))
+        curve = item.plot(xs, ys, pen=pg.mkPen(color, width=width),
                           name=f"{entry}  B = {scores[entry]:.3f}")
         plot.curves[entry] = curve
 

@@ -108,7 +108,7 @@ class ScorecardWindow(ToolWindow):
         right_layout.addWidget(self.progress)
         right_layout.addWidget(self.progress_label)
         right_layout.addWidget(self.error_label)
-        right_layout.addWidget(self.plot, 3)
+        right_layout.addWidget(self.plot, 4)
         right_layout.addWidget(self.table, 2)
         right_layout.addLayout(hbox(*self.export_buttons))
         splitter = QSplitter(Qt.Orientation.Horizontal)
