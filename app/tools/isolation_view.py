@@ -6,7 +6,8 @@ grid), every other hyperparameter optimized away, each point at the value of the
 scored it; each trial's own objective as a faint dot behind it, and the ends of a searched range
 as dashed lines. The numbers are core/tools/sweep/playbook.py's `isolation`. An end where the
 best trial lies (`boundary_warnings`) is drawn in the warning colour; the window states the
-warning in words under its best trial (app/tools/sweep_window.py).
+warning in words under its best trial (app/tools/sweep_window.py), in the label that
+`boundary_label` makes and `show_boundary` fills.
 """
 
 from __future__ import annotations
@@ -31,6 +32,25 @@ EDGE_COLOR = "#8a8f98"
 WARNING_COLOR = "#ffb347"
 WARNING_STYLE = f"color: {WARNING_COLOR}; font-weight: bold; padding: 2px 6px;"
 LOG_Y_SPAN = 10.0  # objectives spanning this factor or more are drawn on a log axis
+
+
+def boundary_label() -> QLabel:
+    """The window's line for the boundary warnings (under its best trial), hidden while none."""
+    label = QLabel(objectName="sweepBoundaryLabel")
+    label.setWordWrap(True)
+    label.setStyleSheet(WARNING_STYLE)
+    label.setToolTip("The Tuning Playbook: a best trial at the edge of its searched range (the "
+                     "outer 5 %, log ranges on the log scale) says the best may lie beyond it; "
+                     "the Isolation tab shows where")
+    label.hide()
+    return label
+
+
+def show_boundary(label: QLabel, trials: Sequence) -> None:
+    """Each hyperparameter whose best value lies at an edge of its range, one line each."""
+    warnings = boundary_warnings(trials)
+    label.setText("\n".join(f"⚠ {w.message}" for w in warnings))
+    label.setVisible(bool(warnings))
 
 
 class IsolationView(QWidget):

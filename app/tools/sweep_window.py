@@ -44,7 +44,7 @@ from app.shell.controller import CallbackTask, RaceController
 from app.shell.document import LabDocument
 from app.shell.tool_window import ToolWindow
 from app.shell.worker import error_text
-from app.tools.isolation_view import WARNING_STYLE
+from app.tools.isolation_view import boundary_label, show_boundary
 from app.tools.study_reads import StudyRead, StudyReads
 from app.tools.sweep_settings import SweepSettings
 from app.tools.sweep_text import clock, progress_text
@@ -52,7 +52,6 @@ from app.tools.sweep_views import SweepViews
 from app.widgets.layouts import hbox
 from app.widgets.tables import save_table_csv
 from core.errors import LabError
-from core.tools.sweep.playbook import boundary_warnings
 from core.tools.sweep.run import Sweep
 from core.tools.sweep.space import build_search_space
 from core.tools.sweep.spec import SweepProgress, SweepSpec
@@ -171,14 +170,7 @@ class SweepWindow(ToolWindow):
         self.best_label = QLabel(objectName="sweepBestLabel")
         self.best_label.setWordWrap(True)
         self.best_label.setToolTip("The best trial so far and its parameters")
-        self.boundary_label = QLabel(objectName="sweepBoundaryLabel")
-        self.boundary_label.setWordWrap(True)
-        self.boundary_label.setStyleSheet(WARNING_STYLE)
-        self.boundary_label.setToolTip("The Tuning Playbook: a best trial at the edge of its "
-                                       "searched range (the outer 5 %, log ranges on the log "
-                                       "scale) says the best may lie beyond it; the Isolation "
-                                       "tab shows where")
-        self.boundary_label.hide()
+        self.boundary_label = boundary_label()
         self.views = SweepViews()
         self.views.table.trial_activated.connect(self.open_trial)
         self.status_label = QLabel(objectName="sweepStatusLabel")
@@ -229,7 +221,7 @@ class SweepWindow(ToolWindow):
         self.spec, self.sweep, self.study = spec, None, None
         self.last_progress = None
         self._finishing, self._trials = None, []
-        self._show_boundary([])
+        show_boundary(self.boundary_label, [])
         self._connecting = True
         self._connect_cancelled = threading.Event()  # one per start: an old thread keeps its own
         self.views.importance.set_importance(None, "Importance is computed when the sweep ends.")
@@ -375,13 +367,7 @@ class SweepWindow(ToolWindow):
     def _show_trials(self, read: StudyRead) -> None:
         self._trials = read.snapshot.trials
         self.views.update_trials(read.snapshot.trials, read.header, read.rows)
-        self._show_boundary(read.snapshot.trials)
-
-    def _show_boundary(self, trials) -> None:
-        """Each hyperparameter whose best value lies at an edge of its range, one line each."""
-        warnings = boundary_warnings(trials)
-        self.boundary_label.setText("\n".join(f"⚠ {w.message}" for w in warnings))
-        self.boundary_label.setVisible(bool(warnings))
+        show_boundary(self.boundary_label, read.snapshot.trials)
 
     def _start_importance(self) -> None:
         """Optuna's fANOVA takes a second or two: computed off the main thread."""
@@ -417,7 +403,7 @@ class SweepWindow(ToolWindow):
         self._show_error("")
         self.sweep, self.study, self.spec = None, None, None
         self._trials, self._watch_optimizer, self._finishing = [], None, None
-        self._show_boundary([])
+        show_boundary(self.boundary_label, [])
         self.progress_label.setText(f"Opening study {name!r}…")
         self.reads.watch(storage, name)
         self._update_buttons()
