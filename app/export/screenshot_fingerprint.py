@@ -1,7 +1,8 @@
 """``fingerprint.png``: the Fingerprint window (Tools ▸ Optimizer fingerprint…) at 1280×800 after
 fingerprinting heavy-ball SGD (lr 0.01, momentum 0.9) on λ = 10, from the real window:
 ``python -m app.export.screenshot_fingerprint [OUT_DIR]`` (default docs/screenshots; README and
-docs/scorecard.md show it). app/export/screenshots.py takes the other pictures the same way.
+docs/scorecard.md show it), or with the others by app/export/screenshots.py
+(``--only fingerprint.png``).
 """
 
 from __future__ import annotations

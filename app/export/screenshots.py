@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from app.export.screenshot_3d import ARENA_3D, take_arena_3d
+from app.export.screenshot_fingerprint import FINGERPRINT, take_fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = {
@@ -71,6 +72,8 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
                 written.append(take_start_page(out_dir / name, size))
         if only is None or SCORECARD in only:
             written.append(take_scorecard(out_dir / SCORECARD))
+        if only is None or FINGERPRINT in only:
+            written.append(take_fingerprint(out_dir / FINGERPRINT))
         if only is None or ARENA_3D in only:  # OpenGL: under xvfb-run (app/export/screenshot_3d.py)
             shot = take_arena_3d(out_dir)
             written.extend([shot] if shot is not None else [])
@@ -305,7 +308,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         choices=[*SHOTS, *TAB_SHOTS, RL_RACE, RL_DQN, ZOO_RACE, "smoothing.png", *START_PAGE_SHOTS,
-                                 SCORECARD, ARENA_3D],
+                                 SCORECARD, FINGERPRINT, ARENA_3D],
                         help="take only these (default: all of them)")
     parser.add_argument("--smoothing", action="store_true",
                         help="take only smoothing.png (as --only smoothing.png)")
