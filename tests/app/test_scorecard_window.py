@@ -222,3 +222,29 @@ def test_the_tools_menu_opens_the_scorecard_window(window):
 
     assert "ρ(τ)" in help_text(opened.plot)
     opened.close()
+
+
+def test_the_profile_plot_draws_rho_at_every_tau_with_jumps_inside_1_to_4(qtbot):
+    """Times with ratios 1, 1.2, 1.5, 2.5, 3 and a miss: every curve's jumps land where profiles.py
+    puts them (the tiny scorecard above has ratios of 1 and beyond 4 only)."""
+    from app.tools.scorecard_views import make_profile_plot, show_profiles
+    from core.tools.scorecard.live import LiveTables
+    from core.tools.scorecard.run import StudyDone
+
+    times = {"a": {"w1": 10, "w2": 30, "w3": 7}, "b": {"w1": 15, "w2": 10, "w3": math.inf},
+             "c": {"w1": 25, "w2": 12, "w3": 21}}
+    events = [StudyDone(e, w, None, 0, float(t), float(t),
+                        {"trial": 0, "lr": 0.1, "steps": t} if math.isfinite(t) else
+                        {"trial": None, "reason": "missed"})
+              for e, row in times.items() for w, t in row.items()]
+    live = LiveTables(list(times), ["w1", "w2", "w3"], events)
+    plot = make_profile_plot()
+    qtbot.addWidget(plot)
+    show_profiles(plot, live)
+    ratios = profiles.ratios(times)
+    assert ratios["c"] == {"w1": 2.5, "w2": 1.2, "w3": 3.0}
+    for name in times:
+        for i in range(301):
+            tau = 1.0 + 3.0 * i / 300
+            assert _plotted(plot.curves[name], tau) == profiles.rho(ratios[name], tau), (name, tau)
+        assert f"B = {profiles.score(ratios[name]):.3f}" in plot.curves[name].name()
