@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QStyle
 from app.runs.run_text import stop_note
 from app.shell.files import APP_NAME
 from app.shell.run_palette import current_run_colors
+from core.engine.continuation import carried_history, last_record, records_from, resume_step
 from core.engine.factory import make_race
 from core.engine.history import NetworkHistory, RaceHistory
 from core.engine.race_summary import race_summary
@@ -56,6 +57,7 @@ class RaceWiring(QObject):
         self.race_indices: list[int] = []
         self.run_notes: dict[str, str] = {}  # run label → its divergence forensics
         self.finished = False
+        self.race_lab: Lab | None = None  # the lab whose race `history` records
 
     @property
     def controller(self):
@@ -71,6 +73,7 @@ class RaceWiring(QObject):
     def reset_views(self, lab: Lab) -> None:
         """A fresh history for the lab's enabled runs, every view back to step 0."""
         window = self.window
+        self.race_lab = lab
         self.race_indices = [i for i, r in enumerate(lab.runs) if r.enabled]
         self.race_labels = tuple(lab.runs[i].label for i in self.race_indices)
         own = [lab.run_color(i) for i in self.race_indices]
@@ -117,6 +120,36 @@ class RaceWiring(QObject):
             # (app/shell/shortcut_guard.py): the line promises no more than that.
             window.status_label.setText(f"Ready: {len(self.race_indices)} runs. Press Play, or "
                                         "Space when not typing in a text box.")
+
+    def lab_edited(self, lab: Lab) -> None:
+        """An edit of a 2-D lab (the race already stopped): the views are reset, then, when the
+        edited lab's race reproduces the recorded steps before some step s (a branch added at s,
+        a branch's settings changed, a colour: core/engine/continuation.py), those steps are kept
+        and the race goes on from s, paused, instead of starting over."""
+        old_lab, old_history = self.race_lab, self.history
+        self.reset_views(lab)
+        window = self.window
+        # (Any new lab, an opened file too: only the steps it would reproduce bit for bit are kept.)
+        if not isinstance(old_history, RaceHistory) or old_lab is None or not self.race_indices:
+            return
+        s, sources = resume_step(old_lab, lab, old_history.last_step)
+        if s <= 0:
+            return
+        self.history = carried_history(old_history, self.race_labels, sources, s)
+        self.latest = last_record(self.history)
+        window.timeline.reset()
+        self.flush_redraw()
+        if s > lab.steps:  # nothing to recompute: the race stays finished
+            self.finished = True
+            window.status_label.setText(race_summary(self.history))
+            return
+        self.controller.start(lambda stop: records_from(
+            make_race(lab, internals=True).records(stop), s), playing=False)
+        if s <= old_history.last_step:
+            self.controller.step(1)  # replay up to s (in the worker) and show step s
+        window.status_label.setText(
+            f"Kept steps 0 … {s - 1} of every run: the race goes on from step {s} "
+            "(Space plays on, → steps once).")
 
     def recolor(self) -> None:
         """The theme changed: a 2-D race's loss and lr curves take the theme's run colours and

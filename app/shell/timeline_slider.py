@@ -13,6 +13,8 @@ itself is not touched: the engine stays paused where it was.
 * Branch at this step… (Ctrl+B, or right-click a run) adds a run that replays the selected run
   up to the shown step and then continues with whatever optimizer, hyperparameters or schedule
   the user gives it (core.lab.branches; an undoable edit that opens the run editor on the branch).
+  Every run keeps its recorded steps before the branch step and the race goes on from there
+  (app/shell/race_wiring.py `lab_edited`, core/engine/continuation.py).
 
 Network races keep their own views: the timeline is disabled there (and branching refused).
 The history may thin long races (core.engine.history keeps the newest 32 768 steps per run at full
@@ -300,5 +302,6 @@ class Timeline(QObject):
         window.runs_panel.select_run(len(new.runs) - 1)
         window.status_label.setText(
             f"Added '{label}': it replays '{parent.label}' up to step {step}. Change its optimizer, "
-            "hyperparameters or schedule in the editor, then press Play."
+            f"hyperparameters or schedule in the editor, then press Play: every run goes on from "
+            f"step {window.history.last_step + 1 if window.history is not None else 0}."
         )

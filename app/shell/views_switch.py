@@ -3,7 +3,8 @@
 A function lab shows the problem editor and the arena (landscape, loss and lr curves); a network
 lab shows the network builder and the network views (built on the first network lab, which keeps
 startup light). Any edit of the lab stops the race and sends every view back to step 0
-(app/shell/race_wiring.py, `RaceWiring.reset_views`).
+(app/shell/race_wiring.py, `RaceWiring.reset_views`), except where a 2-D race can go on from a
+later step (a branch: `RaceWiring.lab_edited`, core/engine/continuation.py).
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ class LabViews(QObject):
             self._objective_key = key
         start = ProblemPanel.start_point(lab)
         window.landscape.set_start(*start)
-        window.race_wiring.reset_views(lab)
+        # Back to step 0, unless the edited lab's race reproduces the recorded steps up to some
+        # step (a branch): then it goes on from there (app/shell/race_wiring.py, `lab_edited`).
+        window.race_wiring.lab_edited(lab)
 
     def _ensure_network_widgets(self) -> None:
         window = self.window
