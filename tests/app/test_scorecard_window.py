@@ -248,3 +248,23 @@ def test_the_profile_plot_draws_rho_at_every_tau_with_jumps_inside_1_to_4(qtbot)
             tau = 1.0 + 3.0 * i / 300
             assert _plotted(plot.curves[name], tau) == profiles.rho(ratios[name], tau), (name, tau)
         assert f"B = {profiles.score(ratios[name]):.3f}" in plot.curves[name].name()
+
+
+def test_the_scorecard_window_closes_with_its_button_ctrl_w_and_esc(qtbot, window):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QPushButton
+
+    window.show()
+    tool = window.open_tool("scorecard")
+    qtbot.waitExposed(tool)
+    button = tool.findChild(QPushButton, "toolCloseButton")
+    assert button is not None and button.isVisible()
+    button.click()
+    assert not tool.isVisible()
+    for keys in ((Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier),
+                 (Qt.Key.Key_Escape, Qt.KeyboardModifier.NoModifier)):
+        assert window.open_tool("scorecard") is tool  # one window, found again
+        tool.activateWindow()
+        qtbot.waitUntil(tool.isActiveWindow)
+        qtbot.keyClick(tool, *keys)
+        assert not tool.isVisible(), keys
