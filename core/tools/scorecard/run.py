@@ -40,6 +40,9 @@ from core.tools.scorecard.workloads import Workload, heldout_variants, time_to_t
 RULESETS = ("external", "self")
 SELF_BUDGET_MULTIPLE = 1.5
 FORMAT = "descent-lab-scorecard/1"
+# Entries' trials of one workload and study share a race where that gives the same numbers
+# (`_shares_a_race`); False: every study its own race, as before (tests compare the two).
+BATCH_ENTRIES = True
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,8 @@ class _Study:
         return [t for t in self.study.get_trials(deepcopy=False)
                 if t.state == optuna.trial.TrialState.COMPLETE]
 
-    def run(self, stop: threading.Event | None) -> float:
-        """Train the trials still missing; returns the wall seconds spent (0 when read)."""
+    def ask(self) -> list:
+        """The trials still missing, asked and claimed (none when the study is complete)."""
         import optuna
 
         from core.tools.sweep.workers import WORKER_ATTR, fail_dead_workers, worker_identity
@@ -166,7 +169,7 @@ class _Study:
         self._fail_unclaimed()
         done = self.finished()
         if len(done) >= self.count:
-            return 0.0
+            return []
         trials = self.study.get_trials(deepcopy=False)
         have = {t.params.get("lr") for t in done}
         waiting = {t.params.get("lr") for t in trials
@@ -189,15 +192,22 @@ class _Study:
             self.records.storage.set_trial_system_attr(
                 self.records.trial_id(trial.number), WORKER_ATTR, worker)
             asked.append(trial)
-        lab = replace(self.workload.lab, seed=self.workload.lab.seed + self.index)
-        runs = [RunSpec(f"{self.entry.name} trial {t.number}", self.entry.optimizer,
+        return asked
+
+    def lab(self):
+        """The lab this study trains on: the workload's, on the lab's seed + the study index."""
+        return replace(self.workload.lab, seed=self.workload.lab.seed + self.index)
+
+    def runs(self, asked: list) -> list[RunSpec]:
+        return [RunSpec(f"{self.entry.name} trial {t.number}", self.entry.optimizer,
                         {"lr": t.params["lr"]}) for t in asked]
-        try:
-            outcomes = time_to_target(lab, runs, self.workload.target, self.budget, stop)
-        except Exception as exc:  # noqa: BLE001 - any failure of a trial is a miss, not a crash
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            outcomes = [None] * len(asked)
-            reason = f"crashed: {text[:300]}"
+
+    def settle(self, asked: list, outcomes: list, reason: str | None,
+               stop: threading.Event | None) -> float:
+        """Tell the storage how ``asked`` went (``outcomes`` None: a miss for ``reason``);
+        returns the wall seconds they took. Stopped: they are failed, to be asked again."""
+        import optuna
+
         if stop is not None and stop.is_set():
             for trial in asked:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -245,6 +255,70 @@ class _Study:
         return best_time, best_row
 
 
+def _shares_a_race(study: _Study, asked: list) -> bool:
+    """Whether ``study``'s trials may train in one race with other entries' trials of the same
+    workload and study index and get exactly the numbers of their own race (module docstring).
+
+    Same lab seed means the same data, initial weights and mini-batches, and the runs of a race
+    never touch each other, except: a run's own random streams (a ``create_graph`` optimizer's
+    Hessian probes, a model's dropout) are keyed by its index in the race (core/engine/
+    seed_race.py, core/engine/function_race.py), so such runs keep their own race; a closure or
+    Schedule-Free optimizer would send every run of a batched MLP race down the one-model-at-a-
+    time path, so it keeps its own race too; and a single trial on an MLP trains alone on that
+    path (core/engine/stacked.py `per_run_reason`), so it is not stacked with others."""
+    from core.engine.training_step import RunUpdate
+
+    if not BATCH_ENTRIES or not RunUpdate.of(study.entry.optimizer).plain:
+        return False
+    lab = study.workload.lab
+    if not lab.is_network:
+        return True
+    layers = lab.problem.model.get("layers", [])
+    return len(asked) >= 2 and not any("dropout" in layer for layer in layers)
+
+
+def _train(studies: list[_Study], stop: threading.Event | None) -> list[float]:
+    """Train the missing trials of ``studies`` (one per entry, the same workload and study
+    index): those that may share one race together, the others one race each. Returns each
+    study's wall seconds (0 when it was complete)."""
+    asked = [study.ask() for study in studies]
+    shared = [i for i, (study, trials) in enumerate(zip(studies, asked))
+              if trials and _shares_a_race(study, trials)]
+    groups = ([shared] if shared else []) + [[i] for i, trials in enumerate(asked)
+                                              if trials and i not in shared]
+    walls = [0.0] * len(studies)
+    for group in groups:
+        outcomes, reason = _race(studies, asked, group, stop)
+        if outcomes is None and len(group) > 1 and not (stop is not None and stop.is_set()):
+            # A shared race that raised: each study again on its own, so a crash is charged to
+            # the entry that caused it only, as when each had its own race.
+            for i in group:
+                outcomes_i, reason_i = _race(studies, asked, [i], stop)
+                walls[i] = studies[i].settle(asked[i], outcomes_i or [None] * len(asked[i]),
+                                             reason_i, stop)
+            continue
+        at = 0
+        for i in group:
+            count = len(asked[i])
+            mine = outcomes[at:at + count] if outcomes is not None else [None] * count
+            walls[i] = studies[i].settle(asked[i], mine, reason, stop)
+            at += count
+    return walls
+
+
+def _race(studies: list[_Study], asked: list[list], group: list[int],
+          stop: threading.Event | None) -> tuple[list | None, str | None]:
+    """The outcomes of ``group``'s asked trials trained as one race (in order), or (None, the
+    reason) when the race raised: any failure of a trial is a miss, not a crash."""
+    first = studies[group[0]]
+    runs = [run for i in group for run in studies[i].runs(asked[i])]
+    try:
+        return time_to_target(first.lab(), runs, first.workload.target, first.budget, stop), None
+    except Exception as exc:  # noqa: BLE001
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"crashed: {text[:300]}"
+
+
 def run_scorecard(spec: ScorecardSpec, stop: threading.Event | None = None,
                   on_progress: Callable[[str], None] | None = None,
                   on_study: Callable[[StudyDone], None] | None = None) -> dict:
@@ -262,18 +336,24 @@ def run_scorecard(spec: ScorecardSpec, stop: threading.Event | None = None,
     for e in spec.entries:
         steps_t[e.name], evals_t[e.name], detail[e.name] = {}, {}, {}
         spec.wall_times[e.name] = {}
-        for w in workloads:
-            per_steps, per_evals, rows, wall = [], [], [], 0.0
-            for s in range(spec.studies):
-                study = _Study(spec, storage, e, w, s)
-                wall += study.run(stop)
-                if stop is not None and stop.is_set():
-                    raise InterruptedError("the scorecard was stopped")
+    for w in workloads:
+        per_steps = {e.name: [] for e in spec.entries}
+        per_evals = {e.name: [] for e in spec.entries}
+        rows = {e.name: [] for e in spec.entries}
+        wall = dict.fromkeys(per_steps, 0.0)
+        for s in range(spec.studies):
+            studies = [_Study(spec, storage, e, w, s) for e in spec.entries]
+            walls = _train(studies, stop)
+            if stop is not None and stop.is_set():
+                raise InterruptedError("the scorecard was stopped")
+            for e, study, spent in zip(spec.entries, studies, walls):
+                wall[e.name] += spent
                 t_steps, row = study.best("steps")
                 t_evals, _ = study.best("grad_evals")
-                per_steps.append(t_steps)
-                per_evals.append(t_evals)
-                rows.append(row if row is not None else {"trial": None, "reason": _reason(study)})
+                per_steps[e.name].append(t_steps)
+                per_evals[e.name].append(t_evals)
+                rows[e.name].append(row if row is not None
+                                    else {"trial": None, "reason": _reason(study)})
                 if on_progress is not None:
                     on_progress(f"{e.name} on {w.name}: study {s + 1}/{spec.studies}: "
                                 + (f"{t_steps:g} steps" if math.isfinite(t_steps) else "miss"))
@@ -281,10 +361,11 @@ def run_scorecard(spec: ScorecardSpec, stop: threading.Event | None = None,
                     on_study(StudyDone(e.name, w.name, w.base, s, t_steps, t_evals,
                                        row if row is not None
                                        else {"trial": None, "reason": _reason(study)}))
-            steps_t[e.name][w.name] = statistics.median(per_steps)
-            evals_t[e.name][w.name] = statistics.median(per_evals)
-            detail[e.name][w.name] = rows
-            spec.wall_times[e.name][w.name] = wall
+        for e in spec.entries:
+            steps_t[e.name][w.name] = statistics.median(per_steps[e.name])
+            evals_t[e.name][w.name] = statistics.median(per_evals[e.name])
+            detail[e.name][w.name] = rows[e.name]
+            spec.wall_times[e.name][w.name] = wall[e.name]
     bases = [w.name for w in spec.workloads]
     variants = {base: v.name for base, v in picked.items()}
     result = {"format": FORMAT, "ruleset": spec.ruleset, "seed": spec.seed,
