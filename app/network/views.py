@@ -222,9 +222,11 @@ class NetworkView(QWidget):
 
     def set_runs(
         self, labels: list[str], colors: list[str], dataset: Dataset | None,
-        total_steps: int | None = None, model_spec=None,
+        total_steps: int | None = None, model_spec=None, surface_key=None, changed_runs=(),
     ) -> None:
-        """Rebuild every item for these runs and this data set; clears all drawn data.
+        """Rebuild every item for these runs and this data set; clears all drawn data but a
+        loss surface whose inputs did not change (``surface_key``, ``changed_runs``:
+        `app.surface.view.SurfaceView.set_runs`).
 
         ``total_steps`` (the lab's ``steps``) lets the comparison say "finished" rather than
         "running" once the history reaches it; ``model_spec`` is the network the overview draws.
@@ -253,7 +255,7 @@ class NetworkView(QWidget):
         self.confusion.set_runs()
         self.per_class.set_runs()
         self.comparison.set_runs()
-        self.surface_view.set_runs(race.labels, race.colors)
+        self.surface_view.set_runs(race.labels, race.colors, surface_key, changed_runs)
         self.overview.set_runs(model_spec)
         regression_title = "Fitted curves" if race.fits_curves else "Predictions"
         self.tabs.setTabText(TAB_BOUNDARIES,

@@ -16,7 +16,13 @@ from PySide6.QtWidgets import QStyle
 from app.runs.run_text import stop_note
 from app.shell.files import APP_NAME
 from app.shell.run_palette import current_run_colors
-from core.engine.continuation import carried_history, last_record, records_from, resume_step
+from core.engine.continuation import (
+    carried_history,
+    changed_runs,
+    last_record,
+    records_from,
+    resume_step,
+)
 from core.engine.factory import make_race
 from core.engine.history import NetworkHistory, RaceHistory
 from core.engine.race_summary import race_summary
@@ -73,7 +79,6 @@ class RaceWiring(QObject):
     def reset_views(self, lab: Lab) -> None:
         """A fresh history for the lab's enabled runs, every view back to step 0."""
         window = self.window
-        self.race_lab = lab
         self.race_indices = [i for i, r in enumerate(lab.runs) if r.enabled]
         self.race_labels = tuple(lab.runs[i].label for i in self.race_indices)
         own = [lab.run_color(i) for i in self.race_indices]
@@ -81,6 +86,8 @@ class RaceWiring(QObject):
         # (app/shell/run_palette.py). The landscape keeps the lab's own colours: they are drawn
         # on its dark heatmap in either theme.
         colors = current_run_colors(own)
+        previous = self.race_lab
+        self.race_lab = lab
         if lab.problem.kind == "rl":  # app/rl/view.py draws an RLHistory
             from core.engine.rl_history import RLHistory
 
@@ -91,6 +98,10 @@ class RaceWiring(QObject):
             window.network_view.set_runs(
                 list(self.race_labels), colors, window.lab_views.dataset, total_steps=lab.steps,
                 model_spec=window.network_panel.diagram.model_spec,  # None while it is invalid
+                # The loss surface depends on the problem and the seed, not on an optimizer's
+                # settings: a picture survives an lr change of a run that does not span it.
+                surface_key=(repr(lab.problem), lab.seed, lab.base_dir),
+                changed_runs=changed_runs(previous, lab),
             )
             window.network_view.surface_view.set_sharpness_every(lab.problem.sharpness_every)
             # The confusion matrix and per-layer plot follow the run selected in the runs table.

@@ -19,8 +19,9 @@ handles Cancel and failures, and exports the finished surface (.npz) or the page
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from html import escape
 from pathlib import Path
 
@@ -65,6 +66,7 @@ class SurfaceView(QWidget):
         self.report_error: Callable = QMessageBox.warning
         self.labels: list[str] = []
         self.colors: list[str] = []
+        self._surface_key = None  # what the pictures were computed for (`set_runs`)
         self.result: SurfaceUpdate | None = None  # the latest surface update shown
         self.final: SurfaceUpdate | None = None  # the latest finished surface (exportable)
 
@@ -115,8 +117,16 @@ class SurfaceView(QWidget):
 
     # -- what the main window and the network views call ---------------------------------------
 
-    def set_runs(self, labels: list[str], colors: list[str]) -> None:
-        """A new race (or a reset): forget every picture and stop any computation."""
+    def set_runs(self, labels: list[str], colors: list[str], surface_key=None,
+                 changed: Collection[int] = ()) -> None:
+        """A new race (or a reset): stop any computation and forget the pictures — except a
+        surface whose inputs did not change (`kept_surface`).
+
+        ``surface_key`` stands for what the loss surface depends on besides the runs' weights
+        (the problem: data, model, loss; the seed); ``changed`` are the runs whose settings
+        changed (an lr from the range test, app/tools/lr_finder_window.py)."""
+        kept = self.kept_surface(labels, surface_key, changed)
+        self._surface_key = surface_key
         self.cancel()
         self.work.tap = None  # the old race's weights; the next race brings its own tap
         self.labels, self.colors = list(labels), list(colors)
@@ -129,6 +139,43 @@ class SurfaceView(QWidget):
         self.controls.set_exportable(False)
         self.controls.set_progress(0.0, " ")
         self._say("Train the race (or pause it), then press <b>Compute</b> (F5).")
+        if kept is not None:
+            self.result, self.final = kept
+            request = self.result.request
+            self.controls.run_a.setCurrentIndex(request.run_a)
+            self.controls.run_b.setCurrentIndex(request.run_b)
+            self.controls.set_exportable(self.final is not None)
+            self.controls.set_progress(1.0 if self.final is not None else 0.0, "kept")
+            self._redraw()
+
+    def kept_surface(self, labels: list[str], surface_key, changed: Collection[int]):
+        """``(result, final)`` to keep across a reset, or None.
+
+        A surface is the loss (a property of the problem and its data) over a plane fixed when
+        it was computed, through the weights of its centre run (and run B for a two-run plane).
+        It stays valid when the problem is the same and none of those runs changed; the paths
+        of the runs that did change are dropped from it (they belong to the old race)."""
+        if (self.result is None or surface_key is None or surface_key != self._surface_key
+                or list(labels) != self.labels):
+            return None
+        request = self.result.request
+        plane = {self.result.center_run, request.run_a}
+        if request.directions == "runs":
+            plane.add(request.run_b)
+        changed = set(changed)
+        if plane & changed:
+            return None
+
+        def without_changed(update: SurfaceUpdate | None) -> SurfaceUpdate | None:
+            if update is None or not changed:
+                return update
+            paths = [{key: value[:0] for key, value in path.items()} if run in changed else path
+                     for run, path in enumerate(update.paths)]
+            return dataclasses.replace(update, paths=paths)
+
+        final = without_changed(self.final)
+        result = final if self.result is self.final else without_changed(self.result)
+        return result, final
 
     def set_tap(self, tap: WeightTap | None) -> None:
         """The weights of the race about to run (the main window wraps its records with it)."""

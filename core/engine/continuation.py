@@ -38,6 +38,13 @@ def _numbers(run: RunSpec) -> RunSpec:
     return dataclasses.replace(run, color=None)
 
 
+def changed_runs(old: Lab | None, new: Lab) -> set[int]:
+    """The race indices of ``new``'s enabled runs that are new or whose numbers' settings
+    differ from ``old``'s run of the same label (every run when there is no ``old``)."""
+    before = {run.label: _numbers(run) for run in (old.enabled_runs() if old else ())}
+    return {j for j, run in enumerate(new.enabled_runs()) if before.get(run.label) != _numbers(run)}
+
+
 def resume_step(old: Lab, new: Lab, last_step: int) -> tuple[int, list[int | None]]:
     """``(s, sources)``: the first step the new lab's race must compute (0: all of it), and for
     each enabled run of ``new`` the index in ``old``'s race whose rows before ``s`` it keeps.
