@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -56,6 +56,8 @@ def space_text(e: Entry) -> str:
 
 class ScorecardSettings(QWidget):
     """Entries, workloads and the protocol's numbers; `spec` reads them (module docstring)."""
+
+    error = Signal(str)  # "Field: what is wrong" for the window's red line ("" clears it)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -218,8 +220,8 @@ class ScorecardSettings(QWidget):
             return
         classes = optimizer_classes(path)
         if not classes:
-            self.window()._show_error(f"{FIELD}: {Path(path).name} defines no class (or is not "
-                                      "valid Python)")
+            self.error.emit(f"{FIELD}: {Path(path).name} defines no class (or is not valid "
+                            "Python)")
             return
         name = classes[0]
         if len(classes) > 1:
@@ -231,13 +233,12 @@ class ScorecardSettings(QWidget):
         self._try_add(f"{path}:{name}")
 
     def _try_add(self, text: str) -> None:
-        show = self.window()._show_error
         try:
             self.add_entry(text)
         except LabError as exc:
-            show(f"{exc.field}: {exc.message}")
+            self.error.emit(f"{exc.field}: {exc.message}")
             return
-        show("")
+        self.error.emit("")
         self.entry_edit.clear()
 
     def chosen(self) -> list[str]:

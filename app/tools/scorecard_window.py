@@ -63,6 +63,7 @@ class ScorecardWindow(ToolWindow):
 
     def _build(self) -> None:
         self.settings = ScorecardSettings(self)
+        self.settings.error.connect(self._show_error)
         self._make_run_buttons("scorecard", "Start scorecard",
                                "Run the scorecard (finished studies in the storage are read, "
                                "not trained again)",
