@@ -117,6 +117,8 @@ def heldout_lab(lab: Lab, kind: str) -> Lab | None:
         swap = {"relu": "tanh", "tanh": "relu"}
         layers = [dict(layer, act=swap.get(layer["act"], layer["act"])) if "act" in layer
                   else layer for layer in problem.model["layers"]]
+        if layers == list(problem.model["layers"]):
+            return None  # no relu or tanh to swap (a linear model): no such variant
         new = replace(problem, model={**problem.model, "layers": layers})
     elif kind == "noise":
         noise = problem.dataset.get("noise")
