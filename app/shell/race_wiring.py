@@ -3,7 +3,8 @@ the history each batch of records is appended to, the throttled redraw of the ar
 views, the optimizer internals of the shown step, and the status line's race messages.
 
 The state of the race shown (history, the newest record, the runs racing) lives here; the
-`MainWindow` forwards the names tests and the timeline (app/shell/timeline_slider.py) read.
+`MainWindow` forwards the names tests and the timeline (app/shell/timeline_slider.py) read. What an
+edit (a branch goes on from its step) or a theme switch does to it: app/shell/race_edits.py.
 """
 
 from __future__ import annotations
@@ -16,13 +17,7 @@ from PySide6.QtWidgets import QStyle
 from app.runs.run_text import stop_note
 from app.shell.files import APP_NAME
 from app.shell.run_palette import current_run_colors
-from core.engine.continuation import (
-    carried_history,
-    changed_runs,
-    last_record,
-    records_from,
-    resume_step,
-)
+from core.engine.continuation import changed_runs
 from core.engine.factory import make_race
 from core.engine.history import NetworkHistory, RaceHistory
 from core.engine.race_summary import race_summary
@@ -131,55 +126,6 @@ class RaceWiring(QObject):
             # (app/shell/shortcut_guard.py): the line promises no more than that.
             window.status_label.setText(f"Ready: {len(self.race_indices)} runs. Press Play, or "
                                         "Space when not typing in a text box.")
-
-    def lab_edited(self, lab: Lab) -> None:
-        """An edit of a 2-D lab (the race already stopped): the views are reset, then, when the
-        edited lab's race reproduces the recorded steps before some step s (a branch added at s,
-        a branch's settings changed, a colour: core/engine/continuation.py), those steps are kept
-        and the race goes on from s, paused, instead of starting over."""
-        old_lab, old_history = self.race_lab, self.history
-        self.reset_views(lab)
-        window = self.window
-        # (Any new lab, an opened file too: only the steps it would reproduce bit for bit are kept.)
-        if not isinstance(old_history, RaceHistory) or old_lab is None or not self.race_indices:
-            return
-        s, sources = resume_step(old_lab, lab, old_history.last_step)
-        if s <= 0:
-            return
-        self.history = carried_history(old_history, self.race_labels, sources, s)
-        self.latest = last_record(self.history)
-        window.timeline.reset()
-        self.flush_redraw()
-        if s > lab.steps:  # nothing to recompute: the race stays finished
-            self.finished = True
-            window.status_label.setText(race_summary(self.history))
-            return
-        self.controller.start(lambda stop: records_from(
-            make_race(lab, internals=True).records(stop), s), playing=False)
-        if s <= old_history.last_step:
-            self.controller.step(1)  # replay up to s (in the worker) and show step s
-        window.status_label.setText(
-            f"Kept steps 0 … {s - 1} of every run: the race goes on from step {s} "
-            "(Space plays on, → steps once).")
-
-    def recolor(self) -> None:
-        """The theme changed: a 2-D race's loss and lr curves take the theme's run colours and
-        are redrawn from the history (nothing is reset; the landscape keeps the lab's colours).
-        Network and rl views take them at their next reset."""
-        window, lab = self.window, self.window.document.lab
-        if lab.is_network or lab.problem.kind == "rl":
-            return
-        colors = current_run_colors([lab.run_color(i) for i in self.race_indices])
-        labels = list(self.race_labels)
-        window.loss_plot.set_runs(labels, colors, x_max=lab.steps)
-        window.lr_plot.set_runs(labels, colors, x_max=lab.steps)
-        history = self.history
-        if isinstance(history, RaceHistory) and history.last_step >= 0:
-            window.loss_plot.update_series([(s.column("step"), s.column("loss")) for s in history.runs])
-            window.lr_plot.update_series([(s.column("step"), s.column("lr")) for s in history.runs])
-            if window.timeline.position is not None:
-                window.loss_plot.set_cursor(window.timeline.position)
-                window.lr_plot.set_cursor(window.timeline.position)
 
     # -- playback ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QApplication
 
 from app.shell.menus import view_menu
+from app.shell.race_edits import recolor_curves
 from app.shell.theme import THEME_KEY, THEMES, apply_theme, current_theme
 
 
@@ -45,7 +46,7 @@ class ThemeMenu(QObject):
         app = QApplication.instance()
         name = apply_theme(app, name)
         self.actions[name].setChecked(True)
-        self.window.race_wiring.recolor()  # run colours per theme (app/shell/run_palette.py)
+        recolor_curves(self.window.race_wiring)  # run colours per theme (app/shell/run_palette.py)
         if remember:
             self.settings.setValue(THEME_KEY, name)
 

@@ -14,7 +14,7 @@ itself is not touched: the engine stays paused where it was.
   up to the shown step and then continues with whatever optimizer, hyperparameters or schedule
   the user gives it (core.lab.branches; an undoable edit that opens the run editor on the branch).
   Every run keeps its recorded steps before the branch step and the race goes on from there
-  (app/shell/race_wiring.py `lab_edited`, core/engine/continuation.py).
+  (app/shell/race_edits.py, core/engine/continuation.py).
 
 Network races keep their own views: the timeline is disabled there (and branching refused).
 The history may thin long races (core.engine.history keeps the newest 32 768 steps per run at full

@@ -4,7 +4,7 @@ A function lab shows the problem editor and the arena (landscape, loss and lr cu
 lab shows the network builder and the network views (built on the first network lab, which keeps
 startup light). Any edit of the lab stops the race and sends every view back to step 0
 (app/shell/race_wiring.py, `RaceWiring.reset_views`), except where a 2-D race can go on from a
-later step (a branch: `RaceWiring.lab_edited`, core/engine/continuation.py).
+later step (a branch: app/shell/race_edits.py, core/engine/continuation.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from app.arena.function_map import LandscapePlot
 from app.arena.internals_panel import InternalsPanel
 from app.arena.problem_panel import ProblemPanel
 from app.runs.runs_panel import RunsPanel
+from app.shell.race_edits import go_on_after_edit
 from app.widgets.curves import LossPlot, LrPlot
 from app.widgets.layouts import ColumnScrollArea
 from core.lab.format import Lab
@@ -198,8 +199,8 @@ class LabViews(QObject):
         start = ProblemPanel.start_point(lab)
         window.landscape.set_start(*start)
         # Back to step 0, unless the edited lab's race reproduces the recorded steps up to some
-        # step (a branch): then it goes on from there (app/shell/race_wiring.py, `lab_edited`).
-        window.race_wiring.lab_edited(lab)
+        # step (a branch): then it goes on from there (app/shell/race_edits.py).
+        go_on_after_edit(window.race_wiring, lab)
 
     def _ensure_network_widgets(self) -> None:
         window = self.window
