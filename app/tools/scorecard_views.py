@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
+from app.widgets.curves import add_key_row
 from app.widgets.plot_style import named_plot
 from core.lab.format import RUN_COLORS
 from core.tools.scorecard.live import LiveTables
@@ -49,9 +50,9 @@ def make_profile_plot() -> pg.PlotWidget:
     item.setYRange(0.0, 1.0, padding=0.05)
     item.showGrid(x=True, y=True, alpha=0.25)
     item.setMouseEnabled(x=False, y=False)
-    # An opaque legend: it sits where the best curves end (top right) and must stay readable.
-    plot.legend = item.addLegend(offset=(-10, 10), brush=pg.mkBrush(30, 30, 34, 230),
-                                 pen=pg.mkPen(90, 90, 96))
+    # The key is a row above the data (app/widgets/curves.py): a box in the corner covered
+    # the best curves where they end, at the top right.
+    plot.legend = add_key_row(item)
     plot.curves = {}
     return plot
 
