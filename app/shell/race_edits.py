@@ -5,16 +5,27 @@ app/shell/race_wiring.py, `RaceWiring`).
   reproduces the recorded steps before some step s (a branch added at s, a branch's settings
   changed, a colour: core/engine/continuation.py), those steps are kept and the race goes on
   from s, paused, instead of starting over at 0.
+  When a run changes from step 0 (an lr from the range test), the race starts over but the
+  runs that did not change keep their trajectories: only the changed runs' restart.
 * `recolor_curves`: the theme changed; the loss and lr curves take the theme's run colours
   (app/shell/run_palette.py) without a reset.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 from app.shell.run_palette import current_run_colors
-from core.engine.continuation import carried_history, last_record, records_from, resume_step
+from core.engine.continuation import (
+    carried_history,
+    kept_steps,
+    last_record,
+    records_from,
+    restarted_history,
+    resume_step,
+)
 from core.engine.factory import make_race
 from core.engine.history import RaceHistory
 from core.engine.race_summary import race_summary
@@ -37,6 +48,7 @@ def go_on_after_edit(wiring: RaceWiring, lab: Lab) -> None:
         return
     s, sources = resume_step(old_lab, lab, old_history.last_step)
     if s <= 0:
+        _restart_changed_runs(wiring, lab, old_lab, old_history)
         return
     wiring.history = carried_history(old_history, wiring.race_labels, sources, s)
     wiring.latest = last_record(wiring.history)
@@ -53,6 +65,27 @@ def go_on_after_edit(wiring: RaceWiring, lab: Lab) -> None:
     window.status_label.setText(
         f"Kept steps 0 … {s - 1} of every run: the race goes on from step {s} "
         "(Space plays on, → steps once).")
+
+
+def _restart_changed_runs(wiring: RaceWiring, lab: Lab, old_lab: Lab,
+                          old_history: RaceHistory) -> None:
+    """A run's numbers change from step 0 (its lr from the range test): the lockstep race starts
+    over, but the runs it reproduces whole keep their trajectories on screen, and only the
+    changed runs' trajectories restart (core/engine/continuation.py, `restarted_history`)."""
+    steps, sources = kept_steps(old_lab, lab, old_history.last_step)
+    history = restarted_history(old_history, wiring.race_labels, steps, sources)
+    if history is None:
+        return
+    wiring.history = history
+    wiring.latest = dataclasses.replace(last_record(history), step=0)
+    wiring.window.timeline.reset()
+    wiring.flush_redraw()  # the kept runs' whole paths and curves
+    wiring.latest = None
+    wiring.show_step(0)
+    restarted = [label for label, n in zip(wiring.race_labels, steps) if not math.isinf(n)]
+    wiring.window.status_label.setText(
+        f"{', '.join(restarted)} start{'s' if len(restarted) == 1 else ''} over; the other runs "
+        "keep their trajectories. Press Play.")
 
 
 def recolor_curves(wiring: RaceWiring) -> None:

@@ -204,6 +204,8 @@ class RaceWiring(QObject):
         status = self.window.status_label
         for record in records:
             for event in record.diverged:
+                if event.step < getattr(history, "keep_from", (0,) * (event.run + 1))[event.run]:
+                    continue  # a kept run's recomputed step: said when it first happened
                 # The forensics (lr, last finite values, the layer that blew up) go to the
                 # status bar and, line by line, to the tooltip of the run's row in the table.
                 details = event.describe()

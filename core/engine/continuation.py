@@ -45,15 +45,14 @@ def changed_runs(old: Lab | None, new: Lab) -> set[int]:
     return {j for j, run in enumerate(new.enabled_runs()) if before.get(run.label) != _numbers(run)}
 
 
-def resume_step(old: Lab, new: Lab, last_step: int) -> tuple[int, list[int | None]]:
-    """``(s, sources)``: the first step the new lab's race must compute (0: all of it), and for
-    each enabled run of ``new`` the index in ``old``'s race whose rows before ``s`` it keeps.
-
-    ``last_step`` is the newest step recorded for ``old``; ``s`` is at most ``last_step + 1``."""
+def kept_steps(old: Lab, new: Lab, last_step: int) -> tuple[list[float], list[int | None]]:
+    """Per enabled run of ``new``: how many leading steps of the recorded race of ``old`` it
+    reproduces (``math.inf``: all of them), and the index in ``old``'s race of the run whose rows
+    those are (None where none)."""
     new_runs = new.enabled_runs()
     if (old.problem != new.problem or old.seed != new.seed or old.steps != new.steps
             or last_step < 0 or new.problem.kind != "function"):
-        return 0, [None] * len(new_runs)
+        return [0.0] * len(new_runs), [None] * len(new_runs)
     old_index = {run.label: i for i, run in enumerate(old.enabled_runs())}
     old_runs = old.enabled_runs()
     new_index = {run.label: i for i, run in enumerate(new_runs)}
@@ -82,9 +81,18 @@ def resume_step(old: Lab, new: Lab, last_step: int) -> tuple[int, list[int | Non
         prefix[j] = own
         return own
 
-    s = min([kept(j) for j in range(len(new_runs))] + [last_step + 1])
-    s = int(s)
-    return s, (sources if s > 0 else [None] * len(new_runs))
+    steps = [kept(j) for j in range(len(new_runs))]
+    return steps, [source if steps[j] > 0 else None for j, source in enumerate(sources)]
+
+
+def resume_step(old: Lab, new: Lab, last_step: int) -> tuple[int, list[int | None]]:
+    """``(s, sources)``: the first step the new lab's race must compute (0: all of it), and for
+    each enabled run of ``new`` the index in ``old``'s race whose rows before ``s`` it keeps.
+
+    ``last_step`` is the newest step recorded for ``old``; ``s`` is at most ``last_step + 1``."""
+    steps, sources = kept_steps(old, new, last_step)
+    s = int(min(steps + [last_step + 1]))
+    return s, (sources if s > 0 else [None] * len(steps))
 
 
 def carried_history(old: RaceHistory, labels: Iterable[str], sources: list[int | None],
@@ -92,11 +100,45 @@ def carried_history(old: RaceHistory, labels: Iterable[str], sources: list[int |
     """A history of the new race's runs (``labels``) holding, for each, its source's rows of
     steps < ``s`` (with the divergences and optimizer internals recorded before ``s``)."""
     labels = tuple(labels)
+    if None in sources:
+        raise ValueError(f"run {labels[sources.index(None)]!r} has nothing to carry over")
+    history = _carry(old, labels, sources, [s] * len(labels))
+    for step, per_run in old._internals.items():
+        if step < s:
+            history._internals[step] = tuple(per_run[source] for source in sources)
+    history.last_step = s - 1
+    return history
+
+
+def restarted_history(old: RaceHistory, labels: Iterable[str], steps: list[float],
+                      sources: list[int | None]) -> RaceHistory | None:
+    """One run's lr (or any setting) changed: the lockstep race starts over at step 0, but the
+    runs it reproduces whole (``steps[j]`` infinite) keep their recorded series, and the history
+    ignores their recomputed rows (`RaceHistory.keep_from`) — only the changed runs' trajectories
+    restart. None when no run is kept whole."""
+    labels = tuple(labels)
+    whole = [math.isinf(n) for n in steps]
+    if not any(whole):
+        return None
+    history = _carry(old, labels, [src if keep else None for src, keep in zip(sources, whole)],
+                     [math.inf if keep else 0 for keep in whole])
+    # After each kept run's last recorded row (beyond the race's own step when it was itself
+    # kept whole by an earlier restart).
+    history.keep_from = np.array([
+        series.last("step") + 1 if keep and len(series) else 0
+        for series, keep in zip(history.runs, whole)])
+    history.last_step = -1  # the race itself is at its start
+    return history
+
+
+def _carry(old: RaceHistory, labels: tuple[str, ...], sources: list[int | None],
+           limits: list[float]) -> RaceHistory:
+    """Each run's source's rows of steps below its limit, and their divergences."""
     capacity = old.runs[0].capacity if old.runs else DEFAULT_CAPACITY
     history = RaceHistory(labels, capacity=capacity, internals_steps=old.internals_steps)
-    for j, source in enumerate(sources):
+    for j, (source, s) in enumerate(zip(sources, limits)):
         if source is None:
-            raise ValueError(f"run {labels[j]!r} has nothing to carry over")
+            continue
         series = old.runs[source]
         steps = series.column("step")
         keep = steps < s
@@ -105,10 +147,6 @@ def carried_history(old: RaceHistory, labels: Iterable[str], sources: list[int |
         event = old.divergences.get(source)
         if event is not None and event.step < s:
             history.divergences[j] = dataclasses.replace(event, run=j, label=labels[j])
-    for step, per_run in old._internals.items():
-        if step < s:
-            history._internals[step] = tuple(per_run[source] for source in sources)
-    history.last_step = s - 1
     return history
 
 

@@ -121,6 +121,9 @@ class RaceHistory:
         self.divergences: dict[int, object] = {}
         self.internals_steps = internals_steps
         self._internals: dict[int, tuple] = {}  # step → per-run Internals (insertion = step order)
+        # Per run, the first step whose record is appended: a run kept whole while the race
+        # starts over for another run ignores its recomputed rows (core/engine/continuation.py).
+        self.keep_from = np.zeros(len(self.labels))
 
     def internals_at(self, step: int) -> list | None:
         """Each run's `core.optim.internals.Internals` for the update that led to ``step`` (None for a
@@ -148,9 +151,10 @@ class RaceHistory:
         alive = np.stack([r.alive for r in records])
         for rec in records:
             for event in rec.diverged:
-                self.divergences[event.run] = event
+                if event.step >= self.keep_from[event.run]:
+                    self.divergences[event.run] = event
         for i, series in enumerate(self.runs):
-            keep = alive[:, i]
+            keep = alive[:, i] & (steps >= self.keep_from[i])
             if not keep.any():
                 continue
             rows = np.stack(

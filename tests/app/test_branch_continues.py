@@ -59,3 +59,45 @@ def test_a_branch_keeps_every_runs_steps_before_k_and_goes_on_from_k(qtbot, wind
                                       before[i])
     assert not np.allclose(window.history.runs[4].column("x")[K + 5:],
                            before[3][K + 5:, 0])  # the branch went its own way
+
+
+def test_use_this_lr_restarts_only_that_runs_trajectory(qtbot, window):
+    from app.tools.lr_finder_window import LrFinderWindow
+
+    lab = replace(load_lab(ROOT / "resources" / "labs" / "ravine.lab.json"), steps=STEPS)
+    window.document.replace(lab, None)
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)  # Max
+    with qtbot.waitSignal(window.race_finished, timeout=60_000):
+        window.play()
+    before = [np.column_stack([s.column("x"), s.column("y")]) for s in window.history.runs]
+
+    finder = LrFinderWindow(window.document)
+    qtbot.addWidget(finder)
+    try:
+        finder.run_combo.setCurrentIndex(finder.run_combo.findData("Adam"))
+        finder.min_edit.setText("1e-4")
+        finder.max_edit.setText("1")
+        finder.steps_spin.setValue(30)
+        with qtbot.waitSignal(finder.result_ready, timeout=60_000):
+            assert finder.start()
+        assert finder.use_lr("valley")
+    finally:
+        finder.shutdown()
+    edited = window.document.lab
+    assert edited.runs[3].params["lr"] != lab.runs[3].params["lr"]
+    # The other runs keep their whole trajectories on screen; Adam's starts over.
+    for i in range(3):
+        np.testing.assert_array_equal(np.column_stack([window.history.runs[i].column("x"),
+                                                       window.history.runs[i].column("y")]),
+                                      before[i])
+        x, _y = window.loss_plot.curves[i].getData()  # drawn, not only kept
+        assert x is not None and len(x) == STEPS + 1
+    assert len(window.history.runs[3]) == 0
+    assert "Adam starts over" in window.status_label.text()
+
+    with qtbot.waitSignal(window.race_finished, timeout=60_000):
+        window.play()
+    reference = list(race(edited))
+    for i, series in enumerate(window.history.runs):  # nothing doubled, nothing lost
+        np.testing.assert_array_equal(np.column_stack([series.column("x"), series.column("y")]),
+                                      _points(reference, i))

@@ -125,3 +125,21 @@ def test_what_restarts_at_zero_and_what_goes_on():
     reference = _history(edited)
     for i in range(5):
         np.testing.assert_array_equal(_path(h3, i), _path(reference, i))
+
+
+def test_an_lr_change_restarts_only_that_runs_trajectory():
+    from core.engine.continuation import kept_steps, restarted_history
+
+    old = _history(LAB)
+    edited = LAB.with_run(1, replace(LAB.runs[1], params={"lr": 0.01}))
+    steps, sources = kept_steps(LAB, edited, old.last_step)
+    assert [np.isinf(n) for n in steps] == [True, False, True]
+    history = restarted_history(old, [r.label for r in edited.runs], steps, sources)
+    assert len(history.runs[1]) == 0 and history.last_step == -1
+    np.testing.assert_array_equal(_path(history, 0), _path(old, 0))  # before the race replays
+    history.extend(list(FunctionRace(edited).records()))  # the lockstep race, from step 0
+    fresh = _history(edited)
+    for i in range(3):  # no run doubled, the changed one raced anew, the others as before
+        np.testing.assert_array_equal(_path(history, i), _path(fresh, i))
+    np.testing.assert_array_equal(_path(history, 2), _path(old, 2))
+    assert not np.allclose(_path(history, 1), _path(old, 1))
