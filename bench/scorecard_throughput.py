@@ -7,7 +7,9 @@ The first line is the scorecard's defaults: O = 5 trials × S = 5 studies for ea
 (Adam, SGD, NAdam). Study s trains on the lab's seed + s, so the scorecard trains, per study
 index, every entry's O trials as one race (3 × 5 = 15 runs); it is compared with one race per
 trial and with one race per study (O runs, the scorecard before entries shared a race). The
-second line is one race of 16 trials vs 16 races, as measured before."""
+second line is one race of 16 trials vs 16 races, as measured before. Both run on one torch
+thread, as the GUI's worker does (bench/sweep_throughput.py): on a shared 2-core machine two
+threads made the timings swing by several times from run to run."""
 
 from __future__ import annotations
 
@@ -30,6 +32,17 @@ def _timed(call):
 
 
 def run() -> dict:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the GUI's worker and bench/sweep_throughput.py do
+    try:
+        return _run()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run() -> dict:
     import numpy as np
 
     from core.lab.format import RunSpec
@@ -45,12 +58,23 @@ def run() -> dict:
     for runs in (sum(per_entry, []), *per_entry, per_entry[0][:1]):
         time_to_target(lab, runs, -math.inf, 5)
     labs = [replace(lab, seed=lab.seed + s) for s in range(STUDIES)]
-    shared, t_shared = _timed(lambda: [time_to_target(lab_s, sum(per_entry, []), -math.inf,
-                                                      STEPS) for lab_s in labs])
-    studies, t_study = _timed(lambda: [time_to_target(lab_s, runs, -math.inf, STEPS)
-                                       for lab_s in labs for runs in per_entry])
-    single, t_single = _timed(lambda: [time_to_target(lab_s, [r], -math.inf, STEPS)[0]
-                                       for lab_s in labs for runs in per_entry for r in runs])
+    shared, studies, single = [], [], []
+    t_shared = t_study = t_single = 0.0
+    # Study by study, the three modes in turn: a load that comes and goes on a shared machine
+    # falls on all three alike.
+    for lab_s in labs:
+        out, spent = _timed(lambda lab_s=lab_s: time_to_target(lab_s, sum(per_entry, []),
+                                                               -math.inf, STEPS))
+        shared.append(out)
+        t_shared += spent
+        out, spent = _timed(lambda lab_s=lab_s: [time_to_target(lab_s, runs, -math.inf, STEPS)
+                                                 for runs in per_entry])
+        studies += out
+        t_study += spent
+        out, spent = _timed(lambda lab_s=lab_s: [time_to_target(lab_s, [r], -math.inf, STEPS)[0]
+                                                 for runs in per_entry for r in runs])
+        single += out
+        t_single += spent
     flat_shared = [o for race in shared for o in race]
     flat_study = [o for race in studies for o in race]
     # The same trials: their lowest validation losses agree (same data, weights, batches).

@@ -244,7 +244,7 @@ def test_the_shipped_suite_loads_with_targets_provenance_and_heldout_variants():
 
     suite = load_suite()
     assert {"moons_mlp", "spirals_mlp", "digits_mlp", "sine_mlp", "rosenbrock",
-            "ill_quadratic"} <= set(suite)
+            "ill_quadratic", "noisy_quadratic", "digits_cnn"} <= set(suite)
     for name, workload in suite.items():
         assert math.isfinite(workload.target) and workload.budget >= 1, name
         assert workload.provenance["reference"] and workload.provenance["command"], name

@@ -10,7 +10,11 @@ Rulesets (docs/scorecard.md):
   the studies; a miss is infinite.
 * ``self`` — the entry's default lr only, 1.5× the budget, one trial per seed (S seeds), median.
 
-A study's O trials train side by side as O runs of one race (core/tools/scorecard/workloads.py).
+Trials train side by side as runs of one race (core/tools/scorecard/workloads.py): study s of
+every entry on a workload trains on the same lab (seed + s), so all entries' trials of that
+study share ONE race where that changes no number (`_shares_a_race`; the others one race per
+study), and scorecard.json is byte for byte what one race per study gives (`BATCH_ENTRIES`).
+Studies are not batched with each other: each has its own seed, and a race has one.
 Each study lives in the Optuna storage (a SQLite file by default), named by the scorecard seed,
 ruleset, entry, workload, target and budget; a study that already holds O finished trials is
 read, not rerun, so re-running the same command after a kill completes the scorecard: the trials
