@@ -131,3 +131,23 @@ def test_the_noisy_quadratic_target_sits_at_the_least_squares_floor():
     w, *_ = np.linalg.lstsq(data.x_train, data.y_train.astype(np.float64), rcond=None)
     floor = float(np.mean((data.x_val @ w - data.y_val) ** 2))
     assert 0.95 * floor <= workload.provenance["seed_values"][0] <= 1.2 * floor
+
+
+def test_a_shared_race_that_raises_is_trained_again_one_study_at_a_time(tmp_path, monkeypatch):
+    # A crash in a shared race must not become a miss for every entry in it: each study is
+    # trained again in its own race, and the numbers are those of one race per study.
+    calls = []
+
+    def flaky(lab, runs, target, steps, stop=None):
+        calls.append(len(runs))
+        if len(runs) > 3:
+            raise RuntimeError("boom")
+        return time_to_target(lab, runs, target, steps, stop)
+
+    monkeypatch.setattr(scorecard_run, "time_to_target", flaky)
+    recovered = run_scorecard(_small(str(tmp_path / "recovered.db")))
+    assert calls.count(9) == 4 and calls.count(3) == 12  # 4 shared races, then 12 alone
+    monkeypatch.setattr(scorecard_run, "time_to_target", time_to_target)
+    monkeypatch.setattr(scorecard_run, "BATCH_ENTRIES", False)
+    alone = run_scorecard(_small(str(tmp_path / "alone.db")))
+    assert json.dumps(recovered, sort_keys=True) == json.dumps(alone, sort_keys=True)
