@@ -203,9 +203,10 @@ def test_resumed_after_sigkill_it_completes_with_no_trial_run_twice(tmp_path):
     first = proc.stdout.readline()  # one study finished: the kill lands mid-scorecard
     assert "study 1/3" in first
     deadline = time.monotonic() + 120
-    # Both entries' O = 2 trials of a study train as one race (core/tools/scorecard/run.py).
-    while _running_trials(killed / "scorecard.db") < 4 and time.monotonic() < deadline:
-        time.sleep(0.01)  # kill while the study's trials train
+    # On a function workload every study's trials of both entries train as one race
+    # (core/tools/scorecard/run.py): 2 entries × 3 studies × O = 2.
+    while _running_trials(killed / "scorecard.db") < 12 and time.monotonic() < deadline:
+        time.sleep(0.01)  # kill while the trials train
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not (killed / "scorecard.json").exists()
@@ -213,7 +214,7 @@ def test_resumed_after_sigkill_it_completes_with_no_trial_run_twice(tmp_path):
     in_flight = {(s.study_name, t.params["lr"]) for s in optuna.get_all_study_summaries(storage)
                  for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
                  if t.state == optuna.trial.TrialState.RUNNING}
-    assert len(in_flight) == 4  # killed while a study's trials trained, 2 per entry
+    assert len(in_flight) == 12  # killed while the trials trained, 2 per study
     done = _cli(*common, "--out", str(killed), timeout=600)
     assert done.returncode == 0, done.stderr
     fresh = _cli(*common, "--out", str(tmp_path / "fresh"), timeout=600)

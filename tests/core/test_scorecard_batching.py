@@ -1,6 +1,6 @@
 """The scorecard's shared races (core/tools/scorecard/run.py `_train`): every entry's trials of a
-workload and study train as runs of one race, and scorecard.json is byte for byte the one that
-one race per study gives; and the workloads noisy_quadratic and digits_cnn of the shipped suite
+workload and study (on a function workload, of every study) train as runs of one race, and
+scorecard.json is byte for byte the one that one race per study gives; and the workloads noisy_quadratic and digits_cnn of the shipped suite
 (resources/workloads/): they load, their held-out variants change the problem, and the reference
 that set each target reaches it within the budget."""
 
@@ -57,9 +57,10 @@ def test_entries_share_one_race_per_study_and_the_json_is_identical(tmp_path, mo
     monkeypatch.setattr(scorecard_run, "BATCH_ENTRIES", False)
     alone = run_scorecard(_small(str(tmp_path / "alone.db")))
     assert json.dumps(shared, sort_keys=True) == json.dumps(alone, sort_keys=True)
-    # One race per workload and study, all 3 entries × 3 trials in it, on the lab's seed + s.
+    # moons: one race per study, all 3 entries × 3 trials in it, on the lab's seed + s; quad (a
+    # function: its seed is read only by runs that keep their own race) one race of both studies.
     seed = load_suite()["moons_mlp"].lab.seed
-    assert sorted(shared_races) == sorted([(seed, 9), (seed + 1, 9), (0, 9), (1, 9)])
+    assert shared_races == [(seed, 9), (seed + 1, 9), (0, 18)]
     assert len(races) == 2 * 2 * 3 and all(count == 3 for _, count in races)
     # The times differ between the studies (so a study trained on another study's seed shows).
     moons = [row["steps"] for row in shared["studies_detail"]["adam"]["moons"]]
@@ -87,8 +88,8 @@ def test_dropout_keeps_each_entry_in_its_own_race_and_the_same_numbers(tmp_path,
     monkeypatch.setattr(scorecard_run, "BATCH_ENTRIES", False)
     alone = run_scorecard(_small(str(tmp_path / "alone.db"), layers))
     assert json.dumps(shared, sort_keys=True) == json.dumps(alone, sort_keys=True)
-    # moons: 3 entries × 2 studies, each its own race; quad (no dropout): one race a study
-    assert counts == [3] * 6 + [9, 9]
+    # moons: 3 entries × 2 studies, each its own race; quad (no dropout): one race
+    assert counts == [3] * 6 + [18]
 
 
 def test_the_noisy_quadratic_and_digits_cnn_workloads_load_with_their_variants():
@@ -146,8 +147,31 @@ def test_a_shared_race_that_raises_is_trained_again_one_study_at_a_time(tmp_path
 
     monkeypatch.setattr(scorecard_run, "time_to_target", flaky)
     recovered = run_scorecard(_small(str(tmp_path / "recovered.db")))
-    assert calls.count(9) == 4 and calls.count(3) == 12  # 4 shared races, then 12 alone
+    # 3 shared races (moons' 2 studies, quad's), then each study alone: 12 races
+    assert calls.count(9) == 2 and calls.count(18) == 1 and calls.count(3) == 12
     monkeypatch.setattr(scorecard_run, "time_to_target", time_to_target)
     monkeypatch.setattr(scorecard_run, "BATCH_ENTRIES", False)
     alone = run_scorecard(_small(str(tmp_path / "alone.db")))
     assert json.dumps(recovered, sort_keys=True) == json.dumps(alone, sort_keys=True)
+
+
+def test_a_hessian_probing_entry_keeps_its_own_race_per_study(tmp_path, monkeypatch):
+    # AdaHessian's Hutchinson probes draw from a stream seeded by the lab's seed (seed + s for
+    # study s) and the run's index in the race: in a shared race both would change.
+    # A Hessian with off-diagonal terms: on a diagonal one the probes' estimate is exact.
+    tilted = validate_lab(Lab(name="tilted", steps=60,
+                              problem=FunctionProblem({"expression": "0.5*(x**2 + 10*y**2)"
+                                                                     " + 2*x*y"}, (2.0, 1.0)),
+                              runs=(RunSpec("Reference", "sgd", {"lr": 0.01}),)))
+
+    def spec(storage):
+        return replace(_small(storage), entries=[
+            entry("adam", "adam"), entry("hessian", "pytorch_optimizer:AdaHessian")],
+            workloads=[Workload("tilted", tilted, 1e-2, 60)], trials=2, studies=3)
+
+    races = _races(monkeypatch)
+    shared = run_scorecard(spec(str(tmp_path / "shared.db")))
+    monkeypatch.setattr(scorecard_run, "BATCH_ENTRIES", False)
+    alone = run_scorecard(spec(str(tmp_path / "alone.db")))
+    assert json.dumps(shared, sort_keys=True) == json.dumps(alone, sort_keys=True)
+    assert races[:4] == [(0, 6), (0, 2), (1, 2), (2, 2)]  # adam's 3 studies, then one each

@@ -14,7 +14,9 @@ Trials train side by side as runs of one race (core/tools/scorecard/workloads.py
 every entry on a workload trains on the same lab (seed + s), so all entries' trials of that
 study share ONE race where that changes no number (`_shares_a_race`; the others one race per
 study), and scorecard.json is byte for byte what one race per study gives (`BATCH_ENTRIES`).
-Studies are not batched with each other: each has its own seed, and a race has one.
+A network's studies are not batched with each other: each has its own seed (data, initial
+weights, batches), and a race has one; a function race reads its seed only for runs that keep
+their own race anyway, so on a function workload every study of every entry shares one race.
 Each study lives in the Optuna storage (a SQLite file by default), named by the scorecard seed,
 ruleset, entry, workload, target and budget; a study that already holds O finished trials is
 read, not rerun, so re-running the same command after a kill completes the scorecard: the trials
@@ -282,9 +284,10 @@ def _shares_a_race(study: _Study, asked: list) -> bool:
 
 
 def _train(studies: list[_Study], stop: threading.Event | None) -> list[float]:
-    """Train the missing trials of ``studies`` (one per entry, the same workload and study
-    index): those that may share one race together, the others one race each. Returns each
-    study's wall seconds (0 when it was complete)."""
+    """Train the missing trials of ``studies`` (of one workload: one per entry and the same
+    study index; on a function workload, those of every study index too): those that may share
+    one race together, the others one race each. Returns each study's wall seconds (0 when it
+    was complete)."""
     asked = [study.ask() for study in studies]
     shared = [i for i, (study, trials) in enumerate(zip(studies, asked))
               if trials and _shares_a_race(study, trials)]
@@ -345,9 +348,23 @@ def run_scorecard(spec: ScorecardSpec, stop: threading.Event | None = None,
         per_evals = {e.name: [] for e in spec.entries}
         rows = {e.name: [] for e in spec.entries}
         wall = dict.fromkeys(per_steps, 0.0)
+        # A function race reads its lab's seed only for create_graph runs' random streams,
+        # which keep their own race (`_shares_a_race`): so there every study of every entry
+        # shares one race; a network's study s trains on seed + s, one race per study.
+        across = BATCH_ENTRIES and not w.lab.is_network
+        trained = {}
+        if across:
+            grid = [[_Study(spec, storage, e, w, s) for e in spec.entries]
+                    for s in range(spec.studies)]
+            walls = _train([study for row in grid for study in row], stop)
+            trained = {s: (row, walls[s * len(row):(s + 1) * len(row)])
+                       for s, row in enumerate(grid)}
         for s in range(spec.studies):
-            studies = [_Study(spec, storage, e, w, s) for e in spec.entries]
-            walls = _train(studies, stop)
+            if across:
+                studies, walls = trained[s]
+            else:
+                studies = [_Study(spec, storage, e, w, s) for e in spec.entries]
+                walls = _train(studies, stop)
             if stop is not None and stop.is_set():
                 raise InterruptedError("the scorecard was stopped")
             for e, study, spent in zip(spec.entries, studies, walls):
