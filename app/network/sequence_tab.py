@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.network.race_state import ShownRace
 from app.shell.theme import FOREGROUND
+from app.widgets.curves import add_key_row
 from app.widgets.plot_style import named_plot
 
 COLORMAP = pg.colormap.get("inferno")
@@ -60,7 +61,9 @@ class SequenceTab(QWidget):
         self.radius_plot.plotItem.setTitle("Spectral radius of the recurrent matrix",
                                            color=FOREGROUND)
         self.radius_plot.setLabel("bottom", "step")
-        self.radius_plot.addLegend(offset=(-10, 10))
+        # A key row above the data: pyqtgraph's legend box sat on the radius line
+        # (app/widgets/curves.py).
+        add_key_row(self.radius_plot.plotItem)
         self.radius_plot.addItem(pg.InfiniteLine(1.0, angle=0, pen=pg.mkPen("#999", style=Qt.PenStyle.DashLine),
                                                  label="1", labelOpts={"color": "#999"}))
         self.radius_curves: list[pg.PlotDataItem] = []

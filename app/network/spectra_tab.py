@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from app.network.race_state import ShownRace
 from app.shell.theme import FOREGROUND
+from app.widgets.curves import add_key_row
 
 EMPTY_TEXT = ("The singular values of each run's update ΔW appear here after the first "
               "evaluation (for networks whose weight matrices are at most about 256 × 256). Try the matrix_regression or "
@@ -66,7 +67,9 @@ class SpectraTab(QWidget):
                                             color=FOREGROUND)
         self.profile_plot.setLabel("bottom", "index i (largest first)")
         self.profile_plot.setLogMode(y=True)
-        self.profile_plot.addLegend(offset=(-10, 10))
+        # A key row above the data: pyqtgraph's legend box covered the end of Muon's flat
+        # profile, the curve this plot is there to show (app/widgets/curves.py).
+        add_key_row(self.profile_plot.plotItem)
         self.profile_curves: list[pg.PlotDataItem] = []
 
         top = QHBoxLayout()

@@ -85,3 +85,23 @@ def test_the_window_trains_a_recurrent_lab_and_draws_its_sequence_tab(qtbot, win
     assert "256 sequences of 12 steps × 1 feature" in summary.text()
     assert "Baseline: chance: accuracy 0.5" in summary.text()
     assert "Finished" in window.status_label.text()
+
+
+def test_the_radius_key_is_a_row_above_the_data(qtbot):
+    """pyqtgraph's legend box put "recurrent layer 0" on the radius line: the key is a row
+    between title and data, naming each layer."""
+    runs = (RunSpec("plain", "sgd", {"lr": 0.05}),)
+    view, _history = _view(qtbot, {"name": "adding", "n": 128, "length": 10},
+                           {"layers": [{"rnn": 8}, {"rnn": 8}, {"last": True}, {"linear": 1}]},
+                           runs, steps=20)
+    view.resize(1000, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    view.sequence.draw()
+    qtbot.wait(20)
+    item = view.sequence.radius_plot.plotItem
+    key, data = item.legend.sceneBoundingRect(), item.vb.sceneBoundingRect()
+    assert [label.text for _, label in item.legend.items] == ["recurrent layer 0",
+                                                              "recurrent layer 1"]
+    assert item.legend.isVisible() and key.height() > 0
+    assert not key.intersects(data), (key, data)

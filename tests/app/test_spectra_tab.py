@@ -5,6 +5,7 @@ profile is the flat one."""
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 
 from app.network.views import NetworkView
 from core.engine.history import NetworkHistory
@@ -93,3 +94,38 @@ def test_the_layer_editor_keeps_a_linear_layer_without_bias_when_its_width_chang
     table.cellWidget(0, COL_VALUE).setValue(4)
     assert recorder.last.problem.model["layers"][0] == {"linear": 4, "bias": False}
     assert panel.findChild(QLabel, "paramCount").text() == "64 parameters"
+
+
+def test_the_profile_key_is_a_row_above_the_data_naming_every_run(qtbot):
+    """pyqtgraph's legend box sat in the plot's top-right corner, over the end of Muon's flat
+    profile (it stays near 1, at the top): the key is a row between title and data."""
+    problem = NetworkProblem(dataset={"name": "matrix_regression", "n": 128, "dims": 8,
+                                      "condition": 100.0},
+                             model={"layers": [{"linear": 8, "bias": False}]}, loss="mse",
+                             batch_size=None, eval_every=5, device="cpu")
+    runs = (RunSpec("SGD", "sgd", {"lr": 0.05}), RunSpec("Adam", "adam", {"lr": 0.01}),
+            RunSpec("Muon", "muon", {"lr": 0.02}))
+    lab = validate_lab(Lab(name="t", seed=0, steps=20, problem=problem, runs=runs))
+    race = NetworkRace(lab)
+    history = NetworkHistory(race.labels)
+    history.extend(list(race.records()))
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.set_runs(list(race.labels), ["#ee6677", "#88ccee", "#228833"], race.data, 20)
+    view.update_from(history)
+    view.resize(1000, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    view.tabs.setCurrentWidget(view.spectra)
+    view.spectra.draw(force=True)
+    qtbot.wait(20)
+    item = view.spectra.profile_plot.plotItem
+    key, data = item.legend.sceneBoundingRect(), item.vb.sceneBoundingRect()
+    assert [label.text for _, label in item.legend.items] == ["SGD", "Adam", "Muon"]
+    assert item.legend.isVisible() and key.height() > 0
+    assert not key.intersects(data), (key, data)
+    # Muon's profile (near 1 at every index) stays inside the data area, under the key.
+    muon = view.spectra.profile_curves[2]
+    x, y = muon.getData()
+    for point in zip(x, y):
+        assert not key.contains(item.vb.mapViewToScene(pg.Point(*point)))
