@@ -24,6 +24,7 @@ from core.lab.format import RUN_COLORS, Lab, RunSpec
 from core.optim.catalog import get_optimizer_info
 from core.optim.hyperparams import HyperParam
 from core.optim.optimizers import OptimizerInfo
+from core.optim.schedules import SCHEDULES
 
 NO_SCHEDULE = "constant"  # the registry's "constant" is stored as RunSpec.schedule = None
 
@@ -132,6 +133,26 @@ def params_summary(run: RunSpec) -> str:
 def schedule_name(run: RunSpec) -> str:
     """The registry name ("cosine", "constant"): short enough for the table's last column."""
     return run.schedule.name if run.schedule else NO_SCHEDULE
+
+
+# An rl race refuses a schedule (core/engine/rl_race.py) and the run editor hides it for rl labs
+# (app/runs/run_editor.py): "constant" there read as a schedule one could change.
+RL_SCHEDULE_TEXT = "—"
+RL_SCHEDULE_TIP = ("rl races have no lr schedule: each run keeps its lr for the whole run "
+                   "(its budget is episodes, not steps)")
+
+
+def schedule_cell(run: RunSpec, rl: bool = False) -> tuple[str, str]:
+    """The runs table's Schedule cell of ``run``: (text, tooltip). ``rl``: the run is in an rl
+    lab, where no schedule applies ("—")."""
+    if rl:
+        return RL_SCHEDULE_TEXT, RL_SCHEDULE_TIP
+    name = schedule_name(run)
+    title = SCHEDULES[name].title
+    if run.schedule and run.schedule.params:
+        details = ", ".join(f"{k}={show_value(v)}" for k, v in run.schedule.params.items())
+        return name, f"{title}: {details}"
+    return name, title
 
 
 def change_text(owner: str, specs: tuple[HyperParam, ...], before: Mapping, after: Mapping) -> str:

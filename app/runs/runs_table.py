@@ -33,7 +33,7 @@ from app.runs.run_text import (
     note_tooltip,
     optimizer_info,
     params_summary,
-    schedule_name,
+    schedule_cell,
     show_value,
     unique_label,
 )
@@ -41,7 +41,6 @@ from app.widgets.tables import row_table, size_columns
 from core.lab.branches import describe_branch, rename_run
 from core.lab.format import MAX_LABEL_CHARS, MAX_RUNS, Lab, RunSpec
 from core.optim.optimizers import OPTIMIZERS
-from core.optim.schedules import SCHEDULES
 
 DEFAULT_OPTIMIZER = "adam"
 
@@ -68,10 +67,11 @@ def pin_colors(lab: Lab) -> tuple[RunSpec, ...]:
     )
 
 
-def row_items(run: RunSpec, color: str, note: str | None, widget: QWidget) -> list[QTableWidgetItem]:
+def row_items(run: RunSpec, color: str, note: str | None, widget: QWidget,
+              rl: bool = False) -> list[QTableWidgetItem]:
     """The six cells of ``run``'s row, in column order. ``note``: what went wrong with the run in
     the race shown (a warning sign and the text in the label's tooltip); ``widget`` gives the
-    palette and the style."""
+    palette and the style; ``rl``: the run is in an rl lab (no schedule: "—")."""
     info = optimizer_info(run.optimizer)
     selectable = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
@@ -109,14 +109,10 @@ def row_items(run: RunSpec, color: str, note: str | None, widget: QWidget) -> li
         "\n".join(f"{k} = {show_value(v)}" for k, v in run.params.items()) or summary_text
     )
 
-    schedule = QTableWidgetItem(schedule_name(run))
+    schedule_text, schedule_tip = schedule_cell(run, rl)
+    schedule = QTableWidgetItem(schedule_text)
     schedule.setFlags(selectable)
-    title = SCHEDULES[schedule_name(run)].title
-    if run.schedule and run.schedule.params:
-        details = ", ".join(f"{k}={show_value(v)}" for k, v in run.schedule.params.items())
-        schedule.setToolTip(f"{title}: {details}")
-    else:
-        schedule.setToolTip(title)
+    schedule.setToolTip(schedule_tip)
 
     items = [enabled, swatch, label, optimizer, summary, schedule]
     if not run.enabled:
@@ -329,7 +325,8 @@ class RunsTable(QWidget):
             table.setRowCount(len(lab.runs))
             for row, run in enumerate(lab.runs):
                 note = self._run_notes.get(run.label)
-                for column, item in enumerate(row_items(run, lab.run_color(row), note, self)):
+                for column, item in enumerate(row_items(run, lab.run_color(row), note, self,
+                                                           lab.problem.kind == "rl")):
                     table.setItem(row, column, item)
         finally:
             table.blockSignals(False)

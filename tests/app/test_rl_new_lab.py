@@ -48,3 +48,21 @@ def test_the_run_editor_of_an_rl_lab_shows_no_schedule_or_lr_preview(window, qtb
     assert not editor.rl_note.isHidden() and "no learning-rate schedule" in editor.rl_note.text()
     x, _ = editor.lr_preview.curve.getData()
     assert x is None or len(x) == 0
+
+
+def test_the_runs_table_of_an_rl_lab_shows_no_schedule(window, qtbot):
+    """An rl race takes no schedule: the Schedule column says "—" (it said "constant", as if
+    one could be picked), with a tooltip that says why; a network lab's runs keep theirs."""
+    from PySide6.QtWidgets import QTableWidget
+
+    from app.runs.runs_table import COL_SCHEDULE
+
+    table = window.runs_panel.findChild(QTableWidget, "runsTable")
+    window.new_network_lab()
+    assert table.item(0, COL_SCHEDULE).text() != "—"
+    window.new_rl_lab()
+    assert table.rowCount() >= 1
+    for row in range(table.rowCount()):
+        cell = table.item(row, COL_SCHEDULE)
+        assert cell.text() == "—"
+        assert "rl races have no lr schedule" in cell.toolTip()
