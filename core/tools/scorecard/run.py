@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from core.errors import LabError
 from core.lab.format import RunSpec
 from core.tools.scorecard import profiles
+from core.tools.scorecard.curves import CURVE_STEPS, CURVE_VALUES, thin_curve
 from core.tools.scorecard.workloads import Workload, heldout_variants, time_to_target
 
 RULESETS = ("external", "self")
@@ -134,6 +135,19 @@ def _heldout_pick(spec: ScorecardSpec) -> dict[str, Workload]:
     return picked
 
 
+def study_budget(spec: ScorecardSpec, w: Workload) -> int:
+    """The step budget of ``w``'s studies under ``spec``'s ruleset (self-tuning: 1.5×)."""
+    return (int(math.ceil(w.budget * SELF_BUDGET_MULTIPLE)) if spec.ruleset == "self"
+            else w.budget)
+
+
+def study_name(spec: ScorecardSpec, e: Entry, w: Workload, s: int) -> str:
+    """The Optuna study name of study ``s`` of ``e`` on ``w`` (core/tools/scorecard/curves.py
+    reads the trials back by it)."""
+    return (f"scorecard:{spec.ruleset}:seed {spec.seed}:{e.optimizer}:{w.name}:"
+            f"target {w.target!r}:budget {study_budget(spec, w)}:study {s}")
+
+
 class _Study:
     """One study of one entry on one workload: O trials, resumable on the storage."""
 
@@ -144,11 +158,9 @@ class _Study:
 
         self.spec, self.entry, self.workload, self.index = spec, e, w, s
         self.self_tuning = spec.ruleset == "self"
-        self.budget = (int(math.ceil(w.budget * SELF_BUDGET_MULTIPLE)) if self.self_tuning
-                       else w.budget)
+        self.budget = study_budget(spec, w)
         self.count = 1 if self.self_tuning else spec.trials
-        name = (f"scorecard:{spec.ruleset}:seed {spec.seed}:{e.optimizer}:{w.name}:"
-                f"target {w.target!r}:budget {self.budget}:study {s}")
+        name = study_name(spec, e, w, s)
         with warnings.catch_warnings():  # "QMCSampler is experimental": said once, in docs
             warnings.simplefilter("ignore")
             sampler = optuna.samplers.QMCSampler(
@@ -230,6 +242,10 @@ class _Study:
             for key, value in outcome.to_dict().items():
                 if key != "wall_s":
                     trial.set_user_attr(key, value)
+            # The trial's curve for the window's trials plot; scorecard.json never reads it.
+            curve_steps, curve_values = thin_curve(outcome.curve, self.workload.target)
+            trial.set_user_attr(CURVE_STEPS, curve_steps)
+            trial.set_user_attr(CURVE_VALUES, curve_values)
             self.study.tell(trial, float(outcome.steps if outcome.steps is not None
                                          else self.budget + 1))
         return wall

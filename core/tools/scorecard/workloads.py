@@ -19,7 +19,9 @@ it computes, by the engine's `RunUpdate` flags (core/engine/training_step.py) â€
 step, +1 for a closure (SAM's second gradient), +1 for a create_graph backward (a
 Hessian-vector product costs about one more). L-BFGS may call its closure several times in a
 step; it is counted as 2 (a lower bound, docs/scorecard.md says so). A run that diverges or
-whose optimizer fails is a miss with its reason; so is a target never reached.
+whose optimizer fails is a miss with its reason; so is a target never reached. Each run's
+`Outcome` also keeps its curve (the monitored value at each evaluation while it lived), which
+core/tools/scorecard/run.py stores with the trial for the window's trials plot.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class Outcome:
     best: float  # the lowest monitored value it reached (inf: none measured)
     wall_s: float  # the race's wall time shared equally by its runs
     reason: str | None = None
+    # (step, value) at each evaluation while the run lived, up to the race's last record;
+    # value None where it was not finite. Kept out of `to_dict` (scorecard.json's rows).
+    curve: list = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict:
         return {"steps": self.steps, "grad_evals": self.grad_evals,
@@ -170,12 +175,15 @@ def time_to_target(lab: Lab, runs: list[RunSpec], target: float, steps: int,
     k = len(runs)
     reached: list[int | None] = [None] * k
     best = [math.inf] * k
+    curves: list[list] = [[] for _ in range(k)]
     started = time.perf_counter()
     for record in race.records(stop):
         values = _monitored(record, race_lab.is_network)
         if values is not None:
             for i in range(k):
                 value = float(values[i])
+                if race.alive[i]:
+                    curves[i].append((int(record.step), value if math.isfinite(value) else None))
                 if reached[i] is None and race.alive[i] and math.isfinite(value):
                     best[i] = min(best[i], value)
                     if value <= target:
@@ -188,7 +196,8 @@ def time_to_target(lab: Lab, runs: list[RunSpec], target: float, steps: int,
         cost = evals_per_step(run.optimizer)
         event = race.diverged[i]
         if reached[i] is not None:
-            out.append(Outcome(reached[i], reached[i] * cost, cost, best[i], wall))
+            out.append(Outcome(reached[i], reached[i] * cost, cost, best[i], wall,
+                               curve=curves[i]))
             continue
         if event is not None:
             reason = f"{event.verb} at step {event.step}: {event.reason}"
@@ -196,7 +205,7 @@ def time_to_target(lab: Lab, runs: list[RunSpec], target: float, steps: int,
             reason = "cancelled"
         else:
             reason = f"target {target:.4g} not reached in {steps} steps (best {best[i]:.4g})"
-        out.append(Outcome(None, None, cost, best[i], wall, reason))
+        out.append(Outcome(None, None, cost, best[i], wall, reason, curve=curves[i]))
     return out
 
 
