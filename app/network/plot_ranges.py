@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 
-from app.widgets.plot_style import log_tick_levels
+from app.widgets.plot_style import axis_log_ticks
 
 X_HEADROOM = 1.6  # a re-ranged x axis spans the data × this (see `fit_range`)
 X_END_ROOM = 0.02  # ... but ends this share of the race past its last step, when that is known
@@ -28,7 +28,7 @@ class LogAxis(pg.AxisItem):
 
     pyqtgraph puts every minor tick of a range under a few decades (0.09, 0.08, 0.07, …) in one
     level, which is always labelled, so the texts overlap on a short plot. With levels, its
-    text-density check drops the finer labels when they do not fit (`log_tick_levels` of
+    text-density check drops the finer labels when they do not fit (`axis_log_ticks` of
     app/widgets/plot_style.py, which every axis of the app now uses; this one adds bounds).
     """
 
@@ -45,7 +45,7 @@ class LogAxis(pg.AxisItem):
                 for spacing, values in levels]
 
     def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 - pyqtgraph's
-        return log_tick_levels(minVal, maxVal, stdTicks)
+        return axis_log_ticks(self, minVal, maxVal, size, stdTicks)
 
 
 def plain_axes(plot: pg.PlotItem) -> None:

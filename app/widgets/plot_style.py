@@ -8,7 +8,8 @@ ticks show the values themselves (0.0005, 630). A horizontal axis may draw its l
 label `LABEL_OVERHANG` px past its end (pyqtgraph dropped a label that did not fit: "1000" of
 a 1000-step race was missing), and every `PlotItem` keeps that much room on its right.
 A log axis labels its ticks in levels (`log_tick_levels`), so labels that do not fit are left
-out instead of piling up (a short plot, presenter mode's large fonts).
+out instead of piling up (a short plot, presenter mode's large fonts); a level whose labels would
+touch (9 beside 10¹) keeps its ticks unlabelled (`crowded_log_levels`).
 Installed by app/shell/theme.py's `configure_pyqtgraph`, before any plot is built.
 """
 
@@ -44,6 +45,48 @@ def log_tick_levels(min_val: float, max_val: float, std_ticks):
     # twenty decades one level of all of them piled up), else the decades as one level.
     first = decade_ticks or [(None, level((1,)))]
     return [*first, (None, level((2, 5))), (None, level((3, 4, 6, 7, 8, 9)))]
+
+
+UNLABELLED = "unlabelled"  # a log level's spacing: its ticks are drawn without labels
+LOG_LABEL_GAP = 4  # px at least between two labels of a log axis
+
+
+def crowded_log_levels(levels, min_val: float, max_val: float, size: float,
+                       label_px: float):
+    """``levels`` of a log axis (from `log_tick_levels`) with the finer levels whose labels
+    would crowd marked `UNLABELLED`: their ticks and grid lines stay, their labels go.
+
+    On a log axis 9 and 10 are 0.046 decades apart (1 and 2: 0.3), so pyqtgraph's check of how
+    much of the axis the labels fill let "8 9 10¹" touch on a one-decade plot (the
+    fingerprint's update size). A level is labelled only when each of its labels is at least
+    ``label_px`` + `LOG_LABEL_GAP` px from every label of itself and the coarser levels;
+    the first level (the decades) always is. ``size``: the axis length in px."""
+    span = max_val - min_val
+    if size <= 0 or span <= 0 or len(levels) < 2:
+        return levels
+    per_decade = size / span
+    labelled = [v for v in levels[0][1] if min_val <= v <= max_val]
+    out = [levels[0]]
+    crowded = False
+    for spacing, values in levels[1:]:
+        if not crowded:
+            shown = sorted(labelled + [v for v in values if min_val <= v <= max_val])
+            gaps = np.diff(shown) * per_decade
+            crowded = bool(len(gaps)) and float(gaps.min()) < label_px + LOG_LABEL_GAP
+            labelled = shown
+        out.append((UNLABELLED, values) if crowded else (spacing, values))
+    return out
+
+
+def axis_log_ticks(axis: pg.AxisItem, min_val: float, max_val: float, size: float, std_ticks):
+    """The log ticks of ``axis`` in levels (`log_tick_levels`); on a vertical axis, crowded
+    levels unlabelled (`crowded_log_levels`, labels as tall as pyqtgraph measures them in
+    AxisItem.generateDrawSpecs). A horizontal axis's labels differ in width: left as they were."""
+    levels = log_tick_levels(min_val, max_val, std_ticks)
+    if axis.orientation not in ("left", "right"):
+        return levels
+    height = 0.8 * QFontMetricsF(axis.style.get("tickFont") or axis.font()).height()
+    return crowded_log_levels(levels, min_val, max_val, size, height)
 
 
 TICK_GAP = 10  # px at least between two labels of a horizontal axis
@@ -90,9 +133,18 @@ def install_plot_defaults() -> None:
     pg.AxisItem.__init__ = __init__
 
     def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 - pyqtgraph's
-        return log_tick_levels(minVal, maxVal, stdTicks)
+        return axis_log_ticks(self, minVal, maxVal, size, stdTicks)
 
     pg.AxisItem.logTickValues = logTickValues
+
+    original_log_strings = pg.AxisItem.logTickStrings
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        if isinstance(spacing, str) and spacing == UNLABELLED:
+            return [None] * len(values)  # pyqtgraph skips a None label, keeps the tick
+        return original_log_strings(self, values, scale, spacing)
+
+    pg.AxisItem.logTickStrings = logTickStrings
 
     original_spacing = pg.AxisItem.tickSpacing
 

@@ -189,3 +189,37 @@ def _draw_specs(axis: pg.AxisItem):
         return axis.generateDrawSpecs(painter)[2]
     finally:
         painter.end()
+
+
+def test_the_fingerprint_update_plot_labels_do_not_crowd_on_a_one_decade_log_axis(qtbot):
+    """SGD with momentum 0.9: its update size spans about one decade (1 … 15). pyqtgraph
+    labelled every minor tick, "8", "9" and "10¹" touching near the top (9 and 10 are 0.046
+    decades apart); the crowded minor labels go, the decade and 2, 5 labels stay apart."""
+    import numpy as np
+
+    from app.tools.fingerprint_views import FingerprintPlots
+    from core.optim.catalog import get_optimizer_info
+    from core.optim.check_report import Adapters
+    from core.optim.fingerprint import fingerprint
+
+    info = get_optimizer_info("sgd")
+    fp = fingerprint(info.cls, {"lr": 0.01, "momentum": 0.9}, name="sgd", build=info.build,
+                     declared=Adapters.of(info))
+    plots = FingerprintPlots()
+    qtbot.addWidget(plots)
+    plots.resize(930, 510)  # the plots of the Fingerprint window at 1280×800
+    plots.show()
+    qtbot.waitExposed(plots)
+    plots.show_fingerprint(fp)
+    qtbot.wait(20)
+    axis = plots.update_plot.plotItem.getAxis("left")
+    (_lo, _hi) = y_range = plots.update_plot.plotItem.vb.viewRange()[1]
+    assert y_range[1] - y_range[0] < 1.6  # about one decade: the case this test is about
+    texts = sorted(_draw_specs(axis), key=lambda spec: spec[0].top())
+    assert len(texts) >= 3, [t for *_, t in texts]
+    assert "10¹" in [t for *_, t in texts]
+    for (a, _fa, ta), (b, _fb, tb) in zip(texts, texts[1:]):
+        assert b.top() - a.bottom() >= 4, (ta, tb, [t for *_, t in texts])
+    # The minor ticks are still drawn (unlabelled): as many tick levels as before.
+    levels = axis.tickValues(*y_range, axis.height())
+    assert len(levels) == 3 and any(np.isclose(v, np.log10(9)) for v in levels[2][1])
