@@ -169,6 +169,18 @@ PLOT_HELP: dict[str, str] = {
         "everywhere; a curve that stays low misses workloads. The score B in the legend is the "
         "area under the curve from τ = 1 to 4 divided by 3: 1 for an entry fastest everywhere, "
         "0 for one that misses everything. The curves fill in as studies finish."),
+    "scorecardTrialsPlot": (
+        "Every trial of the time selected in the table: the workload's target metric (a "
+        "network's validation loss, a function's loss) against step, for each trial of that "
+        "entry on that workload in every study. Each study's best trial (the fastest to the "
+        "target; the one the table's time is made of) is drawn bright, the other trials faint. "
+        "The dashed line is the target and the vertical line the step budget: a trial's time "
+        "to target is the first step its curve is on or below the dashed line; one that never "
+        "gets there before the budget is a miss. Faint curves far from the bright one say the "
+        "result depends on the learning rate the search happened to try; curves that stop early "
+        "diverged, or their race ended once every trial in it had reached the target. The y "
+        "axis is logarithmic when the values span more than two decades. Select another time to "
+        "see its trials; trials stored before curves were kept draw nothing."),
     # -- the Fingerprint window (app/tools/fingerprint_views.py) --
     "fingerprintScalePlot": (
         "Scale invariance: the optimizer runs on f and on c·f (c = 10 and 0.1) from the same "

@@ -1,11 +1,16 @@
-"""The scorecard window's two views (app/tools/scorecard_window.py runs the scorecard).
+"""The scorecard window's views (app/tools/scorecard_window.py runs the scorecard).
 
 * `ProfilePlot` — the performance profiles ρ(τ), τ ∈ [1, 4], one step curve per entry, drawn
   from a `core.tools.scorecard.live.LiveTables` (the math is core/tools/scorecard/profiles.py's);
   it fills in as studies finish.
 * `TimesTable` — time to target per entry (rows) and workload (columns) in steps, a miss and a
   base voided by a missed held-out variant marked, each entry's score B; double-clicking a cell
-  asks for its best trial (``cell_opened``), which the window opens as a lab.
+  asks for its best trial (``cell_opened``), which the window opens as a lab; selecting one
+  (``cell_selected``) asks for its trials' curves.
+* the trials plot (`make_trials_plot` / `show_trials`) — every trial of the selected entry ×
+  workload (all studies) as its target metric against step, read from the storage by
+  core/tools/scorecard/curves.py: each study's best trial bright, the others faint, the target
+  dashed across, the budget a vertical line; log y where the values span decades.
 """
 
 from __future__ import annotations
@@ -20,10 +25,15 @@ from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 from app.widgets.curves import add_key_row
 from app.widgets.plot_style import named_plot
 from core.lab.format import RUN_COLORS
+from core.tools.scorecard.curves import CellCurves
 from core.tools.scorecard.live import LiveTables
 from core.tools.scorecard.profiles import TAU_MAX
 
 MISS_COLOR = QColor("#ff6b6b")
+TARGET_COLOR = "#e6e6e6"
+BUDGET_COLOR = "#9a9a9a"
+LOG_SPAN = 100.0  # values spanning more than this factor get a log y axis
+TRIALS_EMPTY_TITLE = "Trials of a cell: select a time in the table"
 VOID_COLOR = QColor("#e6c35c")
 
 
@@ -79,10 +89,85 @@ def show_profiles(plot: pg.PlotWidget, live: LiveTables) -> None:
         plot.curves[entry] = curve
 
 
+def make_trials_plot() -> pg.PlotWidget:
+    """The trials plot of the selected cell (empty until a cell is selected)."""
+    plot = named_plot("scorecardTrialsPlot")
+    plot.setToolTip("Every trial of the selected entry and workload: its target metric "
+                    "against step, each study's best trial bright, the others faint; the "
+                    "dashed line is the target, the vertical line the budget")
+    item = plot.getPlotItem()
+    item.setTitle(TRIALS_EMPTY_TITLE, size="10pt")
+    item.setLabel("bottom", "step")
+    item.showGrid(x=True, y=True, alpha=0.25)
+    plot.legend = add_key_row(item)
+    plot.trial_curves, plot.target_line, plot.budget_line = [], None, None
+    plot.cell = None
+    return plot
+
+
+def _span_decades(cell: CellCurves) -> bool:
+    values = [v for t in cell.trials for v in t.values if v is not None]
+    return bool(values) and min(values) > 0 and max(values) / min(values) > LOG_SPAN
+
+
+def show_trials(plot: pg.PlotWidget, cell: CellCurves | None) -> None:
+    """Draw ``cell``'s trials on ``plot`` (None: clear it). A trial without a stored curve (a
+    storage from before curves were kept) draws nothing; the title says how many have one."""
+    item = plot.getPlotItem()
+    for drawn in [*plot.trial_curves, plot.target_line, plot.budget_line]:
+        if drawn is not None:
+            item.removeItem(drawn)
+    plot.legend.clear()
+    plot.trial_curves, plot.target_line, plot.budget_line = [], None, None
+    plot.cell = cell
+    if cell is None:
+        item.setTitle(TRIALS_EMPTY_TITLE, size="10pt")
+        return
+    drawn = [t for t in cell.trials if t.steps]
+    studies = len({t.study for t in cell.trials})
+    title = f"Trials of {cell.entry} on {cell.workload}"
+    if len(drawn) < len(cell.trials):
+        title += f"  ({len(cell.trials) - len(drawn)} trial(s) stored without a curve)"
+    item.setTitle(title, size="10pt")
+    item.setLabel("left", cell.metric)
+    log = _span_decades(cell)
+    item.setLogMode(x=False, y=log)
+    faint_named = False
+    # The faint ones first, so each study's best trial is drawn over them.
+    for trial in sorted(drawn, key=lambda t: (t.best, t.study, t.trial)):
+        color = QColor(RUN_COLORS[trial.study % len(RUN_COLORS)])
+        ys = [math.nan if v is None else v for v in trial.values]
+        if trial.best:
+            pen = pg.mkPen(color, width=2.5)
+            time = f"{trial.steps_to_target} steps" if trial.steps_to_target else "miss"
+            name = (f"best of study {trial.study}" if studies > 1 else "best trial") + \
+                f" (lr {trial.lr:.3g}): {time}"
+        else:
+            color.setAlpha(90)
+            pen = pg.mkPen(color, width=1.0)
+            name = None if faint_named else "other trials"
+            faint_named = True
+        curve = item.plot(list(trial.steps), ys, pen=pen, name=name, connect="finite")
+        curve.trial = trial
+        plot.trial_curves.append(curve)
+    plot.target_line = item.plot([0, cell.budget], [cell.target, cell.target],
+                                 pen=pg.mkPen(TARGET_COLOR, width=1.5,
+                                              style=Qt.PenStyle.DashLine),
+                                 name=f"target {cell.target:.4g}")
+    finite = [v for t in drawn for v in t.values if v is not None and (v > 0 or not log)]
+    low = min([cell.target, *finite])
+    high = max([cell.target, *finite])
+    plot.budget_line = item.plot([cell.budget, cell.budget], [low, high],
+                                 pen=pg.mkPen(BUDGET_COLOR, width=1.5),
+                                 name=f"budget {cell.budget} steps")
+    item.enableAutoRange()
+
+
 class TimesTable(QTableWidget):
     """Entries × workloads: steps to target, misses and voided bases marked, the score B."""
 
     cell_opened = Signal(str, str)  # entry, workload: open its best trial as a lab
+    cell_selected = Signal(str, str)  # entry, workload: draw its trials
 
     def __init__(self, parent=None):
         super().__init__(0, 0, parent)
@@ -95,6 +180,7 @@ class TimesTable(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.verticalHeader().setVisible(True)
         self.cellDoubleClicked.connect(self._double_clicked)
+        self.currentCellChanged.connect(self._selected)
         self.entries: list[str] = []
         self.workloads: list[str] = []
 
@@ -153,6 +239,18 @@ class TimesTable(QTableWidget):
             item.setToolTip(live.reason(entry, workload) or "the median study missed the target")
         item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
         return item
+
+    def selected_cell(self) -> tuple[str, str] | None:
+        """The (entry, workload) of the current cell, None off the workload columns."""
+        row, column = self.currentRow(), self.currentColumn()
+        if 0 <= row < len(self.entries) and 0 <= column < len(self.workloads):
+            return self.entries[row], self.workloads[column]
+        return None
+
+    def _selected(self, *_args) -> None:
+        cell = self.selected_cell()
+        if cell is not None:
+            self.cell_selected.emit(*cell)
 
     def _double_clicked(self, row: int, column: int) -> None:
         if 0 <= row < len(self.entries) and 0 <= column < len(self.workloads):

@@ -7,7 +7,10 @@ so far, the held-out rule, ratios, ρ(τ), B) in core/tools/scorecard/live.py, f
 `StudyDone` events of core/tools/scorecard/run.py's `run_scorecard`, which runs here on a
 `CallbackTask` thread (app/shell/controller.py) and stops when the window closes. scorecard.json
 is written by core/tools/scorecard/report.py, the CLI's writer. A double-clicked time opens its
-best trial as the main window's lab (one undoable edit, as the fair race's tuned lab is).
+best trial as the main window's lab (one undoable edit, as the fair race's tuned lab is). A
+selected time draws its trials' curves beside the profiles: core/tools/scorecard/curves.py reads
+them from the storage on a second `CallbackTask` thread (a database may be slow or locked), one
+read at a time, the latest selection read next.
 """
 
 from __future__ import annotations
@@ -30,15 +33,23 @@ from PySide6.QtWidgets import (
 )
 
 from app.export.pictures import export_picture
+from app.shell.controller import CallbackTask
 from app.shell.document import LabDocument
 from app.shell.tool_window import ToolWindow
 from app.tools.scorecard_settings import ScorecardSettings
-from app.tools.scorecard_views import TimesTable, make_profile_plot, show_profiles
+from app.tools.scorecard_views import (
+    TimesTable,
+    make_profile_plot,
+    make_trials_plot,
+    show_profiles,
+    show_trials,
+)
 from app.tools.sweep_text import clock
 from app.widgets.layouts import hbox
 from core.errors import LabError
 from core.lab.format import RunSpec, validate_lab
 from core.optim import user_code
+from core.tools.scorecard.curves import read_cell_curves
 from core.tools.scorecard.live import LiveTables
 from core.tools.scorecard.report import markdown_table, write_result
 from core.tools.scorecard.run import SELF_BUDGET_MULTIPLE, ScorecardSpec, run_scorecard
@@ -57,6 +68,10 @@ class ScorecardWindow(ToolWindow):
         self.live: LiveTables | None = None
         self.result: dict | None = None
         self._total = self._per_study = 0
+        self.curve_reads = CallbackTask(self)
+        self.curve_reads.done.connect(self._on_curves)
+        self.curve_reads.failed.connect(self._on_curves_failed)
+        self._curves_due: tuple | None = None  # (spec, entry, workload) asked during a read
         self._build()
         self._update_buttons()
         self.resize(1280, 800)
@@ -80,6 +95,8 @@ class ScorecardWindow(ToolWindow):
         self.plot = make_profile_plot()
         self.table = TimesTable()
         self.table.cell_opened.connect(self.open_cell)
+        self.trials_plot = make_trials_plot()
+        self.table.cell_selected.connect(self.show_cell)
         self.export_buttons = []
         for text, tip, slot in (
                 ("Save scorecard.json…", "The result as the CLI writes it (main.py scorecard)",
@@ -109,7 +126,11 @@ class ScorecardWindow(ToolWindow):
         right_layout.addWidget(self.progress)
         right_layout.addWidget(self.progress_label)
         right_layout.addWidget(self.error_label)
-        right_layout.addWidget(self.plot, 4)
+        plots = QSplitter(Qt.Orientation.Horizontal)
+        plots.addWidget(self.plot)
+        plots.addWidget(self.trials_plot)
+        plots.setSizes([420, 420])
+        right_layout.addWidget(plots, 4)
         right_layout.addWidget(self.table, 2)
         right_layout.addLayout(hbox(*self.export_buttons))
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -177,6 +198,7 @@ class ScorecardWindow(ToolWindow):
 
     def shutdown(self) -> None:
         self.task.stop()
+        self.curve_reads.stop()
 
     def _take(self, events) -> None:
         self.live = LiveTables(self.live.entries, self.live.bases, events)
@@ -214,12 +236,50 @@ class ScorecardWindow(ToolWindow):
                 f"Done: {self._total} studies in {clock(elapsed)}. Best B: {best['name']} "
                 f"{best['score']:.3f}. Double-click a time to open its best trial as a lab.")
         self._update_buttons()
+        cell = self.table.selected_cell()
+        if cell is not None:  # its last trials have finished since it was read
+            self.show_cell(*cell)
 
     @Slot(str)
     def _on_failed(self, text: str) -> None:
         self._report_failure("The scorecard stopped", text)
         self.progress_label.setText("The scorecard stopped.")
         self._update_buttons()
+
+    # ---------------------------------------------------------------- a cell's trials
+
+    @Slot(str, str)
+    def show_cell(self, entry: str, workload: str) -> None:
+        """Read the trials of ``entry`` on ``workload`` off this thread, then draw them."""
+        if self.spec is None:
+            return
+        request = (self.spec, entry, workload)
+        if self.curve_reads.is_running():
+            self._curves_due = request  # read when the one in flight has arrived
+            return
+        self._curves_due = None
+
+        def call(stop, report):
+            return read_cell_curves(*request)
+
+        self.curve_reads.start(call)
+
+    @Slot(object)
+    def _on_curves(self, cell) -> None:
+        if self._curves_due is not None:
+            request, self._curves_due = self._curves_due, None
+            self.show_cell(*request[1:])
+            return  # the user has moved on: draw the newer cell when it arrives
+        if (cell.entry, cell.workload) == self.table.selected_cell():
+            show_trials(self.trials_plot, cell)
+
+    @Slot(str)
+    def _on_curves_failed(self, text: str) -> None:
+        self._show_error("Reading the trials' curves failed: "
+                         + (text.strip().splitlines() or [""])[-1])
+        if self._curves_due is not None:
+            request, self._curves_due = self._curves_due, None
+            self.show_cell(*request[1:])
 
     # ---------------------------------------------------------------- a cell as a lab
 

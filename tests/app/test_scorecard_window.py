@@ -1,7 +1,8 @@
 """The scorecard window (Tools ▸ Scorecard…): a tiny scorecard run through the window gives the
 same result as `run_scorecard` called directly, its profile curves are profiles.py's ρ(τ), a
-double-clicked time opens that cell's best trial as the main lab, scorecard.json equals the
-CLI's bytes, closing mid-run leaves no thread, and bad input names its field."""
+double-clicked time opens that cell's best trial as the main lab, a selected time draws every
+trial of its cell against the target, scorecard.json equals the CLI's bytes, closing mid-run
+leaves no thread, and bad input names its field."""
 
 from __future__ import annotations
 
@@ -134,6 +135,47 @@ def test_the_window_gives_run_scorecards_numbers_profiles_labs_and_the_clis_json
     for suffix in (".png", ".svg"):
         picture = window.export_plot(tmp_path / f"profile{suffix}")
         assert picture.stat().st_size > 1000
+
+
+def test_selecting_a_time_draws_every_trial_of_its_cell_against_the_target(
+        scorecard_window, qtbot, tmp_path):
+    window = scorecard_window
+    _set(window, tmp_path / "curves.db", trials=2, studies=2)
+    assert window.start()
+    qtbot.waitUntil(lambda: not window.task.is_running(), timeout=120_000)
+    assert window.result is not None, window.error_label.text()
+    plot = window.trials_plot
+    assert plot.trial_curves == [] and plot.target_line is None  # nothing selected yet
+    suite, hits = load_suite(), 0
+    for row, name in enumerate(ENTRIES):
+        for column, workload in enumerate(WORKLOADS):
+            window.table.setCurrentCell(row, column)
+            want = (name, workload)
+            qtbot.waitUntil(lambda want=want: plot.cell is not None
+                            and (plot.cell.entry, plot.cell.workload) == want, timeout=20_000)
+            # Every trial of every study: 2 studies × 2 trials, each its own curve.
+            assert len(plot.trial_curves) == 4
+            assert sorted((c.trial.study, c.trial.trial) for c in plot.trial_curves) == \
+                sorted((s, t) for s in range(2) for t in (0, 1))
+            w = suite[workload]
+            # (xData / yData: the data as given; getData is log10 of it on a log axis)
+            line = plot.target_line
+            assert list(line.yData) == [w.target, w.target] and line.xData[-1] == w.budget
+            assert list(plot.budget_line.xData) == [w.budget, w.budget]
+            assert name in plot.getPlotItem().titleLabel.text
+            assert workload in plot.getPlotItem().titleLabel.text
+            # Each study's best trial (scorecard.json's row) is the bright one.
+            rows = window.result["studies_detail"][name][workload]
+            bright = sorted((c.trial.study, c.trial.trial) for c in plot.trial_curves
+                            if c.opts["pen"].color().alpha() == 255)
+            assert bright == sorted((s, r["trial"]) for s, r in enumerate(rows)
+                                    if r["trial"] is not None)
+            for curve in plot.trial_curves:  # a curve reaches the target at its trial's time
+                first = next((x for x, y in zip(curve.xData, curve.yData) if y <= w.target),
+                             None)
+                assert first == curve.trial.steps_to_target
+                hits += first is not None
+    assert hits >= 1  # some trial reached its target (the check above is not vacuous)
 
 
 def test_closing_mid_run_stops_the_thread_and_resuming_completes_it(
