@@ -64,8 +64,11 @@ class SequenceTab(QWidget):
         # A key row above the data: pyqtgraph's legend box sat on the radius line
         # (app/widgets/curves.py).
         add_key_row(self.radius_plot.plotItem)
-        self.radius_plot.addItem(pg.InfiniteLine(1.0, angle=0, pen=pg.mkPen("#999", style=Qt.PenStyle.DashLine),
-                                                 label="1", labelOpts={"color": "#999"}))
+        # The line at 1 is named in the key: its label "1" sat on the radius curve where the
+        # curve crosses 1 (the crossing is what the plot is read for).
+        one = pg.mkPen("#999", style=Qt.PenStyle.DashLine)
+        self.radius_plot.addItem(pg.PlotDataItem(pen=one, name="1: above it a linear recurrence grows"))
+        self.radius_plot.addItem(pg.InfiniteLine(1.0, angle=0, pen=one))
         self.radius_curves: list[pg.PlotDataItem] = []
 
         self.grad_plot = named_plot("clipGradPlot")
