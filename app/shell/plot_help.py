@@ -178,8 +178,9 @@ PLOT_HELP: dict[str, str] = {
         "to target is the first step its curve is on or below the dashed line; one that never "
         "gets there before the budget is a miss. Faint curves far from the bright one say the "
         "result depends on the learning rate the search happened to try; curves that stop early "
-        "diverged, or their race ended once every trial in it had reached the target. The y "
-        "axis is logarithmic when the values span more than two decades. Select another time to "
+        "diverged, or their race ended once every trial in it had reached the target. A dot "
+        "marks where a best trial reached the target. The y axis is logarithmic when the values "
+        "span more than a decade. Select another time to "
         "see its trials; trials stored before curves were kept draw nothing."),
     # -- the Fingerprint window (app/tools/fingerprint_views.py) --
     "fingerprintScalePlot": (

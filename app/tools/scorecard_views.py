@@ -10,7 +10,8 @@
 * the trials plot (`make_trials_plot` / `show_trials`) — every trial of the selected entry ×
   workload (all studies) as its target metric against step, read from the storage by
   core/tools/scorecard/curves.py: each study's best trial bright, the others faint, the target
-  dashed across, the budget a vertical line; log y where the values span decades.
+  dashed across, the budget a vertical line, a dot where a best trial reached the target; log
+  y where the values span more than a decade.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from core.tools.scorecard.profiles import TAU_MAX
 MISS_COLOR = QColor("#ff6b6b")
 TARGET_COLOR = "#e6e6e6"
 BUDGET_COLOR = "#9a9a9a"
-LOG_SPAN = 100.0  # values spanning more than this factor get a log y axis
+LOG_SPAN = 10.0  # values spanning more than a decade get a log y axis (a target near 0 shows)
 TRIALS_EMPTY_TITLE = "Trials of a cell: select a time in the table"
 VOID_COLOR = QColor("#e6c35c")
 
@@ -100,7 +101,7 @@ def make_trials_plot() -> pg.PlotWidget:
     item.setLabel("bottom", "step")
     item.showGrid(x=True, y=True, alpha=0.25)
     plot.legend = add_key_row(item)
-    plot.trial_curves, plot.target_line, plot.budget_line = [], None, None
+    plot.trial_curves, plot.crossings, plot.target_line, plot.budget_line = [], [], None, None
     plot.cell = None
     return plot
 
@@ -114,11 +115,11 @@ def show_trials(plot: pg.PlotWidget, cell: CellCurves | None) -> None:
     """Draw ``cell``'s trials on ``plot`` (None: clear it). A trial without a stored curve (a
     storage from before curves were kept) draws nothing; the title says how many have one."""
     item = plot.getPlotItem()
-    for drawn in [*plot.trial_curves, plot.target_line, plot.budget_line]:
+    for drawn in [*plot.trial_curves, *plot.crossings, plot.target_line, plot.budget_line]:
         if drawn is not None:
             item.removeItem(drawn)
     plot.legend.clear()
-    plot.trial_curves, plot.target_line, plot.budget_line = [], None, None
+    plot.trial_curves, plot.crossings, plot.target_line, plot.budget_line = [], [], None, None
     plot.cell = cell
     if cell is None:
         item.setTitle(TRIALS_EMPTY_TITLE, size="10pt")
@@ -150,6 +151,12 @@ def show_trials(plot: pg.PlotWidget, cell: CellCurves | None) -> None:
         curve = item.plot(list(trial.steps), ys, pen=pen, name=name, connect="finite")
         curve.trial = trial
         plot.trial_curves.append(curve)
+        if trial.best and trial.steps_to_target in trial.steps:  # where it reached the target
+            at = trial.steps.index(trial.steps_to_target)
+            plot.crossings.append(item.plot([trial.steps[at]], [trial.values[at]], pen=None,
+                                            symbol="o", symbolSize=8, symbolPen=None,
+                                            symbolBrush=QColor(RUN_COLORS[trial.study
+                                                                          % len(RUN_COLORS)])))
     plot.target_line = item.plot([0, cell.budget], [cell.target, cell.target],
                                  pen=pg.mkPen(TARGET_COLOR, width=1.5,
                                               style=Qt.PenStyle.DashLine),
