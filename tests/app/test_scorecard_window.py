@@ -176,6 +176,9 @@ def test_selecting_a_time_draws_every_trial_of_its_cell_against_the_target(
                 assert first == curve.trial.steps_to_target
                 hits += first is not None
     assert hits >= 1  # some trial reached its target (the check above is not vacuous)
+    from app.shell.plot_help import help_text
+
+    assert "dashed line is the target" in help_text(plot)
 
 
 def test_closing_mid_run_stops_the_thread_and_resuming_completes_it(
