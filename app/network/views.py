@@ -304,6 +304,8 @@ class NetworkView(QWidget):
                 self._dirty.discard(part)
                 self._draw_part(part)
         self._fit_pending(TAB_CURVES, every=True)
+        if self.spectra.isVisible():  # it draws itself on a timer: the newest evaluation now
+            self.spectra.draw()
 
     def clear(self) -> None:
         """Forget the history: empty curves, blank panels and matrix, empty table cells."""

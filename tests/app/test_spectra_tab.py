@@ -129,3 +129,33 @@ def test_the_profile_key_is_a_row_above_the_data_naming_every_run(qtbot):
     x, y = muon.getData()
     for point in zip(x, y):
         assert not key.contains(item.vb.mapViewToScene(pg.Point(*point)))
+
+
+def test_flushing_at_the_end_of_a_race_draws_the_newest_evaluation(qtbot, window, tmp_path):
+    """The tab redraws on its own timer; the window's flush (the end of a race, an exported
+    picture) draws the newest evaluation now instead of one a timer tick behind."""
+    from core.lab.format import save_lab
+
+    problem = NetworkProblem(dataset={"name": "matrix_regression", "n": 64, "dims": 6},
+                             model={"layers": [{"linear": 6, "bias": False}]}, loss="mse",
+                             batch_size=None, eval_every=5, device="cpu")
+    lab = validate_lab(Lab(name="matrix", seed=0, steps=30, problem=problem,
+                           runs=(RunSpec("Muon", "muon", {"lr": 0.02}),)))
+    path = tmp_path / "m.lab.json"
+    save_lab(lab, path)
+    window.resize(1280, 800)
+    window.show()
+    assert window.open_lab(path)
+    view = window.network_view
+    view.tabs.setCurrentWidget(view.spectra)
+    view.spectra.timer.stop()  # as if its next tick had not come yet
+    view.spectra.timer.setInterval(10 ** 7)
+    finished = []
+    window.race_finished.connect(lambda *args: finished.append(args))
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
+    window.play()
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
+    window.flush_redraw()
+    newest = window.history.update_spectra[-1][0]
+    curve = view.spectra.time_curves[0]
+    assert curve.getData()[0][-1] == newest
