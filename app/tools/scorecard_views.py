@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 from app.widgets.curves import add_key_row
 from app.widgets.plot_style import named_plot
 from core.lab.format import RUN_COLORS
-from core.tools.scorecard.curves import CellCurves
+from core.tools.scorecard.cell_curves import CellCurves
 from core.tools.scorecard.live import LiveTables
 from core.tools.scorecard.profiles import TAU_MAX
 

@@ -49,7 +49,7 @@ from app.widgets.layouts import hbox
 from core.errors import LabError
 from core.lab.format import RunSpec, validate_lab
 from core.optim import user_code
-from core.tools.scorecard.curves import read_cell_curves
+from core.tools.scorecard.cell_curves import read_cell_curves
 from core.tools.scorecard.live import LiveTables
 from core.tools.scorecard.report import markdown_table, write_result
 from core.tools.scorecard.run import SELF_BUDGET_MULTIPLE, ScorecardSpec, run_scorecard

@@ -14,12 +14,12 @@ import pytest
 
 from core.engine.factory import make_race
 from core.lab.format import RunSpec, validate_lab
+from core.tools.scorecard.cell_curves import read_cell_curves
 from core.tools.scorecard.curves import (
     CURVE_STEPS,
     CURVE_VALUES,
     MAX_POINTS,
     first_crossing,
-    read_cell_curves,
     thin_curve,
 )
 from core.tools.scorecard.run import ScorecardSpec, entry, run_scorecard, study_name
