@@ -7,28 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.app.test_window_ease import _fully_shown as fully_shown
+
 ROOT = Path(__file__).resolve().parents[2]
 BANANA = ROOT / "resources" / "labs" / "banana_race.lab.json"
 MOONS = ROOT / "resources" / "labs" / "moons_race.lab.json"
 
 
 def _whole(widget) -> bool:
-    """Shown, and not cut by a scroll area around it nor by the window's edge."""
-    from PySide6.QtCore import QPoint, QRect
-    from PySide6.QtWidgets import QAbstractScrollArea
-
-    if not widget.isVisible() or widget.width() < 40 or widget.height() < 20:
-        return False
-    parent = widget.parentWidget()
-    while parent is not None:
-        if isinstance(parent, QAbstractScrollArea):
-            viewport = parent.viewport()
-            if not viewport.rect().contains(QRect(widget.mapTo(viewport, QPoint(0, 0)),
-                                                  widget.size())):
-                return False
-        parent = parent.parentWidget()
-    window = widget.window()
-    return window.rect().contains(QRect(widget.mapTo(window, QPoint(0, 0)), widget.size()))
+    """Shown whole (tests/app/test_window_ease.py's check) and not collapsed to a sliver."""
+    return fully_shown(widget) and widget.width() >= 40 and widget.height() >= 20
 
 
 def _show(qtbot, window, lab, size=(1366, 768)):
