@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.export.play_to_end import play_to_end
+
 ROOT = Path(__file__).resolve().parents[2]
 ARENA_3D = "arena-3d.png"
 LAB = ROOT / "resources" / "labs" / "banana_race.lab.json"
@@ -56,15 +58,7 @@ def _grab(path: Path, size: tuple[int, int]) -> Path:
         window.show()
         window.open_lab(LAB)
         window.map_tabs.setCurrentWidget(window.landscape_3d)
-        window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
-        done: list[bool] = []
-        window.race_finished.connect(done.append)
-        window.play()
-        deadline = time.monotonic() + 300
-        while not done and time.monotonic() < deadline:
-            app.processEvents()
-            time.sleep(0.01)
-        window.flush_redraw()
+        play_to_end(app, window)
         for _ in range(30):  # the GL widget paints on its own frames
             app.processEvents()
             time.sleep(0.02)

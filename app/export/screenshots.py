@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.export.play_to_end import play_to_end
 from app.export.screenshot_3d import ARENA_3D, take_arena_3d
 from app.export.screenshot_fingerprint import FINGERPRINT, take_fingerprint
 
@@ -82,15 +83,7 @@ def take(out_dir: Path, only: set[str] | None = None) -> list[Path]:
 
 def race_and_grab(app, window, path: Path) -> Path:
     """Play the open lab to its end at full speed, then save the window's picture at ``path``."""
-    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)
-    done: list[bool] = []
-    window.race_finished.connect(done.append)
-    window.play()
-    deadline = time.monotonic() + 300
-    while not done and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
-    window.flush_redraw()
+    play_to_end(app, window)
     for _ in range(10):
         app.processEvents()
     window.grab().save(str(path))
