@@ -60,6 +60,11 @@ class MainWindow(QMainWindow):
         super().__init__()
         # Before any panel exists: the wheel changes only a focused editor (app/shell/wheel_guard.py).
         install_wheel_guard(QApplication.instance())
+        # Every plot's axes with plain numbers and room for the last tick, also when no theme was
+        # applied first (a script or a screenshot that makes the window directly).
+        from app.widgets.plot_style import install_plot_defaults
+
+        install_plot_defaults()
         # Space, Ctrl+E, Ctrl+I… from a number box too (app/shell/shortcut_guard.py).
         install_shortcut_guard(QApplication.instance())
         self.setObjectName("mainWindow")

@@ -224,3 +224,30 @@ def test_the_fingerprint_update_plot_labels_do_not_crowd_on_a_one_decade_log_axi
     # The minor ticks are still drawn (unlabelled): as many tick levels as before.
     levels = axis.tickValues(*y_range, axis.height())
     assert len(levels) == 3 and any(np.isclose(v, np.log10(9)) for v in levels[2][1])
+
+
+def test_a_window_made_before_any_theme_still_has_plain_axes(tmp_path):
+    """A script (or a screenshot) that makes the window without applying a theme first got
+    pyqtgraph's defaults: "lr (x0.001)" and no label at the last step."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from PySide6.QtCore import QSettings\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "import pyqtgraph as pg\n"
+        "app = QApplication([])\n"
+        "from app.shell.main_window import MainWindow\n"
+        f"w = MainWindow(settings=QSettings({str(tmp_path / 's.ini')!r}, "
+        "QSettings.Format.IniFormat))\n"
+        "axes = [i for v in w.findChildren(pg.GraphicsView) for i in v.scene().items()\n"
+        "        if isinstance(i, pg.AxisItem)]\n"
+        "print(len(axes), sum(a.autoSIPrefix for a in axes))\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT),
+           "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split()
+    count, scaled = int(out[-2]), int(out[-1])
+    assert count > 4 and scaled == 0
